@@ -1,0 +1,96 @@
+//! The one place where onedoor instantiates serde for the typed FHIR resources of `fhir-sdk`.
+//!
+//! Deserializing any `fhir-sdk` resource compiles its whole `Resource` enum, which costs minutes of build
+//! time. Everything that (de)serializes typed FHIR therefore lives behind the few non-generic functions of
+//! this crate, so the cost is paid once per clean build and never by the crates edited every day
+//! (DESIGN.md section 3).
+//!
+//! The types use FHIR R4B. For the resources a referral is made of (ServiceRequest, Task, Consent, Patient,
+//! RelatedPerson, Organization, Practitioner, PractitionerRole, HealthcareService, Bundle, AuditEvent) the
+//! R4B JSON is the R4 JSON; [`TYPED_RESOURCE_TYPES`] lists them, and callers should only treat a typed
+//! failure as an error for those.
+
+use fhir_sdk::r4b::resources::Resource;
+
+/// Resource types whose R4B JSON equals the R4 JSON, so a typed parse failure is a real R4 error.
+pub const TYPED_RESOURCE_TYPES: &[&str] = &[
+    "ServiceRequest",
+    "Task",
+    "Consent",
+    "Patient",
+    "RelatedPerson",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "HealthcareService",
+    "AuditEvent",
+    "Location",
+];
+
+/// Why a resource does not deserialize into the typed FHIR model.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct TypedError {
+    /// Dotted path of the element that failed (for example `status` or `name[0].given`), `.` for the root.
+    pub path: String,
+    /// What serde reported: a missing required element, an unknown code, a wrong type.
+    pub message: String,
+}
+
+/// A parsed, typed FHIR resource.
+#[derive(Debug, Clone)]
+pub struct TypedResource(Resource);
+
+/// Parse FHIR JSON bytes into the typed model.
+pub fn parse_resource(bytes: &[u8]) -> Result<TypedResource, TypedError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de)
+        .map(TypedResource)
+        .map_err(to_typed_error)
+}
+
+/// Check that a JSON value deserializes into the typed model (required elements present, codes known).
+pub fn check_value(value: &serde_json::Value) -> Result<(), TypedError> {
+    serde_path_to_error::deserialize::<_, Resource>(value)
+        .map(|_| ())
+        .map_err(to_typed_error)
+}
+
+/// Serialize a typed resource back to FHIR JSON.
+pub fn to_json(resource: &TypedResource) -> Result<Vec<u8>, TypedError> {
+    serde_json::to_vec(&resource.0).map_err(|err| TypedError {
+        path: ".".to_owned(),
+        message: err.to_string(),
+    })
+}
+
+fn to_typed_error<E: std::fmt::Display>(err: serde_path_to_error::Error<E>) -> TypedError {
+    TypedError {
+        path: err.path().to_string(),
+        message: err.inner().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TASK: &str = r#"{"resourceType":"Task","status":"requested","intent":"order",
+        "code":{"coding":[{"system":"http://hl7.org/fhir/CodeSystem/task-code","code":"fulfill"}]}}"#;
+
+    #[test]
+    fn round_trips_a_task() {
+        let parsed = parse_resource(TASK.as_bytes()).expect("valid task");
+        let json: serde_json::Value = serde_json::from_slice(&to_json(&parsed).unwrap()).unwrap();
+        assert_eq!(json["status"], "requested");
+        assert_eq!(json["code"]["coding"][0]["code"], "fulfill");
+    }
+
+    #[test]
+    fn rejects_an_unknown_status_code_with_its_path() {
+        let value: serde_json::Value =
+            serde_json::from_str(&TASK.replace("requested", "sleeping")).unwrap();
+        let err = check_value(&value).unwrap_err();
+        assert!(err.message.contains("sleeping"), "{err}");
+    }
+}

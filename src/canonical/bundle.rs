@@ -1,0 +1,34 @@
+//! The referral bundle: the resources of one referral (or one roster entry) as a FHIR transaction Bundle
+//! whose entries `PUT` each resource at its derived id, so posting the same bundle twice is idempotent.
+
+use serde_json::{Value, json};
+
+/// Wrap resources into a transaction Bundle. Each resource must have `resourceType` and `id`.
+pub fn transaction(resources: &[Value]) -> Value {
+    let entries: Vec<Value> = resources
+        .iter()
+        .map(|resource| {
+            let kind = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+            let id = resource.get("id").and_then(Value::as_str).unwrap_or_default();
+            json!({
+                "fullUrl": format!("urn:uuid:{id}"),
+                "resource": resource,
+                "request": { "method": "PUT", "url": format!("{kind}/{id}") },
+            })
+        })
+        .collect();
+    json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_put_each_resource_at_its_id() {
+        let bundle = transaction(&[json!({"resourceType": "Patient", "id": "abc"})]);
+        assert_eq!(bundle["type"], "transaction");
+        assert_eq!(bundle["entry"][0]["request"]["url"], "Patient/abc");
+        assert_eq!(bundle["entry"][0]["fullUrl"], "urn:uuid:abc");
+    }
+}

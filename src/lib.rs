@@ -1,0 +1,15 @@
+//! onedoor: an interoperability gateway for social-services referrals.
+//!
+//! School, agency and police systems export their data in their own formats; onedoor decodes those exports
+//! (`adapters`), maps them with declarative mapping files (`mapping`) into one canonical referral model,
+//! HL7 FHIR R4 after the Gravity SDOH Clinical Care profiles (`canonical`), validates every resource
+//! (`validation`), and proves mappings with a conformance suite (`conformance`). `pipeline` is the one path
+//! every source takes. See DESIGN.md for the architecture.
+
+pub mod adapters;
+pub mod canonical;
+pub mod cli;
+pub mod conformance;
+pub mod mapping;
+pub mod pipeline;
+pub mod validation;

@@ -1,0 +1,5 @@
+//! The `onedoor` command: parse the command line and hand over to `cli::run`.
+
+fn main() -> std::process::ExitCode {
+    onedoor::cli::run()
+}

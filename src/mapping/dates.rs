@@ -1,0 +1,101 @@
+//! Tolerant date reading for the `date` and `datetime` filters: ISO dates and date-times as FHIR wants
+//! them, and the slash dates real SIS exports write (`1/05/2023`, `15/06/2023`). A slash date is read day
+//! first when the first number cannot be a month, month first when the second cannot be, and by the
+//! mapping's `ambiguous_dates` otherwise. Anything else is an error saying what was expected.
+
+use super::model::DateOrder;
+use chrono::{NaiveDate, NaiveDateTime};
+
+/// What was tolerated while reading a date, to report as a quirk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateQuirk {
+    /// A slash date read day first.
+    DayFirst,
+    /// A slash date read month first.
+    MonthFirst,
+    /// A slash date that could be either, read by the configured order.
+    Ambiguous(DateOrder),
+}
+
+const EXPECTED: &str = "expected YYYY-MM-DD, an ISO date-time, M/D/YYYY or D/M/YYYY";
+
+/// Read a date; return the FHIR `date` (`YYYY-MM-DD`) and what was tolerated.
+pub fn parse_date(text: &str, order: DateOrder) -> Result<(String, Option<DateQuirk>), String> {
+    let text = text.trim();
+    if let Some(date) = iso_date(text) {
+        return Ok((date.format("%Y-%m-%d").to_string(), None));
+    }
+    let (date, quirk) = slash_date(text, order)?;
+    Ok((date.format("%Y-%m-%d").to_string(), Some(quirk)))
+}
+
+/// Read a date with an explicit chrono format (`%m/%d/%Y`).
+pub fn parse_date_with(text: &str, format: &str) -> Result<String, String> {
+    NaiveDate::parse_from_str(text.trim(), format)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map_err(|_| format!("invalid date '{}' (expected the format {format})", text.trim()))
+}
+
+/// Read a date or date-time; return a FHIR `dateTime` (a date stays a date).
+pub fn parse_datetime(text: &str, order: DateOrder) -> Result<(String, Option<DateQuirk>), String> {
+    let text = text.trim();
+    if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
+        return Ok((text.to_owned(), None));
+    }
+    if let Ok(local) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S") {
+        return Ok((local.format("%Y-%m-%dT%H:%M:%S").to_string(), None));
+    }
+    parse_date(text, order)
+}
+
+fn iso_date(text: &str) -> Option<NaiveDate> {
+    let date_part = text.split('T').next()?;
+    if date_part.len() != 10 {
+        return None;
+    }
+    let date = NaiveDate::parse_from_str(date_part, "%Y-%m-%d").ok()?;
+    let rest = &text[date_part.len()..];
+    (rest.is_empty() || chrono::DateTime::parse_from_rfc3339(text).is_ok()).then_some(date)
+}
+
+fn slash_date(text: &str, order: DateOrder) -> Result<(NaiveDate, DateQuirk), String> {
+    let parts: Vec<&str> = text.split(['/', '.']).collect();
+    let numbers: Vec<u32> = parts.iter().filter_map(|p| p.trim().parse().ok()).collect();
+    if parts.len() != 3 || numbers.len() != 3 || parts[2].trim().len() != 4 {
+        return Err(format!("invalid date '{text}' ({EXPECTED})"));
+    }
+    let (a, b, year) = (numbers[0], numbers[1], numbers[2] as i32);
+    let (month, day, quirk) = match (a > 12, b > 12) {
+        (true, false) => (b, a, DateQuirk::DayFirst),
+        (false, true) => (a, b, DateQuirk::MonthFirst),
+        (false, false) if order == DateOrder::Dmy => (b, a, DateQuirk::Ambiguous(order)),
+        (false, false) => (a, b, DateQuirk::Ambiguous(order)),
+        (true, true) => return Err(format!("invalid date '{text}': neither number can be a month ({EXPECTED})")),
+    };
+    NaiveDate::from_ymd_opt(year, month, day)
+        .map(|d| (d, quirk))
+        .ok_or_else(|| format!("invalid date '{text}': no such day ({EXPECTED})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_iso_and_slash_dates() {
+        assert_eq!(parse_date("2010-04-17", DateOrder::Mdy).unwrap(), ("2010-04-17".into(), None));
+        assert_eq!(parse_date("2023-05-01T18:25:43.511Z", DateOrder::Mdy).unwrap().0, "2023-05-01");
+        assert_eq!(parse_date("15/06/2023", DateOrder::Mdy).unwrap(), ("2023-06-15".into(), Some(DateQuirk::DayFirst)));
+        assert_eq!(parse_date("6/15/2023", DateOrder::Dmy).unwrap(), ("2023-06-15".into(), Some(DateQuirk::MonthFirst)));
+        assert_eq!(parse_date("1/05/2023", DateOrder::Mdy).unwrap().0, "2023-01-05");
+        assert_eq!(parse_date("1/05/2023", DateOrder::Dmy).unwrap().0, "2023-05-01");
+    }
+
+    #[test]
+    fn rejects_impossible_dates_saying_what_was_expected() {
+        for bad in ["2010-13-45", "31/31/2020", "yesterday", "1/5/23", "2/30/2020"] {
+            let err = parse_date(bad, DateOrder::Mdy).unwrap_err();
+            assert!(err.contains("expected"), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! decode → map → validate → emit: the one path every source takes (used by `convert`, `conformance` and,
+//! later, ingest). Records stream through one at a time; a record that cannot be decoded, mapped or
+//! validated is rejected with its position and reason and never stops the others.
+
+use crate::adapters::csv_table::TextEncoding;
+use crate::adapters::fhir::FhirSource;
+use crate::adapters::oneroster::{OneRosterSource, tables as roster_tables};
+use crate::adapters::referral_csv::ReferralSource;
+use crate::adapters::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
+use crate::canonical::bundle;
+use crate::mapping::{self, CompiledMapping, EngineOptions, LoadedMapping, MappingEngine, MappingError};
+use crate::validation::Validator;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// How many rejections a summary keeps in full (all are counted).
+const KEPT_REJECTIONS: usize = 1000;
+
+/// What to convert.
+#[derive(Debug, Clone)]
+pub struct ConvertRequest {
+    /// The folder holding `<adapter>/<mapping>.toml`.
+    pub mappings_dir: PathBuf,
+    /// The mapping's name.
+    pub mapping: String,
+    /// The export (file or folder).
+    pub input: PathBuf,
+    /// The roster export, for referral mappings.
+    pub roster: Option<PathBuf>,
+    /// Time and source-system settings.
+    pub engine: EngineOptions,
+}
+
+/// How output is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One resource per line (each resource once).
+    #[default]
+    Ndjson,
+    /// One transaction Bundle per referral (or per roster entry) per line.
+    Bundle,
+}
+
+/// Why a conversion could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The mapping is missing or broken.
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    /// The input cannot be opened.
+    #[error("{0}")]
+    Source(String),
+    /// Writing the output failed.
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Columns of one source table, read or not by the mapping.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableCoverage {
+    /// The file.
+    pub file: String,
+    /// Columns the mapping or the adapter reads.
+    pub read: Vec<String>,
+    /// Columns present in the export that nothing reads.
+    pub unread: Vec<String>,
+}
+
+/// The outcome of a conversion.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// The mapping used.
+    pub mapping: String,
+    /// Its adapter.
+    pub adapter: String,
+    /// Records read (including unreadable rows).
+    pub records_in: u64,
+    /// Records that produced resources.
+    pub records_converted: u64,
+    /// Records the mapping builds nothing from (for example staff in a roster).
+    pub records_without_output: u64,
+    /// Records rejected.
+    pub records_rejected: u64,
+    /// Resources written.
+    pub resources_out: u64,
+    /// Lines written (resources, or Bundles).
+    pub lines_out: u64,
+    /// The first rejections, with position and reason.
+    pub rejected: Vec<RecordError>,
+    /// What was tolerated.
+    pub quirks: Vec<Quirk>,
+    /// Which source columns are read.
+    pub coverage: Vec<TableCoverage>,
+}
+
+impl Summary {
+    fn reject(&mut self, error: RecordError) {
+        self.records_rejected += 1;
+        tracing::debug!(file = %error.position.file, line = ?error.position.line, "record rejected");
+        if self.rejected.len() < KEPT_REJECTIONS {
+            self.rejected.push(error);
+        }
+    }
+}
+
+/// Where converted resources go.
+pub struct NdjsonSink<W: Write> {
+    out: W,
+    format: OutputFormat,
+    seen: HashSet<String>,
+    lines: u64,
+    resources: u64,
+}
+
+impl<W: Write> NdjsonSink<W> {
+    /// Write to `out` in `format`.
+    pub fn new(out: W, format: OutputFormat) -> Self {
+        Self { out, format, seen: HashSet::new(), lines: 0, resources: 0 }
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
+        if self.format == OutputFormat::Bundle && !passthrough {
+            self.resources += resources.len() as u64;
+            return self.line(&bundle::transaction(&resources));
+        }
+        for resource in resources {
+            let key = resource_key(&resource);
+            if key.as_ref().is_some_and(|k| !self.seen.insert(k.clone())) {
+                continue;
+            }
+            self.resources += 1;
+            self.line(&resource)?;
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, value: &Value) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"\n")?;
+        self.lines += 1;
+        Ok(())
+    }
+}
+
+fn resource_key(resource: &Value) -> Option<String> {
+    let kind = resource.get("resourceType")?.as_str()?;
+    let id = resource.get("id")?.as_str()?;
+    Some(format!("{kind}/{id}"))
+}
+
+/// Convert an export with a mapping, writing to `sink`.
+pub fn convert<W: Write>(request: &ConvertRequest, sink: &mut NdjsonSink<W>) -> Result<Summary, PipelineError> {
+    let loaded = mapping::catalog::find(&request.mappings_dir, &request.mapping)?;
+    let roster_loaded = match &loaded.file.mapping.roster_mapping {
+        Some(name) => Some(mapping::catalog::find(&request.mappings_dir, name.get_ref())?),
+        None => None,
+    };
+    let quirks = QuirkLog::default();
+    let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &request.engine, &quirks);
+    let compiled = compile(&engine, &loaded)?;
+    let roster_engine = roster_loaded.as_ref().map(|r| MappingEngine::new(&r.file, r.codes.clone(), &request.engine, &quirks));
+    let roster_compiled = match (&roster_engine, &roster_loaded) {
+        (Some(e), Some(l)) => Some(compile(e, l)?),
+        _ => None,
+    };
+    let stage = Stage {
+        compiled: &compiled,
+        roster: roster_compiled.as_ref(),
+        passthrough: loaded.file.mapping.passthrough,
+        validator: Validator::new(),
+    };
+    let adapter = loaded.file.mapping.adapter.get_ref().clone();
+    let mut summary = Summary { mapping: loaded.name().to_owned(), adapter: adapter.clone(), ..Summary::default() };
+    let encoding = loaded.file.source.encoding;
+    let tables = run_adapter(&adapter, request, encoding, &quirks, &stage, sink, &mut summary)?;
+    let roster_fields = roster_compiled.as_ref().map(CompiledMapping::fields_read);
+    summary.coverage = coverage(&adapter, tables, &compiled.fields_read(), roster_fields.as_ref());
+    summary.quirks = quirks.snapshot();
+    summary.resources_out = sink.resources;
+    summary.lines_out = sink.lines;
+    sink.out.flush()?;
+    tracing::info!(
+        mapping = %summary.mapping,
+        records_in = summary.records_in,
+        converted = summary.records_converted,
+        rejected = summary.records_rejected,
+        resources_out = summary.resources_out,
+        "conversion finished"
+    );
+    Ok(summary)
+}
+
+fn compile<'e>(engine: &'e MappingEngine, loaded: &'e LoadedMapping) -> Result<CompiledMapping<'e>, MappingError> {
+    engine.compile(&loaded.file, &loaded.text, &loaded.display_path()).map_err(MappingError::Problems)
+}
+
+type Tables = Vec<(String, Vec<String>)>;
+
+fn run_adapter<W: Write>(
+    adapter: &str,
+    request: &ConvertRequest,
+    encoding: TextEncoding,
+    quirks: &QuirkLog,
+    stage: &Stage<'_>,
+    sink: &mut NdjsonSink<W>,
+    summary: &mut Summary,
+) -> Result<Tables, PipelineError> {
+    let source_err = |err: &dyn std::fmt::Display| PipelineError::Source(err.to_string());
+    match adapter {
+        "oneroster" => {
+            let source = OneRosterSource::open(&request.input, encoding, quirks).map_err(|e| source_err(&e))?;
+            stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
+            Ok(source.tables().to_vec())
+        }
+        "referral-csv" => {
+            let roster_path = request.roster.as_deref().ok_or_else(|| {
+                PipelineError::Source("the referral-csv adapter needs the roster its students are in: pass --roster PATH (a OneRoster export)".into())
+            })?;
+            let roster = OneRosterSource::open(roster_path, encoding, quirks).map_err(|e| source_err(&format!("roster: {e}")))?;
+            let source = ReferralSource::open(&request.input, &roster, encoding, quirks).map_err(|e| source_err(&e))?;
+            stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
+            let mut tables = vec![(source.file().to_owned(), source.columns().iter().filter(|c| !c.is_empty()).cloned().collect())];
+            tables.extend(roster.tables().iter().cloned());
+            Ok(tables)
+        }
+        "fhir" => {
+            let source = FhirSource::open(&request.input).map_err(|e| source_err(&format!("{}: cannot read: {e}", request.input.display())))?;
+            stage.run(source.records(), sink, summary)?;
+            Ok(Vec::new())
+        }
+        other => Err(PipelineError::Source(format!("unknown adapter '{other}' (expected one of: {})", adapters::ADAPTERS.join(", ")))),
+    }
+}
+
+/// The mapping and validation applied to each record.
+struct Stage<'m> {
+    compiled: &'m CompiledMapping<'m>,
+    roster: Option<&'m CompiledMapping<'m>>,
+    passthrough: bool,
+    validator: Validator,
+}
+
+impl Stage<'_> {
+    fn run<W: Write>(&self, records: impl Iterator<Item = Decoded>, sink: &mut NdjsonSink<W>, summary: &mut Summary) -> Result<(), PipelineError> {
+        let mut group = Group::default();
+        for decoded in records {
+            summary.records_in += 1;
+            let record = match decoded {
+                Ok(record) => record,
+                Err(error) => {
+                    summary.reject(error);
+                    continue;
+                }
+            };
+            if record.group != group.id {
+                group.flush(sink, self.passthrough)?;
+                group = Group { id: record.group.clone(), ..Group::default() };
+            }
+            self.add(&record, &mut group, summary);
+        }
+        group.flush(sink, self.passthrough)?;
+        Ok(())
+    }
+
+    fn add(&self, record: &SourceRecord, group: &mut Group, summary: &mut Summary) {
+        if let Some(failed) = &group.failed_lead {
+            summary.reject(RecordError::new(record.position.clone(), format!("not converted: it belongs with {failed}, which was rejected")));
+            return;
+        }
+        match self.process(record) {
+            Ok(resources) if resources.is_empty() => summary.records_without_output += 1,
+            Ok(resources) => {
+                summary.records_converted += 1;
+                group.resources.extend(resources);
+            }
+            Err(error) => {
+                if group.resources.is_empty() && !group.had_output {
+                    group.failed_lead = Some(format!("the {} record at {}", record.kind, record.position));
+                }
+                summary.reject(error);
+            }
+        }
+        group.had_output |= !group.resources.is_empty();
+    }
+
+    fn process(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
+        let mut resources = if self.passthrough {
+            vec![record.context.get("resource").cloned().unwrap_or_default()]
+        } else {
+            self.compiled.map(record)?
+        };
+        if let Some(roster) = self.roster {
+            for related in &record.related {
+                let mapped = roster.map(related).map_err(|err| {
+                    RecordError::new(record.position.clone(), format!("the student's roster entry ({}) cannot be mapped: {}", err.position, err.message))
+                })?;
+                resources.extend(mapped);
+            }
+        }
+        for resource in &resources {
+            self.check(resource, record)?;
+        }
+        Ok(resources)
+    }
+
+    fn check(&self, resource: &Value, record: &SourceRecord) -> Result<(), RecordError> {
+        let issues = self.validator.validate(resource);
+        if issues.is_empty() {
+            return Ok(());
+        }
+        let label = resource_key(resource).or_else(|| resource.get("resourceType").and_then(Value::as_str).map(str::to_owned)).unwrap_or_default();
+        let listed: Vec<String> = issues.iter().take(5).map(ToString::to_string).collect();
+        let more = if issues.len() > 5 { format!(" (and {} more)", issues.len() - 5) } else { String::new() };
+        Err(RecordError::new(record.position.clone(), format!("{label} is not valid FHIR R4: {}{more}", listed.join("; "))))
+    }
+}
+
+#[derive(Default)]
+struct Group {
+    id: String,
+    resources: Vec<Value>,
+    had_output: bool,
+    failed_lead: Option<String>,
+}
+
+impl Group {
+    fn flush<W: Write>(&mut self, sink: &mut NdjsonSink<W>, passthrough: bool) -> std::io::Result<()> {
+        if self.resources.is_empty() {
+            return Ok(());
+        }
+        sink.accept(std::mem::take(&mut self.resources), passthrough)
+    }
+}
+
+fn coverage(adapter: &str, tables: Tables, fields: &BTreeSet<String>, roster_fields: Option<&BTreeSet<String>>) -> Vec<TableCoverage> {
+    let mut read: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut mark = |adapter: &str, field: &str| {
+        let mut parts = field.split('.');
+        let (Some(variable), Some(column)) = (parts.next(), parts.next()) else { return };
+        if let Some(table) = adapters::context_tables(adapter).iter().find(|c| c.variable == variable) {
+            read.entry(table.table).or_default().insert(column.to_owned());
+        }
+    };
+    fields.iter().for_each(|f| mark(adapter, f));
+    if let Some(roster_fields) = roster_fields {
+        roster_fields.iter().for_each(|f| mark("oneroster", f));
+    }
+    for (table, column) in roster_tables::READ_BY_ADAPTER {
+        read.entry(table).or_default().insert((*column).to_owned());
+    }
+    for column in ["referral_id", "student_id", "referring_staff_id"] {
+        read.entry("referrals.csv").or_default().insert(column.to_owned());
+    }
+    tables
+        .into_iter()
+        .map(|(file, columns)| {
+            let key = file.to_ascii_lowercase();
+            let used = read.iter().find(|(t, _)| t.eq_ignore_ascii_case(&key)).map(|(_, c)| c.clone()).unwrap_or_default();
+            let (read_cols, unread): (Vec<String>, Vec<String>) = columns.into_iter().partition(|c| used.contains(c));
+            TableCoverage { file, read: read_cols, unread }
+        })
+        .collect()
+}
+
+/// Convenience for callers holding paths.
+pub fn request(mappings_dir: &Path, mapping: &str, input: &Path, roster: Option<&Path>, engine: EngineOptions) -> ConvertRequest {
+    ConvertRequest {
+        mappings_dir: mappings_dir.to_owned(),
+        mapping: mapping.to_owned(),
+        input: input.to_owned(),
+        roster: roster.map(Path::to_owned),
+        engine,
+    }
+}

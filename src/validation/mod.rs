@@ -1,0 +1,140 @@
+//! Validation of every FHIR output: the FHIR R4 JSON schema, the typed model of `fhir-sdk` (required
+//! elements, known codes), and the SDOHCC profile rules checked in code (`canonical::profile`).
+//! Each issue names the JSON path of the element concerned (`/entry/2/resource/status`).
+
+mod schema;
+
+pub use schema::{ElementInfo, FhirSchema};
+
+use crate::canonical::profile;
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+
+/// Which check found an issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IssueSource {
+    /// The FHIR R4 JSON schema.
+    Schema,
+    /// The typed FHIR model (fhir-sdk).
+    Model,
+    /// An SDOHCC profile rule.
+    Profile,
+}
+
+/// One validation problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    /// JSON pointer of the element (`/status`, `/entry/0/resource/code`); empty for the whole document.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// Which check found it.
+    pub source: IssueSource,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() { "/" } else { &self.path };
+        let source = match self.source {
+            IssueSource::Schema => "schema",
+            IssueSource::Model => "model",
+            IssueSource::Profile => "profile",
+        };
+        write!(f, "{path}: {} [{source}]", self.message)
+    }
+}
+
+/// Validates FHIR resources and Bundles; cheap to share, compiled schemas are cached per resource type.
+pub struct Validator {
+    schema: &'static FhirSchema,
+}
+
+impl Default for Validator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Validator {
+    /// A validator over the vendored FHIR R4 schema.
+    pub fn new() -> Self {
+        Self { schema: FhirSchema::global() }
+    }
+
+    /// Every issue of a resource or Bundle (empty when valid).
+    pub fn validate(&self, resource: &Value) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        self.validate_at(resource, "", &mut issues);
+        issues
+    }
+
+    fn validate_at(&self, resource: &Value, prefix: &str, issues: &mut Vec<Issue>) {
+        let Some(kind) = resource.get("resourceType").and_then(Value::as_str) else {
+            issues.push(Issue { path: prefix.to_owned(), message: "no resourceType (expected a FHIR resource)".into(), source: IssueSource::Schema });
+            return;
+        };
+        let entry_prefix = format!("{prefix}/entry/");
+        for issue in self.schema.validate(kind, resource) {
+            // Errors inside a Bundle entry's resource are opaque there (a oneOf over every resource type);
+            // each entry is validated against its own type below instead.
+            let inside_entry = kind == "Bundle" && issue.path.strip_prefix("/entry/").is_some_and(|rest| rest.contains("/resource"));
+            if !inside_entry {
+                issues.push(Issue { path: format!("{prefix}{}", issue.path), ..issue });
+            }
+        }
+        if onedoor_fhir::TYPED_RESOURCE_TYPES.contains(&kind) {
+            if let Err(err) = onedoor_fhir::check_value(resource) {
+                issues.push(Issue { path: format!("{prefix}{}", dotted_to_pointer(&err.path)), message: err.message, source: IssueSource::Model });
+            }
+        }
+        for issue in profile::check(resource) {
+            issues.push(Issue { path: format!("{prefix}{}", issue.path), ..issue });
+        }
+        if kind == "Bundle" {
+            let entries = resource.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            for (index, entry) in entries.iter().enumerate() {
+                if let Some(inner) = entry.get("resource") {
+                    self.validate_at(inner, &format!("{entry_prefix}{index}/resource"), issues);
+                }
+            }
+        }
+    }
+}
+
+/// `name[0].given` (serde_path_to_error) → `/name/0/given`.
+fn dotted_to_pointer(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            out.push('/');
+            out.push_str(&rest[..open]);
+            rest = &rest[open..];
+            for index in rest.split(['[', ']']).filter(|s| !s.is_empty()) {
+                out.push('/');
+                out.push_str(index);
+            }
+        } else {
+            out.push('/');
+            out.push_str(rest);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_paths_become_pointers() {
+        assert_eq!(dotted_to_pointer("name[0].given[1]"), "/name/0/given/1");
+        assert_eq!(dotted_to_pointer("."), "");
+        assert_eq!(dotted_to_pointer("status"), "/status");
+    }
+}

@@ -1,0 +1,144 @@
+//! The vendored FHIR R4 JSON schema: validation per resource type (compiled once, on first use) and
+//! element lookup for `mappings check` (does `Patient.name.given` exist, is it a list?).
+
+use super::{Issue, IssueSource};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+const SCHEMA_TEXT: &str = include_str!("../../schemas/fhir.schema.v4.json");
+const MAX_MESSAGE: usize = 300;
+
+/// What the schema says of an element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementInfo {
+    /// The element repeats (a JSON array).
+    pub is_array: bool,
+    /// The definition name of its type (`HumanName`, `string`, `Task_Input`).
+    pub type_name: String,
+}
+
+/// The parsed schema and the compiled validators.
+pub struct FhirSchema {
+    definitions: serde_json::Map<String, Value>,
+    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+impl FhirSchema {
+    /// The process-wide schema (parsed on first use).
+    pub fn global() -> &'static FhirSchema {
+        static SCHEMA: OnceLock<FhirSchema> = OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            let root: Value = serde_json::from_str(SCHEMA_TEXT).expect("the vendored FHIR schema is valid JSON");
+            let definitions = root.get("definitions").and_then(Value::as_object).cloned().unwrap_or_default();
+            FhirSchema { definitions, validators: Mutex::new(HashMap::new()) }
+        })
+    }
+
+    /// Whether the schema defines this resource type.
+    pub fn is_resource_type(&self, name: &str) -> bool {
+        self.definitions
+            .get(name)
+            .and_then(|d| d.pointer("/properties/resourceType/const"))
+            .is_some_and(|c| c == name)
+    }
+
+    /// Validate a resource against its type's definition. Issue paths are JSON pointers.
+    pub fn validate(&self, resource_type: &str, resource: &Value) -> Vec<Issue> {
+        let Some(validator) = self.validator(resource_type) else {
+            return vec![Issue {
+                path: "/resourceType".into(),
+                message: format!("unknown resource type '{resource_type}' (expected a FHIR R4 resource type)"),
+                source: IssueSource::Schema,
+            }];
+        };
+        validator
+            .iter_errors(resource)
+            .map(|err| Issue { path: err.instance_path.to_string(), message: shorten(err.to_string()), source: IssueSource::Schema })
+            .collect()
+    }
+
+    /// Look up an element by its path from a resource type (`["name", "given"]` on `Patient`).
+    pub fn element(&self, resource_type: &str, path: &[&str]) -> Result<ElementInfo, String> {
+        let mut type_name = resource_type.to_owned();
+        let mut info = ElementInfo { is_array: false, type_name: type_name.clone() };
+        let mut walked = resource_type.to_owned();
+        for name in path {
+            let definition = self.definitions.get(&type_name).ok_or_else(|| format!("{walked} has no definition"))?;
+            let property = definition
+                .pointer(&format!("/properties/{name}"))
+                .ok_or_else(|| format!("{walked} has no element '{name}'"))?;
+            info = element_info(property).ok_or_else(|| format!("{walked}.{name} has no usable type in the schema"))?;
+            walked = format!("{walked}.{name}");
+            type_name = info.type_name.clone();
+        }
+        Ok(info)
+    }
+
+    fn validator(&self, resource_type: &str) -> Option<Arc<jsonschema::Validator>> {
+        if !self.is_resource_type(resource_type) {
+            return None;
+        }
+        let mut cache = self.validators.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = cache.get(resource_type) {
+            return Some(found.clone());
+        }
+        let schema = json!({
+            "$schema": "http://json-schema.org/draft-06/schema#",
+            "definitions": self.definitions,
+            "$ref": format!("#/definitions/{resource_type}"),
+        });
+        let compiled = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft6)
+            .build(&schema)
+            .expect("the vendored FHIR schema compiles");
+        let compiled = Arc::new(compiled);
+        cache.insert(resource_type.to_owned(), compiled.clone());
+        Some(compiled)
+    }
+}
+
+fn element_info(property: &Value) -> Option<ElementInfo> {
+    let (is_array, target) = match property.get("items") {
+        Some(items) => (true, items),
+        None => (false, property),
+    };
+    let type_name = match target.get("$ref").and_then(Value::as_str) {
+        Some(reference) => reference.rsplit('/').next()?.to_owned(),
+        None if target.get("enum").is_some() => "code".to_owned(),
+        None => target.get("type").and_then(Value::as_str).unwrap_or("string").to_owned(),
+    };
+    Some(ElementInfo { is_array, type_name })
+}
+
+fn shorten(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_elements_and_lists() {
+        let schema = FhirSchema::global();
+        let given = schema.element("Patient", &["name", "given"]).unwrap();
+        assert!(given.is_array);
+        assert_eq!(schema.element("Patient", &["name"]).unwrap().type_name, "HumanName");
+        assert!(schema.element("Patient", &["nmae"]).unwrap_err().contains("no element 'nmae'"));
+    }
+
+    #[test]
+    fn rejects_unknown_elements_with_their_path() {
+        let issues = FhirSchema::global().validate("Patient", &json!({"resourceType": "Patient", "gender": "robot"}));
+        assert!(issues.iter().any(|i| i.path == "/gender"), "{issues:?}");
+    }
+}
