@@ -32,6 +32,8 @@ pub struct ConvertRequest {
     pub roster: Option<PathBuf>,
     /// Time and source-system settings.
     pub engine: EngineOptions,
+    /// Keep a per-record outcome list in the summary (corpus runs).
+    pub keep_outcomes: bool,
 }
 
 /// How output is written.
@@ -94,14 +96,39 @@ pub struct Summary {
     pub quirks: Vec<Quirk>,
     /// Which source columns are read.
     pub coverage: Vec<TableCoverage>,
+    /// Per-record outcomes, when asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<RecordOutcome>,
+    #[serde(skip)]
+    keep_outcomes: bool,
+}
+
+/// What happened to one record (kept for corpus runs).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordOutcome {
+    /// Where the record is.
+    pub position: String,
+    /// `converted`, `nothing to map` or `rejected`.
+    pub outcome: &'static str,
+    /// Resources built, or the rejection reason.
+    pub detail: String,
 }
 
 impl Summary {
     fn reject(&mut self, error: RecordError) {
         self.records_rejected += 1;
+        if self.keep_outcomes {
+            self.outcomes.push(RecordOutcome { position: error.position.to_string(), outcome: "rejected", detail: error.message.clone() });
+        }
         tracing::debug!(file = %error.position.file, line = ?error.position.line, "record rejected");
         if self.rejected.len() < KEPT_REJECTIONS {
             self.rejected.push(error);
+        }
+    }
+
+    fn outcome(&mut self, record: &SourceRecord, outcome: &'static str, detail: String) {
+        if self.keep_outcomes {
+            self.outcomes.push(RecordOutcome { position: record.position.to_string(), outcome, detail });
         }
     }
 }
@@ -178,7 +205,12 @@ pub fn convert<W: Write>(request: &ConvertRequest, sink: &mut NdjsonSink<W>) -> 
         validator: Validator::new(),
     };
     let adapter = loaded.file.mapping.adapter.get_ref().clone();
-    let mut summary = Summary { mapping: loaded.name().to_owned(), adapter: adapter.clone(), ..Summary::default() };
+    let mut summary = Summary {
+        mapping: loaded.name().to_owned(),
+        adapter: adapter.clone(),
+        keep_outcomes: request.keep_outcomes,
+        ..Summary::default()
+    };
     let encoding = loaded.file.source.encoding;
     let tables = run_adapter(&adapter, request, encoding, &quirks, &stage, sink, &mut summary)?;
     let roster_fields = roster_compiled.as_ref().map(CompiledMapping::fields_read);
@@ -276,9 +308,14 @@ impl Stage<'_> {
             return;
         }
         match self.process(record) {
-            Ok(resources) if resources.is_empty() => summary.records_without_output += 1,
+            Ok(resources) if resources.is_empty() => {
+                summary.records_without_output += 1;
+                summary.outcome(record, "nothing to map", String::new());
+            }
             Ok(resources) => {
                 summary.records_converted += 1;
+                let built: Vec<&str> = resources.iter().filter_map(|r| r.get("resourceType").and_then(Value::as_str)).collect();
+                summary.outcome(record, "converted", built.join(", "));
                 group.resources.extend(resources);
             }
             Err(error) => {
@@ -378,5 +415,6 @@ pub fn request(mappings_dir: &Path, mapping: &str, input: &Path, roster: Option<
         input: input.to_owned(),
         roster: roster.map(Path::to_owned),
         engine,
+        keep_outcomes: false,
     }
 }

@@ -122,6 +122,7 @@ impl CsvTable {
         quirks: &QuirkLog,
     ) -> Result<Self, TableError> {
         let file = display_name(path);
+        note_bom(path, &file, quirks);
         let mut reader = reader_for(path, &file)?;
         let header = reader.byte_headers().map_err(|err| TableError::Header {
             file: file.clone(),
@@ -265,14 +266,20 @@ fn reader_for(path: &Path, file: &str) -> Result<csv::Reader<File>, TableError> 
     Ok(csv::ReaderBuilder::new().flexible(true).from_reader(handle))
 }
 
+/// `csv` drops a UTF-8 byte order mark by itself; look for it so it can be reported.
+fn note_bom(path: &Path, file: &str, quirks: &QuirkLog) {
+    use std::io::Read;
+    let mut first = [0u8; 3];
+    let has_bom = File::open(path).and_then(|mut f| f.read_exact(&mut first)).is_ok() && first == *b"\xEF\xBB\xBF";
+    if has_bom {
+        quirks.note(format!("{file}: UTF-8 byte order mark at the start of the file"), Some(1));
+    }
+}
+
 fn resolve_header(header: &csv::ByteRecord, spec: &TableSpec, file: &str, quirks: &QuirkLog) -> Vec<String> {
     let mut columns = Vec::with_capacity(header.len());
     for (index, raw) in header.iter().enumerate() {
-        let mut raw = raw;
-        if index == 0 && raw.starts_with(b"\xEF\xBB\xBF") {
-            raw = &raw[3..];
-            quirks.note(format!("{file}: UTF-8 byte order mark at the start of the file"), Some(1));
-        }
+        let raw = if index == 0 { raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw) } else { raw };
         let text = String::from_utf8_lossy(raw);
         columns.push(resolve_column(text.trim(), spec, file, quirks));
     }

@@ -271,7 +271,7 @@ fn add_date_filters(env: &mut Environment<'static>, order: DateOrder, quirks: Qu
             DateQuirk::Ambiguous(DateOrder::Mdy) => "month/day/year (ambiguous; set [source] ambiguous_dates)".to_owned(),
             DateQuirk::Ambiguous(DateOrder::Dmy) => "day/month/year (ambiguous; set [source] ambiguous_dates)".to_owned(),
         };
-        quirks.note(format!("{}: non-ISO dates read as {how}", position.file), position.line);
+        quirks.note(format!("non-ISO dates read as {how} (in records of {})", position.file), position.line);
     };
     let note_date = note.clone();
     env.add_filter("date", move |value: JinjaValue, format: Option<String>| -> Result<JinjaValue, Error> {

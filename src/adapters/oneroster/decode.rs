@@ -122,7 +122,8 @@ impl OneRosterSource {
         let mut seen = HashSet::new();
         let users = self.users.rows()?.flat_map(move |item| -> Vec<Decoded> {
             match item {
-                Err(err) => vec![Err(err)],
+                // Unreadable rows were reported by the indexing pass (in `early_errors`).
+                Err(_) => Vec::new(),
                 Ok((_, row)) => {
                     let id = row.get("sourcedId").unwrap_or_default().to_owned();
                     // A duplicate id was already reported during indexing; only its first row is used.

@@ -1,0 +1,133 @@
+//! The `case.toml` model.
+//!
+//! ```toml
+//! name = "student with two guardians"
+//! expect = "success"            # success | rejected
+//! input = "input"               # file or folder in the case folder (default: input)
+//! roster = "roster"             # for referral mappings
+//! format = "ndjson"             # ndjson | bundle
+//! json_equals = "expected.json" # the whole output, as a JSON array of lines
+//! json_contains = "contains.json"
+//! error_contains = ["line 3", "student_id"]
+//! quirk_contains = ["Windows-1252"]
+//! rejected = 1                  # exact number of rejected records
+//! converted = 2                 # exact number of converted records
+//! ```
+
+use crate::pipeline::OutputFormat;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// What a case expects overall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    /// Every record converts and every output is valid.
+    Success,
+    /// At least one record (or the whole input) is rejected.
+    Rejected,
+    /// The consent gate denies release (cases for the consent gate).
+    ConsentDenied,
+    /// The consent gate releases a redacted record (cases for the consent gate).
+    Redacted,
+}
+
+/// Text or a list of texts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One text.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The texts.
+    pub fn items(&self) -> Vec<&str> {
+        match self {
+            Self::One(s) => vec![s.as_str()],
+            Self::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A parsed `case.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// A readable name.
+    pub name: String,
+    /// The overall expectation.
+    pub expect: Expect,
+    /// The mapping to run (default: the name of the folder above the case).
+    #[serde(default)]
+    pub mapping: Option<String>,
+    /// The input, relative to the case folder.
+    #[serde(default = "default_input")]
+    pub input: PathBuf,
+    /// The roster, relative to the case folder.
+    #[serde(default)]
+    pub roster: Option<PathBuf>,
+    /// Output format.
+    #[serde(default)]
+    pub format: CaseFormat,
+    /// Conversion time stamped into outputs.
+    #[serde(default = "default_now")]
+    pub now: String,
+    /// File holding the exact expected output.
+    #[serde(default)]
+    pub json_equals: Option<PathBuf>,
+    /// File holding JSON the output must contain.
+    #[serde(default)]
+    pub json_contains: Option<PathBuf>,
+    /// Texts a rejection (or the fatal error) must contain.
+    #[serde(default)]
+    pub error_contains: Option<OneOrMany>,
+    /// Texts a tolerated quirk must contain.
+    #[serde(default)]
+    pub quirk_contains: Option<OneOrMany>,
+    /// Exact number of rejected records.
+    #[serde(default)]
+    pub rejected: Option<u64>,
+    /// Exact number of converted records.
+    #[serde(default)]
+    pub converted: Option<u64>,
+}
+
+/// Output format of a case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseFormat {
+    /// One resource per line.
+    #[default]
+    Ndjson,
+    /// One Bundle per line.
+    Bundle,
+}
+
+impl From<CaseFormat> for OutputFormat {
+    fn from(format: CaseFormat) -> Self {
+        match format {
+            CaseFormat::Ndjson => OutputFormat::Ndjson,
+            CaseFormat::Bundle => OutputFormat::Bundle,
+        }
+    }
+}
+
+fn default_input() -> PathBuf {
+    PathBuf::from("input")
+}
+
+fn default_now() -> String {
+    "2026-01-15T09:00:00Z".to_owned()
+}
+
+/// Read a case file; errors name the file and line.
+pub fn load(path: &Path) -> Result<CaseFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| crate::mapping::model::line_of(&text, s.start)).unwrap_or(1);
+        format!("{}:{line}: {}", path.display(), e.message())
+    })
+}
