@@ -110,6 +110,7 @@ pub struct CsvTable {
     columns: Vec<String>,
     encoding: TextEncoding,
     quirks: QuirkLog,
+    line_fix: u64,
     random_access: RefCell<Option<csv::Reader<File>>>,
 }
 
@@ -136,6 +137,7 @@ impl CsvTable {
             columns,
             encoding,
             quirks: quirks.clone(),
+            line_fix: u64::from(uses_crlf(path)),
             random_access: RefCell::new(None),
         })
     }
@@ -164,10 +166,11 @@ impl CsvTable {
                 Ok(false) => None,
                 Ok(true) => {
                     let pos = record.position().cloned().unwrap_or(start);
-                    let offset = RowOffset { byte: pos.byte(), line: pos.line(), record: pos.record() };
-                    Some(self.decode(&record, pos.line()).map(|row| (offset, row)))
+                    let line = pos.line() + self.line_fix;
+                    let offset = RowOffset { byte: pos.byte(), line, record: pos.record() };
+                    Some(self.decode(&record, line).map(|row| (offset, row)))
                 }
-                Err(err) => Some(Err(self.csv_error(err, start.line()))),
+                Err(err) => Some(Err(self.csv_error(err, start.line() + self.line_fix))),
             }
         }))
     }
@@ -196,7 +199,7 @@ impl CsvTable {
     }
 
     fn csv_error(&self, err: csv::Error, line: u64) -> RecordError {
-        let line = err.position().map(|p| p.line()).unwrap_or(line);
+        let line = err.position().map(|p| p.line() + self.line_fix).unwrap_or(line);
         RecordError::new(Position::line(&self.file, line), format!("malformed CSV: {err}"))
     }
 
@@ -264,6 +267,15 @@ pub fn display_name(path: &Path) -> String {
 fn reader_for(path: &Path, file: &str) -> Result<csv::Reader<File>, TableError> {
     let handle = File::open(path).map_err(|source| TableError::Io { file: file.to_owned(), source })?;
     Ok(csv::ReaderBuilder::new().flexible(true).from_reader(handle))
+}
+
+/// Whether the file ends its lines with CRLF. `csv` then reports each record as starting on the line
+/// before (its start is the `\n` of the previous CRLF), so displayed lines are shifted back by one.
+fn uses_crlf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64 * 1024);
+    let read = File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut head));
+    read.is_ok() && head.iter().position(|&b| b == b'\n').is_some_and(|at| at > 0 && head[at - 1] == b'\r')
 }
 
 /// `csv` drops a UTF-8 byte order mark by itself; look for it so it can be reported.
