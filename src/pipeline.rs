@@ -8,7 +8,9 @@ use crate::adapters::oneroster::{OneRosterSource, tables as roster_tables};
 use crate::adapters::referral_csv::ReferralSource;
 use crate::adapters::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
 use crate::canonical::bundle;
-use crate::mapping::{self, CompiledMapping, EngineOptions, LoadedMapping, MappingEngine, MappingError};
+use crate::mapping::{
+    self, CompiledMapping, EngineOptions, LoadedMapping, MappingEngine, MappingError,
+};
 use crate::validation::Validator;
 use serde::Serialize;
 use serde_json::Value;
@@ -118,7 +120,11 @@ impl Summary {
     fn reject(&mut self, error: RecordError) {
         self.records_rejected += 1;
         if self.keep_outcomes {
-            self.outcomes.push(RecordOutcome { position: error.position.to_string(), outcome: "rejected", detail: error.message.clone() });
+            self.outcomes.push(RecordOutcome {
+                position: error.position.to_string(),
+                outcome: "rejected",
+                detail: error.message.clone(),
+            });
         }
         tracing::debug!(file = %error.position.file, line = ?error.position.line, "record rejected");
         if self.rejected.len() < KEPT_REJECTIONS {
@@ -128,7 +134,11 @@ impl Summary {
 
     fn outcome(&mut self, record: &SourceRecord, outcome: &'static str, detail: String) {
         if self.keep_outcomes {
-            self.outcomes.push(RecordOutcome { position: record.position.to_string(), outcome, detail });
+            self.outcomes.push(RecordOutcome {
+                position: record.position.to_string(),
+                outcome,
+                detail,
+            });
         }
     }
 }
@@ -145,7 +155,13 @@ pub struct NdjsonSink<W: Write> {
 impl<W: Write> NdjsonSink<W> {
     /// Write to `out` in `format`.
     pub fn new(out: W, format: OutputFormat) -> Self {
-        Self { out, format, seen: HashSet::new(), lines: 0, resources: 0 }
+        Self {
+            out,
+            format,
+            seen: HashSet::new(),
+            lines: 0,
+            resources: 0,
+        }
     }
 
     /// The writer back.
@@ -184,16 +200,24 @@ fn resource_key(resource: &Value) -> Option<String> {
 }
 
 /// Convert an export with a mapping, writing to `sink`.
-pub fn convert<W: Write>(request: &ConvertRequest, sink: &mut NdjsonSink<W>) -> Result<Summary, PipelineError> {
+pub fn convert<W: Write>(
+    request: &ConvertRequest,
+    sink: &mut NdjsonSink<W>,
+) -> Result<Summary, PipelineError> {
     let loaded = mapping::catalog::find(&request.mappings_dir, &request.mapping)?;
     let roster_loaded = match &loaded.file.mapping.roster_mapping {
-        Some(name) => Some(mapping::catalog::find(&request.mappings_dir, name.get_ref())?),
+        Some(name) => Some(mapping::catalog::find(
+            &request.mappings_dir,
+            name.get_ref(),
+        )?),
         None => None,
     };
     let quirks = QuirkLog::default();
     let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &request.engine, &quirks);
     let compiled = compile(&engine, &loaded)?;
-    let roster_engine = roster_loaded.as_ref().map(|r| MappingEngine::new(&r.file, r.codes.clone(), &request.engine, &quirks));
+    let roster_engine = roster_loaded
+        .as_ref()
+        .map(|r| MappingEngine::new(&r.file, r.codes.clone(), &request.engine, &quirks));
     let roster_compiled = match (&roster_engine, &roster_loaded) {
         (Some(e), Some(l)) => Some(compile(e, l)?),
         _ => None,
@@ -212,9 +236,22 @@ pub fn convert<W: Write>(request: &ConvertRequest, sink: &mut NdjsonSink<W>) -> 
         ..Summary::default()
     };
     let encoding = loaded.file.source.encoding;
-    let tables = run_adapter(&adapter, request, encoding, &quirks, &stage, sink, &mut summary)?;
+    let tables = run_adapter(
+        &adapter,
+        request,
+        encoding,
+        &quirks,
+        &stage,
+        sink,
+        &mut summary,
+    )?;
     let roster_fields = roster_compiled.as_ref().map(CompiledMapping::fields_read);
-    summary.coverage = coverage(&adapter, tables, &compiled.fields_read(), roster_fields.as_ref());
+    summary.coverage = coverage(
+        &adapter,
+        tables,
+        &compiled.fields_read(),
+        roster_fields.as_ref(),
+    );
     summary.quirks = quirks.snapshot();
     summary.resources_out = sink.resources;
     summary.lines_out = sink.lines;
@@ -230,8 +267,13 @@ pub fn convert<W: Write>(request: &ConvertRequest, sink: &mut NdjsonSink<W>) -> 
     Ok(summary)
 }
 
-fn compile<'e>(engine: &'e MappingEngine, loaded: &'e LoadedMapping) -> Result<CompiledMapping<'e>, MappingError> {
-    engine.compile(&loaded.file, &loaded.text, &loaded.display_path()).map_err(MappingError::Problems)
+fn compile<'e>(
+    engine: &'e MappingEngine,
+    loaded: &'e LoadedMapping,
+) -> Result<CompiledMapping<'e>, MappingError> {
+    engine
+        .compile(&loaded.file, &loaded.text, &loaded.display_path())
+        .map_err(MappingError::Problems)
 }
 
 type Tables = Vec<(String, Vec<String>)>;
@@ -248,7 +290,8 @@ fn run_adapter<W: Write>(
     let source_err = |err: &dyn std::fmt::Display| PipelineError::Source(err.to_string());
     match adapter {
         "oneroster" => {
-            let source = OneRosterSource::open(&request.input, encoding, quirks).map_err(|e| source_err(&e))?;
+            let source = OneRosterSource::open(&request.input, encoding, quirks)
+                .map_err(|e| source_err(&e))?;
             stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
             Ok(source.tables().to_vec())
         }
@@ -256,19 +299,34 @@ fn run_adapter<W: Write>(
             let roster_path = request.roster.as_deref().ok_or_else(|| {
                 PipelineError::Source("the referral-csv adapter needs the roster its students are in: pass --roster PATH (a OneRoster export)".into())
             })?;
-            let roster = OneRosterSource::open(roster_path, encoding, quirks).map_err(|e| source_err(&format!("roster: {e}")))?;
-            let source = ReferralSource::open(&request.input, &roster, encoding, quirks).map_err(|e| source_err(&e))?;
+            let roster = OneRosterSource::open(roster_path, encoding, quirks)
+                .map_err(|e| source_err(&format!("roster: {e}")))?;
+            let source = ReferralSource::open(&request.input, &roster, encoding, quirks)
+                .map_err(|e| source_err(&e))?;
             stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
-            let mut tables = vec![(source.file().to_owned(), source.columns().iter().filter(|c| !c.is_empty()).cloned().collect())];
+            let mut tables = vec![(
+                source.file().to_owned(),
+                source
+                    .columns()
+                    .iter()
+                    .filter(|c| !c.is_empty())
+                    .cloned()
+                    .collect(),
+            )];
             tables.extend(roster.tables().iter().cloned());
             Ok(tables)
         }
         "fhir" => {
-            let source = FhirSource::open(&request.input).map_err(|e| source_err(&format!("{}: cannot read: {e}", request.input.display())))?;
+            let source = FhirSource::open(&request.input).map_err(|e| {
+                source_err(&format!("{}: cannot read: {e}", request.input.display()))
+            })?;
             stage.run(source.records(), sink, summary)?;
             Ok(Vec::new())
         }
-        other => Err(PipelineError::Source(format!("unknown adapter '{other}' (expected one of: {})", adapters::ADAPTERS.join(", ")))),
+        other => Err(PipelineError::Source(format!(
+            "unknown adapter '{other}' (expected one of: {})",
+            adapters::ADAPTERS.join(", ")
+        ))),
     }
 }
 
@@ -281,7 +339,12 @@ struct Stage<'m> {
 }
 
 impl Stage<'_> {
-    fn run<W: Write>(&self, records: impl Iterator<Item = Decoded>, sink: &mut NdjsonSink<W>, summary: &mut Summary) -> Result<(), PipelineError> {
+    fn run<W: Write>(
+        &self,
+        records: impl Iterator<Item = Decoded>,
+        sink: &mut NdjsonSink<W>,
+        summary: &mut Summary,
+    ) -> Result<(), PipelineError> {
         let mut group = Group::default();
         for decoded in records {
             summary.records_in += 1;
@@ -294,7 +357,10 @@ impl Stage<'_> {
             };
             if record.group != group.id {
                 group.flush(sink, self.passthrough)?;
-                group = Group { id: record.group.clone(), ..Group::default() };
+                group = Group {
+                    id: record.group.clone(),
+                    ..Group::default()
+                };
             }
             self.add(&record, &mut group, summary);
         }
@@ -304,7 +370,10 @@ impl Stage<'_> {
 
     fn add(&self, record: &SourceRecord, group: &mut Group, summary: &mut Summary) {
         if let Some(failed) = &group.failed_lead {
-            summary.reject(RecordError::new(record.position.clone(), format!("not converted: it belongs with {failed}, which was rejected")));
+            summary.reject(RecordError::new(
+                record.position.clone(),
+                format!("not converted: it belongs with {failed}, which was rejected"),
+            ));
             return;
         }
         match self.process(record) {
@@ -314,13 +383,17 @@ impl Stage<'_> {
             }
             Ok(resources) => {
                 summary.records_converted += 1;
-                let built: Vec<&str> = resources.iter().filter_map(|r| r.get("resourceType").and_then(Value::as_str)).collect();
+                let built: Vec<&str> = resources
+                    .iter()
+                    .filter_map(|r| r.get("resourceType").and_then(Value::as_str))
+                    .collect();
                 summary.outcome(record, "converted", built.join(", "));
                 group.resources.extend(resources);
             }
             Err(error) => {
                 if group.resources.is_empty() && !group.had_output {
-                    group.failed_lead = Some(format!("the {} record at {}", record.kind, record.position));
+                    group.failed_lead =
+                        Some(format!("the {} record at {}", record.kind, record.position));
                 }
                 summary.reject(error);
             }
@@ -337,7 +410,13 @@ impl Stage<'_> {
         if let Some(roster) = self.roster {
             for related in &record.related {
                 let mapped = roster.map(related).map_err(|err| {
-                    RecordError::new(record.position.clone(), format!("the student's roster entry ({}) cannot be mapped: {}", err.position, err.message))
+                    RecordError::new(
+                        record.position.clone(),
+                        format!(
+                            "the student's roster entry ({}) cannot be mapped: {}",
+                            err.position, err.message
+                        ),
+                    )
                 })?;
                 resources.extend(mapped);
             }
@@ -353,10 +432,24 @@ impl Stage<'_> {
         if issues.is_empty() {
             return Ok(());
         }
-        let label = resource_key(resource).or_else(|| resource.get("resourceType").and_then(Value::as_str).map(str::to_owned)).unwrap_or_default();
+        let label = resource_key(resource)
+            .or_else(|| {
+                resource
+                    .get("resourceType")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
         let listed: Vec<String> = issues.iter().take(5).map(ToString::to_string).collect();
-        let more = if issues.len() > 5 { format!(" (and {} more)", issues.len() - 5) } else { String::new() };
-        Err(RecordError::new(record.position.clone(), format!("{label} is not valid FHIR R4: {}{more}", listed.join("; "))))
+        let more = if issues.len() > 5 {
+            format!(" (and {} more)", issues.len() - 5)
+        } else {
+            String::new()
+        };
+        Err(RecordError::new(
+            record.position.clone(),
+            format!("{label} is not valid FHIR R4: {}{more}", listed.join("; ")),
+        ))
     }
 }
 
@@ -369,7 +462,11 @@ struct Group {
 }
 
 impl Group {
-    fn flush<W: Write>(&mut self, sink: &mut NdjsonSink<W>, passthrough: bool) -> std::io::Result<()> {
+    fn flush<W: Write>(
+        &mut self,
+        sink: &mut NdjsonSink<W>,
+        passthrough: bool,
+    ) -> std::io::Result<()> {
         if self.resources.is_empty() {
             return Ok(());
         }
@@ -377,13 +474,25 @@ impl Group {
     }
 }
 
-fn coverage(adapter: &str, tables: Tables, fields: &BTreeSet<String>, roster_fields: Option<&BTreeSet<String>>) -> Vec<TableCoverage> {
+fn coverage(
+    adapter: &str,
+    tables: Tables,
+    fields: &BTreeSet<String>,
+    roster_fields: Option<&BTreeSet<String>>,
+) -> Vec<TableCoverage> {
     let mut read: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut mark = |adapter: &str, field: &str| {
         let mut parts = field.split('.');
-        let (Some(variable), Some(column)) = (parts.next(), parts.next()) else { return };
-        if let Some(table) = adapters::context_tables(adapter).iter().find(|c| c.variable == variable) {
-            read.entry(table.table).or_default().insert(column.to_owned());
+        let (Some(variable), Some(column)) = (parts.next(), parts.next()) else {
+            return;
+        };
+        if let Some(table) = adapters::context_tables(adapter)
+            .iter()
+            .find(|c| c.variable == variable)
+        {
+            read.entry(table.table)
+                .or_default()
+                .insert(column.to_owned());
         }
     };
     fields.iter().for_each(|f| mark(adapter, f));
@@ -394,21 +503,38 @@ fn coverage(adapter: &str, tables: Tables, fields: &BTreeSet<String>, roster_fie
         read.entry(table).or_default().insert((*column).to_owned());
     }
     for column in ["referral_id", "student_id", "referring_staff_id"] {
-        read.entry("referrals.csv").or_default().insert(column.to_owned());
+        read.entry("referrals.csv")
+            .or_default()
+            .insert(column.to_owned());
     }
     tables
         .into_iter()
         .map(|(file, columns)| {
             let key = file.to_ascii_lowercase();
-            let used = read.iter().find(|(t, _)| t.eq_ignore_ascii_case(&key)).map(|(_, c)| c.clone()).unwrap_or_default();
-            let (read_cols, unread): (Vec<String>, Vec<String>) = columns.into_iter().partition(|c| used.contains(c));
-            TableCoverage { file, read: read_cols, unread }
+            let used = read
+                .iter()
+                .find(|(t, _)| t.eq_ignore_ascii_case(&key))
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default();
+            let (read_cols, unread): (Vec<String>, Vec<String>) =
+                columns.into_iter().partition(|c| used.contains(c));
+            TableCoverage {
+                file,
+                read: read_cols,
+                unread,
+            }
         })
         .collect()
 }
 
 /// Convenience for callers holding paths.
-pub fn request(mappings_dir: &Path, mapping: &str, input: &Path, roster: Option<&Path>, engine: EngineOptions) -> ConvertRequest {
+pub fn request(
+    mappings_dir: &Path,
+    mapping: &str,
+    input: &Path,
+    roster: Option<&Path>,
+    engine: EngineOptions,
+) -> ConvertRequest {
     ConvertRequest {
         mappings_dir: mappings_dir.to_owned(),
         mapping: mapping.to_owned(),

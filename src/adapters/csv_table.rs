@@ -59,7 +59,9 @@ pub enum TableError {
         message: String,
     },
     /// Required columns are absent.
-    #[error("{file} line 1: missing required column(s) {missing}; expected a header with {expected} (found: {found})")]
+    #[error(
+        "{file} line 1: missing required column(s) {missing}; expected a header with {expected} (found: {found})"
+    )]
     MissingColumns {
         /// The file.
         file: String,
@@ -153,7 +155,9 @@ impl CsvTable {
     }
 
     /// Stream every row with its offset. A row that cannot be read is an `Err` naming its line.
-    pub fn rows(&self) -> Result<impl Iterator<Item = Result<(RowOffset, Row), RecordError>> + '_, TableError> {
+    pub fn rows(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(RowOffset, Row), RecordError>> + '_, TableError> {
         let mut reader = reader_for(&self.path, &self.file)?;
         reader.byte_headers().map_err(|err| TableError::Header {
             file: self.file.clone(),
@@ -167,7 +171,11 @@ impl CsvTable {
                 Ok(true) => {
                     let pos = record.position().cloned().unwrap_or(start);
                     let line = pos.line() + self.line_fix;
-                    let offset = RowOffset { byte: pos.byte(), line, record: pos.record() };
+                    let offset = RowOffset {
+                        byte: pos.byte(),
+                        line,
+                        record: pos.record(),
+                    };
                     Some(self.decode(&record, line).map(|row| (offset, row)))
                 }
                 Err(err) => Some(Err(self.csv_error(err, start.line() + self.line_fix))),
@@ -188,19 +196,32 @@ impl CsvTable {
         }
         let reader = slot.as_mut().expect("reader was just set");
         let mut pos = csv::Position::new();
-        pos.set_byte(offset.byte).set_line(offset.line).set_record(offset.record);
-        reader.seek(pos).map_err(|err| self.csv_error(err, offset.line))?;
+        pos.set_byte(offset.byte)
+            .set_line(offset.line)
+            .set_record(offset.record);
+        reader
+            .seek(pos)
+            .map_err(|err| self.csv_error(err, offset.line))?;
         let mut record = csv::ByteRecord::new();
         match reader.read_byte_record(&mut record) {
             Ok(true) => self.decode(&record, offset.line),
-            Ok(false) => Err(RecordError::new(Position::line(&self.file, offset.line), "row vanished while reading")),
+            Ok(false) => Err(RecordError::new(
+                Position::line(&self.file, offset.line),
+                "row vanished while reading",
+            )),
             Err(err) => Err(self.csv_error(err, offset.line)),
         }
     }
 
     fn csv_error(&self, err: csv::Error, line: u64) -> RecordError {
-        let line = err.position().map(|p| p.line() + self.line_fix).unwrap_or(line);
-        RecordError::new(Position::line(&self.file, line), format!("malformed CSV: {err}"))
+        let line = err
+            .position()
+            .map(|p| p.line() + self.line_fix)
+            .unwrap_or(line);
+        RecordError::new(
+            Position::line(&self.file, line),
+            format!("malformed CSV: {err}"),
+        )
     }
 
     fn decode(&self, record: &csv::ByteRecord, line: u64) -> Result<Row, RecordError> {
@@ -225,7 +246,10 @@ impl CsvTable {
             let text = self.decode_text(raw, line, column)?;
             let trimmed = text.trim();
             if !trimmed.is_empty() {
-                values.insert(column.clone(), serde_json::Value::String(trimmed.to_owned()));
+                values.insert(
+                    column.clone(),
+                    serde_json::Value::String(trimmed.to_owned()),
+                );
             }
         }
         Ok(Row { line, values })
@@ -233,7 +257,10 @@ impl CsvTable {
 
     fn decode_text(&self, raw: &[u8], line: u64, column: &str) -> Result<String, RecordError> {
         if self.encoding == TextEncoding::Windows1252 {
-            return Ok(encoding_rs::WINDOWS_1252.decode_without_bom_handling(raw).0.into_owned());
+            return Ok(encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(raw)
+                .0
+                .into_owned());
         }
         match std::str::from_utf8(raw) {
             Ok(text) => Ok(text.to_owned()),
@@ -252,7 +279,13 @@ impl CsvTable {
                         "text is neither UTF-8 nor Windows-1252 (expected UTF-8 text)",
                     ));
                 }
-                self.quirks.note(format!("{}: text that is not UTF-8, read as Windows-1252 (column {column})", self.file), Some(line));
+                self.quirks.note(
+                    format!(
+                        "{}: text that is not UTF-8, read as Windows-1252 (column {column})",
+                        self.file
+                    ),
+                    Some(line),
+                );
                 Ok(text.into_owned())
             }
         }
@@ -261,11 +294,16 @@ impl CsvTable {
 
 /// The file name shown in messages: the last path component.
 pub fn display_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 fn reader_for(path: &Path, file: &str) -> Result<csv::Reader<File>, TableError> {
-    let handle = File::open(path).map_err(|source| TableError::Io { file: file.to_owned(), source })?;
+    let handle = File::open(path).map_err(|source| TableError::Io {
+        file: file.to_owned(),
+        source,
+    })?;
     Ok(csv::ReaderBuilder::new().flexible(true).from_reader(handle))
 }
 
@@ -275,23 +313,42 @@ fn uses_crlf(path: &Path) -> bool {
     use std::io::Read;
     let mut head = Vec::with_capacity(64 * 1024);
     let read = File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut head));
-    read.is_ok() && head.iter().position(|&b| b == b'\n').is_some_and(|at| at > 0 && head[at - 1] == b'\r')
+    read.is_ok()
+        && head
+            .iter()
+            .position(|&b| b == b'\n')
+            .is_some_and(|at| at > 0 && head[at - 1] == b'\r')
 }
 
 /// `csv` drops a UTF-8 byte order mark by itself; look for it so it can be reported.
 fn note_bom(path: &Path, file: &str, quirks: &QuirkLog) {
     use std::io::Read;
     let mut first = [0u8; 3];
-    let has_bom = File::open(path).and_then(|mut f| f.read_exact(&mut first)).is_ok() && first == *b"\xEF\xBB\xBF";
+    let has_bom = File::open(path)
+        .and_then(|mut f| f.read_exact(&mut first))
+        .is_ok()
+        && first == *b"\xEF\xBB\xBF";
     if has_bom {
-        quirks.note(format!("{file}: UTF-8 byte order mark at the start of the file"), Some(1));
+        quirks.note(
+            format!("{file}: UTF-8 byte order mark at the start of the file"),
+            Some(1),
+        );
     }
 }
 
-fn resolve_header(header: &csv::ByteRecord, spec: &TableSpec, file: &str, quirks: &QuirkLog) -> Vec<String> {
+fn resolve_header(
+    header: &csv::ByteRecord,
+    spec: &TableSpec,
+    file: &str,
+    quirks: &QuirkLog,
+) -> Vec<String> {
     let mut columns = Vec::with_capacity(header.len());
     for (index, raw) in header.iter().enumerate() {
-        let raw = if index == 0 { raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw) } else { raw };
+        let raw = if index == 0 {
+            raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
+        } else {
+            raw
+        };
         let text = String::from_utf8_lossy(raw);
         columns.push(resolve_column(text.trim(), spec, file, quirks));
     }
@@ -307,18 +364,33 @@ fn resolve_column(text: &str, spec: &TableSpec, file: &str, quirks: &QuirkLog) -
         return (*exact).to_owned();
     }
     if let Some(cased) = spec.columns.iter().find(|c| c.eq_ignore_ascii_case(text)) {
-        quirks.note(format!("{file}: header '{text}' read as '{cased}' (case differs)"), Some(1));
+        quirks.note(
+            format!("{file}: header '{text}' read as '{cased}' (case differs)"),
+            Some(1),
+        );
         return (*cased).to_owned();
     }
-    if let Some((_, meant)) = spec.aliases.iter().find(|(alias, _)| alias.eq_ignore_ascii_case(text)) {
-        quirks.note(format!("{file}: header '{text}' read as '{meant}' (known misspelling)"), Some(1));
+    if let Some((_, meant)) = spec
+        .aliases
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(text))
+    {
+        quirks.note(
+            format!("{file}: header '{text}' read as '{meant}' (known misspelling)"),
+            Some(1),
+        );
         return (*meant).to_owned();
     }
     text.to_owned()
 }
 
 fn check_required(columns: &[String], spec: &TableSpec, file: &str) -> Result<(), TableError> {
-    let missing: Vec<&str> = spec.required.iter().copied().filter(|r| !columns.iter().any(|c| c == r)).collect();
+    let missing: Vec<&str> = spec
+        .required
+        .iter()
+        .copied()
+        .filter(|r| !columns.iter().any(|c| c == r))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -326,6 +398,11 @@ fn check_required(columns: &[String], spec: &TableSpec, file: &str) -> Result<()
         file: file.to_owned(),
         missing: missing.join(", "),
         expected: spec.required.join(", "),
-        found: columns.iter().filter(|c| !c.is_empty()).cloned().collect::<Vec<_>>().join(", "),
+        found: columns
+            .iter()
+            .filter(|c| !c.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }

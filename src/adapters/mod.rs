@@ -34,12 +34,20 @@ pub struct Position {
 impl Position {
     /// A position in a file, at a line.
     pub fn line(file: impl Into<String>, line: u64) -> Self {
-        Self { file: file.into(), line: Some(line), field: None }
+        Self {
+            file: file.into(),
+            line: Some(line),
+            field: None,
+        }
     }
 
     /// A position naming a whole file.
     pub fn file(file: impl Into<String>) -> Self {
-        Self { file: file.into(), line: None, field: None }
+        Self {
+            file: file.into(),
+            line: None,
+            field: None,
+        }
     }
 
     /// The same position, narrowed to a field.
@@ -76,7 +84,10 @@ pub struct RecordError {
 impl RecordError {
     /// A rejection at a position.
     pub fn new(position: Position, message: impl Into<String>) -> Self {
-        Self { position, message: message.into() }
+        Self {
+            position,
+            message: message.into(),
+        }
     }
 }
 
@@ -134,4 +145,8 @@ pub fn record_kinds(adapter: &str) -> &'static [&'static str] {
     }
 }
 
-const FHIR_CONTEXT: &[ContextTable] = &[ContextTable { variable: "resource", table: "resource", columns: &[] }];
+const FHIR_CONTEXT: &[ContextTable] = &[ContextTable {
+    variable: "resource",
+    table: "resource",
+    columns: &[],
+}];

@@ -28,15 +28,25 @@ impl QuirkLog {
     /// Record a quirk (messages must not contain personal data: name the file, column and kind of quirk).
     pub fn note(&self, message: impl Into<String>, line: Option<u64>) {
         let message = message.into();
-        let mut map = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry(message.clone())
             .and_modify(|q| q.count += 1)
-            .or_insert(Quirk { message, count: 1, first_line: line });
+            .or_insert(Quirk {
+                message,
+                count: 1,
+                first_line: line,
+            });
     }
 
     /// Every quirk seen so far, sorted by message.
     pub fn snapshot(&self) -> Vec<Quirk> {
-        let map = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let map = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.values().cloned().collect()
     }
 }

@@ -8,8 +8,14 @@ pub fn transaction(resources: &[Value]) -> Value {
     let entries: Vec<Value> = resources
         .iter()
         .map(|resource| {
-            let kind = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default();
-            let id = resource.get("id").and_then(Value::as_str).unwrap_or_default();
+            let kind = resource
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let id = resource
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             json!({
                 "fullUrl": format!("urn:uuid:{id}"),
                 "resource": resource,

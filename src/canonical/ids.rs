@@ -15,7 +15,10 @@ pub fn resource_id(source_system: &str, resource_type: &str, source_id: &str) ->
 
 /// A relative reference (`Patient/<id>`).
 pub fn reference(source_system: &str, resource_type: &str, source_id: &str) -> String {
-    format!("{resource_type}/{}", resource_id(source_system, resource_type, source_id))
+    format!(
+        "{resource_type}/{}",
+        resource_id(source_system, resource_type, source_id)
+    )
 }
 
 #[cfg(test)]
@@ -28,6 +31,9 @@ mod tests {
         assert_eq!(a, resource_id("urn:district:a", "Patient", "123"));
         assert_ne!(a, resource_id("urn:district:b", "Patient", "123"));
         assert_ne!(a, resource_id("urn:district:a", "RelatedPerson", "123"));
-        assert_eq!(reference("urn:district:a", "Patient", "123"), format!("Patient/{a}"));
+        assert_eq!(
+            reference("urn:district:a", "Patient", "123"),
+            format!("Patient/{a}")
+        );
     }
 }

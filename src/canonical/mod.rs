@@ -8,9 +8,11 @@ pub mod profile;
 pub mod task_status;
 
 /// SDOHCC ServiceRequest profile.
-pub const SDOHCC_SERVICE_REQUEST: &str = "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-ServiceRequest";
+pub const SDOHCC_SERVICE_REQUEST: &str =
+    "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-ServiceRequest";
 /// SDOHCC Task for referral management profile.
 pub const SDOHCC_TASK_REFERRAL: &str =
     "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement";
 /// Code system of the SDOH categories (food-insecurity, housing-instability...).
-pub const SDOHCC_TEMPORARY_CODES: &str = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes";
+pub const SDOHCC_TEMPORARY_CODES: &str =
+    "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes";

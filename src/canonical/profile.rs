@@ -35,7 +35,10 @@ pub const SDOH_CATEGORIES: &[&str] = &[
 /// Every profile issue of one resource (not of the resources inside a Bundle).
 pub fn check(resource: &Value) -> Vec<Issue> {
     let mut issues = Vec::new();
-    let kind = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+    let kind = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if kind == "ServiceRequest" && claims(resource, SDOHCC_SERVICE_REQUEST) {
         check_service_request(resource, &mut issues);
     }
@@ -49,16 +52,29 @@ fn claims(resource: &Value, profile: &str) -> bool {
     resource
         .pointer("/meta/profile")
         .and_then(Value::as_array)
-        .is_some_and(|profiles| profiles.iter().any(|p| p.as_str().is_some_and(|p| p.split('|').next() == Some(profile))))
+        .is_some_and(|profiles| {
+            profiles.iter().any(|p| {
+                p.as_str()
+                    .is_some_and(|p| p.split('|').next() == Some(profile))
+            })
+        })
 }
 
 fn issue(issues: &mut Vec<Issue>, path: &str, message: impl Into<String>) {
-    issues.push(Issue { path: path.to_owned(), message: message.into(), source: IssueSource::Profile });
+    issues.push(Issue {
+        path: path.to_owned(),
+        message: message.into(),
+        source: IssueSource::Profile,
+    });
 }
 
 fn require(resource: &Value, element: &str, why: &str, issues: &mut Vec<Issue>) {
     if resource.get(element).is_none_or(is_empty) {
-        issue(issues, &format!("/{element}"), format!("{element} is required ({why})"));
+        issue(
+            issues,
+            &format!("/{element}"),
+            format!("{element} is required ({why})"),
+        );
     }
 }
 
@@ -79,25 +95,49 @@ fn check_service_request(sr: &Value, issues: &mut Vec<Issue>) {
     }
     for forbidden in ["specimen", "bodySite"] {
         if sr.get(forbidden).is_some() {
-            issue(issues, &format!("/{forbidden}"), format!("{forbidden} is not allowed by the SDOHCC ServiceRequest profile (max 0)"));
+            issue(
+                issues,
+                &format!("/{forbidden}"),
+                format!("{forbidden} is not allowed by the SDOHCC ServiceRequest profile (max 0)"),
+            );
         }
     }
     if let Some(subject) = sr.pointer("/subject/reference").and_then(Value::as_str) {
-        if !["Patient/", "Group/", "Location/"].iter().any(|p| subject.starts_with(p)) {
-            issue(issues, "/subject/reference", format!("subject must reference a Patient, Group or Location (found '{subject}')"));
+        if !["Patient/", "Group/", "Location/"]
+            .iter()
+            .any(|p| subject.starts_with(p))
+        {
+            issue(
+                issues,
+                "/subject/reference",
+                format!("subject must reference a Patient, Group or Location (found '{subject}')"),
+            );
         }
     }
-    let categories = sr.get("category").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let categories = sr
+        .get("category")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     for (i, category) in categories.iter().enumerate() {
-        let codings = category.get("coding").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let codings = category
+            .get("coding")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for (j, coding) in codings.iter().enumerate() {
             let system = coding.get("system").and_then(Value::as_str);
-            let code = coding.get("code").and_then(Value::as_str).unwrap_or_default();
+            let code = coding
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if system == Some(SDOHCC_TEMPORARY_CODES) && !SDOH_CATEGORIES.contains(&code) {
                 issue(
                     issues,
                     &format!("/category/{i}/coding/{j}/code"),
-                    format!("'{code}' is not an SDOH category (expected one of the SDOHCC category codes, e.g. food-insecurity)"),
+                    format!(
+                        "'{code}' is not an SDOH category (expected one of the SDOHCC category codes, e.g. food-insecurity)"
+                    ),
                 );
             }
         }
@@ -111,48 +151,85 @@ fn check_referral_task(task: &Value, issues: &mut Vec<Issue>) {
     }
     match task.get("intent").and_then(Value::as_str) {
         Some("order") => {}
-        other => issue(issues, "/intent", format!("intent must be 'order' (found {})", describe(other))),
+        other => issue(
+            issues,
+            "/intent",
+            format!("intent must be 'order' (found {})", describe(other)),
+        ),
     }
-    let fulfill = task.pointer("/code/coding").and_then(Value::as_array).is_some_and(|codings| {
-        codings.iter().any(|c| {
-            c.get("system").and_then(Value::as_str) == Some("http://hl7.org/fhir/CodeSystem/task-code")
-                && c.get("code").and_then(Value::as_str) == Some("fulfill")
-        })
-    });
+    let fulfill = task
+        .pointer("/code/coding")
+        .and_then(Value::as_array)
+        .is_some_and(|codings| {
+            codings.iter().any(|c| {
+                c.get("system").and_then(Value::as_str)
+                    == Some("http://hl7.org/fhir/CodeSystem/task-code")
+                    && c.get("code").and_then(Value::as_str) == Some("fulfill")
+            })
+        });
     if task.get("code").is_some() && !fulfill {
-        issue(issues, "/code", "code must carry http://hl7.org/fhir/CodeSystem/task-code#fulfill");
+        issue(
+            issues,
+            "/code",
+            "code must carry http://hl7.org/fhir/CodeSystem/task-code#fulfill",
+        );
     }
     if let Some(focus) = task.pointer("/focus/reference").and_then(Value::as_str) {
         if !focus.starts_with("ServiceRequest/") && !focus.starts_with("urn:uuid:") {
-            issue(issues, "/focus/reference", format!("focus must reference the ServiceRequest (found '{focus}')"));
+            issue(
+                issues,
+                "/focus/reference",
+                format!("focus must reference the ServiceRequest (found '{focus}')"),
+            );
         }
     }
     if let Some(requester) = task.pointer("/requester/reference").and_then(Value::as_str) {
         if !requester.starts_with("PractitionerRole/") && !requester.starts_with("Organization/") {
-            issue(issues, "/requester/reference", format!("requester must reference a PractitionerRole or Organization (found '{requester}')"));
+            issue(
+                issues,
+                "/requester/reference",
+                format!(
+                    "requester must reference a PractitionerRole or Organization (found '{requester}')"
+                ),
+            );
         }
     }
     check_task_status(task, issues);
 }
 
 fn check_task_status(task: &Value, issues: &mut Vec<Issue>) {
-    let Some(code) = task.get("status").and_then(Value::as_str) else { return };
+    let Some(code) = task.get("status").and_then(Value::as_str) else {
+        return;
+    };
     match code.parse::<TaskStatus>() {
         Err(why) => issue(issues, "/status", why),
         Ok(status) => {
-            let has_reason = task.pointer("/statusReason/text").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty());
+            let has_reason = task
+                .pointer("/statusReason/text")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.trim().is_empty());
             if status.needs_reason() && !has_reason {
-                issue(issues, "/statusReason/text", format!("statusReason.text is required when status is '{status}'"));
+                issue(
+                    issues,
+                    "/statusReason/text",
+                    format!("statusReason.text is required when status is '{status}'"),
+                );
             }
         }
     }
     if task.get("statusReason").is_some() && task.pointer("/statusReason/text").is_none() {
-        issue(issues, "/statusReason/text", "statusReason.text is required when statusReason is present");
+        issue(
+            issues,
+            "/statusReason/text",
+            "statusReason.text is required when statusReason is present",
+        );
     }
 }
 
 fn describe(value: Option<&str>) -> String {
-    value.map(|v| format!("'{v}'")).unwrap_or_else(|| "nothing".to_owned())
+    value
+        .map(|v| format!("'{v}'"))
+        .unwrap_or_else(|| "nothing".to_owned())
 }
 
 #[cfg(test)]
@@ -187,7 +264,10 @@ mod tests {
         t.as_object_mut().unwrap().remove("focus");
         t["intent"] = json!("plan");
         let paths: Vec<_> = check(&t).into_iter().map(|i| i.path).collect();
-        assert!(paths.contains(&"/focus".to_owned()) && paths.contains(&"/intent".to_owned()), "{paths:?}");
+        assert!(
+            paths.contains(&"/focus".to_owned()) && paths.contains(&"/intent".to_owned()),
+            "{paths:?}"
+        );
     }
 
     #[test]

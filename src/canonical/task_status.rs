@@ -105,20 +105,51 @@ impl TaskStatus {
 
     /// Whether a change to this status needs `statusReason`.
     pub fn needs_reason(self) -> bool {
-        matches!(self, Self::Rejected | Self::Cancelled | Self::OnHold | Self::Failed)
+        matches!(
+            self,
+            Self::Rejected | Self::Cancelled | Self::OnHold | Self::Failed
+        )
     }
 
     /// Check a change of status by an actor, with or without a reason.
-    pub fn transition(self, to: TaskStatus, actor: Actor, has_reason: bool) -> Result<TaskStatus, TransitionError> {
+    pub fn transition(
+        self,
+        to: TaskStatus,
+        actor: Actor,
+        has_reason: bool,
+    ) -> Result<TaskStatus, TransitionError> {
         if !self.next().contains(&to) {
-            let allowed = self.next().iter().map(|s| s.code()).collect::<Vec<_>>().join(", ");
-            let allowed = if allowed.is_empty() { "nothing, it is final".to_owned() } else { allowed };
-            return Err(TransitionError::NotAllowed { from: self, to, allowed });
+            let allowed = self
+                .next()
+                .iter()
+                .map(|s| s.code())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let allowed = if allowed.is_empty() {
+                "nothing, it is final".to_owned()
+            } else {
+                allowed
+            };
+            return Err(TransitionError::NotAllowed {
+                from: self,
+                to,
+                allowed,
+            });
         }
         match (to, actor) {
-            (TaskStatus::Cancelled, Actor::Receiver) => return Err(TransitionError::WrongActor { to, expected: "requester" }),
+            (TaskStatus::Cancelled, Actor::Receiver) => {
+                return Err(TransitionError::WrongActor {
+                    to,
+                    expected: "requester",
+                });
+            }
             (TaskStatus::Cancelled, Actor::Requester) => {}
-            (_, Actor::Requester) => return Err(TransitionError::WrongActor { to, expected: "receiver" }),
+            (_, Actor::Requester) => {
+                return Err(TransitionError::WrongActor {
+                    to,
+                    expected: "receiver",
+                });
+            }
             _ => {}
         }
         if to.needs_reason() && !has_reason {
@@ -138,10 +169,13 @@ impl FromStr for TaskStatus {
     type Err = String;
 
     fn from_str(code: &str) -> Result<Self, Self::Err> {
-        ALL.iter().copied().find(|s| s.code() == code).ok_or_else(|| {
-            let known = ALL.iter().map(|s| s.code()).collect::<Vec<_>>().join(", ");
-            format!("'{code}' is not a referral Task status (expected one of: {known})")
-        })
+        ALL.iter()
+            .copied()
+            .find(|s| s.code() == code)
+            .ok_or_else(|| {
+                let known = ALL.iter().map(|s| s.code()).collect::<Vec<_>>().join(", ");
+                format!("'{code}' is not a referral Task status (expected one of: {known})")
+            })
     }
 }
 
@@ -152,30 +186,58 @@ mod tests {
 
     #[test]
     fn receiver_walks_the_happy_path() {
-        let s = Requested.transition(Accepted, Actor::Receiver, false).unwrap();
+        let s = Requested
+            .transition(Accepted, Actor::Receiver, false)
+            .unwrap();
         let s = s.transition(InProgress, Actor::Receiver, false).unwrap();
-        assert_eq!(s.transition(Completed, Actor::Receiver, false).unwrap(), Completed);
+        assert_eq!(
+            s.transition(Completed, Actor::Receiver, false).unwrap(),
+            Completed
+        );
     }
 
     #[test]
     fn refuses_what_the_workflow_does_not_allow() {
-        assert!(matches!(Requested.transition(Completed, Actor::Receiver, false), Err(TransitionError::NotAllowed { .. })));
-        assert!(matches!(Completed.transition(InProgress, Actor::Receiver, false), Err(TransitionError::NotAllowed { .. })));
+        assert!(matches!(
+            Requested.transition(Completed, Actor::Receiver, false),
+            Err(TransitionError::NotAllowed { .. })
+        ));
+        assert!(matches!(
+            Completed.transition(InProgress, Actor::Receiver, false),
+            Err(TransitionError::NotAllowed { .. })
+        ));
         assert_eq!(
             Requested.transition(Cancelled, Actor::Receiver, true),
-            Err(TransitionError::WrongActor { to: Cancelled, expected: "requester" })
+            Err(TransitionError::WrongActor {
+                to: Cancelled,
+                expected: "requester"
+            })
         );
         assert_eq!(
             Requested.transition(Accepted, Actor::Requester, false),
-            Err(TransitionError::WrongActor { to: Accepted, expected: "receiver" })
+            Err(TransitionError::WrongActor {
+                to: Accepted,
+                expected: "receiver"
+            })
         );
-        assert_eq!(Requested.transition(Rejected, Actor::Receiver, false), Err(TransitionError::ReasonRequired(Rejected)));
-        assert_eq!(Requested.transition(Rejected, Actor::Receiver, true), Ok(Rejected));
+        assert_eq!(
+            Requested.transition(Rejected, Actor::Receiver, false),
+            Err(TransitionError::ReasonRequired(Rejected))
+        );
+        assert_eq!(
+            Requested.transition(Rejected, Actor::Receiver, true),
+            Ok(Rejected)
+        );
     }
 
     #[test]
     fn parses_codes() {
         assert_eq!("on-hold".parse::<TaskStatus>(), Ok(OnHold));
-        assert!("draft".parse::<TaskStatus>().unwrap_err().contains("expected one of"));
+        assert!(
+            "draft"
+                .parse::<TaskStatus>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
     }
 }

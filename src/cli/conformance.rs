@@ -40,7 +40,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         let summary = corpus::run(dir, mapping, args.roster.as_deref(), &cli.mappings)?;
         print!("{}", corpus::text(dir, &summary));
         if let Some(path) = &args.json {
-            std::fs::write(path, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         return Ok(exit_code(summary.records_rejected > args.max_rejected));
     }
@@ -52,10 +53,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let result = run_suite(&args.path, &cli.mappings, require_cases);
     print!("{}", report::text(&result));
     if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit(&result)?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, report::junit(&result)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, report::json(&result)?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, report::json(&result)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(exit_code(result.failed()))
 }

@@ -42,21 +42,34 @@ pub struct Args {
 
 /// Run `convert`.
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
-    let mut engine = EngineOptions { source_system: args.source_system.clone(), ..EngineOptions::default() };
+    let mut engine = EngineOptions {
+        source_system: args.source_system.clone(),
+        ..EngineOptions::default()
+    };
     if let Some(now) = &args.now {
-        chrono::DateTime::parse_from_rfc3339(now).with_context(|| format!("--now '{now}' is not an RFC 3339 date-time"))?;
+        chrono::DateTime::parse_from_rfc3339(now)
+            .with_context(|| format!("--now '{now}' is not an RFC 3339 date-time"))?;
         engine.now = now.clone();
     }
-    let request = pipeline::request(&cli.mappings, &args.mapping, &args.input, args.roster.as_deref(), engine);
+    let request = pipeline::request(
+        &cli.mappings,
+        &args.mapping,
+        &args.input,
+        args.roster.as_deref(),
+        engine,
+    );
     let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        Some(path) => Box::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut sink = NdjsonSink::new(BufWriter::new(out), args.format);
     let summary = pipeline::convert(&request, &mut sink)?;
     print_summary(&summary);
     if let Some(path) = &args.report {
-        std::fs::write(path, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(exit_code(summary.records_rejected > 0))
 }
@@ -77,10 +90,16 @@ pub fn print_summary(summary: &Summary) {
         eprintln!("  rejected: {error}");
     }
     if summary.records_rejected as usize > summary.rejected.len() {
-        eprintln!("  ... and {} more rejections (see --report)", summary.records_rejected as usize - summary.rejected.len());
+        eprintln!(
+            "  ... and {} more rejections (see --report)",
+            summary.records_rejected as usize - summary.rejected.len()
+        );
     }
     for quirk in &summary.quirks {
-        let first = quirk.first_line.map(|l| format!(", first on line {l}")).unwrap_or_default();
+        let first = quirk
+            .first_line
+            .map(|l| format!(", first on line {l}"))
+            .unwrap_or_default();
         eprintln!("  tolerated: {} ({}x{first})", quirk.message, quirk.count);
     }
 }

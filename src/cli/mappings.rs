@@ -45,7 +45,12 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
         Command::List => {
             for path in catalog::mapping_files(&cli.mappings) {
                 match catalog::load(&path) {
-                    Ok(m) => println!("{:<24} {:<14} {}", m.name(), m.file.mapping.adapter.get_ref(), m.file.mapping.title.clone().unwrap_or_default()),
+                    Ok(m) => println!(
+                        "{:<24} {:<14} {}",
+                        m.name(),
+                        m.file.mapping.adapter.get_ref(),
+                        m.file.mapping.title.clone().unwrap_or_default()
+                    ),
                     Err(problem) => println!("{problem}"),
                 }
             }

@@ -15,7 +15,12 @@ use std::process::ExitCode;
 #[command(name = "onedoor", version, about)]
 pub struct Cli {
     /// Folder of mapping files (`<adapter>/<mapping>.toml`).
-    #[arg(long, global = true, env = "ONEDOOR_MAPPINGS", default_value = "mappings")]
+    #[arg(
+        long,
+        global = true,
+        env = "ONEDOOR_MAPPINGS",
+        default_value = "mappings"
+    )]
     pub mappings: PathBuf,
     /// Log more (repeat for debug). Logs never contain personal data.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -62,11 +67,20 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ONEDOOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ONEDOOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Exit code 1 when `failed`, else 0.
 fn exit_code(failed: bool) -> ExitCode {
-    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -24,7 +24,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let validator = Validator::new();
     let (mut valid, mut invalid) = (0u64, 0u64);
     for path in &args.files {
-        let source = FhirSource::open(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        let source = FhirSource::open(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
         for record in source.records() {
             let record = match record {
                 Ok(record) => record,
@@ -36,7 +37,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             };
             let resource = &record.context["resource"];
             let issues = validator.validate(resource);
-            let label = format!("{} ({}/{})", record.position, resource["resourceType"].as_str().unwrap_or("?"), record.key);
+            let label = format!(
+                "{} ({}/{})",
+                record.position,
+                resource["resourceType"].as_str().unwrap_or("?"),
+                record.key
+            );
             if issues.is_empty() {
                 valid += 1;
                 if !args.quiet {

@@ -125,9 +125,13 @@ fn default_now() -> String {
 
 /// Read a case file; errors name the file and line.
 pub fn load(path: &Path) -> Result<CaseFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| crate::mapping::model::line_of(&text, s.start)).unwrap_or(1);
+        let line = e
+            .span()
+            .map(|s| crate::mapping::model::line_of(&text, s.start))
+            .unwrap_or(1);
         format!("{}:{line}: {}", path.display(), e.message())
     })
 }

@@ -22,7 +22,10 @@ fn contains_at(actual: &Value, expected: &Value, path: &str) -> Result<(), Strin
         (Value::Array(a), Value::Array(e)) => {
             for (index, want) in e.iter().enumerate() {
                 if !a.iter().any(|got| contains_at(got, want, "").is_ok()) {
-                    let closest = a.iter().map(|got| contains_at(got, want, &format!("{path}/*"))).find_map(Result::err);
+                    let closest = a
+                        .iter()
+                        .map(|got| contains_at(got, want, &format!("{path}/*")))
+                        .find_map(Result::err);
                     return Err(format!(
                         "{path}/{index}: no element contains the expected {}{}",
                         short(want),
@@ -39,7 +42,18 @@ fn contains_at(actual: &Value, expected: &Value, path: &str) -> Result<(), Strin
 
 fn short(value: &Value) -> String {
     let text = value.to_string();
-    if text.len() > 120 { format!("{}…", &text[..text.char_indices().nth(120).map(|(i, _)| i).unwrap_or(text.len())]) } else { text }
+    if text.len() > 120 {
+        format!(
+            "{}…",
+            &text[..text
+                .char_indices()
+                .nth(120)
+                .map(|(i, _)| i)
+                .unwrap_or(text.len())]
+        )
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]
@@ -57,6 +71,10 @@ mod tests {
     fn differences_name_the_path() {
         let err = contains(&json!({"a": {"b": 1}}), &json!({"a": {"b": 2}})).unwrap_err();
         assert!(err.starts_with("/a/b: expected 2"), "{err}");
-        assert!(contains(&json!({"a": 1}), &json!({"z": 1})).unwrap_err().contains("/z: missing"));
+        assert!(
+            contains(&json!({"a": 1}), &json!({"z": 1}))
+                .unwrap_err()
+                .contains("/z: missing")
+        );
     }
 }

@@ -9,7 +9,12 @@ pub fn text(result: &SuiteResult) -> String {
     let mut out = String::new();
     for case in &result.cases {
         let mark = if case.passed { "PASS" } else { "FAIL" };
-        out.push_str(&format!("{mark} {} / {} ({})\n", case.mapping, case.name, case.path.display()));
+        out.push_str(&format!(
+            "{mark} {} / {} ({})\n",
+            case.mapping,
+            case.name,
+            case.path.display()
+        ));
         for failure in &case.failures {
             out.push_str(&format!("     - {failure}\n"));
         }
@@ -40,8 +45,12 @@ pub fn junit(result: &SuiteResult) -> Result<String, quick_junit::SerializeError
             status
         };
         let mut test = TestCase::new(case.name.clone(), status);
-        test.set_classname(format!("{}.{}", case.mapping, case.path.display())).set_time(case.duration);
-        suites.entry(&case.mapping).or_insert_with(|| TestSuite::new(case.mapping.clone())).add_test_case(test);
+        test.set_classname(format!("{}.{}", case.mapping, case.path.display()))
+            .set_time(case.duration);
+        suites
+            .entry(&case.mapping)
+            .or_insert_with(|| TestSuite::new(case.mapping.clone()))
+            .add_test_case(test);
     }
     if !result.mappings_without_cases.is_empty() {
         let mut suite = TestSuite::new("mappings-without-cases");

@@ -97,7 +97,9 @@ fn collect(dir: &Path, found: &mut Vec<PathBuf>) {
         found.push(dir.to_owned());
         return;
     }
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.filter_map(Result::ok) {
         if entry.path().is_dir() {
             collect(&entry.path(), found);
@@ -108,10 +110,17 @@ fn collect(dir: &Path, found: &mut Vec<PathBuf>) {
 /// Run one case folder.
 pub fn run_case(dir: &Path, mappings_dir: &Path) -> CaseResult {
     let started = Instant::now();
-    let folder_mapping = dir.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let folder_mapping = dir
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut result = CaseResult {
         path: dir.to_owned(),
-        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         mapping: folder_mapping.clone(),
         passed: false,
         failures: Vec::new(),
@@ -139,7 +148,10 @@ fn check_case(dir: &Path, case: &CaseFile, mapping: &str, mappings_dir: &Path) -
         mapping: mapping.to_owned(),
         input: dir.join(&case.input),
         roster: case.roster.as_ref().map(|r| dir.join(r)),
-        engine: EngineOptions { now: case.now.clone(), source_system: None },
+        engine: EngineOptions {
+            now: case.now.clone(),
+            source_system: None,
+        },
         keep_outcomes: false,
     };
     let mut sink = NdjsonSink::new(Vec::new(), case.format.into());
@@ -152,43 +164,84 @@ fn check_case(dir: &Path, case: &CaseFile, mapping: &str, mappings_dir: &Path) -
 }
 
 fn parse_lines(bytes: &[u8]) -> Vec<Value> {
-    bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter_map(|l| serde_json::from_slice(l).ok()).collect()
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect()
 }
 
-fn check_outcome(case: &CaseFile, outcome: &Result<Summary, PipelineError>, failures: &mut Vec<String>) {
+fn check_outcome(
+    case: &CaseFile,
+    outcome: &Result<Summary, PipelineError>,
+    failures: &mut Vec<String>,
+) {
     let (errors, quirks): (Vec<String>, Vec<Quirk>) = match outcome {
-        Ok(summary) => (summary.rejected.iter().map(ToString::to_string).collect(), summary.quirks.clone()),
+        Ok(summary) => (
+            summary.rejected.iter().map(ToString::to_string).collect(),
+            summary.quirks.clone(),
+        ),
         Err(err) => (vec![err.to_string()], Vec::new()),
     };
     match (case.expect, outcome) {
-        (Expect::Success, Err(err)) => failures.push(format!("expected success, the conversion failed: {err}")),
-        (Expect::Success, Ok(s)) if s.records_rejected > 0 => {
-            failures.push(format!("expected success, {} record(s) rejected: {}", s.records_rejected, errors.join(" | ")))
+        (Expect::Success, Err(err)) => {
+            failures.push(format!("expected success, the conversion failed: {err}"))
         }
-        (Expect::Success, Ok(s)) if s.records_converted == 0 => failures.push("expected success, nothing was converted".into()),
-        (Expect::Rejected, Ok(s)) if s.records_rejected == 0 => failures.push("expected a rejection, every record converted".into()),
+        (Expect::Success, Ok(s)) if s.records_rejected > 0 => failures.push(format!(
+            "expected success, {} record(s) rejected: {}",
+            s.records_rejected,
+            errors.join(" | ")
+        )),
+        (Expect::Success, Ok(s)) if s.records_converted == 0 => {
+            failures.push("expected success, nothing was converted".into())
+        }
+        (Expect::Rejected, Ok(s)) if s.records_rejected == 0 => {
+            failures.push("expected a rejection, every record converted".into())
+        }
         _ => {}
     }
     for wanted in case.error_contains.iter().flat_map(|e| e.items()) {
         if !errors.iter().any(|e| e.contains(wanted)) {
-            failures.push(format!("no error contains '{wanted}' (errors: {})", if errors.is_empty() { "none".into() } else { errors.join(" | ") }));
+            failures.push(format!(
+                "no error contains '{wanted}' (errors: {})",
+                if errors.is_empty() {
+                    "none".into()
+                } else {
+                    errors.join(" | ")
+                }
+            ));
         }
     }
     for wanted in case.quirk_contains.iter().flat_map(|e| e.items()) {
         if !quirks.iter().any(|q| q.message.contains(wanted)) {
             let seen: Vec<&str> = quirks.iter().map(|q| q.message.as_str()).collect();
-            failures.push(format!("no tolerated quirk contains '{wanted}' (quirks: {})", seen.join(" | ")));
+            failures.push(format!(
+                "no tolerated quirk contains '{wanted}' (quirks: {})",
+                seen.join(" | ")
+            ));
         }
     }
     if let Ok(summary) = outcome {
-        count_check("rejected", case.rejected, summary.records_rejected, failures);
-        count_check("converted", case.converted, summary.records_converted, failures);
+        count_check(
+            "rejected",
+            case.rejected,
+            summary.records_rejected,
+            failures,
+        );
+        count_check(
+            "converted",
+            case.converted,
+            summary.records_converted,
+            failures,
+        );
     }
 }
 
 fn count_check(what: &str, expected: Option<u64>, actual: u64, failures: &mut Vec<String>) {
     if let Some(expected) = expected.filter(|e| *e != actual) {
-        failures.push(format!("expected {expected} {what} record(s), found {actual}"));
+        failures.push(format!(
+            "expected {expected} {what} record(s), found {actual}"
+        ));
     }
 }
 
@@ -207,7 +260,10 @@ fn check_outputs(dir: &Path, case: &CaseFile, lines: &[Value], failures: &mut Ve
         match read_json(&dir.join(file)) {
             Ok(expected) => {
                 if let Err(diff) = compare::contains(&actual, &expected) {
-                    failures.push(format!("output does not contain {}: {diff}", file.display()));
+                    failures.push(format!(
+                        "output does not contain {}: {diff}",
+                        file.display()
+                    ));
                 }
             }
             Err(why) => failures.push(why),
@@ -226,14 +282,24 @@ fn check_equals(path: &Path, actual: &Value, failures: &mut Vec<String>) {
     match read_json(path) {
         Ok(expected) if &expected == actual => {}
         Ok(expected) => {
-            let diff = compare::contains(actual, &expected).err().or_else(|| compare::contains(&expected, actual).err().map(|d| format!("unexpected output: {d}")));
-            failures.push(format!("output differs from {}: {}", path.display(), diff.unwrap_or_else(|| "order or count of lines differs".into())));
+            let diff = compare::contains(actual, &expected).err().or_else(|| {
+                compare::contains(&expected, actual)
+                    .err()
+                    .map(|d| format!("unexpected output: {d}"))
+            });
+            failures.push(format!(
+                "output differs from {}: {}",
+                path.display(),
+                diff.unwrap_or_else(|| "order or count of lines differs".into())
+            ));
         }
         Err(why) => failures.push(why),
     }
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}:{}: invalid JSON: {e}", path.display(), e.line()))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}:{}: invalid JSON: {e}", path.display(), e.line()))
 }

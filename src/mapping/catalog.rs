@@ -53,7 +53,11 @@ pub enum MappingError {
 /// Read and parse one mapping file. A TOML or schema error is a problem with its line.
 pub fn load(path: &Path) -> Result<LoadedMapping, MappingProblem> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|err| MappingProblem { file: shown.clone(), line: 1, message: format!("cannot read: {err}") })?;
+    let text = std::fs::read_to_string(path).map_err(|err| MappingProblem {
+        file: shown.clone(),
+        line: 1,
+        message: format!("cannot read: {err}"),
+    })?;
     let file: MappingFile = toml::from_str(&text).map_err(|err| MappingProblem {
         file: shown.clone(),
         line: err.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
@@ -61,16 +65,35 @@ pub fn load(path: &Path) -> Result<LoadedMapping, MappingProblem> {
     })?;
     let folder = path.parent().unwrap_or(Path::new("."));
     let (codes, code_errors) = codes::load_dir(folder);
-    Ok(LoadedMapping { path: path.to_owned(), text, file, codes, code_errors })
+    Ok(LoadedMapping {
+        path: path.to_owned(),
+        text,
+        file,
+        codes,
+        code_errors,
+    })
 }
 
 /// Every mapping file under a mappings folder (`<dir>/<adapter>/*.toml`), sorted.
 pub fn mapping_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let Ok(adapters) = std::fs::read_dir(dir) else { return files };
-    for adapter in adapters.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()) {
-        let Ok(entries) = std::fs::read_dir(&adapter) else { continue };
-        files.extend(entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "toml")));
+    let Ok(adapters) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for adapter in adapters
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+    {
+        let Ok(entries) = std::fs::read_dir(&adapter) else {
+            continue;
+        };
+        files.extend(
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml")),
+        );
     }
     files.sort();
     files
@@ -83,9 +106,15 @@ pub fn find(dir: &Path, name: &str) -> Result<LoadedMapping, MappingError> {
         match load(&path) {
             Ok(loaded) if loaded.name() == name => return Ok(loaded),
             Ok(loaded) => known.push(loaded.name().to_owned()),
-            Err(problem) if path.file_stem().is_some_and(|s| s == name) => return Err(MappingError::Problems(vec![problem])),
+            Err(problem) if path.file_stem().is_some_and(|s| s == name) => {
+                return Err(MappingError::Problems(vec![problem]));
+            }
             Err(_) => {}
         }
     }
-    Err(MappingError::NotFound { name: name.to_owned(), dir: dir.display().to_string(), known: known.join(", ") })
+    Err(MappingError::NotFound {
+        name: name.to_owned(),
+        dir: dir.display().to_string(),
+        known: known.join(", "),
+    })
 }

@@ -57,11 +57,20 @@ pub type CodeTables = BTreeMap<String, CodeTable>;
 pub fn load_dir(dir: &Path) -> (CodeTables, Vec<CodeTableError>) {
     let mut tables = CodeTables::new();
     let mut errors = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir.join("codes")) else { return (tables, errors) };
-    let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "csv")).collect();
+    let Ok(entries) = std::fs::read_dir(dir.join("codes")) else {
+        return (tables, errors);
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
     paths.sort();
     for path in paths {
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match load(&path) {
             Ok(table) => {
                 tables.insert(name, table);
@@ -75,35 +84,67 @@ pub fn load_dir(dir: &Path) -> (CodeTables, Vec<CodeTableError>) {
 /// Load one code table.
 pub fn load(path: &Path) -> Result<CodeTable, Vec<CodeTableError>> {
     let file = path.display().to_string();
-    let err = |line, message: String| CodeTableError { file: file.clone(), line, message };
+    let err = |line, message: String| CodeTableError {
+        file: file.clone(),
+        line,
+        message,
+    };
     let mut reader = csv::Reader::from_path(path).map_err(|e| vec![err(None, e.to_string())])?;
-    let headers = reader.headers().map_err(|e| vec![err(Some(1), e.to_string())])?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| vec![err(Some(1), e.to_string())])?
+        .clone();
     let expected = ["source_code", "system", "code", "display"];
     if headers.iter().map(str::trim).collect::<Vec<_>>() != expected {
-        return Err(vec![err(Some(1), format!("header must be {} (found {})", expected.join(","), headers.iter().collect::<Vec<_>>().join(",")))]);
+        return Err(vec![err(
+            Some(1),
+            format!(
+                "header must be {} (found {})",
+                expected.join(","),
+                headers.iter().collect::<Vec<_>>().join(",")
+            ),
+        )]);
     }
     let mut table = CodeTable::default();
     let mut errors = Vec::new();
     for record in reader.records() {
-        let line = record.as_ref().ok().and_then(|r| r.position()).map(|p| p.line());
+        let line = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map(|p| p.line());
         match record {
             Err(e) => errors.push(err(line, e.to_string())),
-            Ok(r) if r.len() != 4 || r[0].trim().is_empty() || r[2].trim().is_empty() => {
-                errors.push(err(line, "expected source_code,system,code,display with source_code and code filled".into()))
-            }
+            Ok(r) if r.len() != 4 || r[0].trim().is_empty() || r[2].trim().is_empty() => errors
+                .push(err(
+                    line,
+                    "expected source_code,system,code,display with source_code and code filled"
+                        .into(),
+                )),
             Ok(r) => {
                 let key = normalize(&r[0]);
                 if table.entries.contains_key(&key) {
-                    errors.push(err(line, format!("duplicate source_code '{}'", r[0].trim())));
+                    errors.push(err(
+                        line,
+                        format!("duplicate source_code '{}'", r[0].trim()),
+                    ));
                     continue;
                 }
                 table.source_codes.push(r[0].trim().to_owned());
-                let coding = Coding { system: r[1].trim().to_owned(), code: r[2].trim().to_owned(), display: r[3].trim().to_owned() };
+                let coding = Coding {
+                    system: r[1].trim().to_owned(),
+                    code: r[2].trim().to_owned(),
+                    display: r[3].trim().to_owned(),
+                };
                 table.entries.insert(key, coding);
             }
         }
     }
-    if errors.is_empty() { Ok(table) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(table)
+    } else {
+        Err(errors)
+    }
 }
 
 fn normalize(code: &str) -> String {

@@ -31,15 +31,29 @@ pub struct CrosswalkSection {
 
 /// Build the crosswalk sections of a mapping.
 pub fn sections(mapping: &LoadedMapping) -> Vec<CrosswalkSection> {
-    let engine = MappingEngine::new(&mapping.file, mapping.codes.clone(), &EngineOptions::default(), &QuirkLog::default());
-    let fields = |expr: &str| engine.fields_of(expr).map(|f| f.into_iter().collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let engine = MappingEngine::new(
+        &mapping.file,
+        mapping.codes.clone(),
+        &EngineOptions::default(),
+        &QuirkLog::default(),
+    );
+    let fields = |expr: &str| {
+        engine
+            .fields_of(expr)
+            .map(|f| f.into_iter().collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
     mapping
         .file
         .resources
         .iter()
         .map(|resource| {
             let kind = resource.resource_type.get_ref();
-            let mut summary = format!("Built from each `{}` record; id derived from `{}`", resource.from.get_ref(), resource.id.get_ref());
+            let mut summary = format!(
+                "Built from each `{}` record; id derived from `{}`",
+                resource.from.get_ref(),
+                resource.id.get_ref()
+            );
             if let Some(when) = &resource.when {
                 summary.push_str(&format!("; only when `{}`", when.get_ref()));
             }
@@ -66,7 +80,11 @@ pub fn sections(mapping: &LoadedMapping) -> Vec<CrosswalkSection> {
                     }
                 })
                 .collect();
-            CrosswalkSection { heading: format!("{} → {kind}", resource.name), summary, rows }
+            CrosswalkSection {
+                heading: format!("{} → {kind}", resource.name),
+                summary,
+                rows,
+            }
         })
         .collect()
 }
@@ -88,7 +106,10 @@ pub fn markdown(mapping: &LoadedMapping) -> String {
         mapping.display_path()
     ));
     if let Some(roster) = &header.roster_mapping {
-        out.push_str(&format!("- the referred student's Patient and RelatedPersons come from the mapping `{}`\n", roster.get_ref()));
+        out.push_str(&format!(
+            "- the referred student's Patient and RelatedPersons come from the mapping `{}`\n",
+            roster.get_ref()
+        ));
     }
     if header.passthrough {
         out.push_str("- passthrough: FHIR input is validated and passed on unchanged\n");
@@ -99,7 +120,11 @@ pub fn markdown(mapping: &LoadedMapping) -> String {
             out.push_str(&format!(
                 "| `{}` | {} | `{}` | {} |\n",
                 cell(&row.target),
-                if row.sources.is_empty() { "(constant)".to_owned() } else { cell(&row.sources) },
+                if row.sources.is_empty() {
+                    "(constant)".to_owned()
+                } else {
+                    cell(&row.sources)
+                },
                 cell(&row.transformation),
                 cell(&row.notes)
             ));
@@ -115,7 +140,13 @@ fn code_tables_markdown(mapping: &LoadedMapping) -> String {
         out.push_str(&format!("\n## Code table `{name}`\n\n| Source code | System | Code | Display |\n|---|---|---|---|\n"));
         for source in table.source_codes() {
             if let Some(coding) = table.lookup(source) {
-                out.push_str(&format!("| {} | {} | {} | {} |\n", cell(source), cell(&coding.system), cell(&coding.code), cell(&coding.display)));
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    cell(source),
+                    cell(&coding.system),
+                    cell(&coding.code),
+                    cell(&coding.display)
+                ));
             }
         }
     }
@@ -154,5 +185,8 @@ fn cell(text: &str) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -33,7 +33,12 @@ pub fn parse_date(text: &str, order: DateOrder) -> Result<(String, Option<DateQu
 pub fn parse_date_with(text: &str, format: &str) -> Result<String, String> {
     NaiveDate::parse_from_str(text.trim(), format)
         .map(|d| d.format("%Y-%m-%d").to_string())
-        .map_err(|_| format!("invalid date '{}' (expected the format {format})", text.trim()))
+        .map_err(|_| {
+            format!(
+                "invalid date '{}' (expected the format {format})",
+                text.trim()
+            )
+        })
 }
 
 /// Read a date or date-time; return a FHIR `dateTime` (a date stays a date).
@@ -70,7 +75,11 @@ fn slash_date(text: &str, order: DateOrder) -> Result<(NaiveDate, DateQuirk), St
         (false, true) => (a, b, DateQuirk::MonthFirst),
         (false, false) if order == DateOrder::Dmy => (b, a, DateQuirk::Ambiguous(order)),
         (false, false) => (a, b, DateQuirk::Ambiguous(order)),
-        (true, true) => return Err(format!("invalid date '{text}': neither number can be a month ({EXPECTED})")),
+        (true, true) => {
+            return Err(format!(
+                "invalid date '{text}': neither number can be a month ({EXPECTED})"
+            ));
+        }
     };
     NaiveDate::from_ymd_opt(year, month, day)
         .map(|d| (d, quirk))
@@ -83,17 +92,43 @@ mod tests {
 
     #[test]
     fn reads_iso_and_slash_dates() {
-        assert_eq!(parse_date("2010-04-17", DateOrder::Mdy).unwrap(), ("2010-04-17".into(), None));
-        assert_eq!(parse_date("2023-05-01T18:25:43.511Z", DateOrder::Mdy).unwrap().0, "2023-05-01");
-        assert_eq!(parse_date("15/06/2023", DateOrder::Mdy).unwrap(), ("2023-06-15".into(), Some(DateQuirk::DayFirst)));
-        assert_eq!(parse_date("6/15/2023", DateOrder::Dmy).unwrap(), ("2023-06-15".into(), Some(DateQuirk::MonthFirst)));
-        assert_eq!(parse_date("1/05/2023", DateOrder::Mdy).unwrap().0, "2023-01-05");
-        assert_eq!(parse_date("1/05/2023", DateOrder::Dmy).unwrap().0, "2023-05-01");
+        assert_eq!(
+            parse_date("2010-04-17", DateOrder::Mdy).unwrap(),
+            ("2010-04-17".into(), None)
+        );
+        assert_eq!(
+            parse_date("2023-05-01T18:25:43.511Z", DateOrder::Mdy)
+                .unwrap()
+                .0,
+            "2023-05-01"
+        );
+        assert_eq!(
+            parse_date("15/06/2023", DateOrder::Mdy).unwrap(),
+            ("2023-06-15".into(), Some(DateQuirk::DayFirst))
+        );
+        assert_eq!(
+            parse_date("6/15/2023", DateOrder::Dmy).unwrap(),
+            ("2023-06-15".into(), Some(DateQuirk::MonthFirst))
+        );
+        assert_eq!(
+            parse_date("1/05/2023", DateOrder::Mdy).unwrap().0,
+            "2023-01-05"
+        );
+        assert_eq!(
+            parse_date("1/05/2023", DateOrder::Dmy).unwrap().0,
+            "2023-05-01"
+        );
     }
 
     #[test]
     fn rejects_impossible_dates_saying_what_was_expected() {
-        for bad in ["2010-13-45", "31/31/2020", "yesterday", "1/5/23", "2/30/2020"] {
+        for bad in [
+            "2010-13-45",
+            "31/31/2020",
+            "yesterday",
+            "1/5/23",
+            "2/30/2020",
+        ] {
             let err = parse_date(bad, DateOrder::Mdy).unwrap_err();
             assert!(err.contains("expected"), "{bad}: {err}");
         }

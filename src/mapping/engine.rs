@@ -19,14 +19,24 @@ use super::path::{Cursor, TargetPath, prune};
 use crate::adapters::{Position, QuirkLog, RecordError, SourceRecord};
 use crate::canonical::ids;
 use crate::validation::FhirSchema;
-use minijinja::{Environment, Error, ErrorKind, Expression, UndefinedBehavior, Value as JinjaValue};
+use minijinja::{
+    Environment, Error, ErrorKind, Expression, UndefinedBehavior, Value as JinjaValue,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use toml::Spanned;
 
 /// Names that expressions may use that are not record fields.
-pub const GLOBALS: &[&str] = &["source_system", "reference", "fhir_id", "now", "none", "true", "false"];
+pub const GLOBALS: &[&str] = &[
+    "source_system",
+    "reference",
+    "fhir_id",
+    "now",
+    "none",
+    "true",
+    "false",
+];
 
 /// A problem in a mapping file, at a line.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -56,7 +66,10 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true), source_system: None }
+        Self {
+            now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            source_system: None,
+        }
     }
 }
 
@@ -90,16 +103,33 @@ struct CompiledRule<'e> {
 
 impl MappingEngine {
     /// An environment for a mapping file with its code tables.
-    pub fn new(file: &MappingFile, codes: CodeTables, options: &EngineOptions, quirks: &QuirkLog) -> Self {
-        let source_system = options.source_system.clone().unwrap_or_else(|| file.mapping.source_system.clone());
+    pub fn new(
+        file: &MappingFile,
+        codes: CodeTables,
+        options: &EngineOptions,
+        quirks: &QuirkLog,
+    ) -> Self {
+        let source_system = options
+            .source_system
+            .clone()
+            .unwrap_or_else(|| file.mapping.source_system.clone());
         let current = Arc::new(Mutex::new(Position::file("")));
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.add_global("source_system", source_system.clone());
         add_code_filter(&mut env, Arc::new(codes));
-        add_date_filters(&mut env, file.source.ambiguous_dates, quirks.clone(), current.clone());
+        add_date_filters(
+            &mut env,
+            file.source.ambiguous_dates,
+            quirks.clone(),
+            current.clone(),
+        );
         add_reference_functions(&mut env, source_system.clone(), options.now.clone());
-        Self { env, source_system, current }
+        Self {
+            env,
+            source_system,
+            current,
+        }
     }
 
     /// The source system URI in force.
@@ -108,43 +138,95 @@ impl MappingEngine {
     }
 
     /// Compile every expression and target of a mapping, collecting every problem.
-    pub fn compile<'e>(&'e self, file: &'e MappingFile, text: &str, file_name: &str) -> Result<CompiledMapping<'e>, Vec<MappingProblem>> {
+    pub fn compile<'e>(
+        &'e self,
+        file: &'e MappingFile,
+        text: &str,
+        file_name: &str,
+    ) -> Result<CompiledMapping<'e>, Vec<MappingProblem>> {
         let schema = FhirSchema::global();
         let mut problems = Vec::new();
         let mut resources = Vec::new();
         for spec in &file.resources {
             let mut problem = |span: std::ops::Range<usize>, message: String| {
-                problems.push(MappingProblem { file: file_name.to_owned(), line: line_of(text, span.start), message })
+                problems.push(MappingProblem {
+                    file: file_name.to_owned(),
+                    line: line_of(text, span.start),
+                    message,
+                })
             };
             let resource_type = spec.resource_type.get_ref();
             if !schema.is_resource_type(resource_type) {
-                problem(spec.resource_type.span(), format!("'{resource_type}' is not a FHIR R4 resource type"));
+                problem(
+                    spec.resource_type.span(),
+                    format!("'{resource_type}' is not a FHIR R4 resource type"),
+                );
                 continue;
             }
             let id = self.expression(&spec.id, &mut problem);
-            let when = spec.when.as_ref().and_then(|w| self.expression(w, &mut problem));
+            let when = spec
+                .when
+                .as_ref()
+                .and_then(|w| self.expression(w, &mut problem));
             let mut rules = Vec::new();
             for rule in &spec.rules {
-                let target = TargetPath::compile(rule.target.get_ref(), resource_type, schema).map_err(|why| problem(rule.target.span(), why)).ok();
+                let target = TargetPath::compile(rule.target.get_ref(), resource_type, schema)
+                    .map_err(|why| problem(rule.target.span(), why))
+                    .ok();
                 let value = self.expression(&rule.value, &mut problem);
-                let rule_when = rule.when.as_ref().and_then(|w| self.expression(w, &mut problem));
+                let rule_when = rule
+                    .when
+                    .as_ref()
+                    .and_then(|w| self.expression(w, &mut problem));
                 if let (Some(target), Some(value)) = (target, value) {
-                    let sources = source_fields(&value).into_iter().collect::<Vec<_>>().join(", ");
-                    rules.push(CompiledRule { spec: rule, target, value, when: rule_when, sources });
+                    let sources = source_fields(&value)
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    rules.push(CompiledRule {
+                        spec: rule,
+                        target,
+                        value,
+                        when: rule_when,
+                        sources,
+                    });
                 }
             }
             if let Some(id) = id {
-                resources.push(CompiledResource { spec, id, when, rules });
+                resources.push(CompiledResource {
+                    spec,
+                    id,
+                    when,
+                    rules,
+                });
             }
         }
-        if problems.is_empty() { Ok(CompiledMapping { engine: self, resources }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(CompiledMapping {
+                engine: self,
+                resources,
+            })
+        } else {
+            Err(problems)
+        }
     }
 
-    fn expression(&self, source: &Spanned<String>, problem: &mut impl FnMut(std::ops::Range<usize>, String)) -> Option<Expression<'_, 'static>> {
+    fn expression(
+        &self,
+        source: &Spanned<String>,
+        problem: &mut impl FnMut(std::ops::Range<usize>, String),
+    ) -> Option<Expression<'_, 'static>> {
         match self.env.compile_expression_owned(source.get_ref().clone()) {
             Ok(expr) => Some(expr),
             Err(err) => {
-                problem(source.span(), format!("expression '{}' does not compile: {}", source.get_ref(), err.detail().unwrap_or(&err.to_string())));
+                problem(
+                    source.span(),
+                    format!(
+                        "expression '{}' does not compile: {}",
+                        source.get_ref(),
+                        err.detail().unwrap_or(&err.to_string())
+                    ),
+                );
                 None
             }
         }
@@ -153,17 +235,28 @@ impl MappingEngine {
 
 /// The record fields an expression reads (`user.givenName`), without globals.
 pub fn source_fields(expr: &Expression<'_, '_>) -> BTreeSet<String> {
-    expr.undeclared_variables(true).into_iter().filter(|v| !GLOBALS.contains(&v.split('.').next().unwrap_or_default())).collect()
+    expr.undeclared_variables(true)
+        .into_iter()
+        .filter(|v| !GLOBALS.contains(&v.split('.').next().unwrap_or_default()))
+        .collect()
 }
 
 impl CompiledMapping<'_> {
     /// Build the resources of one record. A rule that fails, or a required value that is empty, rejects
     /// the record with the position, the target element, the source fields and what was expected.
     pub fn map(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
-        *self.engine.current.lock().unwrap_or_else(|p| p.into_inner()) = record.position.clone();
+        *self
+            .engine
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = record.position.clone();
         let context = JinjaValue::from_serialize(&record.context);
         let mut out = Vec::new();
-        for resource in self.resources.iter().filter(|r| r.spec.from.get_ref() == record.kind) {
+        for resource in self
+            .resources
+            .iter()
+            .filter(|r| r.spec.from.get_ref() == record.kind)
+        {
             if let Some(built) = self.build(resource, record, &context)? {
                 out.push(built);
             }
@@ -190,19 +283,45 @@ impl CompiledMapping<'_> {
         fields
     }
 
-    fn build(&self, resource: &CompiledResource<'_>, record: &SourceRecord, context: &JinjaValue) -> Result<Option<Value>, RecordError> {
+    fn build(
+        &self,
+        resource: &CompiledResource<'_>,
+        record: &SourceRecord,
+        context: &JinjaValue,
+    ) -> Result<Option<Value>, RecordError> {
         let resource_type = resource.spec.resource_type.get_ref();
-        let fail = |what: &str, message: String| RecordError::new(record.position.clone().with_field(what.to_owned()), message);
+        let fail = |what: &str, message: String| {
+            RecordError::new(record.position.clone().with_field(what.to_owned()), message)
+        };
         if let Some(when) = &resource.when {
-            let keep = when.eval(context).map_err(|e| fail(resource_type, format!("{resource_type} 'when': {}", describe(&e))))?;
+            let keep = when.eval(context).map_err(|e| {
+                fail(
+                    resource_type,
+                    format!("{resource_type} 'when': {}", describe(&e)),
+                )
+            })?;
             if !keep.is_true() {
                 return Ok(None);
             }
         }
-        let source_id = resource.id.eval(context).map_err(|e| fail(resource_type, format!("{resource_type}.id: {}", describe(&e))))?;
-        let source_id = source_id.as_str().map(str::to_owned).unwrap_or_else(|| source_id.to_string());
+        let source_id = resource.id.eval(context).map_err(|e| {
+            fail(
+                resource_type,
+                format!("{resource_type}.id: {}", describe(&e)),
+            )
+        })?;
+        let source_id = source_id
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| source_id.to_string());
         if source_id.trim().is_empty() || source_id == "none" {
-            return Err(fail(resource_type, format!("{resource_type}.id ← {}: empty (expected the record's source id)", resource.spec.id.get_ref())));
+            return Err(fail(
+                resource_type,
+                format!(
+                    "{resource_type}.id ← {}: empty (expected the record's source id)",
+                    resource.spec.id.get_ref()
+                ),
+            ));
         }
         let mut built = json!({ "resourceType": resource_type, "id": ids::resource_id(&self.engine.source_system, resource_type, &source_id) });
         if let Some(profile) = &resource.spec.profile {
@@ -210,30 +329,58 @@ impl CompiledMapping<'_> {
         }
         let mut cursor = Cursor::default();
         for rule in &resource.rules {
-            apply_rule(rule, resource_type, context, &mut built, &mut cursor).map_err(|message| fail(&rule.sources, message))?;
+            apply_rule(rule, resource_type, context, &mut built, &mut cursor)
+                .map_err(|message| fail(&rule.sources, message))?;
         }
         Ok(Some(built))
     }
 }
 
-fn apply_rule(rule: &CompiledRule<'_>, resource_type: &str, context: &JinjaValue, built: &mut Value, cursor: &mut Cursor) -> Result<(), String> {
-    let label = || format!("{resource_type}.{} ← {}", rule.target.as_str(), rule.spec.value.get_ref());
+fn apply_rule(
+    rule: &CompiledRule<'_>,
+    resource_type: &str,
+    context: &JinjaValue,
+    built: &mut Value,
+    cursor: &mut Cursor,
+) -> Result<(), String> {
+    let label = || {
+        format!(
+            "{resource_type}.{} ← {}",
+            rule.target.as_str(),
+            rule.spec.value.get_ref()
+        )
+    };
     if let Some(when) = &rule.when {
-        if !when.eval(context).map_err(|e| format!("{} ('when'): {}", label(), describe(&e)))?.is_true() {
+        if !when
+            .eval(context)
+            .map_err(|e| format!("{} ('when'): {}", label(), describe(&e)))?
+            .is_true()
+        {
             return Ok(());
         }
     }
-    let value = rule.value.eval(context).map_err(|e| format!("{}: {}", label(), describe(&e)))?;
+    let value = rule
+        .value
+        .eval(context)
+        .map_err(|e| format!("{}: {}", label(), describe(&e)))?;
     let json = serde_json::to_value(&value).map_err(|e| format!("{}: {e}", label()))?;
     match prune(json) {
-        Some(json) => rule.target.set(built, json, cursor).map_err(|why| format!("{}: {why}", label())),
-        None if rule.spec.required => Err(format!("{}: required value is empty (expected a value)", label())),
+        Some(json) => rule
+            .target
+            .set(built, json, cursor)
+            .map_err(|why| format!("{}: {why}", label())),
+        None if rule.spec.required => Err(format!(
+            "{}: required value is empty (expected a value)",
+            label()
+        )),
         None => Ok(()),
     }
 }
 
 fn describe(err: &Error) -> String {
-    err.detail().map(str::to_owned).unwrap_or_else(|| err.to_string())
+    err.detail()
+        .map(str::to_owned)
+        .unwrap_or_else(|| err.to_string())
 }
 
 fn invalid(message: String) -> Error {
@@ -245,79 +392,126 @@ fn is_empty(value: &JinjaValue) -> bool {
 }
 
 fn add_code_filter(env: &mut Environment<'static>, codes: Arc<CodeTables>) {
-    env.add_filter("code", move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
-        if is_empty(&value) {
-            return Ok(JinjaValue::UNDEFINED);
-        }
-        let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
-        let codes_of = codes.get(&table).ok_or_else(|| invalid(format!("no code table '{table}' (expected codes/{table}.csv)")))?;
-        match codes_of.lookup(&text) {
-            Some(coding) => Ok(JinjaValue::from_serialize(coding)),
-            None => Err(invalid(format!(
-                "unknown code '{text}' in code table '{table}' (expected one of: {})",
-                codes_of.source_codes().join(", ")
-            ))),
-        }
-    });
+    env.add_filter(
+        "code",
+        move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
+            if is_empty(&value) {
+                return Ok(JinjaValue::UNDEFINED);
+            }
+            let text = value
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            let codes_of = codes.get(&table).ok_or_else(|| {
+                invalid(format!(
+                    "no code table '{table}' (expected codes/{table}.csv)"
+                ))
+            })?;
+            match codes_of.lookup(&text) {
+                Some(coding) => Ok(JinjaValue::from_serialize(coding)),
+                None => Err(invalid(format!(
+                    "unknown code '{text}' in code table '{table}' (expected one of: {})",
+                    codes_of.source_codes().join(", ")
+                ))),
+            }
+        },
+    );
 }
 
-fn add_date_filters(env: &mut Environment<'static>, order: DateOrder, quirks: QuirkLog, current: Arc<Mutex<Position>>) {
+fn add_date_filters(
+    env: &mut Environment<'static>,
+    order: DateOrder,
+    quirks: QuirkLog,
+    current: Arc<Mutex<Position>>,
+) {
     let note = move |quirk: Option<DateQuirk>| {
         let Some(quirk) = quirk else { return };
         let position = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let how = match quirk {
             DateQuirk::DayFirst => "day/month/year".to_owned(),
             DateQuirk::MonthFirst => "month/day/year".to_owned(),
-            DateQuirk::Ambiguous(DateOrder::Mdy) => "month/day/year (ambiguous; set [source] ambiguous_dates)".to_owned(),
-            DateQuirk::Ambiguous(DateOrder::Dmy) => "day/month/year (ambiguous; set [source] ambiguous_dates)".to_owned(),
+            DateQuirk::Ambiguous(DateOrder::Mdy) => {
+                "month/day/year (ambiguous; set [source] ambiguous_dates)".to_owned()
+            }
+            DateQuirk::Ambiguous(DateOrder::Dmy) => {
+                "day/month/year (ambiguous; set [source] ambiguous_dates)".to_owned()
+            }
         };
-        quirks.note(format!("non-ISO dates read as {how} (in records of {})", position.file), position.line);
+        quirks.note(
+            format!(
+                "non-ISO dates read as {how} (in records of {})",
+                position.file
+            ),
+            position.line,
+        );
     };
     let note_date = note.clone();
-    env.add_filter("date", move |value: JinjaValue, format: Option<String>| -> Result<JinjaValue, Error> {
-        if is_empty(&value) {
-            return Ok(JinjaValue::UNDEFINED);
-        }
-        let text = value.to_string();
-        let parsed = match format {
-            Some(format) => dates::parse_date_with(&text, &format),
-            None => dates::parse_date(&text, order).map(|(date, quirk)| {
-                note_date(quirk);
-                date
-            }),
-        };
-        parsed.map(JinjaValue::from).map_err(invalid)
-    });
-    env.add_filter("datetime", move |value: JinjaValue| -> Result<JinjaValue, Error> {
-        if is_empty(&value) {
-            return Ok(JinjaValue::UNDEFINED);
-        }
-        let (text, quirk) = dates::parse_datetime(&value.to_string(), order).map_err(invalid)?;
-        note(quirk);
-        Ok(JinjaValue::from(text))
-    });
+    env.add_filter(
+        "date",
+        move |value: JinjaValue, format: Option<String>| -> Result<JinjaValue, Error> {
+            if is_empty(&value) {
+                return Ok(JinjaValue::UNDEFINED);
+            }
+            let text = value.to_string();
+            let parsed = match format {
+                Some(format) => dates::parse_date_with(&text, &format),
+                None => dates::parse_date(&text, order).map(|(date, quirk)| {
+                    note_date(quirk);
+                    date
+                }),
+            };
+            parsed.map(JinjaValue::from).map_err(invalid)
+        },
+    );
+    env.add_filter(
+        "datetime",
+        move |value: JinjaValue| -> Result<JinjaValue, Error> {
+            if is_empty(&value) {
+                return Ok(JinjaValue::UNDEFINED);
+            }
+            let (text, quirk) =
+                dates::parse_datetime(&value.to_string(), order).map_err(invalid)?;
+            note(quirk);
+            Ok(JinjaValue::from(text))
+        },
+    );
 }
 
 fn add_reference_functions(env: &mut Environment<'static>, source_system: String, now: String) {
     let system = source_system.clone();
-    env.add_function("reference", move |resource_type: String, id: JinjaValue| -> JinjaValue {
-        if is_empty(&id) {
-            return JinjaValue::UNDEFINED;
-        }
-        JinjaValue::from(ids::reference(&system, &resource_type, &id.to_string()))
+    env.add_function(
+        "reference",
+        move |resource_type: String, id: JinjaValue| -> JinjaValue {
+            if is_empty(&id) {
+                return JinjaValue::UNDEFINED;
+            }
+            JinjaValue::from(ids::reference(&system, &resource_type, &id.to_string()))
+        },
+    );
+    env.add_function(
+        "fhir_id",
+        move |resource_type: String, id: JinjaValue| -> JinjaValue {
+            if is_empty(&id) {
+                return JinjaValue::UNDEFINED;
+            }
+            JinjaValue::from(ids::resource_id(
+                &source_system,
+                &resource_type,
+                &id.to_string(),
+            ))
+        },
+    );
+    env.add_function("now", move || -> JinjaValue {
+        JinjaValue::from(now.clone())
     });
-    env.add_function("fhir_id", move |resource_type: String, id: JinjaValue| -> JinjaValue {
-        if is_empty(&id) {
-            return JinjaValue::UNDEFINED;
-        }
-        JinjaValue::from(ids::resource_id(&source_system, &resource_type, &id.to_string()))
-    });
-    env.add_function("now", move || -> JinjaValue { JinjaValue::from(now.clone()) });
 }
 
 impl MappingEngine {
     /// The record fields an expression reads, or why it does not compile.
     pub fn fields_of(&self, expression: &str) -> Result<BTreeSet<String>, String> {
-        self.env.compile_expression_owned(expression.to_owned()).map(|e| source_fields(&e)).map_err(|e| e.to_string())
+        self.env
+            .compile_expression_owned(expression.to_owned())
+            .map(|e| source_fields(&e))
+            .map_err(|e| e.to_string())
     }
 }

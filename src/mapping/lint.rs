@@ -26,68 +26,145 @@ pub fn check_all(dir: &Path) -> (usize, Vec<MappingProblem>) {
     let mut seen: BTreeMap<&str, &LoadedMapping> = BTreeMap::new();
     for mapping in &loaded {
         if let Some(first) = seen.insert(mapping.name(), mapping) {
-            problems.push(at(mapping, 1, format!("mapping name '{}' is also used by {}", mapping.name(), first.display_path())));
+            problems.push(at(
+                mapping,
+                1,
+                format!(
+                    "mapping name '{}' is also used by {}",
+                    mapping.name(),
+                    first.display_path()
+                ),
+            ));
         }
         problems.extend(check(mapping, &names));
     }
     if files.is_empty() {
-        problems.push(MappingProblem { file: dir.display().to_string(), line: 1, message: "no mapping files found (expected <dir>/<adapter>/<mapping>.toml)".into() });
+        problems.push(MappingProblem {
+            file: dir.display().to_string(),
+            line: 1,
+            message: "no mapping files found (expected <dir>/<adapter>/<mapping>.toml)".into(),
+        });
     }
     (files.len(), problems)
 }
 
 /// Lint one loaded mapping.
-pub fn check(mapping: &LoadedMapping, others: &BTreeMap<&str, &LoadedMapping>) -> Vec<MappingProblem> {
+pub fn check(
+    mapping: &LoadedMapping,
+    others: &BTreeMap<&str, &LoadedMapping>,
+) -> Vec<MappingProblem> {
     let mut problems: Vec<MappingProblem> = mapping
         .code_errors
         .iter()
-        .map(|e| MappingProblem { file: e.file.clone(), line: e.line.unwrap_or(1) as usize, message: e.message.clone() })
+        .map(|e| MappingProblem {
+            file: e.file.clone(),
+            line: e.line.unwrap_or(1) as usize,
+            message: e.message.clone(),
+        })
         .collect();
     let header = &mapping.file.mapping;
     let adapter = header.adapter.get_ref().as_str();
     if !adapters::ADAPTERS.contains(&adapter) {
-        problems.push(spanned(mapping, &header.adapter, format!("unknown adapter '{adapter}' (expected one of: {})", adapters::ADAPTERS.join(", "))));
+        problems.push(spanned(
+            mapping,
+            &header.adapter,
+            format!(
+                "unknown adapter '{adapter}' (expected one of: {})",
+                adapters::ADAPTERS.join(", ")
+            ),
+        ));
         return problems;
     }
-    let folder = mapping.path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let folder = mapping
+        .path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if folder != adapter {
-        problems.push(spanned(mapping, &header.adapter, format!("a '{adapter}' mapping belongs in mappings/{adapter}/ (found in {folder}/)")));
+        problems.push(spanned(
+            mapping,
+            &header.adapter,
+            format!("a '{adapter}' mapping belongs in mappings/{adapter}/ (found in {folder}/)"),
+        ));
     }
     if let Some(roster) = &header.roster_mapping {
         if !others.contains_key(roster.get_ref().as_str()) {
-            problems.push(spanned(mapping, roster, format!("roster_mapping '{}' does not exist", roster.get_ref())));
+            problems.push(spanned(
+                mapping,
+                roster,
+                format!("roster_mapping '{}' does not exist", roster.get_ref()),
+            ));
         }
     }
     if header.passthrough && !mapping.file.resources.is_empty() {
-        problems.push(at(mapping, 1, "a passthrough mapping builds no resources; remove [[resources]] or passthrough".into()));
+        problems.push(at(
+            mapping,
+            1,
+            "a passthrough mapping builds no resources; remove [[resources]] or passthrough".into(),
+        ));
     }
     if !header.passthrough && mapping.file.resources.is_empty() {
-        problems.push(at(mapping, 1, "the mapping builds no resources (expected [[resources]] tables)".into()));
+        problems.push(at(
+            mapping,
+            1,
+            "the mapping builds no resources (expected [[resources]] tables)".into(),
+        ));
     }
-    let engine = MappingEngine::new(&mapping.file, mapping.codes.clone(), &EngineOptions::default(), &QuirkLog::default());
-    if let Err(mut compile) = engine.compile(&mapping.file, &mapping.text, &mapping.display_path()) {
+    let engine = MappingEngine::new(
+        &mapping.file,
+        mapping.codes.clone(),
+        &EngineOptions::default(),
+        &QuirkLog::default(),
+    );
+    if let Err(mut compile) = engine.compile(&mapping.file, &mapping.text, &mapping.display_path())
+    {
         problems.append(&mut compile);
     }
     check_fields(mapping, adapter, &engine, &mut problems);
     problems
 }
 
-fn check_fields(mapping: &LoadedMapping, adapter: &str, engine: &MappingEngine, problems: &mut Vec<MappingProblem>) {
+fn check_fields(
+    mapping: &LoadedMapping,
+    adapter: &str,
+    engine: &MappingEngine,
+    problems: &mut Vec<MappingProblem>,
+) {
     let kinds = adapters::record_kinds(adapter);
     for resource in &mapping.file.resources {
         if !kinds.contains(&resource.from.get_ref().as_str()) {
-            problems.push(spanned(mapping, &resource.from, format!("'{adapter}' yields no '{}' records (expected one of: {})", resource.from.get_ref(), kinds.join(", "))));
+            problems.push(spanned(
+                mapping,
+                &resource.from,
+                format!(
+                    "'{adapter}' yields no '{}' records (expected one of: {})",
+                    resource.from.get_ref(),
+                    kinds.join(", ")
+                ),
+            ));
         }
         let expressions = std::iter::once(&resource.id)
             .chain(resource.when.iter())
-            .chain(resource.rules.iter().flat_map(|r| std::iter::once(&r.value).chain(r.when.iter())));
+            .chain(
+                resource
+                    .rules
+                    .iter()
+                    .flat_map(|r| std::iter::once(&r.value).chain(r.when.iter())),
+            );
         for expression in expressions {
             check_expression(mapping, adapter, engine, expression, problems);
         }
     }
 }
 
-fn check_expression(mapping: &LoadedMapping, adapter: &str, engine: &MappingEngine, expression: &Spanned<String>, problems: &mut Vec<MappingProblem>) {
+fn check_expression(
+    mapping: &LoadedMapping,
+    adapter: &str,
+    engine: &MappingEngine,
+    expression: &Spanned<String>,
+    problems: &mut Vec<MappingProblem>,
+) {
     let context = adapters::context_tables(adapter);
     if let Ok(fields) = engine.fields_of(expression.get_ref()) {
         for field in fields {
@@ -95,10 +172,18 @@ fn check_expression(mapping: &LoadedMapping, adapter: &str, engine: &MappingEngi
             let root = parts.next().unwrap_or_default();
             let attribute = parts.next();
             match context.iter().find(|c| c.variable == root) {
-                None => problems.push(spanned(mapping, expression, format!(
-                    "unknown field '{root}' (a '{adapter}' record has: {})",
-                    context.iter().map(|c| c.variable).collect::<Vec<_>>().join(", ")
-                ))),
+                None => problems.push(spanned(
+                    mapping,
+                    expression,
+                    format!(
+                        "unknown field '{root}' (a '{adapter}' record has: {})",
+                        context
+                            .iter()
+                            .map(|c| c.variable)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
                 Some(table) => {
                     if let Some(attribute) = attribute.filter(|_| !table.columns.is_empty()) {
                         if !table.columns.contains(&attribute) {
@@ -111,7 +196,13 @@ fn check_expression(mapping: &LoadedMapping, adapter: &str, engine: &MappingEngi
     }
     for table in code_tables_named(expression.get_ref()) {
         if !mapping.codes.contains_key(&table) {
-            problems.push(spanned(mapping, expression, format!("unknown code table '{table}' (expected codes/{table}.csv beside the mapping)")));
+            problems.push(spanned(
+                mapping,
+                expression,
+                format!(
+                    "unknown code table '{table}' (expected codes/{table}.csv beside the mapping)"
+                ),
+            ));
         }
     }
 }
@@ -123,7 +214,9 @@ pub fn code_tables_named(expression: &str) -> Vec<String> {
     while let Some(at) = rest.find("code(") {
         rest = &rest[at + 5..];
         let trimmed = rest.trim_start();
-        let Some(quote) = trimmed.chars().next().filter(|c| *c == '\'' || *c == '"') else { continue };
+        let Some(quote) = trimmed.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            continue;
+        };
         if let Some(end) = trimmed[1..].find(quote) {
             names.push(trimmed[1..1 + end].to_owned());
         }
@@ -136,7 +229,11 @@ fn spanned(mapping: &LoadedMapping, item: &Spanned<String>, message: String) -> 
 }
 
 fn at(mapping: &LoadedMapping, line: usize, message: String) -> MappingProblem {
-    MappingProblem { file: mapping.display_path(), line, message }
+    MappingProblem {
+        file: mapping.display_path(),
+        line,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +242,13 @@ mod tests {
 
     #[test]
     fn finds_code_table_names() {
-        assert_eq!(code_tables_named("demographics.sex | code('sex')"), vec!["sex"]);
-        assert_eq!(code_tables_named("a | code(\"need\") ~ b | code( 'x' )"), vec!["need", "x"]);
+        assert_eq!(
+            code_tables_named("demographics.sex | code('sex')"),
+            vec!["sex"]
+        );
+        assert_eq!(
+            code_tables_named("a | code(\"need\") ~ b | code( 'x' )"),
+            vec!["need", "x"]
+        );
     }
 }

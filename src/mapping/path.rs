@@ -50,21 +50,34 @@ impl TargetPath {
         let mut segments = Vec::new();
         let mut names: Vec<&str> = Vec::new();
         for raw in text.split('.') {
-            let (name, index) = split_index(raw).map_err(|why| format!("target '{text}': {why}"))?;
+            let (name, index) =
+                split_index(raw).map_err(|why| format!("target '{text}': {why}"))?;
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("target '{text}': '{raw}' is not an element name"));
             }
             names.push(name);
-            let info = schema.element(resource_type, &names).map_err(|why| format!("target '{text}': {why}"))?;
+            let info = schema
+                .element(resource_type, &names)
+                .map_err(|why| format!("target '{text}': {why}"))?;
             if index.is_some() && !info.is_array {
-                return Err(format!("target '{text}': {resource_type}.{} is not a list, so it takes no index", names.join(".")));
+                return Err(format!(
+                    "target '{text}': {resource_type}.{} is not a list, so it takes no index",
+                    names.join(".")
+                ));
             }
-            segments.push(Segment { name: name.to_owned(), is_array: info.is_array, index });
+            segments.push(Segment {
+                name: name.to_owned(),
+                is_array: info.is_array,
+                index,
+            });
         }
         if segments.is_empty() || text.is_empty() {
             return Err("empty target".to_owned());
         }
-        Ok(Self { text: text.to_owned(), segments })
+        Ok(Self {
+            text: text.to_owned(),
+            segments,
+        })
     }
 
     /// The path as written.
@@ -73,14 +86,21 @@ impl TargetPath {
     }
 
     /// Write `value` at this path into `resource`.
-    pub fn set(&self, resource: &mut Value, value: Value, cursor: &mut Cursor) -> Result<(), String> {
+    pub fn set(
+        &self,
+        resource: &mut Value,
+        value: Value,
+        cursor: &mut Cursor,
+    ) -> Result<(), String> {
         let mut node = resource;
         let mut prefix = String::new();
         let last = self.segments.len() - 1;
         for (i, segment) in self.segments.iter().enumerate() {
             prefix.push('.');
             prefix.push_str(&segment.name);
-            let object = node.as_object_mut().ok_or_else(|| format!("{}: '{}' is not an object", self.text, prefix))?;
+            let object = node
+                .as_object_mut()
+                .ok_or_else(|| format!("{}: '{}' is not an object", self.text, prefix))?;
             if i == last {
                 return assign(object, segment, value, cursor, &prefix);
             }
@@ -91,19 +111,32 @@ impl TargetPath {
 }
 
 fn split_index(raw: &str) -> Result<(&str, Option<Index>), String> {
-    let Some(open) = raw.find('[') else { return Ok((raw, None)) };
-    let inner = raw[open + 1..].strip_suffix(']').ok_or_else(|| format!("'{raw}' has an unclosed ["))?;
+    let Some(open) = raw.find('[') else {
+        return Ok((raw, None));
+    };
+    let inner = raw[open + 1..]
+        .strip_suffix(']')
+        .ok_or_else(|| format!("'{raw}' has an unclosed ["))?;
     let index = match inner {
         "+" => Index::Append,
         "=" => Index::Last,
-        n => Index::At(n.parse().map_err(|_| format!("'{raw}': index must be a number, + or =", ))?),
+        n => Index::At(
+            n.parse()
+                .map_err(|_| format!("'{raw}': index must be a number, + or =",))?,
+        ),
     };
     Ok((&raw[..open], Some(index)))
 }
 
-fn list_slot<'a>(object: &'a mut Map<String, Value>, name: &str) -> Result<&'a mut Vec<Value>, String> {
-    let slot = object.entry(name.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
-    slot.as_array_mut().ok_or_else(|| format!("'{name}' already holds a single value"))
+fn list_slot<'a>(
+    object: &'a mut Map<String, Value>,
+    name: &str,
+) -> Result<&'a mut Vec<Value>, String> {
+    let slot = object
+        .entry(name.to_owned())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    slot.as_array_mut()
+        .ok_or_else(|| format!("'{name}' already holds a single value"))
 }
 
 fn position(list: &mut Vec<Value>, index: Index, cursor: &mut Cursor, prefix: &str) -> usize {
@@ -121,7 +154,11 @@ fn position(list: &mut Vec<Value>, index: Index, cursor: &mut Cursor, prefix: &s
             at
         }
         Index::Last => {
-            let at = cursor.last.get(prefix).copied().unwrap_or(list.len().saturating_sub(1));
+            let at = cursor
+                .last
+                .get(prefix)
+                .copied()
+                .unwrap_or(list.len().saturating_sub(1));
             if list.is_empty() {
                 list.push(Value::Object(Map::new()));
             }
@@ -130,16 +167,29 @@ fn position(list: &mut Vec<Value>, index: Index, cursor: &mut Cursor, prefix: &s
     }
 }
 
-fn child<'a>(object: &'a mut Map<String, Value>, segment: &Segment, cursor: &mut Cursor, prefix: &str) -> Result<&'a mut Value, String> {
+fn child<'a>(
+    object: &'a mut Map<String, Value>,
+    segment: &Segment,
+    cursor: &mut Cursor,
+    prefix: &str,
+) -> Result<&'a mut Value, String> {
     if !segment.is_array {
-        return Ok(object.entry(segment.name.clone()).or_insert_with(|| Value::Object(Map::new())));
+        return Ok(object
+            .entry(segment.name.clone())
+            .or_insert_with(|| Value::Object(Map::new())));
     }
     let list = list_slot(object, &segment.name)?;
     let at = position(list, segment.index.unwrap_or(Index::Last), cursor, prefix);
     Ok(&mut list[at])
 }
 
-fn assign(object: &mut Map<String, Value>, segment: &Segment, value: Value, cursor: &mut Cursor, prefix: &str) -> Result<(), String> {
+fn assign(
+    object: &mut Map<String, Value>,
+    segment: &Segment,
+    value: Value,
+    cursor: &mut Cursor,
+    prefix: &str,
+) -> Result<(), String> {
     if !segment.is_array {
         object.insert(segment.name.clone(), value);
         return Ok(());
@@ -169,7 +219,10 @@ pub fn prune(value: Value) -> Option<Value> {
             (!kept.is_empty()).then_some(Value::Array(kept))
         }
         Value::Object(map) => {
-            let kept: Map<String, Value> = map.into_iter().filter_map(|(k, v)| prune(v).map(|v| (k, v))).collect();
+            let kept: Map<String, Value> = map
+                .into_iter()
+                .filter_map(|(k, v)| prune(v).map(|v| (k, v)))
+                .collect();
             (!kept.is_empty()).then_some(Value::Object(kept))
         }
         other => Some(other),
@@ -189,12 +242,24 @@ mod tests {
     fn builds_lists_and_objects() {
         let mut patient = json!({"resourceType": "Patient"});
         let mut cursor = Cursor::default();
-        path("name[0].family").set(&mut patient, json!("Doe"), &mut cursor).unwrap();
-        path("name[0].given[+]").set(&mut patient, json!("John"), &mut cursor).unwrap();
-        path("name[0].given[+]").set(&mut patient, json!("Michael"), &mut cursor).unwrap();
-        path("identifier[+].system").set(&mut patient, json!("urn:a"), &mut cursor).unwrap();
-        path("identifier[=].value").set(&mut patient, json!("1"), &mut cursor).unwrap();
-        path("gender").set(&mut patient, json!("male"), &mut cursor).unwrap();
+        path("name[0].family")
+            .set(&mut patient, json!("Doe"), &mut cursor)
+            .unwrap();
+        path("name[0].given[+]")
+            .set(&mut patient, json!("John"), &mut cursor)
+            .unwrap();
+        path("name[0].given[+]")
+            .set(&mut patient, json!("Michael"), &mut cursor)
+            .unwrap();
+        path("identifier[+].system")
+            .set(&mut patient, json!("urn:a"), &mut cursor)
+            .unwrap();
+        path("identifier[=].value")
+            .set(&mut patient, json!("1"), &mut cursor)
+            .unwrap();
+        path("gender")
+            .set(&mut patient, json!("male"), &mut cursor)
+            .unwrap();
         assert_eq!(
             patient,
             json!({"resourceType": "Patient", "name": [{"family": "Doe", "given": ["John", "Michael"]}],
@@ -205,15 +270,33 @@ mod tests {
     #[test]
     fn rejects_paths_that_are_not_elements() {
         let schema = FhirSchema::global();
-        assert!(TargetPath::compile("name[0].gvien", "Patient", schema).unwrap_err().contains("no element 'gvien'"));
-        assert!(TargetPath::compile("gender[0]", "Patient", schema).unwrap_err().contains("not a list"));
-        assert!(TargetPath::compile("name[x]", "Patient", schema).unwrap_err().contains("index must be"));
+        assert!(
+            TargetPath::compile("name[0].gvien", "Patient", schema)
+                .unwrap_err()
+                .contains("no element 'gvien'")
+        );
+        assert!(
+            TargetPath::compile("gender[0]", "Patient", schema)
+                .unwrap_err()
+                .contains("not a list")
+        );
+        assert!(
+            TargetPath::compile("name[x]", "Patient", schema)
+                .unwrap_err()
+                .contains("index must be")
+        );
     }
 
     #[test]
     fn prune_removes_empty_values() {
-        assert_eq!(prune(json!({"a": "", "b": [null, ""], "c": {"d": null}, "e": "x"})), Some(json!({"e": "x"})));
-        assert_eq!(prune(json!({"system": "urn:a", "value": ""})), Some(json!({"system": "urn:a"})));
+        assert_eq!(
+            prune(json!({"a": "", "b": [null, ""], "c": {"d": null}, "e": "x"})),
+            Some(json!({"e": "x"}))
+        );
+        assert_eq!(
+            prune(json!({"system": "urn:a", "value": ""})),
+            Some(json!({"system": "urn:a"}))
+        );
         assert_eq!(prune(json!("  ")), None);
     }
 }

@@ -36,7 +36,11 @@ pub struct Issue {
 
 impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "/" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
         let source = match self.source {
             IssueSource::Schema => "schema",
             IssueSource::Model => "model",
@@ -60,7 +64,9 @@ impl Default for Validator {
 impl Validator {
     /// A validator over the vendored FHIR R4 schema.
     pub fn new() -> Self {
-        Self { schema: FhirSchema::global() }
+        Self {
+            schema: FhirSchema::global(),
+        }
     }
 
     /// Every issue of a resource or Bundle (empty when valid).
@@ -72,28 +78,50 @@ impl Validator {
 
     fn validate_at(&self, resource: &Value, prefix: &str, issues: &mut Vec<Issue>) {
         let Some(kind) = resource.get("resourceType").and_then(Value::as_str) else {
-            issues.push(Issue { path: prefix.to_owned(), message: "no resourceType (expected a FHIR resource)".into(), source: IssueSource::Schema });
+            issues.push(Issue {
+                path: prefix.to_owned(),
+                message: "no resourceType (expected a FHIR resource)".into(),
+                source: IssueSource::Schema,
+            });
             return;
         };
         let entry_prefix = format!("{prefix}/entry/");
         for issue in self.schema.validate(kind, resource) {
             // Errors inside a Bundle entry's resource are opaque there (a oneOf over every resource type);
             // each entry is validated against its own type below instead.
-            let inside_entry = kind == "Bundle" && issue.path.strip_prefix("/entry/").is_some_and(|rest| rest.contains("/resource"));
+            let inside_entry = kind == "Bundle"
+                && issue
+                    .path
+                    .strip_prefix("/entry/")
+                    .is_some_and(|rest| rest.contains("/resource"));
             if !inside_entry {
-                issues.push(Issue { path: format!("{prefix}{}", issue.path), ..issue });
+                issues.push(Issue {
+                    path: format!("{prefix}{}", issue.path),
+                    ..issue
+                });
             }
         }
         if onedoor_fhir::TYPED_RESOURCE_TYPES.contains(&kind) {
             if let Err(err) = onedoor_fhir::check_value(resource) {
-                issues.push(Issue { path: format!("{prefix}{}", dotted_to_pointer(&err.path)), message: err.message, source: IssueSource::Model });
+                issues.push(Issue {
+                    path: format!("{prefix}{}", dotted_to_pointer(&err.path)),
+                    message: err.message,
+                    source: IssueSource::Model,
+                });
             }
         }
         for issue in profile::check(resource) {
-            issues.push(Issue { path: format!("{prefix}{}", issue.path), ..issue });
+            issues.push(Issue {
+                path: format!("{prefix}{}", issue.path),
+                ..issue
+            });
         }
         if kind == "Bundle" {
-            let entries = resource.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let entries = resource
+                .get("entry")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             for (index, entry) in entries.iter().enumerate() {
                 if let Some(inner) = entry.get("resource") {
                     self.validate_at(inner, &format!("{entry_prefix}{index}/resource"), issues);

@@ -29,9 +29,17 @@ impl FhirSchema {
     pub fn global() -> &'static FhirSchema {
         static SCHEMA: OnceLock<FhirSchema> = OnceLock::new();
         SCHEMA.get_or_init(|| {
-            let root: Value = serde_json::from_str(SCHEMA_TEXT).expect("the vendored FHIR schema is valid JSON");
-            let definitions = root.get("definitions").and_then(Value::as_object).cloned().unwrap_or_default();
-            FhirSchema { definitions, validators: Mutex::new(HashMap::new()) }
+            let root: Value =
+                serde_json::from_str(SCHEMA_TEXT).expect("the vendored FHIR schema is valid JSON");
+            let definitions = root
+                .get("definitions")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            FhirSchema {
+                definitions,
+                validators: Mutex::new(HashMap::new()),
+            }
         })
     }
 
@@ -48,27 +56,40 @@ impl FhirSchema {
         let Some(validator) = self.validator(resource_type) else {
             return vec![Issue {
                 path: "/resourceType".into(),
-                message: format!("unknown resource type '{resource_type}' (expected a FHIR R4 resource type)"),
+                message: format!(
+                    "unknown resource type '{resource_type}' (expected a FHIR R4 resource type)"
+                ),
                 source: IssueSource::Schema,
             }];
         };
         validator
             .iter_errors(resource)
-            .map(|err| Issue { path: err.instance_path.to_string(), message: shorten(err.to_string()), source: IssueSource::Schema })
+            .map(|err| Issue {
+                path: err.instance_path.to_string(),
+                message: shorten(err.to_string()),
+                source: IssueSource::Schema,
+            })
             .collect()
     }
 
     /// Look up an element by its path from a resource type (`["name", "given"]` on `Patient`).
     pub fn element(&self, resource_type: &str, path: &[&str]) -> Result<ElementInfo, String> {
         let mut type_name = resource_type.to_owned();
-        let mut info = ElementInfo { is_array: false, type_name: type_name.clone() };
+        let mut info = ElementInfo {
+            is_array: false,
+            type_name: type_name.clone(),
+        };
         let mut walked = resource_type.to_owned();
         for name in path {
-            let definition = self.definitions.get(&type_name).ok_or_else(|| format!("{walked} has no definition"))?;
+            let definition = self
+                .definitions
+                .get(&type_name)
+                .ok_or_else(|| format!("{walked} has no definition"))?;
             let property = definition
                 .pointer(&format!("/properties/{name}"))
                 .ok_or_else(|| format!("{walked} has no element '{name}'"))?;
-            info = element_info(property).ok_or_else(|| format!("{walked}.{name} has no usable type in the schema"))?;
+            info = element_info(property)
+                .ok_or_else(|| format!("{walked}.{name} has no usable type in the schema"))?;
             walked = format!("{walked}.{name}");
             type_name = info.type_name.clone();
         }
@@ -106,9 +127,16 @@ fn element_info(property: &Value) -> Option<ElementInfo> {
     let type_name = match target.get("$ref").and_then(Value::as_str) {
         Some(reference) => reference.rsplit('/').next()?.to_owned(),
         None if target.get("enum").is_some() => "code".to_owned(),
-        None => target.get("type").and_then(Value::as_str).unwrap_or("string").to_owned(),
+        None => target
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("string")
+            .to_owned(),
     };
-    Some(ElementInfo { is_array, type_name })
+    Some(ElementInfo {
+        is_array,
+        type_name,
+    })
 }
 
 fn shorten(mut message: String) -> String {
@@ -132,13 +160,24 @@ mod tests {
         let schema = FhirSchema::global();
         let given = schema.element("Patient", &["name", "given"]).unwrap();
         assert!(given.is_array);
-        assert_eq!(schema.element("Patient", &["name"]).unwrap().type_name, "HumanName");
-        assert!(schema.element("Patient", &["nmae"]).unwrap_err().contains("no element 'nmae'"));
+        assert_eq!(
+            schema.element("Patient", &["name"]).unwrap().type_name,
+            "HumanName"
+        );
+        assert!(
+            schema
+                .element("Patient", &["nmae"])
+                .unwrap_err()
+                .contains("no element 'nmae'")
+        );
     }
 
     #[test]
     fn rejects_unknown_elements_with_their_path() {
-        let issues = FhirSchema::global().validate("Patient", &json!({"resourceType": "Patient", "gender": "robot"}));
+        let issues = FhirSchema::global().validate(
+            "Patient",
+            &json!({"resourceType": "Patient", "gender": "robot"}),
+        );
         assert!(issues.iter().any(|i| i.path == "/gender"), "{issues:?}");
     }
 }

@@ -23,7 +23,9 @@ impl FhirSource {
     pub fn open(path: &Path) -> std::io::Result<Self> {
         if !path.is_dir() {
             std::fs::metadata(path)?;
-            return Ok(Self { files: vec![path.to_owned()] });
+            return Ok(Self {
+                files: vec![path.to_owned()],
+            });
         }
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
             .filter_map(Result::ok)
@@ -49,7 +51,12 @@ fn file_records(path: &Path) -> Box<dyn Iterator<Item = Decoded>> {
     let name = display_name(path);
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(err) => return Box::new(std::iter::once(Err(RecordError::new(Position::file(&name), format!("cannot read: {err}"))))),
+        Err(err) => {
+            return Box::new(std::iter::once(Err(RecordError::new(
+                Position::file(&name),
+                format!("cannot read: {err}"),
+            ))));
+        }
     };
     if path.extension().is_some_and(|e| e == "ndjson") {
         return Box::new(ndjson_records(name, file));
@@ -63,38 +70,72 @@ fn json_record(name: String, file: File) -> Decoded {
         .read_to_end(&mut text)
         .map_err(|err| RecordError::new(Position::file(&name), format!("cannot read: {err}")))?;
     if text.len() as u64 > MAX_JSON_BYTES {
-        return Err(RecordError::new(Position::file(&name), format!("file larger than {MAX_JSON_BYTES} bytes; use NDJSON for bulk data")));
+        return Err(RecordError::new(
+            Position::file(&name),
+            format!("file larger than {MAX_JSON_BYTES} bytes; use NDJSON for bulk data"),
+        ));
     }
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&text);
     let value: Value = serde_json::from_slice(text).map_err(|err| {
-        RecordError::new(Position::line(&name, err.line() as u64), format!("invalid JSON at column {}: {err}", err.column()))
+        RecordError::new(
+            Position::line(&name, err.line() as u64),
+            format!("invalid JSON at column {}: {err}", err.column()),
+        )
     })?;
     record(name, 1, value)
 }
 
 fn ndjson_records(name: String, file: File) -> impl Iterator<Item = Decoded> {
-    BufReader::new(file).lines().enumerate().filter_map(move |(index, line)| {
-        let number = index as u64 + 1;
-        let line = match line {
-            Ok(line) => line,
-            Err(err) => return Some(Err(RecordError::new(Position::line(&name, number), format!("cannot read line: {err}")))),
-        };
-        if line.trim().is_empty() {
-            return None;
-        }
-        let parsed = serde_json::from_str::<Value>(&line).map_err(|err| {
-            RecordError::new(Position::line(&name, number), format!("invalid JSON at column {}: {err} (expected one resource per line)", err.column()))
-        });
-        Some(parsed.and_then(|value| record(name.clone(), number, value)))
-    })
+    BufReader::new(file)
+        .lines()
+        .enumerate()
+        .filter_map(move |(index, line)| {
+            let number = index as u64 + 1;
+            let line = match line {
+                Ok(line) => line,
+                Err(err) => {
+                    return Some(Err(RecordError::new(
+                        Position::line(&name, number),
+                        format!("cannot read line: {err}"),
+                    )));
+                }
+            };
+            if line.trim().is_empty() {
+                return None;
+            }
+            let parsed = serde_json::from_str::<Value>(&line).map_err(|err| {
+                RecordError::new(
+                    Position::line(&name, number),
+                    format!(
+                        "invalid JSON at column {}: {err} (expected one resource per line)",
+                        err.column()
+                    ),
+                )
+            });
+            Some(parsed.and_then(|value| record(name.clone(), number, value)))
+        })
 }
 
 fn record(name: String, line: u64, value: Value) -> Decoded {
     let position = Position::line(&name, line);
     let Some(kind) = value.get("resourceType").and_then(Value::as_str) else {
-        return Err(RecordError::new(position.with_field("resourceType"), "no resourceType (expected a FHIR resource)"));
+        return Err(RecordError::new(
+            position.with_field("resourceType"),
+            "no resourceType (expected a FHIR resource)",
+        ));
     };
-    let key = value.get("id").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| format!("{name}:{line}"));
+    let key = value
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{name}:{line}"));
     let group = format!("{kind}/{key}");
-    Ok(SourceRecord { kind: "resource", key, group, position, context: json!({ "resource": value }), related: Vec::new() })
+    Ok(SourceRecord {
+        kind: "resource",
+        key,
+        group,
+        position,
+        context: json!({ "resource": value }),
+        related: Vec::new(),
+    })
 }

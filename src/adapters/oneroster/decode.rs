@@ -28,7 +28,9 @@ pub enum OneRosterError {
     #[error(transparent)]
     Table(#[from] TableError),
     /// The export has no users file.
-    #[error("{0}: no users.csv found; expected a OneRoster 1.1 or 1.2 CSV export (a folder or a zip holding users.csv)")]
+    #[error(
+        "{0}: no users.csv found; expected a OneRoster 1.1 or 1.2 CSV export (a folder or a zip holding users.csv)"
+    )]
     NoUsers(String),
 }
 
@@ -64,12 +66,20 @@ pub struct OneRosterSource {
 
 impl OneRosterSource {
     /// Open and index an export folder or zip.
-    pub fn open(path: &Path, encoding: TextEncoding, quirks: &QuirkLog) -> Result<Self, OneRosterError> {
+    pub fn open(
+        path: &Path,
+        encoding: TextEncoding,
+        quirks: &QuirkLog,
+    ) -> Result<Self, OneRosterError> {
         let export = Export::open(path)?;
         let open = |spec: &TableSpec| -> Result<Option<CsvTable>, TableError> {
-            export.find(spec.file).map(|p| CsvTable::open(&p, spec, encoding, quirks)).transpose()
+            export
+                .find(spec.file)
+                .map(|p| CsvTable::open(&p, spec, encoding, quirks))
+                .transpose()
         };
-        let users = open(&tables::USERS)?.ok_or_else(|| OneRosterError::NoUsers(path.display().to_string()))?;
+        let users = open(&tables::USERS)?
+            .ok_or_else(|| OneRosterError::NoUsers(path.display().to_string()))?;
         let demographics = open(&tables::DEMOGRAPHICS)?;
         let orgs = open(&tables::ORGS)?;
         let roles = open(&tables::ROLES)?;
@@ -89,7 +99,10 @@ impl OneRosterSource {
             tables_present: Vec::new(),
             _export: export,
         };
-        source.note_table(&source.users.file().to_owned(), source.users.columns().to_vec());
+        source.note_table(
+            &source.users.file().to_owned(),
+            source.users.columns().to_vec(),
+        );
         if let Some(orgs) = orgs {
             source.index_orgs(&orgs)?;
         }
@@ -139,17 +152,28 @@ impl OneRosterSource {
 
     /// The records of one student (the student, then their guardian links), looked up by sourcedId.
     pub fn student(&self, id: &str) -> Result<Vec<SourceRecord>, String> {
-        let entry = self.index.get(id).ok_or_else(|| format!("no user '{id}' in {}", self.users.file()))?;
+        let entry = self
+            .index
+            .get(id)
+            .ok_or_else(|| format!("no user '{id}' in {}", self.users.file()))?;
         if !is_student(entry.roles) {
-            return Err(format!("user '{id}' in {} is not a student", self.users.file()));
+            return Err(format!(
+                "user '{id}' in {} is not a student",
+                self.users.file()
+            ));
         }
         let row = self.read_user(entry).map_err(|e| e.to_string())?;
-        self.student_records_from_row(row).into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+        self.student_records_from_row(row)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
     }
 
     /// A user's row (staff, guardian or student), if the export has them.
     pub fn user(&self, id: &str) -> Option<Row> {
-        self.index.get(id).and_then(|entry| self.read_user(entry).ok())
+        self.index
+            .get(id)
+            .and_then(|entry| self.read_user(entry).ok())
     }
 
     /// The org with this sourcedId.
@@ -158,15 +182,23 @@ impl OneRosterSource {
     }
 
     fn note_table(&mut self, file: &str, columns: Vec<String>) {
-        self.tables_present.push((file.to_owned(), columns.into_iter().filter(|c| !c.is_empty()).collect()));
+        self.tables_present.push((
+            file.to_owned(),
+            columns.into_iter().filter(|c| !c.is_empty()).collect(),
+        ));
     }
 
     fn is_first_row(&self, id: &str, line: u64) -> bool {
-        self.index.get(id).and_then(|e| e.offset).is_none_or(|o| offset_line(o) == line)
+        self.index
+            .get(id)
+            .and_then(|e| e.offset)
+            .is_none_or(|o| offset_line(o) == line)
     }
 
     fn read_user(&self, entry: &UserEntry) -> Result<Row, RecordError> {
-        let offset = entry.offset.ok_or_else(|| RecordError::new(Position::file(self.users.file()), "user has no row"))?;
+        let offset = entry.offset.ok_or_else(|| {
+            RecordError::new(Position::file(self.users.file()), "user has no row")
+        })?;
         self.users.read_at(offset)
     }
 
@@ -179,7 +211,8 @@ impl OneRosterSource {
                     let id = row.get("sourcedId").unwrap_or_default().to_owned();
                     if let Some(&first) = self.org_index.get(&id) {
                         let first_line = self.orgs[first].line;
-                        self.early_errors.push(duplicate(orgs.file(), row.line, &id, first_line));
+                        self.early_errors
+                            .push(duplicate(orgs.file(), row.line, &id, first_line));
                         continue;
                     }
                     self.org_index.insert(id, self.orgs.len());
@@ -193,7 +226,9 @@ impl OneRosterSource {
     fn index_roles(&mut self, roles: &CsvTable) -> Result<(), TableError> {
         self.note_table(roles.file(), roles.columns().to_vec());
         for item in roles.rows()? {
-            let Ok((_, row)) = item.map_err(|err| self.early_errors.push(err)) else { continue };
+            let Ok((_, row)) = item.map_err(|err| self.early_errors.push(err)) else {
+                continue;
+            };
             if is_deleted(&row) {
                 continue;
             }
@@ -217,8 +252,14 @@ impl OneRosterSource {
     fn index_enrollments(&mut self, enrollments: &CsvTable) -> Result<(), TableError> {
         self.note_table(enrollments.file(), enrollments.columns().to_vec());
         for item in enrollments.rows()? {
-            let Ok((_, row)) = item.map_err(|err| self.early_errors.push(err)) else { continue };
-            if is_deleted(&row) || !row.get("role").is_some_and(|r| r.eq_ignore_ascii_case("student")) {
+            let Ok((_, row)) = item.map_err(|err| self.early_errors.push(err)) else {
+                continue;
+            };
+            if is_deleted(&row)
+                || !row
+                    .get("role")
+                    .is_some_and(|r| r.eq_ignore_ascii_case("student"))
+            {
                 continue;
             }
             if let Some(user) = row.get("userSourcedId") {
@@ -233,7 +274,13 @@ impl OneRosterSource {
         for item in self.users.rows()? {
             match item {
                 Err(err) => self.early_errors.push(err),
-                Ok((offset, row)) => rows.push((offset, row.get("sourcedId").map(str::to_owned), row.get("role").map(str::to_owned), row.get("agentSourcedIds").map(str::to_owned), row.line)),
+                Ok((offset, row)) => rows.push((
+                    offset,
+                    row.get("sourcedId").map(str::to_owned),
+                    row.get("role").map(str::to_owned),
+                    row.get("agentSourcedIds").map(str::to_owned),
+                    row.line,
+                )),
             }
         }
         for (offset, id, role, agents, line) in rows {
@@ -247,7 +294,8 @@ impl OneRosterSource {
             let entry = self.index.entry(id.as_str().into()).or_default();
             if let Some(first) = entry.offset {
                 let file = self.users.file().to_owned();
-                self.early_errors.push(duplicate(&file, line, &id, offset_line(first)));
+                self.early_errors
+                    .push(duplicate(&file, line, &id, offset_line(first)));
                 continue;
             }
             entry.offset = Some(offset);
@@ -257,11 +305,22 @@ impl OneRosterSource {
             let roles = entry.roles;
             if roles & (GUARDIAN | PARENT | RELATIVE) != 0 {
                 for child in split_ids(agents.as_deref()) {
-                    self.reverse_agents.entry(child.into()).or_default().push(id.as_str().into());
+                    self.reverse_agents
+                        .entry(child.into())
+                        .or_default()
+                        .push(id.as_str().into());
                 }
             }
         }
-        let conflicting = self.index.values().filter(|e| e.roles & ENROLLED_STUDENT != 0 && e.roles & STUDENT == 0 && e.roles & !ENROLLED_STUDENT != 0).count();
+        let conflicting = self
+            .index
+            .values()
+            .filter(|e| {
+                e.roles & ENROLLED_STUDENT != 0
+                    && e.roles & STUDENT == 0
+                    && e.roles & !ENROLLED_STUDENT != 0
+            })
+            .count();
         for _ in 0..conflicting {
             self.quirks.note("enrollments.csv: users enrolled as student whose roles say otherwise were not treated as students", None);
         }
@@ -269,21 +328,26 @@ impl OneRosterSource {
     }
 
     fn index_demographics(&mut self) -> Result<(), TableError> {
-        let Some(table) = self.demographics.as_ref() else { return Ok(()) };
+        let Some(table) = self.demographics.as_ref() else {
+            return Ok(());
+        };
         let file = table.file().to_owned();
         let columns = table.columns().to_vec();
         let mut found = Vec::new();
         for item in table.rows()? {
             match item {
                 Err(err) => self.early_errors.push(err),
-                Ok((offset, row)) => found.push((offset, row.get("sourcedId").map(str::to_owned), row.line)),
+                Ok((offset, row)) => {
+                    found.push((offset, row.get("sourcedId").map(str::to_owned), row.line))
+                }
             }
         }
         self.note_table(&file, columns);
         for (offset, id, line) in found {
             let Some(id) = id else { continue };
             if let Some(first) = self.demographic_rows.get(id.as_str()) {
-                self.early_errors.push(duplicate(&file, line, &id, offset_line(*first)));
+                self.early_errors
+                    .push(duplicate(&file, line, &id, offset_line(*first)));
                 continue;
             }
             self.demographic_rows.insert(id.into(), offset);
@@ -293,14 +357,20 @@ impl OneRosterSource {
 
     fn org_record(&self, row: &Row) -> Option<Decoded> {
         if is_deleted(row) {
-            self.quirks.note("orgs.csv: orgs with status 'tobedeleted' skipped", Some(row.line));
+            self.quirks.note(
+                "orgs.csv: orgs with status 'tobedeleted' skipped",
+                Some(row.line),
+            );
             return None;
         }
         let id = row.get("sourcedId")?.to_owned();
         let parent = row.get("parentSourcedId").and_then(|p| {
             let found = self.org(p);
             if found.is_none() {
-                self.quirks.note("orgs.csv: parentSourcedId naming an org not in the export (partOf left out)", Some(row.line));
+                self.quirks.note(
+                    "orgs.csv: parentSourcedId naming an org not in the export (partOf left out)",
+                    Some(row.line),
+                );
             }
             found
         });
@@ -321,7 +391,10 @@ impl OneRosterSource {
             return Vec::new();
         }
         if is_deleted(&row) {
-            self.quirks.note("users.csv: students with status 'tobedeleted' skipped", Some(row.line));
+            self.quirks.note(
+                "users.csv: students with status 'tobedeleted' skipped",
+                Some(row.line),
+            );
             return Vec::new();
         }
         let demographics = match self.demographics_for(&id) {
@@ -370,13 +443,20 @@ impl OneRosterSource {
         let candidates = [
             row.get("primaryOrgSourcedId").map(str::to_owned),
             entry.org.as_deref().map(str::to_owned),
-            split_ids(row.get("orgSourcedIds")).next().map(str::to_owned),
+            split_ids(row.get("orgSourcedIds"))
+                .next()
+                .map(str::to_owned),
         ];
-        candidates.into_iter().flatten().find_map(|id| self.org(&id))
+        candidates
+            .into_iter()
+            .flatten()
+            .find_map(|id| self.org(&id))
     }
 
     fn guardians_for(&self, row: &Row, student_id: &str) -> Vec<(Row, &'static str)> {
-        let mut ids: Vec<String> = split_ids(row.get("agentSourcedIds")).map(str::to_owned).collect();
+        let mut ids: Vec<String> = split_ids(row.get("agentSourcedIds"))
+            .map(str::to_owned)
+            .collect();
         if let Some(reverse) = self.reverse_agents.get(student_id) {
             ids.extend(reverse.iter().map(|g| g.to_string()));
         }
@@ -386,13 +466,23 @@ impl OneRosterSource {
             if guardian_id == student_id || !seen.insert(guardian_id.clone()) {
                 continue;
             }
-            let Some(entry) = self.index.get(guardian_id.as_str()).filter(|e| e.offset.is_some()) else {
-                self.quirks.note("users.csv: agentSourcedIds naming a user not in the export (link skipped)", Some(row.line));
+            let Some(entry) = self
+                .index
+                .get(guardian_id.as_str())
+                .filter(|e| e.offset.is_some())
+            else {
+                self.quirks.note(
+                    "users.csv: agentSourcedIds naming a user not in the export (link skipped)",
+                    Some(row.line),
+                );
                 continue;
             };
             match self.read_user(entry) {
                 Ok(guardian) => out.push((guardian, self.relationship(entry.roles, row.line))),
-                Err(_) => self.quirks.note("users.csv: guardian row unreadable (link skipped)", Some(row.line)),
+                Err(_) => self.quirks.note(
+                    "users.csv: guardian row unreadable (link skipped)",
+                    Some(row.line),
+                ),
             }
         }
         out
@@ -406,20 +496,32 @@ impl OneRosterSource {
         } else if roles & RELATIVE != 0 {
             "relative"
         } else {
-            self.quirks.note("users.csv: agent without a guardian, parent or relative role read as guardian", Some(line));
+            self.quirks.note(
+                "users.csv: agent without a guardian, parent or relative role read as guardian",
+                Some(line),
+            );
             "guardian"
         }
     }
 }
 
 fn read_version(export: &Export, encoding: TextEncoding, quirks: &QuirkLog) -> String {
-    let from_manifest = export.find(tables::MANIFEST.file).and_then(|p| CsvTable::open(&p, &tables::MANIFEST, encoding, quirks).ok()).and_then(|t| {
-        let rows = t.rows().ok()?;
-        rows.filter_map(Result::ok)
-            .find(|(_, r)| r.get("propertyName") == Some("oneroster.version"))
-            .and_then(|(_, r)| r.get("value").map(str::to_owned))
-    });
-    from_manifest.unwrap_or_else(|| if export.find("roles.csv").is_some() { "1.2".into() } else { "1.1".into() })
+    let from_manifest = export
+        .find(tables::MANIFEST.file)
+        .and_then(|p| CsvTable::open(&p, &tables::MANIFEST, encoding, quirks).ok())
+        .and_then(|t| {
+            let rows = t.rows().ok()?;
+            rows.filter_map(Result::ok)
+                .find(|(_, r)| r.get("propertyName") == Some("oneroster.version"))
+                .and_then(|(_, r)| r.get("value").map(str::to_owned))
+        });
+    from_manifest.unwrap_or_else(|| {
+        if export.find("roles.csv").is_some() {
+            "1.2".into()
+        } else {
+            "1.1".into()
+        }
+    })
 }
 
 fn role_flag(role: &str) -> u8 {
@@ -437,14 +539,20 @@ fn is_student(roles: u8) -> bool {
 }
 
 fn is_deleted(row: &Row) -> bool {
-    row.get("status").is_some_and(|s| s.eq_ignore_ascii_case("tobedeleted"))
+    row.get("status")
+        .is_some_and(|s| s.eq_ignore_ascii_case("tobedeleted"))
 }
 
 /// Split a OneRoster id list (`a,b`, `"a, b"`, `{a},{b}`).
 fn split_ids(list: Option<&str>) -> impl Iterator<Item = &str> {
     list.unwrap_or_default()
         .split(',')
-        .map(|s| s.trim().trim_start_matches('{').trim_end_matches('}').trim())
+        .map(|s| {
+            s.trim()
+                .trim_start_matches('{')
+                .trim_end_matches('}')
+                .trim()
+        })
         .filter(|s| !s.is_empty())
 }
 
@@ -455,6 +563,8 @@ fn offset_line(offset: RowOffset) -> u64 {
 fn duplicate(file: &str, line: u64, id: &str, first_line: u64) -> RecordError {
     RecordError::new(
         Position::line(file, line).with_field("sourcedId"),
-        format!("duplicate sourcedId '{id}' (first seen on line {first_line}); this row is not used (expected each sourcedId once)"),
+        format!(
+            "duplicate sourcedId '{id}' (first seen on line {first_line}); this row is not used (expected each sourcedId once)"
+        ),
     )
 }

@@ -36,23 +36,32 @@ pub struct Export {
 impl Export {
     /// Open a folder or a `.zip` file.
     pub fn open(path: &Path) -> Result<Self, ExportError> {
-        let io_err = |source| ExportError::Io { path: path.display().to_string(), source };
+        let io_err = |source| ExportError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let meta = fs::metadata(path).map_err(io_err)?;
         if meta.is_dir() {
-            return Ok(Self { dir: path.to_owned(), _extracted: None });
+            return Ok(Self {
+                dir: path.to_owned(),
+                _extracted: None,
+            });
         }
         let temp = tempfile::tempdir().map_err(io_err)?;
         extract_zip(path, temp.path())?;
-        Ok(Self { dir: temp.path().to_owned(), _extracted: Some(temp) })
+        Ok(Self {
+            dir: temp.path().to_owned(),
+            _extracted: Some(temp),
+        })
     }
 
     /// The file with this name (any case), if the export has it.
     pub fn find(&self, name: &str) -> Option<PathBuf> {
         let entries = fs::read_dir(&self.dir).ok()?;
-        entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case(name)))
+        entries.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case(name))
+        })
     }
 
     /// The folder the export's files are in.
@@ -62,15 +71,24 @@ impl Export {
 }
 
 fn extract_zip(path: &Path, into: &Path) -> Result<(), ExportError> {
-    let zip_err = |err: zip::result::ZipError| ExportError::Zip { path: path.display().to_string(), message: err.to_string() };
-    let io_err = |source| ExportError::Io { path: path.display().to_string(), source };
+    let zip_err = |err: zip::result::ZipError| ExportError::Zip {
+        path: path.display().to_string(),
+        message: err.to_string(),
+    };
+    let io_err = |source| ExportError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let file = fs::File::open(path).map_err(io_err)?;
     let mut archive = zip::ZipArchive::new(file).map_err(zip_err)?;
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(zip_err)?;
         // Only plain files, flattened by name: a OneRoster zip holds its CSV files at the top level, and an
         // entry's path never decides where it is written (no zip-slip).
-        let Some(name) = entry.enclosed_name().and_then(|p| p.file_name().map(|n| n.to_owned())) else {
+        let Some(name) = entry
+            .enclosed_name()
+            .and_then(|p| p.file_name().map(|n| n.to_owned()))
+        else {
             continue;
         };
         if entry.is_dir() {

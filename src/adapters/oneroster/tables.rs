@@ -99,8 +99,15 @@ pub const ORGS: TableSpec = TableSpec {
 };
 
 /// Columns of `orgs.csv`.
-pub const ORG_COLUMNS: &[&str] =
-    &["sourcedId", "status", "dateLastModified", "name", "type", "identifier", "parentSourcedId"];
+pub const ORG_COLUMNS: &[&str] = &[
+    "sourcedId",
+    "status",
+    "dateLastModified",
+    "name",
+    "type",
+    "identifier",
+    "parentSourcedId",
+];
 
 /// `enrollments.csv`: used only to recognise students in exports without roles.
 pub const ENROLLMENTS: TableSpec = TableSpec {
@@ -122,8 +129,12 @@ pub const ENROLLMENTS: TableSpec = TableSpec {
 };
 
 /// `manifest.csv`: the version of the export.
-pub const MANIFEST: TableSpec =
-    TableSpec { file: "manifest.csv", columns: &["propertyName", "value"], required: &["propertyName", "value"], aliases: &[] };
+pub const MANIFEST: TableSpec = TableSpec {
+    file: "manifest.csv",
+    columns: &["propertyName", "value"],
+    required: &["propertyName", "value"],
+    aliases: &[],
+};
 
 /// Columns the adapter itself reads to select and join records (reported as read in coverage).
 pub const READ_BY_ADAPTER: &[(&str, &str)] = &[
@@ -150,15 +161,51 @@ pub const READ_BY_ADAPTER: &[(&str, &str)] = &[
 
 /// The variables a OneRoster mapping sees, and the table each comes from.
 pub const CONTEXT: &[ContextTable] = &[
-    ContextTable { variable: "user", table: "users.csv", columns: USER_COLUMNS },
-    ContextTable { variable: "student", table: "users.csv", columns: USER_COLUMNS },
-    ContextTable { variable: "guardian", table: "users.csv", columns: USER_COLUMNS },
-    ContextTable { variable: "demographics", table: "demographics.csv", columns: DEMOGRAPHIC_COLUMNS },
-    ContextTable { variable: "school", table: "orgs.csv", columns: ORG_COLUMNS },
-    ContextTable { variable: "org", table: "orgs.csv", columns: ORG_COLUMNS },
-    ContextTable { variable: "parent", table: "orgs.csv", columns: ORG_COLUMNS },
-    ContextTable { variable: "relationship", table: "roles.csv", columns: &[] },
-    ContextTable { variable: "guardian_count", table: "users.csv", columns: &[] },
+    ContextTable {
+        variable: "user",
+        table: "users.csv",
+        columns: USER_COLUMNS,
+    },
+    ContextTable {
+        variable: "student",
+        table: "users.csv",
+        columns: USER_COLUMNS,
+    },
+    ContextTable {
+        variable: "guardian",
+        table: "users.csv",
+        columns: USER_COLUMNS,
+    },
+    ContextTable {
+        variable: "demographics",
+        table: "demographics.csv",
+        columns: DEMOGRAPHIC_COLUMNS,
+    },
+    ContextTable {
+        variable: "school",
+        table: "orgs.csv",
+        columns: ORG_COLUMNS,
+    },
+    ContextTable {
+        variable: "org",
+        table: "orgs.csv",
+        columns: ORG_COLUMNS,
+    },
+    ContextTable {
+        variable: "parent",
+        table: "orgs.csv",
+        columns: ORG_COLUMNS,
+    },
+    ContextTable {
+        variable: "relationship",
+        table: "roles.csv",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "guardian_count",
+        table: "users.csv",
+        columns: &[],
+    },
 ];
 
 /// The record kinds this adapter yields.

@@ -27,7 +27,12 @@ const REFERRAL_COLUMNS: &[&str] = &[
 pub const REFERRALS: TableSpec = TableSpec {
     file: "referrals.csv",
     columns: REFERRAL_COLUMNS,
-    required: &["referral_id", "student_id", "need_category", "target_agency"],
+    required: &[
+        "referral_id",
+        "student_id",
+        "need_category",
+        "target_agency",
+    ],
     aliases: &[
         ("referralid", "referral_id"),
         ("student", "student_id"),
@@ -44,10 +49,26 @@ pub const REFERRALS: TableSpec = TableSpec {
 
 /// The variables a referral mapping sees.
 pub const CONTEXT: &[ContextTable] = &[
-    ContextTable { variable: "referral", table: "referrals.csv", columns: REFERRAL_COLUMNS },
-    ContextTable { variable: "student", table: "users.csv", columns: roster_tables::USER_COLUMNS },
-    ContextTable { variable: "staff", table: "users.csv", columns: roster_tables::USER_COLUMNS },
-    ContextTable { variable: "school", table: "orgs.csv", columns: roster_tables::ORG_COLUMNS },
+    ContextTable {
+        variable: "referral",
+        table: "referrals.csv",
+        columns: REFERRAL_COLUMNS,
+    },
+    ContextTable {
+        variable: "student",
+        table: "users.csv",
+        columns: roster_tables::USER_COLUMNS,
+    },
+    ContextTable {
+        variable: "staff",
+        table: "users.csv",
+        columns: roster_tables::USER_COLUMNS,
+    },
+    ContextTable {
+        variable: "school",
+        table: "orgs.csv",
+        columns: roster_tables::ORG_COLUMNS,
+    },
 ];
 
 /// The record kinds this adapter yields.
@@ -61,9 +82,17 @@ pub struct ReferralSource<'r> {
 
 impl<'r> ReferralSource<'r> {
     /// Open `referrals.csv` (the file, or a folder holding it).
-    pub fn open(path: &Path, roster: &'r OneRosterSource, encoding: TextEncoding, quirks: &QuirkLog) -> Result<Self, TableError> {
+    pub fn open(
+        path: &Path,
+        roster: &'r OneRosterSource,
+        encoding: TextEncoding,
+        quirks: &QuirkLog,
+    ) -> Result<Self, TableError> {
         let file = referral_file(path);
-        Ok(Self { table: CsvTable::open(&file, &REFERRALS, encoding, quirks)?, roster })
+        Ok(Self {
+            table: CsvTable::open(&file, &REFERRALS, encoding, quirks)?,
+            roster,
+        })
     }
 
     /// The table's resolved columns (for coverage reports).
@@ -116,9 +145,16 @@ impl<'r> ReferralSource<'r> {
 }
 
 fn missing(position: &Position, field: &str, expected: &str) -> RecordError {
-    RecordError::new(position.clone().with_field(field), format!("empty {field} (expected {expected})"))
+    RecordError::new(
+        position.clone().with_field(field),
+        format!("empty {field} (expected {expected})"),
+    )
 }
 
 fn referral_file(path: &Path) -> PathBuf {
-    if path.is_dir() { path.join(REFERRALS.file) } else { path.to_owned() }
+    if path.is_dir() {
+        path.join(REFERRALS.file)
+    } else {
+        path.to_owned()
+    }
 }
