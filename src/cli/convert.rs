@@ -3,8 +3,9 @@
 //! reasons, tolerated quirks. Exits 1 when any record was rejected.
 
 use super::{Cli, exit_code};
+use crate::config;
 use crate::mapping::EngineOptions;
-use crate::pipeline::{self, NdjsonSink, OutputFormat, Summary};
+use crate::pipeline::{self, ConvertRequest, NdjsonSink, OutputFormat, Summary};
 use anyhow::Context;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -14,12 +15,18 @@ use std::process::ExitCode;
 /// Arguments of `convert`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// A source configured in the configuration file (gives mapping, input, roster, format).
+    #[arg(long, conflicts_with = "mapping")]
+    source: Option<String>,
+    /// The configuration file, for --source.
+    #[arg(long, env = "ONEDOOR_CONFIG", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
     /// The mapping's name (`onedoor mappings list` shows them).
-    #[arg(long)]
-    mapping: String,
+    #[arg(long, required_unless_present = "source", requires = "input")]
+    mapping: Option<String>,
     /// The export: a folder, a zip, a CSV, JSON or NDJSON file.
     #[arg(long)]
-    input: PathBuf,
+    input: Option<PathBuf>,
     /// For referral mappings: the OneRoster export the referred students are in.
     #[arg(long)]
     roster: Option<PathBuf>,
@@ -27,8 +34,8 @@ pub struct Args {
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// One resource per line, or one transaction Bundle per referral per line.
-    #[arg(long, value_enum, default_value_t)]
-    format: OutputFormat,
+    #[arg(long, value_enum)]
+    format: Option<OutputFormat>,
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -42,29 +49,12 @@ pub struct Args {
 
 /// Run `convert`.
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
-    let mut engine = EngineOptions {
-        source_system: args.source_system.clone(),
-        ..EngineOptions::default()
-    };
-    if let Some(now) = &args.now {
-        chrono::DateTime::parse_from_rfc3339(now)
-            .with_context(|| format!("--now '{now}' is not an RFC 3339 date-time"))?;
-        engine.now = now.clone();
-    }
-    let request = pipeline::request(
-        &cli.mappings,
-        &args.mapping,
-        &args.input,
-        args.roster.as_deref(),
-        engine,
-    );
+    let (request, format) = resolve(cli, args)?;
     let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        ),
+        Some(path) => Box::new(create_output(path)?),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut sink = NdjsonSink::new(BufWriter::new(out), args.format);
+    let mut sink = NdjsonSink::new(BufWriter::new(out), format);
     let summary = pipeline::convert(&request, &mut sink)?;
     print_summary(&summary);
     if let Some(path) = &args.report {
@@ -72,6 +62,39 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(exit_code(summary.records_rejected > 0))
+}
+
+/// Create the output file, and its folder if needed.
+fn create_output(path: &std::path::Path) -> anyhow::Result<File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    File::create(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// The request from the command line, or from a configured source with command-line overrides.
+fn resolve(cli: &Cli, args: &Args) -> anyhow::Result<(ConvertRequest, OutputFormat)> {
+    let mut engine = EngineOptions { source_system: args.source_system.clone(), ..EngineOptions::default() };
+    if let Some(now) = &args.now {
+        chrono::DateTime::parse_from_rfc3339(now).with_context(|| format!("--now '{now}' is not an RFC 3339 date-time"))?;
+        engine.now = now.clone();
+    }
+    let Some(name) = &args.source else {
+        let mapping = args.mapping.as_deref().unwrap_or_default();
+        let input = args.input.as_deref().context("--input is required with --mapping")?;
+        let request = pipeline::request(&cli.mappings, mapping, input, args.roster.as_deref(), engine);
+        return Ok((request, args.format.unwrap_or_default()));
+    };
+    let config = config::load(&args.config)?;
+    let source = config.sources.get(name).with_context(|| {
+        let known: Vec<&String> = config.sources.keys().collect();
+        format!("{}: no source named '{name}' (known: {known:?})", args.config.display())
+    })?;
+    engine.source_system = engine.source_system.or_else(|| source.source_system.clone());
+    let input = args.input.clone().unwrap_or_else(|| source.input.clone());
+    let roster = args.roster.clone().or_else(|| source.roster.clone());
+    let request = pipeline::request(&config.gateway.mappings, &source.mapping, &input, roster.as_deref(), engine);
+    Ok((request, args.format.unwrap_or(source.format.into())))
 }
 
 /// Print a conversion summary to standard error (the output may be on standard output).

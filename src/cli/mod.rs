@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand. Exit codes: 0 success, 1 something was rejected or a check
 //! failed, 2 the command could not run (bad arguments, unreadable input, broken mapping).
 
+mod config;
 mod conformance;
 mod convert;
 mod mappings;
@@ -40,6 +41,9 @@ enum Command {
     Mappings(mappings::Command),
     /// Run the conformance cases, or a mapping over a corpus of real exports.
     Conformance(conformance::Args),
+    /// Check the configuration file.
+    #[command(subcommand)]
+    Config(config::Command),
 }
 
 /// Parse the command line and run the subcommand.
@@ -51,6 +55,7 @@ pub fn run() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Mappings(command) => mappings::run(&cli, command),
         Command::Conformance(args) => conformance::run(&cli, args),
+        Command::Config(command) => config::run(command),
     };
     match outcome {
         Ok(code) => code,
