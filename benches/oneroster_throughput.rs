@@ -14,11 +14,19 @@ use std::path::Path;
 use std::time::Instant;
 
 fn main() {
-    let students: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let students: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let dir = tempfile::tempdir().expect("temp dir");
     generate(dir.path(), students).expect("generate export");
-    let size = std::fs::metadata(dir.path().join("users.csv")).map(|m| m.len()).unwrap_or(0);
-    println!("generated export: {students} students, {students} guardians; users.csv {:.1} MB", size as f64 / 1e6);
+    let size = std::fs::metadata(dir.path().join("users.csv"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "generated export: {students} students, {students} guardians; users.csv {:.1} MB",
+        size as f64 / 1e6
+    );
 
     reset_peak();
     let started = Instant::now();
@@ -28,16 +36,29 @@ fn main() {
 
     reset_peak();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let request = pipeline::request(&root.join("mappings"), "oneroster", dir.path(), None, EngineOptions::default());
+    let request = pipeline::request(
+        &root.join("mappings"),
+        "oneroster",
+        dir.path(),
+        None,
+        EngineOptions::default(),
+    );
     let mut sink = NdjsonSink::new(std::io::sink(), OutputFormat::Ndjson);
     let started = Instant::now();
     let summary = pipeline::convert(&request, &mut sink).expect("conversion runs");
     let mapped = started.elapsed().as_secs_f64();
     let map_peak = peak_kb();
-    assert_eq!(summary.records_rejected, 0, "generated export converts cleanly");
+    assert_eq!(
+        summary.records_rejected, 0,
+        "generated export converts cleanly"
+    );
 
     let patients = students as f64;
-    println!("raw limit (csv parse + serde_json write, {rows} user rows): {raw:.2} s, {:.0} rows/s, peak RSS {} MB", rows as f64 / raw, raw_peak / 1024);
+    println!(
+        "raw limit (csv parse + serde_json write, {rows} user rows): {raw:.2} s, {:.0} rows/s, peak RSS {} MB",
+        rows as f64 / raw,
+        raw_peak / 1024
+    );
     println!(
         "onedoor oneroster → FHIR ({} records, {} resources, validated): {mapped:.2} s, {:.0} students/s ({:.0} resources/s), peak RSS {} MB",
         summary.records_in,
@@ -46,26 +67,63 @@ fn main() {
         summary.resources_out as f64 / mapped,
         map_peak / 1024
     );
-    println!("ratio: onedoor takes {:.1}x the raw limit's time per user row", (mapped / summary.records_in as f64) / (raw / rows as f64));
+    println!(
+        "ratio: onedoor takes {:.1}x the raw limit's time per user row",
+        (mapped / summary.records_in as f64) / (raw / rows as f64)
+    );
 }
 
 fn generate(dir: &Path, students: usize) -> std::io::Result<()> {
     let mut users = BufWriter::new(File::create(dir.join("users.csv"))?);
     let mut roles = BufWriter::new(File::create(dir.join("roles.csv"))?);
     let mut demographics = BufWriter::new(File::create(dir.join("demographics.csv"))?);
-    writeln!(users, "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns")?;
-    writeln!(roles, "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId")?;
-    writeln!(demographics, "sourcedId,status,dateLastModified,birthDate,sex")?;
-    std::fs::write(dir.join("orgs.csv"), "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\nsch-1,active,2026-08-01,Bench High School,school,0600000001,\n")?;
-    let given = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farah", "Gus", "Hana"];
-    let family = ["Martinez", "Okafor", "Nguyen", "Patel", "Rossi", "Kim", "Silva", "Haddad"];
+    writeln!(
+        users,
+        "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns"
+    )?;
+    writeln!(
+        roles,
+        "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId"
+    )?;
+    writeln!(
+        demographics,
+        "sourcedId,status,dateLastModified,birthDate,sex"
+    )?;
+    std::fs::write(
+        dir.join("orgs.csv"),
+        "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\nsch-1,active,2026-08-01,Bench High School,school,0600000001,\n",
+    )?;
+    let given = [
+        "Ava", "Ben", "Chloe", "Dev", "Elena", "Farah", "Gus", "Hana",
+    ];
+    let family = [
+        "Martinez", "Okafor", "Nguyen", "Patel", "Rossi", "Kim", "Silva", "Haddad",
+    ];
     for i in 0..students {
         let (g, f) = (given[i % 8], family[(i / 8) % 8]);
-        writeln!(users, "stu-{i},active,2026-08-15,true,s{i},,{g},{f},Lee,S{i:07},s{i}@students.example,,,par-{i},09,,,,,,sch-1,")?;
-        writeln!(users, "par-{i},active,2026-08-15,false,,,Pat,{f},,,p{i}@example.com,555{i:07},,stu-{i},,,,,,,,")?;
-        writeln!(roles, "r-s{i},active,2026-08-15,stu-{i},primary,student,,,sch-1,")?;
-        writeln!(roles, "r-p{i},active,2026-08-15,par-{i},primary,parent,,,sch-1,")?;
-        writeln!(demographics, "stu-{i},active,2026-08-15,2010-0{}-1{},{}", 1 + i % 9, i % 10, if i % 2 == 0 { "female" } else { "male" })?;
+        writeln!(
+            users,
+            "stu-{i},active,2026-08-15,true,s{i},,{g},{f},Lee,S{i:07},s{i}@students.example,,,par-{i},09,,,,,,sch-1,"
+        )?;
+        writeln!(
+            users,
+            "par-{i},active,2026-08-15,false,,,Pat,{f},,,p{i}@example.com,555{i:07},,stu-{i},,,,,,,,"
+        )?;
+        writeln!(
+            roles,
+            "r-s{i},active,2026-08-15,stu-{i},primary,student,,,sch-1,"
+        )?;
+        writeln!(
+            roles,
+            "r-p{i},active,2026-08-15,par-{i},primary,parent,,,sch-1,"
+        )?;
+        writeln!(
+            demographics,
+            "stu-{i},active,2026-08-15,2010-0{}-1{},{}",
+            1 + i % 9,
+            i % 10,
+            if i % 2 == 0 { "female" } else { "male" }
+        )?;
     }
     users.flush()?;
     roles.flush()?;
@@ -79,8 +137,12 @@ fn raw_limit(users: &Path) -> usize {
     let mut rows = 0;
     for record in reader.records() {
         let record = record.expect("row");
-        let map: serde_json::Map<String, serde_json::Value> =
-            headers.iter().zip(record.iter()).filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_owned(), v.into())).collect();
+        let map: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .zip(record.iter())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect();
         serde_json::to_writer(&mut out, &map).expect("write");
         out.write_all(b"\n").expect("write");
         rows += 1;
@@ -95,6 +157,10 @@ fn reset_peak() {
 fn peak_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }

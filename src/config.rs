@@ -36,7 +36,9 @@ pub struct Gateway {
 
 impl Default for Gateway {
     fn default() -> Self {
-        Self { mappings: default_mappings() }
+        Self {
+            mappings: default_mappings(),
+        }
     }
 }
 
@@ -91,19 +93,30 @@ pub struct ConfigError(pub Vec<String>);
 /// Read and check a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(vec![format!("{shown}: cannot read: {e}")]))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(vec![format!("{shown}: cannot read: {e}")]))?;
     let config: Config = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| crate::mapping::model::line_of(&text, s.start)).unwrap_or(1);
+        let line = e
+            .span()
+            .map(|s| crate::mapping::model::line_of(&text, s.start))
+            .unwrap_or(1);
         ConfigError(vec![format!("{shown}:{line}: {}", e.message())])
     })?;
     let problems = check(&config, &shown);
-    if problems.is_empty() { Ok(config) } else { Err(ConfigError(problems)) }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError(problems))
+    }
 }
 
 fn check(config: &Config, shown: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if !config.gateway.mappings.is_dir() {
-        problems.push(format!("{shown}: gateway.mappings: {} is not a folder", config.gateway.mappings.display()));
+        problems.push(format!(
+            "{shown}: gateway.mappings: {} is not a folder",
+            config.gateway.mappings.display()
+        ));
     }
     let known: Vec<String> = catalog::mapping_files(&config.gateway.mappings)
         .iter()
@@ -112,13 +125,23 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
         .collect();
     for (name, source) in &config.sources {
         if !known.contains(&source.mapping) {
-            problems.push(format!("{shown}: sources.{name}.mapping: no mapping named '{}' (known: {})", source.mapping, known.join(", ")));
+            problems.push(format!(
+                "{shown}: sources.{name}.mapping: no mapping named '{}' (known: {})",
+                source.mapping,
+                known.join(", ")
+            ));
         }
         if !source.input.exists() {
-            problems.push(format!("{shown}: sources.{name}.input: {} does not exist", source.input.display()));
+            problems.push(format!(
+                "{shown}: sources.{name}.input: {} does not exist",
+                source.input.display()
+            ));
         }
         if let Some(roster) = source.roster.as_ref().filter(|r| !r.exists()) {
-            problems.push(format!("{shown}: sources.{name}.roster: {} does not exist", roster.display()));
+            problems.push(format!(
+                "{shown}: sources.{name}.roster: {} does not exist",
+                roster.display()
+            ));
         }
     }
     problems

@@ -11,6 +11,7 @@ pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod conformance;
+pub mod consent;
 pub mod mapping;
 pub mod pipeline;
 pub mod validation;

@@ -21,7 +21,17 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
     let Command::Check { config: path } = command;
     match config::load(path) {
         Ok(config) => {
-            println!("{}: ok ({} source(s): {})", path.display(), config.sources.len(), config.sources.keys().cloned().collect::<Vec<_>>().join(", "));
+            println!(
+                "{}: ok ({} source(s): {})",
+                path.display(),
+                config.sources.len(),
+                config
+                    .sources
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {

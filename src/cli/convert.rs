@@ -67,33 +67,58 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
 /// Create the output file, and its folder if needed.
 fn create_output(path: &std::path::Path) -> anyhow::Result<File> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     File::create(path).with_context(|| format!("cannot create {}", path.display()))
 }
 
 /// The request from the command line, or from a configured source with command-line overrides.
 fn resolve(cli: &Cli, args: &Args) -> anyhow::Result<(ConvertRequest, OutputFormat)> {
-    let mut engine = EngineOptions { source_system: args.source_system.clone(), ..EngineOptions::default() };
+    let mut engine = EngineOptions {
+        source_system: args.source_system.clone(),
+        ..EngineOptions::default()
+    };
     if let Some(now) = &args.now {
-        chrono::DateTime::parse_from_rfc3339(now).with_context(|| format!("--now '{now}' is not an RFC 3339 date-time"))?;
+        chrono::DateTime::parse_from_rfc3339(now)
+            .with_context(|| format!("--now '{now}' is not an RFC 3339 date-time"))?;
         engine.now = now.clone();
     }
     let Some(name) = &args.source else {
         let mapping = args.mapping.as_deref().unwrap_or_default();
-        let input = args.input.as_deref().context("--input is required with --mapping")?;
-        let request = pipeline::request(&cli.mappings, mapping, input, args.roster.as_deref(), engine);
+        let input = args
+            .input
+            .as_deref()
+            .context("--input is required with --mapping")?;
+        let request = pipeline::request(
+            &cli.mappings,
+            mapping,
+            input,
+            args.roster.as_deref(),
+            engine,
+        );
         return Ok((request, args.format.unwrap_or_default()));
     };
     let config = config::load(&args.config)?;
     let source = config.sources.get(name).with_context(|| {
         let known: Vec<&String> = config.sources.keys().collect();
-        format!("{}: no source named '{name}' (known: {known:?})", args.config.display())
+        format!(
+            "{}: no source named '{name}' (known: {known:?})",
+            args.config.display()
+        )
     })?;
-    engine.source_system = engine.source_system.or_else(|| source.source_system.clone());
+    engine.source_system = engine
+        .source_system
+        .or_else(|| source.source_system.clone());
     let input = args.input.clone().unwrap_or_else(|| source.input.clone());
     let roster = args.roster.clone().or_else(|| source.roster.clone());
-    let request = pipeline::request(&config.gateway.mappings, &source.mapping, &input, roster.as_deref(), engine);
+    let request = pipeline::request(
+        &config.gateway.mappings,
+        &source.mapping,
+        &input,
+        roster.as_deref(),
+        engine,
+    );
     Ok((request, args.format.unwrap_or(source.format.into())))
 }
 

@@ -1,8 +1,10 @@
 //! The command line: one file per subcommand. Exit codes: 0 success, 1 something was rejected or a check
 //! failed, 2 the command could not run (bad arguments, unreadable input, broken mapping).
 
+mod audit;
 mod config;
 mod conformance;
+mod consent;
 mod convert;
 mod mappings;
 mod validate;
@@ -44,6 +46,12 @@ enum Command {
     /// Check the configuration file.
     #[command(subcommand)]
     Config(config::Command),
+    /// Consent decisions and the disclosure log.
+    #[command(subcommand)]
+    Consent(consent::Command),
+    /// Verify and export the audit log.
+    #[command(subcommand)]
+    Audit(audit::Command),
 }
 
 /// Parse the command line and run the subcommand.
@@ -56,6 +64,8 @@ pub fn run() -> ExitCode {
         Command::Mappings(command) => mappings::run(&cli, command),
         Command::Conformance(args) => conformance::run(&cli, args),
         Command::Config(command) => config::run(command),
+        Command::Consent(command) => consent::run(command),
+        Command::Audit(command) => audit::run(command),
     };
     match outcome {
         Ok(code) => code,

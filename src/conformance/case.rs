@@ -93,6 +93,56 @@ pub struct CaseFile {
     /// Exact number of converted records.
     #[serde(default)]
     pub converted: Option<u64>,
+    /// A consent case: a record, consents and a request instead of a mapping run.
+    #[serde(default)]
+    pub consent: Option<ConsentCase>,
+}
+
+/// The `[consent]` table of a consent case: record + consents + recipient + purpose → expected decision,
+/// obligations and released output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentCase {
+    /// The record (a referral Bundle).
+    pub bundle: PathBuf,
+    /// Consent resources (file or folder).
+    #[serde(default)]
+    pub consents: Option<PathBuf>,
+    /// Legal bases (TOML).
+    #[serde(default)]
+    pub bases: Option<PathBuf>,
+    /// The recipient.
+    pub recipient: String,
+    /// The purpose of use.
+    pub purpose: String,
+    /// The source organization.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The decision time.
+    pub time: String,
+    /// Expected outcome: permit, deny, no-consent.
+    pub decision: String,
+    /// Expected basis: consent, ferpa-health-safety-emergency, uninterrupted-scholars-act, court-order, none.
+    #[serde(default)]
+    pub basis: Option<String>,
+    /// Expected withheld classes and labels (exactly).
+    #[serde(default)]
+    pub withheld: Option<Vec<String>>,
+    /// Whether the Part 2 redisclosure notice must be attached.
+    #[serde(default)]
+    pub notice: Option<bool>,
+    /// Texts the explanation must contain.
+    #[serde(default)]
+    pub explanation_contains: Option<OneOrMany>,
+    /// Texts a registry problem (a consent not admitted) must contain.
+    #[serde(default)]
+    pub registry_problems_contain: Option<OneOrMany>,
+    /// The released record must contain this JSON (as a one-element array).
+    #[serde(default)]
+    pub json_contains: Option<PathBuf>,
+    /// The released record must equal this JSON (as a one-element array).
+    #[serde(default)]
+    pub json_equals: Option<PathBuf>,
 }
 
 /// Output format of a case.

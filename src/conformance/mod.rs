@@ -5,6 +5,7 @@
 
 pub mod case;
 pub mod compare;
+pub mod consent_case;
 pub mod corpus;
 pub mod report;
 pub mod runner;

@@ -140,8 +140,11 @@ pub fn run_case(dir: &Path, mappings_dir: &Path) -> CaseResult {
 }
 
 fn check_case(dir: &Path, case: &CaseFile, mapping: &str, mappings_dir: &Path) -> Vec<String> {
+    if let Some(spec) = &case.consent {
+        return super::consent_case::check(dir, case, spec);
+    }
     if matches!(case.expect, Expect::ConsentDenied | Expect::Redacted) {
-        return vec!["consent_denied and redacted cases need the consent gate, which this build does not have yet".into()];
+        return vec!["consent_denied and redacted cases need a [consent] table (record, consents, recipient, purpose)".into()];
     }
     let request = ConvertRequest {
         mappings_dir: mappings_dir.to_owned(),

@@ -4,6 +4,10 @@
 //! Filters and functions available to expressions:
 //! - `value | code('table')`: the Coding (`{system, code, display}`) a source code maps to in
 //!   `codes/table.csv`; an unknown code is an error naming the table and the codes it knows.
+//! - `value | lookup('table')`: the same Coding, or nothing when the table has no such code (optional
+//!   mappings such as security labels by need).
+//! - `value | lookup('table')`: the same Coding, or nothing when the table has no such code (optional
+//!   mappings such as security labels by need).
 //! - `value | date`, `value | date('%m/%d/%Y')`: a FHIR date (tolerant, or with an explicit format).
 //! - `value | datetime`: a FHIR dateTime.
 //! - `reference('Patient', id)`, `fhir_id('Patient', id)`: the derived reference / id of another resource.
@@ -329,8 +333,18 @@ impl CompiledMapping<'_> {
         }
         let mut cursor = Cursor::default();
         for rule in &resource.rules {
-            apply_rule(rule, resource_type, context, &mut built, &mut cursor)
-                .map_err(|message| fail(&rule.sources, message))?;
+            apply_rule(rule, resource_type, context, &mut built, &mut cursor).map_err(
+                |message| {
+                    fail(
+                        if rule.sources.is_empty() {
+                            rule.target.as_str()
+                        } else {
+                            &rule.sources
+                        },
+                        message,
+                    )
+                },
+            )?;
         }
         Ok(Some(built))
     }
@@ -392,6 +406,28 @@ fn is_empty(value: &JinjaValue) -> bool {
 }
 
 fn add_code_filter(env: &mut Environment<'static>, codes: Arc<CodeTables>) {
+    let tables = codes.clone();
+    env.add_filter(
+        "lookup",
+        move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
+            if is_empty(&value) {
+                return Ok(JinjaValue::UNDEFINED);
+            }
+            let text = value
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            let codes_of = tables.get(&table).ok_or_else(|| {
+                invalid(format!(
+                    "no code table '{table}' (expected codes/{table}.csv)"
+                ))
+            })?;
+            Ok(codes_of
+                .lookup(&text)
+                .map(JinjaValue::from_serialize)
+                .unwrap_or(JinjaValue::UNDEFINED))
+        },
+    );
     env.add_filter(
         "code",
         move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {

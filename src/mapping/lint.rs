@@ -207,12 +207,18 @@ fn check_expression(
     }
 }
 
-/// The table names of `code('name')` calls in an expression.
+/// The table names of `code('name')` and `lookup('name')` calls in an expression.
 pub fn code_tables_named(expression: &str) -> Vec<String> {
+    let mut names = tables_after(expression, "code(");
+    names.extend(tables_after(expression, "lookup("));
+    names
+}
+
+fn tables_after(expression: &str, call: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = expression;
-    while let Some(at) = rest.find("code(") {
-        rest = &rest[at + 5..];
+    while let Some(at) = rest.find(call) {
+        rest = &rest[at + call.len()..];
         let trimmed = rest.trim_start();
         let Some(quote) = trimmed.chars().next().filter(|c| *c == '\'' || *c == '"') else {
             continue;

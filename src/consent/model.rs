@@ -1,0 +1,357 @@
+//! A FHIR R4 Consent read into the shape decisions need (SDOHCC Consent / IHE PCF semantics): patient,
+//! status, who consented, the custodian organizations, policies, and a tree of provisions (permit/deny,
+//! period, actors, actions, purposes, data classes, security labels, nested provisions).
+//!
+//! Reading is strict: an unknown policy, purpose, label or action code, an impossible period, a provision
+//! without a type: each is an error naming the consent and the JSON path, and the consent is not used.
+
+use super::codes;
+use super::time::instant;
+use chrono::{DateTime, FixedOffset};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// A party named by reference (`Organization/abc`) or by identifier (`system|value`), or both.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Party {
+    /// `Type/id`.
+    pub reference: Option<String>,
+    /// `system|value`.
+    pub identifier: Option<String>,
+}
+
+impl Party {
+    /// Read a FHIR Reference.
+    pub fn from_reference(value: &Value) -> Self {
+        let reference = value
+            .get("reference")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let identifier = value.get("identifier").and_then(identifier_key);
+        Self {
+            reference,
+            identifier,
+        }
+    }
+
+    /// Whether the party is one of `aliases` (references and `system|value` identifiers of one entity).
+    pub fn is_any_of(&self, aliases: &HashSet<String>) -> bool {
+        self.reference.as_ref().is_some_and(|r| aliases.contains(r))
+            || self
+                .identifier
+                .as_ref()
+                .is_some_and(|i| aliases.contains(i))
+    }
+
+    /// How it reads in an explanation.
+    pub fn describe(&self) -> String {
+        self.reference
+            .clone()
+            .or_else(|| self.identifier.clone())
+            .unwrap_or_else(|| "(unnamed)".to_owned())
+    }
+}
+
+/// `system|value` of a FHIR Identifier.
+pub fn identifier_key(identifier: &Value) -> Option<String> {
+    let system = identifier
+        .get("system")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let value = identifier.get("value").and_then(Value::as_str)?;
+    Some(format!("{system}|{value}"))
+}
+
+/// Consent status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// In force.
+    Active,
+    /// Withdrawn or lapsed (revocation sets this).
+    Inactive,
+    /// Refused by the person.
+    Rejected,
+    /// Recorded by mistake.
+    EnteredInError,
+    /// Not yet in force.
+    Draft,
+    /// Offered, not agreed.
+    Proposed,
+}
+
+impl Status {
+    fn parse(code: &str) -> Option<Self> {
+        Some(match code {
+            "active" => Self::Active,
+            "inactive" => Self::Inactive,
+            "rejected" => Self::Rejected,
+            "entered-in-error" => Self::EnteredInError,
+            "draft" => Self::Draft,
+            "proposed" => Self::Proposed,
+            _ => return None,
+        })
+    }
+}
+
+/// Permit or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// The provision allows.
+    Permit,
+    /// The provision forbids.
+    Deny,
+}
+
+/// One provision of a consent.
+#[derive(Debug, Clone)]
+pub struct Provision {
+    /// JSON path in the consent (`provision.provision[1]`), for explanations.
+    pub path: String,
+    /// Permit or deny.
+    pub rule: Rule,
+    /// When it applies.
+    pub start: Option<DateTime<FixedOffset>>,
+    /// Until when it applies.
+    pub end: Option<DateTime<FixedOffset>>,
+    /// Recipients it is about (empty: everyone).
+    pub actors: Vec<Party>,
+    /// Actions (empty: all).
+    pub actions: Vec<String>,
+    /// Purposes of use (empty: all).
+    pub purposes: Vec<String>,
+    /// Resource types it is about (empty: all data).
+    pub classes: Vec<String>,
+    /// Security labels it is about (empty: all data).
+    pub labels: Vec<String>,
+    /// Exceptions to it.
+    pub nested: Vec<Provision>,
+}
+
+impl Provision {
+    /// Whether the provision is about some data only (classes or labels), not the whole record.
+    pub fn is_data_scoped(&self) -> bool {
+        !self.classes.is_empty() || !self.labels.is_empty()
+    }
+}
+
+/// A consent ready for decisions.
+#[derive(Debug, Clone)]
+pub struct Consent {
+    /// The consent's id (or file:line when it has none).
+    pub id: String,
+    /// Status.
+    pub status: Status,
+    /// The person it is about.
+    pub patient: Party,
+    /// Who gave it (the person, or a guardian as RelatedPerson).
+    pub performers: Vec<Party>,
+    /// The custodians it applies to (the organizations that hold the data); empty: any.
+    pub organizations: Vec<Party>,
+    /// Policy codes (`42CFRPart2`, `FERPA`...).
+    pub policies: Vec<String>,
+    /// The root provision.
+    pub provision: Provision,
+}
+
+impl Consent {
+    /// Whether the consent is a 42 CFR Part 2 consent.
+    pub fn is_part2(&self) -> bool {
+        self.policies.iter().any(|p| p == "42CFRPart2")
+    }
+}
+
+/// Read a Consent resource; errors are `path: message`.
+pub fn parse(resource: &Value) -> Result<Consent, Vec<String>> {
+    let mut errors = Vec::new();
+    let id = resource
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let status = match resource.get("status").and_then(Value::as_str) {
+        Some(code) => Status::parse(code).unwrap_or_else(|| {
+            errors.push(format!("status: unknown status '{code}'"));
+            Status::Inactive
+        }),
+        None => {
+            errors.push("status: required".into());
+            Status::Inactive
+        }
+    };
+    let patient = resource
+        .get("patient")
+        .map(Party::from_reference)
+        .unwrap_or_default();
+    if patient.reference.is_none() && patient.identifier.is_none() {
+        errors.push("patient: required (a reference or an identifier of the person)".into());
+    }
+    let parties = |key: &str| -> Vec<Party> {
+        array(resource, key)
+            .iter()
+            .map(Party::from_reference)
+            .collect()
+    };
+    let policies = read_policies(resource, &mut errors);
+    let provision = match resource.get("provision") {
+        Some(p) => read_provision(p, "provision", &mut errors),
+        None => {
+            errors
+                .push("provision: required (a consent without a provision permits nothing)".into());
+            None
+        }
+    };
+    match (provision, errors.is_empty()) {
+        (Some(provision), true) => Ok(Consent {
+            id,
+            status,
+            patient,
+            performers: parties("performer"),
+            organizations: parties("organization"),
+            policies,
+            provision,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn array<'v>(value: &'v Value, key: &str) -> &'v [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn codes_of(concept: &Value) -> Vec<String> {
+    array(concept, "coding")
+        .iter()
+        .filter_map(|c| c.get("code").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+fn read_policies(resource: &Value, errors: &mut Vec<String>) -> Vec<String> {
+    let mut policies: Vec<String> = resource.get("policyRule").map(codes_of).unwrap_or_default();
+    for policy in array(resource, "policy") {
+        if let Some(uri) = policy.get("uri").and_then(Value::as_str) {
+            policies.push(uri.rsplit(['/', '#', ':']).next().unwrap_or(uri).to_owned());
+        }
+    }
+    for code in &policies {
+        if !codes::POLICIES.contains(&code.as_str()) {
+            errors.push(format!(
+                "policyRule: unknown policy code '{code}' (expected one of: {})",
+                codes::POLICIES.join(", ")
+            ));
+        }
+    }
+    policies
+}
+
+fn read_provision(value: &Value, path: &str, errors: &mut Vec<String>) -> Option<Provision> {
+    let rule = match value.get("type").and_then(Value::as_str) {
+        Some("permit") => Rule::Permit,
+        Some("deny") => Rule::Deny,
+        Some(other) => {
+            errors.push(format!("{path}.type: '{other}' (expected permit or deny)"));
+            return None;
+        }
+        None => {
+            errors.push(format!("{path}.type: required (permit or deny)"));
+            return None;
+        }
+    };
+    let start = period_bound(value, "start", false, path, errors);
+    let end = period_bound(value, "end", true, path, errors);
+    if let (Some(s), Some(e)) = (start, end) {
+        if s > e {
+            errors.push(format!(
+                "{path}.period: impossible period, start {s} is after end {e}"
+            ));
+        }
+    }
+    let actors = array(value, "actor")
+        .iter()
+        .filter_map(|a| a.get("reference"))
+        .map(Party::from_reference)
+        .collect();
+    let actions = checked_codes(
+        array(value, "action").iter().flat_map(codes_of),
+        codes::ACTIONS,
+        &format!("{path}.action"),
+        errors,
+    );
+    let purposes = checked_codes(
+        array(value, "purpose").iter().filter_map(code_of),
+        codes::PURPOSES,
+        &format!("{path}.purpose"),
+        errors,
+    );
+    let labels = checked_codes(
+        array(value, "securityLabel").iter().filter_map(code_of),
+        codes::LABELS,
+        &format!("{path}.securityLabel"),
+        errors,
+    );
+    let classes = array(value, "class").iter().filter_map(code_of).collect();
+    let nested = array(value, "provision")
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| read_provision(p, &format!("{path}.provision[{i}]"), errors))
+        .collect();
+    Some(Provision {
+        path: path.to_owned(),
+        rule,
+        start,
+        end,
+        actors,
+        actions,
+        purposes,
+        classes,
+        labels,
+        nested,
+    })
+}
+
+fn code_of(coding: &Value) -> Option<String> {
+    coding
+        .get("code")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn checked_codes(
+    found: impl Iterator<Item = String>,
+    known: &[&str],
+    path: &str,
+    errors: &mut Vec<String>,
+) -> Vec<String> {
+    let found: Vec<String> = found.collect();
+    for code in &found {
+        if !known.contains(&code.as_str()) {
+            errors.push(format!(
+                "{path}: unknown code '{code}' (expected one of: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    found
+}
+
+fn period_bound(
+    value: &Value,
+    key: &str,
+    end: bool,
+    path: &str,
+    errors: &mut Vec<String>,
+) -> Option<DateTime<FixedOffset>> {
+    let text = value
+        .pointer(&format!("/period/{key}"))
+        .and_then(Value::as_str)?;
+    let parsed = instant(text, end);
+    if parsed.is_none() {
+        errors.push(format!(
+            "{path}.period.{key}: '{text}' is not a FHIR dateTime"
+        ));
+    }
+    parsed
+}

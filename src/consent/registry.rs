@@ -1,0 +1,196 @@
+//! The consent registry: Consent resources loaded from FHIR JSON (files, NDJSON, folders), checked, and
+//! indexed by patient (reference and identifiers) so a decision looks up only that person's consents.
+//! A consent that fails a check is reported and kept out: it can never permit anything.
+
+use super::model::{self, Consent, Status};
+use crate::adapters::fhir::FhirSource;
+use crate::validation::Validator;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// A consent that was not admitted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryProblem {
+    /// Where it came from (`file line N`).
+    pub source: String,
+    /// The consent id, when it has one.
+    pub consent: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for RegistryProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (Consent/{}): {}",
+            self.source, self.consent, self.message
+        )
+    }
+}
+
+/// The consents in force, indexed by patient.
+#[derive(Debug, Default, Clone)]
+pub struct Registry {
+    consents: Vec<Consent>,
+    by_patient: HashMap<String, Vec<usize>>,
+    problems: Vec<RegistryProblem>,
+}
+
+impl Registry {
+    /// An empty registry (every decision is NoConsent unless a legal basis applies).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Load every Consent under `path`. When `known_patients` is given (references and `system|value`
+    /// identifiers), a consent for anyone else is a problem and is not admitted.
+    pub fn load(path: &Path, known_patients: Option<&HashSet<String>>) -> std::io::Result<Self> {
+        let mut registry = Self::new();
+        let validator = Validator::new();
+        for record in FhirSource::open(path)?.records() {
+            let record = match record {
+                Ok(record) => record,
+                Err(err) => {
+                    registry.problem(err.position.to_string(), String::new(), err.message);
+                    continue;
+                }
+            };
+            let resource = &record.context["resource"];
+            let source = record.position.to_string();
+            if resource.get("resourceType").and_then(|t| t.as_str()) != Some("Consent") {
+                registry.problem(source, record.key.clone(), "not a Consent resource".into());
+                continue;
+            }
+            let issues = validator.validate(resource);
+            if !issues.is_empty() {
+                let listed: Vec<String> = issues.iter().take(5).map(ToString::to_string).collect();
+                registry.problem(
+                    source,
+                    record.key.clone(),
+                    format!("not valid FHIR R4: {}", listed.join("; ")),
+                );
+                continue;
+            }
+            match model::parse(resource) {
+                Ok(consent) => registry.admit(consent, source, known_patients),
+                Err(errors) => registry.problem(source, record.key.clone(), errors.join("; ")),
+            }
+        }
+        Ok(registry)
+    }
+
+    /// Add a consent (or replace the one with the same id: an update, such as a revocation).
+    pub fn upsert(&mut self, consent: Consent) {
+        if let Some(existing) = self
+            .consents
+            .iter_mut()
+            .find(|c| !consent.id.is_empty() && c.id == consent.id)
+        {
+            *existing = consent;
+            return;
+        }
+        let index = self.consents.len();
+        for key in patient_keys(&consent) {
+            self.by_patient.entry(key).or_default().push(index);
+        }
+        self.consents.push(consent);
+    }
+
+    /// Set a consent's status (revocation: `Status::Inactive`). Returns false when there is no such consent.
+    pub fn set_status(&mut self, id: &str, status: Status) -> bool {
+        match self.consents.iter_mut().find(|c| c.id == id) {
+            Some(consent) => {
+                consent.status = status;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The consents about a person known by any of `aliases`.
+    pub fn for_patient(&self, aliases: &HashSet<String>) -> Vec<&Consent> {
+        let mut seen = HashSet::new();
+        aliases
+            .iter()
+            .filter_map(|a| self.by_patient.get(a))
+            .flatten()
+            .filter(|i| seen.insert(**i))
+            .map(|&i| &self.consents[i])
+            .collect()
+    }
+
+    /// Consents not admitted, with the reason.
+    pub fn problems(&self) -> &[RegistryProblem] {
+        &self.problems
+    }
+
+    /// How many consents are admitted.
+    pub fn len(&self) -> usize {
+        self.consents.len()
+    }
+
+    /// Whether no consent is admitted.
+    pub fn is_empty(&self) -> bool {
+        self.consents.is_empty()
+    }
+
+    fn admit(
+        &mut self,
+        consent: Consent,
+        source: String,
+        known_patients: Option<&HashSet<String>>,
+    ) {
+        if let Some(known) = known_patients {
+            if !consent.patient.is_any_of(known) {
+                let message = format!(
+                    "patient {} does not exist (no such Patient in the records given)",
+                    consent.patient.describe()
+                );
+                self.problem(source, consent.id.clone(), message);
+                return;
+            }
+        }
+        self.upsert(consent);
+    }
+
+    fn problem(&mut self, source: String, consent: String, message: String) {
+        tracing::debug!(source = %source, "consent not admitted");
+        self.problems.push(RegistryProblem {
+            source,
+            consent,
+            message,
+        });
+    }
+}
+
+/// Load consents for deciding about `record`: its Patients are the known patients, so a consent for anyone
+/// else is a problem and is not admitted.
+pub fn load_for_record(path: &Path, record: &serde_json::Value) -> std::io::Result<Registry> {
+    let known: HashSet<String> = super::subject::resources(record)
+        .into_iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .flat_map(|p| {
+            let mut aliases: Vec<String> = p["identifier"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(model::identifier_key)
+                .collect();
+            aliases.push(format!("Patient/{}", p["id"].as_str().unwrap_or_default()));
+            aliases
+        })
+        .collect();
+    Registry::load(path, Some(&known))
+}
+
+fn patient_keys(consent: &Consent) -> Vec<String> {
+    consent
+        .patient
+        .reference
+        .iter()
+        .chain(consent.patient.identifier.iter())
+        .cloned()
+        .collect()
+}
