@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod conformance;
 pub mod consent;
+pub mod delivery;
 pub mod mapping;
 pub mod pipeline;
 pub mod validation;

@@ -143,7 +143,17 @@ impl Summary {
     }
 }
 
-/// Where converted resources go.
+/// Where converted resources go: each group (a referral, a student with their guardians) at once.
+pub trait Sink {
+    /// Take one group's resources (`passthrough`: FHIR input, written as it came).
+    fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()>;
+    /// Lines and resources written so far.
+    fn written(&self) -> (u64, u64);
+    /// Flush what is buffered.
+    fn finish(&mut self) -> std::io::Result<()>;
+}
+
+/// Writes NDJSON: one resource per line (each once), or one transaction Bundle per group.
 pub struct NdjsonSink<W: Write> {
     out: W,
     format: OutputFormat,
@@ -169,6 +179,23 @@ impl<W: Write> NdjsonSink<W> {
         self.out
     }
 
+    fn line(&mut self, value: &Value) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"\n")?;
+        self.lines += 1;
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for NdjsonSink<W> {
+    fn written(&self) -> (u64, u64) {
+        (self.lines, self.resources)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
         if self.format == OutputFormat::Bundle && !passthrough {
             self.resources += resources.len() as u64;
@@ -185,12 +212,6 @@ impl<W: Write> NdjsonSink<W> {
         Ok(())
     }
 
-    fn line(&mut self, value: &Value) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, value)?;
-        self.out.write_all(b"\n")?;
-        self.lines += 1;
-        Ok(())
-    }
 }
 
 fn resource_key(resource: &Value) -> Option<String> {
@@ -200,9 +221,9 @@ fn resource_key(resource: &Value) -> Option<String> {
 }
 
 /// Convert an export with a mapping, writing to `sink`.
-pub fn convert<W: Write>(
+pub fn convert(
     request: &ConvertRequest,
-    sink: &mut NdjsonSink<W>,
+    sink: &mut dyn Sink,
 ) -> Result<Summary, PipelineError> {
     let loaded = mapping::catalog::find(&request.mappings_dir, &request.mapping)?;
     let roster_loaded = match &loaded.file.mapping.roster_mapping {
@@ -253,9 +274,8 @@ pub fn convert<W: Write>(
         roster_fields.as_ref(),
     );
     summary.quirks = quirks.snapshot();
-    summary.resources_out = sink.resources;
-    summary.lines_out = sink.lines;
-    sink.out.flush()?;
+    (summary.lines_out, summary.resources_out) = sink.written();
+    sink.finish()?;
     tracing::info!(
         mapping = %summary.mapping,
         records_in = summary.records_in,
@@ -278,13 +298,13 @@ fn compile<'e>(
 
 type Tables = Vec<(String, Vec<String>)>;
 
-fn run_adapter<W: Write>(
+fn run_adapter(
     adapter: &str,
     request: &ConvertRequest,
     encoding: TextEncoding,
     quirks: &QuirkLog,
     stage: &Stage<'_>,
-    sink: &mut NdjsonSink<W>,
+    sink: &mut dyn Sink,
     summary: &mut Summary,
 ) -> Result<Tables, PipelineError> {
     let source_err = |err: &dyn std::fmt::Display| PipelineError::Source(err.to_string());
@@ -339,10 +359,10 @@ struct Stage<'m> {
 }
 
 impl Stage<'_> {
-    fn run<W: Write>(
+    fn run(
         &self,
         records: impl Iterator<Item = Decoded>,
-        sink: &mut NdjsonSink<W>,
+        sink: &mut dyn Sink,
         summary: &mut Summary,
     ) -> Result<(), PipelineError> {
         let mut group = Group::default();
@@ -462,9 +482,9 @@ struct Group {
 }
 
 impl Group {
-    fn flush<W: Write>(
+    fn flush(
         &mut self,
-        sink: &mut NdjsonSink<W>,
+        sink: &mut dyn Sink,
         passthrough: bool,
     ) -> std::io::Result<()> {
         if self.resources.is_empty() {

@@ -4,6 +4,10 @@
 
 use super::{Cli, exit_code};
 use crate::config;
+use crate::consent::audit::AuditLog;
+use crate::consent::{ConsentGate, Disclosing, Registry, bases};
+use crate::delivery::{GatedSink, NdjsonFileDestination};
+use crate::pipeline::Sink;
 use crate::mapping::EngineOptions;
 use crate::pipeline::{self, ConvertRequest, NdjsonSink, OutputFormat, Summary};
 use anyhow::Context;
@@ -45,6 +49,22 @@ pub struct Args {
     /// Override the mapping's source system URI.
     #[arg(long)]
     source_system: Option<String>,
+    /// Release to this recipient organization only what the consent gate permits (`system|value` or
+    /// `Organization/id`); every decision is audited. Implies one Bundle per referral.
+    #[arg(long)]
+    recipient: Option<String>,
+    /// The purpose of use for --recipient.
+    #[arg(long, default_value = "TREAT", requires = "recipient")]
+    purpose: String,
+    /// Consent resources for --recipient (JSON, NDJSON, or a folder).
+    #[arg(long, requires = "recipient")]
+    consents: Option<PathBuf>,
+    /// Legal bases for --recipient (TOML).
+    #[arg(long, requires = "recipient")]
+    bases: Option<PathBuf>,
+    /// The audit folder for --recipient.
+    #[arg(long, env = "ONEDOOR_AUDIT_DIR", default_value = super::consent::DEFAULT_AUDIT_DIR)]
+    audit_dir: PathBuf,
 }
 
 /// Run `convert`.
@@ -54,14 +74,47 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         Some(path) => Box::new(create_output(path)?),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut sink = NdjsonSink::new(BufWriter::new(out), format);
-    let summary = pipeline::convert(&request, &mut sink)?;
+    let summary = match &args.recipient {
+        None => pipeline::convert(&request, &mut NdjsonSink::new(BufWriter::new(out), format))?,
+        Some(recipient) => convert_gated(args, recipient, &request, out)?,
+    };
     print_summary(&summary);
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(exit_code(summary.records_rejected > 0))
+}
+
+/// Convert, sending each referral bundle through the consent gate; only what it releases is written.
+fn convert_gated(args: &Args, recipient: &str, request: &ConvertRequest, out: Box<dyn Write>) -> anyhow::Result<Summary> {
+    let registry = match &args.consents {
+        Some(path) => Registry::load(path, None).with_context(|| format!("cannot read consents at {}", path.display()))?,
+        None => Registry::new(),
+    };
+    for problem in registry.problems() {
+        eprintln!("consent not used: {problem}");
+    }
+    let legal = match &args.bases {
+        Some(path) => bases::load(path).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?,
+        None => Vec::new(),
+    };
+    let gate = ConsentGate::new(registry, legal, Some(AuditLog::open(&args.audit_dir)?));
+    let time = chrono::DateTime::parse_from_rfc3339(&request.engine.now).unwrap_or_else(|_| chrono::Utc::now().fixed_offset());
+    let disclosing = Disclosing { recipient: recipient.to_owned(), purpose: args.purpose.clone(), source: None };
+    let mut sink = GatedSink::new(gate, NdjsonFileDestination::new(BufWriter::new(out)), disclosing, time);
+    let summary = pipeline::convert(request, &mut sink)?;
+    eprintln!(
+        "consent gate: {} released to {recipient}, {} withheld, {} addressed to other agencies (audit in {})",
+        sink.written().0,
+        sink.withheld.len(),
+        sink.not_addressed,
+        args.audit_dir.display()
+    );
+    for withheld in &sink.withheld {
+        eprintln!("  withheld: {withheld}");
+    }
+    Ok(summary)
 }
 
 /// Create the output file, and its folder if needed.

@@ -3,7 +3,7 @@
 //!
 //! `Released` has private fields and no public constructor; this does not compile:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0451
 //! let forged = onedoor::consent::Released { record: serde_json::json!({}), decision: todo!(), request: todo!() };
 //! ```
 //!

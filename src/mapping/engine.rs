@@ -6,8 +6,6 @@
 //!   `codes/table.csv`; an unknown code is an error naming the table and the codes it knows.
 //! - `value | lookup('table')`: the same Coding, or nothing when the table has no such code (optional
 //!   mappings such as security labels by need).
-//! - `value | lookup('table')`: the same Coding, or nothing when the table has no such code (optional
-//!   mappings such as security labels by need).
 //! - `value | date`, `value | date('%m/%d/%Y')`: a FHIR date (tolerant, or with an explicit format).
 //! - `value | datetime`: a FHIR dateTime.
 //! - `reference('Patient', id)`, `fhir_id('Patient', id)`: the derived reference / id of another resource.

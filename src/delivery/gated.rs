@@ -1,0 +1,72 @@
+//! A pipeline sink that sends each referral bundle through the consent gate to a destination: what the
+//! gate releases is delivered (redacted as decided), what it withholds is counted and explained, never
+//! written. Referrals addressed to another agency (their ServiceRequest's performer) are skipped.
+
+use super::Destination;
+use crate::canonical::bundle;
+use crate::consent::{ConsentGate, Disclosing, Withheld};
+use crate::pipeline::Sink;
+use chrono::{DateTime, FixedOffset};
+use serde_json::Value;
+
+/// Gate, then deliver.
+pub struct GatedSink<D: Destination> {
+    gate: ConsentGate,
+    destination: D,
+    request: Disclosing,
+    time: DateTime<FixedOffset>,
+    lines: u64,
+    resources: u64,
+    /// Why each withheld record was withheld (`Patient/id: reason`), no personal data.
+    pub withheld: Vec<String>,
+    /// Records whose ServiceRequest names another performer (not for this recipient).
+    pub not_addressed: u64,
+}
+
+/// Whether the record's ServiceRequest names the recipient as performer (records without a
+/// ServiceRequest, such as roster entries, are addressed to whoever asks).
+fn addressed_to(record: &Value, recipient: &str) -> bool {
+    let resources = crate::consent::subject::resources(record);
+    let Some(request) = resources.iter().find(|r| r["resourceType"] == "ServiceRequest") else { return true };
+    let aliases = crate::consent::subject::organization_aliases(record, recipient);
+    let performers = request["performer"].as_array().map(Vec::as_slice).unwrap_or_default();
+    performers.iter().any(|p| crate::consent::model::Party::from_reference(p).is_any_of(&aliases))
+}
+
+impl<D: Destination> GatedSink<D> {
+    /// Send to `destination` what `gate` releases for `request` at `time`.
+    pub fn new(gate: ConsentGate, destination: D, request: Disclosing, time: DateTime<FixedOffset>) -> Self {
+        Self { gate, destination, request, time, lines: 0, resources: 0, withheld: Vec::new(), not_addressed: 0 }
+    }
+}
+
+impl<D: Destination> Sink for GatedSink<D> {
+    fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
+        let record = if passthrough && resources.len() == 1 { resources.into_iter().next().unwrap_or_default() } else { bundle::transaction(&resources) };
+        if !addressed_to(&record, &self.request.recipient) {
+            self.not_addressed += 1;
+            return Ok(());
+        }
+        match self.gate.release(record, self.request.clone(), self.time) {
+            Ok(released) => {
+                self.resources += crate::consent::subject::resources(released.record()).len() as u64;
+                self.lines += 1;
+                self.destination.deliver(&released)
+            }
+            Err(Withheld::Denied(decision)) => {
+                let reason = decision.explanation.last().cloned().unwrap_or_default();
+                self.withheld.push(format!("{}: {:?}: {reason}", decision.patient, decision.outcome));
+                Ok(())
+            }
+            Err(other) => Err(std::io::Error::other(other.to_string())),
+        }
+    }
+
+    fn written(&self) -> (u64, u64) {
+        (self.lines, self.resources)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.destination.flush()
+    }
+}
