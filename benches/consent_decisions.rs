@@ -27,7 +27,8 @@ fn main() {
     let mut found = 0usize;
     for n in 0..DECISIONS {
         let record = &records[n % records.len()];
-        let aliases: HashSet<String> = HashSet::from([format!("Patient/p-{}", record["entry"][0]["resource"]["id"].as_str().unwrap()[2..].to_owned())]);
+        let patient_id = record["entry"][0]["resource"]["id"].as_str().unwrap_or_default();
+        let aliases: HashSet<String> = HashSet::from([format!("Patient/{patient_id}")]);
         found += registry.for_patient(&aliases).len();
     }
     let lookup = started.elapsed().as_secs_f64();

@@ -51,6 +51,11 @@ pub fn parse_resource(bytes: &[u8]) -> Result<TypedResource, TypedError> {
 
 /// Check that a JSON value deserializes into the typed model (required elements present, codes known).
 pub fn check_value(value: &serde_json::Value) -> Result<(), TypedError> {
+    use serde::Deserialize;
+    // The fast path: most records are valid. Only a failure pays for path tracking.
+    if Resource::deserialize(value).is_ok() {
+        return Ok(());
+    }
     serde_path_to_error::deserialize::<_, Resource>(value)
         .map(|_| ())
         .map_err(to_typed_error)

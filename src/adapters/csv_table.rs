@@ -144,6 +144,19 @@ impl CsvTable {
         })
     }
 
+    /// Another handle on the same table (its own readers), for reading it while its owner changes.
+    pub fn reopen(&self) -> Self {
+        Self {
+            file: self.file.clone(),
+            path: self.path.clone(),
+            columns: self.columns.clone(),
+            encoding: self.encoding,
+            quirks: self.quirks.clone(),
+            line_fix: self.line_fix,
+            random_access: RefCell::new(None),
+        }
+    }
+
     /// The file name used in messages.
     pub fn file(&self) -> &str {
         &self.file

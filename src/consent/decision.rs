@@ -229,7 +229,11 @@ fn consent_effect(
         decision.explain(format!("{name} {why}: it does not cover this person"));
         return None;
     }
-    let effect = evaluate(&consent.provision, context, &name, decision);
+    let Some(provision) = &consent.provision else {
+        decision.explain(format!("{name} has no computable provision (its terms are only in its source document): it cannot permit anything automatically"));
+        return None;
+    };
+    let effect = evaluate(provision, context, &name, decision);
     if effect.is_none() {
         decision.explain(format!(
             "{name} provision does not apply to this recipient, purpose and time"

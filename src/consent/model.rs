@@ -149,8 +149,9 @@ pub struct Consent {
     pub organizations: Vec<Party>,
     /// Policy codes (`42CFRPart2`, `FERPA`...).
     pub policies: Vec<String>,
-    /// The root provision.
-    pub provision: Provision,
+    /// The root provision; `None` when the terms are only in an attached document (`sourceAttachment`):
+    /// such a consent is kept on record but cannot permit anything automatically.
+    pub provision: Option<Provision>,
 }
 
 impl Consent {
@@ -192,16 +193,16 @@ pub fn parse(resource: &Value) -> Result<Consent, Vec<String>> {
             .collect()
     };
     let policies = read_policies(resource, &mut errors);
+    // A consent without a provision keeps its terms in its source document: on record, permits nothing.
     let provision = match resource.get("provision") {
-        Some(p) => read_provision(p, "provision", &mut errors),
-        None => {
-            errors
-                .push("provision: required (a consent without a provision permits nothing)".into());
-            None
-        }
+        Some(p) => match read_provision(p, "provision", &mut errors) {
+            Some(provision) => Some(provision),
+            None => return Err(errors),
+        },
+        None => None,
     };
-    match (provision, errors.is_empty()) {
-        (Some(provision), true) => Ok(Consent {
+    match errors.is_empty() {
+        true => Ok(Consent {
             id,
             status,
             patient,
@@ -210,7 +211,7 @@ pub fn parse(resource: &Value) -> Result<Consent, Vec<String>> {
             policies,
             provision,
         }),
-        _ => Err(errors),
+        false => Err(errors),
     }
 }
 

@@ -34,6 +34,7 @@ impl std::fmt::Display for RegistryProblem {
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
     consents: Vec<Consent>,
+    by_id: HashMap<String, usize>,
     by_patient: HashMap<String, Vec<usize>>,
     problems: Vec<RegistryProblem>,
 }
@@ -83,15 +84,12 @@ impl Registry {
 
     /// Add a consent (or replace the one with the same id: an update, such as a revocation).
     pub fn upsert(&mut self, consent: Consent) {
-        if let Some(existing) = self
-            .consents
-            .iter_mut()
-            .find(|c| !consent.id.is_empty() && c.id == consent.id)
-        {
-            *existing = consent;
+        if let Some(&existing) = self.by_id.get(&consent.id).filter(|_| !consent.id.is_empty()) {
+            self.consents[existing] = consent;
             return;
         }
         let index = self.consents.len();
+        self.by_id.insert(consent.id.clone(), index);
         for key in patient_keys(&consent) {
             self.by_patient.entry(key).or_default().push(index);
         }
@@ -100,9 +98,9 @@ impl Registry {
 
     /// Set a consent's status (revocation: `Status::Inactive`). Returns false when there is no such consent.
     pub fn set_status(&mut self, id: &str, status: Status) -> bool {
-        match self.consents.iter_mut().find(|c| c.id == id) {
-            Some(consent) => {
-                consent.status = status;
+        match self.by_id.get(id) {
+            Some(&index) => {
+                self.consents[index].status = status;
                 true
             }
             None => false,

@@ -19,8 +19,13 @@ pub struct ElementInfo {
 }
 
 /// The parsed schema and the compiled validators.
+///
+/// Every resource definition reaches `ResourceList` (a oneOf over all resource types) through `contained`,
+/// so a validator compiled from it would hold the whole schema (hundreds of MB per resource type). The
+/// schema is kept with `ResourceList` reduced to "an object with a resourceType"; the resources inside
+/// (`contained`, Bundle entries) are validated against their own types by `Validator`, with precise paths.
 pub struct FhirSchema {
-    definitions: serde_json::Map<String, Value>,
+    definitions: Value,
     validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
 }
 
@@ -36,10 +41,9 @@ impl FhirSchema {
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            FhirSchema {
-                definitions,
-                validators: Mutex::new(HashMap::new()),
-            }
+            let mut definitions = definitions;
+            definitions.insert("ResourceList".to_owned(), json!({"type": "object", "required": ["resourceType"]}));
+            FhirSchema { definitions: Value::Object(definitions), validators: Mutex::new(HashMap::new()) }
         })
     }
 
@@ -62,6 +66,9 @@ impl FhirSchema {
                 source: IssueSource::Schema,
             }];
         };
+        if validator.is_valid(resource) {
+            return Vec::new();
+        }
         validator
             .iter_errors(resource)
             .map(|err| Issue {

@@ -132,7 +132,6 @@ impl OneRosterSource {
     pub fn records(&self) -> Result<impl Iterator<Item = Decoded> + '_, TableError> {
         let orgs = self.orgs.iter().filter_map(|row| self.org_record(row));
         let early = self.early_errors.iter().cloned().map(Err);
-        let mut seen = HashSet::new();
         let users = self.users.rows()?.flat_map(move |item| -> Vec<Decoded> {
             match item {
                 // Unreadable rows were reported by the indexing pass (in `early_errors`).
@@ -140,7 +139,7 @@ impl OneRosterSource {
                 Ok((_, row)) => {
                     let id = row.get("sourcedId").unwrap_or_default().to_owned();
                     // A duplicate id was already reported during indexing; only its first row is used.
-                    if !seen.insert(id.clone()) || !self.is_first_row(&id, row.line) {
+                    if !self.is_first_row(&id, row.line) {
                         return Vec::new();
                     }
                     self.student_records_from_row(row)
@@ -270,46 +269,12 @@ impl OneRosterSource {
     }
 
     fn index_users(&mut self) -> Result<(), TableError> {
-        let mut rows = Vec::new();
-        for item in self.users.rows()? {
+        // A second handle on users.csv, so rows stream while the index grows (nothing is collected).
+        let table = self.users.reopen();
+        for item in table.rows()? {
             match item {
                 Err(err) => self.early_errors.push(err),
-                Ok((offset, row)) => rows.push((
-                    offset,
-                    row.get("sourcedId").map(str::to_owned),
-                    row.get("role").map(str::to_owned),
-                    row.get("agentSourcedIds").map(str::to_owned),
-                    row.line,
-                )),
-            }
-        }
-        for (offset, id, role, agents, line) in rows {
-            let Some(id) = id else {
-                self.early_errors.push(RecordError::new(
-                    Position::line(self.users.file(), line).with_field("sourcedId"),
-                    "empty sourcedId (expected the user's unique id)",
-                ));
-                continue;
-            };
-            let entry = self.index.entry(id.as_str().into()).or_default();
-            if let Some(first) = entry.offset {
-                let file = self.users.file().to_owned();
-                self.early_errors
-                    .push(duplicate(&file, line, &id, offset_line(first)));
-                continue;
-            }
-            entry.offset = Some(offset);
-            if let Some(role) = role {
-                entry.roles |= role_flag(&role);
-            }
-            let roles = entry.roles;
-            if roles & (GUARDIAN | PARENT | RELATIVE) != 0 {
-                for child in split_ids(agents.as_deref()) {
-                    self.reverse_agents
-                        .entry(child.into())
-                        .or_default()
-                        .push(id.as_str().into());
-                }
+                Ok((offset, row)) => self.index_user(offset, &row),
             }
         }
         let conflicting = self
@@ -325,6 +290,31 @@ impl OneRosterSource {
             self.quirks.note("enrollments.csv: users enrolled as student whose roles say otherwise were not treated as students", None);
         }
         Ok(())
+    }
+
+    fn index_user(&mut self, offset: RowOffset, row: &Row) {
+        let Some(id) = row.get("sourcedId") else {
+            self.early_errors.push(RecordError::new(
+                Position::line(self.users.file(), row.line).with_field("sourcedId"),
+                "empty sourcedId (expected the user's unique id)",
+            ));
+            return;
+        };
+        let entry = self.index.entry(id.into()).or_default();
+        if let Some(first) = entry.offset {
+            let error = duplicate(self.users.file(), row.line, id, offset_line(first));
+            self.early_errors.push(error);
+            return;
+        }
+        entry.offset = Some(offset);
+        if let Some(role) = row.get("role") {
+            entry.roles |= role_flag(role);
+        }
+        if entry.roles & (GUARDIAN | PARENT | RELATIVE) != 0 {
+            for child in split_ids(row.get("agentSourcedIds")) {
+                self.reverse_agents.entry(child.into()).or_default().push(id.into());
+            }
+        }
     }
 
     fn index_demographics(&mut self) -> Result<(), TableError> {
