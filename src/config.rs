@@ -1,14 +1,19 @@
-//! The configuration file (`config/onedoor.toml`): where mappings live and the sources this installation
-//! converts (`[sources.NAME]`: mapping, input, roster, source system, output format).
+//! The configuration file (`config/onedoor.toml`): where mappings live, the sources this installation
+//! converts or ingests, the gateway server (listener, store), consent settings, destinations, routes and
+//! partners.
 //!
-//! Every problem is collected, not just the first: unknown keys, unknown mappings, missing inputs. Each
-//! names the file and the key (`config/onedoor.toml: sources.referrals.mapping: ...`).
+//! Any value can be overridden from the environment as `ONEDOOR_<SECTION>__<KEY>` (for example
+//! `ONEDOOR_SERVER__LISTEN=0.0.0.0:8080`, `ONEDOOR_DESTINATIONS__FOOD_BANK__ENDPOINT=https://...`: names are
+//! lower-cased, and a `_` in a table name also matches a `-`). Secrets never sit in the file: a destination
+//! names the environment variable that holds its token (`token_env`). Every problem is collected, not just
+//! the first, and each names the file and the key.
 
 use crate::mapping::catalog;
 use crate::pipeline::OutputFormat;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use toml::Value;
 
 /// The default configuration file.
 pub const DEFAULT_PATH: &str = "config/onedoor.toml";
@@ -20,9 +25,24 @@ pub struct Config {
     /// Installation-wide settings.
     #[serde(default)]
     pub gateway: Gateway,
+    /// The gateway server.
+    #[serde(default)]
+    pub server: Server,
+    /// Consent settings.
+    #[serde(default)]
+    pub consent: ConsentSettings,
     /// The sources, by name.
     #[serde(default)]
     pub sources: BTreeMap<String, Source>,
+    /// Where referrals are delivered, by name.
+    #[serde(default)]
+    pub destinations: BTreeMap<String, Destination>,
+    /// Which referrals go where.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// The partners (systems that call the gateway), by name.
+    #[serde(default)]
+    pub partners: BTreeMap<String, Partner>,
 }
 
 /// `[gateway]`.
@@ -36,14 +56,100 @@ pub struct Gateway {
 
 impl Default for Gateway {
     fn default() -> Self {
-        Self {
-            mappings: default_mappings(),
-        }
+        Self { mappings: default_mappings() }
     }
 }
 
 fn default_mappings() -> PathBuf {
     PathBuf::from("mappings")
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Listen address.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The store: `sqlite://var/onedoor.db` (default) or `postgres://...`.
+    #[serde(default = "default_database")]
+    pub database_url: String,
+    /// The public base URL (for fullUrl and notifications).
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Largest accepted upload, in bytes.
+    #[serde(default = "default_max_upload")]
+    pub max_upload_bytes: usize,
+    /// How often the outbox worker looks for due work, in milliseconds.
+    #[serde(default = "default_poll")]
+    pub outbox_poll_ms: u64,
+    /// Deliveries tried before a message is dead-lettered.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: i64,
+    /// First retry delay in milliseconds (doubles each attempt, with jitter).
+    #[serde(default = "default_backoff")]
+    pub retry_base_ms: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            database_url: default_database(),
+            base_url: default_base_url(),
+            max_upload_bytes: default_max_upload(),
+            outbox_poll_ms: default_poll(),
+            max_attempts: default_attempts(),
+            retry_base_ms: default_backoff(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+fn default_database() -> String {
+    "sqlite://var/onedoor.db".to_owned()
+}
+fn default_base_url() -> String {
+    "http://127.0.0.1:8080".to_owned()
+}
+fn default_max_upload() -> usize {
+    64 * 1024 * 1024
+}
+fn default_poll() -> u64 {
+    200
+}
+fn default_attempts() -> i64 {
+    8
+}
+fn default_backoff() -> u64 {
+    500
+}
+
+/// `[consent]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentSettings {
+    /// Consent resources loaded at start-up (more arrive through `/fhir/Consent`).
+    #[serde(default)]
+    pub consents: Option<PathBuf>,
+    /// Legal bases (TOML).
+    #[serde(default)]
+    pub bases: Option<PathBuf>,
+    /// The audit and disclosure logs.
+    #[serde(default = "default_audit")]
+    pub audit_dir: PathBuf,
+}
+
+impl Default for ConsentSettings {
+    fn default() -> Self {
+        Self { consents: None, bases: None, audit_dir: default_audit() }
+    }
+}
+
+fn default_audit() -> PathBuf {
+    PathBuf::from("var/audit")
 }
 
 /// `[sources.NAME]`: one system's export and how to convert it.
@@ -52,8 +158,9 @@ fn default_mappings() -> PathBuf {
 pub struct Source {
     /// The mapping's name.
     pub mapping: String,
-    /// The export (file or folder).
-    pub input: PathBuf,
+    /// The export (file or folder), for `convert --source`.
+    #[serde(default)]
+    pub input: Option<PathBuf>,
     /// The roster, for referral mappings.
     #[serde(default)]
     pub roster: Option<PathBuf>,
@@ -63,6 +170,9 @@ pub struct Source {
     /// Output format.
     #[serde(default)]
     pub format: Format,
+    /// The organization this source speaks for (`system|value`), for consent and access.
+    #[serde(default)]
+    pub org: Option<String>,
 }
 
 /// Output format as written in the file.
@@ -85,64 +195,231 @@ impl From<Format> for OutputFormat {
     }
 }
 
+/// How a destination receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DestinationKind {
+    /// POST a transaction Bundle to a FHIR server's base URL.
+    FhirRest,
+    /// POST the Bundle as JSON to a URL.
+    Webhook,
+    /// Append NDJSON to a file.
+    File,
+}
+
+/// `[destinations.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    /// How it receives.
+    pub kind: DestinationKind,
+    /// URL (fhir-rest, webhook) or file path (file).
+    pub endpoint: String,
+    /// The organization that receives (`system|value`): the consent gate decides for it.
+    pub org: String,
+    /// Purpose of use of the disclosure.
+    #[serde(default = "default_purpose")]
+    pub purpose: String,
+    /// Environment variable holding a bearer token (never written in the file).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Extra CA certificate (PEM) to trust.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM, one file) for mutual TLS.
+    #[serde(default)]
+    pub client_identity: Option<PathBuf>,
+    /// Request timeout in milliseconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_purpose() -> String {
+    "TREAT".to_owned()
+}
+fn default_timeout() -> u64 {
+    10_000
+}
+
+/// `[[routes]]`: referrals whose performer is `performer` go to `destination`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The performer organization (`system|value`), as in the agency code table.
+    #[serde(default)]
+    pub performer: Option<String>,
+    /// Or: the SDOH need category code.
+    #[serde(default)]
+    pub need: Option<String>,
+    /// The destination's name.
+    pub destination: String,
+}
+
+/// `[partners.NAME]`: a system that calls the gateway, acting for one organization.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partner {
+    /// The organization it acts for (`system|value`).
+    pub org: String,
+    /// Where status changes of the referrals it sent are notified (rest-hook, id-only).
+    #[serde(default)]
+    pub notify_url: Option<String>,
+}
+
 /// Problems in a configuration file, all of them.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .0.join("\n"))]
 pub struct ConfigError(pub Vec<String>);
 
-/// Read and check a configuration file.
+/// Read, override from the environment, and check a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with_env(path, std::env::vars())
+}
+
+/// [`load`] with the environment given.
+pub fn load_with_env(path: &Path, env: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(vec![format!("{shown}: cannot read: {e}")]))?;
-    let config: Config = toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| crate::mapping::model::line_of(&text, s.start))
-            .unwrap_or(1);
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(vec![format!("{shown}: cannot read: {e}")]))?;
+    let mut value: Value = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| crate::mapping::model::line_of(&text, s.start)).unwrap_or(1);
         ConfigError(vec![format!("{shown}:{line}: {}", e.message())])
     })?;
-    let problems = check(&config, &shown);
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigError(problems))
+    apply_env(&mut value, env);
+    let mut problems = unknown_keys(&value, &shown);
+    if !problems.is_empty() {
+        return Err(ConfigError(problems));
     }
+    let config: Config = value.try_into().map_err(|e: toml::de::Error| ConfigError(vec![format!("{shown}: {}", e.message())]))?;
+    problems.extend(check(&config, &shown));
+    if problems.is_empty() { Ok(config) } else { Err(ConfigError(problems)) }
+}
+
+fn apply_env(value: &mut Value, env: impl Iterator<Item = (String, String)>) {
+    for (key, raw) in env {
+        let Some(path) = key.strip_prefix("ONEDOOR_").filter(|p| p.contains("__")) else { continue };
+        let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+        set_path(value, &parts, &raw);
+    }
+}
+
+fn set_path(value: &mut Value, parts: &[String], raw: &str) {
+    let Some(table) = value.as_table_mut() else { return };
+    let key = table.keys().find(|k| k.replace('-', "_") == parts[0]).cloned().unwrap_or_else(|| parts[0].clone());
+    if parts.len() == 1 {
+        let parsed = raw.parse::<i64>().map(Value::Integer).or_else(|_| raw.parse::<bool>().map(Value::Boolean)).unwrap_or_else(|_| Value::String(raw.to_owned()));
+        table.insert(key, parsed);
+        return;
+    }
+    let child = table.entry(key).or_insert_with(|| Value::Table(Default::default()));
+    set_path(child, &parts[1..], raw);
+}
+
+const TOP: &[&str] = &["gateway", "server", "consent", "sources", "destinations", "routes", "partners"];
+const GATEWAY: &[&str] = &["mappings"];
+const SERVER: &[&str] = &["listen", "database_url", "base_url", "max_upload_bytes", "outbox_poll_ms", "max_attempts", "retry_base_ms"];
+const CONSENT: &[&str] = &["consents", "bases", "audit_dir"];
+const SOURCE: &[&str] = &["mapping", "input", "roster", "source_system", "format", "org"];
+const DESTINATION: &[&str] = &["kind", "endpoint", "org", "purpose", "token_env", "ca_file", "client_identity", "timeout_ms"];
+const ROUTE: &[&str] = &["performer", "need", "destination"];
+const PARTNER: &[&str] = &["org", "notify_url"];
+
+/// Every unknown key, with its dotted path.
+fn unknown_keys(value: &Value, shown: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut check = |table: Option<&toml::Table>, allowed: &[&str], at: &str| {
+        for key in table.into_iter().flat_map(|t| t.keys()) {
+            if !allowed.contains(&key.as_str()) {
+                problems.push(format!("{shown}: {at}{key}: unknown key (expected one of: {})", allowed.join(", ")));
+            }
+        }
+    };
+    check(value.as_table(), TOP, "");
+    check(value.get("gateway").and_then(Value::as_table), GATEWAY, "gateway.");
+    check(value.get("server").and_then(Value::as_table), SERVER, "server.");
+    check(value.get("consent").and_then(Value::as_table), CONSENT, "consent.");
+    for (section, allowed) in [("sources", SOURCE), ("destinations", DESTINATION), ("partners", PARTNER)] {
+        for (name, entry) in value.get(section).and_then(Value::as_table).into_iter().flatten() {
+            check(entry.as_table(), allowed, &format!("{section}.{name}."));
+        }
+    }
+    for (index, route) in value.get("routes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        check(route.as_table(), ROUTE, &format!("routes[{index}]."));
+    }
+    problems
 }
 
 fn check(config: &Config, shown: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if !config.gateway.mappings.is_dir() {
-        problems.push(format!(
-            "{shown}: gateway.mappings: {} is not a folder",
-            config.gateway.mappings.display()
-        ));
+        problems.push(format!("{shown}: gateway.mappings: {} is not a folder", config.gateway.mappings.display()));
     }
-    let known: Vec<String> = catalog::mapping_files(&config.gateway.mappings)
-        .iter()
-        .filter_map(|p| catalog::load(p).ok())
-        .map(|m| m.name().to_owned())
-        .collect();
+    let known: Vec<String> = catalog::mapping_files(&config.gateway.mappings).iter().filter_map(|p| catalog::load(p).ok()).map(|m| m.name().to_owned()).collect();
     for (name, source) in &config.sources {
         if !known.contains(&source.mapping) {
-            problems.push(format!(
-                "{shown}: sources.{name}.mapping: no mapping named '{}' (known: {})",
-                source.mapping,
-                known.join(", ")
-            ));
+            problems.push(format!("{shown}: sources.{name}.mapping: no mapping named '{}' (known: {})", source.mapping, known.join(", ")));
         }
-        if !source.input.exists() {
-            problems.push(format!(
-                "{shown}: sources.{name}.input: {} does not exist",
-                source.input.display()
-            ));
-        }
-        if let Some(roster) = source.roster.as_ref().filter(|r| !r.exists()) {
-            problems.push(format!(
-                "{shown}: sources.{name}.roster: {} does not exist",
-                roster.display()
-            ));
+        for (key, path) in [("input", &source.input), ("roster", &source.roster)] {
+            if let Some(path) = path.as_ref().filter(|p| !p.exists()) {
+                problems.push(format!("{shown}: sources.{name}.{key}: {} does not exist", path.display()));
+            }
         }
     }
+    for (name, destination) in &config.destinations {
+        let url = destination.endpoint.starts_with("http://") || destination.endpoint.starts_with("https://");
+        if destination.kind != DestinationKind::File && !url {
+            problems.push(format!("{shown}: destinations.{name}.endpoint: '{}' is not an http(s) URL", destination.endpoint));
+        }
+        if !destination.org.contains('|') {
+            problems.push(format!("{shown}: destinations.{name}.org: '{}' must be system|value", destination.org));
+        }
+        if let Some(var) = &destination.token_env {
+            if std::env::var_os(var).is_none() {
+                problems.push(format!("{shown}: destinations.{name}.token_env: the environment variable {var} is not set"));
+            }
+        }
+    }
+    for (index, route) in config.routes.iter().enumerate() {
+        if !config.destinations.contains_key(&route.destination) {
+            problems.push(format!("{shown}: routes[{index}].destination: no destination named '{}'", route.destination));
+        }
+        if route.performer.is_none() && route.need.is_none() {
+            problems.push(format!("{shown}: routes[{index}]: give a performer or a need"));
+        }
+    }
+    if !config.server.database_url.starts_with("sqlite:") && !config.server.database_url.starts_with("postgres") {
+        problems.push(format!("{shown}: server.database_url: expected sqlite://PATH or postgres://..."));
+    }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_with_its_path() {
+        let file = write("[server]\nlisen = 1\n[destinations.a]\nkind = \"file\"\nendpoint = \"x\"\norg = \"s|v\"\ncolour = 1\n[[routes]]\ndestination = \"a\"\nweight = 2\n");
+        let err = load_with_env(file.path(), std::iter::empty()).unwrap_err().0;
+        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms)")), "{err:?}");
+        assert!(err.iter().any(|e| e.contains("destinations.a.colour: unknown key")), "{err:?}");
+        assert!(err.iter().any(|e| e.contains("routes[0].weight: unknown key")), "{err:?}");
+    }
+
+    #[test]
+    fn environment_overrides_values() {
+        let file = write("[gateway]\nmappings = \".\"\n[destinations.food-bank]\nkind = \"webhook\"\nendpoint = \"http://a\"\norg = \"s|v\"\n");
+        let env = vec![
+            ("ONEDOOR_SERVER__LISTEN".to_owned(), "0.0.0.0:9999".to_owned()),
+            ("ONEDOOR_DESTINATIONS__FOOD_BANK__ENDPOINT".to_owned(), "http://b".to_owned()),
+        ];
+        let config = load_with_env(file.path(), env.into_iter()).unwrap();
+        assert_eq!(config.server.listen, "0.0.0.0:9999");
+        assert_eq!(config.destinations["food-bank"].endpoint, "http://b");
+    }
 }

@@ -163,7 +163,7 @@ fn resolve(cli: &Cli, args: &Args) -> anyhow::Result<(ConvertRequest, OutputForm
     engine.source_system = engine
         .source_system
         .or_else(|| source.source_system.clone());
-    let input = args.input.clone().unwrap_or_else(|| source.input.clone());
+    let input = args.input.clone().or_else(|| source.input.clone()).with_context(|| format!("source '{name}' has no input: pass --input"))?;
     let roster = args.roster.clone().or_else(|| source.roster.clone());
     let request = pipeline::request(
         &config.gateway.mappings,

@@ -7,6 +7,7 @@ mod conformance;
 mod consent;
 mod convert;
 mod mappings;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,20 @@ enum Command {
     /// Verify and export the audit log.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Run the gateway server.
+    Serve(serve::Args),
+    /// Manage partner API keys.
+    #[command(subcommand)]
+    Partners(serve::PartnerCommand),
+    /// Run an example receiving agency (accepts referrals and notifications, logs types and keys).
+    ExampleReceiver {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+        /// Answer 503 to the first N requests (to watch retries).
+        #[arg(long, default_value_t = 0)]
+        fail_first: u32,
+    },
 }
 
 /// Parse the command line and run the subcommand.
@@ -66,6 +81,9 @@ pub fn run() -> ExitCode {
         Command::Config(command) => config::run(command),
         Command::Consent(command) => consent::run(command),
         Command::Audit(command) => audit::run(command),
+        Command::Serve(args) => serve::run(args),
+        Command::Partners(command) => serve::partners(command),
+        Command::ExampleReceiver { listen, fail_first } => serve::example_receiver(listen, *fail_first),
     };
     match outcome {
         Ok(code) => code,

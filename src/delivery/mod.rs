@@ -1,10 +1,12 @@
 //! Delivery: encoders and destinations. Each accepts only [`Released`] records, which only the consent gate
 //! can produce, so nothing reaches a receiver without a recorded decision. The outbox, retries and the FHIR
-//! REST and webhook destinations arrive with the gateway server; the file destination is here.
+//! REST and webhook destinations are in `send`, the worker in `outbox`.
 
 pub mod encode;
 pub mod file;
 pub mod gated;
+pub mod outbox;
+pub mod send;
 
 pub use file::NdjsonFileDestination;
 pub use gated::GatedSink;

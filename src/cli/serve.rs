@@ -1,0 +1,158 @@
+//! `onedoor serve`: the gateway server (store, consent gate, HTTP API, outbox worker), with graceful
+//! shutdown on Ctrl-C or SIGTERM that finishes in-flight requests and the delivery batch in hand.
+//! Also `onedoor partners add|list` (API keys, shown once, stored hashed) and `onedoor example-receiver`.
+
+use crate::config::{self, Config};
+use crate::consent::audit::AuditLog;
+use crate::consent::{ConsentGate, Registry, bases, model};
+use crate::delivery::outbox;
+use crate::delivery::send::Sender;
+use crate::gateway::Gateway;
+use crate::http::{self, AppState, auth};
+use crate::store::Store;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Where the configuration and the store are.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file.
+    #[arg(long, env = "ONEDOOR_CONFIG", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// The store (overrides server.database_url): sqlite://PATH or postgres://...
+    #[arg(long, env = "ONEDOOR_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Listen address (overrides server.listen); port 0 picks a free port.
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+/// `partners` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum PartnerCommand {
+    /// Create (or rotate) a partner's API key; the key is printed once and stored hashed.
+    Add {
+        /// The partner's name in the configuration (`[partners.NAME]`).
+        name: String,
+        /// Use this key instead of generating one (provisioning from a secret manager).
+        #[arg(long, env = "ONEDOOR_PARTNER_KEY")]
+        key: Option<String>,
+        #[command(flatten)]
+        args: Args,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Run `serve`.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Run `partners`.
+pub fn partners(command: &PartnerCommand) -> anyhow::Result<ExitCode> {
+    let PartnerCommand::Add { name, key, args } = command;
+    runtime()?.block_on(async {
+        let (config, url) = load(args)?;
+        let partner = config.partners.get(name).with_context(|| format!("no [partners.{name}] in {}", args.config.display()))?;
+        let store = connect(&url).await?;
+        let key = key.clone().unwrap_or_else(auth::new_key);
+        store.add_partner(name, &partner.org, &auth::key_hash(&key)).await?;
+        println!("{key}");
+        eprintln!("partner '{name}' acts for {}; the key above is shown once and stored only as a hash", partner.org);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Run `example-receiver`.
+pub fn example_receiver(listen: &str, fail_first: u32) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        eprintln!("example receiver listening on http://{}", listener.local_addr()?);
+        let _receiver = crate::example_receiver::serve(listener, fail_first).await;
+        tokio::signal::ctrl_c().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn load(args: &Args) -> anyhow::Result<(Config, String)> {
+    let mut config = config::load(&args.config)?;
+    if let Some(listen) = &args.listen {
+        config.server.listen = listen.clone();
+    }
+    let url = args.database_url.clone().unwrap_or_else(|| config.server.database_url.clone());
+    Ok((config, url))
+}
+
+async fn connect(url: &str) -> anyhow::Result<Store> {
+    if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+    }
+    Store::connect(url).await.with_context(|| "cannot open the store".to_owned())
+}
+
+async fn serve(args: &Args) -> anyhow::Result<()> {
+    let (config, url) = load(args)?;
+    let store = connect(&url).await?;
+    let gate = consent_gate(&config, &store).await?;
+    let sender = Arc::new(Sender::new(&config).map_err(|e| anyhow::anyhow!(e))?);
+    let listener = tokio::net::TcpListener::bind(&config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let address = listener.local_addr()?;
+    let gateway = Gateway::new(store, config, gate);
+    let admin_token_hash = std::env::var("ONEDOOR_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(|t| auth::key_hash(&t));
+    let state = Arc::new(AppState { gateway: gateway.clone(), metrics: http::metrics_handle(), admin_token_hash });
+    let (stop, stopped) = watch::channel(false);
+    let worker = tokio::spawn(outbox::run(gateway.clone(), sender, stopped));
+    println!("onedoor listening on http://{address}");
+    tracing::info!(%address, backend = ?gateway.store.backend(), "onedoor serving");
+    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown()).await?;
+    let _ = stop.send(true);
+    let _ = worker.await;
+    eprintln!("onedoor stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down: finishing in-flight work");
+}
+
+/// The gate: consents from the configured folder and those recorded through `/fhir/Consent`.
+async fn consent_gate(config: &Config, store: &Store) -> anyhow::Result<ConsentGate> {
+    let mut registry = match &config.consent.consents {
+        Some(path) => Registry::load(path, None).with_context(|| format!("cannot read consents at {}", path.display()))?,
+        None => Registry::new(),
+    };
+    for problem in registry.problems() {
+        eprintln!("consent not used: {problem}");
+    }
+    for stored in store.search("Consent", &[], 1_000_000).await? {
+        if let Ok(consent) = model::parse(&stored.body) {
+            registry.upsert(consent);
+        }
+    }
+    let legal = match &config.consent.bases {
+        Some(path) => bases::load(path).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?,
+        None => Vec::new(),
+    };
+    Ok(ConsentGate::new(registry, legal, Some(AuditLog::open(&config.consent.audit_dir)?)))
+}

@@ -1,0 +1,76 @@
+//! API errors as FHIR OperationOutcome with the right HTTP status. Internal details are logged (without
+//! personal data) and never shown to clients.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// What can go wrong answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or unknown credentials.
+    #[error("authentication required: send Authorization: Bearer <api key>")]
+    Unauthorized,
+    /// Not found, or not visible to this partner.
+    #[error("not found")]
+    NotFound,
+    /// Invalid input.
+    #[error("{0}")]
+    Invalid(String),
+    /// A workflow rule forbids it.
+    #[error("{0}")]
+    Conflict(String),
+    /// The admin API is not enabled or the token is wrong.
+    #[error("forbidden")]
+    Forbidden,
+    /// Something failed inside.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "login"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "business-rule"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "exception"),
+        }
+    }
+}
+
+impl From<crate::gateway::GatewayError> for ApiError {
+    fn from(err: crate::gateway::GatewayError) -> Self {
+        use crate::gateway::GatewayError as G;
+        match err {
+            G::Invalid(why) => Self::Invalid(why),
+            G::Conflict(why) => Self::Conflict(why),
+            G::NotFound => Self::NotFound,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+/// An OperationOutcome body.
+pub fn outcome(severity: &str, code: &str, diagnostics: &str) -> serde_json::Value {
+    json!({"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]})
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let (status, code) = self.status_and_code();
+        let body = outcome("error", code, &self.to_string());
+        (status, [("content-type", "application/fhir+json")], body.to_string()).into_response()
+    }
+}

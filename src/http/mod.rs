@@ -1,0 +1,82 @@
+//! The HTTP API (axum): the FHIR R4 REST subset (`fhir`), ingest and jobs (`ingest`), the admin API
+//! (`admin`), operations (`ops`), partner authentication (`auth`) and OperationOutcome errors (`error`).
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod fhir;
+pub mod ingest;
+pub mod ops;
+
+use crate::gateway::Gateway;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+
+/// What every handler sees.
+pub struct AppState {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// The metrics renderer.
+    pub metrics: PrometheusHandle,
+    /// SHA-256 of `ONEDOOR_ADMIN_TOKEN`, when set.
+    pub admin_token_hash: Option<String>,
+}
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.gateway.config.server.max_upload_bytes;
+    Router::new()
+        .route("/fhir/metadata", get(fhir::metadata))
+        .route("/fhir", post(fhir::transaction))
+        .route("/fhir/$validate", post(fhir::validate))
+        .route("/fhir/ServiceRequest", post(fhir::create_service_request))
+        .route("/fhir/Consent", post(|s, p, b| fhir::put_consent(s, p, None, b)))
+        .route("/fhir/Consent/{id}", put(|s, p, id, b| fhir::put_consent(s, p, Some(id), b)))
+        .route("/fhir/Task/{id}", put(fhir::update_task))
+        .route("/fhir/Patient/{id}", get(fhir::read_patient))
+        .route("/fhir/{kind}", get(fhir::search))
+        .route("/fhir/{kind}/{id}", get(fhir::read))
+        .route("/fhir/{kind}/$validate", post(fhir::validate))
+        .route("/ingest/{source}", post(ingest::ingest))
+        .route("/jobs/{id}", get(ingest::job))
+        .route("/admin/messages", get(admin::messages))
+        .route("/admin/dead-letters", get(admin::dead_letters))
+        .route("/admin/messages/{id}/replay", post(admin::replay))
+        .route("/admin/disclosures", get(admin::disclosures))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(timing))
+        .with_state(state)
+}
+
+async fn timing(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("onedoor_http_request_seconds", "route" => route.clone(), "method" => method.clone(), "status" => status).record(started.elapsed().as_secs_f64());
+    tracing::debug!(%route, %method, status = response.status().as_u16(), "request");
+    response
+}
