@@ -21,6 +21,7 @@ pub struct Received {
     /// Bodies accepted, by key.
     pub bodies: Vec<Value>,
     failures_left: u32,
+    delay_ms: u64,
 }
 
 /// A running receiver.
@@ -50,9 +51,10 @@ impl Receiver {
     }
 }
 
-/// Serve on `listener`; the first `fail_first` requests get HTTP 503.
-pub async fn serve(listener: TcpListener, fail_first: u32) -> Receiver {
-    let received = Arc::new(Mutex::new(Received { failures_left: fail_first, ..Received::default() }));
+/// Serve on `listener`; the first `fail_first` requests get HTTP 503; each answer waits `delay_ms` (a
+/// slow agency).
+pub async fn serve(listener: TcpListener, fail_first: u32, delay_ms: u64) -> Receiver {
+    let received = Arc::new(Mutex::new(Received { failures_left: fail_first, delay_ms, ..Received::default() }));
     let receiver = Receiver { received: received.clone() };
     let app = Router::new().route("/received", get(list)).fallback(accept).with_state(received);
     tokio::spawn(async move {
@@ -71,6 +73,10 @@ async fn accept(State(received): State<Arc<Mutex<Received>>>, request: Request) 
     let key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = axum::body::to_bytes(request.into_body(), 64 * 1024 * 1024).await.unwrap_or_default();
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let delay = received.lock().map(|r| r.delay_ms).unwrap_or(0);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     let kinds: Vec<String> = value["entry"].as_array().into_iter().flatten().filter_map(|e| e["resource"]["resourceType"].as_str().map(str::to_owned)).collect();
     let mut seen = received.lock().unwrap_or_else(|p| p.into_inner());
     seen.requests.push((path.clone(), key.clone(), kinds.clone()));

@@ -66,6 +66,9 @@ enum Command {
         /// Answer 503 to the first N requests (to watch retries).
         #[arg(long, default_value_t = 0)]
         fail_first: u32,
+        /// Wait this long before each answer (a slow agency).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -83,7 +86,7 @@ pub fn run() -> ExitCode {
         Command::Audit(command) => audit::run(command),
         Command::Serve(args) => serve::run(args),
         Command::Partners(command) => serve::partners(command),
-        Command::ExampleReceiver { listen, fail_first } => serve::example_receiver(listen, *fail_first),
+        Command::ExampleReceiver { listen, fail_first, delay_ms } => serve::example_receiver(listen, *fail_first, *delay_ms),
     };
     match outcome {
         Ok(code) => code,

@@ -71,11 +71,11 @@ pub fn partners(command: &PartnerCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Run `example-receiver`.
-pub fn example_receiver(listen: &str, fail_first: u32) -> anyhow::Result<ExitCode> {
+pub fn example_receiver(listen: &str, fail_first: u32, delay_ms: u64) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         eprintln!("example receiver listening on http://{}", listener.local_addr()?);
-        let _receiver = crate::example_receiver::serve(listener, fail_first).await;
+        let _receiver = crate::example_receiver::serve(listener, fail_first, delay_ms).await;
         tokio::signal::ctrl_c().await?;
         Ok(ExitCode::SUCCESS)
     })

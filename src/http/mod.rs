@@ -10,7 +10,7 @@ pub mod ops;
 
 use crate::gateway::Gateway;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
@@ -47,10 +47,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/fhir/metadata", get(fhir::metadata))
         .route("/fhir", post(fhir::transaction))
         .route("/fhir/$validate", post(fhir::validate))
-        .route("/fhir/ServiceRequest", post(fhir::create_service_request))
-        .route("/fhir/Consent", post(|s, p, b| fhir::put_consent(s, p, None, b)))
-        .route("/fhir/Consent/{id}", put(|s, p, id, b| fhir::put_consent(s, p, Some(id), b)))
-        .route("/fhir/Task/{id}", put(fhir::update_task))
+        .route("/fhir/ServiceRequest", post(fhir::create_service_request).get(|s, p, q| fhir::search(s, p, Path("ServiceRequest".to_owned()), q)))
+        .route("/fhir/Consent", post(|s, p, b| fhir::put_consent(s, p, None, b)).get(|s, p, q| fhir::search(s, p, Path("Consent".to_owned()), q)))
+        .route(
+            "/fhir/Consent/{id}",
+            put(|s, p, id, b| fhir::put_consent(s, p, Some(id), b)).get(|s, p, Path(id): Path<String>| fhir::read(s, p, Path(("Consent".to_owned(), id)))),
+        )
+        .route("/fhir/Task/{id}", put(fhir::update_task).get(|s, p, Path(id): Path<String>| fhir::read(s, p, Path(("Task".to_owned(), id)))))
         .route("/fhir/Patient/{id}", get(fhir::read_patient))
         .route("/fhir/{kind}", get(fhir::search))
         .route("/fhir/{kind}/{id}", get(fhir::read))

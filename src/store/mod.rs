@@ -103,6 +103,9 @@ pub struct ResourceIndex {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time, and a deferred transaction that read first fails at once when it
+    /// must wait to write; writers queue here instead (PostgreSQL needs no such lock).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Milliseconds since the epoch.
@@ -143,7 +146,7 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Self { pool, backend };
+        let store = Self { pool, backend, writer: Default::default() };
         migrations::run(&store).await?;
         Ok(store)
     }
@@ -161,6 +164,14 @@ impl Store {
         }
     }
 
+    /// Hold the write lock (SQLite) for the duration of a write.
+    async fn write(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
     async fn execute(&self, query: &str) -> Result<(), StoreError> {
         sqlx::query(&self.sql(query)).execute(&self.pool).await?;
         Ok(())
@@ -174,6 +185,7 @@ impl Store {
     /// Store a message and its outbox rows in one transaction. Idempotent on (source, source_key): a second
     /// submission returns the first message's id and `false`.
     pub async fn accept_message(&self, message: &Message, outbox: &[(String, String, String)]) -> Result<(String, bool), StoreError> {
+        let _writing = self.write().await;
         let mut tx = self.pool.begin().await?;
         let existing = sqlx::query(&self.sql("SELECT id FROM messages WHERE source = $1 AND source_key = $2"))
             .bind(&message.source)
@@ -202,6 +214,7 @@ impl Store {
 
     /// Queue a delivery for an existing message (notifications, replays).
     pub async fn enqueue(&self, message_id: &str, kind: &str, destination: &str) -> Result<(), StoreError> {
+        let _writing = self.write().await;
         let mut tx = self.pool.begin().await?;
         insert_outbox(&mut tx, self, message_id, kind, destination, "pending", now_ms()).await?;
         tx.commit().await?;
@@ -225,6 +238,7 @@ impl Store {
     /// Claim up to `limit` due deliveries for `lease` milliseconds. Another worker (or node) cannot claim them
     /// until the lease ends; a crashed worker's claims come back when it does.
     pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        let _writing = self.write().await;
         let now = now_ms();
         let query = match self.backend {
             Backend::Postgres => {
@@ -244,6 +258,7 @@ impl Store {
 
     /// Record a successful delivery.
     pub async fn delivered(&self, id: &str) -> Result<(), StoreError> {
+        let _writing = self.write().await;
         sqlx::query(&self.sql("UPDATE outbox SET status = 'delivered', delivered_at = $1, claimed_until = 0, last_error = NULL WHERE id = $2"))
             .bind(now_ms())
             .bind(id)
@@ -254,6 +269,7 @@ impl Store {
 
     /// Record a failed attempt: retry at `next_attempt_at`, or dead-letter.
     pub async fn failed(&self, id: &str, error: &str, next_attempt_at: Option<i64>) -> Result<(), StoreError> {
+        let _writing = self.write().await;
         let (status, next) = match next_attempt_at {
             Some(at) => ("pending", at),
             None => ("dead", 0),
@@ -270,12 +286,14 @@ impl Store {
 
     /// Mark a delivery withheld by the consent gate (at send time).
     pub async fn withheld(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        let _writing = self.write().await;
         sqlx::query(&self.sql("UPDATE outbox SET status = 'withheld', claimed_until = 0, last_error = $1 WHERE id = $2")).bind(reason).bind(id).execute(&self.pool).await?;
         Ok(())
     }
 
     /// Put every delivery of a message back in the queue (replay): attempts reset, due now.
     pub async fn replay(&self, message_id: &str) -> Result<u64, StoreError> {
+        let _writing = self.write().await;
         let result = sqlx::query(&self.sql(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, claimed_until = 0 WHERE message_id = $2 AND kind = 'referral' AND status <> 'delivered'",
         ))
@@ -305,6 +323,7 @@ impl Store {
 
     /// Insert or update a resource (version + 1 on update).
     pub async fn put_resource(&self, resource: &Value, index: &ResourceIndex) -> Result<i64, StoreError> {
+        let _writing = self.write().await;
         let kind = resource["resourceType"].as_str().unwrap_or_default();
         let id = resource["id"].as_str().unwrap_or_default();
         let mut tx = self.pool.begin().await?;
@@ -363,6 +382,7 @@ impl Store {
 
     /// Register a partner's API key hash.
     pub async fn add_partner(&self, name: &str, org: &str, key_hash: &str) -> Result<(), StoreError> {
+        let _writing = self.write().await;
         self.execute_bound("DELETE FROM partners WHERE name = $1", &[name]).await?;
         sqlx::query(&self.sql("INSERT INTO partners (name, org, key_hash, created_at) VALUES ($1, $2, $3, $4)"))
             .bind(name)
@@ -382,6 +402,7 @@ impl Store {
 
     /// Create a job.
     pub async fn create_job(&self, id: &str, source: &str) -> Result<(), StoreError> {
+        let _writing = self.write().await;
         let now = now_ms();
         sqlx::query(&self.sql("INSERT INTO jobs (id, source, status, created_at, updated_at, report) VALUES ($1, $2, 'running', $3, $3, '{}')"))
             .bind(id)
@@ -394,6 +415,7 @@ impl Store {
 
     /// Update a job's status and report.
     pub async fn update_job(&self, id: &str, status: &str, report: &Value) -> Result<(), StoreError> {
+        let _writing = self.write().await;
         sqlx::query(&self.sql("UPDATE jobs SET status = $1, report = $2, updated_at = $3 WHERE id = $4"))
             .bind(status)
             .bind(report.to_string())

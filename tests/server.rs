@@ -1,0 +1,328 @@
+//! The gateway server as deployed: a real `onedoor serve` process on port 0 with a temporary SQLite file
+//! (or a fresh PostgreSQL database when `ONEDOOR_TEST_POSTGRES_URL` is set, as in CI), a fake receiving
+//! agency that is a real HTTP server in the test, and the proofs the issue asks for: referral from ingest
+//! to delivery to status back; consent deny stops delivery and is audited; retries end in exactly one
+//! accepted delivery; a partner cannot read another's referral; kill -9 mid-batch loses nothing.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCHOOL_KEY: &str = "od_test_school_key";
+const FOOD_BANK_KEY: &str = "od_test_food_bank_key";
+const HOUSING_KEY: &str = "od_test_housing_key";
+const ADMIN_TOKEN: &str = "od_test_admin_token";
+const SCHOOL_ORG: &str = "urn:onedoor:source:riverside-usd/orgs|dist-100";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Gateway {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    database_url: String,
+    child: Option<Child>,
+    base: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn database_url(dir: &Path) -> String {
+    match std::env::var("ONEDOOR_TEST_POSTGRES_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            use sqlx::Connection;
+            let name = format!("onedoor_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let (base, _) = admin.rsplit_once('/').expect("postgres URL with a database");
+            format!("{base}/{name}")
+        }
+        _ => format!("sqlite://{}", dir.join("onedoor.db").display()),
+    }
+}
+
+impl Gateway {
+    async fn start(receiver: &str, retry_base_ms: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = database_url(dir.path()).await;
+        let config = dir.path().join("onedoor.toml");
+        let repo = root();
+        std::fs::write(dir.path().join("bases.toml"), "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:agencies|county-food-bank\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"test order 1\"\npatients = [\"Patient/kill-test-patient\"]\n").unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                r#"[gateway]
+mappings = "{repo}/mappings"
+[server]
+listen = "127.0.0.1:0"
+outbox_poll_ms = 50
+retry_base_ms = {retry_base_ms}
+max_attempts = 8
+[consent]
+consents = "{repo}/examples/consents"
+bases = "{bases}"
+audit_dir = "{audit}"
+[sources.riverside-referrals]
+mapping = "student-referrals"
+roster = "{repo}/examples/district-export"
+source_system = "urn:onedoor:source:riverside-usd"
+org = "{SCHOOL_ORG}"
+[destinations.food-bank]
+kind = "fhir-rest"
+endpoint = "{receiver}/food-bank/fhir"
+org = "urn:onedoor:agencies|county-food-bank"
+[destinations.transit]
+kind = "file"
+endpoint = "{transit}"
+org = "urn:onedoor:agencies|transit-assist"
+[[routes]]
+performer = "urn:onedoor:agencies|county-food-bank"
+destination = "food-bank"
+[[routes]]
+performer = "urn:onedoor:agencies|transit-assist"
+destination = "transit"
+[partners.riverside-sis]
+org = "{SCHOOL_ORG}"
+notify_url = "{receiver}/riverside/notifications"
+[partners.food-bank]
+org = "urn:onedoor:agencies|county-food-bank"
+[partners.youth-housing]
+org = "urn:onedoor:agencies|youth-housing"
+"#,
+                repo = repo.display(),
+                bases = dir.path().join("bases.toml").display(),
+                audit = dir.path().join("audit").display(),
+                transit = dir.path().join("transit.ndjson").display(),
+            ),
+        )
+        .unwrap();
+        let mut gateway = Gateway { dir, config, database_url, child: None, base: String::new() };
+        for (name, key) in [("riverside-sis", SCHOOL_KEY), ("food-bank", FOOD_BANK_KEY), ("youth-housing", HOUSING_KEY)] {
+            let out = gateway.onedoor(&["partners", "add", name, "--key", key]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        gateway.spawn();
+        gateway
+    }
+
+    fn onedoor(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_onedoor"))
+            .args(args)
+            .args(["--config", self.config.to_str().unwrap(), "--database-url", &self.database_url])
+            .current_dir(root())
+            .output()
+            .unwrap()
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_onedoor"))
+            .args(["serve", "--config", self.config.to_str().unwrap(), "--database-url", &self.database_url])
+            .env("ONEDOOR_ADMIN_TOKEN", ADMIN_TOKEN)
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        self.base = line.trim().strip_prefix("onedoor listening on ").expect("the server prints its address").to_owned();
+        self.child = Some(child);
+    }
+
+    /// A real kill -9: no shutdown handler runs.
+    fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let _ = child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn wait_until<F: FnMut() -> bool>(what: &str, timeout: Duration, mut done: F) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn receiver(fail_first: u32, delay_ms: u64) -> (onedoor::example_receiver::Receiver, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (onedoor::example_receiver::serve(listener, fail_first, delay_ms).await, url)
+}
+
+async fn get(gateway: &Gateway, key: &str, path: &str) -> (u16, Value) {
+    let response = client().get(format!("{}{path}", gateway.base)).bearer_auth(key).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referral_goes_from_ingest_to_delivery_and_status_comes_back() {
+    let (agency, url) = receiver(0, 0).await;
+    let gateway = Gateway::start(&url, 50).await;
+    let csv = std::fs::read(root().join("examples/referrals.csv")).unwrap();
+    let response = client()
+        .post(format!("{}/ingest/riverside-referrals?filename=referrals.csv", gateway.base))
+        .bearer_auth(SCHOOL_KEY)
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let job: Value = response.json().await.unwrap();
+    let job_path = format!("/jobs/{}", job["job"].as_str().unwrap());
+    let mut report = Value::Null;
+    for _ in 0..200 {
+        report = get(&gateway, SCHOOL_KEY, &job_path).await.1;
+        if report["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(report["status"], "done", "{report}");
+    assert_eq!(report["report"]["accepted"], 3, "{report}");
+
+    wait_until("the food bank's delivery", Duration::from_secs(20), || !agency.accepted_on("/food-bank").is_empty()).await;
+    let delivered = agency.accepted_on("/food-bank");
+    assert_eq!(delivered.len(), 1);
+    let kinds: Vec<&str> = delivered[0]["entry"].as_array().unwrap().iter().map(|e| e["resource"]["resourceType"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"ServiceRequest") && kinds.contains(&"Task") && kinds.contains(&"Patient"), "{kinds:?}");
+
+    let (status, tasks) = get(&gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
+    assert_eq!(status, 200);
+    let mut task = tasks["entry"][0]["resource"].clone();
+    let id = task["id"].as_str().unwrap().to_owned();
+    let focus = task["focus"]["reference"].as_str().unwrap().to_owned();
+    task["status"] = json!("completed");
+    let refused = client().put(format!("{}/fhir/Task/{id}", gateway.base)).bearer_auth(FOOD_BANK_KEY).json(&task).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 409, "requested → completed skips the workflow");
+    let outcome: Value = refused.json().await.unwrap();
+    assert!(outcome["issue"][0]["diagnostics"].as_str().unwrap().contains("cannot go from 'requested' to 'completed'"));
+    task["status"] = json!("accepted");
+    let accepted = client().put(format!("{}/fhir/Task/{id}", gateway.base)).bearer_auth(FOOD_BANK_KEY).json(&task).send().await.unwrap();
+    assert_eq!(accepted.status().as_u16(), 200);
+
+    wait_until("the referrer's notification", Duration::from_secs(20), || !agency.accepted_on("/riverside/notifications").is_empty()).await;
+    let note = &agency.accepted_on("/riverside/notifications")[0];
+    assert_eq!(note["type"], "history");
+    assert_eq!(note["entry"][0]["resource"]["parameter"][1]["part"][1]["valueReference"]["reference"], format!("Task/{id}"));
+    assert!(!note.to_string().contains("Martinez"), "notifications carry ids only");
+    let (_, seen) = get(&gateway, SCHOOL_KEY, &format!("/fhir/Task?focus={focus}")).await;
+    assert_eq!(seen["entry"][0]["resource"]["status"], "accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_deny_stops_delivery_and_is_audited() {
+    let (_agency, url) = receiver(0, 0).await;
+    let gateway = Gateway::start(&url, 50).await;
+    let csv = std::fs::read(root().join("examples/referrals.csv")).unwrap();
+    client().post(format!("{}/ingest/riverside-referrals", gateway.base)).bearer_auth(SCHOOL_KEY).body(csv).send().await.unwrap();
+    let mut withheld = Vec::new();
+    for _ in 0..200 {
+        let response = client().get(format!("{}/admin/messages?status=withheld", gateway.base)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        withheld = response.json::<Value>().await.unwrap()["deliveries"].as_array().cloned().unwrap_or_default();
+        if withheld.iter().any(|d| d["destination"] == "transit") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(withheld.iter().any(|d| d["destination"] == "transit"), "{withheld:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!gateway.dir.path().join("transit.ndjson").exists(), "nothing reached the transit programme");
+    let audit = std::fs::read_to_string(gateway.dir.path().join("audit/audit.jsonl")).unwrap();
+    assert!(audit.lines().any(|l| l.contains("\"outcome\":\"no-consent\"") && l.contains("transit-assist")), "{audit}");
+    let verify = Command::new(env!("CARGO_BIN_EXE_onedoor")).args(["audit", "verify", "--audit-dir", gateway.dir.path().join("audit").to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("chain intact"));
+}
+
+fn referral(i: usize) -> Value {
+    let patient = "kill-test-patient";
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": {"resourceType": "ServiceRequest", "id": format!("sr-{i}"), "status": "active", "intent": "order",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}, "subject": {"reference": format!("Patient/{patient}")},
+            "performer": [{"reference": "Organization/org-food"}]}, "request": {"method": "PUT", "url": format!("ServiceRequest/sr-{i}")}},
+        {"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": {"resourceType": "Patient", "id": patient, "birthDate": "2010-01-01"}, "request": {"method": "PUT", "url": format!("Patient/{patient}")}},
+        {"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": {"resourceType": "Organization", "id": "org-food", "identifier": [{"system": "urn:onedoor:agencies", "value": "county-food-bank"}], "name": "Food bank"}, "request": {"method": "PUT", "url": "Organization/org-food"}}
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_failing_three_times_gets_exactly_one_accepted_delivery() {
+    let (agency, url) = receiver(3, 0).await;
+    let gateway = Gateway::start(&url, 20).await;
+    let response = client().post(format!("{}/fhir", gateway.base)).bearer_auth(SCHOOL_KEY).json(&referral(1)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    wait_until("the delivery after three failures", Duration::from_secs(30), || !agency.accepted_on("/food-bank").is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = agency.received.lock().unwrap();
+    assert_eq!(seen.accepted_keys.len(), 1, "exactly one accepted delivery");
+    let keys: Vec<&String> = seen.requests.iter().map(|r| &r.1).collect();
+    assert_eq!(keys.len(), 4, "three refusals and one success");
+    assert!(keys.iter().all(|k| *k == keys[0]), "every attempt carries the same idempotency key");
+    drop(seen);
+    let resubmit = client().post(format!("{}/fhir", gateway.base)).bearer_auth(SCHOOL_KEY).json(&referral(1)).send().await.unwrap();
+    assert_eq!(resubmit.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(agency.received.lock().unwrap().accepted_keys.len(), 1, "re-submitting the same referral is idempotent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_cannot_read_another_partners_referral() {
+    let (_agency, url) = receiver(0, 0).await;
+    let gateway = Gateway::start(&url, 50).await;
+    client().post(format!("{}/fhir", gateway.base)).bearer_auth(SCHOOL_KEY).json(&referral(7)).send().await.unwrap();
+    assert_eq!(get(&gateway, SCHOOL_KEY, "/fhir/ServiceRequest/sr-7").await.0, 200, "the sender reads it");
+    assert_eq!(get(&gateway, FOOD_BANK_KEY, "/fhir/ServiceRequest/sr-7").await.0, 200, "the receiver reads it");
+    assert_eq!(get(&gateway, HOUSING_KEY, "/fhir/ServiceRequest/sr-7").await.0, 404, "another agency does not learn it exists");
+    assert_eq!(get(&gateway, HOUSING_KEY, "/fhir/ServiceRequest/sr-does-not-exist").await.0, 404);
+    assert_eq!(get(&gateway, HOUSING_KEY, "/fhir/Patient/kill-test-patient").await.0, 404);
+    let (_, search) = get(&gateway, HOUSING_KEY, "/fhir/ServiceRequest?patient=Patient/kill-test-patient").await;
+    assert_eq!(search["total"], 0);
+    assert_eq!(get(&gateway, "wrong-key", "/fhir/ServiceRequest/sr-7").await.0, 401);
+    let metadata = client().get(format!("{}/fhir/metadata", gateway.base)).send().await.unwrap();
+    assert_eq!(metadata.json::<Value>().await.unwrap()["resourceType"], "CapabilityStatement");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_batch_then_restart_delivers_every_accepted_referral() {
+    let (agency, url) = receiver(0, 40).await;
+    let mut gateway = Gateway::start(&url, 50).await;
+    let total = 40;
+    let mut accepted = Vec::new();
+    for i in 0..total {
+        let response = client().post(format!("{}/fhir", gateway.base)).bearer_auth(SCHOOL_KEY).json(&referral(1000 + i)).send().await.unwrap();
+        if response.status().is_success() {
+            accepted.push(format!("sr-{}", 1000 + i));
+        }
+    }
+    assert_eq!(accepted.len(), total, "every referral acknowledged");
+    wait_until("some deliveries", Duration::from_secs(20), || !agency.accepted_on("/food-bank").is_empty()).await;
+    gateway.kill9();
+    let before = agency.accepted_on("/food-bank").len();
+    assert!(before < total, "the kill came mid-batch ({before} of {total} delivered)");
+    gateway.spawn();
+    let delivered_ids = || -> Vec<String> {
+        agency.accepted_on("/food-bank").iter().filter_map(|b| b["entry"][0]["resource"]["id"].as_str().map(str::to_owned)).collect()
+    };
+    wait_until("every accepted referral", Duration::from_secs(60), || accepted.iter().all(|id| delivered_ids().contains(id))).await;
+    let ids = delivered_ids();
+    for id in &accepted {
+        assert!(ids.contains(id), "{id} was lost");
+    }
+}
