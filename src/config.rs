@@ -89,6 +89,10 @@ pub struct Server {
     /// First retry delay in milliseconds (doubles each attempt, with jitter).
     #[serde(default = "default_backoff")]
     pub retry_base_ms: u64,
+    /// How long a worker holds claimed deliveries; after a crash they are claimed again when it ends. Keep
+    /// it above the longest destination timeout.
+    #[serde(default = "default_lease")]
+    pub claim_lease_ms: u64,
 }
 
 impl Default for Server {
@@ -101,6 +105,7 @@ impl Default for Server {
             outbox_poll_ms: default_poll(),
             max_attempts: default_attempts(),
             retry_base_ms: default_backoff(),
+            claim_lease_ms: default_lease(),
         }
     }
 }
@@ -125,6 +130,9 @@ fn default_attempts() -> i64 {
 }
 fn default_backoff() -> u64 {
     500
+}
+fn default_lease() -> u64 {
+    30_000
 }
 
 /// `[consent]`.
@@ -316,7 +324,7 @@ fn set_path(value: &mut Value, parts: &[String], raw: &str) {
 
 const TOP: &[&str] = &["gateway", "server", "consent", "sources", "destinations", "routes", "partners"];
 const GATEWAY: &[&str] = &["mappings"];
-const SERVER: &[&str] = &["listen", "database_url", "base_url", "max_upload_bytes", "outbox_poll_ms", "max_attempts", "retry_base_ms"];
+const SERVER: &[&str] = &["listen", "database_url", "base_url", "max_upload_bytes", "outbox_poll_ms", "max_attempts", "retry_base_ms", "claim_lease_ms"];
 const CONSENT: &[&str] = &["consents", "bases", "audit_dir"];
 const SOURCE: &[&str] = &["mapping", "input", "roster", "source_system", "format", "org"];
 const DESTINATION: &[&str] = &["kind", "endpoint", "org", "purpose", "token_env", "ca_file", "client_identity", "timeout_ms"];
@@ -406,7 +414,7 @@ mod tests {
     fn every_unknown_key_is_reported_with_its_path() {
         let file = write("[server]\nlisen = 1\n[destinations.a]\nkind = \"file\"\nendpoint = \"x\"\norg = \"s|v\"\ncolour = 1\n[[routes]]\ndestination = \"a\"\nweight = 2\n");
         let err = load_with_env(file.path(), std::iter::empty()).unwrap_err().0;
-        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms)")), "{err:?}");
+        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, claim_lease_ms)")), "{err:?}");
         assert!(err.iter().any(|e| e.contains("destinations.a.colour: unknown key")), "{err:?}");
         assert!(err.iter().any(|e| e.contains("routes[0].weight: unknown key")), "{err:?}");
     }

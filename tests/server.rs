@@ -67,6 +67,7 @@ mappings = "{repo}/mappings"
 listen = "127.0.0.1:0"
 outbox_poll_ms = 50
 retry_base_ms = {retry_base_ms}
+claim_lease_ms = 3000
 max_attempts = 8
 [consent]
 consents = "{repo}/examples/consents"
@@ -81,6 +82,7 @@ org = "{SCHOOL_ORG}"
 kind = "fhir-rest"
 endpoint = "{receiver}/food-bank/fhir"
 org = "urn:onedoor:agencies|county-food-bank"
+timeout_ms = 1000
 [destinations.transit]
 kind = "file"
 endpoint = "{transit}"

@@ -12,7 +12,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 const BATCH: i64 = 16;
-const LEASE_MS: i64 = 60_000;
 
 /// Run until `stop` turns true; the batch in hand is finished first (graceful shutdown).
 pub async fn run(gateway: Arc<Gateway>, sender: Arc<Sender>, mut stop: watch::Receiver<bool>) {
@@ -21,7 +20,7 @@ pub async fn run(gateway: Arc<Gateway>, sender: Arc<Sender>, mut stop: watch::Re
         if *stop.borrow() {
             break;
         }
-        let worked = match gateway.store.claim_due(BATCH, LEASE_MS).await {
+        let worked = match gateway.store.claim_due(BATCH, gateway.config.server.claim_lease_ms as i64).await {
             Ok(items) => {
                 let count = items.len();
                 for item in items {
