@@ -177,30 +177,10 @@ pub struct Source {
     pub source_system: Option<String>,
     /// Output format.
     #[serde(default)]
-    pub format: Format,
+    pub format: OutputFormat,
     /// The organization this source speaks for (`system|value`), for consent and access.
     #[serde(default)]
     pub org: Option<String>,
-}
-
-/// Output format as written in the file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// One resource per line.
-    #[default]
-    Ndjson,
-    /// One Bundle per line.
-    Bundle,
-}
-
-impl From<Format> for OutputFormat {
-    fn from(format: Format) -> Self {
-        match format {
-            Format::Ndjson => OutputFormat::Ndjson,
-            Format::Bundle => OutputFormat::Bundle,
-        }
-    }
 }
 
 /// How a destination receives.

@@ -84,10 +84,8 @@ impl Gateway {
         let task = resources.iter().find(|r| r["resourceType"] == "Task");
         let performer = request.and_then(|sr| performer_org(&bundle, sr));
         let patient = request.and_then(|sr| sr.pointer("/subject/reference")).and_then(Value::as_str).map(str::to_owned);
-        for resource in &resources {
-            let index = index_for(resource, patient.clone(), sender_org, performer.clone());
-            self.store.put_resource(resource, &index).await?;
-        }
+        let indexed: Vec<(Value, ResourceIndex)> =
+            resources.iter().map(|r| (r.clone(), index_for(r, patient.clone(), sender_org, performer.clone()))).collect();
         let destinations = self.routes_for(performer.as_deref(), request);
         let mut routed = Vec::new();
         for destination in destinations {
@@ -97,7 +95,8 @@ impl Gateway {
         let key = request.or(resources.first()).map(|r| format!("{}/{}", r["resourceType"].as_str().unwrap_or_default(), r["id"].as_str().unwrap_or_default())).unwrap_or_default();
         let message = Message { id: uuid::Uuid::new_v4().to_string(), source: source.to_owned(), source_key: key, body: bundle };
         let outbox: Vec<(String, String, String)> = routed.iter().map(|(d, s)| ("referral".to_owned(), d.clone(), s.clone())).collect();
-        let (id, created) = self.store.accept_message(&message, &outbox).await?;
+        // One transaction: the resources, the message and its deliveries are all stored, or none is.
+        let (id, created) = self.store.accept_message(&message, &indexed, &outbox).await?;
         if created {
             metrics::counter!("onedoor_messages_accepted_total").increment(1);
         }
@@ -228,7 +227,7 @@ impl Gateway {
         for (name, _) in self.config.partners.iter().filter(|(_, p)| p.org == org && p.notify_url.is_some()) {
             let body = notification(&self.config.server.base_url, task_id, version);
             let message = Message { id: uuid::Uuid::new_v4().to_string(), source: "notification".into(), source_key: format!("Task/{task_id}/_history/{version}/{name}"), body };
-            self.store.accept_message(&message, &[("notification".to_owned(), name.clone(), "pending".to_owned())]).await?;
+            self.store.accept_message(&message, &[], &[("notification".to_owned(), name.clone(), "pending".to_owned())]).await?;
         }
         Ok(())
     }

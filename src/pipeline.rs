@@ -38,8 +38,9 @@ pub struct ConvertRequest {
     pub keep_outcomes: bool,
 }
 
-/// How output is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// How output is written (also as written in configuration and case files: `ndjson`, `bundle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// One resource per line (each resource once).
     #[default]

@@ -172,7 +172,7 @@ fn resolve(cli: &Cli, args: &Args) -> anyhow::Result<(ConvertRequest, OutputForm
         roster.as_deref(),
         engine,
     );
-    Ok((request, args.format.unwrap_or(source.format.into())))
+    Ok((request, args.format.unwrap_or(source.format)))
 }
 
 /// Print a conversion summary to standard error (the output may be on standard output).

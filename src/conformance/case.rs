@@ -71,7 +71,7 @@ pub struct CaseFile {
     pub roster: Option<PathBuf>,
     /// Output format.
     #[serde(default)]
-    pub format: CaseFormat,
+    pub format: OutputFormat,
     /// Conversion time stamped into outputs.
     #[serde(default = "default_now")]
     pub now: String,
@@ -143,26 +143,6 @@ pub struct ConsentCase {
     /// The released record must equal this JSON (as a one-element array).
     #[serde(default)]
     pub json_equals: Option<PathBuf>,
-}
-
-/// Output format of a case.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CaseFormat {
-    /// One resource per line.
-    #[default]
-    Ndjson,
-    /// One Bundle per line.
-    Bundle,
-}
-
-impl From<CaseFormat> for OutputFormat {
-    fn from(format: CaseFormat) -> Self {
-        match format {
-            CaseFormat::Ndjson => OutputFormat::Ndjson,
-            CaseFormat::Bundle => OutputFormat::Bundle,
-        }
-    }
 }
 
 fn default_input() -> PathBuf {

@@ -157,7 +157,7 @@ fn check_case(dir: &Path, case: &CaseFile, mapping: &str, mappings_dir: &Path) -
         },
         keep_outcomes: false,
     };
-    let mut sink = NdjsonSink::new(Vec::new(), case.format.into());
+    let mut sink = NdjsonSink::new(Vec::new(), case.format);
     let outcome = pipeline::convert(&request, &mut sink);
     let lines = parse_lines(&sink.into_inner());
     let mut failures = Vec::new();

@@ -24,14 +24,15 @@ pub async fn ingest(
     partner: Partner,
     Path(source_name): Path<String>,
     Query(params): Query<HashMap<String, String>>,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let gateway = state.gateway.clone();
     let source = gateway.config.sources.get(&source_name).cloned().ok_or(ApiError::NotFound)?;
-    let extension = params.get("filename").and_then(|f| f.rsplit_once('.')).map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_else(|| sniff(&body).to_owned());
     let dir = tempfile::tempdir().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (upload, size, head) = receive(body, dir.path(), gateway.config.server.max_upload_bytes).await?;
+    let extension = params.get("filename").and_then(|f| f.rsplit_once('.')).map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_else(|| sniff(&head).to_owned());
     let file = dir.path().join(format!("upload.{extension}"));
-    std::fs::File::create(&file).and_then(|mut f| f.write_all(&body).and_then(|_| f.sync_all())).map_err(|e| ApiError::Internal(e.to_string()))?;
+    std::fs::rename(&upload, &file).map_err(|e| ApiError::Internal(e.to_string()))?;
     let job = uuid::Uuid::new_v4().to_string();
     gateway.store.create_job(&job, &source_name).await?;
     let org = source.org.clone().unwrap_or_else(|| partner.org.clone());
@@ -44,7 +45,7 @@ pub async fn ingest(
     );
     let runtime = tokio::runtime::Handle::current();
     let job_id = job.clone();
-    tracing::info!(job = %job, source = %source_name, bytes = body.len(), "ingest accepted");
+    tracing::info!(job = %job, source = %source_name, bytes = size, "ingest accepted");
     tokio::task::spawn_blocking(move || {
         let _keep = dir;
         let mut sink = GatewaySink { gateway: gateway.clone(), runtime: runtime.clone(), source: format!("source:{source_name}"), org, accepted: 0, duplicates: 0, errors: Vec::new(), lines: 0, resources: 0 };
@@ -63,6 +64,29 @@ pub async fn ingest(
 pub async fn job(State(state): State<Arc<AppState>>, _partner: Partner, Path(id): Path<String>) -> Result<Response, ApiError> {
     let job = state.gateway.store.job(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(job).into_response())
+}
+
+/// Stream the upload to a file, refusing it past `limit` bytes; returns the file, its size and its first
+/// bytes (to recognise the format).
+async fn receive(body: axum::body::Body, dir: &std::path::Path, limit: usize) -> Result<(std::path::PathBuf, usize, Vec<u8>), ApiError> {
+    use futures_util::StreamExt;
+    let path = dir.join("upload.part");
+    let mut file = std::fs::File::create(&path).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut stream = body.into_data_stream();
+    let (mut size, mut head) = (0usize, Vec::new());
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::Invalid(format!("upload interrupted: {e}")))?;
+        size += chunk.len();
+        if size > limit {
+            return Err(ApiError::Invalid(format!("upload larger than the limit of {limit} bytes (server.max_upload_bytes)")));
+        }
+        if head.len() < 4096 {
+            head.extend_from_slice(&chunk[..chunk.len().min(4096 - head.len())]);
+        }
+        file.write_all(&chunk).map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    file.sync_all().map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((path, size, head))
 }
 
 fn sniff(body: &[u8]) -> &'static str {

@@ -403,53 +403,44 @@ fn is_empty(value: &JinjaValue) -> bool {
     value.is_undefined() || value.is_none() || value.as_str().is_some_and(|s| s.trim().is_empty())
 }
 
+/// What a code table says about a source value.
+enum Looked {
+    /// The value is empty: nothing to look up.
+    Empty,
+    /// The Coding it maps to.
+    Found(JinjaValue),
+    /// Not in the table: the message names the table and its codes.
+    Unknown(String),
+}
+
+/// Look a source value up in a code table; a table that does not exist is an error.
+fn look_up(tables: &CodeTables, value: &JinjaValue, table: &str) -> Result<Looked, Error> {
+    if is_empty(value) {
+        return Ok(Looked::Empty);
+    }
+    let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+    let codes_of = tables.get(table).ok_or_else(|| invalid(format!("no code table '{table}' (expected codes/{table}.csv)")))?;
+    Ok(match codes_of.lookup(&text) {
+        Some(coding) => Looked::Found(JinjaValue::from_serialize(coding)),
+        None => Looked::Unknown(format!("unknown code '{text}' in code table '{table}' (expected one of: {})", codes_of.source_codes().join(", "))),
+    })
+}
+
 fn add_code_filter(env: &mut Environment<'static>, codes: Arc<CodeTables>) {
     let tables = codes.clone();
-    env.add_filter(
-        "lookup",
-        move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
-            if is_empty(&value) {
-                return Ok(JinjaValue::UNDEFINED);
-            }
-            let text = value
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
-            let codes_of = tables.get(&table).ok_or_else(|| {
-                invalid(format!(
-                    "no code table '{table}' (expected codes/{table}.csv)"
-                ))
-            })?;
-            Ok(codes_of
-                .lookup(&text)
-                .map(JinjaValue::from_serialize)
-                .unwrap_or(JinjaValue::UNDEFINED))
-        },
-    );
-    env.add_filter(
-        "code",
-        move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
-            if is_empty(&value) {
-                return Ok(JinjaValue::UNDEFINED);
-            }
-            let text = value
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
-            let codes_of = codes.get(&table).ok_or_else(|| {
-                invalid(format!(
-                    "no code table '{table}' (expected codes/{table}.csv)"
-                ))
-            })?;
-            match codes_of.lookup(&text) {
-                Some(coding) => Ok(JinjaValue::from_serialize(coding)),
-                None => Err(invalid(format!(
-                    "unknown code '{text}' in code table '{table}' (expected one of: {})",
-                    codes_of.source_codes().join(", ")
-                ))),
-            }
-        },
-    );
+    env.add_filter("lookup", move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
+        match look_up(&tables, &value, &table)? {
+            Looked::Found(coding) => Ok(coding),
+            Looked::Empty | Looked::Unknown(_) => Ok(JinjaValue::UNDEFINED),
+        }
+    });
+    env.add_filter("code", move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
+        match look_up(&codes, &value, &table)? {
+            Looked::Found(coding) => Ok(coding),
+            Looked::Empty => Ok(JinjaValue::UNDEFINED),
+            Looked::Unknown(message) => Err(invalid(message)),
+        }
+    });
 }
 
 fn add_date_filters(

@@ -184,7 +184,7 @@ impl Store {
 
     /// Store a message and its outbox rows in one transaction. Idempotent on (source, source_key): a second
     /// submission returns the first message's id and `false`.
-    pub async fn accept_message(&self, message: &Message, outbox: &[(String, String, String)]) -> Result<(String, bool), StoreError> {
+    pub async fn accept_message(&self, message: &Message, resources: &[(Value, ResourceIndex)], outbox: &[(String, String, String)]) -> Result<(String, bool), StoreError> {
         let _writing = self.write().await;
         let mut tx = self.pool.begin().await?;
         let existing = sqlx::query(&self.sql("SELECT id FROM messages WHERE source = $1 AND source_key = $2"))
@@ -205,6 +205,9 @@ impl Store {
             .bind(message.body.to_string())
             .execute(&mut *tx)
             .await?;
+        for (resource, index) in resources {
+            upsert_resource(&mut tx, self, resource, index).await?;
+        }
         for (kind, destination, status) in outbox {
             insert_outbox(&mut tx, self, &message.id, kind, destination, status, now).await?;
         }
@@ -324,35 +327,8 @@ impl Store {
     /// Insert or update a resource (version + 1 on update).
     pub async fn put_resource(&self, resource: &Value, index: &ResourceIndex) -> Result<i64, StoreError> {
         let _writing = self.write().await;
-        let kind = resource["resourceType"].as_str().unwrap_or_default();
-        let id = resource["id"].as_str().unwrap_or_default();
         let mut tx = self.pool.begin().await?;
-        let current = sqlx::query(&self.sql("SELECT version FROM resources WHERE resource_type = $1 AND id = $2")).bind(kind).bind(id).fetch_optional(&mut *tx).await?;
-        let version = match &current {
-            Some(row) => row.try_get::<i64, _>("version")? + 1,
-            None => 1,
-        };
-        let mut body = resource.clone();
-        body["meta"]["versionId"] = Value::String(version.to_string());
-        body["meta"]["lastUpdated"] = Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-        let query = if current.is_some() {
-            "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2"
-        } else {
-            "INSERT INTO resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        };
-        sqlx::query(&self.sql(query))
-            .bind(kind)
-            .bind(id)
-            .bind(version)
-            .bind(body.to_string())
-            .bind(index.patient.clone())
-            .bind(index.sender_org.clone())
-            .bind(index.receiver_org.clone())
-            .bind(index.status.clone())
-            .bind(index.focus.clone())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        let version = upsert_resource(&mut tx, self, resource, index).await?;
         tx.commit().await?;
         Ok(version)
     }
@@ -475,6 +451,38 @@ async fn insert_outbox(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+async fn upsert_resource(tx: &mut sqlx::Transaction<'_, sqlx::Any>, store: &Store, resource: &Value, index: &ResourceIndex) -> Result<i64, StoreError> {
+    let kind = resource["resourceType"].as_str().unwrap_or_default();
+    let id = resource["id"].as_str().unwrap_or_default();
+    let current = sqlx::query(&store.sql("SELECT version FROM resources WHERE resource_type = $1 AND id = $2")).bind(kind).bind(id).fetch_optional(&mut **tx).await?;
+    let version = match &current {
+        Some(row) => row.try_get::<i64, _>("version")? + 1,
+        None => 1,
+    };
+    let mut body = resource.clone();
+    body["meta"]["versionId"] = Value::String(version.to_string());
+    body["meta"]["lastUpdated"] = Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let query = if current.is_some() {
+        "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2"
+    } else {
+        "INSERT INTO resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    };
+    sqlx::query(&store.sql(query))
+        .bind(kind)
+        .bind(id)
+        .bind(version)
+        .bind(body.to_string())
+        .bind(index.patient.clone())
+        .bind(index.sender_org.clone())
+        .bind(index.receiver_org.clone())
+        .bind(index.status.clone())
+        .bind(index.focus.clone())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(version)
 }
 
 fn outbox_item(row: &AnyRow) -> Result<OutboxItem, StoreError> {
