@@ -3,9 +3,9 @@
 //!
 //! Run: `cargo bench --bench consent_decisions` (optional argument: number of consents, default 100000).
 
+use onedoor::consent::Registry;
 use onedoor::consent::decision::{Request, decide};
 use onedoor::consent::model;
-use onedoor::consent::Registry;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Instant;
@@ -13,21 +13,32 @@ use std::time::Instant;
 const DECISIONS: usize = 200_000;
 
 fn main() {
-    let consents: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let consents: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let started = Instant::now();
     let mut registry = Registry::new();
     for i in 0..consents {
         registry.upsert(model::parse(&consent(i)).expect("generated consent is valid"));
     }
-    println!("registry: {} consents loaded in {:.2} s", registry.len(), started.elapsed().as_secs_f64());
-    let records: Vec<Value> = (0..1000).map(|i| record(i * (consents / 1000).max(1))).collect();
+    println!(
+        "registry: {} consents loaded in {:.2} s",
+        registry.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let records: Vec<Value> = (0..1000)
+        .map(|i| record(i * (consents / 1000).max(1)))
+        .collect();
     let time = chrono::DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z").unwrap();
 
     let started = Instant::now();
     let mut found = 0usize;
     for n in 0..DECISIONS {
         let record = &records[n % records.len()];
-        let patient_id = record["entry"][0]["resource"]["id"].as_str().unwrap_or_default();
+        let patient_id = record["entry"][0]["resource"]["id"]
+            .as_str()
+            .unwrap_or_default();
         let aliases: HashSet<String> = HashSet::from([format!("Patient/{patient_id}")]);
         found += registry.for_patient(&aliases).len();
     }
@@ -36,15 +47,30 @@ fn main() {
     let started = Instant::now();
     let mut permitted = 0usize;
     for n in 0..DECISIONS {
-        let request = Request { record: &records[n % records.len()], source: None, recipient: "urn:onedoor:agencies|county-food-bank", purpose: "TREAT", time };
+        let request = Request {
+            record: &records[n % records.len()],
+            source: None,
+            recipient: "urn:onedoor:agencies|county-food-bank",
+            purpose: "TREAT",
+            time,
+        };
         permitted += usize::from(decide(&registry, &[], &request).permits());
     }
     let decided = started.elapsed().as_secs_f64();
     assert_eq!(found, DECISIONS, "each lookup finds the patient's consent");
     assert_eq!(permitted, DECISIONS, "each decision permits");
-    println!("lookup only (index, no policy work): {:.0} lookups/s", DECISIONS as f64 / lookup);
-    println!("full decisions (subject, performer, provisions, Part 2, explanation): {:.0} decisions/s", DECISIONS as f64 / decided);
-    println!("ratio: a decision costs {:.1}x an index lookup", decided / lookup);
+    println!(
+        "lookup only (index, no policy work): {:.0} lookups/s",
+        DECISIONS as f64 / lookup
+    );
+    println!(
+        "full decisions (subject, performer, provisions, Part 2, explanation): {:.0} decisions/s",
+        DECISIONS as f64 / decided
+    );
+    println!(
+        "ratio: a decision costs {:.1}x an index lookup",
+        decided / lookup
+    );
 }
 
 fn consent(i: usize) -> Value {

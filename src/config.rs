@@ -56,7 +56,9 @@ pub struct Gateway {
 
 impl Default for Gateway {
     fn default() -> Self {
-        Self { mappings: default_mappings() }
+        Self {
+            mappings: default_mappings(),
+        }
     }
 }
 
@@ -152,7 +154,11 @@ pub struct ConsentSettings {
 
 impl Default for ConsentSettings {
     fn default() -> Self {
-        Self { consents: None, bases: None, audit_dir: default_audit() }
+        Self {
+            consents: None,
+            bases: None,
+            audit_dir: default_audit(),
+        }
     }
 }
 
@@ -265,11 +271,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// [`load`] with the environment given.
-pub fn load_with_env(path: &Path, env: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+pub fn load_with_env(
+    path: &Path,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(vec![format!("{shown}: cannot read: {e}")]))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(vec![format!("{shown}: cannot read: {e}")]))?;
     let mut value: Value = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| crate::mapping::model::line_of(&text, s.start)).unwrap_or(1);
+        let line = e
+            .span()
+            .map(|s| crate::mapping::model::line_of(&text, s.start))
+            .unwrap_or(1);
         ConfigError(vec![format!("{shown}:{line}: {}", e.message())])
     })?;
     apply_env(&mut value, env);
@@ -277,37 +290,90 @@ pub fn load_with_env(path: &Path, env: impl Iterator<Item = (String, String)>) -
     if !problems.is_empty() {
         return Err(ConfigError(problems));
     }
-    let config: Config = value.try_into().map_err(|e: toml::de::Error| ConfigError(vec![format!("{shown}: {}", e.message())]))?;
+    let config: Config = value
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError(vec![format!("{shown}: {}", e.message())]))?;
     problems.extend(check(&config, &shown));
-    if problems.is_empty() { Ok(config) } else { Err(ConfigError(problems)) }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError(problems))
+    }
 }
 
 fn apply_env(value: &mut Value, env: impl Iterator<Item = (String, String)>) {
     for (key, raw) in env {
-        let Some(path) = key.strip_prefix("ONEDOOR_").filter(|p| p.contains("__")) else { continue };
+        let Some(path) = key.strip_prefix("ONEDOOR_").filter(|p| p.contains("__")) else {
+            continue;
+        };
         let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
         set_path(value, &parts, &raw);
     }
 }
 
 fn set_path(value: &mut Value, parts: &[String], raw: &str) {
-    let Some(table) = value.as_table_mut() else { return };
-    let key = table.keys().find(|k| k.replace('-', "_") == parts[0]).cloned().unwrap_or_else(|| parts[0].clone());
+    let Some(table) = value.as_table_mut() else {
+        return;
+    };
+    let key = table
+        .keys()
+        .find(|k| k.replace('-', "_") == parts[0])
+        .cloned()
+        .unwrap_or_else(|| parts[0].clone());
     if parts.len() == 1 {
-        let parsed = raw.parse::<i64>().map(Value::Integer).or_else(|_| raw.parse::<bool>().map(Value::Boolean)).unwrap_or_else(|_| Value::String(raw.to_owned()));
+        let parsed = raw
+            .parse::<i64>()
+            .map(Value::Integer)
+            .or_else(|_| raw.parse::<bool>().map(Value::Boolean))
+            .unwrap_or_else(|_| Value::String(raw.to_owned()));
         table.insert(key, parsed);
         return;
     }
-    let child = table.entry(key).or_insert_with(|| Value::Table(Default::default()));
+    let child = table
+        .entry(key)
+        .or_insert_with(|| Value::Table(Default::default()));
     set_path(child, &parts[1..], raw);
 }
 
-const TOP: &[&str] = &["gateway", "server", "consent", "sources", "destinations", "routes", "partners"];
+const TOP: &[&str] = &[
+    "gateway",
+    "server",
+    "consent",
+    "sources",
+    "destinations",
+    "routes",
+    "partners",
+];
 const GATEWAY: &[&str] = &["mappings"];
-const SERVER: &[&str] = &["listen", "database_url", "base_url", "max_upload_bytes", "outbox_poll_ms", "max_attempts", "retry_base_ms", "claim_lease_ms"];
+const SERVER: &[&str] = &[
+    "listen",
+    "database_url",
+    "base_url",
+    "max_upload_bytes",
+    "outbox_poll_ms",
+    "max_attempts",
+    "retry_base_ms",
+    "claim_lease_ms",
+];
 const CONSENT: &[&str] = &["consents", "bases", "audit_dir"];
-const SOURCE: &[&str] = &["mapping", "input", "roster", "source_system", "format", "org"];
-const DESTINATION: &[&str] = &["kind", "endpoint", "org", "purpose", "token_env", "ca_file", "client_identity", "timeout_ms"];
+const SOURCE: &[&str] = &[
+    "mapping",
+    "input",
+    "roster",
+    "source_system",
+    "format",
+    "org",
+];
+const DESTINATION: &[&str] = &[
+    "kind",
+    "endpoint",
+    "org",
+    "purpose",
+    "token_env",
+    "ca_file",
+    "client_identity",
+    "timeout_ms",
+];
 const ROUTE: &[&str] = &["performer", "need", "destination"];
 const PARTNER: &[&str] = &["org", "notify_url"];
 
@@ -317,20 +383,50 @@ fn unknown_keys(value: &Value, shown: &str) -> Vec<String> {
     let mut check = |table: Option<&toml::Table>, allowed: &[&str], at: &str| {
         for key in table.into_iter().flat_map(|t| t.keys()) {
             if !allowed.contains(&key.as_str()) {
-                problems.push(format!("{shown}: {at}{key}: unknown key (expected one of: {})", allowed.join(", ")));
+                problems.push(format!(
+                    "{shown}: {at}{key}: unknown key (expected one of: {})",
+                    allowed.join(", ")
+                ));
             }
         }
     };
     check(value.as_table(), TOP, "");
-    check(value.get("gateway").and_then(Value::as_table), GATEWAY, "gateway.");
-    check(value.get("server").and_then(Value::as_table), SERVER, "server.");
-    check(value.get("consent").and_then(Value::as_table), CONSENT, "consent.");
-    for (section, allowed) in [("sources", SOURCE), ("destinations", DESTINATION), ("partners", PARTNER)] {
-        for (name, entry) in value.get(section).and_then(Value::as_table).into_iter().flatten() {
+    check(
+        value.get("gateway").and_then(Value::as_table),
+        GATEWAY,
+        "gateway.",
+    );
+    check(
+        value.get("server").and_then(Value::as_table),
+        SERVER,
+        "server.",
+    );
+    check(
+        value.get("consent").and_then(Value::as_table),
+        CONSENT,
+        "consent.",
+    );
+    for (section, allowed) in [
+        ("sources", SOURCE),
+        ("destinations", DESTINATION),
+        ("partners", PARTNER),
+    ] {
+        for (name, entry) in value
+            .get(section)
+            .and_then(Value::as_table)
+            .into_iter()
+            .flatten()
+        {
             check(entry.as_table(), allowed, &format!("{section}.{name}."));
         }
     }
-    for (index, route) in value.get("routes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (index, route) in value
+        .get("routes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         check(route.as_table(), ROUTE, &format!("routes[{index}]."));
     }
     problems
@@ -339,26 +435,47 @@ fn unknown_keys(value: &Value, shown: &str) -> Vec<String> {
 fn check(config: &Config, shown: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if !config.gateway.mappings.is_dir() {
-        problems.push(format!("{shown}: gateway.mappings: {} is not a folder", config.gateway.mappings.display()));
+        problems.push(format!(
+            "{shown}: gateway.mappings: {} is not a folder",
+            config.gateway.mappings.display()
+        ));
     }
-    let known: Vec<String> = catalog::mapping_files(&config.gateway.mappings).iter().filter_map(|p| catalog::load(p).ok()).map(|m| m.name().to_owned()).collect();
+    let known: Vec<String> = catalog::mapping_files(&config.gateway.mappings)
+        .iter()
+        .filter_map(|p| catalog::load(p).ok())
+        .map(|m| m.name().to_owned())
+        .collect();
     for (name, source) in &config.sources {
         if !known.contains(&source.mapping) {
-            problems.push(format!("{shown}: sources.{name}.mapping: no mapping named '{}' (known: {})", source.mapping, known.join(", ")));
+            problems.push(format!(
+                "{shown}: sources.{name}.mapping: no mapping named '{}' (known: {})",
+                source.mapping,
+                known.join(", ")
+            ));
         }
         for (key, path) in [("input", &source.input), ("roster", &source.roster)] {
             if let Some(path) = path.as_ref().filter(|p| !p.exists()) {
-                problems.push(format!("{shown}: sources.{name}.{key}: {} does not exist", path.display()));
+                problems.push(format!(
+                    "{shown}: sources.{name}.{key}: {} does not exist",
+                    path.display()
+                ));
             }
         }
     }
     for (name, destination) in &config.destinations {
-        let url = destination.endpoint.starts_with("http://") || destination.endpoint.starts_with("https://");
+        let url = destination.endpoint.starts_with("http://")
+            || destination.endpoint.starts_with("https://");
         if destination.kind != DestinationKind::File && !url {
-            problems.push(format!("{shown}: destinations.{name}.endpoint: '{}' is not an http(s) URL", destination.endpoint));
+            problems.push(format!(
+                "{shown}: destinations.{name}.endpoint: '{}' is not an http(s) URL",
+                destination.endpoint
+            ));
         }
         if !destination.org.contains('|') {
-            problems.push(format!("{shown}: destinations.{name}.org: '{}' must be system|value", destination.org));
+            problems.push(format!(
+                "{shown}: destinations.{name}.org: '{}' must be system|value",
+                destination.org
+            ));
         }
         if let Some(var) = &destination.token_env {
             if std::env::var_os(var).is_none() {
@@ -368,14 +485,23 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
     }
     for (index, route) in config.routes.iter().enumerate() {
         if !config.destinations.contains_key(&route.destination) {
-            problems.push(format!("{shown}: routes[{index}].destination: no destination named '{}'", route.destination));
+            problems.push(format!(
+                "{shown}: routes[{index}].destination: no destination named '{}'",
+                route.destination
+            ));
         }
         if route.performer.is_none() && route.need.is_none() {
-            problems.push(format!("{shown}: routes[{index}]: give a performer or a need"));
+            problems.push(format!(
+                "{shown}: routes[{index}]: give a performer or a need"
+            ));
         }
     }
-    if !config.server.database_url.starts_with("sqlite:") && !config.server.database_url.starts_with("postgres") {
-        problems.push(format!("{shown}: server.database_url: expected sqlite://PATH or postgres://..."));
+    if !config.server.database_url.starts_with("sqlite:")
+        && !config.server.database_url.starts_with("postgres")
+    {
+        problems.push(format!(
+            "{shown}: server.database_url: expected sqlite://PATH or postgres://..."
+        ));
     }
     problems
 }
@@ -392,19 +518,39 @@ mod tests {
 
     #[test]
     fn every_unknown_key_is_reported_with_its_path() {
-        let file = write("[server]\nlisen = 1\n[destinations.a]\nkind = \"file\"\nendpoint = \"x\"\norg = \"s|v\"\ncolour = 1\n[[routes]]\ndestination = \"a\"\nweight = 2\n");
-        let err = load_with_env(file.path(), std::iter::empty()).unwrap_err().0;
+        let file = write(
+            "[server]\nlisen = 1\n[destinations.a]\nkind = \"file\"\nendpoint = \"x\"\norg = \"s|v\"\ncolour = 1\n[[routes]]\ndestination = \"a\"\nweight = 2\n",
+        );
+        let err = load_with_env(file.path(), std::iter::empty())
+            .unwrap_err()
+            .0;
         assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, claim_lease_ms)")), "{err:?}");
-        assert!(err.iter().any(|e| e.contains("destinations.a.colour: unknown key")), "{err:?}");
-        assert!(err.iter().any(|e| e.contains("routes[0].weight: unknown key")), "{err:?}");
+        assert!(
+            err.iter()
+                .any(|e| e.contains("destinations.a.colour: unknown key")),
+            "{err:?}"
+        );
+        assert!(
+            err.iter()
+                .any(|e| e.contains("routes[0].weight: unknown key")),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn environment_overrides_values() {
-        let file = write("[gateway]\nmappings = \".\"\n[destinations.food-bank]\nkind = \"webhook\"\nendpoint = \"http://a\"\norg = \"s|v\"\n");
+        let file = write(
+            "[gateway]\nmappings = \".\"\n[destinations.food-bank]\nkind = \"webhook\"\nendpoint = \"http://a\"\norg = \"s|v\"\n",
+        );
         let env = vec![
-            ("ONEDOOR_SERVER__LISTEN".to_owned(), "0.0.0.0:9999".to_owned()),
-            ("ONEDOOR_DESTINATIONS__FOOD_BANK__ENDPOINT".to_owned(), "http://b".to_owned()),
+            (
+                "ONEDOOR_SERVER__LISTEN".to_owned(),
+                "0.0.0.0:9999".to_owned(),
+            ),
+            (
+                "ONEDOOR_DESTINATIONS__FOOD_BANK__ENDPOINT".to_owned(),
+                "http://b".to_owned(),
+            ),
         ];
         let config = load_with_env(file.path(), env.into_iter()).unwrap();
         assert_eq!(config.server.listen, "0.0.0.0:9999");

@@ -64,7 +64,12 @@ pub struct Gateway {
 impl Gateway {
     /// Assemble the gateway.
     pub fn new(store: Store, config: Config, gate: ConsentGate) -> Arc<Self> {
-        Arc::new(Self { store, config, gate: Mutex::new(gate), validator: Validator::new() })
+        Arc::new(Self {
+            store,
+            config,
+            gate: Mutex::new(gate),
+            validator: Validator::new(),
+        })
     }
 
     /// Validate a record; the error lists the issues with their paths.
@@ -73,30 +78,74 @@ impl Gateway {
         if issues.is_empty() {
             return Ok(());
         }
-        Err(GatewayError::Invalid(issues.iter().take(10).map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+        Err(GatewayError::Invalid(
+            issues
+                .iter()
+                .take(10)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ))
     }
 
     /// Accept a referral bundle (or any bundle) from `source`, sent on behalf of `sender_org`.
-    pub async fn accept(&self, source: &str, sender_org: &str, bundle: Value) -> Result<Accepted, GatewayError> {
+    pub async fn accept(
+        &self,
+        source: &str,
+        sender_org: &str,
+        bundle: Value,
+    ) -> Result<Accepted, GatewayError> {
         self.check(&bundle)?;
         let resources: Vec<Value> = subject::resources(&bundle).into_iter().cloned().collect();
-        let request = resources.iter().find(|r| r["resourceType"] == "ServiceRequest");
+        let request = resources
+            .iter()
+            .find(|r| r["resourceType"] == "ServiceRequest");
         let task = resources.iter().find(|r| r["resourceType"] == "Task");
         let performer = request.and_then(|sr| performer_org(&bundle, sr));
-        let patient = request.and_then(|sr| sr.pointer("/subject/reference")).and_then(Value::as_str).map(str::to_owned);
-        let indexed: Vec<(Value, ResourceIndex)> =
-            resources.iter().map(|r| (r.clone(), index_for(r, patient.clone(), sender_org, performer.clone()))).collect();
+        let patient = request
+            .and_then(|sr| sr.pointer("/subject/reference"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let indexed: Vec<(Value, ResourceIndex)> = resources
+            .iter()
+            .map(|r| {
+                (
+                    r.clone(),
+                    index_for(r, patient.clone(), sender_org, performer.clone()),
+                )
+            })
+            .collect();
         let destinations = self.routes_for(performer.as_deref(), request);
         let mut routed = Vec::new();
         for destination in destinations {
             let status = self.decide(&bundle, &destination).await?;
             routed.push((destination, status));
         }
-        let key = request.or(resources.first()).map(|r| format!("{}/{}", r["resourceType"].as_str().unwrap_or_default(), r["id"].as_str().unwrap_or_default())).unwrap_or_default();
-        let message = Message { id: uuid::Uuid::new_v4().to_string(), source: source.to_owned(), source_key: key, body: bundle };
-        let outbox: Vec<(String, String, String)> = routed.iter().map(|(d, s)| ("referral".to_owned(), d.clone(), s.clone())).collect();
+        let key = request
+            .or(resources.first())
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["resourceType"].as_str().unwrap_or_default(),
+                    r["id"].as_str().unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        let message = Message {
+            id: uuid::Uuid::new_v4().to_string(),
+            source: source.to_owned(),
+            source_key: key,
+            body: bundle,
+        };
+        let outbox: Vec<(String, String, String)> = routed
+            .iter()
+            .map(|(d, s)| ("referral".to_owned(), d.clone(), s.clone()))
+            .collect();
         // One transaction: the resources, the message and its deliveries are all stored, or none is.
-        let (id, created) = self.store.accept_message(&message, &indexed, &outbox).await?;
+        let (id, created) = self
+            .store
+            .accept_message(&message, &indexed, &outbox)
+            .await?;
         if created {
             metrics::counter!("onedoor_messages_accepted_total").increment(1);
         }
@@ -123,7 +172,10 @@ impl Gateway {
             .config
             .routes
             .iter()
-            .filter(|r| r.performer.as_deref().is_some_and(|p| Some(p) == performer) || r.need.as_deref().is_some_and(|n| needs.contains(&n)))
+            .filter(|r| {
+                r.performer.as_deref().is_some_and(|p| Some(p) == performer)
+                    || r.need.as_deref().is_some_and(|n| needs.contains(&n))
+            })
             .map(|r| r.destination.clone())
             .collect();
         out.dedup();
@@ -132,33 +184,65 @@ impl Gateway {
 
     /// The consent decision for a destination now (audited): `pending` or `withheld`.
     async fn decide(&self, record: &Value, destination: &str) -> Result<String, GatewayError> {
-        let Some(target) = self.config.destinations.get(destination) else { return Ok("withheld".into()) };
-        let request = Disclosing { recipient: target.org.clone(), purpose: target.purpose.clone(), source: None };
-        let decision = self.gate.lock().await.decide(record, &request, chrono::Utc::now().fixed_offset()).map_err(|e| GatewayError::Consent(e.to_string()))?;
+        let Some(target) = self.config.destinations.get(destination) else {
+            return Ok("withheld".into());
+        };
+        let request = Disclosing {
+            recipient: target.org.clone(),
+            purpose: target.purpose.clone(),
+            source: None,
+        };
+        let decision = self
+            .gate
+            .lock()
+            .await
+            .decide(record, &request, chrono::Utc::now().fixed_offset())
+            .map_err(|e| GatewayError::Consent(e.to_string()))?;
         let outcome = format!("{:?}", decision.outcome).to_lowercase();
         metrics::counter!("onedoor_consent_decisions_total", "outcome" => outcome).increment(1);
-        Ok(if decision.permits() { "pending".into() } else { "withheld".into() })
+        Ok(if decision.permits() {
+            "pending".into()
+        } else {
+            "withheld".into()
+        })
     }
 
     /// Build the referral around a ServiceRequest posted on its own: the Patient and guardians already
     /// held, the performer Organization, and a new referral Task (requested, owned by the performer).
-    pub async fn referral_from_request(&self, mut request: Value, sender_org: &str) -> Result<Value, GatewayError> {
+    pub async fn referral_from_request(
+        &self,
+        mut request: Value,
+        sender_org: &str,
+    ) -> Result<Value, GatewayError> {
         if request["id"].as_str().is_none_or(str::is_empty) {
             request["id"] = json!(uuid::Uuid::new_v4().to_string());
         }
         let sr_id = request["id"].as_str().unwrap_or_default().to_owned();
         let mut resources = vec![request.clone()];
-        if let Some(patient) = request.pointer("/subject/reference").and_then(Value::as_str) {
+        if let Some(patient) = request
+            .pointer("/subject/reference")
+            .and_then(Value::as_str)
+        {
             let (kind, id) = patient.split_once('/').unwrap_or_default();
             if let Some(found) = self.store.resource(kind, id).await? {
                 resources.push(found.body);
             }
-            for guardian in self.store.search("RelatedPerson", &[("patient", patient.to_owned())], 20).await? {
+            for guardian in self
+                .store
+                .search("RelatedPerson", &[("patient", patient.to_owned())], 20)
+                .await?
+            {
                 resources.push(guardian.body);
             }
         }
-        let performer = request["performer"].as_array().and_then(|p| p.first()).map(Party::from_reference).and_then(|p| p.identifier);
-        let performer_ref = performer.as_deref().map(|org| organization_for(org, &mut resources));
+        let performer = request["performer"]
+            .as_array()
+            .and_then(|p| p.first())
+            .map(Party::from_reference)
+            .and_then(|p| p.identifier);
+        let performer_ref = performer
+            .as_deref()
+            .map(|org| organization_for(org, &mut resources));
         let requester_ref = organization_for(sender_org, &mut resources);
         if let Some(reference) = &performer_ref {
             request["performer"] = json!([{"reference": reference}]);
@@ -177,14 +261,26 @@ impl Gateway {
             "requester": {"reference": requester_ref},
             "owner": performer_ref.map(|r| json!({"reference": r})).unwrap_or(Value::Null),
         }));
-        let resources: Vec<Value> = resources.into_iter().map(|r| crate::mapping::path::prune(r).unwrap_or_default()).collect();
+        let resources: Vec<Value> = resources
+            .into_iter()
+            .map(|r| crate::mapping::path::prune(r).unwrap_or_default())
+            .collect();
         Ok(crate::canonical::bundle::transaction(&resources))
     }
 
     /// A Task status change by a partner (the receiver progresses it, the requester may cancel), checked
     /// against the referral workflow; the referrer is notified.
-    pub async fn update_task(&self, partner_org: &str, id: &str, mut task: Value) -> Result<Value, GatewayError> {
-        let stored = self.store.resource("Task", id).await?.ok_or(GatewayError::NotFound)?;
+    pub async fn update_task(
+        &self,
+        partner_org: &str,
+        id: &str,
+        mut task: Value,
+    ) -> Result<Value, GatewayError> {
+        let stored = self
+            .store
+            .resource("Task", id)
+            .await?
+            .ok_or(GatewayError::NotFound)?;
         let actor = if stored.receiver_org.as_deref() == Some(partner_org) {
             Actor::Receiver
         } else if stored.sender_org.as_deref() == Some(partner_org) {
@@ -194,40 +290,91 @@ impl Gateway {
         };
         task["id"] = json!(id);
         self.check(&task)?;
-        let old: TaskStatus = stored.body["status"].as_str().unwrap_or_default().parse().map_err(GatewayError::Invalid)?;
-        let new: TaskStatus = task["status"].as_str().unwrap_or_default().parse().map_err(GatewayError::Invalid)?;
+        let old: TaskStatus = stored.body["status"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(GatewayError::Invalid)?;
+        let new: TaskStatus = task["status"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(GatewayError::Invalid)?;
         if old != new {
-            let has_reason = task.pointer("/statusReason/text").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty());
-            old.transition(new, actor, has_reason).map_err(|e| GatewayError::Conflict(e.to_string()))?;
+            let has_reason = task
+                .pointer("/statusReason/text")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.trim().is_empty());
+            old.transition(new, actor, has_reason)
+                .map_err(|e| GatewayError::Conflict(e.to_string()))?;
         }
         for fixed in ["focus", "for", "requester", "owner", "intent", "code"] {
             if task.get(fixed) != stored.body.get(fixed) {
-                return Err(GatewayError::Conflict(format!("Task.{fixed} cannot change (only status, statusReason, businessStatus, note and output may)")));
+                return Err(GatewayError::Conflict(format!(
+                    "Task.{fixed} cannot change (only status, statusReason, businessStatus, note and output may)"
+                )));
             }
         }
         let index = ResourceIndex {
-            patient: task.pointer("/for/reference").and_then(Value::as_str).map(str::to_owned),
+            patient: task
+                .pointer("/for/reference")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             sender_org: stored.sender_org.clone(),
             receiver_org: stored.receiver_org.clone(),
             status: Some(new.code().to_owned()),
-            focus: task.pointer("/focus/reference").and_then(Value::as_str).map(str::to_owned),
+            focus: task
+                .pointer("/focus/reference")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         };
         let version = self.store.put_resource(&task, &index).await?;
         tracing::info!(task = %id, status = %new, "task status changed");
         if old != new {
-            self.notify_referrer(stored.sender_org.as_deref(), id, version).await?;
+            self.notify_referrer(stored.sender_org.as_deref(), id, version)
+                .await?;
         }
-        Ok(self.store.resource("Task", id).await?.map(|r| r.body).unwrap_or(task))
+        Ok(self
+            .store
+            .resource("Task", id)
+            .await?
+            .map(|r| r.body)
+            .unwrap_or(task))
     }
 
     /// Queue an id-only notification (Gravity subscription style) for the partners acting for the
     /// referrer.
-    async fn notify_referrer(&self, org: Option<&str>, task_id: &str, version: i64) -> Result<(), GatewayError> {
+    async fn notify_referrer(
+        &self,
+        org: Option<&str>,
+        task_id: &str,
+        version: i64,
+    ) -> Result<(), GatewayError> {
         let Some(org) = org else { return Ok(()) };
-        for (name, _) in self.config.partners.iter().filter(|(_, p)| p.org == org && p.notify_url.is_some()) {
+        for (name, _) in self
+            .config
+            .partners
+            .iter()
+            .filter(|(_, p)| p.org == org && p.notify_url.is_some())
+        {
             let body = notification(&self.config.server.base_url, task_id, version);
-            let message = Message { id: uuid::Uuid::new_v4().to_string(), source: "notification".into(), source_key: format!("Task/{task_id}/_history/{version}/{name}"), body };
-            self.store.accept_message(&message, &[], &[("notification".to_owned(), name.clone(), "pending".to_owned())]).await?;
+            let message = Message {
+                id: uuid::Uuid::new_v4().to_string(),
+                source: "notification".into(),
+                source_key: format!("Task/{task_id}/_history/{version}/{name}"),
+                body,
+            };
+            self.store
+                .accept_message(
+                    &message,
+                    &[],
+                    &[(
+                        "notification".to_owned(),
+                        name.clone(),
+                        "pending".to_owned(),
+                    )],
+                )
+                .await?;
         }
         Ok(())
     }
@@ -266,16 +413,40 @@ pub fn performer_org(bundle: &Value, request: &Value) -> Option<String> {
     let reference = party.reference?;
     subject::resources(bundle)
         .into_iter()
-        .find(|r| format!("{}/{}", r["resourceType"].as_str().unwrap_or_default(), r["id"].as_str().unwrap_or_default()) == reference)
-        .and_then(|org| org["identifier"].as_array()?.iter().find_map(identifier_key))
+        .find(|r| {
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap_or_default(),
+                r["id"].as_str().unwrap_or_default()
+            ) == reference
+        })
+        .and_then(|org| {
+            org["identifier"]
+                .as_array()?
+                .iter()
+                .find_map(identifier_key)
+        })
 }
 
-fn index_for(resource: &Value, patient: Option<String>, sender_org: &str, performer: Option<String>) -> ResourceIndex {
+fn index_for(
+    resource: &Value,
+    patient: Option<String>,
+    sender_org: &str,
+    performer: Option<String>,
+) -> ResourceIndex {
     let kind = resource["resourceType"].as_str().unwrap_or_default();
-    let reference = |pointer: &str| resource.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+    let reference = |pointer: &str| {
+        resource
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     ResourceIndex {
         patient: match kind {
-            "Patient" => Some(format!("Patient/{}", resource["id"].as_str().unwrap_or_default())),
+            "Patient" => Some(format!(
+                "Patient/{}",
+                resource["id"].as_str().unwrap_or_default()
+            )),
             "RelatedPerson" => reference("/patient/reference"),
             _ => patient,
         },
@@ -290,7 +461,10 @@ fn index_for(resource: &Value, patient: Option<String>, sender_org: &str, perfor
 fn organization_for(org: &str, resources: &mut Vec<Value>) -> String {
     let (system, value) = org.split_once('|').unwrap_or(("", org));
     let id = crate::canonical::ids::resource_id(system, "Organization", value);
-    if !resources.iter().any(|r| r["resourceType"] == "Organization" && r["id"] == id.as_str()) {
+    if !resources
+        .iter()
+        .any(|r| r["resourceType"] == "Organization" && r["id"] == id.as_str())
+    {
         resources.push(json!({"resourceType": "Organization", "id": id, "identifier": [{"system": system, "value": value}], "name": value}));
     }
     format!("Organization/{id}")

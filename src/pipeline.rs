@@ -212,7 +212,6 @@ impl<W: Write> Sink for NdjsonSink<W> {
         }
         Ok(())
     }
-
 }
 
 fn resource_key(resource: &Value) -> Option<String> {
@@ -222,10 +221,7 @@ fn resource_key(resource: &Value) -> Option<String> {
 }
 
 /// Convert an export with a mapping, writing to `sink`.
-pub fn convert(
-    request: &ConvertRequest,
-    sink: &mut dyn Sink,
-) -> Result<Summary, PipelineError> {
+pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary, PipelineError> {
     let loaded = mapping::catalog::find(&request.mappings_dir, &request.mapping)?;
     let roster_loaded = match &loaded.file.mapping.roster_mapping {
         Some(name) => Some(mapping::catalog::find(
@@ -483,11 +479,7 @@ struct Group {
 }
 
 impl Group {
-    fn flush(
-        &mut self,
-        sink: &mut dyn Sink,
-        passthrough: bool,
-    ) -> std::io::Result<()> {
+    fn flush(&mut self, sink: &mut dyn Sink, passthrough: bool) -> std::io::Result<()> {
         if self.resources.is_empty() {
             return Ok(());
         }

@@ -101,18 +101,38 @@ fn sdoh_examples_validate_except_the_two_known_schema_failures() {
 fn sdohcc_consent_example_loads_and_decides_as_its_text_says() {
     let Some(data) = shared() else { return };
     let examples = data.join("fhir/sdoh-examples");
-    let read = |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(examples.join(name)).unwrap()).unwrap() };
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(examples.join(name)).unwrap()).unwrap()
+    };
     // The example is an active HIPAA-authorization disclosure consent for Colin Abbas held by the payer, whose
     // terms are in the attached PDF: it has no computable provision, so it is kept but permits nothing by itself.
     let record = serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": read("Patient-pat-53234.json")}]});
-    let registry = onedoor::consent::registry::load_for_record(&examples.join("Consent-SDOHCC-ConsentInformationDisclosureExample.json"), &record).unwrap();
+    let registry = onedoor::consent::registry::load_for_record(
+        &examples.join("Consent-SDOHCC-ConsentInformationDisclosureExample.json"),
+        &record,
+    )
+    .unwrap();
     assert!(registry.problems().is_empty(), "{:?}", registry.problems());
     assert_eq!(registry.len(), 1);
     let time = chrono::DateTime::parse_from_rfc3339("2021-06-01T00:00:00Z").unwrap();
-    let request = onedoor::consent::decision::Request { record: &record, source: None, recipient: "Organization/SDOHCC-OrganizationCoordinationPlatformExample", purpose: "TREAT", time };
+    let request = onedoor::consent::decision::Request {
+        record: &record,
+        source: None,
+        recipient: "Organization/SDOHCC-OrganizationCoordinationPlatformExample",
+        purpose: "TREAT",
+        time,
+    };
     let decision = onedoor::consent::decision::decide(&registry, &[], &request);
     assert_eq!(decision.outcome, onedoor::consent::Outcome::NoConsent);
     let explanation = decision.explanation.join("\n");
-    assert!(explanation.contains("about Patient/pat-53234 (age 34, an adult"), "{explanation}");
-    assert!(explanation.contains("Consent/SDOHCC-ConsentInformationDisclosureExample has no computable provision"), "{explanation}");
+    assert!(
+        explanation.contains("about Patient/pat-53234 (age 34, an adult"),
+        "{explanation}"
+    );
+    assert!(
+        explanation.contains(
+            "Consent/SDOHCC-ConsentInformationDisclosureExample has no computable provision"
+        ),
+        "{explanation}"
+    );
 }

@@ -42,9 +42,16 @@ async fn database_url(dir: &Path) -> String {
         Ok(admin) if !admin.is_empty() => {
             use sqlx::Connection;
             let name = format!("onedoor_test_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
-            let (base, _) = admin.rsplit_once('/').expect("postgres URL with a database");
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("PostgreSQL reachable");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let (base, _) = admin
+                .rsplit_once('/')
+                .expect("postgres URL with a database");
             format!("{base}/{name}")
         }
         _ => format!("sqlite://{}", dir.join("onedoor.db").display()),
@@ -108,10 +115,24 @@ org = "urn:onedoor:agencies|youth-housing"
             ),
         )
         .unwrap();
-        let mut gateway = Gateway { dir, config, database_url, child: None, base: String::new() };
-        for (name, key) in [("riverside-sis", SCHOOL_KEY), ("food-bank", FOOD_BANK_KEY), ("youth-housing", HOUSING_KEY)] {
+        let mut gateway = Gateway {
+            dir,
+            config,
+            database_url,
+            child: None,
+            base: String::new(),
+        };
+        for (name, key) in [
+            ("riverside-sis", SCHOOL_KEY),
+            ("food-bank", FOOD_BANK_KEY),
+            ("youth-housing", HOUSING_KEY),
+        ] {
             let out = gateway.onedoor(&["partners", "add", name, "--key", key]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         gateway.spawn();
         gateway
@@ -120,7 +141,12 @@ org = "urn:onedoor:agencies|youth-housing"
     fn onedoor(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_onedoor"))
             .args(args)
-            .args(["--config", self.config.to_str().unwrap(), "--database-url", &self.database_url])
+            .args([
+                "--config",
+                self.config.to_str().unwrap(),
+                "--database-url",
+                &self.database_url,
+            ])
             .current_dir(root())
             .output()
             .unwrap()
@@ -128,7 +154,13 @@ org = "urn:onedoor:agencies|youth-housing"
 
     fn spawn(&mut self) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_onedoor"))
-            .args(["serve", "--config", self.config.to_str().unwrap(), "--database-url", &self.database_url])
+            .args([
+                "serve",
+                "--config",
+                self.config.to_str().unwrap(),
+                "--database-url",
+                &self.database_url,
+            ])
             .env("ONEDOOR_ADMIN_TOKEN", ADMIN_TOKEN)
             .current_dir(root())
             .stdout(Stdio::piped())
@@ -136,15 +168,24 @@ org = "urn:onedoor:agencies|youth-housing"
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        self.base = line.trim().strip_prefix("onedoor listening on ").expect("the server prints its address").to_owned();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        self.base = line
+            .trim()
+            .strip_prefix("onedoor listening on ")
+            .expect("the server prints its address")
+            .to_owned();
         self.child = Some(child);
     }
 
     /// A real kill -9: no shutdown handler runs.
     fn kill9(&mut self) {
         let mut child = self.child.take().unwrap();
-        let status = Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         let _ = child.wait();
     }
@@ -165,11 +206,19 @@ async fn wait_until<F: FnMut() -> bool>(what: &str, timeout: Duration, mut done:
 async fn receiver(fail_first: u32, delay_ms: u64) -> (onedoor::example_receiver::Receiver, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    (onedoor::example_receiver::serve(listener, fail_first, delay_ms).await, url)
+    (
+        onedoor::example_receiver::serve(listener, fail_first, delay_ms).await,
+        url,
+    )
 }
 
 async fn get(gateway: &Gateway, key: &str, path: &str) -> (u16, Value) {
-    let response = client().get(format!("{}{path}", gateway.base)).bearer_auth(key).send().await.unwrap();
+    let response = client()
+        .get(format!("{}{path}", gateway.base))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -180,7 +229,10 @@ async fn referral_goes_from_ingest_to_delivery_and_status_comes_back() {
     let gateway = Gateway::start(&url, 50).await;
     let csv = std::fs::read(root().join("examples/referrals.csv")).unwrap();
     let response = client()
-        .post(format!("{}/ingest/riverside-referrals?filename=referrals.csv", gateway.base))
+        .post(format!(
+            "{}/ingest/riverside-referrals?filename=referrals.csv",
+            gateway.base
+        ))
         .bearer_auth(SCHOOL_KEY)
         .body(csv)
         .send()
@@ -200,11 +252,22 @@ async fn referral_goes_from_ingest_to_delivery_and_status_comes_back() {
     assert_eq!(report["status"], "done", "{report}");
     assert_eq!(report["report"]["accepted"], 3, "{report}");
 
-    wait_until("the food bank's delivery", Duration::from_secs(20), || !agency.accepted_on("/food-bank").is_empty()).await;
+    wait_until("the food bank's delivery", Duration::from_secs(20), || {
+        !agency.accepted_on("/food-bank").is_empty()
+    })
+    .await;
     let delivered = agency.accepted_on("/food-bank");
     assert_eq!(delivered.len(), 1);
-    let kinds: Vec<&str> = delivered[0]["entry"].as_array().unwrap().iter().map(|e| e["resource"]["resourceType"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"ServiceRequest") && kinds.contains(&"Task") && kinds.contains(&"Patient"), "{kinds:?}");
+    let kinds: Vec<&str> = delivered[0]["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"ServiceRequest") && kinds.contains(&"Task") && kinds.contains(&"Patient"),
+        "{kinds:?}"
+    );
 
     let (status, tasks) = get(&gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
     assert_eq!(status, 200);
@@ -212,19 +275,51 @@ async fn referral_goes_from_ingest_to_delivery_and_status_comes_back() {
     let id = task["id"].as_str().unwrap().to_owned();
     let focus = task["focus"]["reference"].as_str().unwrap().to_owned();
     task["status"] = json!("completed");
-    let refused = client().put(format!("{}/fhir/Task/{id}", gateway.base)).bearer_auth(FOOD_BANK_KEY).json(&task).send().await.unwrap();
-    assert_eq!(refused.status().as_u16(), 409, "requested → completed skips the workflow");
+    let refused = client()
+        .put(format!("{}/fhir/Task/{id}", gateway.base))
+        .bearer_auth(FOOD_BANK_KEY)
+        .json(&task)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status().as_u16(),
+        409,
+        "requested → completed skips the workflow"
+    );
     let outcome: Value = refused.json().await.unwrap();
-    assert!(outcome["issue"][0]["diagnostics"].as_str().unwrap().contains("cannot go from 'requested' to 'completed'"));
+    assert!(
+        outcome["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("cannot go from 'requested' to 'completed'")
+    );
     task["status"] = json!("accepted");
-    let accepted = client().put(format!("{}/fhir/Task/{id}", gateway.base)).bearer_auth(FOOD_BANK_KEY).json(&task).send().await.unwrap();
+    let accepted = client()
+        .put(format!("{}/fhir/Task/{id}", gateway.base))
+        .bearer_auth(FOOD_BANK_KEY)
+        .json(&task)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(accepted.status().as_u16(), 200);
 
-    wait_until("the referrer's notification", Duration::from_secs(20), || !agency.accepted_on("/riverside/notifications").is_empty()).await;
+    wait_until(
+        "the referrer's notification",
+        Duration::from_secs(20),
+        || !agency.accepted_on("/riverside/notifications").is_empty(),
+    )
+    .await;
     let note = &agency.accepted_on("/riverside/notifications")[0];
     assert_eq!(note["type"], "history");
-    assert_eq!(note["entry"][0]["resource"]["parameter"][1]["part"][1]["valueReference"]["reference"], format!("Task/{id}"));
-    assert!(!note.to_string().contains("Martinez"), "notifications carry ids only");
+    assert_eq!(
+        note["entry"][0]["resource"]["parameter"][1]["part"][1]["valueReference"]["reference"],
+        format!("Task/{id}")
+    );
+    assert!(
+        !note.to_string().contains("Martinez"),
+        "notifications carry ids only"
+    );
     let (_, seen) = get(&gateway, SCHOOL_KEY, &format!("/fhir/Task?focus={focus}")).await;
     assert_eq!(seen["entry"][0]["resource"]["status"], "accepted");
 }
@@ -234,22 +329,55 @@ async fn consent_deny_stops_delivery_and_is_audited() {
     let (_agency, url) = receiver(0, 0).await;
     let gateway = Gateway::start(&url, 50).await;
     let csv = std::fs::read(root().join("examples/referrals.csv")).unwrap();
-    client().post(format!("{}/ingest/riverside-referrals", gateway.base)).bearer_auth(SCHOOL_KEY).body(csv).send().await.unwrap();
+    client()
+        .post(format!("{}/ingest/riverside-referrals", gateway.base))
+        .bearer_auth(SCHOOL_KEY)
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
     let mut withheld = Vec::new();
     for _ in 0..200 {
-        let response = client().get(format!("{}/admin/messages?status=withheld", gateway.base)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-        withheld = response.json::<Value>().await.unwrap()["deliveries"].as_array().cloned().unwrap_or_default();
+        let response = client()
+            .get(format!("{}/admin/messages?status=withheld", gateway.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        withheld = response.json::<Value>().await.unwrap()["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if withheld.iter().any(|d| d["destination"] == "transit") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(withheld.iter().any(|d| d["destination"] == "transit"), "{withheld:?}");
+    assert!(
+        withheld.iter().any(|d| d["destination"] == "transit"),
+        "{withheld:?}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!gateway.dir.path().join("transit.ndjson").exists(), "nothing reached the transit programme");
+    assert!(
+        !gateway.dir.path().join("transit.ndjson").exists(),
+        "nothing reached the transit programme"
+    );
     let audit = std::fs::read_to_string(gateway.dir.path().join("audit/audit.jsonl")).unwrap();
-    assert!(audit.lines().any(|l| l.contains("\"outcome\":\"no-consent\"") && l.contains("transit-assist")), "{audit}");
-    let verify = Command::new(env!("CARGO_BIN_EXE_onedoor")).args(["audit", "verify", "--audit-dir", gateway.dir.path().join("audit").to_str().unwrap()]).output().unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"outcome\":\"no-consent\"") && l.contains("transit-assist")),
+        "{audit}"
+    );
+    let verify = Command::new(env!("CARGO_BIN_EXE_onedoor"))
+        .args([
+            "audit",
+            "verify",
+            "--audit-dir",
+            gateway.dir.path().join("audit").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&verify.stdout).contains("chain intact"));
 }
 
@@ -268,37 +396,116 @@ fn referral(i: usize) -> Value {
 async fn a_receiver_failing_three_times_gets_exactly_one_accepted_delivery() {
     let (agency, url) = receiver(3, 0).await;
     let gateway = Gateway::start(&url, 20).await;
-    let response = client().post(format!("{}/fhir", gateway.base)).bearer_auth(SCHOOL_KEY).json(&referral(1)).send().await.unwrap();
+    let response = client()
+        .post(format!("{}/fhir", gateway.base))
+        .bearer_auth(SCHOOL_KEY)
+        .json(&referral(1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    wait_until("the delivery after three failures", Duration::from_secs(30), || !agency.accepted_on("/food-bank").is_empty()).await;
+    wait_until(
+        "the delivery after three failures",
+        Duration::from_secs(30),
+        || !agency.accepted_on("/food-bank").is_empty(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = agency.received.lock().unwrap();
     assert_eq!(seen.accepted_keys.len(), 1, "exactly one accepted delivery");
     let keys: Vec<&String> = seen.requests.iter().map(|r| &r.1).collect();
     assert_eq!(keys.len(), 4, "three refusals and one success");
-    assert!(keys.iter().all(|k| *k == keys[0]), "every attempt carries the same idempotency key");
+    assert!(
+        keys.iter().all(|k| *k == keys[0]),
+        "every attempt carries the same idempotency key"
+    );
     drop(seen);
-    let resubmit = client().post(format!("{}/fhir", gateway.base)).bearer_auth(SCHOOL_KEY).json(&referral(1)).send().await.unwrap();
+    let resubmit = client()
+        .post(format!("{}/fhir", gateway.base))
+        .bearer_auth(SCHOOL_KEY)
+        .json(&referral(1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resubmit.status().as_u16(), 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(agency.received.lock().unwrap().accepted_keys.len(), 1, "re-submitting the same referral is idempotent");
+    assert_eq!(
+        agency.received.lock().unwrap().accepted_keys.len(),
+        1,
+        "re-submitting the same referral is idempotent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_cannot_read_another_partners_referral() {
     let (_agency, url) = receiver(0, 0).await;
     let gateway = Gateway::start(&url, 50).await;
-    client().post(format!("{}/fhir", gateway.base)).bearer_auth(SCHOOL_KEY).json(&referral(7)).send().await.unwrap();
-    assert_eq!(get(&gateway, SCHOOL_KEY, "/fhir/ServiceRequest/sr-7").await.0, 200, "the sender reads it");
-    assert_eq!(get(&gateway, FOOD_BANK_KEY, "/fhir/ServiceRequest/sr-7").await.0, 200, "the receiver reads it");
-    assert_eq!(get(&gateway, HOUSING_KEY, "/fhir/ServiceRequest/sr-7").await.0, 404, "another agency does not learn it exists");
-    assert_eq!(get(&gateway, HOUSING_KEY, "/fhir/ServiceRequest/sr-does-not-exist").await.0, 404);
-    assert_eq!(get(&gateway, HOUSING_KEY, "/fhir/Patient/kill-test-patient").await.0, 404);
-    let (_, search) = get(&gateway, HOUSING_KEY, "/fhir/ServiceRequest?patient=Patient/kill-test-patient").await;
+    client()
+        .post(format!("{}/fhir", gateway.base))
+        .bearer_auth(SCHOOL_KEY)
+        .json(&referral(7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&gateway, SCHOOL_KEY, "/fhir/ServiceRequest/sr-7")
+            .await
+            .0,
+        200,
+        "the sender reads it"
+    );
+    assert_eq!(
+        get(&gateway, FOOD_BANK_KEY, "/fhir/ServiceRequest/sr-7")
+            .await
+            .0,
+        200,
+        "the receiver reads it"
+    );
+    assert_eq!(
+        get(&gateway, HOUSING_KEY, "/fhir/ServiceRequest/sr-7")
+            .await
+            .0,
+        404,
+        "another agency does not learn it exists"
+    );
+    assert_eq!(
+        get(
+            &gateway,
+            HOUSING_KEY,
+            "/fhir/ServiceRequest/sr-does-not-exist"
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        get(&gateway, HOUSING_KEY, "/fhir/Patient/kill-test-patient")
+            .await
+            .0,
+        404
+    );
+    let (_, search) = get(
+        &gateway,
+        HOUSING_KEY,
+        "/fhir/ServiceRequest?patient=Patient/kill-test-patient",
+    )
+    .await;
     assert_eq!(search["total"], 0);
-    assert_eq!(get(&gateway, "wrong-key", "/fhir/ServiceRequest/sr-7").await.0, 401);
-    let metadata = client().get(format!("{}/fhir/metadata", gateway.base)).send().await.unwrap();
-    assert_eq!(metadata.json::<Value>().await.unwrap()["resourceType"], "CapabilityStatement");
+    assert_eq!(
+        get(&gateway, "wrong-key", "/fhir/ServiceRequest/sr-7")
+            .await
+            .0,
+        401
+    );
+    let metadata = client()
+        .get(format!("{}/fhir/metadata", gateway.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata.json::<Value>().await.unwrap()["resourceType"],
+        "CapabilityStatement"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,21 +515,40 @@ async fn kill_9_mid_batch_then_restart_delivers_every_accepted_referral() {
     let total = 40;
     let mut accepted = Vec::new();
     for i in 0..total {
-        let response = client().post(format!("{}/fhir", gateway.base)).bearer_auth(SCHOOL_KEY).json(&referral(1000 + i)).send().await.unwrap();
+        let response = client()
+            .post(format!("{}/fhir", gateway.base))
+            .bearer_auth(SCHOOL_KEY)
+            .json(&referral(1000 + i))
+            .send()
+            .await
+            .unwrap();
         if response.status().is_success() {
             accepted.push(format!("sr-{}", 1000 + i));
         }
     }
     assert_eq!(accepted.len(), total, "every referral acknowledged");
-    wait_until("some deliveries", Duration::from_secs(20), || !agency.accepted_on("/food-bank").is_empty()).await;
+    wait_until("some deliveries", Duration::from_secs(20), || {
+        !agency.accepted_on("/food-bank").is_empty()
+    })
+    .await;
     gateway.kill9();
     let before = agency.accepted_on("/food-bank").len();
-    assert!(before < total, "the kill came mid-batch ({before} of {total} delivered)");
+    assert!(
+        before < total,
+        "the kill came mid-batch ({before} of {total} delivered)"
+    );
     gateway.spawn();
     let delivered_ids = || -> Vec<String> {
-        agency.accepted_on("/food-bank").iter().filter_map(|b| b["entry"][0]["resource"]["id"].as_str().map(str::to_owned)).collect()
+        agency
+            .accepted_on("/food-bank")
+            .iter()
+            .filter_map(|b| b["entry"][0]["resource"]["id"].as_str().map(str::to_owned))
+            .collect()
     };
-    wait_until("every accepted referral", Duration::from_secs(60), || accepted.iter().all(|id| delivered_ids().contains(id))).await;
+    wait_until("every accepted referral", Duration::from_secs(60), || {
+        accepted.iter().all(|id| delivered_ids().contains(id))
+    })
+    .await;
     let ids = delivered_ids();
     for id in &accepted {
         assert!(ids.contains(id), "{id} was lost");

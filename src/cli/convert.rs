@@ -7,8 +7,8 @@ use crate::config;
 use crate::consent::audit::AuditLog;
 use crate::consent::{ConsentGate, Disclosing, Registry, bases};
 use crate::delivery::{GatedSink, NdjsonFileDestination};
-use crate::pipeline::Sink;
 use crate::mapping::EngineOptions;
+use crate::pipeline::Sink;
 use crate::pipeline::{self, ConvertRequest, NdjsonSink, OutputFormat, Summary};
 use anyhow::Context;
 use std::fs::File;
@@ -87,9 +87,15 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Convert, sending each referral bundle through the consent gate; only what it releases is written.
-fn convert_gated(args: &Args, recipient: &str, request: &ConvertRequest, out: Box<dyn Write>) -> anyhow::Result<Summary> {
+fn convert_gated(
+    args: &Args,
+    recipient: &str,
+    request: &ConvertRequest,
+    out: Box<dyn Write>,
+) -> anyhow::Result<Summary> {
     let registry = match &args.consents {
-        Some(path) => Registry::load(path, None).with_context(|| format!("cannot read consents at {}", path.display()))?,
+        Some(path) => Registry::load(path, None)
+            .with_context(|| format!("cannot read consents at {}", path.display()))?,
         None => Registry::new(),
     };
     for problem in registry.problems() {
@@ -100,9 +106,19 @@ fn convert_gated(args: &Args, recipient: &str, request: &ConvertRequest, out: Bo
         None => Vec::new(),
     };
     let gate = ConsentGate::new(registry, legal, Some(AuditLog::open(&args.audit_dir)?));
-    let time = chrono::DateTime::parse_from_rfc3339(&request.engine.now).unwrap_or_else(|_| chrono::Utc::now().fixed_offset());
-    let disclosing = Disclosing { recipient: recipient.to_owned(), purpose: args.purpose.clone(), source: None };
-    let mut sink = GatedSink::new(gate, NdjsonFileDestination::new(BufWriter::new(out)), disclosing, time);
+    let time = chrono::DateTime::parse_from_rfc3339(&request.engine.now)
+        .unwrap_or_else(|_| chrono::Utc::now().fixed_offset());
+    let disclosing = Disclosing {
+        recipient: recipient.to_owned(),
+        purpose: args.purpose.clone(),
+        source: None,
+    };
+    let mut sink = GatedSink::new(
+        gate,
+        NdjsonFileDestination::new(BufWriter::new(out)),
+        disclosing,
+        time,
+    );
     let summary = pipeline::convert(request, &mut sink)?;
     eprintln!(
         "consent gate: {} released to {recipient}, {} withheld, {} addressed to other agencies (audit in {})",
@@ -163,7 +179,11 @@ fn resolve(cli: &Cli, args: &Args) -> anyhow::Result<(ConvertRequest, OutputForm
     engine.source_system = engine
         .source_system
         .or_else(|| source.source_system.clone());
-    let input = args.input.clone().or_else(|| source.input.clone()).with_context(|| format!("source '{name}' has no input: pass --input"))?;
+    let input = args
+        .input
+        .clone()
+        .or_else(|| source.input.clone())
+        .with_context(|| format!("source '{name}' has no input: pass --input"))?;
     let roster = args.roster.clone().or_else(|| source.roster.clone());
     let request = pipeline::request(
         &config.gateway.mappings,

@@ -86,7 +86,11 @@ pub fn run() -> ExitCode {
         Command::Audit(command) => audit::run(command),
         Command::Serve(args) => serve::run(args),
         Command::Partners(command) => serve::partners(command),
-        Command::ExampleReceiver { listen, fail_first, delay_ms } => serve::example_receiver(listen, *fail_first, *delay_ms),
+        Command::ExampleReceiver {
+            listen,
+            fail_first,
+            delay_ms,
+        } => serve::example_receiver(listen, *fail_first, *delay_ms),
     };
     match outcome {
         Ok(code) => code,

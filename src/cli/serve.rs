@@ -46,7 +46,9 @@ pub enum PartnerCommand {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Run `serve`.
@@ -60,12 +62,20 @@ pub fn partners(command: &PartnerCommand) -> anyhow::Result<ExitCode> {
     let PartnerCommand::Add { name, key, args } = command;
     runtime()?.block_on(async {
         let (config, url) = load(args)?;
-        let partner = config.partners.get(name).with_context(|| format!("no [partners.{name}] in {}", args.config.display()))?;
+        let partner = config
+            .partners
+            .get(name)
+            .with_context(|| format!("no [partners.{name}] in {}", args.config.display()))?;
         let store = connect(&url).await?;
         let key = key.clone().unwrap_or_else(auth::new_key);
-        store.add_partner(name, &partner.org, &auth::key_hash(&key)).await?;
+        store
+            .add_partner(name, &partner.org, &auth::key_hash(&key))
+            .await?;
         println!("{key}");
-        eprintln!("partner '{name}' acts for {}; the key above is shown once and stored only as a hash", partner.org);
+        eprintln!(
+            "partner '{name}' acts for {}; the key above is shown once and stored only as a hash",
+            partner.org
+        );
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -73,8 +83,13 @@ pub fn partners(command: &PartnerCommand) -> anyhow::Result<ExitCode> {
 /// Run `example-receiver`.
 pub fn example_receiver(listen: &str, fail_first: u32, delay_ms: u64) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-        eprintln!("example receiver listening on http://{}", listener.local_addr()?);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        eprintln!(
+            "example receiver listening on http://{}",
+            listener.local_addr()?
+        );
         let _receiver = crate::example_receiver::serve(listener, fail_first, delay_ms).await;
         tokio::signal::ctrl_c().await?;
         Ok(ExitCode::SUCCESS)
@@ -86,17 +101,29 @@ fn load(args: &Args) -> anyhow::Result<(Config, String)> {
     if let Some(listen) = &args.listen {
         config.server.listen = listen.clone();
     }
-    let url = args.database_url.clone().unwrap_or_else(|| config.server.database_url.clone());
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| config.server.database_url.clone());
     Ok((config, url))
 }
 
 async fn connect(url: &str) -> anyhow::Result<Store> {
-    if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
-        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+    {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
     }
-    Store::connect(url).await.with_context(|| "cannot open the store".to_owned())
+    Store::connect(url)
+        .await
+        .with_context(|| "cannot open the store".to_owned())
 }
 
 async fn serve(args: &Args) -> anyhow::Result<()> {
@@ -104,16 +131,27 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     let store = connect(&url).await?;
     let gate = consent_gate(&config, &store).await?;
     let sender = Arc::new(Sender::new(&config).map_err(|e| anyhow::anyhow!(e))?);
-    let listener = tokio::net::TcpListener::bind(&config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let address = listener.local_addr()?;
     let gateway = Gateway::new(store, config, gate);
-    let admin_token_hash = std::env::var("ONEDOOR_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(|t| auth::key_hash(&t));
-    let state = Arc::new(AppState { gateway: gateway.clone(), metrics: http::metrics_handle(), admin_token_hash });
+    let admin_token_hash = std::env::var("ONEDOOR_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(|t| auth::key_hash(&t));
+    let state = Arc::new(AppState {
+        gateway: gateway.clone(),
+        metrics: http::metrics_handle(),
+        admin_token_hash,
+    });
     let (stop, stopped) = watch::channel(false);
     let worker = tokio::spawn(outbox::run(gateway.clone(), sender, stopped));
     println!("onedoor listening on http://{address}");
     tracing::info!(%address, backend = ?gateway.store.backend(), "onedoor serving");
-    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown())
+        .await?;
     let _ = stop.send(true);
     let _ = worker.await;
     eprintln!("onedoor stopped");
@@ -126,7 +164,9 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             signal.recv().await;
         }
     };
@@ -139,7 +179,8 @@ async fn shutdown() {
 /// The gate: consents from the configured folder and those recorded through `/fhir/Consent`.
 async fn consent_gate(config: &Config, store: &Store) -> anyhow::Result<ConsentGate> {
     let mut registry = match &config.consent.consents {
-        Some(path) => Registry::load(path, None).with_context(|| format!("cannot read consents at {}", path.display()))?,
+        Some(path) => Registry::load(path, None)
+            .with_context(|| format!("cannot read consents at {}", path.display()))?,
         None => Registry::new(),
     };
     for problem in registry.problems() {
@@ -154,5 +195,9 @@ async fn consent_gate(config: &Config, store: &Store) -> anyhow::Result<ConsentG
         Some(path) => bases::load(path).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?,
         None => Vec::new(),
     };
-    Ok(ConsentGate::new(registry, legal, Some(AuditLog::open(&config.consent.audit_dir)?)))
+    Ok(ConsentGate::new(
+        registry,
+        legal,
+        Some(AuditLog::open(&config.consent.audit_dir)?),
+    ))
 }

@@ -84,7 +84,11 @@ impl Registry {
 
     /// Add a consent (or replace the one with the same id: an update, such as a revocation).
     pub fn upsert(&mut self, consent: Consent) {
-        if let Some(&existing) = self.by_id.get(&consent.id).filter(|_| !consent.id.is_empty()) {
+        if let Some(&existing) = self
+            .by_id
+            .get(&consent.id)
+            .filter(|_| !consent.id.is_empty())
+        {
             self.consents[existing] = consent;
             return;
         }

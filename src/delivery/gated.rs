@@ -27,35 +27,67 @@ pub struct GatedSink<D: Destination> {
 /// ServiceRequest, such as roster entries, are addressed to whoever asks).
 fn addressed_to(record: &Value, recipient: &str) -> bool {
     let resources = crate::consent::subject::resources(record);
-    let Some(request) = resources.iter().find(|r| r["resourceType"] == "ServiceRequest") else { return true };
+    let Some(request) = resources
+        .iter()
+        .find(|r| r["resourceType"] == "ServiceRequest")
+    else {
+        return true;
+    };
     let aliases = crate::consent::subject::organization_aliases(record, recipient);
-    let performers = request["performer"].as_array().map(Vec::as_slice).unwrap_or_default();
-    performers.iter().any(|p| crate::consent::model::Party::from_reference(p).is_any_of(&aliases))
+    let performers = request["performer"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    performers
+        .iter()
+        .any(|p| crate::consent::model::Party::from_reference(p).is_any_of(&aliases))
 }
 
 impl<D: Destination> GatedSink<D> {
     /// Send to `destination` what `gate` releases for `request` at `time`.
-    pub fn new(gate: ConsentGate, destination: D, request: Disclosing, time: DateTime<FixedOffset>) -> Self {
-        Self { gate, destination, request, time, lines: 0, resources: 0, withheld: Vec::new(), not_addressed: 0 }
+    pub fn new(
+        gate: ConsentGate,
+        destination: D,
+        request: Disclosing,
+        time: DateTime<FixedOffset>,
+    ) -> Self {
+        Self {
+            gate,
+            destination,
+            request,
+            time,
+            lines: 0,
+            resources: 0,
+            withheld: Vec::new(),
+            not_addressed: 0,
+        }
     }
 }
 
 impl<D: Destination> Sink for GatedSink<D> {
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
-        let record = if passthrough && resources.len() == 1 { resources.into_iter().next().unwrap_or_default() } else { bundle::transaction(&resources) };
+        let record = if passthrough && resources.len() == 1 {
+            resources.into_iter().next().unwrap_or_default()
+        } else {
+            bundle::transaction(&resources)
+        };
         if !addressed_to(&record, &self.request.recipient) {
             self.not_addressed += 1;
             return Ok(());
         }
         match self.gate.release(record, self.request.clone(), self.time) {
             Ok(released) => {
-                self.resources += crate::consent::subject::resources(released.record()).len() as u64;
+                self.resources +=
+                    crate::consent::subject::resources(released.record()).len() as u64;
                 self.lines += 1;
                 self.destination.deliver(&released)
             }
             Err(Withheld::Denied(decision)) => {
                 let reason = decision.explanation.last().cloned().unwrap_or_default();
-                self.withheld.push(format!("{}: {:?}: {reason}", decision.patient, decision.outcome));
+                self.withheld.push(format!(
+                    "{}: {:?}: {reason}",
+                    decision.patient, decision.outcome
+                ));
                 Ok(())
             }
             Err(other) => Err(std::io::Error::other(other.to_string())),

@@ -20,7 +20,11 @@ pub async fn run(gateway: Arc<Gateway>, sender: Arc<Sender>, mut stop: watch::Re
         if *stop.borrow() {
             break;
         }
-        let worked = match gateway.store.claim_due(BATCH, gateway.config.server.claim_lease_ms as i64).await {
+        let worked = match gateway
+            .store
+            .claim_due(BATCH, gateway.config.server.claim_lease_ms as i64)
+            .await
+        {
             Ok(items) => {
                 let count = items.len();
                 for item in items {
@@ -61,7 +65,8 @@ async fn deliver(gateway: &Gateway, sender: &Sender, item: OutboxItem) {
         }
         Err(Failure::Send(error)) => {
             let attempts = item.attempts + 1;
-            let next = (attempts < gateway.config.server.max_attempts).then(|| now_ms() + backoff_ms(gateway.config.server.retry_base_ms, attempts));
+            let next = (attempts < gateway.config.server.max_attempts)
+                .then(|| now_ms() + backoff_ms(gateway.config.server.retry_base_ms, attempts));
             let outcome = if next.is_some() { "retried" } else { "dead" };
             metrics::counter!("onedoor_deliveries_total", "outcome" => outcome).increment(1);
             tracing::warn!(outbox = %item.id, message = %item.message_id, attempts, outcome, error = %error, "delivery failed");
@@ -85,16 +90,36 @@ async fn attempt(gateway: &Gateway, sender: &Sender, item: &OutboxItem) -> Resul
         Err(err) => return Err(Failure::Send(SendError::Other(err.to_string()))),
     };
     if item.kind == "notification" {
-        return sender.notify(&item.destination, &message.body, &item.idempotency_key).await.map_err(Failure::Send);
+        return sender
+            .notify(&item.destination, &message.body, &item.idempotency_key)
+            .await
+            .map_err(Failure::Send);
     }
     let Some(destination) = gateway.config.destinations.get(&item.destination) else {
-        return Err(Failure::Send(SendError::Other(format!("destination '{}' is no longer configured", item.destination))));
+        return Err(Failure::Send(SendError::Other(format!(
+            "destination '{}' is no longer configured",
+            item.destination
+        ))));
     };
-    let request = Disclosing { recipient: destination.org.clone(), purpose: destination.purpose.clone(), source: None };
-    let released = gateway.gate.lock().await.release(message.body, request, chrono::Utc::now().fixed_offset());
+    let request = Disclosing {
+        recipient: destination.org.clone(),
+        purpose: destination.purpose.clone(),
+        source: None,
+    };
+    let released =
+        gateway
+            .gate
+            .lock()
+            .await
+            .release(message.body, request, chrono::Utc::now().fixed_offset());
     match released {
-        Ok(released) => sender.send(&item.destination, &released, &item.idempotency_key).await.map_err(Failure::Send),
-        Err(Withheld::Denied(decision)) => Err(Failure::Withheld(decision.explanation.last().cloned().unwrap_or_default())),
+        Ok(released) => sender
+            .send(&item.destination, &released, &item.idempotency_key)
+            .await
+            .map_err(Failure::Send),
+        Err(Withheld::Denied(decision)) => Err(Failure::Withheld(
+            decision.explanation.last().cloned().unwrap_or_default(),
+        )),
         Err(other) => Err(Failure::Send(SendError::Other(other.to_string()))),
     }
 }
@@ -116,7 +141,10 @@ mod tests {
         for attempt in 1..6 {
             let delay = backoff_ms(100, attempt);
             let floor = 100 * (1 << (attempt - 1));
-            assert!(delay >= floor && delay < floor + 100, "attempt {attempt}: {delay}");
+            assert!(
+                delay >= floor && delay < floor + 100,
+                "attempt {attempt}: {delay}"
+            );
         }
         assert!(backoff_ms(1000, 40) <= 601_000);
     }

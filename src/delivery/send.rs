@@ -40,29 +40,64 @@ impl Sender {
     pub fn new(config: &Config) -> Result<Self, String> {
         let mut clients = HashMap::new();
         for (name, destination) in &config.destinations {
-            let mut builder = reqwest::Client::builder().use_rustls_tls().timeout(Duration::from_millis(destination.timeout_ms));
+            let mut builder = reqwest::Client::builder()
+                .use_rustls_tls()
+                .timeout(Duration::from_millis(destination.timeout_ms));
             if let Some(ca) = &destination.ca_file {
-                let pem = std::fs::read(ca).map_err(|e| format!("destinations.{name}.ca_file: {e}"))?;
-                let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("destinations.{name}.ca_file: {e}"))?;
+                let pem =
+                    std::fs::read(ca).map_err(|e| format!("destinations.{name}.ca_file: {e}"))?;
+                let cert = reqwest::Certificate::from_pem(&pem)
+                    .map_err(|e| format!("destinations.{name}.ca_file: {e}"))?;
                 builder = builder.add_root_certificate(cert);
             }
             if let Some(identity) = &destination.client_identity {
-                let pem = std::fs::read(identity).map_err(|e| format!("destinations.{name}.client_identity: {e}"))?;
-                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| format!("destinations.{name}.client_identity: {e}"))?;
+                let pem = std::fs::read(identity)
+                    .map_err(|e| format!("destinations.{name}.client_identity: {e}"))?;
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| format!("destinations.{name}.client_identity: {e}"))?;
                 builder = builder.identity(identity);
             }
-            clients.insert(name.clone(), builder.build().map_err(|e| format!("destinations.{name}: {e}"))?);
+            clients.insert(
+                name.clone(),
+                builder
+                    .build()
+                    .map_err(|e| format!("destinations.{name}: {e}"))?,
+            );
         }
-        let plain = reqwest::Client::builder().use_rustls_tls().timeout(Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
-        Ok(Self { clients, plain, config: config.clone() })
+        let plain = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            clients,
+            plain,
+            config: config.clone(),
+        })
     }
 
     /// Deliver a released referral to a destination.
-    pub async fn send(&self, destination: &str, released: &Released<Value>, key: &str) -> Result<(), SendError> {
-        let target = self.config.destinations.get(destination).ok_or_else(|| SendError::Other(format!("no destination '{destination}'")))?;
+    pub async fn send(
+        &self,
+        destination: &str,
+        released: &Released<Value>,
+        key: &str,
+    ) -> Result<(), SendError> {
+        let target = self
+            .config
+            .destinations
+            .get(destination)
+            .ok_or_else(|| SendError::Other(format!("no destination '{destination}'")))?;
         if target.kind == DestinationKind::File {
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&target.endpoint).map_err(|e| SendError::Other(e.to_string()))?;
-            return file.write_all(&fhir_json_line(released)).and_then(|_| file.sync_data()).map_err(|e| SendError::Other(e.to_string()));
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&target.endpoint)
+                .map_err(|e| SendError::Other(e.to_string()))?;
+            return file
+                .write_all(&fhir_json_line(released))
+                .and_then(|_| file.sync_data())
+                .map_err(|e| SendError::Other(e.to_string()));
         }
         let client = self.clients.get(destination).unwrap_or(&self.plain);
         let mut request = client
@@ -71,7 +106,11 @@ impl Sender {
             .header("Idempotency-Key", key)
             .header("X-Request-Id", key)
             .body(serde_json::to_vec(released.record()).unwrap_or_default());
-        if let Some(token) = target.token_env.as_ref().and_then(|v| std::env::var(v).ok()) {
+        if let Some(token) = target
+            .token_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+        {
             request = request.bearer_auth(token);
         }
         check(request.send().await?)
@@ -79,13 +118,31 @@ impl Sender {
 
     /// Deliver an id-only notification to a partner's `notify_url`.
     pub async fn notify(&self, partner: &str, body: &Value, key: &str) -> Result<(), SendError> {
-        let url = self.config.partners.get(partner).and_then(|p| p.notify_url.clone()).ok_or_else(|| SendError::Other(format!("partner '{partner}' has no notify_url")))?;
-        let response = self.plain.post(url).header("Content-Type", "application/fhir+json").header("Idempotency-Key", key).json(body).send().await?;
+        let url = self
+            .config
+            .partners
+            .get(partner)
+            .and_then(|p| p.notify_url.clone())
+            .ok_or_else(|| SendError::Other(format!("partner '{partner}' has no notify_url")))?;
+        let response = self
+            .plain
+            .post(url)
+            .header("Content-Type", "application/fhir+json")
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await?;
         check(response)
     }
 }
 
 fn check(response: reqwest::Response) -> Result<(), SendError> {
     let status = response.status();
-    if status.is_success() { Ok(()) } else { Err(SendError::Status { status: status.as_u16() }) }
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(SendError::Status {
+            status: status.as_u16(),
+        })
+    }
 }

@@ -11,28 +11,55 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// `GET /admin/messages?status=pending|delivered|dead|withheld`.
-pub async fn messages(State(state): State<Arc<AppState>>, _admin: Admin, Query(params): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
-    let rows = state.gateway.store.outbox(params.get("status").map(String::as_str), 500).await?;
+pub async fn messages(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = state
+        .gateway
+        .store
+        .outbox(params.get("status").map(String::as_str), 500)
+        .await?;
     Ok(Json(json!({"deliveries": rows})))
 }
 
 /// `GET /admin/dead-letters`.
-pub async fn dead_letters(State(state): State<Arc<AppState>>, _admin: Admin) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"deliveries": state.gateway.store.outbox(Some("dead"), 500).await?})))
+pub async fn dead_letters(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"deliveries": state.gateway.store.outbox(Some("dead"), 500).await?}),
+    ))
 }
 
 /// `POST /admin/messages/{id}/replay`: every undelivered delivery of the message is queued again.
-pub async fn replay(State(state): State<Arc<AppState>>, _admin: Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn replay(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let store = &state.gateway.store;
     store.message(&id).await?.ok_or(ApiError::NotFound)?;
     let queued = store.replay(&id).await?;
     tracing::info!(message = %id, queued, "replay requested");
-    Ok(Json(json!({"message": id, "queued": queued, "note": "the consent decision is made again when each delivery is sent"})))
+    Ok(Json(
+        json!({"message": id, "queued": queued, "note": "the consent decision is made again when each delivery is sent"}),
+    ))
 }
 
 /// `GET /admin/disclosures?patient=ID`.
-pub async fn disclosures(State(state): State<Arc<AppState>>, _admin: Admin, Query(params): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
-    let patient = params.get("patient").ok_or_else(|| ApiError::Invalid("patient is required".into()))?;
-    let found = crate::consent::audit::disclosures(&state.gateway.config.consent.audit_dir, patient).map_err(|e| ApiError::Internal(e.to_string()))?;
+pub async fn disclosures(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let patient = params
+        .get("patient")
+        .ok_or_else(|| ApiError::Invalid("patient is required".into()))?;
+    let found =
+        crate::consent::audit::disclosures(&state.gateway.config.consent.audit_dir, patient)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(json!({"patient": patient, "disclosures": found})))
 }

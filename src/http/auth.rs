@@ -25,20 +25,41 @@ pub fn key_hash(key: &str) -> String {
 
 /// A new random API key (256 bits, shown once).
 pub fn new_key() -> String {
-    format!("od_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "od_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 fn presented_key(parts: &Parts) -> Option<String> {
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).map(str::to_owned);
-    header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned)).or_else(|| header("x-api-key"))
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+    header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+        .or_else(|| header("x-api-key"))
 }
 
 impl FromRequestParts<Arc<AppState>> for Partner {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
         let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
-        let (name, org) = state.gateway.store.partner_by_key(&key_hash(&key)).await?.ok_or(ApiError::Unauthorized)?;
+        let (name, org) = state
+            .gateway
+            .store
+            .partner_by_key(&key_hash(&key))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         Ok(Partner { name, org })
     }
 }
@@ -49,9 +70,19 @@ pub struct Admin;
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let expected = state.admin_token_hash.as_deref().ok_or(ApiError::Forbidden)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let expected = state
+            .admin_token_hash
+            .as_deref()
+            .ok_or(ApiError::Forbidden)?;
         let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
-        if key_hash(&key) == expected { Ok(Admin) } else { Err(ApiError::Forbidden) }
+        if key_hash(&key) == expected {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Forbidden)
+        }
     }
 }

@@ -71,6 +71,11 @@ impl IntoResponse for ApiError {
         }
         let (status, code) = self.status_and_code();
         let body = outcome("error", code, &self.to_string());
-        (status, [("content-type", "application/fhir+json")], body.to_string()).into_response()
+        (
+            status,
+            [("content-type", "application/fhir+json")],
+            body.to_string(),
+        )
+            .into_response()
     }
 }

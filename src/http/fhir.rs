@@ -20,7 +20,12 @@ use std::sync::Arc;
 type Params = Query<HashMap<String, String>>;
 
 fn fhir(status: StatusCode, body: Value) -> Response {
-    (status, [("content-type", "application/fhir+json")], body.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/fhir+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn parse(body: &[u8]) -> Result<Value, ApiError> {
@@ -28,7 +33,8 @@ fn parse(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 fn visible(resource: &StoredResource, partner: &Partner) -> bool {
-    resource.sender_org.as_deref() == Some(partner.org.as_str()) || resource.receiver_org.as_deref() == Some(partner.org.as_str())
+    resource.sender_org.as_deref() == Some(partner.org.as_str())
+        || resource.receiver_org.as_deref() == Some(partner.org.as_str())
 }
 
 /// `GET /fhir/metadata`: what this server really supports.
@@ -37,64 +43,112 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
         json!({"type": kind, "interaction": interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
                "searchParam": search.iter().map(|s| json!({"name": s, "type": if *s == "status" { "token" } else { "reference" }})).collect::<Vec<_>>()})
     };
-    fhir(StatusCode::OK, json!({
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": "2026-11-28",
-        "kind": "instance",
-        "software": {"name": "onedoor", "version": env!("CARGO_PKG_VERSION")},
-        "implementation": {"description": "onedoor referral gateway", "url": format!("{}/fhir", state.gateway.config.server.base_url)},
-        "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json"],
-        "rest": [{
-            "mode": "server",
-            "security": {"description": "API key per partner: Authorization: Bearer <key>"},
-            "resource": [
-                resource("ServiceRequest", &["create", "read", "search-type"], &["patient", "status"]),
-                resource("Task", &["read", "update", "search-type"], &["focus", "patient", "status"]),
-                resource("Consent", &["create", "read", "update", "search-type"], &["patient", "status"]),
-                resource("Patient", &["read"], &[]),
-            ],
-            "interaction": [{"code": "transaction"}],
-            "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]
-        }]
-    }))
+    fhir(
+        StatusCode::OK,
+        json!({
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": "2026-11-28",
+            "kind": "instance",
+            "software": {"name": "onedoor", "version": env!("CARGO_PKG_VERSION")},
+            "implementation": {"description": "onedoor referral gateway", "url": format!("{}/fhir", state.gateway.config.server.base_url)},
+            "fhirVersion": "4.0.1",
+            "format": ["application/fhir+json"],
+            "rest": [{
+                "mode": "server",
+                "security": {"description": "API key per partner: Authorization: Bearer <key>"},
+                "resource": [
+                    resource("ServiceRequest", &["create", "read", "search-type"], &["patient", "status"]),
+                    resource("Task", &["read", "update", "search-type"], &["focus", "patient", "status"]),
+                    resource("Consent", &["create", "read", "update", "search-type"], &["patient", "status"]),
+                    resource("Patient", &["read"], &[]),
+                ],
+                "interaction": [{"code": "transaction"}],
+                "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]
+            }]
+        }),
+    )
 }
 
 /// `POST /fhir/ServiceRequest`: a referral; the gateway builds its Task, routes it, asks consent, stores it,
 /// then answers 201.
-pub async fn create_service_request(State(state): State<Arc<AppState>>, partner: Partner, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn create_service_request(
+    State(state): State<Arc<AppState>>,
+    partner: Partner,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let request = parse(&body)?;
     if request["resourceType"] != "ServiceRequest" {
         return Err(ApiError::Invalid("expected a ServiceRequest".into()));
     }
     let gateway = &state.gateway;
     let bundle = gateway.referral_from_request(request, &partner.org).await?;
-    let accepted = gateway.accept(&format!("partner:{}", partner.name), &partner.org, bundle).await?;
+    let accepted = gateway
+        .accept(&format!("partner:{}", partner.name), &partner.org, bundle)
+        .await?;
     let id = accepted.service_request.clone().unwrap_or_default();
-    let stored = gateway.store.resource("ServiceRequest", &id).await?.ok_or(ApiError::NotFound)?;
-    let status = if accepted.created { StatusCode::CREATED } else { StatusCode::OK };
+    let stored = gateway
+        .store
+        .resource("ServiceRequest", &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let status = if accepted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let mut response = fhir(status, stored.body);
-    if let Ok(location) = format!("{}/fhir/ServiceRequest/{id}/_history/{}", gateway.config.server.base_url, stored.version).parse() {
+    if let Ok(location) = format!(
+        "{}/fhir/ServiceRequest/{id}/_history/{}",
+        gateway.config.server.base_url, stored.version
+    )
+    .parse()
+    {
         response.headers_mut().insert("location", location);
     }
     Ok(response)
 }
 
 /// `GET /fhir/{type}/{id}` for ServiceRequest, Task, Consent.
-pub async fn read(State(state): State<Arc<AppState>>, partner: Partner, Path((kind, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn read(
+    State(state): State<Arc<AppState>>,
+    partner: Partner,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     if !["ServiceRequest", "Task", "Consent"].contains(&kind.as_str()) {
         return Err(ApiError::NotFound);
     }
-    let stored = state.gateway.store.resource(&kind, &id).await?.filter(|r| visible(r, &partner)).ok_or(ApiError::NotFound)?;
+    let stored = state
+        .gateway
+        .store
+        .resource(&kind, &id)
+        .await?
+        .filter(|r| visible(r, &partner))
+        .ok_or(ApiError::NotFound)?;
     Ok(fhir(StatusCode::OK, stored.body))
 }
 
 /// `GET /fhir/Patient/{id}`: for the partner that sent it, or that received a referral about them.
-pub async fn read_patient(State(state): State<Arc<AppState>>, partner: Partner, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn read_patient(
+    State(state): State<Arc<AppState>>,
+    partner: Partner,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let store = &state.gateway.store;
-    let stored = store.resource("Patient", &id).await?.ok_or(ApiError::NotFound)?;
-    let received = store.search("ServiceRequest", &[("patient", format!("Patient/{id}")), ("receiver_org", partner.org.clone())], 1).await?;
+    let stored = store
+        .resource("Patient", &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let received = store
+        .search(
+            "ServiceRequest",
+            &[
+                ("patient", format!("Patient/{id}")),
+                ("receiver_org", partner.org.clone()),
+            ],
+            1,
+        )
+        .await?;
     if !visible(&stored, &partner) && received.is_empty() {
         return Err(ApiError::NotFound);
     }
@@ -102,7 +156,12 @@ pub async fn read_patient(State(state): State<Arc<AppState>>, partner: Partner, 
 }
 
 /// `GET /fhir/{type}?...`: search what this partner may see.
-pub async fn search(State(state): State<Arc<AppState>>, partner: Partner, Path(kind): Path<String>, Query(params): Params) -> Result<Response, ApiError> {
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    partner: Partner,
+    Path(kind): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
     let allowed: &[&str] = match kind.as_str() {
         "ServiceRequest" => &["patient", "status"],
         "Task" => &["focus", "patient", "status"],
@@ -114,10 +173,19 @@ pub async fn search(State(state): State<Arc<AppState>>, partner: Partner, Path(k
         match name.as_str() {
             "_count" => {}
             n if allowed.contains(&n) => filters.push((column(n), value.clone())),
-            other => return Err(ApiError::Invalid(format!("unsupported search parameter '{other}' for {kind} (supported: {})", allowed.join(", ")))),
+            other => {
+                return Err(ApiError::Invalid(format!(
+                    "unsupported search parameter '{other}' for {kind} (supported: {})",
+                    allowed.join(", ")
+                )));
+            }
         }
     }
-    let limit = params.get("_count").and_then(|c| c.parse().ok()).unwrap_or(100).min(1000);
+    let limit = params
+        .get("_count")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+        .min(1000);
     let store = &state.gateway.store;
     let mut found = Vec::new();
     for side in ["sender_org", "receiver_org"] {
@@ -133,7 +201,10 @@ pub async fn search(State(state): State<Arc<AppState>>, partner: Partner, Path(k
         .into_iter()
         .map(|r| json!({"fullUrl": format!("{}/fhir/{kind}/{}", state.gateway.config.server.base_url, r.id), "resource": r.body, "search": {"mode": "match"}}))
         .collect();
-    Ok(fhir(StatusCode::OK, json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries})))
+    Ok(fhir(
+        StatusCode::OK,
+        json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
+    ))
 }
 
 fn column(param: &str) -> &'static str {
@@ -145,7 +216,12 @@ fn column(param: &str) -> &'static str {
 }
 
 /// `PUT /fhir/Task/{id}`: the receiver progresses the referral; the requester may cancel it.
-pub async fn update_task(State(state): State<Arc<AppState>>, partner: Partner, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn update_task(
+    State(state): State<Arc<AppState>>,
+    partner: Partner,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let task = parse(&body)?;
     if task["resourceType"] != "Task" || task["id"].as_str().is_some_and(|i| i != id) {
         return Err(ApiError::Invalid(format!("expected Task/{id}")));
@@ -156,7 +232,12 @@ pub async fn update_task(State(state): State<Arc<AppState>>, partner: Partner, P
 
 /// `POST /fhir/Consent` and `PUT /fhir/Consent/{id}`: record a consent (or its revocation). It takes effect
 /// at once: queued deliveries are decided again when they are sent.
-pub async fn put_consent(State(state): State<Arc<AppState>>, partner: Partner, id: Option<Path<String>>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn put_consent(
+    State(state): State<Arc<AppState>>,
+    partner: Partner,
+    id: Option<Path<String>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let mut consent = parse(&body)?;
     if consent["resourceType"] != "Consent" {
         return Err(ApiError::Invalid("expected a Consent".into()));
@@ -177,7 +258,11 @@ pub async fn put_consent(State(state): State<Arc<AppState>>, partner: Partner, i
     gateway.check(&consent)?;
     let parsed = model::parse(&consent).map_err(|errors| ApiError::Invalid(errors.join("; ")))?;
     let index = ResourceIndex {
-        patient: parsed.patient.reference.clone().or(parsed.patient.identifier.clone()),
+        patient: parsed
+            .patient
+            .reference
+            .clone()
+            .or(parsed.patient.identifier.clone()),
         sender_org: Some(partner.org.clone()),
         receiver_org: None,
         status: consent["status"].as_str().map(str::to_owned),
@@ -186,40 +271,87 @@ pub async fn put_consent(State(state): State<Arc<AppState>>, partner: Partner, i
     gateway.store.put_resource(&consent, &index).await?;
     gateway.gate.lock().await.registry_mut().upsert(parsed);
     tracing::info!(consent = %id, "consent recorded");
-    let stored = gateway.store.resource("Consent", &id).await?.ok_or(ApiError::NotFound)?;
-    Ok(fhir(if creating { StatusCode::CREATED } else { StatusCode::OK }, stored.body))
+    let stored = gateway
+        .store
+        .resource("Consent", &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(fhir(
+        if creating {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        stored.body,
+    ))
 }
 
 /// `POST /fhir`: a transaction Bundle (a whole referral).
-pub async fn transaction(State(state): State<Arc<AppState>>, partner: Partner, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn transaction(
+    State(state): State<Arc<AppState>>,
+    partner: Partner,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let bundle = parse(&body)?;
     if bundle["resourceType"] != "Bundle" || bundle["type"] != "transaction" {
         return Err(ApiError::Invalid("expected a transaction Bundle".into()));
     }
-    let accepted = state.gateway.accept(&format!("partner:{}", partner.name), &partner.org, bundle.clone()).await?;
-    let status = if accepted.created { "201 Created" } else { "200 OK" };
+    let accepted = state
+        .gateway
+        .accept(
+            &format!("partner:{}", partner.name),
+            &partner.org,
+            bundle.clone(),
+        )
+        .await?;
+    let status = if accepted.created {
+        "201 Created"
+    } else {
+        "200 OK"
+    };
     let entries: Vec<Value> = crate::consent::subject::resources(&bundle)
         .iter()
         .map(|r| json!({"response": {"status": status, "location": format!("{}/{}", r["resourceType"].as_str().unwrap_or_default(), r["id"].as_str().unwrap_or_default())}}))
         .collect();
-    Ok(fhir(StatusCode::OK, json!({"resourceType": "Bundle", "type": "transaction-response", "entry": entries})))
+    Ok(fhir(
+        StatusCode::OK,
+        json!({"resourceType": "Bundle", "type": "transaction-response", "entry": entries}),
+    ))
 }
 
 /// `POST /fhir/$validate` and `POST /fhir/{type}/$validate`: an OperationOutcome listing every issue.
-pub async fn validate(State(state): State<Arc<AppState>>, _headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn validate(
+    State(state): State<Arc<AppState>>,
+    _headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let resource = parse(&body)?;
     let resource = if resource["resourceType"] == "Parameters" {
-        resource["parameter"].as_array().and_then(|p| p.iter().find(|x| x["name"] == "resource")).map(|p| p["resource"].clone()).unwrap_or_default()
+        resource["parameter"]
+            .as_array()
+            .and_then(|p| p.iter().find(|x| x["name"] == "resource"))
+            .map(|p| p["resource"].clone())
+            .unwrap_or_default()
     } else {
         resource
     };
     let issues = crate::validation::Validator::new().validate(&resource);
     let _ = &state;
     if issues.is_empty() {
-        return Ok(fhir(StatusCode::OK, outcome("information", "informational", "All OK: valid FHIR R4 (schema, model, SDOHCC rules)")));
+        return Ok(fhir(
+            StatusCode::OK,
+            outcome(
+                "information",
+                "informational",
+                "All OK: valid FHIR R4 (schema, model, SDOHCC rules)",
+            ),
+        ));
     }
     let list: Vec<Value> = issues.iter().map(|i| json!({"severity": "error", "code": "invalid", "diagnostics": i.message, "expression": [i.path]})).collect();
-    Ok(fhir(StatusCode::OK, json!({"resourceType": "OperationOutcome", "issue": list})))
+    Ok(fhir(
+        StatusCode::OK,
+        json!({"resourceType": "OperationOutcome", "issue": list}),
+    ))
 }
 
 /// Unknown FHIR paths.

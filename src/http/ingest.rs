@@ -27,10 +27,20 @@ pub async fn ingest(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let gateway = state.gateway.clone();
-    let source = gateway.config.sources.get(&source_name).cloned().ok_or(ApiError::NotFound)?;
+    let source = gateway
+        .config
+        .sources
+        .get(&source_name)
+        .cloned()
+        .ok_or(ApiError::NotFound)?;
     let dir = tempfile::tempdir().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (upload, size, head) = receive(body, dir.path(), gateway.config.server.max_upload_bytes).await?;
-    let extension = params.get("filename").and_then(|f| f.rsplit_once('.')).map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_else(|| sniff(&head).to_owned());
+    let (upload, size, head) =
+        receive(body, dir.path(), gateway.config.server.max_upload_bytes).await?;
+    let extension = params
+        .get("filename")
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_else(|| sniff(&head).to_owned());
     let file = dir.path().join(format!("upload.{extension}"));
     std::fs::rename(&upload, &file).map_err(|e| ApiError::Internal(e.to_string()))?;
     let job = uuid::Uuid::new_v4().to_string();
@@ -41,34 +51,67 @@ pub async fn ingest(
         &source.mapping,
         &file,
         source.roster.as_deref(),
-        EngineOptions { source_system: source.source_system.clone(), ..EngineOptions::default() },
+        EngineOptions {
+            source_system: source.source_system.clone(),
+            ..EngineOptions::default()
+        },
     );
     let runtime = tokio::runtime::Handle::current();
     let job_id = job.clone();
     tracing::info!(job = %job, source = %source_name, bytes = size, "ingest accepted");
     tokio::task::spawn_blocking(move || {
         let _keep = dir;
-        let mut sink = GatewaySink { gateway: gateway.clone(), runtime: runtime.clone(), source: format!("source:{source_name}"), org, accepted: 0, duplicates: 0, errors: Vec::new(), lines: 0, resources: 0 };
+        let mut sink = GatewaySink {
+            gateway: gateway.clone(),
+            runtime: runtime.clone(),
+            source: format!("source:{source_name}"),
+            org,
+            accepted: 0,
+            duplicates: 0,
+            errors: Vec::new(),
+            lines: 0,
+            resources: 0,
+        };
         let outcome = pipeline::convert(&request, &mut sink);
         let (status, report) = match outcome {
-            Ok(summary) => ("done", json!({"summary": summary, "accepted": sink.accepted, "duplicates": sink.duplicates, "refused": sink.errors})),
+            Ok(summary) => (
+                "done",
+                json!({"summary": summary, "accepted": sink.accepted, "duplicates": sink.duplicates, "refused": sink.errors}),
+            ),
             Err(err) => ("failed", json!({"error": err.to_string()})),
         };
         let _ = runtime.block_on(gateway.store.update_job(&job_id, status, &report));
         tracing::info!(job = %job_id, status, "ingest finished");
     });
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"job": job, "status": "running", "href": format!("/jobs/{job}")}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"job": job, "status": "running", "href": format!("/jobs/{job}")})),
+    )
+        .into_response())
 }
 
 /// `GET /jobs/{id}`.
-pub async fn job(State(state): State<Arc<AppState>>, _partner: Partner, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let job = state.gateway.store.job(&id).await?.ok_or(ApiError::NotFound)?;
+pub async fn job(
+    State(state): State<Arc<AppState>>,
+    _partner: Partner,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = state
+        .gateway
+        .store
+        .job(&id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(job).into_response())
 }
 
 /// Stream the upload to a file, refusing it past `limit` bytes; returns the file, its size and its first
 /// bytes (to recognise the format).
-async fn receive(body: axum::body::Body, dir: &std::path::Path, limit: usize) -> Result<(std::path::PathBuf, usize, Vec<u8>), ApiError> {
+async fn receive(
+    body: axum::body::Body,
+    dir: &std::path::Path,
+    limit: usize,
+) -> Result<(std::path::PathBuf, usize, Vec<u8>), ApiError> {
     use futures_util::StreamExt;
     let path = dir.join("upload.part");
     let mut file = std::fs::File::create(&path).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -78,21 +121,31 @@ async fn receive(body: axum::body::Body, dir: &std::path::Path, limit: usize) ->
         let chunk = chunk.map_err(|e| ApiError::Invalid(format!("upload interrupted: {e}")))?;
         size += chunk.len();
         if size > limit {
-            return Err(ApiError::Invalid(format!("upload larger than the limit of {limit} bytes (server.max_upload_bytes)")));
+            return Err(ApiError::Invalid(format!(
+                "upload larger than the limit of {limit} bytes (server.max_upload_bytes)"
+            )));
         }
         if head.len() < 4096 {
             head.extend_from_slice(&chunk[..chunk.len().min(4096 - head.len())]);
         }
-        file.write_all(&chunk).map_err(|e| ApiError::Internal(e.to_string()))?;
+        file.write_all(&chunk)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
-    file.sync_all().map_err(|e| ApiError::Internal(e.to_string()))?;
+    file.sync_all()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((path, size, head))
 }
 
 fn sniff(body: &[u8]) -> &'static str {
     match body.first() {
         Some(b'P') if body.starts_with(b"PK") => "zip",
-        Some(b'{') | Some(b'[') => if body.iter().filter(|b| **b == b'\n').count() > 1 && body.starts_with(b"{") { "ndjson" } else { "json" },
+        Some(b'{') | Some(b'[') => {
+            if body.iter().filter(|b| **b == b'\n').count() > 1 && body.starts_with(b"{") {
+                "ndjson"
+            } else {
+                "json"
+            }
+        }
         _ => "csv",
     }
 }
@@ -112,9 +165,16 @@ struct GatewaySink {
 
 impl Sink for GatewaySink {
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
-        let record = if passthrough && resources.len() == 1 { resources.into_iter().next().unwrap_or_default() } else { bundle::transaction(&resources) };
+        let record = if passthrough && resources.len() == 1 {
+            resources.into_iter().next().unwrap_or_default()
+        } else {
+            bundle::transaction(&resources)
+        };
         self.resources += crate::consent::subject::resources(&record).len() as u64;
-        match self.runtime.block_on(self.gateway.accept(&self.source, &self.org, record)) {
+        match self
+            .runtime
+            .block_on(self.gateway.accept(&self.source, &self.org, record))
+        {
             Ok(accepted) if accepted.created => self.accepted += 1,
             Ok(_) => self.duplicates += 1,
             Err(crate::gateway::GatewayError::Invalid(why)) => self.errors.push(why),

@@ -47,13 +47,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/fhir/metadata", get(fhir::metadata))
         .route("/fhir", post(fhir::transaction))
         .route("/fhir/$validate", post(fhir::validate))
-        .route("/fhir/ServiceRequest", post(fhir::create_service_request).get(|s, p, q| fhir::search(s, p, Path("ServiceRequest".to_owned()), q)))
-        .route("/fhir/Consent", post(|s, p, b| fhir::put_consent(s, p, None, b)).get(|s, p, q| fhir::search(s, p, Path("Consent".to_owned()), q)))
+        .route(
+            "/fhir/ServiceRequest",
+            post(fhir::create_service_request)
+                .get(|s, p, q| fhir::search(s, p, Path("ServiceRequest".to_owned()), q)),
+        )
+        .route(
+            "/fhir/Consent",
+            post(|s, p, b| fhir::put_consent(s, p, None, b))
+                .get(|s, p, q| fhir::search(s, p, Path("Consent".to_owned()), q)),
+        )
         .route(
             "/fhir/Consent/{id}",
-            put(|s, p, id, b| fhir::put_consent(s, p, Some(id), b)).get(|s, p, Path(id): Path<String>| fhir::read(s, p, Path(("Consent".to_owned(), id)))),
+            put(|s, p, id, b| fhir::put_consent(s, p, Some(id), b)).get(
+                |s, p, Path(id): Path<String>| fhir::read(s, p, Path(("Consent".to_owned(), id))),
+            ),
         )
-        .route("/fhir/Task/{id}", put(fhir::update_task).get(|s, p, Path(id): Path<String>| fhir::read(s, p, Path(("Task".to_owned(), id)))))
+        .route(
+            "/fhir/Task/{id}",
+            put(fhir::update_task).get(|s, p, Path(id): Path<String>| {
+                fhir::read(s, p, Path(("Task".to_owned(), id)))
+            }),
+        )
         .route("/fhir/Patient/{id}", get(fhir::read_patient))
         .route("/fhir/{kind}", get(fhir::search))
         .route("/fhir/{kind}/{id}", get(fhir::read))
@@ -74,7 +89,11 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn timing(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
     let started = std::time::Instant::now();
     let response = next.run(request).await;

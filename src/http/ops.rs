@@ -16,7 +16,11 @@ pub async fn healthz() -> &'static str {
 
 /// `GET /readyz`.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.gateway.store.ready().await { (StatusCode::OK, "ready").into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response() }
+    if state.gateway.store.ready().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response()
+    }
 }
 
 /// `GET /metrics`.
@@ -26,7 +30,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             metrics::gauge!("onedoor_outbox", "status" => status).set(count as f64);
         }
     }
-    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// `GET /openapi.json`.

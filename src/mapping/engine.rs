@@ -418,29 +418,45 @@ fn look_up(tables: &CodeTables, value: &JinjaValue, table: &str) -> Result<Looke
     if is_empty(value) {
         return Ok(Looked::Empty);
     }
-    let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
-    let codes_of = tables.get(table).ok_or_else(|| invalid(format!("no code table '{table}' (expected codes/{table}.csv)")))?;
+    let text = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
+    let codes_of = tables.get(table).ok_or_else(|| {
+        invalid(format!(
+            "no code table '{table}' (expected codes/{table}.csv)"
+        ))
+    })?;
     Ok(match codes_of.lookup(&text) {
         Some(coding) => Looked::Found(JinjaValue::from_serialize(coding)),
-        None => Looked::Unknown(format!("unknown code '{text}' in code table '{table}' (expected one of: {})", codes_of.source_codes().join(", "))),
+        None => Looked::Unknown(format!(
+            "unknown code '{text}' in code table '{table}' (expected one of: {})",
+            codes_of.source_codes().join(", ")
+        )),
     })
 }
 
 fn add_code_filter(env: &mut Environment<'static>, codes: Arc<CodeTables>) {
     let tables = codes.clone();
-    env.add_filter("lookup", move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
-        match look_up(&tables, &value, &table)? {
-            Looked::Found(coding) => Ok(coding),
-            Looked::Empty | Looked::Unknown(_) => Ok(JinjaValue::UNDEFINED),
-        }
-    });
-    env.add_filter("code", move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
-        match look_up(&codes, &value, &table)? {
-            Looked::Found(coding) => Ok(coding),
-            Looked::Empty => Ok(JinjaValue::UNDEFINED),
-            Looked::Unknown(message) => Err(invalid(message)),
-        }
-    });
+    env.add_filter(
+        "lookup",
+        move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
+            match look_up(&tables, &value, &table)? {
+                Looked::Found(coding) => Ok(coding),
+                Looked::Empty | Looked::Unknown(_) => Ok(JinjaValue::UNDEFINED),
+            }
+        },
+    );
+    env.add_filter(
+        "code",
+        move |value: JinjaValue, table: String| -> Result<JinjaValue, Error> {
+            match look_up(&codes, &value, &table)? {
+                Looked::Found(coding) => Ok(coding),
+                Looked::Empty => Ok(JinjaValue::UNDEFINED),
+                Looked::Unknown(message) => Err(invalid(message)),
+            }
+        },
+    );
 }
 
 fn add_date_filters(

@@ -29,13 +29,14 @@ const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
 pub async fn run(store: &Store) -> Result<(), StoreError> {
     store.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL)").await?;
     for (version, description, statements) in MIGRATIONS {
-        let done = sqlx::query(&store.sql("SELECT version FROM schema_migrations WHERE version = $1"))
-            .bind(*version)
-            .fetch_optional(&store.pool)
-            .await?
-            .map(|row| row.try_get::<i64, _>("version"))
-            .transpose()?
-            .is_some();
+        let done =
+            sqlx::query(&store.sql("SELECT version FROM schema_migrations WHERE version = $1"))
+                .bind(*version)
+                .fetch_optional(&store.pool)
+                .await?
+                .map(|row| row.try_get::<i64, _>("version"))
+                .transpose()?
+                .is_some();
         if done {
             continue;
         }
@@ -43,11 +44,13 @@ pub async fn run(store: &Store) -> Result<(), StoreError> {
         for statement in *statements {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
-        sqlx::query(&store.sql("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)"))
-            .bind(*version)
-            .bind(*description)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            &store.sql("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)"),
+        )
+        .bind(*version)
+        .bind(*description)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::info!(version, "migration applied");
     }

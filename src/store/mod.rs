@@ -137,7 +137,11 @@ impl Store {
                 Box::pin(async move {
                     if sqlite {
                         // Durable commits (a referral acknowledged is on disk), readers beside the writer.
-                        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=15000"] {
+                        for pragma in [
+                            "PRAGMA journal_mode=WAL",
+                            "PRAGMA synchronous=FULL",
+                            "PRAGMA busy_timeout=15000",
+                        ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
                     }
@@ -146,7 +150,11 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Self { pool, backend, writer: Default::default() };
+        let store = Self {
+            pool,
+            backend,
+            writer: Default::default(),
+        };
         migrations::run(&store).await?;
         Ok(store)
     }
@@ -184,14 +192,20 @@ impl Store {
 
     /// Store a message and its outbox rows in one transaction. Idempotent on (source, source_key): a second
     /// submission returns the first message's id and `false`.
-    pub async fn accept_message(&self, message: &Message, resources: &[(Value, ResourceIndex)], outbox: &[(String, String, String)]) -> Result<(String, bool), StoreError> {
+    pub async fn accept_message(
+        &self,
+        message: &Message,
+        resources: &[(Value, ResourceIndex)],
+        outbox: &[(String, String, String)],
+    ) -> Result<(String, bool), StoreError> {
         let _writing = self.write().await;
         let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query(&self.sql("SELECT id FROM messages WHERE source = $1 AND source_key = $2"))
-            .bind(&message.source)
-            .bind(&message.source_key)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing =
+            sqlx::query(&self.sql("SELECT id FROM messages WHERE source = $1 AND source_key = $2"))
+                .bind(&message.source)
+                .bind(&message.source_key)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(row) = existing {
             tx.rollback().await?;
             return Ok((row.try_get::<String, _>("id")?, false));
@@ -216,17 +230,36 @@ impl Store {
     }
 
     /// Queue a delivery for an existing message (notifications, replays).
-    pub async fn enqueue(&self, message_id: &str, kind: &str, destination: &str) -> Result<(), StoreError> {
+    pub async fn enqueue(
+        &self,
+        message_id: &str,
+        kind: &str,
+        destination: &str,
+    ) -> Result<(), StoreError> {
         let _writing = self.write().await;
         let mut tx = self.pool.begin().await?;
-        insert_outbox(&mut tx, self, message_id, kind, destination, "pending", now_ms()).await?;
+        insert_outbox(
+            &mut tx,
+            self,
+            message_id,
+            kind,
+            destination,
+            "pending",
+            now_ms(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// A message by id.
     pub async fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT id, source, source_key, body FROM messages WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(
+            &self.sql("SELECT id, source, source_key, body FROM messages WHERE id = $1"),
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| -> Result<Message, StoreError> {
             Ok(Message {
                 id: row.try_get("id")?,
@@ -240,7 +273,11 @@ impl Store {
 
     /// Claim up to `limit` due deliveries for `lease` milliseconds. Another worker (or node) cannot claim them
     /// until the lease ends; a crashed worker's claims come back when it does.
-    pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
+    pub async fn claim_due(
+        &self,
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
         let _writing = self.write().await;
         let now = now_ms();
         let query = match self.backend {
@@ -255,7 +292,12 @@ impl Store {
                  RETURNING id, message_id, kind, destination, attempts, idempotency_key"
             }
         };
-        let rows = sqlx::query(&self.sql(query)).bind(now + lease_ms).bind(now).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&self.sql(query))
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(outbox_item).collect()
     }
 
@@ -271,7 +313,12 @@ impl Store {
     }
 
     /// Record a failed attempt: retry at `next_attempt_at`, or dead-letter.
-    pub async fn failed(&self, id: &str, error: &str, next_attempt_at: Option<i64>) -> Result<(), StoreError> {
+    pub async fn failed(
+        &self,
+        id: &str,
+        error: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<(), StoreError> {
         let _writing = self.write().await;
         let (status, next) = match next_attempt_at {
             Some(at) => ("pending", at),
@@ -311,21 +358,40 @@ impl Store {
     pub async fn outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<Value>, StoreError> {
         let rows = match status {
             Some(status) => {
-                sqlx::query(&self.sql("SELECT * FROM outbox WHERE status = $1 ORDER BY created_at DESC LIMIT $2")).bind(status).bind(limit).fetch_all(&self.pool).await?
+                sqlx::query(&self.sql(
+                    "SELECT * FROM outbox WHERE status = $1 ORDER BY created_at DESC LIMIT $2",
+                ))
+                .bind(status)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
             }
-            None => sqlx::query(&self.sql("SELECT * FROM outbox ORDER BY created_at DESC LIMIT $1")).bind(limit).fetch_all(&self.pool).await?,
+            None => {
+                sqlx::query(&self.sql("SELECT * FROM outbox ORDER BY created_at DESC LIMIT $1"))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
         rows.iter().map(outbox_json).collect()
     }
 
     /// Counts of outbox rows by status.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect()
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
     }
 
     /// Insert or update a resource (version + 1 on update).
-    pub async fn put_resource(&self, resource: &Value, index: &ResourceIndex) -> Result<i64, StoreError> {
+    pub async fn put_resource(
+        &self,
+        resource: &Value,
+        index: &ResourceIndex,
+    ) -> Result<i64, StoreError> {
         let _writing = self.write().await;
         let mut tx = self.pool.begin().await?;
         let version = upsert_resource(&mut tx, self, resource, index).await?;
@@ -334,19 +400,36 @@ impl Store {
     }
 
     /// A resource by type and id.
-    pub async fn resource(&self, kind: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2")).bind(kind).bind(id).fetch_optional(&self.pool).await?;
+    pub async fn resource(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let row =
+            sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2"))
+                .bind(kind)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(stored_resource).transpose()
     }
 
     /// Search resources of a type by the indexed fields (`patient`, `status`, `focus`, `sender_org`,
     /// `receiver_org`), limited.
-    pub async fn search(&self, kind: &str, filters: &[(&str, String)], limit: i64) -> Result<Vec<StoredResource>, StoreError> {
+    pub async fn search(
+        &self,
+        kind: &str,
+        filters: &[(&str, String)],
+        limit: i64,
+    ) -> Result<Vec<StoredResource>, StoreError> {
         let mut query = String::from("SELECT * FROM resources WHERE resource_type = $1");
         for (index, (column, _)) in filters.iter().enumerate() {
             query.push_str(&format!(" AND {column} = ${}", index + 2));
         }
-        query.push_str(&format!(" ORDER BY updated_at DESC LIMIT ${}", filters.len() + 2));
+        query.push_str(&format!(
+            " ORDER BY updated_at DESC LIMIT ${}",
+            filters.len() + 2
+        ));
         let sql = self.sql(&query);
         let mut q = sqlx::query(&sql).bind(kind);
         for (_, value) in filters {
@@ -357,23 +440,40 @@ impl Store {
     }
 
     /// Register a partner's API key hash.
-    pub async fn add_partner(&self, name: &str, org: &str, key_hash: &str) -> Result<(), StoreError> {
+    pub async fn add_partner(
+        &self,
+        name: &str,
+        org: &str,
+        key_hash: &str,
+    ) -> Result<(), StoreError> {
         let _writing = self.write().await;
-        self.execute_bound("DELETE FROM partners WHERE name = $1", &[name]).await?;
-        sqlx::query(&self.sql("INSERT INTO partners (name, org, key_hash, created_at) VALUES ($1, $2, $3, $4)"))
-            .bind(name)
-            .bind(org)
-            .bind(key_hash)
-            .bind(now_ms())
-            .execute(&self.pool)
+        self.execute_bound("DELETE FROM partners WHERE name = $1", &[name])
             .await?;
+        sqlx::query(
+            &self.sql(
+                "INSERT INTO partners (name, org, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+            ),
+        )
+        .bind(name)
+        .bind(org)
+        .bind(key_hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// The partner (name, org) whose key hashes to `key_hash`.
-    pub async fn partner_by_key(&self, key_hash: &str) -> Result<Option<(String, String)>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT name, org FROM partners WHERE key_hash = $1")).bind(key_hash).fetch_optional(&self.pool).await?;
-        row.map(|r| Ok((r.try_get("name")?, r.try_get("org")?))).transpose()
+    pub async fn partner_by_key(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT name, org FROM partners WHERE key_hash = $1"))
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("name")?, r.try_get("org")?)))
+            .transpose()
     }
 
     /// Create a job.
@@ -390,21 +490,32 @@ impl Store {
     }
 
     /// Update a job's status and report.
-    pub async fn update_job(&self, id: &str, status: &str, report: &Value) -> Result<(), StoreError> {
+    pub async fn update_job(
+        &self,
+        id: &str,
+        status: &str,
+        report: &Value,
+    ) -> Result<(), StoreError> {
         let _writing = self.write().await;
-        sqlx::query(&self.sql("UPDATE jobs SET status = $1, report = $2, updated_at = $3 WHERE id = $4"))
-            .bind(status)
-            .bind(report.to_string())
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            &self.sql("UPDATE jobs SET status = $1, report = $2, updated_at = $3 WHERE id = $4"),
+        )
+        .bind(status)
+        .bind(report.to_string())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// A job as JSON.
     pub async fn job(&self, id: &str) -> Result<Option<Value>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT id, source, status, report FROM jobs WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query(&self.sql("SELECT id, source, status, report FROM jobs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| -> Result<Value, StoreError> {
             Ok(serde_json::json!({
                 "id": r.try_get::<String, _>("id")?,
@@ -453,17 +564,29 @@ async fn insert_outbox(
     Ok(())
 }
 
-async fn upsert_resource(tx: &mut sqlx::Transaction<'_, sqlx::Any>, store: &Store, resource: &Value, index: &ResourceIndex) -> Result<i64, StoreError> {
+async fn upsert_resource(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    store: &Store,
+    resource: &Value,
+    index: &ResourceIndex,
+) -> Result<i64, StoreError> {
     let kind = resource["resourceType"].as_str().unwrap_or_default();
     let id = resource["id"].as_str().unwrap_or_default();
-    let current = sqlx::query(&store.sql("SELECT version FROM resources WHERE resource_type = $1 AND id = $2")).bind(kind).bind(id).fetch_optional(&mut **tx).await?;
+    let current = sqlx::query(
+        &store.sql("SELECT version FROM resources WHERE resource_type = $1 AND id = $2"),
+    )
+    .bind(kind)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
     let version = match &current {
         Some(row) => row.try_get::<i64, _>("version")? + 1,
         None => 1,
     };
     let mut body = resource.clone();
     body["meta"]["versionId"] = Value::String(version.to_string());
-    body["meta"]["lastUpdated"] = Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    body["meta"]["lastUpdated"] =
+        Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     let query = if current.is_some() {
         "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2"
     } else {

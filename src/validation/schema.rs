@@ -42,8 +42,14 @@ impl FhirSchema {
                 .cloned()
                 .unwrap_or_default();
             let mut definitions = definitions;
-            definitions.insert("ResourceList".to_owned(), json!({"type": "object", "required": ["resourceType"]}));
-            FhirSchema { definitions: Value::Object(definitions), validators: Mutex::new(HashMap::new()) }
+            definitions.insert(
+                "ResourceList".to_owned(),
+                json!({"type": "object", "required": ["resourceType"]}),
+            );
+            FhirSchema {
+                definitions: Value::Object(definitions),
+                validators: Mutex::new(HashMap::new()),
+            }
         })
     }
 

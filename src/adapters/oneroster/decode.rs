@@ -312,7 +312,10 @@ impl OneRosterSource {
         }
         if entry.roles & (GUARDIAN | PARENT | RELATIVE) != 0 {
             for child in split_ids(row.get("agentSourcedIds")) {
-                self.reverse_agents.entry(child.into()).or_default().push(id.into());
+                self.reverse_agents
+                    .entry(child.into())
+                    .or_default()
+                    .push(id.into());
             }
         }
     }
