@@ -181,7 +181,7 @@ fn print_decision(decision: &Decision, json: bool) -> anyhow::Result<()> {
             decision
                 .redact_classes
                 .iter()
-                .chain(decision.redact_labels.iter().map(|l| l))
+                .chain(decision.redact_labels.iter())
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", ")

@@ -295,10 +295,8 @@ fn audit_event(entry: &AuditEntry) -> Value {
         "source": {"observer": {"display": "onedoor consent gate"}},
         "entity": [{"what": {"reference": entry.patient}, "description": format!("chain seq {} hash {}", entry.seq, entry.hash)}],
     });
-    if let Some(source) = &entry.source {
-        event["agent"]
-            .as_array_mut()
-            .map(|a| a.push(json!({"who": {"identifier": {"value": source}}, "requestor": true})));
+    if let (Some(source), Some(agents)) = (&entry.source, event["agent"].as_array_mut()) {
+        agents.push(json!({"who": {"identifier": {"value": source}}, "requestor": true}));
     }
     event
 }

@@ -99,10 +99,11 @@ impl OneRosterSource {
             tables_present: Vec::new(),
             _export: export,
         };
-        source.note_table(
-            &source.users.file().to_owned(),
+        let (users_file, users_columns) = (
+            source.users.file().to_owned(),
             source.users.columns().to_vec(),
         );
+        source.note_table(&users_file, users_columns);
         if let Some(orgs) = orgs {
             source.index_orgs(&orgs)?;
         }
