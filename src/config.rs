@@ -95,6 +95,22 @@ pub struct Server {
     /// it above the longest destination timeout.
     #[serde(default = "default_lease")]
     pub claim_lease_ms: u64,
+    /// TLS on the listener; with `client_ca`, mutual TLS (clients must present a certificate it signed).
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// The server's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The server's private key (PEM).
+    pub key: PathBuf,
+    /// CA certificates (PEM) whose client certificates are accepted; set it to require mutual TLS.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for Server {
@@ -108,6 +124,7 @@ impl Default for Server {
             max_attempts: default_attempts(),
             retry_base_ms: default_backoff(),
             claim_lease_ms: default_lease(),
+            tls: None,
         }
     }
 }
@@ -354,7 +371,9 @@ const SERVER: &[&str] = &[
     "max_attempts",
     "retry_base_ms",
     "claim_lease_ms",
+    "tls",
 ];
+const SERVER_TLS: &[&str] = &["cert", "key", "client_ca"];
 const CONSENT: &[&str] = &["consents", "bases", "audit_dir"];
 const SOURCE: &[&str] = &[
     "mapping",
@@ -400,6 +419,14 @@ fn unknown_keys(value: &Value, shown: &str) -> Vec<String> {
         value.get("server").and_then(Value::as_table),
         SERVER,
         "server.",
+    );
+    check(
+        value
+            .get("server")
+            .and_then(|s| s.get("tls"))
+            .and_then(Value::as_table),
+        SERVER_TLS,
+        "server.tls.",
     );
     check(
         value.get("consent").and_then(Value::as_table),
@@ -524,7 +551,7 @@ mod tests {
         let err = load_with_env(file.path(), std::iter::empty())
             .unwrap_err()
             .0;
-        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, claim_lease_ms)")), "{err:?}");
+        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, claim_lease_ms, tls)")), "{err:?}");
         assert!(
             err.iter()
                 .any(|e| e.contains("destinations.a.colour: unknown key")),

@@ -147,11 +147,22 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     });
     let (stop, stopped) = watch::channel(false);
     let worker = tokio::spawn(outbox::run(gateway.clone(), sender, stopped));
-    println!("onedoor listening on http://{address}");
-    tracing::info!(%address, backend = ?gateway.store.backend(), "onedoor serving");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    let router = http::router(state);
+    match &gateway.config.server.tls {
+        Some(tls) => {
+            let tls = http::tls::server_config(tls).map_err(|e| anyhow::anyhow!(e))?;
+            println!("onedoor listening on https://{address}");
+            tracing::info!(%address, backend = ?gateway.store.backend(), "onedoor serving over TLS");
+            http::tls::serve(listener, tls, router, shutdown()).await;
+        }
+        None => {
+            println!("onedoor listening on http://{address}");
+            tracing::info!(%address, backend = ?gateway.store.backend(), "onedoor serving");
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown())
+                .await?;
+        }
+    }
     let _ = stop.send(true);
     let _ = worker.await;
     eprintln!("onedoor stopped");

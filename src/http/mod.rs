@@ -7,6 +7,7 @@ pub mod error;
 pub mod fhir;
 pub mod ingest;
 pub mod ops;
+pub mod tls;
 
 use crate::gateway::Gateway;
 use axum::Router;
