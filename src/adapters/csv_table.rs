@@ -419,3 +419,70 @@ fn check_required(columns: &[String], spec: &TableSpec, file: &str) -> Result<()
             .join(", "),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: TableSpec = TableSpec {
+        file: "users.csv",
+        columns: &["sourcedId", "givenName"],
+        required: &["sourcedId"],
+        aliases: &[],
+    };
+
+    fn table(bytes: &[u8], encoding: TextEncoding) -> (tempfile::TempDir, CsvTable, QuirkLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.csv");
+        std::fs::write(&path, bytes).unwrap();
+        let quirks = QuirkLog::default();
+        let table = CsvTable::open(&path, &SPEC, encoding, &quirks).unwrap();
+        (dir, table, quirks)
+    }
+
+    #[test]
+    fn strict_utf8_rejects_the_row_naming_line_and_field() {
+        let (_dir, table, _) = table(
+            b"sourcedId,givenName\n1,Ana\n2,Jos\xe9\n",
+            TextEncoding::Utf8,
+        );
+        let rows: Vec<_> = table.rows().unwrap().collect();
+        assert!(rows[0].is_ok());
+        let err = rows[1].as_ref().unwrap_err();
+        assert_eq!(
+            err.position,
+            Position::line("users.csv", 3).with_field("givenName")
+        );
+        assert!(
+            err.message.contains("invalid UTF-8") && err.message.contains("windows-1252"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn auto_reads_windows_1252_and_reports_it() {
+        let (_dir, table, quirks) = table(b"sourcedId,givenName\n2,Jos\xe9\n", TextEncoding::Auto);
+        let (_, row) = table.rows().unwrap().next().unwrap().unwrap();
+        assert_eq!(row.get("givenName"), Some("José"));
+        assert!(
+            quirks.snapshot()[0]
+                .message
+                .contains("read as Windows-1252")
+        );
+    }
+
+    #[test]
+    fn rows_read_back_by_offset_are_the_same_rows() {
+        let (_dir, table, _) = table(
+            b"sourcedId,givenName\r\n1,Ana\r\n2,Ben\r\n",
+            TextEncoding::Auto,
+        );
+        let rows: Vec<_> = table.rows().unwrap().map(Result::unwrap).collect();
+        assert_eq!(
+            rows[1].1.line, 3,
+            "CRLF files report the line the row is on"
+        );
+        let again = table.read_at(rows[1].0).unwrap();
+        assert_eq!(again.get("givenName"), Some("Ben"));
+    }
+}

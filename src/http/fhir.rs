@@ -58,8 +58,8 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
                 "mode": "server",
                 "security": {"description": "API key per partner: Authorization: Bearer <key>"},
                 "resource": [
-                    resource("ServiceRequest", &["create", "read", "search-type"], &["patient", "status"]),
-                    resource("Task", &["read", "update", "search-type"], &["focus", "patient", "status"]),
+                    resource("ServiceRequest", &["create", "read", "search-type"], &["patient", "status", "requester", "performer"]),
+                    resource("Task", &["read", "update", "search-type"], &["focus", "patient", "status", "requester", "owner"]),
                     resource("Consent", &["create", "read", "update", "search-type"], &["patient", "status"]),
                     resource("Patient", &["read"], &[]),
                 ],
@@ -163,8 +163,19 @@ pub async fn search(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let allowed: &[&str] = match kind.as_str() {
-        "ServiceRequest" => &["patient", "status"],
-        "Task" => &["focus", "patient", "status"],
+        "ServiceRequest" => &[
+            "patient",
+            "status",
+            "requester:identifier",
+            "performer:identifier",
+        ],
+        "Task" => &[
+            "focus",
+            "patient",
+            "status",
+            "requester:identifier",
+            "owner:identifier",
+        ],
         "Consent" => &["patient", "status"],
         _ => return Err(ApiError::NotFound),
     };
@@ -207,10 +218,14 @@ pub async fn search(
     ))
 }
 
+/// The indexed column a search parameter reads. Organizations are searched by identifier
+/// (`performer:identifier=urn:onedoor:agencies|county-food-bank`).
 fn column(param: &str) -> &'static str {
     match param {
         "patient" => "patient",
         "status" => "status",
+        "requester:identifier" => "sender_org",
+        "performer:identifier" | "owner:identifier" => "receiver_org",
         _ => "focus",
     }
 }
