@@ -333,6 +333,12 @@ fn run_adapter(
             tables.extend(roster.tables().iter().cloned());
             Ok(tables)
         }
+        "hmis" => {
+            let source = crate::adapters::hmis::HmisSource::open(&request.input, encoding, quirks)
+                .map_err(|e| source_err(&e))?;
+            stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
+            Ok(source.tables().to_vec())
+        }
         "fhir" => {
             let source = FhirSource::open(&request.input).map_err(|e| {
                 source_err(&format!("{}: cannot read: {e}", request.input.display()))
@@ -487,6 +493,13 @@ impl Group {
     }
 }
 
+/// Referral CSV columns the adapter itself reads (to join and deduplicate).
+const REFERRAL_READ_BY_ADAPTER: &[(&str, &str)] = &[
+    ("referrals.csv", "referral_id"),
+    ("referrals.csv", "student_id"),
+    ("referrals.csv", "referring_staff_id"),
+];
+
 fn coverage(
     adapter: &str,
     tables: Tables,
@@ -512,13 +525,12 @@ fn coverage(
     if let Some(roster_fields) = roster_fields {
         roster_fields.iter().for_each(|f| mark("oneroster", f));
     }
-    for (table, column) in roster_tables::READ_BY_ADAPTER {
+    let by_adapter = roster_tables::READ_BY_ADAPTER
+        .iter()
+        .chain(crate::adapters::hmis::tables::READ_BY_ADAPTER)
+        .chain(REFERRAL_READ_BY_ADAPTER);
+    for (table, column) in by_adapter {
         read.entry(table).or_default().insert((*column).to_owned());
-    }
-    for column in ["referral_id", "student_id", "referring_staff_id"] {
-        read.entry("referrals.csv")
-            .or_default()
-            .insert(column.to_owned());
     }
     tables
         .into_iter()

@@ -136,3 +136,41 @@ fn sdohcc_consent_example_loads_and_decides_as_its_text_says() {
         "{explanation}"
     );
 }
+
+#[test]
+fn hmis_fy2024_sample_converts_every_client_and_referral_event() {
+    let Some(data) = shared() else { return };
+    let input = data.join("agency/hmis/fy2024");
+    let run = onedoor(&[
+        "convert",
+        "--mapping",
+        "hmis-fy2024",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let resources: Vec<Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |kind: &str| {
+        resources
+            .iter()
+            .filter(|r| r["resourceType"] == kind)
+            .count()
+    };
+    // 9 clients; 24 Coordinated Entry events, all "Referral to scheduled CE Housing Needs Assessment" (4).
+    assert_eq!(
+        (
+            count("Patient"),
+            count("ServiceRequest"),
+            count("Task"),
+            count("Organization")
+        ),
+        (9, 24, 24, 1)
+    );
+}

@@ -6,6 +6,7 @@
 
 pub mod csv_table;
 pub mod fhir;
+pub mod hmis;
 pub mod oneroster;
 pub mod quirks;
 pub mod referral_csv;
@@ -16,7 +17,7 @@ use std::fmt;
 pub use quirks::{Quirk, QuirkLog};
 
 /// The adapters this build knows, by the name mapping files use.
-pub const ADAPTERS: &[&str] = &["oneroster", "referral-csv", "fhir"];
+pub const ADAPTERS: &[&str] = &["oneroster", "referral-csv", "fhir", "hmis"];
 
 /// Where a record or a problem is in the source export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -131,6 +132,7 @@ pub fn context_tables(adapter: &str) -> &'static [ContextTable] {
         "oneroster" => oneroster::tables::CONTEXT,
         "referral-csv" => referral_csv::CONTEXT,
         "fhir" => FHIR_CONTEXT,
+        "hmis" => hmis::tables::CONTEXT,
         _ => &[],
     }
 }
@@ -141,6 +143,7 @@ pub fn record_kinds(adapter: &str) -> &'static [&'static str] {
         "oneroster" => oneroster::tables::RECORD_KINDS,
         "referral-csv" => referral_csv::RECORD_KINDS,
         "fhir" => fhir::RECORD_KINDS,
+        "hmis" => hmis::tables::RECORD_KINDS,
         _ => &[],
     }
 }
