@@ -23,6 +23,33 @@ fn onedoor(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Convert a sample with a mapping; the resources written, or a failure with the summary.
+fn convert(mapping: &str, input: &Path) -> Vec<Value> {
+    let run = onedoor(&[
+        "convert",
+        "--mapping",
+        mapping,
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn count(resources: &[Value], kind: &str) -> usize {
+    resources
+        .iter()
+        .filter(|r| r["resourceType"] == kind)
+        .count()
+}
+
 #[test]
 fn oneroster_1_2_sample_gives_one_patient_per_student_and_one_related_person_per_guardian_link() {
     let Some(data) = shared() else { return };
@@ -140,37 +167,9 @@ fn sdohcc_consent_example_loads_and_decides_as_its_text_says() {
 #[test]
 fn hmis_fy2024_sample_converts_every_client_and_referral_event() {
     let Some(data) = shared() else { return };
-    let input = data.join("agency/hmis/fy2024");
-    let run = onedoor(&[
-        "convert",
-        "--mapping",
-        "hmis-fy2024",
-        "--input",
-        input.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let resources: Vec<Value> = String::from_utf8_lossy(&run.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let count = |kind: &str| {
-        resources
-            .iter()
-            .filter(|r| r["resourceType"] == kind)
-            .count()
-    };
+    let resources = convert("hmis-fy2024", &data.join("agency/hmis/fy2024"));
     // 9 clients; 24 Coordinated Entry events, all "Referral to scheduled CE Housing Needs Assessment" (4).
-    assert_eq!(
-        (
-            count("Patient"),
-            count("ServiceRequest"),
-            count("Task"),
-            count("Organization")
-        ),
-        (9, 24, 24, 1)
-    );
+    let counts =
+        ["Patient", "ServiceRequest", "Task", "Organization"].map(|k| count(&resources, k));
+    assert_eq!(counts, [9, 24, 24, 1]);
 }

@@ -43,12 +43,7 @@ impl HmisSource {
     /// Open and index an export folder or zip.
     pub fn open(path: &Path, encoding: TextEncoding, quirks: &QuirkLog) -> Result<Self, HmisError> {
         let export = Export::open(path)?;
-        let open = |spec: &TableSpec| -> Result<Option<CsvTable>, TableError> {
-            export
-                .find(spec.file)
-                .map(|p| CsvTable::open(&p, spec, encoding, quirks))
-                .transpose()
-        };
+        let open = |spec: &TableSpec| export.table(spec, encoding, quirks);
         let clients = open(&tables::CLIENT)?
             .ok_or_else(|| HmisError::NoClients(path.display().to_string()))?;
         let (enrollments, events) = (open(&tables::ENROLLMENT)?, open(&tables::EVENT)?);

@@ -72,12 +72,7 @@ impl OneRosterSource {
         quirks: &QuirkLog,
     ) -> Result<Self, OneRosterError> {
         let export = Export::open(path)?;
-        let open = |spec: &TableSpec| -> Result<Option<CsvTable>, TableError> {
-            export
-                .find(spec.file)
-                .map(|p| CsvTable::open(&p, spec, encoding, quirks))
-                .transpose()
-        };
+        let open = |spec: &TableSpec| export.table(spec, encoding, quirks);
         let users = open(&tables::USERS)?
             .ok_or_else(|| OneRosterError::NoUsers(path.display().to_string()))?;
         let demographics = open(&tables::DEMOGRAPHICS)?;

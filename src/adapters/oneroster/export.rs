@@ -64,6 +64,19 @@ impl Export {
         })
     }
 
+    /// Open the table `spec` names, if the export has it.
+    pub fn table(
+        &self,
+        spec: &crate::adapters::csv_table::TableSpec,
+        encoding: crate::adapters::csv_table::TextEncoding,
+        quirks: &crate::adapters::QuirkLog,
+    ) -> Result<Option<crate::adapters::csv_table::CsvTable>, crate::adapters::csv_table::TableError>
+    {
+        self.find(spec.file)
+            .map(|p| crate::adapters::csv_table::CsvTable::open(&p, spec, encoding, quirks))
+            .transpose()
+    }
+
     /// The folder the export's files are in.
     pub fn dir(&self) -> &Path {
         &self.dir
