@@ -243,6 +243,21 @@ pub struct Destination {
     /// Request timeout in milliseconds.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// What a `file` destination writes: FHIR NDJSON (`fhir`, the default) or an HMIS CSV folder
+    /// (`hmis-csv`; the endpoint is the folder an HMIS imports from).
+    #[serde(default)]
+    pub format: DestinationFormat,
+}
+
+/// The encoding a destination receives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DestinationFormat {
+    /// FHIR R4 JSON.
+    #[default]
+    Fhir,
+    /// HUD HMIS CSV FY2024.
+    HmisCsv,
 }
 
 fn default_purpose() -> String {
@@ -392,6 +407,7 @@ const DESTINATION: &[&str] = &[
     "ca_file",
     "client_identity",
     "timeout_ms",
+    "format",
 ];
 const ROUTE: &[&str] = &["performer", "need", "destination"];
 const PARTNER: &[&str] = &["org", "notify_url"];

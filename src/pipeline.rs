@@ -430,7 +430,9 @@ impl Stage<'_> {
         } else {
             self.compiled.map(record)?
         };
-        if let Some(roster) = self.roster {
+        // Related records (the student of a referral, the client of an HMIS event) travel with a record that
+        // builds something; a record that builds nothing brings nothing with it.
+        if let Some(roster) = self.roster.filter(|_| !resources.is_empty()) {
             for related in &record.related {
                 let mapped = roster.map(related).map_err(|err| {
                     RecordError::new(

@@ -6,6 +6,7 @@ use super::{Cli, exit_code};
 use crate::config;
 use crate::consent::audit::AuditLog;
 use crate::consent::{ConsentGate, Disclosing, Registry, bases};
+use crate::delivery::hmis_csv::HmisCsvDestination;
 use crate::delivery::{GatedSink, NdjsonFileDestination};
 use crate::mapping::EngineOptions;
 use crate::pipeline::Sink;
@@ -62,17 +63,32 @@ pub struct Args {
     /// Legal bases for --recipient (TOML).
     #[arg(long, requires = "recipient")]
     bases: Option<PathBuf>,
+    /// With --recipient: write FHIR NDJSON (`fhir`) or an HMIS CSV folder (`hmis-csv`; --output is the folder).
+    #[arg(long, value_enum, default_value = "fhir")]
+    to: Encoding,
+    /// With --to hmis-csv: the HMIS ProjectID the referrals are enrolled in.
+    #[arg(long, default_value = "onedoor")]
+    hmis_project: String,
     /// The audit folder for --recipient.
     #[arg(long, env = "ONEDOOR_AUDIT_DIR", default_value = super::consent::DEFAULT_AUDIT_DIR)]
     audit_dir: PathBuf,
 }
 
+/// What a gated conversion writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encoding {
+    /// FHIR JSON, one released Bundle per line.
+    Fhir,
+    /// HUD HMIS CSV FY2024 files in a folder.
+    HmisCsv,
+}
+
 /// Run `convert`.
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let (request, format) = resolve(cli, args)?;
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(create_output(path)?),
-        None => Box::new(std::io::stdout().lock()),
+    let out: Box<dyn Write> = match (&args.output, args.to) {
+        (Some(path), Encoding::Fhir) => Box::new(create_output(path)?),
+        _ => Box::new(std::io::stdout().lock()),
     };
     let summary = match &args.recipient {
         None => pipeline::convert(&request, &mut NdjsonSink::new(BufWriter::new(out), format))?,
@@ -113,6 +129,18 @@ fn convert_gated(
         purpose: args.purpose.clone(),
         source: None,
     };
+    if args.to == Encoding::HmisCsv {
+        let dir = args
+            .output
+            .as_deref()
+            .context("--to hmis-csv writes a folder: pass --output DIR")?;
+        let destination = HmisCsvDestination::create(dir, &args.hmis_project)
+            .with_context(|| format!("cannot write {}", dir.display()))?;
+        let mut sink = GatedSink::new(gate, destination, disclosing, time);
+        let summary = pipeline::convert(request, &mut sink)?;
+        report_gate(&sink, recipient, args);
+        return Ok(summary);
+    }
     let mut sink = GatedSink::new(
         gate,
         NdjsonFileDestination::new(BufWriter::new(out)),
@@ -120,6 +148,11 @@ fn convert_gated(
         time,
     );
     let summary = pipeline::convert(request, &mut sink)?;
+    report_gate(&sink, recipient, args);
+    Ok(summary)
+}
+
+fn report_gate<D: crate::delivery::Destination>(sink: &GatedSink<D>, recipient: &str, args: &Args) {
     eprintln!(
         "consent gate: {} released to {recipient}, {} withheld, {} addressed to other agencies (audit in {})",
         sink.written().0,
@@ -130,7 +163,6 @@ fn convert_gated(
     for withheld in &sink.withheld {
         eprintln!("  withheld: {withheld}");
     }
-    Ok(summary)
 }
 
 /// Create the output file, and its folder if needed.

@@ -24,7 +24,8 @@ pub struct GatedSink<D: Destination> {
 }
 
 /// Whether the record's ServiceRequest names the recipient as performer (records without a
-/// ServiceRequest, such as roster entries, are addressed to whoever asks).
+/// ServiceRequest or without a performer, such as roster entries and HMIS events, are addressed to whoever
+/// asks).
 fn addressed_to(record: &Value, recipient: &str) -> bool {
     let resources = crate::consent::subject::resources(record);
     let Some(request) = resources
@@ -38,9 +39,10 @@ fn addressed_to(record: &Value, recipient: &str) -> bool {
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
-    performers
-        .iter()
-        .any(|p| crate::consent::model::Party::from_reference(p).is_any_of(&aliases))
+    performers.is_empty()
+        || performers
+            .iter()
+            .any(|p| crate::consent::model::Party::from_reference(p).is_any_of(&aliases))
 }
 
 impl<D: Destination> GatedSink<D> {

@@ -5,6 +5,7 @@
 pub mod encode;
 pub mod file;
 pub mod gated;
+pub mod hmis_csv;
 pub mod outbox;
 pub mod send;
 

@@ -88,6 +88,18 @@ impl Sender {
             .destinations
             .get(destination)
             .ok_or_else(|| SendError::Other(format!("no destination '{destination}'")))?;
+        if target.kind == DestinationKind::File
+            && target.format == crate::config::DestinationFormat::HmisCsv
+        {
+            let mut encoder = crate::adapters::hmis::HmisCsvEncoder::create(
+                std::path::Path::new(&target.endpoint),
+                "onedoor",
+            )
+            .map_err(|e| SendError::Other(e.to_string()))?;
+            return encoder
+                .encode(released)
+                .map_err(|e| SendError::Other(e.to_string()));
+        }
         if target.kind == DestinationKind::File {
             let mut file = std::fs::OpenOptions::new()
                 .create(true)

@@ -177,7 +177,7 @@ impl HmisSource {
         let position = Position::line("Event.csv", row.line);
         let id = row.get("EventID").unwrap_or_default().to_owned();
         let personal = row.get("PersonalID").unwrap_or_default();
-        let client = match self.client_rows.get(personal) {
+        let client_row = match self.client_rows.get(personal) {
             Some(offset) => self.clients.read_at(*offset)?,
             None => {
                 return Err(RecordError::new(
@@ -212,13 +212,14 @@ impl HmisSource {
             position,
             context: json!({
                 "event": row.values,
-                "client": client.values,
+                "client": client_row.values.clone(),
                 "enrollment": enrollment.map(|e| e.values),
                 "project": project.map(|p| &p.values),
                 "organization": organization.map(|o| &o.values),
                 "export": self.export_row,
             }),
-            related: Vec::new(),
+            // The client travels with the referral, so its bundle carries the Patient.
+            related: vec![self.client_record(client_row)],
         })
     }
 

@@ -4,6 +4,8 @@
 //! record (`export.HashStatus`), so a mapping leaves hashed names out.
 
 mod decode;
+pub mod encode;
 pub mod tables;
 
 pub use decode::{HmisError, HmisSource};
+pub use encode::HmisCsvEncoder;

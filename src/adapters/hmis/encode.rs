@@ -1,0 +1,247 @@
+//! The HMIS CSV encoder: referrals released by the consent gate, written as HUD HMIS CSV FY2024 (Export.csv,
+//! Client.csv, Enrollment.csv, Event.csv, with the full headers) so an HMIS can import them. Files in the
+//! folder are appended to; headers are written when a file is new; each client is written once per folder
+//! run. `HashStatus` is 1 (unhashed): names leave only under the consent decision that released them.
+//!
+//! What the canonical model carries is kept: the client's id, names, birth date and gender fields; the
+//! referral's event id, date, HUD 4.20 event code (from the ServiceRequest's `urn:onedoor:hud:4.20` category),
+//! and the result (Task status completed → 1, rejected → 2 or 3 by the reason) with its date.
+
+use super::tables;
+use crate::consent::Released;
+use crate::consent::subject::resources;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The code system of HUD 4.20 Coordinated Entry events.
+pub const HUD_EVENT_SYSTEM: &str = "urn:onedoor:hud:4.20";
+const EXPORT_ID: &str = "onedoor";
+
+/// Writes released referrals into an HMIS CSV folder.
+pub struct HmisCsvEncoder {
+    dir: PathBuf,
+    project_id: String,
+    clients_written: HashSet<String>,
+    /// Referrals written without a HUD event code (their client and enrollment are written, no Event row).
+    pub without_event_code: u64,
+}
+
+impl HmisCsvEncoder {
+    /// Prepare `dir` (created if missing; Export.csv written once). Enrollments go to `project_id`.
+    pub fn create(dir: &Path, project_id: &str) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let export = dir.join("Export.csv");
+        if !export.exists() {
+            let now = timestamp();
+            let mut row: HashMap<&str, String> = HashMap::new();
+            row.insert("ExportID", EXPORT_ID.into());
+            row.insert("SourceType", "3".into());
+            row.insert("SourceName", "onedoor referral gateway".into());
+            row.insert("ExportDate", now.clone());
+            row.insert("ExportStartDate", now[..10].to_owned());
+            row.insert("ExportEndDate", now[..10].to_owned());
+            row.insert("SoftwareName", "onedoor".into());
+            row.insert("SoftwareVersion", env!("CARGO_PKG_VERSION").into());
+            row.insert("CSVVersion", "2024 v1.4".into());
+            row.insert("ExportPeriodType", "3".into());
+            row.insert("ExportDirective", "2".into());
+            row.insert("HashStatus", "1".into());
+            append(&export, tables::EXPORT_COLUMNS, &row)?;
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            project_id: project_id.to_owned(),
+            clients_written: HashSet::new(),
+            without_event_code: 0,
+        })
+    }
+
+    /// Write one released referral bundle.
+    pub fn encode(&mut self, released: &Released<Value>) -> io::Result<()> {
+        let all = resources(released.record());
+        let find = |kind: &str| all.iter().find(|r| r["resourceType"] == kind).copied();
+        // A bundle without a Patient (an Organization) has nothing for an HMIS; one without a ServiceRequest is
+        // a client only.
+        let Some(patient) = find("Patient") else {
+            return Ok(());
+        };
+        let personal_id = identifier(patient, "/clients").unwrap_or_else(|| text(patient, "/id"));
+        if self.clients_written.insert(personal_id.clone()) {
+            append(
+                &self.dir.join("Client.csv"),
+                tables::CLIENT_COLUMNS,
+                &client_row(patient, &personal_id),
+            )?;
+        }
+        let Some(request) = find("ServiceRequest") else {
+            return Ok(());
+        };
+        let event_id = identifier(request, "/events").unwrap_or_else(|| text(request, "/id"));
+        let enrollment_id = format!("OD-{event_id}");
+        let date = text(request, "/authoredOn")
+            .chars()
+            .take(10)
+            .collect::<String>();
+        let mut enrollment = common_row();
+        enrollment.extend([
+            ("EnrollmentID", enrollment_id.clone()),
+            ("PersonalID", personal_id.clone()),
+            ("ProjectID", self.project_id.clone()),
+            ("EntryDate", date.clone()),
+            ("HouseholdID", enrollment_id.clone()),
+            ("RelationshipToHoH", "1".into()),
+        ]);
+        append(
+            &self.dir.join("Enrollment.csv"),
+            tables::ENROLLMENT_COLUMNS,
+            &enrollment,
+        )?;
+        let Some(code) = hud_event(request) else {
+            self.without_event_code += 1;
+            return Ok(());
+        };
+        let mut event = common_row();
+        event.extend([
+            ("EventID", event_id),
+            ("EnrollmentID", enrollment_id),
+            ("PersonalID", personal_id),
+            ("EventDate", date),
+            ("Event", code),
+        ]);
+        if let Some(task) = find("Task") {
+            let (result, when) = referral_result(task);
+            event.insert("ReferralResult", result);
+            event.insert("ResultDate", when);
+        }
+        append(&self.dir.join("Event.csv"), tables::EVENT_COLUMNS, &event)
+    }
+}
+
+fn timestamp() -> String {
+    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn common_row() -> HashMap<&'static str, String> {
+    let now = timestamp();
+    HashMap::from([
+        ("DateCreated", now.clone()),
+        ("DateUpdated", now),
+        ("UserID", "onedoor".to_owned()),
+        ("ExportID", EXPORT_ID.to_owned()),
+    ])
+}
+
+fn text(resource: &Value, pointer: &str) -> String {
+    resource
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The value of the identifier whose system ends with `suffix`.
+fn identifier(resource: &Value, suffix: &str) -> Option<String> {
+    resource["identifier"]
+        .as_array()?
+        .iter()
+        .find(|i| i["system"].as_str().is_some_and(|s| s.ends_with(suffix)))
+        .and_then(|i| i["value"].as_str())
+        .map(str::to_owned)
+}
+
+fn client_row(patient: &Value, personal_id: &str) -> HashMap<&'static str, String> {
+    let name = &patient["name"][0];
+    let given: Vec<&str> = name["given"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let named = name["family"].is_string() && !given.is_empty();
+    let dob = text(patient, "/birthDate");
+    let gender = text(patient, "/gender");
+    let flag = |on: bool| if on { "1" } else { "0" }.to_owned();
+    let mut row = common_row();
+    row.extend([
+        ("PersonalID", personal_id.to_owned()),
+        (
+            "FirstName",
+            given.first().copied().unwrap_or_default().to_owned(),
+        ),
+        (
+            "MiddleName",
+            given.get(1).copied().unwrap_or_default().to_owned(),
+        ),
+        (
+            "LastName",
+            name["family"].as_str().unwrap_or_default().to_owned(),
+        ),
+        (
+            "NameSuffix",
+            name["suffix"][0].as_str().unwrap_or_default().to_owned(),
+        ),
+        ("NameDataQuality", if named { "1" } else { "99" }.to_owned()),
+        ("SSNDataQuality", "99".to_owned()),
+        ("DOB", dob.clone()),
+        (
+            "DOBDataQuality",
+            if dob.is_empty() { "99" } else { "1" }.to_owned(),
+        ),
+        ("RaceNone", "99".to_owned()),
+        ("Woman", flag(gender == "female")),
+        ("Man", flag(gender == "male")),
+        ("DifferentIdentity", flag(gender == "other")),
+        ("VeteranStatus", "99".to_owned()),
+    ]);
+    if gender.is_empty() || gender == "unknown" {
+        row.insert("GenderNone", "99".to_owned());
+    }
+    row
+}
+
+fn hud_event(request: &Value) -> Option<String> {
+    request["category"]
+        .as_array()?
+        .iter()
+        .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+        .find(|c| c["system"] == HUD_EVENT_SYSTEM)
+        .and_then(|c| c["code"].as_str())
+        .map(str::to_owned)
+}
+
+/// HUD ReferralResult and ResultDate from the Task.
+fn referral_result(task: &Value) -> (String, String) {
+    let when = text(task, "/lastModified")
+        .chars()
+        .take(10)
+        .collect::<String>();
+    let reason = text(task, "/statusReason/text").to_lowercase();
+    let result = match task["status"].as_str().unwrap_or_default() {
+        "completed" => "1",
+        "rejected" | "cancelled" if reason.contains("client") => "2",
+        "rejected" | "cancelled" => "3",
+        _ => return (String::new(), String::new()),
+    };
+    (result.to_owned(), when)
+}
+
+/// Append a row (writing the header first when the file is new), fields in the header's order.
+fn append(path: &Path, columns: &[&str], row: &HashMap<&str, String>) -> io::Result<()> {
+    let new = !path.exists();
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut writer = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(file);
+    if new {
+        writer.write_record(columns)?;
+    }
+    writer.write_record(
+        columns
+            .iter()
+            .map(|c| row.get(c).map(String::as_str).unwrap_or_default()),
+    )?;
+    writer.flush()
+}

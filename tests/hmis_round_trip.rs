@@ -1,0 +1,126 @@
+//! HMIS → canonical FHIR → consent gate → HMIS CSV keeps every field the canonical model carries: the
+//! client's id, names, birth date and gender fields; the event's id, client, date, HUD code, result and
+//! result date. Run on the shipped fixtures, and on the published FY2024 sample when ../shared is present.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const CLIENT_FIELDS: &[&str] = &[
+    "PersonalID",
+    "FirstName",
+    "MiddleName",
+    "LastName",
+    "DOB",
+    "Woman",
+    "Man",
+];
+const EVENT_FIELDS: &[&str] = &[
+    "EventID",
+    "PersonalID",
+    "EventDate",
+    "Event",
+    "ReferralResult",
+    "ResultDate",
+];
+
+fn rows(path: &Path, key: &str, fields: &[&str]) -> HashMap<String, Vec<String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let index = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{} has no {name}", path.display()))
+    };
+    let deleted = headers.iter().position(|h| h == "DateDeleted");
+    reader
+        .records()
+        .map(Result::unwrap)
+        .filter(|r| deleted.is_none_or(|d| r.get(d).unwrap_or_default().is_empty()))
+        .map(|r| {
+            (
+                r[index(key)].to_owned(),
+                fields.iter().map(|f| r[index(f)].to_owned()).collect(),
+            )
+        })
+        .collect()
+}
+
+fn round_trip(input: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let bases = dir.path().join("bases.toml");
+    std::fs::write(&bases, "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:hmis|import\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"round trip\"\n").unwrap();
+    let out = dir.path().join("hmis");
+    let run = Command::new(env!("CARGO_BIN_EXE_onedoor"))
+        .args([
+            "convert",
+            "--mapping",
+            "hmis-fy2024",
+            "--input",
+            input.to_str().unwrap(),
+            "--format",
+            "bundle",
+        ])
+        .args([
+            "--recipient",
+            "urn:onedoor:hmis|import",
+            "--bases",
+            bases.to_str().unwrap(),
+            "--to",
+            "hmis-csv",
+        ])
+        .args([
+            "--audit-dir",
+            dir.path().join("audit").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        rows(&out.join("Client.csv"), "PersonalID", CLIENT_FIELDS),
+        rows(&input.join("Client.csv"), "PersonalID", CLIENT_FIELDS)
+    );
+    let original = rows(&input.join("Event.csv"), "EventID", EVENT_FIELDS);
+    let referral_events: HashMap<_, _> =
+        original.into_iter().filter(|(_, v)| v[3] != "2").collect();
+    assert_eq!(
+        rows(&out.join("Event.csv"), "EventID", EVENT_FIELDS),
+        referral_events
+    );
+    let export = std::fs::read_to_string(out.join("Export.csv")).unwrap();
+    assert!(
+        export.starts_with("ExportID,SourceType") && export.contains(",2024 v1.4,"),
+        "{export}"
+    );
+}
+
+fn fixture(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("conformance/hmis/hmis-fy2024")
+        .join(case)
+        .join("input")
+}
+
+#[test]
+fn shipped_exports_survive_the_round_trip() {
+    round_trip(&fixture("referral-rejected-by-provider"));
+    round_trip(&fixture("referral-pending-and-accepted"));
+}
+
+#[test]
+fn published_fy2024_sample_survives_the_round_trip() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/agency/hmis/fy2024");
+    if !data.is_dir() {
+        eprintln!("../shared/data is absent: skipped");
+        return;
+    }
+    round_trip(&data);
+}
