@@ -339,6 +339,13 @@ fn run_adapter(
             stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
             Ok(source.tables().to_vec())
         }
+        "hsds" => {
+            let source = crate::adapters::hsds::HsdsSource::open(&request.input).map_err(|e| {
+                source_err(&format!("{}: cannot read: {e}", request.input.display()))
+            })?;
+            stage.run(source.records(), sink, summary)?;
+            Ok(Vec::new())
+        }
         "fhir" => {
             let source = FhirSource::open(&request.input).map_err(|e| {
                 source_err(&format!("{}: cannot read: {e}", request.input.display()))

@@ -7,6 +7,7 @@
 pub mod csv_table;
 pub mod fhir;
 pub mod hmis;
+pub mod hsds;
 pub mod oneroster;
 pub mod quirks;
 pub mod referral_csv;
@@ -17,7 +18,7 @@ use std::fmt;
 pub use quirks::{Quirk, QuirkLog};
 
 /// The adapters this build knows, by the name mapping files use.
-pub const ADAPTERS: &[&str] = &["oneroster", "referral-csv", "fhir", "hmis"];
+pub const ADAPTERS: &[&str] = &["oneroster", "referral-csv", "fhir", "hmis", "hsds"];
 
 /// Where a record or a problem is in the source export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,6 +134,7 @@ pub fn context_tables(adapter: &str) -> &'static [ContextTable] {
         "referral-csv" => referral_csv::CONTEXT,
         "fhir" => FHIR_CONTEXT,
         "hmis" => hmis::tables::CONTEXT,
+        "hsds" => hsds::CONTEXT,
         _ => &[],
     }
 }
@@ -144,6 +146,7 @@ pub fn record_kinds(adapter: &str) -> &'static [&'static str] {
         "referral-csv" => referral_csv::RECORD_KINDS,
         "fhir" => fhir::RECORD_KINDS,
         "hmis" => hmis::tables::RECORD_KINDS,
+        "hsds" => hsds::RECORD_KINDS,
         _ => &[],
     }
 }

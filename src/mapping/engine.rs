@@ -8,7 +8,8 @@
 //!   mappings such as security labels by need).
 //! - `value | date`, `value | date('%m/%d/%Y')`: a FHIR date (tolerant, or with an explicit format).
 //! - `value | datetime`: a FHIR dateTime.
-//! - `reference('Patient', id)`, `fhir_id('Patient', id)`: the derived reference / id of another resource.
+//! - `reference('Patient', id)`, `fhir_id('Patient', id)`: the derived reference / id of another resource;
+//!   `references('Location', ids)`: a list of references, one per id.
 //! - `now()`: the conversion time (fixed per run; conformance cases fix it).
 //! - `source_system`: the mapping's (or the configuration's) source system URI.
 //!
@@ -31,6 +32,7 @@ use toml::Spanned;
 
 /// Names that expressions may use that are not record fields.
 pub const GLOBALS: &[&str] = &[
+    "references",
     "source_system",
     "reference",
     "fhir_id",
@@ -519,6 +521,7 @@ fn add_date_filters(
 }
 
 fn add_reference_functions(env: &mut Environment<'static>, source_system: String, now: String) {
+    let source_system_for_lists = source_system.clone();
     let system = source_system.clone();
     env.add_function(
         "reference",
@@ -544,6 +547,17 @@ fn add_reference_functions(env: &mut Environment<'static>, source_system: String
     );
     env.add_function("now", move || -> JinjaValue {
         JinjaValue::from(now.clone())
+    });
+    let system = source_system_for_lists;
+    env.add_function("references", move |resource_type: String, ids: JinjaValue| -> JinjaValue {
+        let list: Vec<Value> = ids
+            .try_iter()
+            .into_iter()
+            .flatten()
+            .filter(|id| !is_empty(id))
+            .map(|id| json!({"reference": ids::reference(&system, &resource_type, &id.to_string())}))
+            .collect();
+        JinjaValue::from_serialize(list)
     });
 }
 
