@@ -346,6 +346,12 @@ fn run_adapter(
             stage.run(source.records(), sink, summary)?;
             Ok(Vec::new())
         }
+        "edfi" => {
+            let source = crate::adapters::edfi::EdfiSource::open(&request.input)
+                .map_err(PipelineError::Source)?;
+            stage.run(source.records(), sink, summary)?;
+            Ok(Vec::new())
+        }
         "fhir" => {
             let source = FhirSource::open(&request.input).map_err(|e| {
                 source_err(&format!("{}: cannot read: {e}", request.input.display()))

@@ -173,3 +173,16 @@ fn hmis_fy2024_sample_converts_every_client_and_referral_event() {
         ["Patient", "ServiceRequest", "Task", "Organization"].map(|k| count(&resources, k));
     assert_eq!(counts, [9, 24, 24, 1]);
 }
+
+#[test]
+fn edfi_sample_converts_all_960_students_and_1872_contact_links() {
+    let Some(data) = shared() else { return };
+    let resources = convert("edfi-5", &data.join("sis/edfi/samples"));
+    assert_eq!(
+        (
+            count(&resources, "Patient"),
+            count(&resources, "RelatedPerson")
+        ),
+        (960, 1872)
+    );
+}

@@ -5,6 +5,7 @@
 //! bounded memory, and every error names the file, the row and the field.
 
 pub mod csv_table;
+pub mod edfi;
 pub mod fhir;
 pub mod hmis;
 pub mod hsds;
@@ -18,7 +19,7 @@ use std::fmt;
 pub use quirks::{Quirk, QuirkLog};
 
 /// The adapters this build knows, by the name mapping files use.
-pub const ADAPTERS: &[&str] = &["oneroster", "referral-csv", "fhir", "hmis", "hsds"];
+pub const ADAPTERS: &[&str] = &["oneroster", "referral-csv", "fhir", "hmis", "hsds", "edfi"];
 
 /// Where a record or a problem is in the source export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -135,6 +136,7 @@ pub fn context_tables(adapter: &str) -> &'static [ContextTable] {
         "fhir" => FHIR_CONTEXT,
         "hmis" => hmis::tables::CONTEXT,
         "hsds" => hsds::CONTEXT,
+        "edfi" => edfi::CONTEXT,
         _ => &[],
     }
 }
@@ -147,6 +149,7 @@ pub fn record_kinds(adapter: &str) -> &'static [&'static str] {
         "fhir" => fhir::RECORD_KINDS,
         "hmis" => hmis::tables::RECORD_KINDS,
         "hsds" => hsds::RECORD_KINDS,
+        "edfi" => edfi::RECORD_KINDS,
         _ => &[],
     }
 }

@@ -1,0 +1,10 @@
+//! `edfi`: Ed-Fi Data Standard 5.x interchange XML: `Student.xml` (InterchangeStudent) → student records,
+//! and `Contact.xml` (InterchangeContact: Contact and StudentContactAssociation) → one record per
+//! student–contact link, joined to its contact. Elements become nested values named as in the XML
+//! (`student.Name.FirstName`, `link.Relation`), so mappings read the standard's own names; descriptors
+//! (`uri://ed-fi.org/SexDescriptor#Female`) go through code tables.
+
+mod decode;
+mod xml;
+
+pub use decode::{CONTEXT, EdfiSource, RECORD_KINDS};
