@@ -25,6 +25,11 @@ fn onedoor(args: &[&str]) -> std::process::Output {
 
 /// Convert a sample with a mapping; the resources written, or a failure with the summary.
 fn convert(mapping: &str, input: &Path) -> Vec<Value> {
+    convert_with_summary(mapping, input).0
+}
+
+/// Like [`convert`], with the summary printed on standard error.
+fn convert_with_summary(mapping: &str, input: &Path) -> (Vec<Value>, String) {
     let run = onedoor(&[
         "convert",
         "--mapping",
@@ -32,15 +37,13 @@ fn convert(mapping: &str, input: &Path) -> Vec<Value> {
         "--input",
         input.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    String::from_utf8_lossy(&run.stdout)
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{stderr}");
+    let resources = String::from_utf8_lossy(&run.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+        .collect();
+    (resources, stderr)
 }
 
 fn count(resources: &[Value], kind: &str) -> usize {
@@ -53,33 +56,11 @@ fn count(resources: &[Value], kind: &str) -> usize {
 #[test]
 fn oneroster_1_2_sample_gives_one_patient_per_student_and_one_related_person_per_guardian_link() {
     let Some(data) = shared() else { return };
-    let input = data.join("sis/oneroster/v1p2-full");
-    let run = onedoor(&[
-        "convert",
-        "--mapping",
-        "oneroster",
-        "--input",
-        input.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let resources: Vec<Value> = String::from_utf8_lossy(&run.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let count = |kind: &str| {
-        resources
-            .iter()
-            .filter(|r| r["resourceType"] == kind)
-            .count()
-    };
+    let (resources, stderr) =
+        convert_with_summary("oneroster", &data.join("sis/oneroster/v1p2-full"));
     // roles.csv names three students; each names one agent in agentSourcedIds.
-    assert_eq!(count("Patient"), 3);
-    assert_eq!(count("RelatedPerson"), 3);
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(count(&resources, "Patient"), 3);
+    assert_eq!(count(&resources, "RelatedPerson"), 3);
     assert!(
         stderr.contains("'prefferedGivenName' read as 'preferredGivenName'"),
         "{stderr}"

@@ -26,6 +26,16 @@ pub fn transaction(resources: &[Value]) -> Value {
     json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
 }
 
+/// The record a pipeline group becomes: FHIR input passed through stays as it came (one resource or Bundle);
+/// anything mapped becomes a transaction Bundle.
+pub fn group_record(resources: Vec<Value>, passthrough: bool) -> Value {
+    if passthrough && resources.len() == 1 {
+        resources.into_iter().next().unwrap_or_default()
+    } else {
+        transaction(&resources)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,11 +68,7 @@ impl<D: Destination> GatedSink<D> {
 
 impl<D: Destination> Sink for GatedSink<D> {
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
-        let record = if passthrough && resources.len() == 1 {
-            resources.into_iter().next().unwrap_or_default()
-        } else {
-            bundle::transaction(&resources)
-        };
+        let record = bundle::group_record(resources, passthrough);
         if !addressed_to(&record, &self.request.recipient) {
             self.not_addressed += 1;
             return Ok(());

@@ -165,11 +165,7 @@ struct GatewaySink {
 
 impl Sink for GatewaySink {
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
-        let record = if passthrough && resources.len() == 1 {
-            resources.into_iter().next().unwrap_or_default()
-        } else {
-            bundle::transaction(&resources)
-        };
+        let record = bundle::group_record(resources, passthrough);
         self.resources += crate::consent::subject::resources(&record).len() as u64;
         match self
             .runtime
