@@ -352,6 +352,12 @@ fn run_adapter(
             stage.run(source.records(), sink, summary)?;
             Ok(Vec::new())
         }
+        "sif" => {
+            let source = crate::adapters::sif::SifSource::open(&request.input, quirks)
+                .map_err(PipelineError::Source)?;
+            stage.run(source.records(), sink, summary)?;
+            Ok(Vec::new())
+        }
         "fhir" => {
             let source = FhirSource::open(&request.input).map_err(|e| {
                 source_err(&format!("{}: cannot read: {e}", request.input.display()))

@@ -167,3 +167,51 @@ fn edfi_sample_converts_all_960_students_and_1872_contact_links() {
         (960, 1872)
     );
 }
+
+#[test]
+fn sif_au_sample_converts_what_it_can_and_names_each_missing_reference() {
+    let Some(data) = shared() else { return };
+    let input = data.join("sis/sif-au");
+    let run = onedoor(&[
+        "convert",
+        "--mapping",
+        "sif-au-3.4",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    let summary = String::from_utf8_lossy(&run.stderr);
+    let resources: Vec<Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Two schools and the one student convert; the relationship, the wellbeing event and the alert name a
+    // student (f7dd788e...) that no file of the sample holds, so each is rejected with its file and field.
+    assert_eq!(
+        (
+            count(&resources, "Organization"),
+            count(&resources, "Patient")
+        ),
+        (2, 1),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("12 records in, 3 converted, 6 with nothing to map, 3 rejected"),
+        "{summary}"
+    );
+    for file in [
+        "studentcontactrelationship.xml",
+        "wellbeingevent.xml",
+        "wellbeingalert.xml",
+    ] {
+        assert!(
+            summary.contains(&format!(
+                "{file} line 1, field StudentPersonalRefId: no StudentPersonal"
+            )),
+            "{summary}"
+        );
+    }
+    assert!(
+        summary.contains("files in namespace 'http://www.sifassociation.org/au/datamodel/3.4'")
+    );
+    assert!(!run.status.success(), "rejections make the exit status 1");
+}

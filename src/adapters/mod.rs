@@ -12,6 +12,7 @@ pub mod hsds;
 pub mod oneroster;
 pub mod quirks;
 pub mod referral_csv;
+pub mod sif;
 
 use serde::Serialize;
 use std::fmt;
@@ -19,7 +20,15 @@ use std::fmt;
 pub use quirks::{Quirk, QuirkLog};
 
 /// The adapters this build knows, by the name mapping files use.
-pub const ADAPTERS: &[&str] = &["oneroster", "referral-csv", "fhir", "hmis", "hsds", "edfi"];
+pub const ADAPTERS: &[&str] = &[
+    "oneroster",
+    "referral-csv",
+    "fhir",
+    "hmis",
+    "hsds",
+    "edfi",
+    "sif",
+];
 
 /// Where a record or a problem is in the source export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -137,6 +146,7 @@ pub fn context_tables(adapter: &str) -> &'static [ContextTable] {
         "hmis" => hmis::tables::CONTEXT,
         "hsds" => hsds::CONTEXT,
         "edfi" => edfi::CONTEXT,
+        "sif" => sif::CONTEXT,
         _ => &[],
     }
 }
@@ -150,6 +160,7 @@ pub fn record_kinds(adapter: &str) -> &'static [&'static str] {
         "hmis" => hmis::tables::RECORD_KINDS,
         "hsds" => hsds::RECORD_KINDS,
         "edfi" => edfi::RECORD_KINDS,
+        "sif" => sif::RECORD_KINDS,
         _ => &[],
     }
 }

@@ -75,7 +75,12 @@ fn aliases_of(resource: &Value) -> HashSet<String> {
     aliases
 }
 
-/// Find the subject: the ServiceRequest's subject, else the only Patient.
+/// The label of a contact under an intervention order (SIF `ContactFlags/InterventionOrder`): never a
+/// guardian, whatever else the record says about them.
+pub const INTERVENTION_ORDER: &str = "IO";
+
+/// Find the subject: the ServiceRequest's subject, else the only Patient. Guardians are the patient's
+/// RelatedPersons, except those labelled [`INTERVENTION_ORDER`].
 pub fn subject(record: &Value, at: DateTime<FixedOffset>) -> Option<Subject> {
     let all = resources(record);
     let wanted = all
@@ -94,6 +99,7 @@ pub fn subject(record: &Value, at: DateTime<FixedOffset>) -> Option<Subject> {
             kind(r) == "RelatedPerson"
                 && r.pointer("/patient/reference").and_then(Value::as_str)
                     == Some(reference.as_str())
+                && !labels(r).iter().any(|code| code == INTERVENTION_ORDER)
         })
         .flat_map(|r| aliases_of(r))
         .collect();

@@ -122,6 +122,7 @@ impl MappingEngine {
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.add_global("source_system", source_system.clone());
         add_code_filter(&mut env, Arc::new(codes));
+        add_list_filter(&mut env);
         add_date_filters(
             &mut env,
             file.source.ambiguous_dates,
@@ -518,6 +519,27 @@ fn add_date_filters(
             Ok(JinjaValue::from(text))
         },
     );
+}
+
+/// `value | each`: a list whatever the source gave — XML turns one repeated element into a value and two into
+/// a list, so mappings over XML iterate `AddressList.Address | each`. Empty gives an empty list.
+/// `value | text`: the text of an XML element that also has attributes (`<Email Type="06">a@b</Email>`).
+fn add_list_filter(env: &mut Environment<'static>) {
+    env.add_filter("each", |value: JinjaValue| -> JinjaValue {
+        if is_empty(&value) {
+            return JinjaValue::from(Vec::<JinjaValue>::new());
+        }
+        if value.kind() == minijinja::value::ValueKind::Seq {
+            return value;
+        }
+        JinjaValue::from(vec![value])
+    });
+    env.add_filter("text", |value: JinjaValue| -> JinjaValue {
+        if value.kind() == minijinja::value::ValueKind::Map {
+            return value.get_attr("#text").unwrap_or(JinjaValue::UNDEFINED);
+        }
+        value
+    });
 }
 
 fn add_reference_functions(env: &mut Environment<'static>, source_system: String, now: String) {

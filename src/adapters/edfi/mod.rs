@@ -5,6 +5,6 @@
 //! (`uri://ed-fi.org/SexDescriptor#Female`) go through code tables.
 
 mod decode;
-mod xml;
+pub(crate) mod xml;
 
 pub use decode::{CONTEXT, EdfiSource, RECORD_KINDS};

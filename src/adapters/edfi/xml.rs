@@ -1,5 +1,8 @@
 //! Streaming XML → JSON for interchange files: each child element of the root becomes a JSON object
-//! (children by name, repeated names as lists, text as strings, attributes as `@name`), read one at a time.
+//! (children by name, repeated names as lists, text as strings, attributes as `@name`, the text of an
+//! element that also has attributes as `#text`), read one at a time.
+//! A root that is itself an object (a SIF `<StudentPersonal>` file) is yielded whole when the caller names
+//! it. Namespace declarations are kept aside (the root's default namespace is available), not in the JSON.
 //! No DTD is read or expanded (a DOCTYPE is refused), depth and element size are bounded.
 
 use quick_xml::Reader;
@@ -26,6 +29,8 @@ pub struct Interchange<R: BufRead> {
     buf: Vec<u8>,
     depth: usize,
     lines: LineCounter,
+    root_objects: &'static [&'static str],
+    root: Option<(String, Option<String>)>,
 }
 
 /// Counts lines up to a byte position (quick-xml reports byte positions).
@@ -34,8 +39,15 @@ struct LineCounter {
 }
 
 impl LineCounter {
+    /// The line of the first non-blank byte at or after `position` (an event starts after the blank text
+    /// that trimming skips).
     fn line_at(&self, position: usize) -> u64 {
-        self.text[..position.min(self.text.len())]
+        let start = position.min(self.text.len());
+        let position = self.text[start..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map_or(start, |skip| start + skip);
+        self.text[..position]
             .iter()
             .filter(|b| **b == b'\n')
             .count() as u64
@@ -52,10 +64,25 @@ pub fn from_bytes(text: Vec<u8>) -> Interchange<std::io::Cursor<Vec<u8>>> {
         buf: Vec::new(),
         depth: 0,
         lines: LineCounter { text },
+        root_objects: &[],
+        root: None,
     }
 }
 
 impl<R: BufRead> Interchange<R> {
+    /// Root elements with these names are objects themselves: yielded whole instead of their children.
+    pub fn with_root_objects(mut self, names: &'static [&'static str]) -> Self {
+        self.root_objects = names;
+        self
+    }
+
+    /// The root element's local name and default namespace, once the root has been read.
+    pub fn root(&self) -> Option<(&str, Option<&str>)> {
+        self.root
+            .as_ref()
+            .map(|(name, namespace)| (name.as_str(), namespace.as_deref()))
+    }
+
     /// The next top-level element, or an error naming the line.
     pub fn next_element(&mut self) -> Option<Result<Element, String>> {
         loop {
@@ -76,7 +103,22 @@ impl<R: BufRead> Interchange<R> {
                         "a DOCTYPE is not accepted (no DTD is read or expanded)".into(),
                     ));
                 }
-                Event::Start(_) if self.depth == 0 => self.depth = 1,
+                Event::Start(start) if self.depth == 0 => {
+                    let name = local_name(&start);
+                    self.root = Some((name.clone(), default_namespace(&start)));
+                    if self.root_objects.contains(&name.as_str()) {
+                        let line = self.lines.line_at(position);
+                        return Some(self.element(start, 1).map(|value| Element {
+                            name,
+                            line,
+                            value,
+                        }));
+                    }
+                    self.depth = 1;
+                }
+                Event::Empty(start) if self.depth == 0 => {
+                    self.root = Some((local_name(&start), default_namespace(&start)));
+                }
                 Event::Start(start) => {
                     let line = self.lines.line_at(position);
                     let name = local_name(&start);
@@ -143,6 +185,9 @@ impl<R: BufRead> Interchange<R> {
         Ok(if object.is_empty() {
             Value::String(text)
         } else {
+            if !text.is_empty() {
+                object.insert("#text".into(), Value::String(text));
+            }
             Value::Object(object)
         })
     }
@@ -152,10 +197,23 @@ fn local_name(start: &BytesStart<'_>) -> String {
     String::from_utf8_lossy(start.local_name().as_ref()).into_owned()
 }
 
+fn default_namespace(start: &BytesStart<'_>) -> Option<String> {
+    start
+        .attributes()
+        .filter_map(Result::ok)
+        .find(|a| a.key.as_ref() == b"xmlns")
+        .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+}
+
+fn is_namespace_declaration(key: &[u8]) -> bool {
+    key == b"xmlns" || key.starts_with(b"xmlns:")
+}
+
 fn attributes(start: &BytesStart<'_>) -> Map<String, Value> {
     start
         .attributes()
         .filter_map(Result::ok)
+        .filter(|a| !is_namespace_declaration(a.key.as_ref()))
         .map(|a| {
             (
                 format!("@{}", String::from_utf8_lossy(a.key.local_name().as_ref())),

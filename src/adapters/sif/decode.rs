@@ -1,0 +1,522 @@
+//! Reading SIF objects from every `.xml` file of an export and joining them: a relationship to its contact and
+//! student, a student to their school, a wellbeing event or alert to its student and the student's contacts.
+//! Each object is read once: the same object (same RefId) again in another file is skipped and reported.
+
+use super::namespace;
+use crate::adapters::edfi::xml::{self, Element};
+use crate::adapters::oneroster::Export;
+use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Largest SIF file read.
+const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The SIF objects this adapter reads (a file whose root is one of them is that one object).
+const OBJECTS: &[&str] = &[
+    "SchoolInfo",
+    "StudentPersonal",
+    "StudentContactPersonal",
+    "StudentContactRelationship",
+    "StudentSchoolEnrollment",
+    "WellbeingEvent",
+    "WellbeingAlert",
+    "WellbeingResponse",
+    "PersonalisedPlan",
+    "WellbeingCharacteristic",
+    "WellbeingAppeal",
+];
+
+/// Objects read and reported, from which the shipped mapping builds nothing, with their record kind.
+const CARRIED: &[(&str, &str)] = &[
+    ("WellbeingResponse", "wellbeing_response"),
+    ("PersonalisedPlan", "personalised_plan"),
+    ("WellbeingCharacteristic", "wellbeing_characteristic"),
+    ("WellbeingAppeal", "wellbeing_appeal"),
+];
+
+/// The variables a SIF mapping sees.
+pub const CONTEXT: &[ContextTable] = &[
+    ContextTable {
+        variable: "school",
+        table: "SchoolInfo",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "student",
+        table: "StudentPersonal",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "enrollment",
+        table: "StudentSchoolEnrollment",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "link",
+        table: "StudentContactRelationship",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "contact",
+        table: "StudentContactPersonal",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "student_id",
+        table: "StudentPersonal",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "wellbeing",
+        table: "WellbeingEvent",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "object",
+        table: "WellbeingEvent",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "categories",
+        table: "WellbeingEvent",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "record",
+        table: "WellbeingResponse",
+        columns: &[],
+    },
+];
+
+/// The record kinds this adapter yields.
+pub const RECORD_KINDS: &[&str] = &[
+    "school",
+    "student",
+    "contact_link",
+    "wellbeing",
+    "wellbeing_response",
+    "personalised_plan",
+    "wellbeing_characteristic",
+    "wellbeing_appeal",
+];
+
+/// One object read from a file.
+struct Object {
+    file: String,
+    element: Element,
+}
+
+impl Object {
+    fn position(&self) -> Position {
+        Position::line(&self.file, self.element.line)
+    }
+
+    fn text(&self, field: &str) -> String {
+        self.element
+            .value
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    fn ref_id(&self) -> String {
+        let attribute = if self.element.name == "StudentContactRelationship" {
+            "@StudentContactRelationshipRefId"
+        } else {
+            "@RefId"
+        };
+        self.text(attribute)
+    }
+}
+
+/// An opened SIF export: its decoded records, in order.
+pub struct SifSource {
+    records: Vec<Decoded>,
+}
+
+impl SifSource {
+    /// Read every `.xml` file of a folder, a zip, or one `.xml` file.
+    pub fn open(path: &Path, quirks: &QuirkLog) -> Result<Self, String> {
+        let (files, _export) = xml_files(path)?;
+        if files.is_empty() {
+            return Err(format!(
+                "{}: no .xml file found; expected SIF objects or collections",
+                path.display()
+            ));
+        }
+        let mut objects = Vec::new();
+        let mut records = Vec::new();
+        for file in &files {
+            read_file(file, quirks, &mut objects, &mut records);
+        }
+        let objects = deduplicate(objects, quirks);
+        records.extend(Joined::new(objects).records());
+        Ok(Self { records })
+    }
+
+    /// The records: problems with files first, then schools, students with their contacts, wellbeing
+    /// records and the objects carried without a mapping.
+    pub fn records(self) -> impl Iterator<Item = Decoded> {
+        self.records.into_iter()
+    }
+}
+
+fn xml_files(path: &Path) -> Result<(Vec<PathBuf>, Option<Export>), String> {
+    if path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+    {
+        return Ok((vec![path.to_owned()], None));
+    }
+    let export = Export::open(path).map_err(|e| e.to_string())?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(export.dir())
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")))
+        .collect();
+    files.sort();
+    Ok((files, Some(export)))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn read_file(path: &Path, quirks: &QuirkLog, objects: &mut Vec<Object>, out: &mut Vec<Decoded>) {
+    let file = file_name(path);
+    let text = match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+            out.push(Err(RecordError::new(
+                Position::file(&file),
+                format!("larger than {MAX_FILE_BYTES} bytes"),
+            )));
+            return;
+        }
+        _ => match std::fs::read(path) {
+            Ok(text) => text,
+            Err(err) => {
+                out.push(Err(RecordError::new(
+                    Position::file(&file),
+                    err.to_string(),
+                )));
+                return;
+            }
+        },
+    };
+    let mut reader = xml::from_bytes(text).with_root_objects(OBJECTS);
+    let mut checked = false;
+    while let Some(next) = reader.next_element() {
+        if !checked {
+            checked = true;
+            let namespace = reader.root().and_then(|(_, ns)| ns);
+            if let Err(why) = namespace::check(&file, namespace, quirks) {
+                out.push(Err(RecordError::new(Position::file(&file), why)));
+                return;
+            }
+        }
+        match next {
+            Ok(element) if OBJECTS.contains(&element.name.as_str()) => objects.push(Object {
+                file: file.clone(),
+                element,
+            }),
+            Ok(element) => out.push(Err(RecordError::new(
+                Position::line(&file, element.line).with_field(&element.name),
+                format!(
+                    "<{}> is not a SIF object this adapter reads (expected one of: {})",
+                    element.name,
+                    OBJECTS.join(", ")
+                ),
+            ))),
+            Err(why) => out.push(Err(failure(&file, why))),
+        }
+    }
+}
+
+fn failure(file: &str, why: String) -> RecordError {
+    let line = why
+        .strip_prefix("line ")
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok());
+    RecordError::new(
+        line.map(|l| Position::line(file, l))
+            .unwrap_or_else(|| Position::file(file)),
+        why,
+    )
+}
+
+fn deduplicate(objects: Vec<Object>, quirks: &QuirkLog) -> Vec<Object> {
+    let mut first_file: HashMap<(String, String), String> = HashMap::new();
+    objects
+        .into_iter()
+        .filter(|object| {
+            let key = (object.element.name.clone(), object.ref_id());
+            if key.1.is_empty() {
+                return true;
+            }
+            match first_file.get(&key) {
+                Some(first) => {
+                    quirks.note(
+                        format!(
+                            "{}: a {} already read from {first} (same RefId) is skipped",
+                            object.file, object.element.name
+                        ),
+                        Some(object.element.line),
+                    );
+                    false
+                }
+                None => {
+                    first_file.insert(key, object.file.clone());
+                    true
+                }
+            }
+        })
+        .collect()
+}
+
+/// The objects of an export, indexed for the joins.
+struct Joined {
+    by_name: HashMap<&'static str, Vec<Object>>,
+}
+
+impl Joined {
+    fn new(objects: Vec<Object>) -> Self {
+        let mut by_name: HashMap<&'static str, Vec<Object>> = HashMap::new();
+        for object in objects {
+            let name = OBJECTS
+                .iter()
+                .find(|n| **n == object.element.name)
+                .copied()
+                .unwrap_or_default();
+            by_name.entry(name).or_default().push(object);
+        }
+        Self { by_name }
+    }
+
+    fn all(&self, name: &str) -> &[Object] {
+        self.by_name.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn by_ref(&self, name: &str) -> HashMap<String, &Object> {
+        self.all(name).iter().map(|o| (o.ref_id(), o)).collect()
+    }
+
+    fn records(&self) -> Vec<Decoded> {
+        let mut out: Vec<Decoded> = self.all("SchoolInfo").iter().map(school_record).collect();
+        let students = self.by_ref("StudentPersonal");
+        let student_records = self.student_records(&mut out);
+        for link in self.all("StudentContactRelationship") {
+            let student = link.text("StudentPersonalRefId");
+            if !students.contains_key(&student) {
+                out.push(Err(unknown_student(link, &student)));
+            }
+        }
+        let schools = self.by_ref("SchoolInfo");
+        for name in ["WellbeingEvent", "WellbeingAlert"] {
+            for object in self.all(name) {
+                out.push(wellbeing_record(object, &student_records, &schools));
+            }
+        }
+        for (name, kind) in CARRIED {
+            out.extend(self.all(name).iter().map(|o| Ok(carried_record(o, kind))));
+        }
+        out
+    }
+
+    /// Each student followed by their contact links; returns them by student RefId for the wellbeing joins.
+    fn student_records(&self, out: &mut Vec<Decoded>) -> HashMap<String, Vec<SourceRecord>> {
+        let contacts = self.by_ref("StudentContactPersonal");
+        let schools = self.by_ref("SchoolInfo");
+        let mut enrollments: HashMap<String, &Object> = HashMap::new();
+        for enrollment in self.all("StudentSchoolEnrollment") {
+            enrollments
+                .entry(enrollment.text("StudentPersonalRefId"))
+                .or_insert(enrollment);
+        }
+        let mut links: HashMap<String, Vec<&Object>> = HashMap::new();
+        for link in self.all("StudentContactRelationship") {
+            links
+                .entry(link.text("StudentPersonalRefId"))
+                .or_default()
+                .push(link);
+        }
+        let mut joined = HashMap::new();
+        for student in self.all("StudentPersonal") {
+            let id = student.ref_id();
+            if id.is_empty() {
+                out.push(Err(RecordError::new(
+                    student.position().with_field("RefId"),
+                    "StudentPersonal without a RefId (expected the object's GUID)",
+                )));
+                continue;
+            }
+            let enrollment = enrollments.get(&id).copied();
+            let school = enrollment.and_then(|e| schools.get(&e.text("SchoolInfoRefId")).copied());
+            let mut group = vec![student_record(student, enrollment, school)];
+            for link in links.get(&id).into_iter().flatten() {
+                match link_record(link, &id, &contacts) {
+                    Ok(record) => group.push(record),
+                    Err(error) => out.push(Err(error)),
+                }
+            }
+            out.extend(group.iter().cloned().map(Ok));
+            joined.insert(id, group);
+        }
+        joined
+    }
+}
+
+fn school_record(object: &Object) -> Decoded {
+    let id = object.ref_id();
+    if id.is_empty() {
+        return Err(RecordError::new(
+            object.position().with_field("RefId"),
+            "SchoolInfo without a RefId (expected the object's GUID)",
+        ));
+    }
+    Ok(SourceRecord {
+        kind: "school",
+        key: id.clone(),
+        group: format!("school:{id}"),
+        position: object.position(),
+        context: json!({ "school": object.element.value }),
+        related: Vec::new(),
+    })
+}
+
+fn student_record(
+    student: &Object,
+    enrollment: Option<&Object>,
+    school: Option<&Object>,
+) -> SourceRecord {
+    let id = student.ref_id();
+    SourceRecord {
+        kind: "student",
+        key: id.clone(),
+        group: format!("student:{id}"),
+        position: student.position(),
+        context: json!({
+            "student": student.element.value,
+            "enrollment": enrollment.map(|e| &e.element.value),
+            "school": school.map(|s| &s.element.value),
+        }),
+        related: Vec::new(),
+    }
+}
+
+fn link_record(
+    link: &Object,
+    student: &str,
+    contacts: &HashMap<String, &Object>,
+) -> Result<SourceRecord, RecordError> {
+    let reference = link.text("StudentContactPersonalRefId");
+    let contact = contacts.get(&reference).ok_or_else(|| {
+        RecordError::new(
+            link.position().with_field("StudentContactPersonalRefId"),
+            format!(
+                "no StudentContactPersonal with RefId '{reference}' in this export (expected the contact \
+                 the relationship links to)"
+            ),
+        )
+    })?;
+    Ok(SourceRecord {
+        kind: "contact_link",
+        key: format!("{student}|{reference}"),
+        group: format!("student:{student}"),
+        position: link.position(),
+        context: json!({
+            "link": link.element.value,
+            "contact": contact.element.value,
+            "student_id": student,
+        }),
+        related: Vec::new(),
+    })
+}
+
+fn unknown_student(object: &Object, student: &str) -> RecordError {
+    RecordError::new(
+        object.position().with_field("StudentPersonalRefId"),
+        format!(
+            "no StudentPersonal with RefId '{student}' in this export (expected the student the {} is about)",
+            object.element.name
+        ),
+    )
+}
+
+fn wellbeing_record(
+    object: &Object,
+    students: &HashMap<String, Vec<SourceRecord>>,
+    schools: &HashMap<String, &Object>,
+) -> Decoded {
+    let student = object.text("StudentPersonalRefId");
+    let Some(student_group) = students.get(&student) else {
+        return Err(unknown_student(object, &student));
+    };
+    let id = object.ref_id();
+    Ok(SourceRecord {
+        kind: "wellbeing",
+        key: id.clone(),
+        group: format!("wellbeing:{id}"),
+        position: object.position(),
+        context: json!({
+            "wellbeing": object.element.value,
+            "object": object.element.name,
+            "categories": categories(&object.element.value),
+            "student_id": student,
+            "school": schools.get(&object.text("SchoolInfoRefId")).map(|s| &s.element.value),
+        }),
+        related: student_group.clone(),
+    })
+}
+
+/// Every category code of a wellbeing event or alert, in the order a person reading it would: the alert
+/// category, event categories and their sub-categories, then follow-up action categories.
+fn categories(value: &Value) -> Vec<String> {
+    let mut codes = Vec::new();
+    let mut push = |v: Option<&Value>| {
+        for item in each(v) {
+            if let Some(code) = item.as_str().map(str::trim).filter(|c| !c.is_empty()) {
+                codes.push(code.to_owned());
+            }
+        }
+    };
+    push(value.get("WellbeingAlertCategory"));
+    for category in each(value.pointer("/WellbeingEventCategoryList/WellbeingEventCategory")) {
+        push(category.get("EventCategory"));
+        push(category.pointer("/WellbeingEventSubCategoryList/WellbeingEventSubCategory"));
+    }
+    for action in each(value.pointer("/FollowUpActionList/FollowUpAction")) {
+        push(action.get("FollowUpActionCategory"));
+    }
+    let mut seen = HashSet::new();
+    codes.retain(|c| seen.insert(c.clone()));
+    codes
+}
+
+/// One XML element or several, as a list.
+fn each(value: Option<&Value>) -> Vec<&Value> {
+    match value {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(item) => vec![item],
+        None => Vec::new(),
+    }
+}
+
+fn carried_record(object: &Object, kind: &'static str) -> SourceRecord {
+    let id = object.ref_id();
+    SourceRecord {
+        kind,
+        key: id.clone(),
+        group: format!("{kind}:{id}"),
+        position: object.position(),
+        context: json!({ "record": object.element.value, "student_id": object.text("StudentPersonalRefId") }),
+        related: Vec::new(),
+    }
+}

@@ -1,0 +1,15 @@
+//! `sif`: SIF AU 3.4 (and SIF US 3.x) XML objects, as a zone or a SIF export gives them: one object per file
+//! (`<StudentPersonal RefId=...>`) or a collection (`<StudentPersonals>`), in a folder, a zip or a single file.
+//!
+//! Records: schools (SchoolInfo), students (StudentPersonal, with their school through
+//! StudentSchoolEnrollment), one record per StudentContactRelationship joined to its StudentContactPersonal
+//! (kept in the student's group so a student's bundle carries their contacts), and one record per
+//! WellbeingEvent or WellbeingAlert, carrying its student and contacts so a referral bundle is complete.
+//! WellbeingResponse, PersonalisedPlan, WellbeingCharacteristic and WellbeingAppeal are read and reported
+//! as records the mapping builds nothing from. Both namespace URIs seen in published SIF AU samples are
+//! accepted (the non-standard one is reported as a quirk); an object in another namespace is rejected.
+
+mod decode;
+mod namespace;
+
+pub use decode::{CONTEXT, RECORD_KINDS, SifSource};
