@@ -52,12 +52,16 @@ pub struct Gateway {
     /// The mappings folder.
     #[serde(default = "default_mappings")]
     pub mappings: PathBuf,
+    /// The secret salting repeat-incident key hashes (`niem` sources); set one per deployment.
+    #[serde(default)]
+    pub history_salt: Option<String>,
 }
 
 impl Default for Gateway {
     fn default() -> Self {
         Self {
             mappings: default_mappings(),
+            history_salt: None,
         }
     }
 }
@@ -376,7 +380,7 @@ const TOP: &[&str] = &[
     "routes",
     "partners",
 ];
-const GATEWAY: &[&str] = &["mappings"];
+const GATEWAY: &[&str] = &["mappings", "history_salt"];
 const SERVER: &[&str] = &[
     "listen",
     "database_url",

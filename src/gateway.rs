@@ -58,6 +58,8 @@ pub struct Gateway {
     pub config: Config,
     /// The consent gate (one writer of the audit chain at a time).
     pub gate: Mutex<ConsentGate>,
+    /// Held while a `niem` ingest reads, counts and saves the repeat-incident history (one at a time).
+    pub history_lock: Arc<Mutex<()>>,
     validator: Validator,
 }
 
@@ -68,6 +70,7 @@ impl Gateway {
             store,
             config,
             gate: Mutex::new(gate),
+            history_lock: Arc::new(Mutex::new(())),
             validator: Validator::new(),
         })
     }

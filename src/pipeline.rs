@@ -4,6 +4,7 @@
 
 use crate::adapters::csv_table::TextEncoding;
 use crate::adapters::fhir::FhirSource;
+use crate::adapters::niem::{IncidentHistory, NiemOptions};
 use crate::adapters::oneroster::{OneRosterSource, tables as roster_tables};
 use crate::adapters::referral_csv::ReferralSource;
 use crate::adapters::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
@@ -17,6 +18,10 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The salt of repeat-incident key hashes when the deployment sets none (`gateway.history_salt`).
+pub const DEFAULT_HISTORY_SALT: &str = "onedoor-repeat-incidents";
 
 /// How many rejections a summary keeps in full (all are counted).
 const KEPT_REJECTIONS: usize = 1000;
@@ -36,6 +41,8 @@ pub struct ConvertRequest {
     pub engine: EngineOptions,
     /// Keep a per-record outcome list in the summary (corpus runs).
     pub keep_outcomes: bool,
+    /// The incident history repeat counts come from (`niem`); `None`: only this run's incidents count.
+    pub incident_history: Option<std::sync::Arc<std::sync::Mutex<IncidentHistory>>>,
 }
 
 /// How output is written (also as written in configuration and case files: `ndjson`, `bundle`).
@@ -253,11 +260,14 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         keep_outcomes: request.keep_outcomes,
         ..Summary::default()
     };
-    let encoding = loaded.file.source.encoding;
+    let source_options = (
+        loaded.file.source.encoding,
+        loaded.file.source.repeat_window_days,
+    );
     let tables = run_adapter(
         &adapter,
         request,
-        encoding,
+        source_options,
         &quirks,
         &stage,
         sink,
@@ -298,7 +308,7 @@ type Tables = Vec<(String, Vec<String>)>;
 fn run_adapter(
     adapter: &str,
     request: &ConvertRequest,
-    encoding: TextEncoding,
+    (encoding, repeat_window_days): (TextEncoding, u32),
     quirks: &QuirkLog,
     stage: &Stage<'_>,
     sink: &mut dyn Sink,
@@ -354,6 +364,20 @@ fn run_adapter(
         }
         "sif" => {
             let source = crate::adapters::sif::SifSource::open(&request.input, quirks)
+                .map_err(PipelineError::Source)?;
+            stage.run(source.records(), sink, summary)?;
+            Ok(Vec::new())
+        }
+        "niem" => {
+            let history = request.incident_history.clone().unwrap_or_else(|| {
+                Arc::new(Mutex::new(IncidentHistory::new(DEFAULT_HISTORY_SALT)))
+            });
+            let mut history = history.lock().unwrap_or_else(|p| p.into_inner());
+            let options = NiemOptions {
+                history: &mut history,
+                window_days: repeat_window_days,
+            };
+            let source = crate::adapters::niem::NiemSource::open(&request.input, quirks, options)
                 .map_err(PipelineError::Source)?;
             stage.run(source.records(), sink, summary)?;
             Ok(Vec::new())
@@ -588,5 +612,6 @@ pub fn request(
         roster: roster.map(Path::to_owned),
         engine,
         keep_outcomes: false,
+        incident_history: None,
     }
 }

@@ -215,3 +215,29 @@ fn sif_au_sample_converts_what_it_can_and_names_each_missing_reference() {
     );
     assert!(!run.status.success(), "rejections make the exit status 1");
 }
+
+#[test]
+fn nibrs_samples_refer_the_child_victim_and_read_every_other_report() {
+    let Some(data) = shared() else { return };
+    let (resources, summary) = convert_with_summary("nibrs-2019", &data.join("agency/niem-nibrs"));
+    // The Group A sample has two victims: a 32-year-old acquaintance (no follow-up) and a baby (a child
+    // victim: referred). The delete, the Group B arrest and the zero report build nothing.
+    assert!(
+        summary.contains("5 records in, 1 converted, 4 with nothing to map, 0 rejected"),
+        "{summary}"
+    );
+    let request = resources
+        .iter()
+        .find(|r| r["resourceType"] == "ServiceRequest")
+        .expect("a referral");
+    assert_eq!(request["code"]["text"], "Child victim follow-up");
+    assert_eq!(
+        request["performer"][0]["display"],
+        "Department of Family Services"
+    );
+    assert_eq!(
+        request["supportingInfo"][0]["identifier"]["value"],
+        "WVNDX0100/000054236732"
+    );
+    assert_eq!(count(&resources, "Patient"), 1);
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 const SCHOOL_KEY: &str = "od_test_school_key";
 const FOOD_BANK_KEY: &str = "od_test_food_bank_key";
 const HOUSING_KEY: &str = "od_test_housing_key";
+const POLICE_KEY: &str = "od_test_police_key";
 const ADMIN_TOKEN: &str = "od_test_admin_token";
 const SCHOOL_ORG: &str = "urn:onedoor:source:riverside-usd/orgs|dist-100";
 
@@ -64,7 +65,7 @@ impl Gateway {
         let database_url = database_url(dir.path()).await;
         let config = dir.path().join("onedoor.toml");
         let repo = root();
-        std::fs::write(dir.path().join("bases.toml"), "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:agencies|county-food-bank\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"test order 1\"\npatients = [\"Patient/kill-test-patient\"]\n").unwrap();
+        std::fs::write(dir.path().join("bases.toml"), "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:agencies|county-food-bank\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"test order 1\"\npatients = [\"Patient/kill-test-patient\"]\n\n[[basis]]\nkind = \"statute-or-agreement\"\nrecipient = \"urn:onedoor:agencies|family-services\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"police/social-work co-responder MOU 2026-03\"\n").unwrap();
         std::fs::write(
             &config,
             format!(
@@ -90,6 +91,17 @@ kind = "fhir-rest"
 endpoint = "{receiver}/food-bank/fhir"
 org = "urn:onedoor:agencies|county-food-bank"
 timeout_ms = 1000
+[sources.police-nibrs]
+mapping = "nibrs-2019"
+org = "urn:onedoor:fbi:ori|CA0190000"
+[destinations.family-services]
+kind = "fhir-rest"
+endpoint = "{receiver}/family-services/fhir"
+org = "urn:onedoor:agencies|family-services"
+timeout_ms = 1000
+[[routes]]
+performer = "urn:onedoor:agencies|family-services"
+destination = "family-services"
 [destinations.transit]
 kind = "file"
 endpoint = "{transit}"
@@ -105,6 +117,8 @@ org = "{SCHOOL_ORG}"
 notify_url = "{receiver}/riverside/notifications"
 [partners.food-bank]
 org = "urn:onedoor:agencies|county-food-bank"
+[partners.police]
+org = "urn:onedoor:fbi:ori|CA0190000"
 [partners.youth-housing]
 org = "urn:onedoor:agencies|youth-housing"
 "#,
@@ -126,6 +140,7 @@ org = "urn:onedoor:agencies|youth-housing"
             ("riverside-sis", SCHOOL_KEY),
             ("food-bank", FOOD_BANK_KEY),
             ("youth-housing", HOUSING_KEY),
+            ("police", POLICE_KEY),
         ] {
             let out = gateway.onedoor(&["partners", "add", name, "--key", key]);
             assert!(
@@ -553,4 +568,82 @@ async fn kill_9_mid_batch_then_restart_delivers_every_accepted_referral() {
     for id in &accepted {
         assert!(ids.contains(id), "{id} was lost");
     }
+}
+
+/// Post one upload to a source and wait for its job to finish; the job report.
+async fn ingest(gateway: &Gateway, key: &str, source: &str, body: Vec<u8>) -> Value {
+    let response = client()
+        .post(format!("{}/ingest/{source}", gateway.base))
+        .bearer_auth(key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let job: Value = response.json().await.unwrap();
+    let job_path = format!("/jobs/{}", job["job"].as_str().unwrap());
+    for _ in 0..200 {
+        let report = get(gateway, key, &job_path).await.1;
+        if report["status"] != "running" {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {job_path} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn police_domestic_violence_incidents_reach_the_partner_with_their_repeat_count() {
+    let (agency, url) = receiver(0, 0).await;
+    let gateway = Gateway::start(&url, 50).await;
+    let folder = root().join("conformance/niem/nibrs-2019/repeat-incidents/input");
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in &files {
+        let report = ingest(
+            &gateway,
+            POLICE_KEY,
+            "police-nibrs",
+            std::fs::read(file).unwrap(),
+        )
+        .await;
+        assert_eq!(report["status"], "done", "{report}");
+        assert_eq!(report["report"]["accepted"], 1, "{report}");
+    }
+    wait_until(
+        "four referrals at family services",
+        Duration::from_secs(30),
+        || agency.accepted_on("/family-services").len() == 4,
+    )
+    .await;
+    let mut counts: Vec<u64> = agency
+        .accepted_on("/family-services")
+        .iter()
+        .map(|bundle| {
+            let request = bundle["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| &e["resource"])
+                .find(|r| r["resourceType"] == "ServiceRequest")
+                .unwrap()
+                .clone();
+            let labels: Vec<&str> = request["meta"]["security"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["code"].as_str().unwrap())
+                .collect();
+            assert!(
+                labels.contains(&"SDV") && labels.contains(&"R"),
+                "{labels:?}"
+            );
+            request["extension"][0]["valueInteger"].as_u64().unwrap()
+        })
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [0, 0, 1, 2], "earlier incidents as delivered");
 }

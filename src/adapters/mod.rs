@@ -9,6 +9,7 @@ pub mod edfi;
 pub mod fhir;
 pub mod hmis;
 pub mod hsds;
+pub mod niem;
 pub mod oneroster;
 pub mod quirks;
 pub mod referral_csv;
@@ -28,6 +29,7 @@ pub const ADAPTERS: &[&str] = &[
     "hsds",
     "edfi",
     "sif",
+    "niem",
 ];
 
 /// Where a record or a problem is in the source export.
@@ -147,6 +149,7 @@ pub fn context_tables(adapter: &str) -> &'static [ContextTable] {
         "hsds" => hsds::CONTEXT,
         "edfi" => edfi::CONTEXT,
         "sif" => sif::CONTEXT,
+        "niem" => niem::CONTEXT,
         _ => &[],
     }
 }
@@ -161,6 +164,7 @@ pub fn record_kinds(adapter: &str) -> &'static [&'static str] {
         "hsds" => hsds::RECORD_KINDS,
         "edfi" => edfi::RECORD_KINDS,
         "sif" => sif::RECORD_KINDS,
+        "niem" => niem::RECORD_KINDS,
         _ => &[],
     }
 }

@@ -3,6 +3,7 @@
 //! reasons, tolerated quirks. Exits 1 when any record was rejected.
 
 use super::{Cli, exit_code};
+use crate::adapters::niem::IncidentHistory;
 use crate::config;
 use crate::consent::audit::AuditLog;
 use crate::consent::{ConsentGate, Disclosing, Registry, bases};
@@ -69,6 +70,13 @@ pub struct Args {
     /// With --to hmis-csv: the HMIS ProjectID the referrals are enrolled in.
     #[arg(long, default_value = "onedoor")]
     hmis_project: String,
+    /// Repeat-incident history (`niem` mappings): a JSON-lines file of hashed person/address sightings, read
+    /// before and appended after the run, so counts span runs. Without it only this run's incidents count.
+    #[arg(long)]
+    incident_history: Option<PathBuf>,
+    /// The secret salting the history's hashes (set one per deployment).
+    #[arg(long, env = "ONEDOOR_HISTORY_SALT", default_value = pipeline::DEFAULT_HISTORY_SALT, hide_default_value = true)]
+    history_salt: String,
     /// The audit folder for --recipient.
     #[arg(long, env = "ONEDOOR_AUDIT_DIR", default_value = super::consent::DEFAULT_AUDIT_DIR)]
     audit_dir: PathBuf,
@@ -85,7 +93,13 @@ pub enum Encoding {
 
 /// Run `convert`.
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
-    let (request, format) = resolve(cli, args)?;
+    let (mut request, format) = resolve(cli, args)?;
+    let history = args
+        .incident_history
+        .as_deref()
+        .map(|path| load_history(path, &args.history_salt))
+        .transpose()?;
+    request.incident_history = history.clone();
     let out: Box<dyn Write> = match (&args.output, args.to) {
         (Some(path), Encoding::Fhir) => Box::new(create_output(path)?),
         _ => Box::new(std::io::stdout().lock()),
@@ -94,6 +108,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         None => pipeline::convert(&request, &mut NdjsonSink::new(BufWriter::new(out), format))?,
         Some(recipient) => convert_gated(args, recipient, &request, out)?,
     };
+    if let (Some(history), Some(path)) = (&history, &args.incident_history) {
+        let history = history.lock().unwrap_or_else(|p| p.into_inner());
+        history
+            .save_file(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     print_summary(&summary);
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
@@ -225,6 +245,17 @@ fn resolve(cli: &Cli, args: &Args) -> anyhow::Result<(ConvertRequest, OutputForm
         engine,
     );
     Ok((request, args.format.unwrap_or(source.format)))
+}
+
+fn load_history(
+    path: &std::path::Path,
+    salt: &str,
+) -> anyhow::Result<std::sync::Arc<std::sync::Mutex<IncidentHistory>>> {
+    let mut history = IncidentHistory::new(salt);
+    history
+        .load_file(path)
+        .with_context(|| format!("cannot read the incident history {}", path.display()))?;
+    Ok(std::sync::Arc::new(std::sync::Mutex::new(history)))
 }
 
 /// Print a conversion summary to standard error (the output may be on standard output).

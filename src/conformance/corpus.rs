@@ -19,6 +19,7 @@ pub fn run(
         roster: roster.map(Path::to_owned),
         engine: EngineOptions::default(),
         keep_outcomes: true,
+        incident_history: None,
     };
     let mut sink = NdjsonSink::new(std::io::sink(), OutputFormat::Ndjson);
     pipeline::convert(&request, &mut sink)

@@ -156,6 +156,7 @@ fn check_case(dir: &Path, case: &CaseFile, mapping: &str, mappings_dir: &Path) -
             source_system: None,
         },
         keep_outcomes: false,
+        incident_history: None,
     };
     let mut sink = NdjsonSink::new(Vec::new(), case.format);
     let outcome = pipeline::convert(&request, &mut sink);

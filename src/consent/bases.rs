@@ -1,7 +1,8 @@
 //! Legal bases other than consent, configured per recipient, always time-limited and audited:
 //! the FERPA health-or-safety emergency (34 CFR 99.36), the Uninterrupted Scholars Act disclosure to the
-//! child-welfare agency responsible for a student (20 U.S.C. 1232g(b)(1)(L)), and a court order
-//! (which may also authorise 42 CFR Part 2 data under 42 CFR 2.64). None is ever implied.
+//! child-welfare agency responsible for a student (20 U.S.C. 1232g(b)(1)(L)), a court order (which may also
+//! authorise 42 CFR Part 2 data under 42 CFR 2.64), and a statute or interagency agreement (a police/social-work
+//! partnership's referrals of victims to advocates). None is ever implied.
 //!
 //! ```toml
 //! [[basis]]
@@ -27,6 +28,9 @@ pub enum BasisKind {
     UninterruptedScholarsAct,
     /// A court order or subpoena.
     CourtOrder,
+    /// A statute or interagency agreement that authorises the disclosure (a police/social-work partnership
+    /// referring victims to advocates under state law or a memorandum of understanding).
+    StatuteOrAgreement,
 }
 
 impl BasisKind {
@@ -38,6 +42,7 @@ impl BasisKind {
                 "Uninterrupted Scholars Act disclosure to the responsible child-welfare agency"
             }
             Self::CourtOrder => "court order",
+            Self::StatuteOrAgreement => "statute or interagency agreement",
         }
     }
 }

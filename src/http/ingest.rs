@@ -6,6 +6,7 @@
 use super::AppState;
 use super::auth::Partner;
 use super::error::ApiError;
+use crate::adapters::niem::IncidentHistory;
 use crate::canonical::bundle;
 use crate::gateway::Gateway;
 use crate::mapping::EngineOptions;
@@ -46,7 +47,7 @@ pub async fn ingest(
     let job = uuid::Uuid::new_v4().to_string();
     gateway.store.create_job(&job, &source_name).await?;
     let org = source.org.clone().unwrap_or_else(|| partner.org.clone());
-    let request = pipeline::request(
+    let mut request = pipeline::request(
         &gateway.config.gateway.mappings,
         &source.mapping,
         &file,
@@ -56,6 +57,8 @@ pub async fn ingest(
             ..EngineOptions::default()
         },
     );
+    let history = incident_history(&gateway, &source.mapping).await?;
+    request.incident_history = history.as_ref().map(|(history, _)| history.clone());
     let runtime = tokio::runtime::Handle::current();
     let job_id = job.clone();
     tracing::info!(job = %job, source = %source_name, bytes = size, "ingest accepted");
@@ -72,7 +75,20 @@ pub async fn ingest(
             lines: 0,
             resources: 0,
         };
-        let outcome = pipeline::convert(&request, &mut sink);
+        let mut outcome = pipeline::convert(&request, &mut sink);
+        if let (Ok(_), Some((history, _held))) = (&outcome, &history) {
+            let history = history.lock().unwrap_or_else(|p| p.into_inner());
+            let saved = runtime.block_on(
+                gateway
+                    .store
+                    .save_incident_history(history.forgotten(), history.added()),
+            );
+            if let Err(err) = saved {
+                outcome = Err(pipeline::PipelineError::Source(format!(
+                    "the repeat-incident history could not be saved: {err}"
+                )));
+            }
+        }
         let (status, report) = match outcome {
             Ok(summary) => (
                 "done",
@@ -89,6 +105,32 @@ pub async fn ingest(
     )
         .into_response())
 }
+
+/// The repeat-incident history for a `niem` source, loaded from the store and held (one such ingest at a
+/// time) until the job saves it; `None` for other adapters.
+async fn incident_history(
+    gateway: &Arc<Gateway>,
+    mapping: &str,
+) -> Result<Option<(SharedHistory, tokio::sync::OwnedMutexGuard<()>)>, ApiError> {
+    let adapter = crate::mapping::catalog::find(&gateway.config.gateway.mappings, mapping)
+        .map(|m| m.file.mapping.adapter.get_ref().clone())
+        .unwrap_or_default();
+    if adapter != "niem" {
+        return Ok(None);
+    }
+    let held = gateway.history_lock.clone().lock_owned().await;
+    let salt = gateway
+        .config
+        .gateway
+        .history_salt
+        .as_deref()
+        .unwrap_or(pipeline::DEFAULT_HISTORY_SALT);
+    let mut history = IncidentHistory::new(salt);
+    history.load(gateway.store.incident_sightings().await?);
+    Ok(Some((Arc::new(std::sync::Mutex::new(history)), held)))
+}
+
+type SharedHistory = Arc<std::sync::Mutex<IncidentHistory>>;
 
 /// `GET /jobs/{id}`.
 pub async fn job(
@@ -139,6 +181,7 @@ async fn receive(
 fn sniff(body: &[u8]) -> &'static str {
     match body.first() {
         Some(b'P') if body.starts_with(b"PK") => "zip",
+        Some(b'<') => "xml",
         Some(b'{') | Some(b'[') => {
             if body.iter().filter(|b| **b == b'\n').count() > 1 && body.starts_with(b"{") {
                 "ndjson"

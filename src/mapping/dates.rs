@@ -15,6 +15,8 @@ pub enum DateQuirk {
     MonthFirst,
     /// A slash date that could be either, read by the configured order.
     Ambiguous(DateOrder),
+    /// A date-time without a UTC offset and no offset given: kept to its date (FHIR needs the offset).
+    NoOffset,
 }
 
 const EXPECTED: &str = "expected YYYY-MM-DD, an ISO date-time, M/D/YYYY or D/M/YYYY";
@@ -42,13 +44,33 @@ pub fn parse_date_with(text: &str, format: &str) -> Result<String, String> {
 }
 
 /// Read a date or date-time; return a FHIR `dateTime` (a date stays a date).
-pub fn parse_datetime(text: &str, order: DateOrder) -> Result<(String, Option<DateQuirk>), String> {
+///
+/// A local date-time (no offset) takes `offset` (`+10:00`) when one is given; otherwise it is kept to its
+/// date, since a FHIR dateTime with a time must carry its offset.
+pub fn parse_datetime(
+    text: &str,
+    order: DateOrder,
+    offset: Option<&str>,
+) -> Result<(String, Option<DateQuirk>), String> {
     let text = text.trim();
     if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
         return Ok((text.to_owned(), None));
     }
     if let Ok(local) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S") {
-        return Ok((local.format("%Y-%m-%dT%H:%M:%S").to_string(), None));
+        return match offset {
+            Some(offset) => {
+                let with = format!("{}{offset}", local.format("%Y-%m-%dT%H:%M:%S"));
+                chrono::DateTime::parse_from_rfc3339(&with)
+                    .map(|_| (with, None))
+                    .map_err(|_| {
+                        format!("invalid UTC offset '{offset}' (expected +HH:MM or -HH:MM)")
+                    })
+            }
+            None => Ok((
+                local.format("%Y-%m-%d").to_string(),
+                Some(DateQuirk::NoOffset),
+            )),
+        };
     }
     parse_date(text, order)
 }

@@ -480,6 +480,15 @@ fn add_date_filters(
             DateQuirk::Ambiguous(DateOrder::Dmy) => {
                 "day/month/year (ambiguous; set [source] ambiguous_dates)".to_owned()
             }
+            DateQuirk::NoOffset => {
+                return quirks.note(
+                    format!(
+                        "date-times without a UTC offset kept to their date (in records of {}; give one: | datetime('+10:00'))",
+                        position.file
+                    ),
+                    position.line,
+                );
+            }
         };
         quirks.note(
             format!(
@@ -509,12 +518,12 @@ fn add_date_filters(
     );
     env.add_filter(
         "datetime",
-        move |value: JinjaValue| -> Result<JinjaValue, Error> {
+        move |value: JinjaValue, offset: Option<String>| -> Result<JinjaValue, Error> {
             if is_empty(&value) {
                 return Ok(JinjaValue::UNDEFINED);
             }
-            let (text, quirk) =
-                dates::parse_datetime(&value.to_string(), order).map_err(invalid)?;
+            let (text, quirk) = dates::parse_datetime(&value.to_string(), order, offset.as_deref())
+                .map_err(invalid)?;
             note(quirk);
             Ok(JinjaValue::from(text))
         },

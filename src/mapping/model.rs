@@ -45,7 +45,7 @@ pub struct Header {
 }
 
 /// The `[source]` table: how the adapter reads text and dates.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceOptions {
     /// Text encoding of CSV files.
@@ -54,6 +54,23 @@ pub struct SourceOptions {
     /// How to read a slash date whose day and month could be either (`1/05/2023`).
     #[serde(default)]
     pub ambiguous_dates: DateOrder,
+    /// Repeat-incident window (`niem`): earlier incidents older than this many days are not counted.
+    #[serde(default = "default_repeat_window_days")]
+    pub repeat_window_days: u32,
+}
+
+fn default_repeat_window_days() -> u32 {
+    365
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        Self {
+            encoding: TextEncoding::default(),
+            ambiguous_dates: DateOrder::default(),
+            repeat_window_days: default_repeat_window_days(),
+        }
+    }
 }
 
 /// Day/month order for ambiguous slash dates.

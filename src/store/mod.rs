@@ -8,6 +8,7 @@
 
 mod migrations;
 
+use crate::adapters::niem::history::Sighting;
 use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -34,6 +35,9 @@ pub enum StoreError {
     /// Stored JSON is unreadable.
     #[error("store: stored JSON is unreadable: {0}")]
     Json(#[from] serde_json::Error),
+    /// A stored value is not what its column holds.
+    #[error("store: unreadable stored value: {0}")]
+    Corrupt(String),
 }
 
 /// A stored referral message.
@@ -506,6 +510,56 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Every repeat-incident sighting recorded.
+    pub async fn incident_sightings(&self) -> Result<Vec<Sighting>, StoreError> {
+        let rows = sqlx::query("SELECT key, incident, occurred, seq FROM incident_sightings")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let occurred: String = r.try_get("occurred")?;
+                Ok(Sighting {
+                    key: r.try_get("key")?,
+                    incident: r.try_get("incident")?,
+                    date: occurred.parse().map_err(|_| {
+                        StoreError::Corrupt(format!("incident_sightings.occurred '{occurred}'"))
+                    })?,
+                    seq: r.try_get::<i64, _>("seq")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// Record a run's history changes in one transaction: forgotten incidents removed, new sightings added.
+    pub async fn save_incident_history(
+        &self,
+        forgotten: &[String],
+        added: &[Sighting],
+    ) -> Result<(), StoreError> {
+        let _writing = self.write().await;
+        let mut tx = self.pool.begin().await?;
+        for incident in forgotten {
+            sqlx::query(&self.sql("DELETE FROM incident_sightings WHERE incident = $1"))
+                .bind(incident)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for sighting in added {
+            sqlx::query(&self.sql(
+                "INSERT INTO incident_sightings (key, incident, occurred, seq) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (key, incident) DO NOTHING",
+            ))
+            .bind(&sighting.key)
+            .bind(&sighting.incident)
+            .bind(sighting.date.to_string())
+            .bind(sighting.seq as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

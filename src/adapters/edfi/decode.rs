@@ -54,7 +54,7 @@ impl EdfiSource {
                 .filter(|e| e.as_ref().map_or(true, |e| e.name == "Student"))
                 .map(|e| {
                     e.map(student_record)
-                        .map_err(|why| failure("Student.xml", why))
+                        .map_err(|why| xml::record_error("Student.xml", why))
                 })
                 .collect(),
             None => Vec::new(),
@@ -76,18 +76,6 @@ impl EdfiSource {
     pub fn records(self) -> impl Iterator<Item = Decoded> {
         self.students.into_iter().chain(self.links)
     }
-}
-
-fn failure(file: &str, why: String) -> RecordError {
-    let line = why
-        .strip_prefix("line ")
-        .and_then(|r| r.split(':').next())
-        .and_then(|n| n.parse().ok());
-    RecordError::new(
-        line.map(|l| Position::line(file, l))
-            .unwrap_or_else(|| Position::file(file)),
-        why,
-    )
 }
 
 fn read(path: &Path) -> Result<Vec<Result<Element, String>>, String> {
@@ -125,7 +113,7 @@ fn contact_links(elements: Vec<Result<Element, String>>) -> Vec<Decoded> {
     let mut associations = Vec::new();
     for element in elements {
         match element {
-            Err(why) => out.push(Err(failure("Contact.xml", why))),
+            Err(why) => out.push(Err(xml::record_error("Contact.xml", why))),
             Ok(e) if e.name == "Contact" => {
                 if let Some(id) = e.value.get("@id").and_then(Value::as_str) {
                     contacts.insert(id.to_owned(), e.value);

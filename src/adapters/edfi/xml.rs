@@ -5,10 +5,13 @@
 //! it. Namespace declarations are kept aside (the root's default namespace is available), not in the JSON.
 //! No DTD is read or expanded (a DOCTYPE is refused), depth and element size are bounded.
 
+use crate::adapters::oneroster::Export;
+use crate::adapters::{Position, RecordError};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
 use std::io::BufRead;
+use std::path::{Path, PathBuf};
 
 const MAX_DEPTH: usize = 32;
 const MAX_ELEMENT_BYTES: usize = 1024 * 1024;
@@ -76,7 +79,7 @@ impl<R: BufRead> Interchange<R> {
         self
     }
 
-    /// The root element's local name and default namespace, once the root has been read.
+    /// The root element's local name and namespace URI, once the root has been read.
     pub fn root(&self) -> Option<(&str, Option<&str>)> {
         self.root
             .as_ref()
@@ -105,26 +108,27 @@ impl<R: BufRead> Interchange<R> {
                 }
                 Event::Start(start) if self.depth == 0 => {
                     let name = local_name(&start);
-                    self.root = Some((name.clone(), default_namespace(&start)));
+                    self.root = Some((name.clone(), namespace_of(&start)));
                     if self.root_objects.contains(&name.as_str()) {
                         let line = self.lines.line_at(position);
-                        return Some(self.element(start, 1).map(|value| Element {
-                            name,
-                            line,
-                            value,
-                        }));
+                        return Some(
+                            self.element(start, 1)
+                                .map(|value| Element { name, line, value })
+                                .map_err(|why| format!("line {line}: {why}")),
+                        );
                     }
                     self.depth = 1;
                 }
                 Event::Empty(start) if self.depth == 0 => {
-                    self.root = Some((local_name(&start), default_namespace(&start)));
+                    self.root = Some((local_name(&start), namespace_of(&start)));
                 }
                 Event::Start(start) => {
                     let line = self.lines.line_at(position);
                     let name = local_name(&start);
                     return Some(
                         self.element(start, 2)
-                            .map(|value| Element { name, line, value }),
+                            .map(|value| Element { name, line, value })
+                            .map_err(|why| format!("line {line}: {why}")),
                     );
                 }
                 Event::Empty(start) if self.depth == 1 => {
@@ -177,7 +181,10 @@ impl<R: BufRead> Interchange<R> {
                 Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
                 Event::End(_) => break,
                 Event::Eof => {
-                    return Err(format!("element <{}> is not closed", local_name(&start)));
+                    return Err(format!(
+                        "malformed XML: element <{}> is not closed",
+                        local_name(&start)
+                    ));
                 }
                 _ => {}
             }
@@ -197,11 +204,16 @@ fn local_name(start: &BytesStart<'_>) -> String {
     String::from_utf8_lossy(start.local_name().as_ref()).into_owned()
 }
 
-fn default_namespace(start: &BytesStart<'_>) -> Option<String> {
+/// The namespace URI of an element, from the declarations on the element itself (enough for a root).
+fn namespace_of(start: &BytesStart<'_>) -> Option<String> {
+    let declaration = match start.name().prefix() {
+        Some(prefix) => [b"xmlns:".as_slice(), prefix.as_ref()].concat(),
+        None => b"xmlns".to_vec(),
+    };
     start
         .attributes()
         .filter_map(Result::ok)
-        .find(|a| a.key.as_ref() == b"xmlns")
+        .find(|a| a.key.as_ref() == declaration.as_slice())
         .map(|a| String::from_utf8_lossy(&a.value).into_owned())
 }
 
@@ -233,5 +245,38 @@ fn insert(object: &mut Map<String, Value>, name: String, value: Value) {
         None => {
             object.insert(name, value);
         }
+    }
+}
+
+/// The `.xml` files of an export: one file, or every `.xml` file of a folder or zip (sorted by name). The
+/// [`Export`] returned keeps an extracted zip alive while the files are read.
+pub fn files_of(path: &Path) -> Result<(Vec<PathBuf>, Option<Export>), String> {
+    if path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+    {
+        return Ok((vec![path.to_owned()], None));
+    }
+    let export = Export::open(path).map_err(|e| e.to_string())?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(export.dir())
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")))
+        .collect();
+    files.sort();
+    Ok((files, Some(export)))
+}
+
+/// A reader error as a rejection at its file and, when the message starts with `line N:`, its line.
+pub fn record_error(file: &str, why: String) -> RecordError {
+    let located = why.strip_prefix("line ").and_then(|rest| {
+        let (number, message) = rest.split_once(": ")?;
+        Some((number.parse().ok()?, message.to_owned()))
+    });
+    match located {
+        Some((line, message)) => RecordError::new(Position::line(file, line), message),
+        None => RecordError::new(Position::file(file), why),
     }
 }

@@ -4,11 +4,10 @@
 
 use super::namespace;
 use crate::adapters::edfi::xml::{self, Element};
-use crate::adapters::oneroster::Export;
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Largest SIF file read.
 const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
@@ -141,7 +140,7 @@ pub struct SifSource {
 impl SifSource {
     /// Read every `.xml` file of a folder, a zip, or one `.xml` file.
     pub fn open(path: &Path, quirks: &QuirkLog) -> Result<Self, String> {
-        let (files, _export) = xml_files(path)?;
+        let (files, _export) = xml::files_of(path)?;
         if files.is_empty() {
             return Err(format!(
                 "{}: no .xml file found; expected SIF objects or collections",
@@ -163,25 +162,6 @@ impl SifSource {
     pub fn records(self) -> impl Iterator<Item = Decoded> {
         self.records.into_iter()
     }
-}
-
-fn xml_files(path: &Path) -> Result<(Vec<PathBuf>, Option<Export>), String> {
-    if path.is_file()
-        && path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
-    {
-        return Ok((vec![path.to_owned()], None));
-    }
-    let export = Export::open(path).map_err(|e| e.to_string())?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(export.dir())
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")))
-        .collect();
-    files.sort();
-    Ok((files, Some(export)))
 }
 
 fn file_name(path: &Path) -> String {
@@ -235,21 +215,9 @@ fn read_file(path: &Path, quirks: &QuirkLog, objects: &mut Vec<Object>, out: &mu
                     OBJECTS.join(", ")
                 ),
             ))),
-            Err(why) => out.push(Err(failure(&file, why))),
+            Err(why) => out.push(Err(xml::record_error(&file, why))),
         }
     }
-}
-
-fn failure(file: &str, why: String) -> RecordError {
-    let line = why
-        .strip_prefix("line ")
-        .and_then(|r| r.split(':').next())
-        .and_then(|n| n.parse().ok());
-    RecordError::new(
-        line.map(|l| Position::line(file, l))
-            .unwrap_or_else(|| Position::file(file)),
-        why,
-    )
 }
 
 fn deduplicate(objects: Vec<Object>, quirks: &QuirkLog) -> Vec<Object> {
