@@ -281,6 +281,11 @@ pub struct Route {
     /// Or: the SDOH need category code.
     #[serde(default)]
     pub need: Option<String>,
+    /// With `need`: directory categories (HSDS taxonomy terms or categories) that serve it. A referral with
+    /// no performer gets the directory's best HealthcareService for the person's area as performer, and
+    /// goes to the destination of that service's organization (or `destination`).
+    #[serde(default)]
+    pub directory_category: Vec<String>,
     /// The destination's name.
     pub destination: String,
 }
@@ -413,7 +418,7 @@ const DESTINATION: &[&str] = &[
     "timeout_ms",
     "format",
 ];
-const ROUTE: &[&str] = &["performer", "need", "destination"];
+const ROUTE: &[&str] = &["performer", "need", "directory_category", "destination"];
 const PARTNER: &[&str] = &["org", "notify_url"];
 
 /// Every unknown key, with its dotted path.
@@ -535,6 +540,11 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
             problems.push(format!(
                 "{shown}: routes[{index}].destination: no destination named '{}'",
                 route.destination
+            ));
+        }
+        if !route.directory_category.is_empty() && route.need.is_none() {
+            problems.push(format!(
+                "{shown}: routes[{index}].directory_category: give the need it serves (need = \"...\")"
             ));
         }
         if route.performer.is_none() && route.need.is_none() {

@@ -4,10 +4,12 @@
 //! acknowledged. Also the closed loop: a receiver's Task status change, checked against the referral
 //! workflow, stored, and notified to the referrer.
 
+use crate::canonical::bundle;
 use crate::canonical::task_status::{Actor, TaskStatus};
 use crate::config::Config;
 use crate::consent::model::{Party, identifier_key};
 use crate::consent::{ConsentGate, Disclosing, subject};
+use crate::directory;
 use crate::store::{Message, ResourceIndex, Store, StoreError};
 use crate::validation::Validator;
 use serde::Serialize;
@@ -99,6 +101,7 @@ impl Gateway {
         bundle: Value,
     ) -> Result<Accepted, GatewayError> {
         self.check(&bundle)?;
+        let bundle = self.assign_from_directory(bundle).await?;
         let resources: Vec<Value> = subject::resources(&bundle).into_iter().cloned().collect();
         let request = resources
             .iter()
@@ -162,15 +165,17 @@ impl Gateway {
         })
     }
 
-    /// The destinations a referral goes to.
+    /// The destinations a referral goes to. A directory route sends it to the destination of the chosen
+    /// service's organization when one is configured, else to its own destination.
     fn routes_for(&self, performer: Option<&str>, request: Option<&Value>) -> Vec<String> {
-        let needs: Vec<&str> = request
-            .and_then(|sr| sr["category"].as_array())
-            .into_iter()
-            .flatten()
-            .flat_map(|c| c["coding"].as_array().into_iter().flatten())
-            .filter_map(|c| c["code"].as_str())
-            .collect();
+        let needs = request.map(needs_of).unwrap_or_default();
+        let performer_destination = performer.and_then(|p| {
+            self.config
+                .destinations
+                .iter()
+                .find(|(_, d)| d.org == p)
+                .map(|(name, _)| name.clone())
+        });
         let mut out: Vec<String> = self
             .config
             .routes
@@ -179,10 +184,104 @@ impl Gateway {
                 r.performer.as_deref().is_some_and(|p| Some(p) == performer)
                     || r.need.as_deref().is_some_and(|n| needs.contains(&n))
             })
-            .map(|r| r.destination.clone())
+            .map(
+                |r| match (&performer_destination, r.directory_category.is_empty()) {
+                    (Some(own), false) => own.clone(),
+                    _ => r.destination.clone(),
+                },
+            )
             .collect();
         out.dedup();
         out
+    }
+
+    /// A referral that names no performer, with a need a directory route serves, gets the directory's best
+    /// HealthcareService for the person as performer (and Task owner); the service and its organization
+    /// travel in the bundle. Without a fitting service the referral is left as it came (and routed by need).
+    async fn assign_from_directory(&self, mut bundle: Value) -> Result<Value, GatewayError> {
+        let resources = subject::resources(&bundle);
+        let Some(request) = resources
+            .iter()
+            .find(|r| r["resourceType"] == "ServiceRequest")
+        else {
+            return Ok(bundle);
+        };
+        if request["performer"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Ok(bundle);
+        }
+        let needs = needs_of(request);
+        let Some(route) = self.config.routes.iter().find(|r| {
+            !r.directory_category.is_empty()
+                && r.need.as_deref().is_some_and(|n| needs.contains(&n))
+        }) else {
+            return Ok(bundle);
+        };
+        let subject = request
+            .pointer("/subject/reference")
+            .and_then(Value::as_str);
+        let patient = resources
+            .iter()
+            .find(|r| {
+                r["resourceType"] == "Patient"
+                    && Some(format!("Patient/{}", r["id"].as_str().unwrap_or_default()).as_str())
+                        == subject
+            })
+            .copied();
+        let place = directory::Place::of_patient(patient);
+        let services = self.stored_bodies("HealthcareService").await?;
+        let locations = self
+            .stored_bodies("Location")
+            .await?
+            .into_iter()
+            .map(|l| {
+                (
+                    format!("Location/{}", l["id"].as_str().unwrap_or_default()),
+                    l,
+                )
+            })
+            .collect();
+        let Some(choice) =
+            directory::choose(&services, &locations, &route.directory_category, &place)
+        else {
+            tracing::warn!(need = ?route.need, "no directory service serves this need in the person's area");
+            return Ok(bundle);
+        };
+        tracing::info!(service = %choice.service["id"], coverage = ?choice.coverage, "performer chosen from the directory");
+        let mut added = vec![choice.service.clone()];
+        if let Some(org) = self.provider_of(choice.service).await? {
+            added.push(org);
+        }
+        assign_performer(&mut bundle, choice.service, added);
+        self.check(&bundle)?;
+        Ok(bundle)
+    }
+
+    async fn stored_bodies(&self, kind: &str) -> Result<Vec<Value>, GatewayError> {
+        Ok(self
+            .store
+            .search(kind, &[], DIRECTORY_LIMIT)
+            .await?
+            .into_iter()
+            .map(|r| r.body)
+            .collect())
+    }
+
+    async fn provider_of(&self, service: &Value) -> Result<Option<Value>, GatewayError> {
+        let Some(id) = service
+            .pointer("/providedBy/reference")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("Organization/"))
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .resource("Organization", id)
+            .await?
+            .map(|r| r.body))
     }
 
     /// The consent decision for a destination now (audited): `pending` or `withheld`.
@@ -406,29 +505,83 @@ pub fn notification(base_url: &str, task_id: &str, version: i64) -> Value {
     })
 }
 
-/// The performer organization of a ServiceRequest, as `system|value`, resolved in the bundle.
+/// How many directory services and locations are considered when choosing a performer.
+const DIRECTORY_LIMIT: i64 = 10_000;
+
+/// The SDOH need codes of a ServiceRequest (its category codings).
+fn needs_of(request: &Value) -> Vec<&str> {
+    request["category"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+        .filter_map(|c| c["code"].as_str())
+        .collect()
+}
+
+/// Make `service` the performer of the bundle's ServiceRequest (and the owner of its Task when it has
+/// none), and carry `added` resources in the bundle.
+fn assign_performer(bundle: &mut Value, service: &Value, added: Vec<Value>) {
+    let reference = json!({
+        "reference": format!("HealthcareService/{}", service["id"].as_str().unwrap_or_default()),
+        "display": service["name"],
+    });
+    let Some(entries) = bundle["entry"].as_array_mut() else {
+        return;
+    };
+    for entry in entries.iter_mut() {
+        let resource = &mut entry["resource"];
+        match resource["resourceType"].as_str() {
+            Some("ServiceRequest") => resource["performer"] = json!([reference.clone()]),
+            Some("Task") if resource.get("owner").is_none() => {
+                resource["owner"] = reference.clone()
+            }
+            _ => {}
+        }
+    }
+    let present: Vec<(Value, Value)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["resource"]["resourceType"].clone(),
+                e["resource"]["id"].clone(),
+            )
+        })
+        .collect();
+    let missing: Vec<Value> = added
+        .into_iter()
+        .filter(|r| !present.contains(&(r["resourceType"].clone(), r["id"].clone())))
+        .collect();
+    if let Some(new_entries) = bundle::transaction(&missing)["entry"].as_array() {
+        entries.extend(new_entries.iter().cloned());
+    }
+}
+
+/// The performer organization of a ServiceRequest, as `system|value`, resolved in the bundle (through
+/// `providedBy` when the performer is a HealthcareService).
 pub fn performer_org(bundle: &Value, request: &Value) -> Option<String> {
     let performer = request["performer"].as_array()?.first()?;
     let party = Party::from_reference(performer);
     if let Some(identifier) = party.identifier {
         return Some(identifier);
     }
-    let reference = party.reference?;
-    subject::resources(bundle)
-        .into_iter()
-        .find(|r| {
+    let find = |reference: &str| {
+        subject::resources(bundle).into_iter().find(|r| {
             format!(
                 "{}/{}",
                 r["resourceType"].as_str().unwrap_or_default(),
                 r["id"].as_str().unwrap_or_default()
             ) == reference
         })
-        .and_then(|org| {
-            org["identifier"]
-                .as_array()?
-                .iter()
-                .find_map(identifier_key)
-        })
+    };
+    let mut found = find(&party.reference?)?;
+    if found["resourceType"] == "HealthcareService" {
+        found = find(found.pointer("/providedBy/reference")?.as_str()?)?;
+    }
+    found["identifier"]
+        .as_array()?
+        .iter()
+        .find_map(identifier_key)
 }
 
 fn index_for(

@@ -4,7 +4,8 @@
 //! (`adapters`), maps them with declarative mapping files (`mapping`) into one canonical referral model,
 //! HL7 FHIR R4 after the Gravity SDOH Clinical Care profiles (`canonical`), validates every resource
 //! (`validation`), and proves mappings with a conformance suite (`conformance`). `pipeline` is the one path
-//! every source takes. See DESIGN.md for the architecture.
+//! every source takes; `gateway` stores, routes (by performer, need, or a service chosen from the HSDS
+//! `directory`), checks consent and delivers. See DESIGN.md for the architecture.
 
 pub mod adapters;
 pub mod canonical;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod conformance;
 pub mod consent;
 pub mod delivery;
+pub mod directory;
 pub mod example_receiver;
 pub mod gateway;
 pub mod http;
