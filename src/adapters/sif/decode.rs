@@ -153,7 +153,9 @@ impl SifSource {
             read_file(file, quirks, &mut objects, &mut records);
         }
         let objects = deduplicate(objects, quirks);
-        records.extend(Joined::new(objects).records());
+        let joined = Joined::new(objects);
+        joined.report_unlinked_contacts(quirks);
+        records.extend(joined.records());
         Ok(Self { records })
     }
 
@@ -274,6 +276,23 @@ impl Joined {
 
     fn by_ref(&self, name: &str) -> HashMap<String, &Object> {
         self.all(name).iter().map(|o| (o.ref_id(), o)).collect()
+    }
+
+    /// Contacts no relationship links to a student are not sent (a contact travels with their student).
+    fn report_unlinked_contacts(&self, quirks: &QuirkLog) {
+        let linked: HashSet<String> = self
+            .all("StudentContactRelationship")
+            .iter()
+            .map(|l| l.text("StudentContactPersonalRefId"))
+            .collect();
+        for contact in self.all("StudentContactPersonal") {
+            if !linked.contains(&contact.ref_id()) {
+                quirks.note(
+                    "StudentContactPersonal objects that no StudentContactRelationship links to a student are not sent",
+                    None,
+                );
+            }
+        }
     }
 
     fn records(&self) -> Vec<Decoded> {
