@@ -49,9 +49,30 @@ fn rows(path: &Path, key: &str, fields: &[&str]) -> HashMap<String, Vec<String>>
 
 fn round_trip(input: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let bases = dir.path().join("bases.toml");
-    std::fs::write(&bases, "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:hmis|import\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"round trip\"\n").unwrap();
     let out = dir.path().join("hmis");
+    write_hmis(input, dir.path(), &out);
+    assert_eq!(
+        rows(&out.join("Client.csv"), "PersonalID", CLIENT_FIELDS),
+        rows(&input.join("Client.csv"), "PersonalID", CLIENT_FIELDS)
+    );
+    let original = rows(&input.join("Event.csv"), "EventID", EVENT_FIELDS);
+    let referral_events: HashMap<_, _> =
+        original.into_iter().filter(|(_, v)| v[3] != "2").collect();
+    assert_eq!(
+        rows(&out.join("Event.csv"), "EventID", EVENT_FIELDS),
+        referral_events
+    );
+    let export = std::fs::read_to_string(out.join("Export.csv")).unwrap();
+    assert!(
+        export.starts_with("ExportID,SourceType") && export.contains(",2024 v1.4,"),
+        "{export}"
+    );
+}
+
+/// Convert an HMIS export to FHIR and release it, under a court order, as HMIS CSV into `out`.
+fn write_hmis(input: &Path, work: &Path, out: &Path) {
+    let bases = work.join("bases.toml");
+    std::fs::write(&bases, "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:hmis|import\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"round trip\"\n").unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_onedoor"))
         .args([
             "convert",
@@ -72,7 +93,7 @@ fn round_trip(input: &Path) {
         ])
         .args([
             "--audit-dir",
-            dir.path().join("audit").to_str().unwrap(),
+            work.join("audit").to_str().unwrap(),
             "--output",
             out.to_str().unwrap(),
         ])
@@ -84,22 +105,23 @@ fn round_trip(input: &Path) {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert_eq!(
-        rows(&out.join("Client.csv"), "PersonalID", CLIENT_FIELDS),
-        rows(&input.join("Client.csv"), "PersonalID", CLIENT_FIELDS)
-    );
-    let original = rows(&input.join("Event.csv"), "EventID", EVENT_FIELDS);
-    let referral_events: HashMap<_, _> =
-        original.into_iter().filter(|(_, v)| v[3] != "2").collect();
-    assert_eq!(
-        rows(&out.join("Event.csv"), "EventID", EVENT_FIELDS),
-        referral_events
-    );
-    let export = std::fs::read_to_string(out.join("Export.csv")).unwrap();
-    assert!(
-        export.starts_with("ExportID,SourceType") && export.contains(",2024 v1.4,"),
-        "{export}"
-    );
+}
+
+fn data_rows(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count() - 1
+}
+
+#[test]
+fn delivering_the_same_referrals_again_adds_no_duplicate_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hmis");
+    let input = fixture("referral-pending-and-accepted");
+    write_hmis(&input, dir.path(), &out);
+    let first = ["Client.csv", "Enrollment.csv", "Event.csv"].map(|f| data_rows(&out.join(f)));
+    write_hmis(&input, dir.path(), &out);
+    let second = ["Client.csv", "Enrollment.csv", "Event.csv"].map(|f| data_rows(&out.join(f)));
+    assert_eq!(first, second, "one row per client, enrollment and event");
+    assert_eq!(first[0], data_rows(&input.join("Client.csv")));
 }
 
 fn fixture(case: &str) -> PathBuf {

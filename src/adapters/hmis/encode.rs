@@ -1,7 +1,9 @@
 //! The HMIS CSV encoder: referrals released by the consent gate, written as HUD HMIS CSV FY2024 (Export.csv,
 //! Client.csv, Enrollment.csv, Event.csv, with the full headers) so an HMIS can import them. Files in the
-//! folder are appended to; headers are written when a file is new; each client is written once per folder
-//! run. `HashStatus` is 1 (unhashed): names leave only under the consent decision that released them.
+//! folder are appended to; headers are written when a file is new. Each client, enrollment and event is
+//! written once per folder: the ids already in the files are read when the encoder opens, so repeated
+//! deliveries (one encoder per delivery on the server, or a redelivery after a crash) add no duplicate rows.
+//! `HashStatus` is 1 (unhashed): names leave only under the consent decision that released them.
 //!
 //! What the canonical model carries is kept: the client's id, names, birth date and gender fields; the
 //! referral's event id, date, HUD 4.20 event code (from the ServiceRequest's `urn:onedoor:hud:4.20` category),
@@ -25,6 +27,8 @@ pub struct HmisCsvEncoder {
     dir: PathBuf,
     project_id: String,
     clients_written: HashSet<String>,
+    enrollments_written: HashSet<String>,
+    events_written: HashSet<String>,
     /// Referrals written without a HUD event code (their client and enrollment are written, no Event row).
     pub without_event_code: u64,
 }
@@ -54,7 +58,9 @@ impl HmisCsvEncoder {
         Ok(Self {
             dir: dir.to_owned(),
             project_id: project_id.to_owned(),
-            clients_written: HashSet::new(),
+            clients_written: ids_in(&dir.join("Client.csv"), "PersonalID")?,
+            enrollments_written: ids_in(&dir.join("Enrollment.csv"), "EnrollmentID")?,
+            events_written: ids_in(&dir.join("Event.csv"), "EventID")?,
             without_event_code: 0,
         })
     }
@@ -94,15 +100,20 @@ impl HmisCsvEncoder {
             ("HouseholdID", enrollment_id.clone()),
             ("RelationshipToHoH", "1".into()),
         ]);
-        append(
-            &self.dir.join("Enrollment.csv"),
-            tables::ENROLLMENT_COLUMNS,
-            &enrollment,
-        )?;
+        if self.enrollments_written.insert(enrollment_id.clone()) {
+            append(
+                &self.dir.join("Enrollment.csv"),
+                tables::ENROLLMENT_COLUMNS,
+                &enrollment,
+            )?;
+        }
         let Some(code) = hud_event(request) else {
             self.without_event_code += 1;
             return Ok(());
         };
+        if !self.events_written.insert(event_id.clone()) {
+            return Ok(());
+        }
         let mut event = common_row();
         event.extend([
             ("EventID", event_id),
@@ -118,6 +129,29 @@ impl HmisCsvEncoder {
         }
         append(&self.dir.join("Event.csv"), tables::EVENT_COLUMNS, &event)
     }
+}
+
+/// The values of one column of a CSV file already in the folder (none when the file does not exist yet).
+fn ids_in(path: &Path, column: &str) -> io::Result<HashSet<String>> {
+    if !path.exists() {
+        return Ok(HashSet::new());
+    }
+    let mut reader = csv::Reader::from_path(path).map_err(io::Error::other)?;
+    let Some(index) = reader
+        .headers()
+        .map_err(io::Error::other)?
+        .iter()
+        .position(|h| h == column)
+    else {
+        return Ok(HashSet::new());
+    };
+    reader
+        .records()
+        .map(|row| {
+            row.map(|r| r.get(index).unwrap_or_default().to_owned())
+                .map_err(io::Error::other)
+        })
+        .collect()
 }
 
 fn timestamp() -> String {
