@@ -149,10 +149,17 @@ fn sdohcc_consent_example_loads_and_decides_as_its_text_says() {
 fn hmis_fy2024_sample_converts_every_client_and_referral_event() {
     let Some(data) = shared() else { return };
     let resources = convert("hmis-fy2024", &data.join("agency/hmis/fy2024"));
-    // 9 clients; 24 Coordinated Entry events, all "Referral to scheduled CE Housing Needs Assessment" (4).
-    let counts =
-        ["Patient", "ServiceRequest", "Task", "Organization"].map(|k| count(&resources, k));
-    assert_eq!(counts, [9, 24, 24, 1]);
+    // 9 clients; 9 enrollments (no exits: Exit.csv and Services.csv are empty); 24 Coordinated Entry events,
+    // all "Referral to scheduled CE Housing Needs Assessment" (4).
+    let counts = [
+        "Patient",
+        "Encounter",
+        "ServiceRequest",
+        "Task",
+        "Organization",
+    ]
+    .map(|k| count(&resources, k));
+    assert_eq!(counts, [9, 9, 24, 24, 1]);
 }
 
 #[test]
