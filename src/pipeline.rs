@@ -347,7 +347,7 @@ fn run_adapter(
             Ok(Vec::new())
         }
         "edfi" => {
-            let source = crate::adapters::edfi::EdfiSource::open(&request.input)
+            let source = crate::adapters::edfi::EdfiSource::open(&request.input, quirks)
                 .map_err(PipelineError::Source)?;
             stage.run(source.records(), sink, summary)?;
             Ok(Vec::new())

@@ -1,6 +1,8 @@
 //! Streaming XML → JSON for interchange files: each child element of the root becomes a JSON object
 //! (children by name, repeated names as lists, text as strings, attributes as `@name`), read one at a time.
-//! No DTD is read or expanded (a DOCTYPE is refused), depth and element size are bounded.
+//! No DTD is read or expanded (a DOCTYPE is refused), depth and element size are bounded. Text is trimmed; a
+//! value that had spaces around it (`<EducationOrganizationId>255901 </EducationOrganizationId>`) is noted
+//! with its line and element path, so the adapter can report it.
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -20,12 +22,24 @@ pub struct Element {
     pub value: Value,
 }
 
+/// A value read trimmed that had leading or trailing spaces in the file.
+#[derive(Debug, Clone)]
+pub struct Untrimmed {
+    /// 1-based line of the element.
+    pub line: u64,
+    /// Its path from the top-level element (`ProgramReference/ProgramIdentity/.../EducationOrganizationId`).
+    pub path: String,
+    /// The text as written, spaces included.
+    pub raw: String,
+}
+
 /// Reads the children of the root element one by one.
 pub struct Interchange<R: BufRead> {
     reader: Reader<R>,
     buf: Vec<u8>,
     depth: usize,
     lines: LineCounter,
+    untrimmed: Vec<Untrimmed>,
 }
 
 /// Counts lines up to a byte position (quick-xml reports byte positions).
@@ -45,17 +59,22 @@ impl LineCounter {
 
 /// Parse interchange text (read within the caller's size limit).
 pub fn from_bytes(text: Vec<u8>) -> Interchange<std::io::Cursor<Vec<u8>>> {
-    let mut reader = Reader::from_reader(std::io::Cursor::new(text.clone()));
-    reader.config_mut().trim_text(true);
+    let reader = Reader::from_reader(std::io::Cursor::new(text.clone()));
     Interchange {
         reader,
         buf: Vec::new(),
         depth: 0,
         lines: LineCounter { text },
+        untrimmed: Vec::new(),
     }
 }
 
 impl<R: BufRead> Interchange<R> {
+    /// The values read so far that had spaces around them (taken: each is returned once).
+    pub fn take_untrimmed(&mut self) -> Vec<Untrimmed> {
+        std::mem::take(&mut self.untrimmed)
+    }
+
     /// The next top-level element, or an error naming the line.
     pub fn next_element(&mut self) -> Option<Result<Element, String>> {
         loop {
@@ -80,10 +99,11 @@ impl<R: BufRead> Interchange<R> {
                 Event::Start(start) => {
                     let line = self.lines.line_at(position);
                     let name = local_name(&start);
-                    return Some(
-                        self.element(start, 2)
-                            .map(|value| Element { name, line, value }),
-                    );
+                    return Some(self.element(start, 2, "").map(|value| Element {
+                        name,
+                        line,
+                        value,
+                    }));
                 }
                 Event::Empty(start) if self.depth == 1 => {
                     let line = self.lines.line_at(position);
@@ -100,7 +120,12 @@ impl<R: BufRead> Interchange<R> {
         }
     }
 
-    fn element(&mut self, start: BytesStart<'static>, depth: usize) -> Result<Value, String> {
+    fn element(
+        &mut self,
+        start: BytesStart<'static>,
+        depth: usize,
+        path: &str,
+    ) -> Result<Value, String> {
         if depth > MAX_DEPTH {
             return Err(format!("elements nested deeper than {MAX_DEPTH}"));
         }
@@ -121,7 +146,12 @@ impl<R: BufRead> Interchange<R> {
             {
                 Event::Start(child) => {
                     let name = local_name(&child);
-                    let value = self.element(child, depth + 1)?;
+                    let child_path = if path.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{path}/{name}")
+                    };
+                    let value = self.element(child, depth + 1, &child_path)?;
                     insert(&mut object, name, value);
                 }
                 Event::Empty(child) => insert(
@@ -140,11 +170,18 @@ impl<R: BufRead> Interchange<R> {
                 _ => {}
             }
         }
-        Ok(if object.is_empty() {
-            Value::String(text)
-        } else {
-            Value::Object(object)
-        })
+        if !object.is_empty() {
+            return Ok(Value::Object(object));
+        }
+        let trimmed = text.trim();
+        if trimmed.len() != text.len() && !trimmed.is_empty() && !text.contains('\n') {
+            self.untrimmed.push(Untrimmed {
+                line: self.lines.line_at(begin),
+                path: path.to_owned(),
+                raw: text.clone(),
+            });
+        }
+        Ok(Value::String(trimmed.to_owned()))
     }
 }
 
