@@ -4,6 +4,7 @@
 //! associations from `StudentProgram.xml` and student health records from `StudentHealth.xml`. Values read
 //! trimmed that had spaces around them are reported as quirks with their line and element.
 
+use super::api;
 use super::xml::{self, Element};
 use crate::adapters::oneroster::Export;
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
@@ -34,6 +35,11 @@ pub const CONTEXT: &[ContextTable] = &[
     ContextTable {
         variable: "student_id",
         table: "Contact.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "school_id",
+        table: "studentSchoolAssociations",
         columns: &[],
     },
     ContextTable {
@@ -120,19 +126,28 @@ const PARENT_REFERENCES: &[&str] = &[
     "StateEducationAgencyReference",
 ];
 
-/// An opened interchange folder.
+/// An opened interchange folder (or API JSON).
+#[derive(Default)]
 pub struct EdfiSource {
     students: Vec<Decoded>,
     links: Vec<Decoded>,
     organizations: Vec<Decoded>,
     programs: Vec<Decoded>,
     health: Vec<Decoded>,
+    api: Vec<Decoded>,
 }
 
 impl EdfiSource {
     /// Read `Student.xml`, `Contact.xml`, `EducationOrganization.xml`, `StudentProgram.xml` and
     /// `StudentHealth.xml` from a folder (or a zip); each is optional, one must be there.
     pub fn open(path: &Path, quirks: &QuirkLog) -> Result<Self, String> {
+        let json = api::json_files(path);
+        if path.is_file() && !json.is_empty() {
+            return Ok(Self {
+                api: api::records(&json),
+                ..Self::default()
+            });
+        }
         let export = Export::open(path).map_err(|e| e.to_string())?;
         let read = |name: &str| -> Result<Option<Vec<Result<Element, String>>>, String> {
             export
@@ -167,10 +182,11 @@ impl EdfiSource {
             organizations,
             programs,
             health,
+            api: api::records(&api::json_files(export.dir())),
         };
         if source.is_empty() {
             return Err(format!(
-                "{}: no Student.xml, Contact.xml, EducationOrganization.xml, StudentProgram.xml or StudentHealth.xml found; expected an Ed-Fi interchange folder",
+                "{}: no Student.xml, Contact.xml, EducationOrganization.xml, StudentProgram.xml, StudentHealth.xml or Ed-Fi API .json file found; expected an Ed-Fi interchange folder or API resources",
                 path.display()
             ));
         }
@@ -184,12 +200,14 @@ impl EdfiSource {
             &self.organizations,
             &self.programs,
             &self.health,
+            &self.api,
         ]
         .iter()
         .all(|v| v.is_empty())
     }
 
-    /// Education organizations, students, student–contact links, program associations, health records.
+    /// Education organizations, students, student–contact links, program associations, health records, then
+    /// what the API JSON files hold (students, then student–contact links).
     pub fn records(self) -> impl Iterator<Item = Decoded> {
         self.organizations
             .into_iter()
@@ -197,6 +215,7 @@ impl EdfiSource {
             .chain(self.links)
             .chain(self.programs)
             .chain(self.health)
+            .chain(self.api)
     }
 }
 
