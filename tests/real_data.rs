@@ -184,3 +184,34 @@ fn edfi_sample_converts_all_960_students_and_1872_contact_links() {
         "{summary}"
     );
 }
+
+#[test]
+fn hsds_csv_example_gives_the_same_resources_as_the_json_examples() {
+    let Some(data) = shared() else { return };
+    let examples = data.join("directory/hsds/examples");
+    let csv = convert("hsds-3.0", &examples.join("csv"));
+    let counts = ["Organization", "HealthcareService", "Location"].map(|k| count(&csv, k));
+    // One organization, its service, the service's location and its service area.
+    assert_eq!(counts, [1, 1, 2]);
+    // The JSON examples folder also holds wrappers and taxonomy objects (rejected), so read its output directly.
+    let run = onedoor(&[
+        "convert",
+        "--mapping",
+        "hsds-3.0",
+        "--input",
+        examples.to_str().unwrap(),
+    ]);
+    let ids = |resources: Vec<Value>| {
+        let mut ids: Vec<String> = resources
+            .iter()
+            .map(|r| format!("{}/{}", r["resourceType"], r["id"]))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let json: Vec<Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ids(csv), ids(json));
+}
