@@ -265,7 +265,7 @@ fn untrimmed_message(file: &str, value: &xml::Untrimmed) -> String {
         String::new()
     };
     format!(
-        "{file}: {}{quoted} has spaces around the value (not valid for its XSD type as an identifier); read trimmed",
+        "{file}: {}{quoted} has spaces around the value, which an Ed-Fi id or code must not have; read trimmed",
         value.path
     )
 }
