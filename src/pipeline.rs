@@ -350,14 +350,13 @@ fn run_adapter(
             Ok(source.tables().to_vec())
         }
         "hsds" => {
-            let source = crate::adapters::hsds::HsdsSource::open(&request.input).map_err(|e| {
-                source_err(&format!("{}: cannot read: {e}", request.input.display()))
-            })?;
+            let source = crate::adapters::hsds::HsdsSource::open(&request.input, encoding, quirks)
+                .map_err(PipelineError::Source)?;
             stage.run(source.records(), sink, summary)?;
             Ok(Vec::new())
         }
         "edfi" => {
-            let source = crate::adapters::edfi::EdfiSource::open(&request.input)
+            let source = crate::adapters::edfi::EdfiSource::open(&request.input, quirks)
                 .map_err(PipelineError::Source)?;
             stage.run(source.records(), sink, summary)?;
             Ok(Vec::new())

@@ -1,9 +1,13 @@
 //! Reading an Ed-Fi interchange folder: students from `Student.xml`, student–contact links from
-//! `Contact.xml` joined to their Contact (by its `id`, as `ContactReference/@ref` names it).
+//! `Contact.xml` joined to their Contact (by its `id`, as `ContactReference/@ref` names it), education
+//! organizations from `EducationOrganization.xml` (with their parent, by `@ref` or identity), student–program
+//! associations from `StudentProgram.xml` and student health records from `StudentHealth.xml`. Values read
+//! trimmed that had spaces around them are reported as quirks with their line and element.
 
+use super::api;
 use super::xml::{self, Element};
 use crate::adapters::oneroster::Export;
-use crate::adapters::{ContextTable, Decoded, Position, RecordError, SourceRecord};
+use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,23 +37,126 @@ pub const CONTEXT: &[ContextTable] = &[
         table: "Contact.xml",
         columns: &[],
     },
+    ContextTable {
+        variable: "school_id",
+        table: "studentSchoolAssociations",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "org",
+        table: "EducationOrganization.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "org_kind",
+        table: "EducationOrganization.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "org_id",
+        table: "EducationOrganization.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "addresses",
+        table: "EducationOrganization.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "telephones",
+        table: "EducationOrganization.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "parent_id",
+        table: "EducationOrganization.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "association",
+        table: "StudentProgram.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "association_kind",
+        table: "StudentProgram.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "program",
+        table: "StudentProgram.xml",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "health",
+        table: "StudentHealth.xml",
+        columns: &[],
+    },
 ];
 
 /// The record kinds this adapter yields.
-pub const RECORD_KINDS: &[&str] = &["student", "contact_link"];
+pub const RECORD_KINDS: &[&str] = &[
+    "student",
+    "contact_link",
+    "education_organization",
+    "program_association",
+    "student_health",
+];
 
-/// An opened interchange folder.
+/// The education organization elements of `EducationOrganization.xml` (each has an `<Name>Id`).
+const EDUCATION_ORGANIZATIONS: &[&str] = &[
+    "StateEducationAgency",
+    "EducationServiceCenter",
+    "LocalEducationAgency",
+    "School",
+    "PostSecondaryInstitution",
+    "CommunityOrganization",
+    "CommunityProvider",
+    "OrganizationDepartment",
+    "EducationOrganizationNetwork",
+];
+
+/// References from an education organization to its parent, most specific first.
+const PARENT_REFERENCES: &[&str] = &[
+    "LocalEducationAgencyReference",
+    "ParentLocalEducationAgencyReference",
+    "CommunityOrganizationReference",
+    "ParentEducationOrganizationReference",
+    "EducationServiceCenterReference",
+    "StateEducationAgencyReference",
+];
+
+/// An opened interchange folder (or API JSON).
+#[derive(Default)]
 pub struct EdfiSource {
     students: Vec<Decoded>,
     links: Vec<Decoded>,
+    organizations: Vec<Decoded>,
+    programs: Vec<Decoded>,
+    health: Vec<Decoded>,
+    api: Vec<Decoded>,
 }
 
 impl EdfiSource {
-    /// Read `Student.xml` and `Contact.xml` from a folder (or a zip).
-    pub fn open(path: &Path) -> Result<Self, String> {
+    /// Read `Student.xml`, `Contact.xml`, `EducationOrganization.xml`, `StudentProgram.xml` and
+    /// `StudentHealth.xml` from a folder (or a zip); each is optional, one must be there.
+    pub fn open(path: &Path, quirks: &QuirkLog) -> Result<Self, String> {
+        let json = api::json_files(path);
+        if path.is_file() && !json.is_empty() {
+            return Ok(Self {
+                api: api::records(&json),
+                ..Self::default()
+            });
+        }
         let export = Export::open(path).map_err(|e| e.to_string())?;
-        let students = match export.find("Student.xml") {
-            Some(file) => read(&file)?
+        let read = |name: &str| -> Result<Option<Vec<Result<Element, String>>>, String> {
+            export
+                .find(name)
+                .map(|file| read(&file, name, quirks))
+                .transpose()
+        };
+        let students = match read("Student.xml")? {
+            Some(elements) => elements
                 .into_iter()
                 .filter(|e| e.as_ref().map_or(true, |e| e.name == "Student"))
                 .map(|e| {
@@ -59,26 +166,64 @@ impl EdfiSource {
                 .collect(),
             None => Vec::new(),
         };
-        let links = match export.find("Contact.xml") {
-            Some(file) => contact_links(read(&file)?),
-            None => Vec::new(),
+        let links = read("Contact.xml")?.map(contact_links).unwrap_or_default();
+        let organizations = read("EducationOrganization.xml")?
+            .map(|e| education_organizations(e, quirks))
+            .unwrap_or_default();
+        let programs = read("StudentProgram.xml")?
+            .map(|e| program_associations(e, quirks))
+            .unwrap_or_default();
+        let health = read("StudentHealth.xml")?
+            .map(health_records)
+            .unwrap_or_default();
+        let source = Self {
+            students,
+            links,
+            organizations,
+            programs,
+            health,
+            api: api::records(&api::json_files(export.dir())),
         };
-        if students.is_empty() && links.is_empty() {
+        if source.is_empty() {
             return Err(format!(
-                "{}: no Student.xml or Contact.xml found; expected an Ed-Fi interchange folder",
+                "{}: no Student.xml, Contact.xml, EducationOrganization.xml, StudentProgram.xml, StudentHealth.xml or Ed-Fi API .json file found; expected an Ed-Fi interchange folder or API resources",
                 path.display()
             ));
         }
-        Ok(Self { students, links })
+        Ok(source)
     }
 
-    /// Students, then student–contact links.
+    fn is_empty(&self) -> bool {
+        [
+            &self.students,
+            &self.links,
+            &self.organizations,
+            &self.programs,
+            &self.health,
+            &self.api,
+        ]
+        .iter()
+        .all(|v| v.is_empty())
+    }
+
+    /// Education organizations, students, student–contact links, program associations, health records, then
+    /// what the API JSON files hold (students, then student–contact links).
     pub fn records(self) -> impl Iterator<Item = Decoded> {
-        self.students.into_iter().chain(self.links)
+        self.organizations
+            .into_iter()
+            .chain(self.students)
+            .chain(self.links)
+            .chain(self.programs)
+            .chain(self.health)
+            .chain(self.api)
     }
 }
 
-fn read(path: &Path) -> Result<Vec<Result<Element, String>>, String> {
+fn read(
+    path: &Path,
+    file: &str,
+    quirks: &QuirkLog,
+) -> Result<Vec<Result<Element, String>>, String> {
     let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if size > MAX_FILE_BYTES {
         return Err(format!(
@@ -87,7 +232,225 @@ fn read(path: &Path) -> Result<Vec<Result<Element, String>>, String> {
         ));
     }
     let mut interchange = xml::from_bytes(std::fs::read(path).map_err(|e| e.to_string())?);
-    Ok(std::iter::from_fn(|| interchange.next_element()).collect())
+    let elements = std::iter::from_fn(|| interchange.next_element()).collect();
+    for value in interchange.take_untrimmed() {
+        quirks.note(untrimmed_message(file, &value), Some(value.line));
+    }
+    Ok(elements)
+}
+
+/// The quirk for a value read trimmed. The value is quoted only for organization and program codes, never
+/// for what could identify a person.
+fn untrimmed_message(file: &str, value: &xml::Untrimmed) -> String {
+    let element = value.path.rsplit('/').next().unwrap_or_default();
+    let public = element.ends_with("EducationOrganizationId")
+        || element.ends_with("SchoolId")
+        || element.starts_with("Program")
+        || value.raw.trim_start().starts_with("uri://");
+    let quoted = if public {
+        format!(" '{}'", value.raw)
+    } else {
+        String::new()
+    };
+    format!(
+        "{file}: {}{quoted} has spaces around the value, which an Ed-Fi id or code must not have; read trimmed",
+        value.path
+    )
+}
+
+/// A text value at a JSON pointer, trimmed, if not empty.
+fn text_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn education_organizations(
+    elements: Vec<Result<Element, String>>,
+    quirks: &QuirkLog,
+) -> Vec<Decoded> {
+    let mut ids_by_ref: HashMap<String, String> = HashMap::new();
+    let mut kept = Vec::new();
+    let mut out = Vec::new();
+    for element in elements {
+        match element {
+            Err(why) => out.push(Err(xml::record_error("EducationOrganization.xml", why))),
+            Ok(e) if EDUCATION_ORGANIZATIONS.contains(&e.name.as_str()) => {
+                let id = text_at(&e.value, &format!("/{}Id", e.name)).map(str::to_owned);
+                if let (Some(xml_id), Some(id)) = (text_at(&e.value, "/@id"), &id) {
+                    ids_by_ref.insert(xml_id.to_owned(), id.clone());
+                }
+                kept.push((e, id));
+            }
+            Ok(e) => quirks.note(
+                format!(
+                    "EducationOrganization.xml: {} elements are not education organizations (not read)",
+                    e.name
+                ),
+                Some(e.line),
+            ),
+        }
+    }
+    for (element, id) in kept {
+        out.push(organization_record(element, id, &ids_by_ref));
+    }
+    out
+}
+
+fn organization_record(
+    element: Element,
+    id: Option<String>,
+    ids_by_ref: &HashMap<String, String>,
+) -> Decoded {
+    let position = Position::line("EducationOrganization.xml", element.line);
+    let Some(id) = id else {
+        return Err(RecordError::new(
+            position.with_field(format!("{}/{}Id", element.name, element.name)),
+            format!(
+                "a {} without its {}Id (expected the EducationOrganizationId)",
+                element.name, element.name
+            ),
+        ));
+    };
+    let parent = PARENT_REFERENCES.iter().find_map(|name| {
+        let reference = element.value.get(*name)?;
+        text_at(reference, "/@ref")
+            .and_then(|r| ids_by_ref.get(r).cloned())
+            .or_else(|| {
+                let identity = reference.as_object()?.values().next()?;
+                identity
+                    .as_object()?
+                    .values()
+                    .find_map(|v| v.as_str().map(str::to_owned))
+            })
+    });
+    Ok(SourceRecord {
+        kind: "education_organization",
+        key: id.clone(),
+        group: format!("education_organization:{id}"),
+        position,
+        context: json!({
+            "addresses": as_list(element.value.get("Address")),
+            "telephones": as_list(element.value.get("InstitutionTelephone")),
+            "org": element.value,
+            "org_kind": element.name,
+            "org_id": id,
+            "parent_id": parent,
+        }),
+        related: Vec::new(),
+    })
+}
+
+/// A repeatable element as a list, whether the XML had it once (an object) or more often (a list).
+fn as_list(value: Option<&Value>) -> Value {
+    match value {
+        None => Value::Array(Vec::new()),
+        Some(Value::Array(list)) => Value::Array(list.clone()),
+        Some(one) => Value::Array(vec![one.clone()]),
+    }
+}
+
+fn program_associations(elements: Vec<Result<Element, String>>, quirks: &QuirkLog) -> Vec<Decoded> {
+    let mut out = Vec::new();
+    for element in elements {
+        match element {
+            Err(why) => out.push(Err(xml::record_error("StudentProgram.xml", why))),
+            Ok(e) if e.name.ends_with("ProgramAssociation") => out.push(program_record(e)),
+            Ok(e) => quirks.note(
+                format!(
+                    "StudentProgram.xml: {} elements are not program associations (not read)",
+                    e.name
+                ),
+                Some(e.line),
+            ),
+        }
+    }
+    out
+}
+
+fn program_record(element: Element) -> Decoded {
+    let position = Position::line("StudentProgram.xml", element.line);
+    let value = &element.value;
+    let student = text_at(value, "/StudentReference/StudentIdentity/StudentUniqueId");
+    let identity = value.pointer("/ProgramReference/ProgramIdentity");
+    let program_org = identity.and_then(|i| {
+        text_at(
+            i,
+            "/EducationOrganizationReference/EducationOrganizationIdentity/EducationOrganizationId",
+        )
+    });
+    let (program_name, program_type) = (
+        identity.and_then(|i| text_at(i, "/ProgramName")),
+        identity.and_then(|i| text_at(i, "/ProgramType")),
+    );
+    let begin = text_at(value, "/BeginDate");
+    let missing = [
+        ("StudentReference/StudentIdentity/StudentUniqueId", student),
+        ("ProgramReference/ProgramIdentity/ProgramName", program_name),
+        ("ProgramReference/ProgramIdentity/ProgramType", program_type),
+        ("BeginDate", begin),
+    ]
+    .into_iter()
+    .find(|(_, v)| v.is_none());
+    if let Some((field, _)) = missing {
+        return Err(RecordError::new(
+            position.with_field(format!("{}/{field}", element.name)),
+            format!(
+                "a {} without {field} (expected by the Ed-Fi XSD)",
+                element.name
+            ),
+        ));
+    }
+    let (student, begin) = (student.unwrap_or_default(), begin.unwrap_or_default());
+    let key = format!(
+        "{student}|{}|{}|{}|{begin}",
+        program_org.unwrap_or_default(),
+        program_type.unwrap_or_default(),
+        program_name.unwrap_or_default()
+    );
+    let context = json!({
+        "association": value,
+        "association_kind": element.name,
+        "student_id": student,
+        "program": {
+            "EducationOrganizationId": program_org,
+            "ProgramName": program_name,
+            "ProgramType": program_type,
+        },
+    });
+    Ok(SourceRecord {
+        kind: "program_association",
+        group: format!("program:{key}"),
+        key,
+        position,
+        context,
+        related: Vec::new(),
+    })
+}
+
+fn health_records(elements: Vec<Result<Element, String>>) -> Vec<Decoded> {
+    elements
+        .into_iter()
+        .map(|element| {
+            let element = element.map_err(|why| xml::record_error("StudentHealth.xml", why))?;
+            let student = text_at(
+                &element.value,
+                "/StudentReference/StudentIdentity/StudentUniqueId",
+            )
+            .unwrap_or_default()
+            .to_owned();
+            Ok(SourceRecord {
+                kind: "student_health",
+                key: student.clone(),
+                group: format!("health:{student}:{}", element.line),
+                position: Position::line("StudentHealth.xml", element.line),
+                context: json!({ "health": element.value, "student_id": student }),
+                related: Vec::new(),
+            })
+        })
+        .collect()
 }
 
 fn student_record(element: Element) -> SourceRecord {

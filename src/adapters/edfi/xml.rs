@@ -2,8 +2,10 @@
 //! (children by name, repeated names as lists, text as strings, attributes as `@name`, the text of an
 //! element that also has attributes as `#text`), read one at a time.
 //! A root that is itself an object (a SIF `<StudentPersonal>` file) is yielded whole when the caller names
-//! it. Namespace declarations are kept aside (the root's default namespace is available), not in the JSON.
-//! No DTD is read or expanded (a DOCTYPE is refused), depth and element size are bounded.
+//! it. Namespace declarations are kept aside (the root's namespace is available), not in the JSON.
+//! No DTD is read or expanded (a DOCTYPE is refused), depth and element size are bounded. Text is trimmed; a
+//! value that had spaces around it (`<EducationOrganizationId>255901 </EducationOrganizationId>`) is noted
+//! with its line and element path, so the adapter can report it.
 
 use crate::adapters::oneroster::Export;
 use crate::adapters::{Position, RecordError};
@@ -26,6 +28,17 @@ pub struct Element {
     pub value: Value,
 }
 
+/// A value read trimmed that had leading or trailing spaces in the file.
+#[derive(Debug, Clone)]
+pub struct Untrimmed {
+    /// 1-based line of the element.
+    pub line: u64,
+    /// Its path from the top-level element (`ProgramReference/ProgramIdentity/.../EducationOrganizationId`).
+    pub path: String,
+    /// The text as written, spaces included.
+    pub raw: String,
+}
+
 /// Reads the children of the root element one by one.
 pub struct Interchange<R: BufRead> {
     reader: Reader<R>,
@@ -34,6 +47,7 @@ pub struct Interchange<R: BufRead> {
     lines: LineCounter,
     root_objects: &'static [&'static str],
     root: Option<(String, Option<String>)>,
+    untrimmed: Vec<Untrimmed>,
 }
 
 /// Counts lines up to a byte position (quick-xml reports byte positions).
@@ -60,8 +74,7 @@ impl LineCounter {
 
 /// Parse interchange text (read within the caller's size limit).
 pub fn from_bytes(text: Vec<u8>) -> Interchange<std::io::Cursor<Vec<u8>>> {
-    let mut reader = Reader::from_reader(std::io::Cursor::new(text.clone()));
-    reader.config_mut().trim_text(true);
+    let reader = Reader::from_reader(std::io::Cursor::new(text.clone()));
     Interchange {
         reader,
         buf: Vec::new(),
@@ -69,6 +82,7 @@ pub fn from_bytes(text: Vec<u8>) -> Interchange<std::io::Cursor<Vec<u8>>> {
         lines: LineCounter { text },
         root_objects: &[],
         root: None,
+        untrimmed: Vec::new(),
     }
 }
 
@@ -77,6 +91,11 @@ impl<R: BufRead> Interchange<R> {
     pub fn with_root_objects(mut self, names: &'static [&'static str]) -> Self {
         self.root_objects = names;
         self
+    }
+
+    /// The values read so far that had spaces around them (taken: each is returned once).
+    pub fn take_untrimmed(&mut self) -> Vec<Untrimmed> {
+        std::mem::take(&mut self.untrimmed)
     }
 
     /// The root element's local name and namespace URI, once the root has been read.
@@ -112,7 +131,7 @@ impl<R: BufRead> Interchange<R> {
                     if self.root_objects.contains(&name.as_str()) {
                         let line = self.lines.line_at(position);
                         return Some(
-                            self.element(start, 1)
+                            self.element(start, 1, "")
                                 .map(|value| Element { name, line, value })
                                 .map_err(|why| format!("line {line}: {why}")),
                         );
@@ -126,7 +145,7 @@ impl<R: BufRead> Interchange<R> {
                     let line = self.lines.line_at(position);
                     let name = local_name(&start);
                     return Some(
-                        self.element(start, 2)
+                        self.element(start, 2, "")
                             .map(|value| Element { name, line, value })
                             .map_err(|why| format!("line {line}: {why}")),
                     );
@@ -146,7 +165,12 @@ impl<R: BufRead> Interchange<R> {
         }
     }
 
-    fn element(&mut self, start: BytesStart<'static>, depth: usize) -> Result<Value, String> {
+    fn element(
+        &mut self,
+        start: BytesStart<'static>,
+        depth: usize,
+        path: &str,
+    ) -> Result<Value, String> {
         if depth > MAX_DEPTH {
             return Err(format!("elements nested deeper than {MAX_DEPTH}"));
         }
@@ -167,7 +191,12 @@ impl<R: BufRead> Interchange<R> {
             {
                 Event::Start(child) => {
                     let name = local_name(&child);
-                    let value = self.element(child, depth + 1)?;
+                    let child_path = if path.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{path}/{name}")
+                    };
+                    let value = self.element(child, depth + 1, &child_path)?;
                     insert(&mut object, name, value);
                 }
                 Event::Empty(child) => insert(
@@ -189,14 +218,21 @@ impl<R: BufRead> Interchange<R> {
                 _ => {}
             }
         }
-        Ok(if object.is_empty() {
-            Value::String(text)
-        } else {
-            if !text.is_empty() {
-                object.insert("#text".into(), Value::String(text));
+        let trimmed = text.trim();
+        if !object.is_empty() {
+            if !trimmed.is_empty() {
+                object.insert("#text".into(), Value::String(trimmed.to_owned()));
             }
-            Value::Object(object)
-        })
+            return Ok(Value::Object(object));
+        }
+        if trimmed.len() != text.len() && !trimmed.is_empty() && !text.contains('\n') {
+            self.untrimmed.push(Untrimmed {
+                line: self.lines.line_at(begin),
+                path: path.to_owned(),
+                raw: text.clone(),
+            });
+        }
+        Ok(Value::String(trimmed.to_owned()))
     }
 }
 

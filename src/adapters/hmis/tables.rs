@@ -1,4 +1,5 @@
 //! The HUD HMIS CSV FY2024 tables onedoor reads (HMIS CSV Format Specifications), and what a mapping sees.
+//! FY2026 exports are read too: their `Client.csv` carries `Sex` (3.06a) instead of the FY2024 gender fields.
 
 use crate::adapters::ContextTable;
 use crate::adapters::csv_table::TableSpec;
@@ -52,10 +53,61 @@ pub const CLIENT_COLUMNS: &[&str] = &[
     "DateDeleted",
     "ExportID",
 ];
-/// `Client.csv`.
+/// Columns `Client.csv` may hold: FY2024's, and FY2026's `Sex` (HUD 3.06a: 0 Female, 1 Male, 8 Client doesn't
+/// know, 9 Client prefers not to answer, 99 Data not collected), which replaces the gender fields.
+pub const CLIENT_READ_COLUMNS: &[&str] = &[
+    "PersonalID",
+    "FirstName",
+    "MiddleName",
+    "LastName",
+    "NameSuffix",
+    "NameDataQuality",
+    "SSN",
+    "SSNDataQuality",
+    "DOB",
+    "DOBDataQuality",
+    "AmIndAKNative",
+    "Asian",
+    "BlackAfAmerican",
+    "HispanicLatinaeo",
+    "MidEastNAfrican",
+    "NativeHIPacific",
+    "White",
+    "RaceNone",
+    "AdditionalRaceEthnicity",
+    "Woman",
+    "Man",
+    "NonBinary",
+    "CulturallySpecific",
+    "Transgender",
+    "Questioning",
+    "DifferentIdentity",
+    "GenderNone",
+    "DifferentIdentityText",
+    "Sex",
+    "VeteranStatus",
+    "YearEnteredService",
+    "YearSeparated",
+    "WorldWarII",
+    "KoreanWar",
+    "VietnamWar",
+    "DesertStorm",
+    "AfghanistanOEF",
+    "IraqOIF",
+    "IraqOND",
+    "OtherTheater",
+    "MilitaryBranch",
+    "DischargeStatus",
+    "DateCreated",
+    "DateUpdated",
+    "UserID",
+    "DateDeleted",
+    "ExportID",
+];
+/// `Client.csv` (FY2024 or FY2026).
 pub const CLIENT: TableSpec = TableSpec {
     file: "Client.csv",
-    columns: CLIENT_COLUMNS,
+    columns: CLIENT_READ_COLUMNS,
     required: &["PersonalID"],
     aliases: &[],
 };
@@ -168,6 +220,90 @@ pub const ENROLLMENT: TableSpec = TableSpec {
     aliases: &[],
 };
 
+/// Columns of `Exit.csv`.
+pub const EXIT_COLUMNS: &[&str] = &[
+    "ExitID",
+    "EnrollmentID",
+    "PersonalID",
+    "ExitDate",
+    "Destination",
+    "DestinationSubsidyType",
+    "OtherDestination",
+    "HousingAssessment",
+    "SubsidyInformation",
+    "ProjectCompletionStatus",
+    "EarlyExitReason",
+    "ExchangeForSex",
+    "ExchangeForSexPastThreeMonths",
+    "CountOfExchangeForSex",
+    "AskedOrForcedToExchangeForSex",
+    "AskedOrForcedToExchangeForSexPastThreeMonths",
+    "WorkplaceViolenceThreats",
+    "WorkplacePromiseDifference",
+    "CoercedToContinueWork",
+    "LaborExploitPastThreeMonths",
+    "CounselingReceived",
+    "IndividualCounseling",
+    "FamilyCounseling",
+    "GroupCounseling",
+    "SessionCountAtExit",
+    "PostExitCounselingPlan",
+    "SessionsInPlan",
+    "DestinationSafeClient",
+    "DestinationSafeWorker",
+    "PosAdultConnections",
+    "PosPeerConnections",
+    "PosCommunityConnections",
+    "AftercareDate",
+    "AftercareProvided",
+    "EmailSocialMedia",
+    "Telephone",
+    "InPersonIndividual",
+    "InPersonGroup",
+    "CMExitReason",
+    "DateCreated",
+    "DateUpdated",
+    "UserID",
+    "DateDeleted",
+    "ExportID",
+];
+/// `Exit.csv`.
+pub const EXIT: TableSpec = TableSpec {
+    file: "Exit.csv",
+    columns: EXIT_COLUMNS,
+    required: &["ExitID", "EnrollmentID", "ExitDate"],
+    aliases: &[],
+};
+
+/// Columns of `Services.csv`.
+pub const SERVICES_COLUMNS: &[&str] = &[
+    "ServicesID",
+    "EnrollmentID",
+    "PersonalID",
+    "DateProvided",
+    "RecordType",
+    "TypeProvided",
+    "OtherTypeProvided",
+    "MovingOnOtherType",
+    "SubTypeProvided",
+    "FAAmount",
+    "FAStartDate",
+    "FAEndDate",
+    "ReferralOutcome",
+    "DateCreated",
+    "DateUpdated",
+    "UserID",
+    "DateDeleted",
+    "ExportID",
+];
+/// `Services.csv`.
+pub const SERVICES: TableSpec = TableSpec {
+    file: "Services.csv",
+    columns: SERVICES_COLUMNS,
+    required: &["ServicesID", "PersonalID", "RecordType"],
+    aliases: &[],
+};
+
 /// Columns of `Project.csv`.
 pub const PROJECT_COLUMNS: &[&str] = &[
     "ProjectID",
@@ -253,7 +389,7 @@ pub const CONTEXT: &[ContextTable] = &[
     ContextTable {
         variable: "client",
         table: "Client.csv",
-        columns: CLIENT_COLUMNS,
+        columns: CLIENT_READ_COLUMNS,
     },
     ContextTable {
         variable: "event",
@@ -264,6 +400,16 @@ pub const CONTEXT: &[ContextTable] = &[
         variable: "enrollment",
         table: "Enrollment.csv",
         columns: ENROLLMENT_COLUMNS,
+    },
+    ContextTable {
+        variable: "exit",
+        table: "Exit.csv",
+        columns: EXIT_COLUMNS,
+    },
+    ContextTable {
+        variable: "service",
+        table: "Services.csv",
+        columns: SERVICES_COLUMNS,
     },
     ContextTable {
         variable: "project",
@@ -283,7 +429,14 @@ pub const CONTEXT: &[ContextTable] = &[
 ];
 
 /// The record kinds this adapter yields.
-pub const RECORD_KINDS: &[&str] = &["client", "event", "organization"];
+pub const RECORD_KINDS: &[&str] = &[
+    "client",
+    "enrollment",
+    "exit",
+    "service",
+    "event",
+    "organization",
+];
 
 /// Columns the adapter itself reads to join and to honour deletions (reported as read in coverage).
 pub const READ_BY_ADAPTER: &[(&str, &str)] = &[
@@ -294,7 +447,13 @@ pub const READ_BY_ADAPTER: &[(&str, &str)] = &[
     ("Event.csv", "DateDeleted"),
     ("Enrollment.csv", "EnrollmentID"),
     ("Enrollment.csv", "ProjectID"),
+    ("Enrollment.csv", "PersonalID"),
     ("Enrollment.csv", "DateDeleted"),
+    ("Exit.csv", "EnrollmentID"),
+    ("Exit.csv", "DateDeleted"),
+    ("Services.csv", "EnrollmentID"),
+    ("Services.csv", "PersonalID"),
+    ("Services.csv", "DateDeleted"),
     ("Project.csv", "ProjectID"),
     ("Project.csv", "OrganizationID"),
     ("Organization.csv", "OrganizationID"),

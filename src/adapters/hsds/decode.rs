@@ -3,8 +3,9 @@
 //! `location_type` or coordinates; an organization has `organization_identifiers`, `legal_status` or
 //! `services`). An object that is none of these is rejected with its file and position.
 
+use crate::adapters::csv_table::TextEncoding;
 use crate::adapters::fhir::FhirSource;
-use crate::adapters::{ContextTable, Decoded, Position, RecordError, SourceRecord};
+use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::path::Path;
@@ -31,34 +32,63 @@ pub const CONTEXT: &[ContextTable] = &[
         table: "service_at_location",
         columns: &[],
     },
+    ContextTable {
+        variable: "service_area_ids",
+        table: "service_area",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "taxonomy_terms",
+        table: "attribute",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "service_area",
+        table: "service_area",
+        columns: &[],
+    },
 ];
 
 /// The record kinds this adapter yields.
-pub const RECORD_KINDS: &[&str] = &["organization", "service", "location"];
+pub const RECORD_KINDS: &[&str] = &["organization", "service", "location", "service_area"];
 
-/// HSDS JSON files.
+/// HSDS JSON files, or an HSDS CSV folder.
 pub struct HsdsSource {
     files: Vec<std::path::PathBuf>,
+    tabular: Option<Vec<Decoded>>,
 }
 
 impl HsdsSource {
-    /// A JSON file or a folder of them.
-    pub fn open(path: &Path) -> std::io::Result<Self> {
+    /// A JSON file or a folder of them; a folder (or zip) holding `services.csv`, `organizations.csv` or
+    /// `locations.csv` is read as HSDS CSV.
+    pub fn open(path: &Path, encoding: TextEncoding, quirks: &QuirkLog) -> Result<Self, String> {
+        if let Some(records) = super::csv::open(path, encoding, quirks)? {
+            return Ok(Self {
+                files: Vec::new(),
+                tabular: Some(records),
+            });
+        }
+        let files = FhirSource::open(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?
+            .files()
+            .to_vec();
         Ok(Self {
-            files: FhirSource::open(path)?.files().to_vec(),
+            files,
+            tabular: None,
         })
     }
 
-    /// Every organization, service and location (each id once), in file order.
-    pub fn records(&self) -> impl Iterator<Item = Decoded> + '_ {
+    /// Every organization, service, location and service area (each id once), in file order.
+    pub fn records(self) -> impl Iterator<Item = Decoded> {
         let mut seen = HashSet::new();
-        self.files
-            .iter()
-            .flat_map(|file| file_records(file))
-            .filter(move |r| match r {
-                Ok(record) => seen.insert(format!("{}/{}", record.kind, record.key)),
-                Err(_) => true,
-            })
+        let decoded: Box<dyn Iterator<Item = Decoded>> = match self.tabular {
+            Some(records) => Box::new(records.into_iter()),
+            None => Box::new(self.files.into_iter().flat_map(|file| file_records(&file))),
+        };
+        decoded.filter(move |r| match r {
+            Ok(record) => seen.insert(format!("{}/{}", record.kind, record.key)),
+            Err(_) => true,
+        })
     }
 }
 
@@ -100,6 +130,10 @@ fn object_records(item: &Value, file: &str, index: usize) -> Vec<Decoded> {
             "no id (expected the HSDS object's id)",
         ))];
     };
+    classify(item, id, position)
+}
+
+fn classify(item: &Value, id: &str, position: Position) -> Vec<Decoded> {
     let has = |field: &str| item.get(field).is_some_and(|v| !v.is_null());
     if has("service_at_locations")
         || has("eligibility_description")
@@ -142,7 +176,7 @@ fn object_records(item: &Value, file: &str, index: usize) -> Vec<Decoded> {
     ))]
 }
 
-fn service_records(service: &Value, id: &str, position: Position) -> Vec<Decoded> {
+pub(super) fn service_records(service: &Value, id: &str, position: Position) -> Vec<Decoded> {
     let locations: Vec<&Value> = service
         .get("service_at_locations")
         .and_then(Value::as_array)
@@ -155,6 +189,16 @@ fn service_records(service: &Value, id: &str, position: Position) -> Vec<Decoded
         .filter_map(|l| l.get("id").and_then(Value::as_str))
         .collect();
     let organization = service.get("organization").cloned().unwrap_or(Value::Null);
+    let areas: Vec<&Value> = list(service, "service_areas")
+        .filter(|a| a.get("id").and_then(Value::as_str).is_some())
+        .collect();
+    let area_ids: Vec<&str> = areas
+        .iter()
+        .filter_map(|a| a.get("id").and_then(Value::as_str))
+        .collect();
+    let terms: Vec<&Value> = list(service, "attributes")
+        .filter_map(|a| a.get("taxonomy_term"))
+        .collect();
     let mut out = Vec::new();
     if let Some(org_id) = organization.get("id").and_then(Value::as_str) {
         out.push(Ok(record(
@@ -168,8 +212,24 @@ fn service_records(service: &Value, id: &str, position: Position) -> Vec<Decoded
         "service",
         id,
         position.clone(),
-        json!({ "service": service, "organization": organization, "location_ids": location_ids }),
+        json!({
+            "service": service,
+            "organization": organization,
+            "location_ids": location_ids,
+            "service_area_ids": area_ids,
+            "taxonomy_terms": terms,
+        }),
     )));
+    for area in areas {
+        if let Some(area_id) = area.get("id").and_then(Value::as_str) {
+            out.push(Ok(record(
+                "service_area",
+                area_id,
+                position.clone(),
+                json!({ "service_area": area }),
+            )));
+        }
+    }
     for location in locations {
         if let Some(location_id) = location.get("id").and_then(Value::as_str) {
             out.push(Ok(record(
@@ -183,7 +243,20 @@ fn service_records(service: &Value, id: &str, position: Position) -> Vec<Decoded
     out
 }
 
-fn record(kind: &'static str, id: &str, position: Position, context: Value) -> SourceRecord {
+fn list<'v>(value: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+pub(super) fn record(
+    kind: &'static str,
+    id: &str,
+    position: Position,
+    context: Value,
+) -> SourceRecord {
     SourceRecord {
         kind,
         key: id.to_owned(),
