@@ -4,8 +4,9 @@
 //!
 //! A service matches when one of its `category` or `type` codings (code or display) or texts equals one of
 //! the route's `directory_category` terms, ignoring case, and it is not `active: false`. Coverage is read from
-//! `coverageArea` Locations (postal code, city, state, or a name equal to one of them): a service whose area
-//! names the person's postal code ranks above one naming their city, then their state; a service with no
+//! `coverageArea` Locations (postal code, city, county, state, or a name equal to one of them — an HSDS service
+//! area is a name): a service whose area names the person's postal code ranks above one naming their city,
+//! then their county (`Address.district`), then their state; a service with no
 //! service area is eligible everywhere but ranks last; a service whose area names none of them is not
 //! eligible. Ties go to the service id that sorts first, so the choice is reproducible.
 
@@ -19,6 +20,8 @@ pub enum Coverage {
     Unstated,
     /// The area names the person's state.
     State,
+    /// The area names the person's county (`Address.district`; "Harbor County" and "Harbor" agree).
+    District,
     /// The area names the person's city.
     City,
     /// The area names the person's postal code.
@@ -39,6 +42,7 @@ pub struct Choice<'d> {
 pub struct Place {
     postal_code: Option<String>,
     city: Option<String>,
+    district: Option<String>,
     state: Option<String>,
 }
 
@@ -56,6 +60,7 @@ impl Place {
         Self {
             postal_code: field("postalCode"),
             city: field("city"),
+            district: field("district").map(|d| county(&d)),
             state: field("state"),
         }
     }
@@ -66,6 +71,12 @@ fn normalise(text: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
+}
+
+/// A county name without the word "county", normalised.
+fn county(text: &str) -> String {
+    let text = normalise(text);
+    text.strip_suffix(" county").unwrap_or(&text).to_owned()
 }
 
 /// Choose the best service of `services` for `place` among those in `categories`; `locations` resolves
@@ -160,14 +171,20 @@ fn area_coverage(
     let candidates = [
         (place.postal_code.as_deref(), Coverage::PostalCode),
         (place.city.as_deref(), Coverage::City),
+        (place.district.as_deref(), Coverage::District),
         (place.state.as_deref(), Coverage::State),
     ];
     names
         .iter()
-        .filter_map(|(name, only)| Some((normalise((*name)?), *only)))
+        .filter_map(|(name, only)| Some(((*name)?, *only)))
         .flat_map(|(name, only)| {
             candidates.iter().filter_map(move |(value, level)| {
                 let fits = only.is_none_or(|o| o == *level);
+                let name = if *level == Coverage::District {
+                    county(name)
+                } else {
+                    normalise(name)
+                };
                 (fits && *value == Some(name.as_str())).then_some(*level)
             })
         })
@@ -195,6 +212,7 @@ mod tests {
                 json!({"address": {"city": "Fresno", "state": "CA"}}),
             ),
             ("Location/county", json!({"name": "Kern County"})),
+            ("Location/fresno-county", json!({"name": "Fresno County"})),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -65,7 +65,7 @@ impl Gateway {
         let database_url = database_url(dir.path()).await;
         let config = dir.path().join("onedoor.toml");
         let repo = root();
-        std::fs::write(dir.path().join("bases.toml"), "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:agencies|county-food-bank\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"test order 1\"\npatients = [\"Patient/kill-test-patient\"]\n\n[[basis]]\nkind = \"statute-or-agreement\"\nrecipient = \"urn:onedoor:agencies|family-services\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"police/social-work co-responder MOU 2026-03\"\n").unwrap();
+        std::fs::write(dir.path().join("bases.toml"), "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:agencies|county-food-bank\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"test order 1\"\npatients = [\"Patient/kill-test-patient\"]\n\n[[basis]]\nkind = \"statute-or-agreement\"\nrecipient = \"urn:onedoor:agencies|family-services\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"police/social-work co-responder MOU 2026-03\"\n\n[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:source:hsds/organizations|org-pantry\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"test order 2\"\npatients = [\"Patient/directory-test-patient\"]\n").unwrap();
         std::fs::write(
             &config,
             format!(
@@ -91,6 +91,17 @@ kind = "fhir-rest"
 endpoint = "{receiver}/food-bank/fhir"
 org = "urn:onedoor:agencies|county-food-bank"
 timeout_ms = 1000
+[sources.directory]
+mapping = "hsds-3.0"
+[destinations.pantry]
+kind = "fhir-rest"
+endpoint = "{receiver}/pantry/fhir"
+org = "urn:onedoor:source:hsds/organizations|org-pantry"
+timeout_ms = 1000
+[[routes]]
+need = "food-insecurity"
+directory_category = ["Food Pantry"]
+destination = "food-bank"
 [sources.police-nibrs]
 mapping = "nibrs-2019"
 org = "urn:onedoor:fbi:ori|CA0190000"
@@ -646,4 +657,86 @@ async fn police_domestic_violence_incidents_reach_the_partner_with_their_repeat_
         .collect();
     counts.sort_unstable();
     assert_eq!(counts, [0, 0, 1, 2], "earlier incidents as delivered");
+}
+
+fn hsds_service(id: &str, org: &str, term: &str, area: &str) -> Value {
+    json!({
+        "id": id, "name": format!("{term} {id}"), "status": "active",
+        "organization": {"id": org, "name": format!("Organization {org}")},
+        "service_areas": [{"id": format!("area-{id}"), "name": area}],
+        "attributes": [{"id": format!("attr-{id}"), "link_entity": "service",
+            "taxonomy_term": {"id": format!("term-{term}"), "code": term, "name": term}}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referral_without_a_performer_goes_to_the_directory_service_covering_the_person() {
+    let (agency, url) = receiver(0, 0).await;
+    let gateway = Gateway::start(&url, 50).await;
+    let directory = json!({"total_items": 3, "contents": [
+        hsds_service("svc-statewide", "org-state", "Food Pantry", "OR"),
+        hsds_service("svc-pantry", "org-pantry", "Food Pantry", "97365"),
+        hsds_service("svc-shelter", "org-shelter", "Shelter", "97365"),
+    ]});
+    let report = ingest(
+        &gateway,
+        SCHOOL_KEY,
+        "directory",
+        directory.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(report["status"], "done", "{report}");
+    let patient = "directory-test-patient";
+    let referral = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6f1d3c1e-0000-4000-8000-000000000001", "resource": {"resourceType": "ServiceRequest", "id": "sr-directory", "status": "active", "intent": "order",
+            "category": [{"coding": [{"system": "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes", "code": "food-insecurity"}]}],
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}, "subject": {"reference": format!("Patient/{patient}")}},
+            "request": {"method": "PUT", "url": "ServiceRequest/sr-directory"}},
+        {"fullUrl": "urn:uuid:6f1d3c1e-0000-4000-8000-000000000002", "resource": {"resourceType": "Patient", "id": patient, "birthDate": "1980-01-01",
+            "address": [{"city": "Harbor City", "state": "OR", "postalCode": "97365"}]}, "request": {"method": "PUT", "url": format!("Patient/{patient}")}}
+    ]});
+    let response = client()
+        .post(format!("{}/fhir", gateway.base))
+        .bearer_auth(SCHOOL_KEY)
+        .json(&referral)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{}",
+        response.text().await.unwrap()
+    );
+    wait_until("the pantry's delivery", Duration::from_secs(20), || {
+        !agency.accepted_on("/pantry").is_empty()
+    })
+    .await;
+    let delivered = &agency.accepted_on("/pantry")[0];
+    let resources: Vec<&Value> = delivered["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .collect();
+    let request = resources
+        .iter()
+        .find(|r| r["resourceType"] == "ServiceRequest")
+        .unwrap();
+    let service = resources
+        .iter()
+        .find(|r| r["resourceType"] == "HealthcareService")
+        .expect("the chosen service travels with the referral");
+    assert_eq!(
+        service["identifier"][0]["value"], "svc-pantry",
+        "the postal-code service beats the statewide one"
+    );
+    assert_eq!(
+        request["performer"][0]["reference"],
+        format!("HealthcareService/{}", service["id"].as_str().unwrap())
+    );
+    assert!(
+        agency.accepted_on("/food-bank").is_empty(),
+        "the provider's own destination, not the fallback"
+    );
 }
