@@ -5,8 +5,8 @@
 //! trimmed that had spaces around them are reported as quirks with their line and element.
 
 use super::api;
-use super::xml::{self, Element};
 use crate::adapters::oneroster::Export;
+use crate::adapters::xml::{self, Element};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -126,10 +126,12 @@ const PARENT_REFERENCES: &[&str] = &[
     "StateEducationAgencyReference",
 ];
 
-/// An opened interchange folder (or API JSON).
+/// An opened interchange folder (or API JSON). Students are streamed from `Student.xml` as they are read;
+/// the other files are joined, so they are read when the source opens.
 #[derive(Default)]
 pub struct EdfiSource {
-    students: Vec<Decoded>,
+    students: Option<StudentStream>,
+    _export: Option<Export>,
     links: Vec<Decoded>,
     organizations: Vec<Decoded>,
     programs: Vec<Decoded>,
@@ -155,17 +157,10 @@ impl EdfiSource {
                 .map(|file| read(&file, name, quirks))
                 .transpose()
         };
-        let students = match read("Student.xml")? {
-            Some(elements) => elements
-                .into_iter()
-                .filter(|e| e.as_ref().map_or(true, |e| e.name == "Student"))
-                .map(|e| {
-                    e.map(student_record)
-                        .map_err(|why| xml::record_error("Student.xml", why))
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        let students = export
+            .find("Student.xml")
+            .map(|file| StudentStream::open(&file, quirks))
+            .transpose()?;
         let links = read("Contact.xml")?.map(contact_links).unwrap_or_default();
         let organizations = read("EducationOrganization.xml")?
             .map(|e| education_organizations(e, quirks))
@@ -183,6 +178,7 @@ impl EdfiSource {
             programs,
             health,
             api: api::records(&api::json_files(export.dir())),
+            _export: Some(export),
         };
         if source.is_empty() {
             return Err(format!(
@@ -194,16 +190,16 @@ impl EdfiSource {
     }
 
     fn is_empty(&self) -> bool {
-        [
-            &self.students,
-            &self.links,
-            &self.organizations,
-            &self.programs,
-            &self.health,
-            &self.api,
-        ]
-        .iter()
-        .all(|v| v.is_empty())
+        self.students.is_none()
+            && [
+                &self.links,
+                &self.organizations,
+                &self.programs,
+                &self.health,
+                &self.api,
+            ]
+            .iter()
+            .all(|v| v.is_empty())
     }
 
     /// Education organizations, students, student–contact links, program associations, health records, then
@@ -211,7 +207,7 @@ impl EdfiSource {
     pub fn records(self) -> impl Iterator<Item = Decoded> {
         self.organizations
             .into_iter()
-            .chain(self.students)
+            .chain(self.students.into_iter().flatten())
             .chain(self.links)
             .chain(self.programs)
             .chain(self.health)
@@ -224,19 +220,50 @@ fn read(
     file: &str,
     quirks: &QuirkLog,
 ) -> Result<Vec<Result<Element, String>>, String> {
-    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(format!(
-            "{}: larger than {MAX_FILE_BYTES} bytes",
-            path.display()
-        ));
-    }
-    let mut interchange = xml::from_bytes(std::fs::read(path).map_err(|e| e.to_string())?);
+    let mut interchange =
+        xml::from_file(path, MAX_FILE_BYTES).map_err(|e| format!("{file}: {e}"))?;
     let elements = std::iter::from_fn(|| interchange.next_element()).collect();
     for value in interchange.take_untrimmed() {
         quirks.note(untrimmed_message(file, &value), Some(value.line));
     }
     Ok(elements)
+}
+
+/// `Student.xml`, read one Student at a time.
+struct StudentStream {
+    interchange: xml::Interchange<std::io::BufReader<std::fs::File>>,
+    quirks: QuirkLog,
+}
+
+impl StudentStream {
+    fn open(path: &Path, quirks: &QuirkLog) -> Result<Self, String> {
+        Ok(Self {
+            interchange: xml::from_file(path, MAX_FILE_BYTES)
+                .map_err(|e| format!("Student.xml: {e}"))?,
+            quirks: quirks.clone(),
+        })
+    }
+}
+
+impl Iterator for StudentStream {
+    type Item = Decoded;
+
+    fn next(&mut self) -> Option<Decoded> {
+        loop {
+            let next = self.interchange.next_element()?;
+            for value in self.interchange.take_untrimmed() {
+                self.quirks
+                    .note(untrimmed_message("Student.xml", &value), Some(value.line));
+            }
+            match next {
+                Ok(element) if element.name == "Student" => {
+                    return Some(Ok(student_record(element)));
+                }
+                Ok(_) => {}
+                Err(why) => return Some(Err(xml::record_error("Student.xml", why))),
+            }
+        }
+    }
 }
 
 /// The quirk for a value read trimmed. The value is quoted only for organization and program codes, never

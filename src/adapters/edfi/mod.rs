@@ -9,6 +9,5 @@
 
 mod api;
 mod decode;
-pub(crate) mod xml;
 
 pub use decode::{CONTEXT, EdfiSource, RECORD_KINDS};

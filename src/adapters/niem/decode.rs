@@ -5,7 +5,7 @@
 
 use super::history::{IncidentHistory, RepeatCount};
 use super::report::{self, VictimFacts, text};
-use crate::adapters::edfi::xml::{self, Element};
+use crate::adapters::xml::{self, Element};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
@@ -106,21 +106,10 @@ impl Reader<'_, '_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.len() > MAX_FILE_BYTES => {
-                return self.reject(
-                    Position::file(&file),
-                    format!("larger than {MAX_FILE_BYTES} bytes"),
-                );
-            }
-            Err(err) => return self.reject(Position::file(&file), err.to_string()),
-            Ok(_) => {}
-        }
-        let text = match std::fs::read(path) {
-            Ok(text) => text,
-            Err(err) => return self.reject(Position::file(&file), err.to_string()),
+        let mut submission = match xml::from_file(path, MAX_FILE_BYTES) {
+            Ok(submission) => submission,
+            Err(why) => return self.reject(Position::file(&file), why),
         };
-        let mut submission = xml::from_bytes(text);
         let mut checked = false;
         while let Some(next) = submission.next_element() {
             if !checked {

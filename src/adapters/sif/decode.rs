@@ -3,7 +3,7 @@
 //! Each object is read once: the same object (same RefId) again in another file is skipped and reported.
 
 use super::namespace;
-use crate::adapters::edfi::xml::{self, Element};
+use crate::adapters::xml::{self, Element};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -174,26 +174,10 @@ fn file_name(path: &Path) -> String {
 
 fn read_file(path: &Path, quirks: &QuirkLog, objects: &mut Vec<Object>, out: &mut Vec<Decoded>) {
     let file = file_name(path);
-    let text = match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
-            out.push(Err(RecordError::new(
-                Position::file(&file),
-                format!("larger than {MAX_FILE_BYTES} bytes"),
-            )));
-            return;
-        }
-        _ => match std::fs::read(path) {
-            Ok(text) => text,
-            Err(err) => {
-                out.push(Err(RecordError::new(
-                    Position::file(&file),
-                    err.to_string(),
-                )));
-                return;
-            }
-        },
+    let mut reader = match xml::from_file(path, MAX_FILE_BYTES) {
+        Ok(reader) => reader.with_root_objects(OBJECTS),
+        Err(why) => return out.push(Err(RecordError::new(Position::file(&file), why))),
     };
-    let mut reader = xml::from_bytes(text).with_root_objects(OBJECTS);
     let mut checked = false;
     while let Some(next) = reader.next_element() {
         if !checked {

@@ -1,24 +1,28 @@
-//! Streaming XML → JSON for interchange files: each child element of the root becomes a JSON object
+//! Streaming XML → JSON, shared by the XML adapters (`edfi`, `sif`, `niem`): each child element of the root
+//! becomes a JSON object
 //! (children by name, repeated names as lists, text as strings, attributes as `@name`, the text of an
 //! element that also has attributes as `#text`), read one at a time.
 //! A root that is itself an object (a SIF `<StudentPersonal>` file) is yielded whole when the caller names
 //! it. Namespace declarations are kept aside (the root's namespace is available), not in the JSON.
 //! No DTD is read or expanded (a DOCTYPE is refused), depth and element size are bounded. Text is trimmed; a
 //! value that had spaces around it (`<EducationOrganizationId>255901 </EducationOrganizationId>`) is noted
-//! with its line and element path, so the adapter can report it.
+//! with its line and element path, so the adapter can report it. Files are read as streams (only the element
+//! being read is held; lines are counted as bytes go by), so memory does not grow with the file.
 
 use crate::adapters::oneroster::Export;
 use crate::adapters::{Position, RecordError};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
-use std::io::BufRead;
+use std::collections::VecDeque;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 const MAX_DEPTH: usize = 32;
 const MAX_ELEMENT_BYTES: usize = 1024 * 1024;
 
 /// One top-level element: its name, the line it starts on, and its content.
+#[derive(Debug)]
 pub struct Element {
     /// The element's local name (`Student`).
     pub name: String,
@@ -39,50 +43,106 @@ pub struct Untrimmed {
     pub raw: String,
 }
 
-/// Reads the children of the root element one by one.
+/// Reads the children of the root element one by one, from any buffered source, in bounded memory: only the
+/// element being read is held.
 pub struct Interchange<R: BufRead> {
-    reader: Reader<R>,
+    reader: Reader<LineTracking<R>>,
     buf: Vec<u8>,
     depth: usize,
-    lines: LineCounter,
     root_objects: &'static [&'static str],
     root: Option<(String, Option<String>)>,
     untrimmed: Vec<Untrimmed>,
+    failed: bool,
 }
 
-/// Counts lines up to a byte position (quick-xml reports byte positions).
-struct LineCounter {
-    text: Vec<u8>,
+/// A buffered reader that notes where the newlines are as quick-xml consumes bytes, so a byte position can be
+/// turned into a line without keeping the text: positions are asked in increasing order, and newlines before
+/// the last position asked are only counted.
+pub struct LineTracking<R> {
+    inner: R,
+    consumed: usize,
+    newlines: VecDeque<usize>,
+    lines_before: u64,
 }
 
-impl LineCounter {
-    /// The line of the first non-blank byte at or after `position` (an event starts after the blank text
-    /// that trimming skips).
-    fn line_at(&self, position: usize) -> u64 {
-        let start = position.min(self.text.len());
-        let position = self.text[start..]
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .map_or(start, |skip| start + skip);
-        self.text[..position]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count() as u64
-            + 1
+impl<R: BufRead> LineTracking<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            consumed: 0,
+            newlines: VecDeque::new(),
+            lines_before: 0,
+        }
+    }
+
+    /// The 1-based line of a byte position at or after the last one asked.
+    fn line_at(&mut self, position: usize) -> u64 {
+        while self.newlines.front().is_some_and(|n| *n < position) {
+            self.newlines.pop_front();
+            self.lines_before += 1;
+        }
+        self.lines_before + 1
     }
 }
 
-/// Parse interchange text (read within the caller's size limit).
+impl<R: BufRead> Read for LineTracking<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(out)?;
+        note_newlines(&mut self.newlines, self.consumed, &out[..read]);
+        self.consumed += read;
+        Ok(read)
+    }
+}
+
+impl<R: BufRead> BufRead for LineTracking<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        if let Ok(available) = self.inner.fill_buf() {
+            let taken = amount.min(available.len());
+            note_newlines(&mut self.newlines, self.consumed, &available[..taken]);
+        }
+        self.consumed += amount;
+        self.inner.consume(amount);
+    }
+}
+
+/// Note the positions of the newlines of `bytes`, which start at byte `at` of the stream.
+fn note_newlines(newlines: &mut VecDeque<usize>, at: usize, bytes: &[u8]) {
+    let found = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n');
+    newlines.extend(found.map(|(i, _)| at + i));
+}
+
+/// Read interchange text held in memory.
+#[cfg(test)]
 pub fn from_bytes(text: Vec<u8>) -> Interchange<std::io::Cursor<Vec<u8>>> {
-    let reader = Reader::from_reader(std::io::Cursor::new(text.clone()));
+    interchange(std::io::Cursor::new(text))
+}
+
+/// Read an interchange file as a stream, refusing a file larger than `limit` bytes.
+pub fn from_file(
+    path: &Path,
+    limit: u64,
+) -> Result<Interchange<std::io::BufReader<std::fs::File>>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    if size > limit {
+        return Err(format!("larger than {limit} bytes ({size})"));
+    }
+    Ok(interchange(std::io::BufReader::new(file)))
+}
+
+fn interchange<R: BufRead>(source: R) -> Interchange<R> {
     Interchange {
-        reader,
+        reader: Reader::from_reader(LineTracking::new(source)),
         buf: Vec::new(),
         depth: 0,
-        lines: LineCounter { text },
         root_objects: &[],
         root: None,
         untrimmed: Vec::new(),
+        failed: false,
     }
 }
 
@@ -105,18 +165,26 @@ impl<R: BufRead> Interchange<R> {
             .map(|(name, namespace)| (name.as_str(), namespace.as_deref()))
     }
 
-    /// The next top-level element, or an error naming the line.
+    /// The next top-level element, or an error naming the line. After an error the rest of the file is not
+    /// read (it cannot be trusted to be the elements it seems to be).
     pub fn next_element(&mut self) -> Option<Result<Element, String>> {
+        if self.failed {
+            return None;
+        }
+        let next = self.read_next();
+        self.failed = matches!(next, Some(Err(_)));
+        next
+    }
+
+    fn read_next(&mut self) -> Option<Result<Element, String>> {
         loop {
             self.buf.clear();
-            let position = self.reader.buffer_position() as usize;
             let event = match self.reader.read_event_into(&mut self.buf) {
                 Ok(event) => event.into_owned(),
                 Err(err) => {
-                    return Some(Err(format!(
-                        "line {}: malformed XML: {err}",
-                        self.lines.line_at(position)
-                    )));
+                    let at = self.reader.error_position() as usize;
+                    let line = self.reader.get_mut().line_at(at);
+                    return Some(Err(format!("line {line}: malformed XML: {err}")));
                 }
             };
             match event {
@@ -129,7 +197,7 @@ impl<R: BufRead> Interchange<R> {
                     let name = local_name(&start);
                     self.root = Some((name.clone(), namespace_of(&start)));
                     if self.root_objects.contains(&name.as_str()) {
-                        let line = self.lines.line_at(position);
+                        let line = self.line_of_tag(start.len() + 2);
                         return Some(
                             self.element(start, 1, "")
                                 .map(|value| Element { name, line, value })
@@ -142,7 +210,7 @@ impl<R: BufRead> Interchange<R> {
                     self.root = Some((local_name(&start), namespace_of(&start)));
                 }
                 Event::Start(start) => {
-                    let line = self.lines.line_at(position);
+                    let line = self.line_of_tag(start.len() + 2);
                     let name = local_name(&start);
                     return Some(
                         self.element(start, 2, "")
@@ -151,7 +219,7 @@ impl<R: BufRead> Interchange<R> {
                     );
                 }
                 Event::Empty(start) if self.depth == 1 => {
-                    let line = self.lines.line_at(position);
+                    let line = self.line_of_tag(start.len() + 3);
                     return Some(Ok(Element {
                         name: local_name(&start),
                         line,
@@ -163,6 +231,12 @@ impl<R: BufRead> Interchange<R> {
                 _ => {}
             }
         }
+    }
+
+    /// The line of the tag just read (`tag_len` bytes, `<` to `>`, ending at the reader's position).
+    fn line_of_tag(&mut self, tag_len: usize) -> u64 {
+        let end = self.reader.buffer_position() as usize;
+        self.reader.get_mut().line_at(end.saturating_sub(tag_len))
     }
 
     fn element(
@@ -227,7 +301,7 @@ impl<R: BufRead> Interchange<R> {
         }
         if trimmed.len() != text.len() && !trimmed.is_empty() && !text.contains('\n') {
             self.untrimmed.push(Untrimmed {
-                line: self.lines.line_at(begin),
+                line: self.reader.get_mut().line_at(begin),
                 path: path.to_owned(),
                 raw: text.clone(),
             });
@@ -314,5 +388,53 @@ pub fn record_error(file: &str, why: String) -> RecordError {
     match located {
         Some((line, message)) => RecordError::new(Position::line(file, line), message),
         None => RecordError::new(Position::file(file), why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(text: &str) -> Vec<Result<Element, String>> {
+        let mut reader = from_bytes(text.as_bytes().to_vec());
+        std::iter::from_fn(|| reader.next_element()).collect()
+    }
+
+    #[test]
+    fn elements_carry_the_line_of_their_start_tag() {
+        let text = "<Root>\n  <A id=\"1\">\n    <B>x</B>\n  </A>\n\n  <A id=\"2\"/>\n  <C Type=\"06\">mail@example.org</C>\n</Root>\n";
+        let lines: Vec<(String, u64)> = all(text)
+            .into_iter()
+            .map(|e| e.map(|e| (e.name, e.line)).unwrap())
+            .collect();
+        assert_eq!(lines, [("A".into(), 2), ("A".into(), 6), ("C".into(), 7)]);
+        let c = all(text).pop().unwrap().unwrap();
+        assert_eq!(c.value["#text"], "mail@example.org");
+        assert_eq!(c.value["@Type"], "06");
+    }
+
+    #[test]
+    fn malformed_xml_names_its_line_and_stops_the_file() {
+        let found = all("<Root>\n<A>\n</B>\n<A/>\n</Root>");
+        assert_eq!(found.len(), 1, "nothing after the error is trusted");
+        let error = found[0].as_ref().unwrap_err();
+        assert!(
+            error.starts_with("line 2:") || error.starts_with("line 3:"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_root_object_is_yielded_whole_with_its_namespace() {
+        let mut reader =
+            from_bytes(b"<Student RefId=\"s\" xmlns=\"urn:x\"><Name>A</Name></Student>".to_vec())
+                .with_root_objects(&["Student"]);
+        let student = reader.next_element().unwrap().unwrap();
+        assert_eq!(student.value["@RefId"], "s");
+        assert!(
+            student.value.get("@xmlns").is_none(),
+            "declarations are not data"
+        );
+        assert_eq!(reader.root(), Some(("Student", Some("urn:x"))));
     }
 }
