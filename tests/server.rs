@@ -422,13 +422,7 @@ fn referral(i: usize) -> Value {
 async fn a_receiver_failing_three_times_gets_exactly_one_accepted_delivery() {
     let (agency, url) = receiver(3, 0).await;
     let gateway = Gateway::start(&url, 20).await;
-    let response = client()
-        .post(format!("{}/fhir", gateway.base))
-        .bearer_auth(SCHOOL_KEY)
-        .json(&referral(1))
-        .send()
-        .await
-        .unwrap();
+    let response = post_bundle(&gateway, SCHOOL_KEY, &referral(1)).await;
     assert_eq!(response.status().as_u16(), 200);
     wait_until(
         "the delivery after three failures",
@@ -446,13 +440,7 @@ async fn a_receiver_failing_three_times_gets_exactly_one_accepted_delivery() {
         "every attempt carries the same idempotency key"
     );
     drop(seen);
-    let resubmit = client()
-        .post(format!("{}/fhir", gateway.base))
-        .bearer_auth(SCHOOL_KEY)
-        .json(&referral(1))
-        .send()
-        .await
-        .unwrap();
+    let resubmit = post_bundle(&gateway, SCHOOL_KEY, &referral(1)).await;
     assert_eq!(resubmit.status().as_u16(), 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -466,13 +454,7 @@ async fn a_receiver_failing_three_times_gets_exactly_one_accepted_delivery() {
 async fn a_partner_cannot_read_another_partners_referral() {
     let (_agency, url) = receiver(0, 0).await;
     let gateway = Gateway::start(&url, 50).await;
-    client()
-        .post(format!("{}/fhir", gateway.base))
-        .bearer_auth(SCHOOL_KEY)
-        .json(&referral(7))
-        .send()
-        .await
-        .unwrap();
+    post_bundle(&gateway, SCHOOL_KEY, &referral(7)).await;
     assert_eq!(
         get(&gateway, SCHOOL_KEY, "/fhir/ServiceRequest/sr-7")
             .await
@@ -541,13 +523,7 @@ async fn kill_9_mid_batch_then_restart_delivers_every_accepted_referral() {
     let total = 40;
     let mut accepted = Vec::new();
     for i in 0..total {
-        let response = client()
-            .post(format!("{}/fhir", gateway.base))
-            .bearer_auth(SCHOOL_KEY)
-            .json(&referral(1000 + i))
-            .send()
-            .await
-            .unwrap();
+        let response = post_bundle(&gateway, SCHOOL_KEY, &referral(1000 + i)).await;
         if response.status().is_success() {
             accepted.push(format!("sr-{}", 1000 + i));
         }
@@ -579,6 +555,17 @@ async fn kill_9_mid_batch_then_restart_delivers_every_accepted_referral() {
     for id in &accepted {
         assert!(ids.contains(id), "{id} was lost");
     }
+}
+
+/// POST a transaction Bundle to `/fhir` as the partner with `key`.
+async fn post_bundle(gateway: &Gateway, key: &str, bundle: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/fhir", gateway.base))
+        .bearer_auth(key)
+        .json(bundle)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Post one upload to a source and wait for its job to finish; the job report.
@@ -695,13 +682,7 @@ async fn a_referral_without_a_performer_goes_to_the_directory_service_covering_t
         {"fullUrl": "urn:uuid:6f1d3c1e-0000-4000-8000-000000000002", "resource": {"resourceType": "Patient", "id": patient, "birthDate": "1980-01-01",
             "address": [{"city": "Harbor City", "state": "OR", "postalCode": "97365"}]}, "request": {"method": "PUT", "url": format!("Patient/{patient}")}}
     ]});
-    let response = client()
-        .post(format!("{}/fhir", gateway.base))
-        .bearer_auth(SCHOOL_KEY)
-        .json(&referral)
-        .send()
-        .await
-        .unwrap();
+    let response = post_bundle(&gateway, SCHOOL_KEY, &referral).await;
     assert_eq!(
         response.status().as_u16(),
         200,

@@ -78,7 +78,7 @@ impl HmisCsvEncoder {
         if self.clients_written.insert(personal_id.clone()) {
             append(
                 &self.dir.join("Client.csv"),
-                tables::CLIENT_COLUMNS,
+                &tables::client_columns_fy2024(),
                 &client_row(patient, &personal_id),
             )?;
         }

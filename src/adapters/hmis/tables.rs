@@ -4,57 +4,18 @@
 use crate::adapters::ContextTable;
 use crate::adapters::csv_table::TableSpec;
 
-/// Columns of `Client.csv`.
-pub const CLIENT_COLUMNS: &[&str] = &[
-    "PersonalID",
-    "FirstName",
-    "MiddleName",
-    "LastName",
-    "NameSuffix",
-    "NameDataQuality",
-    "SSN",
-    "SSNDataQuality",
-    "DOB",
-    "DOBDataQuality",
-    "AmIndAKNative",
-    "Asian",
-    "BlackAfAmerican",
-    "HispanicLatinaeo",
-    "MidEastNAfrican",
-    "NativeHIPacific",
-    "White",
-    "RaceNone",
-    "AdditionalRaceEthnicity",
-    "Woman",
-    "Man",
-    "NonBinary",
-    "CulturallySpecific",
-    "Transgender",
-    "Questioning",
-    "DifferentIdentity",
-    "GenderNone",
-    "DifferentIdentityText",
-    "VeteranStatus",
-    "YearEnteredService",
-    "YearSeparated",
-    "WorldWarII",
-    "KoreanWar",
-    "VietnamWar",
-    "DesertStorm",
-    "AfghanistanOEF",
-    "IraqOIF",
-    "IraqOND",
-    "OtherTheater",
-    "MilitaryBranch",
-    "DischargeStatus",
-    "DateCreated",
-    "DateUpdated",
-    "UserID",
-    "DateDeleted",
-    "ExportID",
-];
+/// The FY2024 `Client.csv` header: every column read but FY2026's `Sex`.
+pub fn client_columns_fy2024() -> Vec<&'static str> {
+    CLIENT_READ_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| *c != "Sex")
+        .collect()
+}
+
 /// Columns `Client.csv` may hold: FY2024's, and FY2026's `Sex` (HUD 3.06a: 0 Female, 1 Male, 8 Client doesn't
 /// know, 9 Client prefers not to answer, 99 Data not collected), which replaces the gender fields.
+/// [`client_columns_fy2024`] gives the FY2024 header the encoder writes.
 pub const CLIENT_READ_COLUMNS: &[&str] = &[
     "PersonalID",
     "FirstName",
