@@ -201,8 +201,9 @@ fn sif_au_sample_converts_what_it_can_and_names_each_missing_reference() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // Two schools and the one student convert; the relationship, the wellbeing event and the alert name a
-    // student (f7dd788e...) that no file of the sample holds, so each is rejected with its file and field.
+    // Two schools and the one student convert; the relationship, the personalised plan, the wellbeing event and
+    // the alert name a student (f7dd788e...) that no file of the sample holds, so each is rejected with its
+    // file and field.
     assert_eq!(
         (
             count(&resources, "Organization"),
@@ -212,11 +213,12 @@ fn sif_au_sample_converts_what_it_can_and_names_each_missing_reference() {
         "{summary}"
     );
     assert!(
-        summary.contains("12 records in, 3 converted, 6 with nothing to map, 3 rejected"),
+        summary.contains("12 records in, 3 converted, 5 with nothing to map, 4 rejected"),
         "{summary}"
     );
     for file in [
         "studentcontactrelationship.xml",
+        "personalisedplan.xml",
         "wellbeingevent.xml",
         "wellbeingalert.xml",
     ] {

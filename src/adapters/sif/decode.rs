@@ -30,7 +30,6 @@ const OBJECTS: &[&str] = &[
 /// Objects read and reported, from which the shipped mapping builds nothing, with their record kind.
 const CARRIED: &[(&str, &str)] = &[
     ("WellbeingResponse", "wellbeing_response"),
-    ("PersonalisedPlan", "personalised_plan"),
     ("WellbeingCharacteristic", "wellbeing_characteristic"),
     ("WellbeingAppeal", "wellbeing_appeal"),
 ];
@@ -85,6 +84,16 @@ pub const CONTEXT: &[ContextTable] = &[
     ContextTable {
         variable: "record",
         table: "WellbeingResponse",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "plan",
+        table: "PersonalisedPlan",
+        columns: &[],
+    },
+    ContextTable {
+        variable: "plans",
+        table: "PersonalisedPlan",
         columns: &[],
     },
 ];
@@ -258,6 +267,18 @@ impl Joined {
         self.by_name.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// Objects of `name` by the student they are about (`StudentPersonalRefId`).
+    fn by_student(&self, name: &str) -> HashMap<String, Vec<&Object>> {
+        let mut found: HashMap<String, Vec<&Object>> = HashMap::new();
+        for object in self.all(name) {
+            found
+                .entry(object.text("StudentPersonalRefId"))
+                .or_default()
+                .push(object);
+        }
+        found
+    }
+
     fn by_ref(&self, name: &str) -> HashMap<String, &Object> {
         self.all(name).iter().map(|o| (o.ref_id(), o)).collect()
     }
@@ -283,10 +304,12 @@ impl Joined {
         let mut out: Vec<Decoded> = self.all("SchoolInfo").iter().map(school_record).collect();
         let students = self.by_ref("StudentPersonal");
         let student_records = self.student_records(&mut out);
-        for link in self.all("StudentContactRelationship") {
-            let student = link.text("StudentPersonalRefId");
-            if !students.contains_key(&student) {
-                out.push(Err(unknown_student(link, &student)));
+        for name in ["StudentContactRelationship", "PersonalisedPlan"] {
+            for object in self.all(name) {
+                let student = object.text("StudentPersonalRefId");
+                if !students.contains_key(&student) {
+                    out.push(Err(unknown_student(object, &student)));
+                }
             }
         }
         let schools = self.by_ref("SchoolInfo");
@@ -311,13 +334,8 @@ impl Joined {
                 .entry(enrollment.text("StudentPersonalRefId"))
                 .or_insert(enrollment);
         }
-        let mut links: HashMap<String, Vec<&Object>> = HashMap::new();
-        for link in self.all("StudentContactRelationship") {
-            links
-                .entry(link.text("StudentPersonalRefId"))
-                .or_default()
-                .push(link);
-        }
+        let links = self.by_student("StudentContactRelationship");
+        let plans = self.by_student("PersonalisedPlan");
         let mut joined = HashMap::new();
         for student in self.all("StudentPersonal") {
             let id = student.ref_id();
@@ -336,6 +354,9 @@ impl Joined {
                     Ok(record) => group.push(record),
                     Err(error) => out.push(Err(error)),
                 }
+            }
+            for plan in plans.get(&id).into_iter().flatten() {
+                group.push(plan_record(plan, &id));
             }
             out.extend(group.iter().cloned().map(Ok));
             joined.insert(id, group);
@@ -411,6 +432,18 @@ fn link_record(
     })
 }
 
+fn plan_record(plan: &Object, student: &str) -> SourceRecord {
+    let id = plan.ref_id();
+    SourceRecord {
+        kind: "personalised_plan",
+        key: id,
+        group: format!("student:{student}"),
+        position: plan.position(),
+        context: json!({ "plan": plan.element.value, "student_id": student }),
+        related: Vec::new(),
+    }
+}
+
 fn unknown_student(object: &Object, student: &str) -> RecordError {
     RecordError::new(
         object.position().with_field("StudentPersonalRefId"),
@@ -442,6 +475,11 @@ fn wellbeing_record(
             "categories": categories(&object.element.value),
             "student_id": student,
             "school": schools.get(&object.text("SchoolInfoRefId")).map(|s| &s.element.value),
+            "plans": student_group
+                .iter()
+                .filter(|r| r.kind == "personalised_plan")
+                .map(|r| r.key.clone())
+                .collect::<Vec<_>>(),
         }),
         related: student_group.clone(),
     })

@@ -5,7 +5,8 @@
 //! StudentSchoolEnrollment), one record per StudentContactRelationship joined to its StudentContactPersonal
 //! (kept in the student's group so a student's bundle carries their contacts), and one record per
 //! WellbeingEvent or WellbeingAlert, carrying its student and contacts so a referral bundle is complete.
-//! WellbeingResponse, PersonalisedPlan, WellbeingCharacteristic and WellbeingAppeal are read and reported
+//! A PersonalisedPlan travels in its student's group (and so in their referrals); WellbeingResponse,
+//! WellbeingCharacteristic and WellbeingAppeal are read and reported
 //! as records the mapping builds nothing from. Both namespace URIs seen in published SIF AU samples are
 //! accepted (the non-standard one is reported as a quirk); an object in another namespace is rejected.
 
