@@ -529,10 +529,12 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
                 destination.org
             ));
         }
-        if let Some(var) = &destination.token_env {
-            if std::env::var_os(var).is_none() {
-                problems.push(format!("{shown}: destinations.{name}.token_env: the environment variable {var} is not set"));
-            }
+        if let Some(var) = &destination.token_env
+            && std::env::var_os(var).is_none()
+        {
+            problems.push(format!(
+                "{shown}: destinations.{name}.token_env: the environment variable {var} is not set"
+            ));
         }
     }
     for (index, route) in config.routes.iter().enumerate() {

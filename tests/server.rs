@@ -431,15 +431,16 @@ async fn a_receiver_failing_three_times_gets_exactly_one_accepted_delivery() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let seen = agency.received.lock().unwrap();
-    assert_eq!(seen.accepted_keys.len(), 1, "exactly one accepted delivery");
-    let keys: Vec<&String> = seen.requests.iter().map(|r| &r.1).collect();
-    assert_eq!(keys.len(), 4, "three refusals and one success");
-    assert!(
-        keys.iter().all(|k| *k == keys[0]),
-        "every attempt carries the same idempotency key"
-    );
-    drop(seen);
+    {
+        let seen = agency.received.lock().unwrap();
+        assert_eq!(seen.accepted_keys.len(), 1, "exactly one accepted delivery");
+        let keys: Vec<&String> = seen.requests.iter().map(|r| &r.1).collect();
+        assert_eq!(keys.len(), 4, "three refusals and one success");
+        assert!(
+            keys.iter().all(|k| *k == keys[0]),
+            "every attempt carries the same idempotency key"
+        );
+    }
     let resubmit = post_bundle(&gateway, SCHOOL_KEY, &referral(1)).await;
     assert_eq!(resubmit.status().as_u16(), 200);
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -102,17 +102,16 @@ fn check_service_request(sr: &Value, issues: &mut Vec<Issue>) {
             );
         }
     }
-    if let Some(subject) = sr.pointer("/subject/reference").and_then(Value::as_str) {
-        if !["Patient/", "Group/", "Location/"]
+    if let Some(subject) = sr.pointer("/subject/reference").and_then(Value::as_str)
+        && !["Patient/", "Group/", "Location/"]
             .iter()
             .any(|p| subject.starts_with(p))
-        {
-            issue(
-                issues,
-                "/subject/reference",
-                format!("subject must reference a Patient, Group or Location (found '{subject}')"),
-            );
-        }
+    {
+        issue(
+            issues,
+            "/subject/reference",
+            format!("subject must reference a Patient, Group or Location (found '{subject}')"),
+        );
     }
     let categories = sr
         .get("category")
@@ -174,25 +173,27 @@ fn check_referral_task(task: &Value, issues: &mut Vec<Issue>) {
             "code must carry http://hl7.org/fhir/CodeSystem/task-code#fulfill",
         );
     }
-    if let Some(focus) = task.pointer("/focus/reference").and_then(Value::as_str) {
-        if !focus.starts_with("ServiceRequest/") && !focus.starts_with("urn:uuid:") {
-            issue(
-                issues,
-                "/focus/reference",
-                format!("focus must reference the ServiceRequest (found '{focus}')"),
-            );
-        }
+    if let Some(focus) = task.pointer("/focus/reference").and_then(Value::as_str)
+        && !focus.starts_with("ServiceRequest/")
+        && !focus.starts_with("urn:uuid:")
+    {
+        issue(
+            issues,
+            "/focus/reference",
+            format!("focus must reference the ServiceRequest (found '{focus}')"),
+        );
     }
-    if let Some(requester) = task.pointer("/requester/reference").and_then(Value::as_str) {
-        if !requester.starts_with("PractitionerRole/") && !requester.starts_with("Organization/") {
-            issue(
-                issues,
-                "/requester/reference",
-                format!(
-                    "requester must reference a PractitionerRole or Organization (found '{requester}')"
-                ),
-            );
-        }
+    if let Some(requester) = task.pointer("/requester/reference").and_then(Value::as_str)
+        && !requester.starts_with("PractitionerRole/")
+        && !requester.starts_with("Organization/")
+    {
+        issue(
+            issues,
+            "/requester/reference",
+            format!(
+                "requester must reference a PractitionerRole or Organization (found '{requester}')"
+            ),
+        );
     }
     check_task_status(task, issues);
 }

@@ -137,10 +137,10 @@ fn check_decision(
             fail(format!("expected withheld {withheld:?}, got {actual:?}"));
         }
     }
-    if let Some(notice) = spec.notice {
-        if notice != !decision.notices.is_empty() {
-            fail(format!("expected the Part 2 notice: {notice}"));
-        }
+    if let Some(notice) = spec.notice
+        && notice == decision.notices.is_empty()
+    {
+        fail(format!("expected the Part 2 notice: {notice}"));
     }
     for wanted in spec.explanation_contains.iter().flat_map(|w| w.items()) {
         if !explanation.contains(wanted) {

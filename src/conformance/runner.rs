@@ -68,16 +68,16 @@ pub fn run_suite(path: &Path, mappings_dir: &Path, require_cases: bool) -> Suite
     if require_cases {
         let covered: BTreeSet<&str> = result.cases.iter().map(|c| c.mapping.as_str()).collect();
         for file in catalog::mapping_files(mappings_dir) {
-            if let Ok(mapping) = catalog::load(&file) {
-                if !covered.contains(mapping.name()) {
-                    result.mappings_without_cases.push(format!(
+            if let Ok(mapping) = catalog::load(&file)
+                && !covered.contains(mapping.name())
+            {
+                result.mappings_without_cases.push(format!(
                         "{} ({}) has no conformance cases (expected conformance/{}/{}/<case>/case.toml)",
                         mapping.name(),
                         mapping.display_path(),
                         mapping.file.mapping.adapter.get_ref(),
                         mapping.name()
                     ));
-                }
             }
         }
     }

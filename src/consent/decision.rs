@@ -216,14 +216,14 @@ fn consent_effect(
         ));
         return None;
     }
-    if let (Some(source), false) = (source, consent.organizations.is_empty()) {
-        if !consent.organizations.iter().any(|o| o.is_any_of(source)) {
-            decision.explain(format!(
-                "{name} covers data held by {}, not by the source",
-                names(&consent.organizations)
-            ));
-            return None;
-        }
+    if let (Some(source), false) = (source, consent.organizations.is_empty())
+        && !consent.organizations.iter().any(|o| o.is_any_of(source))
+    {
+        decision.explain(format!(
+            "{name} covers data held by {}, not by the source",
+            names(&consent.organizations)
+        ));
+        return None;
     }
     if let Err(why) = performer_ok(consent, subject) {
         decision.explain(format!("{name} {why}: it does not cover this person"));

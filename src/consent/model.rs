@@ -263,12 +263,12 @@ fn read_provision(value: &Value, path: &str, errors: &mut Vec<String>) -> Option
     };
     let start = period_bound(value, "start", false, path, errors);
     let end = period_bound(value, "end", true, path, errors);
-    if let (Some(s), Some(e)) = (start, end) {
-        if s > e {
-            errors.push(format!(
-                "{path}.period: impossible period, start {s} is after end {e}"
-            ));
-        }
+    if let (Some(s), Some(e)) = (start, end)
+        && s > e
+    {
+        errors.push(format!(
+            "{path}.period: impossible period, start {s} is after end {e}"
+        ));
     }
     let actors = array(value, "actor")
         .iter()

@@ -52,10 +52,10 @@ fn add_label(record: &mut Value, coding: Value) {
     let meta = object.entry("meta").or_insert_with(|| json!({}));
     if let Some(meta) = meta.as_object_mut() {
         let security = meta.entry("security").or_insert_with(|| json!([]));
-        if let Some(list) = security.as_array_mut() {
-            if !list.iter().any(|c| c.get("code") == coding.get("code")) {
-                list.push(coding);
-            }
+        if let Some(list) = security.as_array_mut()
+            && !list.iter().any(|c| c.get("code") == coding.get("code"))
+        {
+            list.push(coding);
         }
     }
 }

@@ -144,15 +144,15 @@ impl Registry {
         source: String,
         known_patients: Option<&HashSet<String>>,
     ) {
-        if let Some(known) = known_patients {
-            if !consent.patient.is_any_of(known) {
-                let message = format!(
-                    "patient {} does not exist (no such Patient in the records given)",
-                    consent.patient.describe()
-                );
-                self.problem(source, consent.id.clone(), message);
-                return;
-            }
+        if let Some(known) = known_patients
+            && !consent.patient.is_any_of(known)
+        {
+            let message = format!(
+                "patient {} does not exist (no such Patient in the records given)",
+                consent.patient.describe()
+            );
+            self.problem(source, consent.id.clone(), message);
+            return;
         }
         self.upsert(consent);
     }

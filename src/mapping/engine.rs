@@ -365,14 +365,13 @@ fn apply_rule(
             rule.spec.value.get_ref()
         )
     };
-    if let Some(when) = &rule.when {
-        if !when
+    if let Some(when) = &rule.when
+        && !when
             .eval(context)
             .map_err(|e| format!("{} ('when'): {}", label(), describe(&e)))?
             .is_true()
-        {
-            return Ok(());
-        }
+    {
+        return Ok(());
     }
     let value = rule
         .value

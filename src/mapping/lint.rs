@@ -88,14 +88,14 @@ pub fn check(
             format!("a '{adapter}' mapping belongs in mappings/{adapter}/ (found in {folder}/)"),
         ));
     }
-    if let Some(roster) = &header.roster_mapping {
-        if !others.contains_key(roster.get_ref().as_str()) {
-            problems.push(spanned(
-                mapping,
-                roster,
-                format!("roster_mapping '{}' does not exist", roster.get_ref()),
-            ));
-        }
+    if let Some(roster) = &header.roster_mapping
+        && !others.contains_key(roster.get_ref().as_str())
+    {
+        problems.push(spanned(
+            mapping,
+            roster,
+            format!("roster_mapping '{}' does not exist", roster.get_ref()),
+        ));
     }
     if header.passthrough && !mapping.file.resources.is_empty() {
         problems.push(at(
@@ -185,10 +185,10 @@ fn check_expression(
                     ),
                 )),
                 Some(table) => {
-                    if let Some(attribute) = attribute.filter(|_| !table.columns.is_empty()) {
-                        if !table.columns.contains(&attribute) {
-                            problems.push(spanned(mapping, expression, format!("unknown field '{root}.{attribute}': {} has no column '{attribute}'", table.table)));
-                        }
+                    if let Some(attribute) = attribute.filter(|_| !table.columns.is_empty())
+                        && !table.columns.contains(&attribute)
+                    {
+                        problems.push(spanned(mapping, expression, format!("unknown field '{root}.{attribute}': {} has no column '{attribute}'", table.table)));
                     }
                 }
             }

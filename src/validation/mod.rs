@@ -101,14 +101,14 @@ impl Validator {
                 });
             }
         }
-        if onedoor_fhir::TYPED_RESOURCE_TYPES.contains(&kind) {
-            if let Err(err) = onedoor_fhir::check_value(resource) {
-                issues.push(Issue {
-                    path: format!("{prefix}{}", dotted_to_pointer(&err.path)),
-                    message: err.message,
-                    source: IssueSource::Model,
-                });
-            }
+        if onedoor_fhir::TYPED_RESOURCE_TYPES.contains(&kind)
+            && let Err(err) = onedoor_fhir::check_value(resource)
+        {
+            issues.push(Issue {
+                path: format!("{prefix}{}", dotted_to_pointer(&err.path)),
+                message: err.message,
+                source: IssueSource::Model,
+            });
         }
         for issue in profile::check(resource) {
             issues.push(Issue {
