@@ -6,6 +6,9 @@
 //! typed model + profile validation, NDJSON out). Both write to a sink, in the same process and run.
 //! Peak memory is the resident high-water mark of each phase (reset between phases via clear_refs).
 
+mod common;
+
+use common::{peak_kb, reset_peak};
 use onedoor::mapping::EngineOptions;
 use onedoor::pipeline::{self, NdjsonSink, OutputFormat};
 use std::fs::File;
@@ -148,19 +151,4 @@ fn raw_limit(users: &Path) -> usize {
         rows += 1;
     }
     rows
-}
-
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
