@@ -9,13 +9,11 @@
 
 mod common;
 
-use common::{peak_kb, reset_peak};
-use onedoor::mapping::EngineOptions;
-use onedoor::pipeline::{self, NdjsonSink, OutputFormat};
+use common::{convert_shipped, measure};
+use onedoor::pipeline::OutputFormat;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
-use std::time::Instant;
 
 fn main() {
     let large: usize = std::env::args()
@@ -37,26 +35,9 @@ fn run(students: usize) {
         size as f64 / 1e6
     );
 
-    reset_peak();
-    let started = Instant::now();
-    let events = raw_limit(&file);
-    let raw = started.elapsed().as_secs_f64();
-    let raw_peak = peak_kb();
-
-    reset_peak();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let request = pipeline::request(
-        &root.join("mappings"),
-        "edfi-5",
-        dir.path(),
-        None,
-        EngineOptions::default(),
-    );
-    let mut sink = NdjsonSink::new(std::io::sink(), OutputFormat::Bundle);
-    let started = Instant::now();
-    let summary = pipeline::convert(&request, &mut sink).expect("conversion runs");
-    let mapped = started.elapsed().as_secs_f64();
-    let map_peak = peak_kb();
+    let (events, raw, raw_peak) = measure(|| raw_limit(&file));
+    let (summary, mapped, map_peak) =
+        measure(|| convert_shipped("edfi-5", dir.path(), OutputFormat::Bundle));
     assert_eq!(
         summary.records_rejected, 0,
         "generated file converts cleanly"

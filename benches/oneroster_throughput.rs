@@ -8,13 +8,11 @@
 
 mod common;
 
-use common::{peak_kb, reset_peak};
-use onedoor::mapping::EngineOptions;
-use onedoor::pipeline::{self, NdjsonSink, OutputFormat};
+use common::{convert_shipped, measure};
+use onedoor::pipeline::OutputFormat;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::time::Instant;
 
 fn main() {
     let students: usize = std::env::args()
@@ -31,26 +29,9 @@ fn main() {
         size as f64 / 1e6
     );
 
-    reset_peak();
-    let started = Instant::now();
-    let rows = raw_limit(&dir.path().join("users.csv"));
-    let raw = started.elapsed().as_secs_f64();
-    let raw_peak = peak_kb();
-
-    reset_peak();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let request = pipeline::request(
-        &root.join("mappings"),
-        "oneroster",
-        dir.path(),
-        None,
-        EngineOptions::default(),
-    );
-    let mut sink = NdjsonSink::new(std::io::sink(), OutputFormat::Ndjson);
-    let started = Instant::now();
-    let summary = pipeline::convert(&request, &mut sink).expect("conversion runs");
-    let mapped = started.elapsed().as_secs_f64();
-    let map_peak = peak_kb();
+    let (rows, raw, raw_peak) = measure(|| raw_limit(&dir.path().join("users.csv")));
+    let (summary, mapped, map_peak) =
+        measure(|| convert_shipped("oneroster", dir.path(), OutputFormat::Ndjson));
     assert_eq!(
         summary.records_rejected, 0,
         "generated export converts cleanly"

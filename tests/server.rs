@@ -254,27 +254,13 @@ async fn referral_goes_from_ingest_to_delivery_and_status_comes_back() {
     let (agency, url) = receiver(0, 0).await;
     let gateway = Gateway::start(&url, 50).await;
     let csv = std::fs::read(root().join("examples/referrals.csv")).unwrap();
-    let response = client()
-        .post(format!(
-            "{}/ingest/riverside-referrals?filename=referrals.csv",
-            gateway.base
-        ))
-        .bearer_auth(SCHOOL_KEY)
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 202);
-    let job: Value = response.json().await.unwrap();
-    let job_path = format!("/jobs/{}", job["job"].as_str().unwrap());
-    let mut report = Value::Null;
-    for _ in 0..200 {
-        report = get(&gateway, SCHOOL_KEY, &job_path).await.1;
-        if report["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let report = ingest(
+        &gateway,
+        SCHOOL_KEY,
+        "riverside-referrals?filename=referrals.csv",
+        csv,
+    )
+    .await;
     assert_eq!(report["status"], "done", "{report}");
     assert_eq!(report["report"]["accepted"], 3, "{report}");
 

@@ -16,3 +16,29 @@ pub fn peak_kb() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Run one phase: its result, its time in seconds and its resident-memory peak in KB.
+pub fn measure<T>(phase: impl FnOnce() -> T) -> (T, f64, u64) {
+    reset_peak();
+    let started = std::time::Instant::now();
+    let result = phase();
+    (result, started.elapsed().as_secs_f64(), peak_kb())
+}
+
+/// Convert `input` with a shipped mapping into a sink that discards what it is given.
+pub fn convert_shipped(
+    mapping: &str,
+    input: &std::path::Path,
+    format: onedoor::pipeline::OutputFormat,
+) -> onedoor::pipeline::Summary {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let request = onedoor::pipeline::request(
+        &root.join("mappings"),
+        mapping,
+        input,
+        None,
+        onedoor::mapping::EngineOptions::default(),
+    );
+    let mut sink = onedoor::pipeline::NdjsonSink::new(std::io::sink(), format);
+    onedoor::pipeline::convert(&request, &mut sink).expect("conversion runs")
+}
