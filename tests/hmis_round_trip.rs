@@ -1,6 +1,8 @@
 //! HMIS → canonical FHIR → consent gate → HMIS CSV keeps every field the canonical model carries: the
-//! client's id, names, birth date and gender fields; the event's id, client, date, HUD code, result and
-//! result date. Run on the shipped fixtures, and on the published FY2024 sample when ../shared is present.
+//! client's id, names, birth date and gender fields; each enrollment's id, client, entry date and referral
+//! source; each exit's id, enrollment, client, date and destination; each service's id, enrollment, client,
+//! date, record type, type and amount; the event's id, enrollment, client, date, HUD code, result and result
+//! date. Run on the shipped fixtures, and on the published FY2024 sample when ../shared is present.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +17,19 @@ const CLIENT_FIELDS: &[&str] = &[
     "Woman",
     "Man",
 ];
+const ENROLLMENT_FIELDS: &[&str] = &["PersonalID", "EntryDate", "ReferralSource"];
+const EXIT_FIELDS: &[&str] = &["EnrollmentID", "PersonalID", "ExitDate", "Destination"];
+const SERVICES_FIELDS: &[&str] = &[
+    "EnrollmentID",
+    "PersonalID",
+    "DateProvided",
+    "RecordType",
+    "TypeProvided",
+    "FAAmount",
+];
 const EVENT_FIELDS: &[&str] = &[
     "EventID",
+    "EnrollmentID",
     "PersonalID",
     "EventDate",
     "Event",
@@ -24,7 +37,11 @@ const EVENT_FIELDS: &[&str] = &[
     "ResultDate",
 ];
 
+/// The rows of a CSV file by `key`, with the values of `fields`; none when the file is absent.
 fn rows(path: &Path, key: &str, fields: &[&str]) -> HashMap<String, Vec<String>> {
+    if !path.exists() {
+        return HashMap::new();
+    }
     let mut reader = csv::Reader::from_path(path).unwrap();
     let headers = reader.headers().unwrap().clone();
     let index = |name: &str| {
@@ -57,11 +74,19 @@ fn round_trip(input: &Path) {
     );
     let original = rows(&input.join("Event.csv"), "EventID", EVENT_FIELDS);
     let referral_events: HashMap<_, _> =
-        original.into_iter().filter(|(_, v)| v[3] != "2").collect();
+        original.into_iter().filter(|(_, v)| v[4] != "2").collect();
     assert_eq!(
         rows(&out.join("Event.csv"), "EventID", EVENT_FIELDS),
         referral_events
     );
+    for (file, key, fields) in [
+        ("Enrollment.csv", "EnrollmentID", ENROLLMENT_FIELDS),
+        ("Exit.csv", "ExitID", EXIT_FIELDS),
+        ("Services.csv", "ServicesID", SERVICES_FIELDS),
+    ] {
+        let original = rows(&input.join(file), key, fields);
+        assert_eq!(rows(&out.join(file), key, fields), original, "{file}");
+    }
     let export = std::fs::read_to_string(out.join("Export.csv")).unwrap();
     assert!(
         export.starts_with("ExportID,SourceType") && export.contains(",2024 v1.4,"),
@@ -117,9 +142,10 @@ fn delivering_the_same_referrals_again_adds_no_duplicate_rows() {
     let out = dir.path().join("hmis");
     let input = fixture("referral-pending-and-accepted");
     write_hmis(&input, dir.path(), &out);
-    let first = ["Client.csv", "Enrollment.csv", "Event.csv"].map(|f| data_rows(&out.join(f)));
+    let files = ["Client.csv", "Enrollment.csv", "Event.csv"];
+    let first = files.map(|f| data_rows(&out.join(f)));
     write_hmis(&input, dir.path(), &out);
-    let second = ["Client.csv", "Enrollment.csv", "Event.csv"].map(|f| data_rows(&out.join(f)));
+    let second = files.map(|f| data_rows(&out.join(f)));
     assert_eq!(first, second, "one row per client, enrollment and event");
     assert_eq!(first[0], data_rows(&input.join("Client.csv")));
 }
@@ -135,6 +161,7 @@ fn fixture(case: &str) -> PathBuf {
 fn shipped_exports_survive_the_round_trip() {
     round_trip(&fixture("referral-rejected-by-provider"));
     round_trip(&fixture("referral-pending-and-accepted"));
+    round_trip(&fixture("enrollment-exit-and-services"));
 }
 
 #[test]

@@ -5,9 +5,12 @@
 //! deliveries (one encoder per delivery on the server, or a redelivery after a crash) add no duplicate rows.
 //! `HashStatus` is 1 (unhashed): names leave only under the consent decision that released them.
 //!
-//! What the canonical model carries is kept: the client's id, names, birth date and gender fields; the
-//! referral's event id, date, HUD 4.20 event code (from the ServiceRequest's `urn:onedoor:hud:4.20` category),
-//! and the result (Task status completed → 1, rejected → 2 or 3 by the reason) with its date.
+//! What the canonical model carries is kept: the client's id, names, birth date and gender fields; each
+//! enrollment's id, entry date and ReferralSource (Encounter), its exit's id, date and Destination; each
+//! service's id, enrollment, date, RecordType, TypeProvided and FAAmount (Procedure); the referral's event id,
+//! enrollment, date, HUD 4.20 event code (from the ServiceRequest's `urn:onedoor:hud:4.20` category), and the
+//! result (Task status completed → 1, rejected → 2 or 3 by the reason) with its date. A referral from another
+//! source gets an enrollment made for it (`OD-<event>`).
 
 use super::tables;
 use crate::consent::Released;
@@ -20,6 +23,13 @@ use std::path::{Path, PathBuf};
 
 /// The code system of HUD 4.20 Coordinated Entry events.
 pub const HUD_EVENT_SYSTEM: &str = "urn:onedoor:hud:4.20";
+/// The code systems the mapping gives HUD's ReferralSource (R1), Destination (3.12), Services RecordType and
+/// TypeProvided (a system per record type, after this prefix), and the note prefix of an FAAmount.
+const REFERRAL_SOURCE_SYSTEM: &str = "urn:onedoor:hud:R1";
+const DESTINATION_SYSTEM: &str = "urn:onedoor:hud:3.12";
+const RECORD_TYPE_SYSTEM: &str = "urn:onedoor:hud:services-record-type";
+const SERVICE_TYPE_SYSTEM: &str = "urn:onedoor:hud:services:";
+const FINANCIAL_ASSISTANCE: &str = "Financial assistance: ";
 const EXPORT_ID: &str = "onedoor";
 
 /// Writes released referrals into an HMIS CSV folder.
@@ -28,6 +38,8 @@ pub struct HmisCsvEncoder {
     project_id: String,
     clients_written: HashSet<String>,
     enrollments_written: HashSet<String>,
+    exits_written: HashSet<String>,
+    services_written: HashSet<String>,
     events_written: HashSet<String>,
     /// Referrals written without a HUD event code (their client and enrollment are written, no Event row).
     pub without_event_code: u64,
@@ -60,18 +72,24 @@ impl HmisCsvEncoder {
             project_id: project_id.to_owned(),
             clients_written: ids_in(&dir.join("Client.csv"), "PersonalID")?,
             enrollments_written: ids_in(&dir.join("Enrollment.csv"), "EnrollmentID")?,
+            exits_written: ids_in(&dir.join("Exit.csv"), "ExitID")?,
+            services_written: ids_in(&dir.join("Services.csv"), "ServicesID")?,
             events_written: ids_in(&dir.join("Event.csv"), "EventID")?,
             without_event_code: 0,
         })
     }
 
-    /// Write one released referral bundle.
+    /// Write one released bundle: its client, the enrollments (with their exits) and services it carries, and
+    /// its referral as an Event.
     pub fn encode(&mut self, released: &Released<Value>) -> io::Result<()> {
         let all = resources(released.record());
-        let find = |kind: &str| all.iter().find(|r| r["resourceType"] == kind).copied();
-        // A bundle without a Patient (an Organization) has nothing for an HMIS; one without a ServiceRequest is
-        // a client only.
-        let Some(patient) = find("Patient") else {
+        let of_kind = |kind: &'static str| {
+            all.iter()
+                .copied()
+                .filter(move |r| r["resourceType"] == kind)
+        };
+        // A bundle without a Patient (an Organization) has nothing for an HMIS.
+        let Some(patient) = of_kind("Patient").next() else {
             return Ok(());
         };
         let personal_id = identifier(patient, "/clients").unwrap_or_else(|| text(patient, "/id"));
@@ -82,31 +100,146 @@ impl HmisCsvEncoder {
                 &client_row(patient, &personal_id),
             )?;
         }
-        let Some(request) = find("ServiceRequest") else {
+        for encounter in of_kind("Encounter") {
+            self.encounter(encounter, &personal_id)?;
+        }
+        for procedure in of_kind("Procedure") {
+            self.service(procedure, &personal_id)?;
+        }
+        match of_kind("ServiceRequest").next() {
+            Some(request) => self.referral(request, of_kind("Task").next(), &personal_id),
+            None => Ok(()),
+        }
+    }
+
+    /// An HMIS enrollment (Encounter) as an Enrollment row, and an Exit row when it has ended.
+    fn encounter(&mut self, encounter: &Value, personal_id: &str) -> io::Result<()> {
+        let Some(enrollment_id) = identifier(encounter, "/enrollments") else {
             return Ok(());
         };
-        let event_id = identifier(request, "/events").unwrap_or_else(|| text(request, "/id"));
-        let enrollment_id = format!("OD-{event_id}");
-        let date = text(request, "/authoredOn")
-            .chars()
-            .take(10)
-            .collect::<String>();
+        let entry = day(&text(encounter, "/period/start"));
+        let referral_source = coding_code(
+            &encounter["hospitalization"]["admitSource"],
+            REFERRAL_SOURCE_SYSTEM,
+        );
+        self.enrollment(&enrollment_id, personal_id, &entry, &referral_source)?;
+        let exit_date = day(&text(encounter, "/period/end"));
+        if exit_date.is_empty() {
+            return Ok(());
+        }
+        let exit_id =
+            identifier(encounter, "/exits").unwrap_or_else(|| format!("OD-{enrollment_id}"));
+        if !self.exits_written.insert(exit_id.clone()) {
+            return Ok(());
+        }
+        let disposition = &encounter["hospitalization"]["dischargeDisposition"];
+        let mut exit = common_row();
+        exit.extend([
+            ("ExitID", exit_id),
+            ("EnrollmentID", enrollment_id),
+            ("PersonalID", personal_id.to_owned()),
+            ("ExitDate", exit_date),
+            ("Destination", coding_code(disposition, DESTINATION_SYSTEM)),
+        ]);
+        if exit["Destination"].is_empty() {
+            exit.insert("OtherDestination", text(disposition, "/text"));
+        }
+        append(&self.dir.join("Exit.csv"), tables::EXIT_COLUMNS, &exit)
+    }
+
+    /// An Enrollment row, once per id.
+    fn enrollment(
+        &mut self,
+        enrollment_id: &str,
+        personal_id: &str,
+        entry: &str,
+        referral_source: &str,
+    ) -> io::Result<()> {
+        if !self.enrollments_written.insert(enrollment_id.to_owned()) {
+            return Ok(());
+        }
         let mut enrollment = common_row();
         enrollment.extend([
-            ("EnrollmentID", enrollment_id.clone()),
-            ("PersonalID", personal_id.clone()),
+            ("EnrollmentID", enrollment_id.to_owned()),
+            ("PersonalID", personal_id.to_owned()),
             ("ProjectID", self.project_id.clone()),
-            ("EntryDate", date.clone()),
-            ("HouseholdID", enrollment_id.clone()),
+            ("EntryDate", entry.to_owned()),
+            ("HouseholdID", enrollment_id.to_owned()),
             ("RelationshipToHoH", "1".into()),
+            ("ReferralSource", referral_source.to_owned()),
         ]);
-        if self.enrollments_written.insert(enrollment_id.clone()) {
-            append(
-                &self.dir.join("Enrollment.csv"),
-                tables::ENROLLMENT_COLUMNS,
-                &enrollment,
-            )?;
+        append(
+            &self.dir.join("Enrollment.csv"),
+            tables::ENROLLMENT_COLUMNS,
+            &enrollment,
+        )
+    }
+
+    /// A service (Procedure) as a Services row.
+    fn service(&mut self, procedure: &Value, personal_id: &str) -> io::Result<()> {
+        let Some(services_id) = identifier(procedure, "/services") else {
+            return Ok(());
+        };
+        if !self.services_written.insert(services_id.clone()) {
+            return Ok(());
         }
+        let type_provided = procedure["code"]["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| {
+                c["system"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(SERVICE_TYPE_SYSTEM))
+            })
+            .and_then(|c| c["code"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let amount = procedure["note"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["text"].as_str()?.strip_prefix(FINANCIAL_ASSISTANCE))
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let mut service = common_row();
+        service.extend([
+            ("ServicesID", services_id),
+            (
+                "EnrollmentID",
+                reference_identifier(&procedure["encounter"]),
+            ),
+            ("PersonalID", personal_id.to_owned()),
+            ("DateProvided", day(&text(procedure, "/performedDateTime"))),
+            ("RecordType", categories_code(procedure, RECORD_TYPE_SYSTEM)),
+            ("TypeProvided", type_provided),
+            ("FAAmount", amount),
+        ]);
+        append(
+            &self.dir.join("Services.csv"),
+            tables::SERVICES_COLUMNS,
+            &service,
+        )
+    }
+
+    /// A referral (ServiceRequest) as an Event row in its enrollment (or an enrollment made for it).
+    fn referral(
+        &mut self,
+        request: &Value,
+        task: Option<&Value>,
+        personal_id: &str,
+    ) -> io::Result<()> {
+        let event_id = identifier(request, "/events").unwrap_or_else(|| text(request, "/id"));
+        let date = day(&text(request, "/authoredOn"));
+        let enrollment_id = match reference_identifier(&request["encounter"]) {
+            known if !known.is_empty() => known,
+            _ => {
+                let made = format!("OD-{event_id}");
+                self.enrollment(&made, personal_id, &date, "")?;
+                made
+            }
+        };
         let Some(code) = hud_event(request) else {
             self.without_event_code += 1;
             return Ok(());
@@ -118,17 +251,51 @@ impl HmisCsvEncoder {
         event.extend([
             ("EventID", event_id),
             ("EnrollmentID", enrollment_id),
-            ("PersonalID", personal_id),
+            ("PersonalID", personal_id.to_owned()),
             ("EventDate", date),
             ("Event", code),
         ]);
-        if let Some(task) = find("Task") {
+        if let Some(task) = task {
             let (result, when) = referral_result(task);
             event.insert("ReferralResult", result);
             event.insert("ResultDate", when);
         }
         append(&self.dir.join("Event.csv"), tables::EVENT_COLUMNS, &event)
     }
+}
+
+/// The code of the coding of `concept` in `system` (empty when there is none).
+fn coding_code(concept: &Value, system: &str) -> String {
+    concept["coding"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["system"] == system)
+        .and_then(|c| c["code"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The code in `system` among a resource's categories.
+fn categories_code(resource: &Value, system: &str) -> String {
+    resource["category"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&resource["category"]))
+        .map(|c| coding_code(c, system))
+        .find(|c| !c.is_empty())
+        .unwrap_or_default()
+}
+
+/// The identifier value a Reference carries beside its reference (the source id of what it points at).
+fn reference_identifier(reference: &Value) -> String {
+    text(reference, "/identifier/value")
+}
+
+/// The date part of a FHIR date or dateTime.
+fn day(value: &str) -> String {
+    value.chars().take(10).collect()
 }
 
 /// The values of one column of a CSV file already in the folder (none when the file does not exist yet).
