@@ -349,3 +349,44 @@ fn corpus_run_reports_records_and_unread_columns() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_incident_history_file_carries_repeat_counts_across_runs_without_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.jsonl");
+    let folder = root().join("conformance/niem/nibrs-2019/repeat-incidents/input");
+    let earlier_incidents = |file: &str| -> Vec<Value> {
+        let out = dir.path().join(format!("{file}.ndjson"));
+        let run = onedoor(&[
+            "convert",
+            "--mapping",
+            "nibrs-2019",
+            "--input",
+            folder.join(file).to_str().unwrap(),
+            "--incident-history",
+            history.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        ndjson(&out)
+            .into_iter()
+            .filter(|r| r["resourceType"] == "ServiceRequest")
+            .map(|r| r["extension"][0]["valueInteger"].clone())
+            .collect()
+    };
+    // One file per run: each run sees only its own file, the history file remembers the others.
+    let counts: Vec<Value> = ["1-old.xml", "2-first.xml", "3-second.xml", "4-third.xml"]
+        .into_iter()
+        .flat_map(earlier_incidents)
+        .collect();
+    assert_eq!(counts, [0, 0, 1, 2].map(Value::from));
+    let kept = std::fs::read_to_string(&history).unwrap();
+    assert!(kept.contains("CA0190000/2026-006020"), "{kept}");
+    for personal in ["Rivera", "rivera", "Alder", "alder", "1991-04-12"] {
+        assert!(
+            !kept.contains(personal),
+            "the history holds no '{personal}'"
+        );
+    }
+}
