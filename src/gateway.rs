@@ -191,7 +191,8 @@ impl Gateway {
                 },
             )
             .collect();
-        out.dedup();
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|destination| seen.insert(destination.clone()));
         out
     }
 

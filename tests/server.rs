@@ -102,6 +102,9 @@ timeout_ms = 1000
 need = "food-insecurity"
 directory_category = ["Food Pantry"]
 destination = "food-bank"
+[[routes]]
+performer = "urn:onedoor:source:hsds/organizations|org-pantry"
+destination = "pantry"
 [sources.police-nibrs]
 mapping = "nibrs-2019"
 org = "urn:onedoor:fbi:ori|CA0190000"
@@ -706,5 +709,11 @@ async fn a_referral_without_a_performer_goes_to_the_directory_service_covering_t
     assert!(
         agency.accepted_on("/food-bank").is_empty(),
         "the provider's own destination, not the fallback"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        agency.accepted_on("/pantry").len(),
+        1,
+        "two routes to one destination deliver once"
     );
 }
