@@ -14,6 +14,7 @@ pub mod oneroster;
 pub mod quirks;
 pub mod referral_csv;
 pub mod sif;
+pub mod values;
 pub mod xml;
 
 use serde::Serialize;

@@ -9,6 +9,7 @@
 //! mapping serves both. A student's school (the primary, current school association) is given as
 //! `school_id`. Positions are the file and the element path (`students.json [3].studentUniqueId`).
 
+use crate::adapters::values::text_at;
 use crate::adapters::{Decoded, Position, RecordError, SourceRecord};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -30,16 +31,8 @@ impl Found {
     }
 
     fn text(&self, pointer: &str) -> Option<&str> {
-        text(&self.value, pointer)
+        text_at(&self.value, pointer)
     }
-}
-
-fn text<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
 }
 
 /// The JSON files of `path`: the file itself, or the `.json` files of a folder (sorted by name).

@@ -6,6 +6,7 @@
 
 use super::api;
 use crate::adapters::oneroster::Export;
+use crate::adapters::values::text_at;
 use crate::adapters::xml::{self, Element};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
@@ -283,15 +284,6 @@ fn untrimmed_message(file: &str, value: &xml::Untrimmed) -> String {
         "{file}: {}{quoted} has spaces around the value, which an Ed-Fi id or code must not have; read trimmed",
         value.path
     )
-}
-
-/// A text value at a JSON pointer, trimmed, if not empty.
-fn text_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
 }
 
 fn education_organizations(

@@ -8,23 +8,7 @@ use std::collections::HashMap;
 /// Ages NIBRS gives as text that are always minors.
 const INFANT_AGES: &[&str] = &["NEONATAL", "NEWBORN", "BABY", "NN", "NB", "BB"];
 
-/// One XML element or several, as a list.
-pub fn each(value: Option<&Value>) -> Vec<&Value> {
-    match value {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(item) => vec![item],
-        None => Vec::new(),
-    }
-}
-
-/// The text at a JSON pointer, trimmed (`None` when empty).
-pub fn text<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
+pub use crate::adapters::values::{each, text_at as text};
 
 /// A report's elements of one name, by their `s:id`.
 fn by_id<'r>(report: &'r Value, name: &str) -> HashMap<&'r str, &'r Value> {

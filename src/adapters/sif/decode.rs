@@ -3,6 +3,7 @@
 //! Each object is read once: the same object (same RefId) again in another file is skipped and reported.
 
 use super::namespace;
+use crate::adapters::values::each;
 use crate::adapters::xml::{self, Element};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
@@ -507,15 +508,6 @@ fn categories(value: &Value) -> Vec<String> {
     let mut seen = HashSet::new();
     codes.retain(|c| seen.insert(c.clone()));
     codes
-}
-
-/// One XML element or several, as a list.
-fn each(value: Option<&Value>) -> Vec<&Value> {
-    match value {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(item) => vec![item],
-        None => Vec::new(),
-    }
 }
 
 fn carried_record(object: &Object, kind: &'static str) -> SourceRecord {

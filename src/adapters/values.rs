@@ -1,0 +1,22 @@
+//! Reading the JSON values the XML and JSON adapters build: the trimmed text at a pointer, and one element or
+//! several as a list (XML gives one repeated element as a value, two as a list).
+
+use serde_json::Value;
+
+/// The text at a JSON pointer, trimmed (`None` when absent or empty).
+pub fn text_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// One element or several, as a list (none when absent).
+pub fn each(value: Option<&Value>) -> Vec<&Value> {
+    match value {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(item) => vec![item],
+        None => Vec::new(),
+    }
+}
