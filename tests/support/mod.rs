@@ -36,8 +36,8 @@ pub struct Options {
     pub claim_lease_ms: u64,
     /// `server.max_attempts`.
     pub max_attempts: u64,
-    /// `consent.consents`; `None` is the repository's `examples/consents`.
-    pub consents: Option<PathBuf>,
+    /// The folder `consent.consents` names.
+    pub consents: Consents,
     /// More `key = value` lines for the `[server]` table.
     pub server_extra: String,
 }
@@ -48,10 +48,20 @@ impl Default for Options {
             retry_base_ms: 50,
             claim_lease_ms: 3000,
             max_attempts: 8,
-            consents: None,
+            consents: Consents::Examples,
             server_extra: String::new(),
         }
     }
+}
+
+/// The consent folder of a test's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consents {
+    /// The repository's `examples/consents` (CONS-88: stu-1001 permits the county food bank).
+    Examples,
+    /// A folder in the test's temporary folder holding a consent for another student only: nothing
+    /// permits anything for stu-1001 until a consent is recorded through the API.
+    OtherStudentOnly,
 }
 
 /// One `onedoor serve` process.
@@ -330,10 +340,10 @@ const BASES: &str = "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoo
 fn write_config(dir: &Path, config: &Path, receiver: &str, options: &Options) {
     let repo = root();
     std::fs::write(dir.join("bases.toml"), BASES).unwrap();
-    let consents = options
-        .consents
-        .clone()
-        .unwrap_or_else(|| repo.join("examples/consents"));
+    let consents = match options.consents {
+        Consents::Examples => repo.join("examples/consents"),
+        Consents::OtherStudentOnly => consent_folder_without_stu_1001(dir),
+    };
     std::fs::write(
         config,
         format!(
@@ -679,4 +689,155 @@ pub fn referral(i: usize) -> Value {
         {"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": {"resourceType": "Patient", "id": patient, "birthDate": "2010-01-01"}, "request": {"method": "PUT", "url": format!("Patient/{patient}")}},
         {"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": {"resourceType": "Organization", "id": "org-food", "identifier": [{"system": "urn:onedoor:agencies", "value": "county-food-bank"}], "name": "Food bank"}, "request": {"method": "PUT", "url": "Organization/org-food"}}
     ]})
+}
+
+/// Two `onedoor serve` nodes, A and B, over one configuration and one store.
+pub struct Cluster {
+    pub gateway: Gateway,
+    pub a: Node,
+    pub b: Node,
+}
+
+impl Cluster {
+    /// Configuration, store and partner keys, then node A, then node B.
+    pub async fn start(receiver: &str, options: Options) -> Cluster {
+        let gateway = Gateway::prepare(receiver, options).await;
+        let a = gateway.node("A");
+        let b = gateway.node("B");
+        Cluster { gateway, a, b }
+    }
+}
+
+/// `POST /fhir/Consent` on a node as the district: asserts 201 and returns the consent's id.
+pub async fn post_consent(node: &impl Base, consent: &Value) -> String {
+    let (status, stored) = send_json(
+        node,
+        reqwest::Method::POST,
+        SCHOOL_KEY,
+        "/fhir/Consent",
+        consent,
+    )
+    .await;
+    assert_eq!(status, 201, "the consent is recorded: {}", stored["issue"]);
+    stored["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the recorded consent has an id"))
+        .to_owned()
+}
+
+/// Revoke a consent on a node as the district: the stored Consent read back from that node, `status`
+/// set to `inactive`, and `PUT /fhir/Consent/{id}` with `If-Match` on the version read (the version check
+/// a conflicting update on another node meets). Asserts 200.
+pub async fn revoke_consent(node: &impl Base, id: &str) {
+    let (status, mut consent) = get(node, SCHOOL_KEY, &format!("/fhir/Consent/{id}")).await;
+    assert_eq!(
+        status, 200,
+        "the district reads its consent back: {}",
+        consent["issue"]
+    );
+    consent["status"] = json!("inactive");
+    let mut request = client()
+        .put(format!("{}/fhir/Consent/{id}", node.base()))
+        .bearer_auth(SCHOOL_KEY)
+        .json(&consent);
+    if let Some(version) = consent.pointer("/meta/versionId").and_then(Value::as_str) {
+        request = request.header("If-Match", format!("W/\"{version}\""));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "the revocation is recorded: {}", body["issue"]);
+}
+
+/// Wait for a job to end and its referrals to reach the receiver, asking `node`; gives up when nothing
+/// has changed (job status, referrals delivered) for `stall`. Returns the last job report read (`Null`
+/// when the node never answered for the job) and what the receiver saw.
+pub async fn wait_for_job_and_deliveries(
+    node: &impl Base,
+    receiver: &onedoor::example_receiver::Receiver,
+    job_id: &str,
+    referrals: usize,
+    stall: Duration,
+) -> (Value, Tally) {
+    let mut last_change = Instant::now();
+    let mut last_seen = (String::new(), 0usize);
+    loop {
+        let report = job(node, SCHOOL_KEY, job_id).await.unwrap_or(Value::Null);
+        let seen = tally(receiver, FOOD_BANK);
+        let status = report["status"].as_str().unwrap_or("unknown").to_owned();
+        let delivered = seen.distinct_requests().len();
+        if status == "done" && delivered >= referrals {
+            // Late repeats (a lease running out on a delivery already made) would show within a lease.
+            tokio::time::sleep(Duration::from_millis(2000)).await;
+            return (report, tally(receiver, FOOD_BANK));
+        }
+        if (status.clone(), delivered) != last_seen {
+            last_seen = (status, delivered);
+            last_change = Instant::now();
+        } else if last_change.elapsed() > stall {
+            eprintln!(
+                "no progress for {} s: job {}, {delivered} of {referrals} referrals delivered",
+                stall.as_secs(),
+                last_seen.0
+            );
+            return (report, seen);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Asserts that the food bank accepted each of `referrals` referrals exactly once: as many distinct
+/// idempotency keys, as many distinct ServiceRequests, none accepted under two keys.
+pub fn assert_exactly_once(seen: &Tally, referrals: usize) {
+    let twice = seen.delivered_twice();
+    assert!(
+        twice.is_empty(),
+        "{} referral(s) accepted at the receiver under more than one idempotency key (e.g. {:?})",
+        twice.len(),
+        twice.iter().next()
+    );
+    assert_eq!(
+        seen.distinct_requests().len(),
+        referrals,
+        "distinct ServiceRequests accepted at the food bank"
+    );
+    assert_eq!(
+        seen.distinct_keys(),
+        referrals,
+        "distinct idempotency keys accepted at the food bank"
+    );
+    assert_eq!(
+        seen.accepted.len(),
+        referrals,
+        "every accepted delivery carries a ServiceRequest"
+    );
+}
+
+/// Asserts that a job report says `done` and that the job was resumed at least once; returns how often.
+pub fn assert_done_and_resumed(report: &Value) -> u64 {
+    assert_eq!(
+        report["status"].as_str(),
+        Some("done"),
+        "the job ends done: {}",
+        redacted_report(report)
+    );
+    let resumed = resumed(report).unwrap_or_else(|| {
+        panic!(
+            "the job report says how often the job was resumed (`resumed`): {}",
+            redacted_report(report)
+        )
+    });
+    assert!(resumed >= 1, "the job was interrupted, so it was resumed");
+    resumed
+}
+
+/// A job report without its per-record errors (which may quote input): fit to print.
+pub fn redacted_report(report: &Value) -> Value {
+    let mut report = report.clone();
+    if let Some(refused) = report.pointer_mut("/report/refused")
+        && let Some(list) = refused.as_array()
+    {
+        *refused = json!(format!("{} refused record(s)", list.len()));
+    }
+    report
 }

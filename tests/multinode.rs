@@ -1,0 +1,176 @@
+//! Several nodes for real: two `onedoor serve` processes, A and B, over one fresh PostgreSQL database, with
+//! the example receiver as the county food bank. A consent posted to A permits a referral ingested on B; a
+//! revocation posted to A withholds a referral queued on B; killing A (SIGKILL) in the middle of an ingest
+//! job or of a delivery batch leaves B to finish, and the receiver gets every referral exactly once
+//! (idempotency keys and ServiceRequest ids checked there). Each test ends with `onedoor audit verify
+//! --database-url`, which reads both nodes' entries from the store and must find the chain intact.
+//!
+//! These tests need PostgreSQL (`ONEDOOR_TEST_POSTGRES_URL`, an admin URL: each test creates its own
+//! database). Without it each test says it is skipped, or fails when `ONEDOOR_REQUIRE_POSTGRES=1` (CI).
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::{
+    Cluster, Consents, FOOD_BANK, Options, SCHOOL_KEY, assert_done_and_resumed,
+    assert_exactly_once, food_bank_consent, ingest, job, outbox, post_bundle, post_consent,
+    postgres_or_skip, receiver, referral, referrals_csv, revoke_consent, start_ingest, tally,
+    wait_for_job_and_deliveries, wait_until,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_posted_to_node_a_permits_a_referral_ingested_on_node_b() {
+    if !postgres_or_skip("a_consent_posted_to_node_a_permits_a_referral_ingested_on_node_b") {
+        return;
+    }
+    let (agency, url) = receiver(0, 0).await;
+    let options = Options {
+        consents: Consents::OtherStudentOnly,
+        ..Options::default()
+    };
+    let cluster = Cluster::start(&url, options).await;
+    post_consent(&cluster.a, &food_bank_consent()).await;
+    let csv = referrals_csv("REF-2026-A", 1);
+    let source = "riverside-referrals?filename=referrals.csv";
+    let report = ingest(&cluster.b, SCHOOL_KEY, source, csv).await;
+    assert_eq!(report["status"], "done", "the ingest on B ends done");
+    wait_until(
+        "the referral ingested on node B to reach the food bank under the consent posted to node A",
+        Duration::from_secs(20),
+        || tally(&agency, FOOD_BANK).distinct_requests().len() == 1,
+    )
+    .await;
+    assert_exactly_once(&tally(&agency, FOOD_BANK), 1);
+    cluster.gateway.assert_audit_chain_intact();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_posted_to_node_a_withholds_a_referral_queued_on_node_b() {
+    if !postgres_or_skip("a_revocation_posted_to_node_a_withholds_a_referral_queued_on_node_b") {
+        return;
+    }
+    // The food bank refuses the first 3 requests: the referral stays queued on B and is retried.
+    let (agency, url) = receiver(3, 0).await;
+    let options = Options {
+        consents: Consents::OtherStudentOnly,
+        retry_base_ms: 300,
+        ..Options::default()
+    };
+    let cluster = Cluster::start(&url, options).await;
+    let consent = post_consent(&cluster.b, &food_bank_consent()).await;
+    let csv = referrals_csv("REF-2026-R", 1);
+    let source = "riverside-referrals?filename=referrals.csv";
+    let report = ingest(&cluster.b, SCHOOL_KEY, source, csv).await;
+    assert_eq!(report["status"], "done", "the ingest on B ends done");
+    wait_until(
+        "node B's first (refused) delivery attempt",
+        Duration::from_secs(20),
+        || tally(&agency, FOOD_BANK).requests >= 1,
+    )
+    .await;
+    revoke_consent(&cluster.a, &consent).await;
+    let withheld = withheld_on(&cluster.b, &agency).await;
+    assert!(
+        withheld,
+        "node B's outbox shows the food bank's delivery withheld after the revocation on node A"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        tally(&agency, FOOD_BANK).accepted.is_empty(),
+        "the food bank never accepted the revoked referral"
+    );
+    cluster.gateway.assert_audit_chain_intact();
+}
+
+/// Wait (up to 30 s) until node B's outbox lists a withheld delivery to the food bank; false when the
+/// receiver accepts the referral first or time runs out.
+async fn withheld_on(node: &support::Node, agency: &onedoor::example_receiver::Receiver) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if !tally(agency, FOOD_BANK).accepted.is_empty() {
+            return false;
+        }
+        let withheld = outbox(node, "withheld").await;
+        if withheld.iter().any(|d| d["destination"] == "food-bank") {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_node_a_mid_job_leaves_node_b_to_finish_it() {
+    if !postgres_or_skip("killing_node_a_mid_job_leaves_node_b_to_finish_it") {
+        return;
+    }
+    const REFERRALS: usize = 300;
+    let (agency, url) = receiver(0, 0).await;
+    let options = Options {
+        claim_lease_ms: 1500,
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start(&url, options).await;
+    let csv = referrals_csv("REF-2026-J", REFERRALS);
+    let source = "riverside-referrals?filename=referrals-300.csv";
+    let id = start_ingest(&cluster.a, SCHOOL_KEY, source, csv).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = job(&cluster.a, SCHOOL_KEY, &id).await.unwrap_or_default();
+    cluster.a.kill9();
+    assert_eq!(before["status"], "running", "node A was killed mid-job");
+    let stall = Duration::from_secs(30);
+    let (report, seen) =
+        wait_for_job_and_deliveries(&cluster.b, &agency, &id, REFERRALS, stall).await;
+    eprintln!(
+        "node A killed mid-job: acknowledged {REFERRALS}, delivered {}, duplicates {}",
+        seen.distinct_requests().len(),
+        seen.duplicates()
+    );
+    assert_exactly_once(&seen, REFERRALS);
+    assert_done_and_resumed(&report);
+    cluster.gateway.assert_audit_chain_intact();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_node_a_mid_delivery_batch_leaves_node_b_to_deliver() {
+    if !postgres_or_skip("killing_node_a_mid_delivery_batch_leaves_node_b_to_deliver") {
+        return;
+    }
+    const REFERRALS: usize = 60;
+    // A slow food bank: each answer takes 100 ms, so the batch is in flight when A dies.
+    let (agency, url) = receiver(0, 100).await;
+    let options = Options {
+        claim_lease_ms: 1500,
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start(&url, options).await;
+    for i in 0..REFERRALS {
+        let response = post_bundle(&cluster.a, SCHOOL_KEY, &referral(2000 + i)).await;
+        assert!(response.status().is_success(), "referral {i} acknowledged");
+    }
+    wait_until("the first deliveries", Duration::from_secs(20), || {
+        tally(&agency, FOOD_BANK).accepted.len() >= 5
+    })
+    .await;
+    cluster.a.kill9();
+    let at_kill = tally(&agency, FOOD_BANK).distinct_requests().len();
+    assert!(
+        at_kill < REFERRALS,
+        "node A was killed mid-batch ({at_kill} of {REFERRALS} delivered)"
+    );
+    wait_until(
+        "node B to deliver the rest",
+        Duration::from_secs(60),
+        || tally(&agency, FOOD_BANK).distinct_requests().len() >= REFERRALS,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let seen = tally(&agency, FOOD_BANK);
+    eprintln!(
+        "node A killed mid-batch at {at_kill}: acknowledged {REFERRALS}, delivered {}, duplicates {}",
+        seen.distinct_requests().len(),
+        seen.duplicates()
+    );
+    assert_exactly_once(&seen, REFERRALS);
+    cluster.gateway.assert_audit_chain_intact();
+}
