@@ -89,12 +89,24 @@ pub struct Server {
     /// How often the outbox worker looks for due work, in milliseconds.
     #[serde(default = "default_poll")]
     pub outbox_poll_ms: u64,
-    /// Deliveries tried before a message is dead-lettered.
-    #[serde(default = "default_attempts")]
+    /// At most this many attempts before a dead letter, whatever the window; 0 (the default) sets no
+    /// limit: the retry window decides.
+    #[serde(default)]
     pub max_attempts: i64,
-    /// First retry delay in milliseconds (doubles each attempt, with jitter).
+    /// First retry delay in milliseconds (doubles each attempt, with jitter, up to `retry_max_delay_ms`).
     #[serde(default = "default_backoff")]
     pub retry_base_ms: u64,
+    /// The longest wait between two attempts (a receiver's `Retry-After` may ask for more, within the
+    /// window).
+    #[serde(default = "default_max_delay")]
+    pub retry_max_delay_ms: u64,
+    /// How long a delivery is retried, from when it was queued, before it is dead-lettered (default 24 h).
+    #[serde(default = "default_retry_window")]
+    pub retry_window_ms: u64,
+    /// How often a destination with dead letters is probed (one dead letter tried again); when it
+    /// answers, its dead letters are queued again (default 60 s).
+    #[serde(default = "default_probe")]
+    pub dead_letter_probe_ms: u64,
     /// How long a worker holds claimed deliveries; after a crash they are claimed again when it ends. Keep
     /// it above the longest destination timeout.
     #[serde(default = "default_lease")]
@@ -125,8 +137,11 @@ impl Default for Server {
             base_url: default_base_url(),
             max_upload_bytes: default_max_upload(),
             outbox_poll_ms: default_poll(),
-            max_attempts: default_attempts(),
+            max_attempts: 0,
             retry_base_ms: default_backoff(),
+            retry_max_delay_ms: default_max_delay(),
+            retry_window_ms: default_retry_window(),
+            dead_letter_probe_ms: default_probe(),
             claim_lease_ms: default_lease(),
             tls: None,
         }
@@ -148,8 +163,14 @@ fn default_max_upload() -> usize {
 fn default_poll() -> u64 {
     200
 }
-fn default_attempts() -> i64 {
-    8
+fn default_max_delay() -> u64 {
+    15 * 60 * 1000
+}
+fn default_retry_window() -> u64 {
+    24 * 60 * 60 * 1000
+}
+fn default_probe() -> u64 {
+    60 * 1000
 }
 fn default_backoff() -> u64 {
     500
@@ -394,6 +415,9 @@ const SERVER: &[&str] = &[
     "outbox_poll_ms",
     "max_attempts",
     "retry_base_ms",
+    "retry_max_delay_ms",
+    "retry_window_ms",
+    "dead_letter_probe_ms",
     "claim_lease_ms",
     "tls",
 ];
@@ -583,7 +607,7 @@ mod tests {
         let err = load_with_env(file.path(), std::iter::empty())
             .unwrap_err()
             .0;
-        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, claim_lease_ms, tls)")), "{err:?}");
+        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, retry_max_delay_ms, retry_window_ms, dead_letter_probe_ms, claim_lease_ms, tls)")), "{err:?}");
         assert!(
             err.iter()
                 .any(|e| e.contains("destinations.a.colour: unknown key")),

@@ -8,12 +8,18 @@ use crate::canonical::bundle;
 use crate::canonical::task_status::{Actor, TaskStatus};
 use crate::config::Config;
 use crate::consent::model::{Party, identifier_key};
-use crate::consent::{ConsentGate, Disclosing, subject};
+use crate::consent::{ConsentGate, Disclosing, Registry, gate, model, subject};
 use crate::directory;
-use crate::store::{Message, ResourceIndex, Store, StoreError};
+use crate::store::consents::StateVersions;
+use crate::store::jobs::ClaimedJob;
+use crate::store::messages::NewDelivery;
+use crate::store::{
+    DeliveryKind, DeliveryStatus, Message, ResourceIndex, Store, StoreError, WriteTx,
+};
 use crate::validation::Validator;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -32,18 +38,32 @@ pub enum GatewayError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The consent gate could not audit.
+    /// The consent gate could not decide.
     #[error("consent gate: {0}")]
     Consent(String),
+}
+
+/// What an accepted submission was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arrival {
+    /// A referral (or record) not held before.
+    New,
+    /// A changed copy of a held one: stored as its next revision and delivered again.
+    Updated,
+    /// An identical copy of a held one: nothing stored, nothing delivered.
+    Duplicate,
 }
 
 /// What happened to an accepted submission.
 #[derive(Debug, Clone, Serialize)]
 pub struct Accepted {
-    /// The stored message.
+    /// The stored message (the new revision, or the one held when a duplicate).
     pub message: String,
-    /// False when the same source record was already accepted (idempotent resubmission).
-    pub created: bool,
+    /// New, updated or duplicate.
+    pub arrival: Arrival,
+    /// The referral's revision (1, 2...).
+    pub revision: i64,
     /// Where it goes and whether consent let it (`pending`) or not (`withheld`).
     pub routed: Vec<(String, String)>,
     /// The ServiceRequest id, when the submission is a referral.
@@ -52,14 +72,42 @@ pub struct Accepted {
     pub task: Option<String>,
 }
 
+impl Accepted {
+    /// Whether something new was stored (a new referral or a new revision).
+    pub fn created(&self) -> bool {
+        self.arrival != Arrival::Duplicate
+    }
+}
+
+/// A job's place, advanced in the transaction that stores each of its records.
+pub struct JobCursor {
+    /// The job as claimed, with its counts so far.
+    pub job: ClaimedJob,
+    /// The node holding it.
+    pub node: String,
+    /// Its lease, extended at each record.
+    pub lease_ms: i64,
+}
+
+/// The consent registry and legal bases this node decided from last, with the store's counters they
+/// were loaded at. Every decision reads the counters in its own transaction and reloads when another
+/// node (or the CLI) changed consents or bases.
+struct ConsentState {
+    versions: Option<StateVersions>,
+    gate: ConsentGate,
+}
+
 /// The shared gateway state.
 pub struct Gateway {
     /// The store.
     pub store: Store,
     /// The configuration.
     pub config: Config,
-    /// The consent gate (one writer of the audit chain at a time).
-    pub gate: Mutex<ConsentGate>,
+    /// This node's name in claims (jobs).
+    pub node: String,
+    /// Wakes the job runner when an upload is stored.
+    pub jobs_waiting: tokio::sync::Notify,
+    consents: Mutex<ConsentState>,
     /// Held while a `niem` ingest reads, counts and saves the repeat-incident history (one at a time).
     pub history_lock: Arc<Mutex<()>>,
     validator: Validator,
@@ -67,11 +115,16 @@ pub struct Gateway {
 
 impl Gateway {
     /// Assemble the gateway.
-    pub fn new(store: Store, config: Config, gate: ConsentGate) -> Arc<Self> {
+    pub fn new(store: Store, config: Config) -> Arc<Self> {
         Arc::new(Self {
             store,
             config,
-            gate: Mutex::new(gate),
+            node: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            jobs_waiting: tokio::sync::Notify::new(),
+            consents: Mutex::new(ConsentState {
+                versions: None,
+                gate: ConsentGate::new(Registry::new(), Vec::new(), None),
+            }),
             history_lock: Arc::new(Mutex::new(())),
             validator: Validator::new(),
         })
@@ -93,6 +146,39 @@ impl Gateway {
         ))
     }
 
+    /// Run `decide` with the consent gate as the store has it now: the counters are read inside `tx`, and
+    /// consents and bases reloaded (inside `tx`) when another node changed them since this node last
+    /// looked.
+    pub async fn with_gate<T>(
+        &self,
+        tx: &mut WriteTx<'_>,
+        decide: impl FnOnce(&ConsentGate) -> T,
+    ) -> Result<T, GatewayError> {
+        let versions = self.store.state_versions(tx).await?;
+        let mut state = self.consents.lock().await;
+        if state.versions != Some(versions) {
+            state.gate = self.load_gate(tx).await?;
+            state.versions = Some(versions);
+            tracing::debug!(consents = versions.consents, bases = versions.bases, "consent state reloaded from the store");
+        }
+        Ok(decide(&state.gate))
+    }
+
+    async fn load_gate(&self, tx: &mut WriteTx<'_>) -> Result<ConsentGate, GatewayError> {
+        let mut registry = Registry::new();
+        for resource in self.store.consent_resources(tx).await? {
+            match model::parse(&resource) {
+                Ok(consent) => registry.upsert(consent),
+                Err(problems) => {
+                    let id = crate::store::reference_of(&resource);
+                    tracing::warn!(consent = %id, problems = problems.len(), "a stored consent cannot be read and permits nothing");
+                }
+            }
+        }
+        let bases = self.store.legal_bases(tx).await?;
+        Ok(ConsentGate::new(registry, bases, None))
+    }
+
     /// Accept a referral bundle (or any bundle) from `source`, sent on behalf of `sender_org`.
     pub async fn accept(
         &self,
@@ -100,68 +186,148 @@ impl Gateway {
         sender_org: &str,
         bundle: Value,
     ) -> Result<Accepted, GatewayError> {
+        self.accept_for_job(source, sender_org, bundle, None).await
+    }
+
+    /// Accept a bundle; with a job cursor, the job advances in the same transaction.
+    ///
+    /// One referral is one referral whatever path it comes by: its key is its ServiceRequest (whose id the
+    /// mappings derive from the source system and record id). An identical copy is a duplicate; a changed
+    /// copy is the next revision, decided again and delivered to every destination that had the earlier
+    /// one as well as to the current routes; the Task keeps its status and its history shows the revision.
+    pub async fn accept_for_job(
+        &self,
+        source: &str,
+        sender_org: &str,
+        bundle: Value,
+        job: Option<&mut JobCursor>,
+    ) -> Result<Accepted, GatewayError> {
         self.check(&bundle)?;
         let bundle = self.assign_from_directory(bundle).await?;
-        let resources: Vec<Value> = subject::resources(&bundle).into_iter().cloned().collect();
-        let request = resources
-            .iter()
-            .find(|r| r["resourceType"] == "ServiceRequest");
-        let task = resources.iter().find(|r| r["resourceType"] == "Task");
-        let performer = request.and_then(|sr| performer_org(&bundle, sr));
-        let patient = request
-            .and_then(|sr| sr.pointer("/subject/reference"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let indexed: Vec<(Value, ResourceIndex)> = resources
-            .iter()
-            .map(|r| {
-                (
-                    r.clone(),
-                    index_for(r, patient.clone(), sender_org, performer.clone()),
-                )
-            })
-            .collect();
-        let destinations = self.routes_for(performer.as_deref(), request);
-        let mut routed = Vec::new();
-        for destination in destinations {
-            let status = self.decide(&bundle, &destination).await?;
-            routed.push((destination, status));
+        let plan = Plan::of(&bundle, sender_org);
+        let mut tx = self.store.begin().await?;
+        let mut head = self.store.lock_chain(&mut tx).await?;
+        let latest = self.store.latest_revision(&mut tx, &plan.key).await?;
+        let (arrival, revision) = match &latest {
+            Some(held) if held.content_hash == plan.content_hash => (Arrival::Duplicate, held.revision),
+            Some(held) => (Arrival::Updated, held.revision + 1),
+            None => (Arrival::New, 1),
+        };
+        if arrival == Arrival::Duplicate {
+            advance(&self.store, &mut tx, job, arrival).await?;
+            tx.commit().await?;
+            return Ok(plan.accepted(latest.map(|l| l.id).unwrap_or_default(), arrival, revision, Vec::new()));
         }
-        let key = request
-            .or(resources.first())
-            .map(|r| {
-                format!(
-                    "{}/{}",
-                    r["resourceType"].as_str().unwrap_or_default(),
-                    r["id"].as_str().unwrap_or_default()
-                )
-            })
-            .unwrap_or_default();
+        let mut destinations = self.routes_for(plan.performer.as_deref(), plan.request(&bundle));
+        if arrival == Arrival::Updated {
+            for earlier in self.store.earlier_recipients(&mut tx, &plan.key).await? {
+                if !destinations.contains(&earlier) {
+                    destinations.push(earlier);
+                }
+            }
+        }
+        let body = self.keep_held_task(&mut tx, bundle, &plan, revision).await?;
+        let (routed, entries) = self.decide_all(&mut tx, &body, &destinations).await?;
+        self.store.append_audit(&mut tx, &mut head, entries).await?;
+        for (resource, index) in plan.indexed(&body) {
+            self.store.upsert_resource(&mut tx, &resource, &index).await?;
+        }
         let message = Message {
             id: uuid::Uuid::new_v4().to_string(),
             source: source.to_owned(),
-            source_key: key,
-            body: bundle,
+            referral_key: plan.key.clone(),
+            revision,
+            content_hash: plan.content_hash.clone(),
+            body,
         };
-        let outbox: Vec<(String, String, String)> = routed
+        let deliveries: Vec<NewDelivery> = routed
             .iter()
-            .map(|(d, s)| ("referral".to_owned(), d.clone(), s.clone()))
+            .map(|(destination, status)| NewDelivery {
+                kind: DeliveryKind::Referral,
+                destination: destination.clone(),
+                status: if status == "pending" { DeliveryStatus::Pending } else { DeliveryStatus::Withheld },
+            })
             .collect();
-        // One transaction: the resources, the message and its deliveries are all stored, or none is.
-        let (id, created) = self
-            .store
-            .accept_message(&message, &indexed, &outbox)
-            .await?;
-        if created {
-            metrics::counter!("onedoor_messages_accepted_total").increment(1);
+        self.store.insert_message(&mut tx, &message, &deliveries).await?;
+        advance(&self.store, &mut tx, job, arrival).await?;
+        tx.commit().await?;
+        metrics::counter!("onedoor_messages_accepted_total").increment(1);
+        tracing::info!(message = %message.id, revision, arrival = ?arrival, destinations = routed.len(), "message accepted");
+        Ok(plan.accepted(message.id, arrival, revision, routed))
+    }
+
+    /// A new revision keeps the Task as the receiver left it (its status is not reset), with a note that
+    /// the referral was revised; the bundle carries that Task.
+    async fn keep_held_task(
+        &self,
+        tx: &mut WriteTx<'_>,
+        mut bundle: Value,
+        plan: &Plan,
+        revision: i64,
+    ) -> Result<Value, GatewayError> {
+        let Some(task_id) = plan.task.as_deref() else { return Ok(bundle) };
+        let Some(held) = self.store.resource_in(tx, "Task", task_id).await? else { return Ok(bundle) };
+        let mut task = held.body;
+        if revision > 1 {
+            let note = json!({
+                "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "text": format!("The referrer sent revision {revision} of this referral; it was delivered again."),
+            });
+            match task.get_mut("note").and_then(Value::as_array_mut) {
+                Some(notes) => notes.push(note),
+                None => {
+                    if let Some(object) = task.as_object_mut() {
+                        object.insert("note".into(), json!([note]));
+                    }
+                }
+            }
         }
-        tracing::info!(message = %id, created, destinations = routed.len(), "message accepted");
-        Ok(Accepted {
-            message: id,
-            created,
-            routed: if created { routed } else { Vec::new() },
-            service_request: request.and_then(|r| r["id"].as_str()).map(str::to_owned),
-            task: task.and_then(|r| r["id"].as_str()).map(str::to_owned),
+        if let Some(meta) = task.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.remove("versionId");
+            meta.remove("lastUpdated");
+        }
+        replace_entry(&mut bundle, "Task", task_id, task);
+        Ok(bundle)
+    }
+
+    /// The consent decision for each destination, and the audit entries to record with them.
+    async fn decide_all(
+        &self,
+        tx: &mut WriteTx<'_>,
+        record: &Value,
+        destinations: &[String],
+    ) -> Result<(Vec<(String, String)>, Vec<crate::consent::audit::AuditEntry>), GatewayError> {
+        let now = chrono::Utc::now().fixed_offset();
+        let requests: Vec<(String, Option<Disclosing>)> = destinations
+            .iter()
+            .map(|name| (name.clone(), self.disclosing_to(name)))
+            .collect();
+        self.with_gate(tx, |gate| {
+            let mut routed = Vec::new();
+            let mut entries = Vec::new();
+            for (name, request) in &requests {
+                let Some(request) = request else {
+                    routed.push((name.clone(), "withheld".to_owned()));
+                    continue;
+                };
+                let decision = gate.decision(record, request, now);
+                let outcome = format!("{:?}", decision.outcome).to_lowercase();
+                metrics::counter!("onedoor_consent_decisions_total", "outcome" => outcome).increment(1);
+                let status = if decision.permits() { "pending" } else { "withheld" };
+                entries.push(gate::audit_entry(&decision, request, now));
+                routed.push((name.clone(), status.to_owned()));
+            }
+            (routed, entries)
+        })
+        .await
+    }
+
+    /// Who a destination discloses to, and for what.
+    pub fn disclosing_to(&self, destination: &str) -> Option<Disclosing> {
+        self.config.destinations.get(destination).map(|target| Disclosing {
+            recipient: target.org.clone(),
+            purpose: target.purpose.clone(),
+            source: None,
         })
     }
 
@@ -285,31 +451,6 @@ impl Gateway {
             .map(|r| r.body))
     }
 
-    /// The consent decision for a destination now (audited): `pending` or `withheld`.
-    async fn decide(&self, record: &Value, destination: &str) -> Result<String, GatewayError> {
-        let Some(target) = self.config.destinations.get(destination) else {
-            return Ok("withheld".into());
-        };
-        let request = Disclosing {
-            recipient: target.org.clone(),
-            purpose: target.purpose.clone(),
-            source: None,
-        };
-        let decision = self
-            .gate
-            .lock()
-            .await
-            .decide(record, &request, chrono::Utc::now().fixed_offset())
-            .map_err(|e| GatewayError::Consent(e.to_string()))?;
-        let outcome = format!("{:?}", decision.outcome).to_lowercase();
-        metrics::counter!("onedoor_consent_decisions_total", "outcome" => outcome).increment(1);
-        Ok(if decision.permits() {
-            "pending".into()
-        } else {
-            "withheld".into()
-        })
-    }
-
     /// Build the referral around a ServiceRequest posted on its own: the Patient and guardians already
     /// held, the performer Organization, and a new referral Task (requested, owned by the performer).
     pub async fn referral_from_request(
@@ -431,12 +572,15 @@ impl Gateway {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         };
-        let version = self.store.put_resource(&task, &index).await?;
-        tracing::info!(task = %id, status = %new, "task status changed");
+        // The new version and the referrer's notifications are committed together.
+        let mut tx = self.store.begin().await?;
+        let version = self.store.upsert_resource(&mut tx, &task, &index).await?;
         if old != new {
-            self.notify_referrer(stored.sender_org.as_deref(), id, version)
+            self.notify_referrer(&mut tx, stored.sender_org.as_deref(), id, version)
                 .await?;
         }
+        tx.commit().await?;
+        tracing::info!(task = %id, status = %new, "task status changed");
         Ok(self
             .store
             .resource("Task", id)
@@ -446,9 +590,10 @@ impl Gateway {
     }
 
     /// Queue an id-only notification (Gravity subscription style) for the partners acting for the
-    /// referrer.
+    /// referrer, inside `tx`.
     async fn notify_referrer(
         &self,
+        tx: &mut WriteTx<'_>,
         org: Option<&str>,
         task_id: &str,
         version: i64,
@@ -460,24 +605,20 @@ impl Gateway {
             .iter()
             .filter(|(_, p)| p.org == org && p.notify_url.is_some())
         {
-            let body = notification(&self.config.server.base_url, task_id, version);
             let message = Message {
                 id: uuid::Uuid::new_v4().to_string(),
                 source: "notification".into(),
-                source_key: format!("Task/{task_id}/_history/{version}/{name}"),
-                body,
+                referral_key: format!("notification:Task/{task_id}/_history/{version}/{name}"),
+                revision: 1,
+                content_hash: String::new(),
+                body: notification(&self.config.server.base_url, task_id, version),
             };
-            self.store
-                .accept_message(
-                    &message,
-                    &[],
-                    &[(
-                        "notification".to_owned(),
-                        name.clone(),
-                        "pending".to_owned(),
-                    )],
-                )
-                .await?;
+            let delivery = NewDelivery {
+                kind: DeliveryKind::Notification,
+                destination: name.clone(),
+                status: DeliveryStatus::Pending,
+            };
+            self.store.insert_message(tx, &message, &[delivery]).await?;
         }
         Ok(())
     }
@@ -583,6 +724,140 @@ pub fn performer_org(bundle: &Value, request: &Value) -> Option<String> {
         .as_array()?
         .iter()
         .find_map(identifier_key)
+}
+
+/// What the gateway works out once from a submitted bundle.
+struct Plan {
+    /// The referral it is (`ServiceRequest/id`), or its first resource for other bundles.
+    key: String,
+    /// SHA-256 of its resources (sorted, Task and store metadata left out): equal means identical.
+    content_hash: String,
+    performer: Option<String>,
+    patient: Option<String>,
+    sender_org: String,
+    service_request: Option<String>,
+    task: Option<String>,
+}
+
+impl Plan {
+    fn of(bundle: &Value, sender_org: &str) -> Self {
+        let resources = subject::resources(bundle);
+        let first_of = |kind: &str| {
+            resources
+                .iter()
+                .find(|r| r.get("resourceType").and_then(Value::as_str) == Some(kind))
+                .copied()
+        };
+        let request = first_of("ServiceRequest");
+        let id_of = |r: Option<&Value>| {
+            r.and_then(|r| r.get("id")).and_then(Value::as_str).map(str::to_owned)
+        };
+        Self {
+            key: request
+                .or(resources.first().copied())
+                .map(crate::store::reference_of)
+                .unwrap_or_default(),
+            content_hash: content_hash(&resources),
+            performer: request.and_then(|sr| performer_org(bundle, sr)),
+            patient: request
+                .and_then(|sr| sr.pointer("/subject/reference"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            sender_org: sender_org.to_owned(),
+            service_request: id_of(request),
+            task: id_of(first_of("Task")),
+        }
+    }
+
+    fn request<'a>(&self, bundle: &'a Value) -> Option<&'a Value> {
+        subject::resources(bundle)
+            .into_iter()
+            .find(|r| r.get("resourceType").and_then(Value::as_str) == Some("ServiceRequest"))
+    }
+
+    fn indexed(&self, bundle: &Value) -> Vec<(Value, ResourceIndex)> {
+        subject::resources(bundle)
+            .into_iter()
+            .map(|r| {
+                let index = index_for(r, self.patient.clone(), &self.sender_org, self.performer.clone());
+                (r.clone(), index)
+            })
+            .collect()
+    }
+
+    fn accepted(
+        &self,
+        message: String,
+        arrival: Arrival,
+        revision: i64,
+        routed: Vec<(String, String)>,
+    ) -> Accepted {
+        Accepted {
+            message,
+            arrival,
+            revision,
+            routed,
+            service_request: self.service_request.clone(),
+            task: self.task.clone(),
+        }
+    }
+}
+
+/// SHA-256 over the resources sorted by reference, without the Task (the receiver's to change) and
+/// without `meta.versionId` / `meta.lastUpdated` (the store's).
+fn content_hash(resources: &[&Value]) -> String {
+    let mut kept: Vec<(String, Value)> = resources
+        .iter()
+        .filter(|r| r.get("resourceType").and_then(Value::as_str) != Some("Task"))
+        .map(|r| {
+            let mut copy = (*r).clone();
+            if let Some(meta) = copy.get_mut("meta").and_then(Value::as_object_mut) {
+                meta.remove("versionId");
+                meta.remove("lastUpdated");
+            }
+            (crate::store::reference_of(r), copy)
+        })
+        .collect();
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hasher = Sha256::new();
+    for (_, resource) in &kept {
+        hasher.update(resource.to_string().as_bytes());
+        hasher.update(b"\n");
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// Advance a job (if any) by one record in `tx`.
+async fn advance(
+    store: &Store,
+    tx: &mut WriteTx<'_>,
+    job: Option<&mut JobCursor>,
+    arrival: Arrival,
+) -> Result<(), StoreError> {
+    let Some(cursor) = job else { return Ok(()) };
+    cursor.job.records_done += 1;
+    match arrival {
+        Arrival::New => cursor.job.counts.accepted += 1,
+        Arrival::Updated => cursor.job.counts.updated += 1,
+        Arrival::Duplicate => cursor.job.counts.duplicates += 1,
+    }
+    store.job_progress(tx, &cursor.job, &cursor.node, cursor.lease_ms).await
+}
+
+/// Replace the resource `kind/id` in a bundle's entries.
+fn replace_entry(bundle: &mut Value, kind: &str, id: &str, resource: Value) {
+    let Some(entries) = bundle.get_mut("entry").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for entry in entries {
+        let matches = entry.get("resource").is_some_and(|r| {
+            r.get("resourceType").and_then(Value::as_str) == Some(kind)
+                && r.get("id").and_then(Value::as_str) == Some(id)
+        });
+        if matches && let Some(object) = entry.as_object_mut() {
+            object.insert("resource".into(), resource.clone());
+        }
+    }
 }
 
 fn index_for(

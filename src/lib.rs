@@ -18,6 +18,7 @@ pub mod directory;
 pub mod example_receiver;
 pub mod gateway;
 pub mod http;
+pub mod jobs;
 pub mod mapping;
 pub mod pipeline;
 pub mod store;

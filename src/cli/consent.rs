@@ -1,15 +1,13 @@
 //! `onedoor consent check | disclosures`: answer a consent decision from the command line and explain it;
 //! show who received what about a person.
 
-use crate::consent::audit::{self, AuditLog};
+use super::store::{StoreArgs, runtime};
+use crate::store::audit::StoreTrail;
 use crate::consent::{ConsentGate, Decision, Disclosing, Outcome, Registry, bases};
 use anyhow::Context;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// The default folder of the audit and disclosure logs.
-pub const DEFAULT_AUDIT_DIR: &str = "var/audit";
 
 /// The `consent` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -22,9 +20,8 @@ pub enum Command {
         /// The person: `Patient/id`, an identifier `system|value`, or an identifier value.
         #[arg(long)]
         patient: String,
-        /// The audit folder.
-        #[arg(long, env = "ONEDOOR_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
-        audit_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -55,9 +52,9 @@ pub struct CheckArgs {
     /// Write what may be released here.
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// The audit folder (every decision is recorded there).
-    #[arg(long, env = "ONEDOOR_AUDIT_DIR", default_value = DEFAULT_AUDIT_DIR)]
-    audit_dir: PathBuf,
+    /// The store whose audit chain records the decision.
+    #[command(flatten)]
+    store: StoreArgs,
     /// Print the decision as JSON.
     #[arg(long)]
     json: bool,
@@ -67,8 +64,10 @@ pub struct CheckArgs {
 pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check(args) => check(args),
-        Command::Disclosures { patient, audit_dir } => {
-            let found = audit::disclosures(audit_dir, patient)?;
+        Command::Disclosures { patient, store } => {
+            let runtime = runtime()?;
+            let store = store.open(&runtime)?;
+            let found = runtime.block_on(store.disclosures(patient))?;
             for d in &found {
                 println!(
                     "{}  to {}  for {}  under {:?} {}\n    released: {}{}",
@@ -111,7 +110,10 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--time '{t}' is not an RFC 3339 date-time"))?,
         None => chrono::Utc::now().fixed_offset(),
     };
-    let mut gate = ConsentGate::new(registry, legal, Some(AuditLog::open(&args.audit_dir)?));
+    let runtime = runtime()?;
+    let store = args.store.open(&runtime)?;
+    let trail = StoreTrail::new(store, runtime.handle().clone());
+    let mut gate = ConsentGate::new(registry, legal, Some(Box::new(trail)));
     let request = Disclosing {
         recipient: args.recipient.clone(),
         purpose: args.purpose.clone(),

@@ -1,11 +1,16 @@
 //! `onedoor convert`: stream an export through a mapping into NDJSON (one resource per line) or one
 //! transaction Bundle per referral, and print a summary: records in, resources out, rejections with their
 //! reasons, tolerated quirks. Exits 1 when any record was rejected.
+//!
+//! Output files are never damaged by a failed run: `--output` (a file, or with `--to hmis-csv` a folder) and
+//! `--report` are written into a temporary file (or folder) beside the target, fsynced, and renamed over it
+//! only when the run completes (exit 0, or 1 with some records rejected: the output is complete). A run that
+//! fails (exit 2) leaves the earlier output as it was and removes its temporary files.
 
 use super::{Cli, exit_code};
 use crate::adapters::niem::IncidentHistory;
 use crate::config;
-use crate::consent::audit::AuditLog;
+use crate::store::audit::StoreTrail;
 use crate::consent::{ConsentGate, Disclosing, Registry, bases};
 use crate::delivery::hmis_csv::HmisCsvDestination;
 use crate::delivery::{GatedSink, NdjsonFileDestination};
@@ -15,7 +20,8 @@ use crate::pipeline::{self, ConvertRequest, NdjsonSink, OutputFormat, Summary};
 use anyhow::Context;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use tempfile::{NamedTempFile, TempDir};
 use std::process::ExitCode;
 
 /// Arguments of `convert`.
@@ -77,9 +83,10 @@ pub struct Args {
     /// The secret salting the history's hashes (set one per deployment).
     #[arg(long, env = "ONEDOOR_HISTORY_SALT", default_value = pipeline::DEFAULT_HISTORY_SALT, hide_default_value = true)]
     history_salt: String,
-    /// The audit folder for --recipient.
-    #[arg(long, env = "ONEDOOR_AUDIT_DIR", default_value = super::consent::DEFAULT_AUDIT_DIR)]
-    audit_dir: PathBuf,
+    /// With --recipient: the store whose audit chain records each decision (sqlite://PATH or
+    /// postgres://...; default: the configuration's server.database_url).
+    #[arg(long, env = "ONEDOOR_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 /// What a gated conversion writes.
@@ -100,13 +107,13 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         .map(|path| load_history(path, &args.history_salt))
         .transpose()?;
     request.incident_history = history.clone();
-    let out: Box<dyn Write> = match (&args.output, args.to) {
-        (Some(path), Encoding::Fhir) => Box::new(create_output(path)?),
-        _ => Box::new(std::io::stdout().lock()),
-    };
+    let output = create_output(args)?;
     let summary = match &args.recipient {
-        None => pipeline::convert(&request, &mut NdjsonSink::new(BufWriter::new(out), format))?,
-        Some(recipient) => convert_gated(args, recipient, &request, out)?,
+        None => {
+            let out = BufWriter::new(output.writer()?);
+            pipeline::convert(&request, &mut NdjsonSink::new(out, format))?
+        }
+        Some(recipient) => convert_gated(args, recipient, &request, &output)?,
     };
     if let (Some(history), Some(path)) = (&history, &args.incident_history) {
         let history = history.lock().unwrap_or_else(|p| p.into_inner());
@@ -115,9 +122,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     print_summary(&summary);
-    if let Some(path) = &args.report {
-        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    let report = args
+        .report
+        .as_deref()
+        .map(|path| write_report(path, &summary))
+        .transpose()?;
+    output.commit()?;
+    if let Some(report) = report {
+        report.commit()?;
     }
     Ok(exit_code(summary.records_rejected > 0))
 }
@@ -127,7 +139,7 @@ fn convert_gated(
     args: &Args,
     recipient: &str,
     request: &ConvertRequest,
-    out: Box<dyn Write>,
+    output: &Output,
 ) -> anyhow::Result<Summary> {
     let registry = match &args.consents {
         Some(path) => Registry::load(path, None)
@@ -141,7 +153,14 @@ fn convert_gated(
         Some(path) => bases::load(path).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?,
         None => Vec::new(),
     };
-    let gate = ConsentGate::new(registry, legal, Some(AuditLog::open(&args.audit_dir)?));
+    let runtime = super::store::runtime()?;
+    let store = super::store::StoreArgs {
+        database_url: args.database_url.clone(),
+        config_path: args.config.clone(),
+    }
+    .open(&runtime)?;
+    let trail = StoreTrail::new(store, runtime.handle().clone());
+    let gate = ConsentGate::new(registry, legal, Some(Box::new(trail)));
     let time = chrono::DateTime::parse_from_rfc3339(&request.engine.now)
         .unwrap_or_else(|_| chrono::Utc::now().fixed_offset());
     let disclosing = Disclosing {
@@ -150,9 +169,8 @@ fn convert_gated(
         source: None,
     };
     if args.to == Encoding::HmisCsv {
-        let dir = args
-            .output
-            .as_deref()
+        let dir = output
+            .folder()
             .context("--to hmis-csv writes a folder: pass --output DIR")?;
         let destination = HmisCsvDestination::create(dir, &args.hmis_project)
             .with_context(|| format!("cannot write {}", dir.display()))?;
@@ -163,7 +181,7 @@ fn convert_gated(
     }
     let mut sink = GatedSink::new(
         gate,
-        NdjsonFileDestination::new(BufWriter::new(out)),
+        NdjsonFileDestination::new(BufWriter::new(output.writer()?)),
         disclosing,
         time,
     );
@@ -174,24 +192,206 @@ fn convert_gated(
 
 fn report_gate<D: crate::delivery::Destination>(sink: &GatedSink<D>, recipient: &str, args: &Args) {
     eprintln!(
-        "consent gate: {} released to {recipient}, {} withheld, {} addressed to other agencies (audit in {})",
+        "consent gate: {} released to {recipient}, {} withheld, {} addressed to other agencies (audited in the store{})",
         sink.written().0,
         sink.withheld.len(),
         sink.not_addressed,
-        args.audit_dir.display()
+        args.database_url
+            .as_deref()
+            .map(|u| format!(" {}", u.split('@').next_back().unwrap_or(u)))
+            .unwrap_or_default()
     );
     for withheld in &sink.withheld {
         eprintln!("  withheld: {withheld}");
     }
 }
 
-/// Create the output file, and its folder if needed.
-fn create_output(path: &std::path::Path) -> anyhow::Result<File> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+/// Where `convert` writes: standard output, or a file or folder staged beside its target.
+enum Output {
+    Stdout,
+    File(StagedFile),
+    Folder(StagedFolder),
+}
+
+impl Output {
+    /// A writer into the output (a second handle on the staged file).
+    fn writer(&self) -> anyhow::Result<Box<dyn Write>> {
+        match self {
+            Output::File(staged) => Ok(Box::new(staged.handle()?)),
+            _ => Ok(Box::new(std::io::stdout().lock())),
+        }
     }
-    File::create(path).with_context(|| format!("cannot create {}", path.display()))
+
+    /// The folder to write HMIS CSV files into (the staged one).
+    fn folder(&self) -> Option<&Path> {
+        match self {
+            Output::Folder(staged) => Some(staged.temp.path()),
+            _ => None,
+        }
+    }
+
+    /// Replace the target with what was written: called only when the run succeeded.
+    fn commit(self) -> anyhow::Result<()> {
+        match self {
+            Output::Stdout => Ok(()),
+            Output::File(staged) => staged.commit(),
+            Output::Folder(staged) => staged.commit(),
+        }
+    }
+}
+
+/// Stage the output: a temporary file (or, for `--to hmis-csv` with `--recipient`, a folder) beside
+/// `--output`, which replaces it on [`Output::commit`] and is removed if the run fails first.
+fn create_output(args: &Args) -> anyhow::Result<Output> {
+    match (&args.output, args.to) {
+        (Some(path), Encoding::Fhir) => Ok(Output::File(StagedFile::create(path)?)),
+        (Some(path), Encoding::HmisCsv) if args.recipient.is_some() => {
+            Ok(Output::Folder(StagedFolder::create(path)?))
+        }
+        _ => Ok(Output::Stdout),
+    }
+}
+
+/// The summary as JSON, staged beside `path`.
+fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<StagedFile> {
+    let staged = StagedFile::create(path)?;
+    serde_json::to_writer_pretty(staged.temp.as_file(), summary)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(staged)
+}
+
+/// A temporary file in the target's folder, renamed over the target on commit, deleted when dropped.
+struct StagedFile {
+    temp: NamedTempFile,
+    target: PathBuf,
+}
+
+impl StagedFile {
+    /// Create the temporary file (and the target's folder if needed), with the target's permissions when
+    /// it exists, else those a new file gets.
+    fn create(target: &Path) -> anyhow::Result<Self> {
+        anyhow::ensure!(!target.is_dir(), "{} is a folder", target.display());
+        let temp = new_file_permissions(temp_builder())
+            .tempfile_in(parent_folder(target)?)
+            .with_context(|| format!("cannot create a temporary file beside {}", target.display()))?;
+        if let Ok(existing) = std::fs::metadata(target) {
+            temp.as_file()
+                .set_permissions(existing.permissions())
+                .with_context(|| format!("cannot create {}", target.display()))?;
+        }
+        Ok(Self {
+            temp,
+            target: target.to_owned(),
+        })
+    }
+
+    fn handle(&self) -> anyhow::Result<File> {
+        let file = self.temp.as_file().try_clone();
+        file.with_context(|| format!("cannot write {}", self.target.display()))
+    }
+
+    /// Fsync the temporary file and rename it over the target.
+    fn commit(self) -> anyhow::Result<()> {
+        let target = self.target;
+        let cannot = || format!("cannot write {}", target.display());
+        self.temp.as_file().sync_all().with_context(cannot)?;
+        self.temp.persist(&target).map_err(|e| e.error).with_context(cannot)?;
+        sync_folder(&folder_of(&target))
+    }
+}
+
+/// A temporary folder beside the target folder, holding copies of the target's CSV files (the HMIS
+/// encoder appends to them); on commit each file is fsynced and renamed into the target, so every file
+/// there is whole, old or new. Removed when dropped.
+struct StagedFolder {
+    temp: TempDir,
+    target: PathBuf,
+}
+
+impl StagedFolder {
+    fn create(target: &Path) -> anyhow::Result<Self> {
+        let cannot = || format!("cannot write {}", target.display());
+        let temp = temp_builder()
+            .tempdir_in(parent_folder(target)?)
+            .with_context(cannot)?;
+        for source in csv_files(target).with_context(cannot)? {
+            let copy = temp.path().join(source.file_name().unwrap_or_default());
+            std::fs::copy(&source, copy).with_context(cannot)?;
+        }
+        Ok(Self {
+            temp,
+            target: target.to_owned(),
+        })
+    }
+
+    fn commit(self) -> anyhow::Result<()> {
+        let cannot = || format!("cannot write {}", self.target.display());
+        std::fs::create_dir_all(&self.target).with_context(cannot)?;
+        for staged in csv_files(self.temp.path()).with_context(cannot)? {
+            File::open(&staged).and_then(|f| f.sync_all()).with_context(cannot)?;
+            let name = staged.file_name().unwrap_or_default();
+            std::fs::rename(&staged, self.target.join(name)).with_context(cannot)?;
+        }
+        sync_folder(&self.target)
+    }
+}
+
+/// The `.csv` files directly in `dir` (none when it does not exist).
+fn csv_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// Temporary names that say whose they are: `.onedoor-XXXXXX.tmp`.
+fn temp_builder() -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".onedoor-").suffix(".tmp");
+    builder
+}
+
+/// Create temporary files as a new output file would be (`0666` less the umask, not `0600`).
+fn new_file_permissions(mut builder: tempfile::Builder<'static, 'static>) -> tempfile::Builder<'static, 'static> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
+}
+
+/// The folder `path` is in (`.` for a bare name).
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent.to_owned(),
+        None => PathBuf::from("."),
+    }
+}
+
+/// The folder `path` is in, created if missing.
+fn parent_folder(path: &Path) -> anyhow::Result<PathBuf> {
+    let parent = folder_of(path);
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    Ok(parent)
+}
+
+/// Make the renames into `folder` durable (where folders can be synced).
+fn sync_folder(folder: &Path) -> anyhow::Result<()> {
+    if cfg!(unix) {
+        File::open(folder)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", folder.display()))?;
+    }
+    Ok(())
 }
 
 /// The request from the command line, or from a configured source with command-line overrides.

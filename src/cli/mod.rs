@@ -8,6 +8,7 @@ mod consent;
 mod convert;
 mod mappings;
 mod serve;
+mod store;
 mod validate;
 
 use clap::{Parser, Subcommand};

@@ -3,8 +3,7 @@
 //! Also `onedoor partners add|list` (API keys, shown once, stored hashed) and `onedoor example-receiver`.
 
 use crate::config::{self, Config};
-use crate::consent::audit::AuditLog;
-use crate::consent::{ConsentGate, Registry, bases, model};
+use crate::consent::{Registry, bases};
 use crate::delivery::outbox;
 use crate::delivery::send::Sender;
 use crate::gateway::Gateway;
@@ -96,7 +95,7 @@ pub fn example_receiver(listen: &str, fail_first: u32, delay_ms: u64) -> anyhow:
     })
 }
 
-fn load(args: &Args) -> anyhow::Result<(Config, String)> {
+pub(crate) fn load(args: &Args) -> anyhow::Result<(Config, String)> {
     let mut config = config::load(&args.config)?;
     if let Some(listen) = &args.listen {
         config.server.listen = listen.clone();
@@ -108,7 +107,7 @@ fn load(args: &Args) -> anyhow::Result<(Config, String)> {
     Ok((config, url))
 }
 
-async fn connect(url: &str) -> anyhow::Result<Store> {
+pub(crate) async fn connect(url: &str) -> anyhow::Result<Store> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .map(|p| p.split('?').next().unwrap_or(p))
@@ -127,13 +126,13 @@ async fn connect(url: &str) -> anyhow::Result<Store> {
 async fn serve(args: &Args) -> anyhow::Result<()> {
     let (config, url) = load(args)?;
     let store = connect(&url).await?;
-    let gate = consent_gate(&config, &store).await?;
+    prepare_store(&config, &store).await?;
     let sender = Arc::new(Sender::new(&config).map_err(|e| anyhow::anyhow!(e))?);
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let address = listener.local_addr()?;
-    let gateway = Gateway::new(store, config, gate);
+    let gateway = Gateway::new(store, config);
     let admin_token_hash = std::env::var("ONEDOOR_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
@@ -144,7 +143,8 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
         admin_token_hash,
     });
     let (stop, stopped) = watch::channel(false);
-    let worker = tokio::spawn(outbox::run(gateway.clone(), sender, stopped));
+    let worker = tokio::spawn(outbox::run(gateway.clone(), sender, stopped.clone()));
+    let jobs = tokio::spawn(crate::jobs::run(gateway.clone(), stopped));
     let router = http::router(state);
     match &gateway.config.server.tls {
         Some(tls) => {
@@ -163,6 +163,7 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     }
     let _ = stop.send(true);
     let _ = worker.await;
+    let _ = jobs.await;
     eprintln!("onedoor stopped");
     Ok(())
 }
@@ -185,28 +186,31 @@ async fn shutdown() {
     tracing::info!("shutting down: finishing in-flight work");
 }
 
-/// The gate: consents from the configured folder and those recorded through `/fhir/Consent`.
-async fn consent_gate(config: &Config, store: &Store) -> anyhow::Result<ConsentGate> {
-    let mut registry = match &config.consent.consents {
-        Some(path) => Registry::load(path, None)
-            .with_context(|| format!("cannot read consents at {}", path.display()))?,
-        None => Registry::new(),
-    };
-    for problem in registry.problems() {
-        eprintln!("consent not used: {problem}");
+/// Bring the store up to date with the configuration: the audit folder of an earlier version migrated
+/// once, the configured consents and legal bases written in (each write bumps the counter every node
+/// reads before deciding).
+pub(crate) async fn prepare_store(config: &Config, store: &Store) -> anyhow::Result<()> {
+    match store.migrate_audit_folder(&config.consent.audit_dir).await {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "audit: {n} entries of {} migrated into the store (files renamed *.migrated)",
+            config.consent.audit_dir.display()
+        ),
+        Err(err) => eprintln!("audit: the folder was not migrated: {err}"),
     }
-    for stored in store.search("Consent", &[], 1_000_000).await? {
-        if let Ok(consent) = model::parse(&stored.body) {
-            registry.upsert(consent);
+    if let Some(path) = &config.consent.consents {
+        let registry = Registry::load(path, None)
+            .with_context(|| format!("cannot read consents at {}", path.display()))?;
+        for problem in registry.problems() {
+            eprintln!("consent not used: {problem}");
         }
+        let written = store.sync_consents(registry.resources()).await?;
+        tracing::info!(written, "configured consents written into the store");
     }
     let legal = match &config.consent.bases {
         Some(path) => bases::load(path).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?,
         None => Vec::new(),
     };
-    Ok(ConsentGate::new(
-        registry,
-        legal,
-        Some(AuditLog::open(&config.consent.audit_dir)?),
-    ))
+    store.sync_legal_bases(&legal).await?;
+    Ok(())
 }

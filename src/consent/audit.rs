@@ -1,26 +1,43 @@
-//! The audit log and the disclosure log.
+//! The audit log and the disclosure log: their entries, the hash chain, and how a chain is checked.
 //!
-//! Every decision (permit, deny, redact) is appended to `audit.jsonl`: each entry carries the hash of the
-//! previous one (SHA-256 over the previous hash and the entry), so `onedoor audit verify` detects an entry
-//! that was changed, removed or reordered. Entries export as FHIR AuditEvent. Every release is appended to
-//! `disclosures.jsonl`, which answers "who received what about this person, when, under which basis".
-//! Entries hold references and identifiers, never names or other content of the record.
+//! Every decision (permit, deny, redact) is an [`AuditEntry`]; each carries the hash of the previous one
+//! (SHA-256 over the previous hash and the entry), and the store keeps the head of the chain (its length
+//! and last hash) apart from the entries, so [`verify_chain`] finds an entry that was changed, removed,
+//! reordered or cut off the end. A delivery the receiver acknowledged is a [`Disclosure`] (who received
+//! what about a person, when, under which basis) and an entry of kind `disclosed`; a delivery that
+//! dead-lettered is an entry of kind `not-disclosed`. Entries export as FHIR AuditEvent. Entries hold
+//! references and identifiers, never names or other content of the record.
+//!
+//! Where entries are kept is the store's business (`store::audit`); the gate writes through the
+//! [`AuditTrail`] trait. Audit folders of earlier versions (`audit.jsonl`, `disclosures.jsonl`) are read
+//! once by [`read_folder`] to be migrated into the store.
 
 use super::decision::{Basis, Decision, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 
-/// The audit file name in the audit folder.
+/// The audit file name in an audit folder of earlier versions.
 pub const AUDIT_FILE: &str = "audit.jsonl";
-/// The disclosure file name in the audit folder.
+/// The disclosure file name in an audit folder of earlier versions.
 pub const DISCLOSURE_FILE: &str = "disclosures.jsonl";
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The hash before the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One audited decision.
+/// What an entry records besides a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// The receiver acknowledged a delivery: a disclosure happened.
+    Disclosed,
+    /// A delivery dead-lettered: nothing was disclosed.
+    NotDisclosed,
+}
+
+/// One audited event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// 1, 2, 3... with no gaps.
@@ -47,13 +64,19 @@ pub struct AuditEntry {
     pub source: Option<String>,
     /// Withheld resource types and labels.
     pub redacted: Vec<String>,
+    /// A delivery's outcome; absent for a decision (entries written before it existed hash unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EntryKind>,
+    /// The delivery it concerns (outbox row id), for `disclosed` and `not-disclosed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
     /// Hash of the previous entry.
     pub prev: String,
     /// Hash of this entry.
     pub hash: String,
 }
 
-/// One disclosure: a record released to someone.
+/// One disclosure: a record released to someone and acknowledged by them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Disclosure {
     /// When.
@@ -76,10 +99,26 @@ pub struct Disclosure {
     pub withheld: Vec<String>,
 }
 
+impl Disclosure {
+    /// The keys a person is found by: `Patient/id`, `system|value`, and the bare values.
+    pub fn person_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.patient.clone()];
+        for identifier in &self.patient_identifiers {
+            keys.push(identifier.clone());
+            if let Some((_, value)) = identifier.rsplit_once('|') {
+                keys.push(value.to_owned());
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+}
+
 /// Why the audit log could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    /// Reading or writing failed.
+    /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -97,13 +136,9 @@ pub enum AuditError {
         /// What is wrong.
         message: String,
     },
-}
-
-/// An append-only, hash-chained audit log in a folder.
-pub struct AuditLog {
-    dir: PathBuf,
-    last_hash: String,
-    next_seq: u64,
+    /// The store could not record it.
+    #[error("audit store: {0}")]
+    Store(String),
 }
 
 /// The context of an audited decision.
@@ -120,27 +155,46 @@ pub struct Audited<'a> {
     pub time: &'a str,
 }
 
-impl AuditLog {
-    /// Open (or create) the log in `dir`, continuing its chain.
-    pub fn open(dir: &Path) -> Result<Self, AuditError> {
-        std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
-        let entries = read_entries(&dir.join(AUDIT_FILE))?;
-        let (last_hash, next_seq) = entries
+/// Where the gate writes its entries and disclosures.
+pub trait AuditTrail: Send {
+    /// Append an entry (its `seq`, `prev` and `hash` are set by the trail).
+    fn record(&mut self, entry: AuditEntry) -> Result<(), AuditError>;
+    /// Record a disclosure (the receiver has the record).
+    fn disclose(&mut self, disclosure: &Disclosure) -> Result<(), AuditError>;
+}
+
+/// A trail in memory (tests, conformance cases): the chain is built as the store builds it.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryTrail {
+    /// The entries, in order.
+    pub entries: Vec<AuditEntry>,
+    /// The disclosures, in order.
+    pub disclosures: Vec<Disclosure>,
+}
+
+impl AuditTrail for MemoryTrail {
+    fn record(&mut self, entry: AuditEntry) -> Result<(), AuditError> {
+        let (seq, prev) = self
+            .entries
             .last()
-            .map(|e| (e.hash.clone(), e.seq + 1))
-            .unwrap_or((GENESIS.to_owned(), 1));
-        Ok(Self {
-            dir: dir.to_owned(),
-            last_hash,
-            next_seq,
-        })
+            .map(|e| (e.seq + 1, e.hash.clone()))
+            .unwrap_or((1, GENESIS.to_owned()));
+        self.entries.push(entry.sealed(seq, &prev));
+        Ok(())
     }
 
-    /// Append a decision.
-    pub fn record(&mut self, audited: &Audited<'_>) -> Result<AuditEntry, AuditError> {
+    fn disclose(&mut self, disclosure: &Disclosure) -> Result<(), AuditError> {
+        self.disclosures.push(disclosure.clone());
+        Ok(())
+    }
+}
+
+impl AuditEntry {
+    /// An unsealed entry for a decision (no `seq`, `prev` or `hash` yet).
+    pub fn draft(audited: &Audited<'_>) -> Self {
         let decision = audited.decision;
-        let mut entry = AuditEntry {
-            seq: self.next_seq,
+        Self {
+            seq: 0,
             recorded: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             decided_for: audited.time.to_owned(),
             outcome: decision.outcome,
@@ -157,40 +211,28 @@ impl AuditLog {
                 .chain(decision.redact_labels.iter())
                 .cloned()
                 .collect(),
-            prev: self.last_hash.clone(),
+            event: None,
+            delivery: None,
+            prev: String::new(),
             hash: String::new(),
-        };
-        entry.hash = entry_hash(&entry);
-        append_line(&self.dir.join(AUDIT_FILE), &entry)?;
-        self.last_hash = entry.hash.clone();
-        self.next_seq += 1;
-        Ok(entry)
+        }
     }
 
-    /// Append a disclosure.
-    pub fn disclose(&self, disclosure: &Disclosure) -> Result<(), AuditError> {
-        append_line(&self.dir.join(DISCLOSURE_FILE), disclosure)
+    /// The same entry for a delivery's outcome.
+    pub fn for_delivery(mut self, kind: EntryKind, delivery: &str) -> Self {
+        self.event = Some(kind);
+        self.delivery = Some(delivery.to_owned());
+        self.recorded = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self
     }
-}
 
-fn io(path: &Path, source: std::io::Error) -> AuditError {
-    AuditError::Io {
-        path: path.display().to_string(),
-        source,
+    /// The entry placed at `seq` after the entry whose hash is `prev`.
+    pub fn sealed(mut self, seq: u64, prev: &str) -> Self {
+        self.seq = seq;
+        self.prev = prev.to_owned();
+        self.hash = entry_hash(&self);
+        self
     }
-}
-
-fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), AuditError> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| io(path, e))?;
-    let mut line = serde_json::to_vec(value).map_err(|e| io(path, e.into()))?;
-    line.push(b'\n');
-    file.write_all(&line)
-        .and_then(|_| file.sync_data())
-        .map_err(|e| io(path, e))
 }
 
 /// SHA-256 of the previous hash and the entry with an empty `hash`.
@@ -203,84 +245,88 @@ pub fn entry_hash(entry: &AuditEntry) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-fn read_entries(path: &Path) -> Result<Vec<AuditEntry>, AuditError> {
-    read_lines(path)
+/// The head of a chain, kept apart from its entries: how many there are and the last one's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// The number of entries.
+    pub length: u64,
+    /// The hash of the last entry ([`GENESIS`] when empty).
+    pub hash: String,
+}
+
+/// Check a chain: every entry's hash, its link to the previous one, the sequence, and that it ends where
+/// its head says (so entries cut off the end are found). Returns the number of entries, or every break
+/// found (entry and what is wrong).
+pub fn verify_chain(entries: &[AuditEntry], head: &ChainHead) -> Result<u64, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut prev = GENESIS.to_owned();
+    for (index, entry) in entries.iter().enumerate() {
+        let expected = index as u64 + 1;
+        if entry.seq != expected {
+            problems.push(format!("entry {expected}: sequence {} where {expected} was expected (an entry was removed or reordered)", entry.seq));
+        }
+        if entry.prev != prev {
+            problems.push(format!("entry {expected}: does not link to the entry before it (an entry was removed, inserted or reordered)"));
+        }
+        if entry_hash(entry) != entry.hash {
+            problems.push(format!("entry {expected}: content does not match its hash (the entry was changed)"));
+        }
+        prev = entry.hash.clone();
+    }
+    let length = entries.len() as u64;
+    if head.length != length {
+        problems.push(format!(
+            "the chain holds {length} entries but its head records {} (entries were {} the end)",
+            head.length,
+            if head.length > length { "cut off" } else { "added after" }
+        ));
+    } else if head.hash != prev {
+        problems.push("the last entry's hash is not the one the head records (the end of the chain was replaced)".into());
+    }
+    if problems.is_empty() { Ok(length) } else { Err(problems) }
+}
+
+/// An audit folder of an earlier version: its entries and disclosures (empty when the files are absent).
+pub fn read_folder(dir: &Path) -> Result<(Vec<AuditEntry>, Vec<Disclosure>), AuditError> {
+    Ok((
+        read_lines(&dir.join(AUDIT_FILE))?,
+        read_lines(&dir.join(DISCLOSURE_FILE))?,
+    ))
 }
 
 fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, AuditError> {
+    let io = |source| AuditError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(path, e)),
+        Err(e) => return Err(io(e)),
     };
     let mut out = Vec::new();
     for (index, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| io(path, e))?;
+        let line = line.map_err(io)?;
         if line.trim().is_empty() {
             continue;
         }
-        let value = serde_json::from_str(&line).map_err(|e| AuditError::Format {
+        out.push(serde_json::from_str(&line).map_err(|e| AuditError::Format {
             path: path.display().to_string(),
             line: index + 1,
             message: e.to_string(),
-        })?;
-        out.push(value);
+        })?);
     }
     Ok(out)
 }
 
-/// Check the chain: every entry's hash, its link to the previous one, and the sequence. Returns the
-/// number of entries, or every break found (line and what is wrong).
-pub fn verify(dir: &Path) -> Result<u64, Vec<String>> {
-    let entries = read_entries(&dir.join(AUDIT_FILE)).map_err(|e| vec![e.to_string()])?;
-    let mut problems = Vec::new();
-    let mut prev = GENESIS.to_owned();
-    for (index, entry) in entries.iter().enumerate() {
-        let line = index + 1;
-        if entry.seq != line as u64 {
-            problems.push(format!("line {line}: sequence {} where {line} was expected (an entry was removed or reordered)", entry.seq));
-        }
-        if entry.prev != prev {
-            problems.push(format!("line {line}: does not link to the entry before it (an entry was removed, inserted or reordered)"));
-        }
-        if entry_hash(entry) != entry.hash {
-            problems.push(format!(
-                "line {line}: content does not match its hash (the entry was changed)"
-            ));
-        }
-        prev = entry.hash.clone();
-    }
-    if problems.is_empty() {
-        Ok(entries.len() as u64)
-    } else {
-        Err(problems)
-    }
-}
-
-/// Every disclosure about a person (by `Patient/id`, an identifier `system|value`, or an identifier value).
-pub fn disclosures(dir: &Path, patient: &str) -> Result<Vec<Disclosure>, AuditError> {
-    let all: Vec<Disclosure> = read_lines(&dir.join(DISCLOSURE_FILE))?;
-    Ok(all
-        .into_iter()
-        .filter(|d| {
-            d.patient == patient
-                || d.patient_identifiers
-                    .iter()
-                    .any(|i| i == patient || i.rsplit('|').next() == Some(patient))
-        })
-        .collect())
-}
-
-/// The audit log as FHIR AuditEvent resources.
-pub fn audit_events(dir: &Path) -> Result<Vec<Value>, AuditError> {
-    Ok(read_entries(&dir.join(AUDIT_FILE))?
-        .iter()
-        .map(audit_event)
-        .collect())
-}
-
-fn audit_event(entry: &AuditEntry) -> Value {
-    let permitted = entry.outcome == Outcome::Permit;
+/// An entry as a FHIR AuditEvent.
+pub fn audit_event(entry: &AuditEntry) -> Value {
+    let permitted = entry.outcome == Outcome::Permit && entry.event != Some(EntryKind::NotDisclosed);
+    let what = match entry.event {
+        None => "decision",
+        Some(EntryKind::Disclosed) => "disclosed (receiver acknowledged)",
+        Some(EntryKind::NotDisclosed) => "not disclosed (delivery dead-lettered)",
+    };
     let mut event = json!({
         "resourceType": "AuditEvent",
         "id": format!("audit-{}", entry.seq),
@@ -289,13 +335,13 @@ fn audit_event(entry: &AuditEntry) -> Value {
         "action": "R",
         "recorded": entry.recorded,
         "outcome": if permitted { "0" } else { "4" },
-        "outcomeDesc": format!("{:?} ({:?}){}", entry.outcome, entry.basis, entry.authority.as_ref().map(|a| format!(" under {a}")).unwrap_or_default()),
+        "outcomeDesc": format!("{what}: {:?} ({:?}){}", entry.outcome, entry.basis, entry.authority.as_ref().map(|a| format!(" under {a}")).unwrap_or_default()),
         "purposeOfEvent": [{"coding": [{"system": super::codes::V3_ACT_REASON, "code": entry.purpose}]}],
         "agent": [{"who": {"identifier": {"value": entry.recipient}}, "requestor": false}],
         "source": {"observer": {"display": "onedoor consent gate"}},
         "entity": [{"what": {"reference": entry.patient}, "description": format!("chain seq {} hash {}", entry.seq, entry.hash)}],
     });
-    if let (Some(source), Some(agents)) = (&entry.source, event["agent"].as_array_mut()) {
+    if let (Some(source), Some(agents)) = (&entry.source, event.get_mut("agent").and_then(Value::as_array_mut)) {
         agents.push(json!({"who": {"identifier": {"value": source}}, "requestor": true}));
     }
     event

@@ -7,11 +7,16 @@
 //! let forged = onedoor::consent::Released { record: serde_json::json!({}), decision: todo!(), request: todo!() };
 //! ```
 //!
-//! Every decision is audited before anything is released; a release is also written to the disclosure log.
+//! Every decision is audited before anything is released: through the gate's [`AuditTrail`] (the CLI, the
+//! conformance runner), or, for the server, by the caller in the store transaction that also records what
+//! the decision led to ([`ConsentGate::decision`] and [`ConsentGate::release_for_delivery`] return what
+//! to audit; the gateway and the outbox write it in the same transaction as the message, the withheld
+//! mark or the delivery). A disclosure is recorded when the receiver has the record: for a delivery, in
+//! the transaction that marks it delivered ([`Released::disclosure`]).
 //! A record prepared earlier is checked again with [`ConsentGate::recheck`] before it is sent, so a
 //! revocation stops what was queued but not yet sent.
 
-use super::audit::{AuditError, AuditLog, Audited, Disclosure};
+use super::audit::{AuditEntry, AuditError, AuditTrail, Audited, Disclosure};
 use super::bases::LegalBasis;
 use super::decision::{self, Decision, Request};
 use super::model::identifier_key;
@@ -39,6 +44,7 @@ pub struct Released<T> {
     record: T,
     decision: Decision,
     request: Disclosing,
+    disclosure: Disclosure,
 }
 
 impl<T> Released<T> {
@@ -56,6 +62,11 @@ impl<T> Released<T> {
     pub fn disclosing(&self) -> &Disclosing {
         &self.request
     }
+
+    /// The disclosure to record once the receiver has it.
+    pub fn disclosure(&self) -> &Disclosure {
+        &self.disclosure
+    }
 }
 
 /// Why the gate did not release a record.
@@ -72,23 +83,77 @@ pub enum Withheld {
     Audit(#[from] AuditError),
 }
 
-/// The gate: consents, legal bases, and the audit log.
+/// The gate: consents, legal bases, and the audit trail.
 pub struct ConsentGate {
     registry: Registry,
     bases: Vec<LegalBasis>,
-    audit: Option<AuditLog>,
+    trail: Option<Box<dyn AuditTrail>>,
     validator: Validator,
 }
 
+/// The audit entry for a decision.
+pub fn audit_entry(
+    decision: &Decision,
+    request: &Disclosing,
+    time: DateTime<FixedOffset>,
+) -> AuditEntry {
+    AuditEntry::draft(&Audited {
+        decision,
+        recipient: &request.recipient,
+        purpose: &request.purpose,
+        source: request.source.as_deref(),
+        time: &time.to_rfc3339(),
+    })
+}
+
 impl ConsentGate {
-    /// A gate over a registry and legal bases; with an audit log, every decision is recorded.
-    pub fn new(registry: Registry, bases: Vec<LegalBasis>, audit: Option<AuditLog>) -> Self {
+    /// A gate over a registry and legal bases; with a trail, every decision it makes through
+    /// [`ConsentGate::decide`] and [`ConsentGate::release`] is recorded there.
+    pub fn new(
+        registry: Registry,
+        bases: Vec<LegalBasis>,
+        trail: Option<Box<dyn AuditTrail>>,
+    ) -> Self {
         Self {
             registry,
             bases,
-            audit,
+            trail,
             validator: Validator::new(),
         }
+    }
+
+    /// The decision, not yet audited: the caller records [`audit_entry`] in the transaction that acts
+    /// on it.
+    pub fn decision(
+        &self,
+        record: &Value,
+        request: &Disclosing,
+        time: DateTime<FixedOffset>,
+    ) -> Decision {
+        decision::decide(
+            &self.registry,
+            &self.bases,
+            &Request {
+                record,
+                source: request.source.as_deref(),
+                recipient: &request.recipient,
+                purpose: &request.purpose,
+                time,
+            },
+        )
+    }
+
+    /// Decide and, when permitted, prepare the released record for a delivery; nothing is audited yet:
+    /// the caller audits the decision before sending and records the disclosure when the receiver
+    /// acknowledges.
+    pub fn release_for_delivery(
+        &self,
+        record: &Value,
+        request: Disclosing,
+        time: DateTime<FixedOffset>,
+    ) -> Result<Released<Value>, Withheld> {
+        let decision = self.decision(record, &request, time);
+        self.prepare(record, decision, request, time)
     }
 
     /// The registry (to update consents, such as a revocation).
@@ -103,31 +168,15 @@ impl ConsentGate {
         request: &Disclosing,
         time: DateTime<FixedOffset>,
     ) -> Result<Decision, Withheld> {
-        let decision = decision::decide(
-            &self.registry,
-            &self.bases,
-            &Request {
-                record,
-                source: request.source.as_deref(),
-                recipient: &request.recipient,
-                purpose: &request.purpose,
-                time,
-            },
-        );
-        if let Some(audit) = self.audit.as_mut() {
-            let time = time.to_rfc3339();
-            audit.record(&Audited {
-                decision: &decision,
-                recipient: &request.recipient,
-                purpose: &request.purpose,
-                source: request.source.as_deref(),
-                time: &time,
-            })?;
+        let decision = self.decision(record, request, time);
+        if let Some(trail) = self.trail.as_mut() {
+            trail.record(audit_entry(&decision, request, time))?;
         }
         Ok(decision)
     }
 
-    /// Decide, and release the record (redacted as required) when permitted.
+    /// Decide, and release the record (redacted as required) when permitted; the decision is audited and
+    /// the release recorded as a disclosure on the gate's trail (its caller writes it out at once).
     pub fn release(
         &mut self,
         record: Value,
@@ -135,10 +184,24 @@ impl ConsentGate {
         time: DateTime<FixedOffset>,
     ) -> Result<Released<Value>, Withheld> {
         let decision = self.decide(&record, &request, time)?;
+        let released = self.prepare(&record, decision, request, time)?;
+        if let Some(trail) = self.trail.as_mut() {
+            trail.disclose(released.disclosure())?;
+        }
+        Ok(released)
+    }
+
+    fn prepare(
+        &self,
+        record: &Value,
+        decision: Decision,
+        request: Disclosing,
+        time: DateTime<FixedOffset>,
+    ) -> Result<Released<Value>, Withheld> {
         if !decision.permits() {
             return Err(Withheld::Denied(Box::new(decision)));
         }
-        let released = redact::apply(&record, &decision);
+        let released = redact::apply(record, &decision);
         let issues = self.validator.validate(&released);
         if !issues.is_empty() {
             return Err(Withheld::Invalid(
@@ -149,13 +212,12 @@ impl ConsentGate {
                     .join("; "),
             ));
         }
-        if let Some(audit) = self.audit.as_ref() {
-            audit.disclose(&disclosure(&record, &released, &decision, &request, time))?;
-        }
+        let disclosure = disclosure(record, &released, &decision, &request, time);
         Ok(Released {
             record: released,
             decision,
             request,
+            disclosure,
         })
     }
 

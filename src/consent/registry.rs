@@ -37,6 +37,8 @@ pub struct Registry {
     by_id: HashMap<String, usize>,
     by_patient: HashMap<String, Vec<usize>>,
     problems: Vec<RegistryProblem>,
+    /// The admitted consents as loaded (FHIR JSON), to be written into the store.
+    resources: Vec<serde_json::Value>,
 }
 
 impl Registry {
@@ -75,7 +77,11 @@ impl Registry {
                 continue;
             }
             match model::parse(resource) {
-                Ok(consent) => registry.admit(consent, source, known_patients),
+                Ok(consent) => {
+                    if registry.admit(consent, source, known_patients) {
+                        registry.resources.push(resource.clone());
+                    }
+                }
                 Err(errors) => registry.problem(source, record.key.clone(), errors.join("; ")),
             }
         }
@@ -143,7 +149,7 @@ impl Registry {
         consent: Consent,
         source: String,
         known_patients: Option<&HashSet<String>>,
-    ) {
+    ) -> bool {
         if let Some(known) = known_patients
             && !consent.patient.is_any_of(known)
         {
@@ -152,9 +158,15 @@ impl Registry {
                 consent.patient.describe()
             );
             self.problem(source, consent.id.clone(), message);
-            return;
+            return false;
         }
         self.upsert(consent);
+        true
+    }
+
+    /// The admitted consents as loaded (FHIR JSON).
+    pub fn resources(&self) -> &[serde_json::Value] {
+        &self.resources
     }
 
     fn problem(&mut self, source: String, consent: String, message: String) {

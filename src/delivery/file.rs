@@ -1,11 +1,24 @@
 //! The file destination: released records appended to an NDJSON file (a file drop a receiving agency
 //! picks up).
+//!
+//! [`append_line`] appends one record atomically: the file is opened with `O_APPEND`, the whole line goes
+//! out in a single `write_all` and is made durable with `sync_data` before the delivery counts as done, so
+//! concurrent appenders never interleave inside a line. If an earlier crash left a partial last line (the
+//! file does not end with a newline), the next append starts with a newline: the partial line stays on a
+//! line of its own (a reader skips it as invalid JSON; its record was never acknowledged, so the outbox
+//! delivers it again) and is never glued to the new record. Nothing is truncated, so a line another
+//! process is appending at the same moment cannot be cut off.
+//!
+//! [`NdjsonFileDestination`] writes to any writer (`onedoor convert` gives it a temporary file that
+//! replaces the output only when the run succeeds).
 
 use super::Destination;
 use super::encode::fhir_json_line;
 use crate::consent::Released;
 use serde_json::Value;
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
 /// Writes each released record as one NDJSON line.
 pub struct NdjsonFileDestination<W: Write> {
@@ -26,5 +39,59 @@ impl<W: Write> Destination for NdjsonFileDestination<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// Append `line` (which ends with a newline) to the NDJSON file at `path`, created if missing: one write
+/// on an `O_APPEND` file, then `sync_data`. A partial last line left by a crash is ended first.
+pub fn append_line(path: &Path, line: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    if ends_mid_line(&mut file)? {
+        bytes.push(b'\n');
+    }
+    bytes.extend_from_slice(line);
+    file.write_all(&bytes)?;
+    file.sync_data()
+}
+
+/// Whether the file is non-empty and its last byte is not a newline.
+fn ends_mid_line(file: &mut File) -> std::io::Result<bool> {
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::append_line;
+
+    #[test]
+    fn an_append_after_a_partial_last_line_starts_on_a_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drop.ndjson");
+        std::fs::write(&path, b"{\"a\":1}\n{\"b\":").unwrap();
+        append_line(&path, b"{\"c\":3}\n").unwrap();
+        append_line(&path, b"{\"d\":4}\n").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"b\":\n{\"c\":3}\n{\"d\":4}\n");
+    }
+
+    #[test]
+    fn appends_create_the_file_and_add_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.ndjson");
+        append_line(&path, b"{\"a\":1}\n").unwrap();
+        append_line(&path, b"{\"b\":2}\n").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"b\":2}\n");
     }
 }

@@ -1,12 +1,22 @@
 //! The outbox worker: claims due deliveries (a lease, `SKIP LOCKED` on PostgreSQL, so several nodes share
-//! the work), re-runs the consent decision at send time, sends, and records the result: delivered, retried
-//! later (exponential backoff with jitter), dead-lettered after the configured attempts, or withheld.
-//! Each delivery carries an idempotency key so a receiver that saw a request before can recognise it.
+//! the work), re-runs the consent decision at send time, sends, and records the result.
+//!
+//! Each step is one store transaction: the send-time decision with its audit entry (and, when withheld,
+//! the withheld mark); after the send, the delivered mark with its disclosure and a `disclosed` audit
+//! entry — a disclosure is recorded only once the receiver acknowledged; or the failure with its next
+//! attempt. Retries span the configured window (`retry_window_ms`, from when the delivery was queued):
+//! capped exponential backoff with jitter, or longer when the receiver's `Retry-After` asks. After the
+//! window a delivery is a dead letter, audited as not disclosed. Dead letters are retried when their
+//! destination answers again: at once after any delivery to it succeeds, and by a probe (one dead letter
+//! per destination every `dead_letter_probe_ms`). Each delivery carries an idempotency key so a receiver
+//! that saw a request before can recognise it.
 
 use super::send::{SendError, Sender};
-use crate::consent::{Disclosing, Withheld};
+use crate::consent::audit::{AuditEntry, EntryKind};
+use crate::consent::{Released, Withheld, gate};
 use crate::gateway::Gateway;
-use crate::store::{OutboxItem, now_ms};
+use crate::store::{DeliveryKind, OutboxItem, StoreError, now_ms};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -16,9 +26,14 @@ const BATCH: i64 = 16;
 /// Run until `stop` turns true; the batch in hand is finished first (graceful shutdown).
 pub async fn run(gateway: Arc<Gateway>, sender: Arc<Sender>, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(gateway.config.server.outbox_poll_ms);
+    let mut last_probe = now_ms();
     loop {
         if *stop.borrow() {
             break;
+        }
+        if now_ms() - last_probe >= gateway.config.server.dead_letter_probe_ms as i64 {
+            last_probe = now_ms();
+            probe(&gateway).await;
         }
         let worked = match gateway
             .store
@@ -47,89 +62,183 @@ pub async fn run(gateway: Arc<Gateway>, sender: Arc<Sender>, mut stop: watch::Re
     tracing::info!("outbox worker stopped");
 }
 
+async fn probe(gateway: &Gateway) {
+    let quiet = gateway.config.server.dead_letter_probe_ms as i64;
+    match gateway.store.probe_dead_letters(quiet).await {
+        Ok(0) => {}
+        Ok(probed) => tracing::info!(probed, "dead letters probed: one per destination tried again"),
+        Err(err) => tracing::error!(error = %err, "dead-letter probe failed"),
+    }
+}
+
+/// What an attempt came to.
+enum Attempt {
+    /// The receiver acknowledged; the disclosure to record (referrals).
+    Delivered(Option<(AuditEntry, crate::consent::audit::Disclosure)>),
+    /// The gate withheld it at send time (already recorded).
+    Withheld,
+    /// The send failed; the decision's audit entry (referrals), for a dead letter.
+    Failed(SendError, Option<AuditEntry>),
+}
+
 async fn deliver(gateway: &Gateway, sender: &Sender, item: OutboxItem) {
     let started = std::time::Instant::now();
-    let result = attempt(gateway, sender, &item).await;
+    let attempt = match attempt(gateway, sender, &item).await {
+        Ok(attempt) => attempt,
+        Err(err) => {
+            tracing::error!(outbox = %item.id, error = %err, "delivery could not be prepared; the lease will expire and it will be tried again");
+            return;
+        }
+    };
     metrics::histogram!("onedoor_delivery_seconds").record(started.elapsed().as_secs_f64());
-    let store = &gateway.store;
-    let recorded = match result {
-        Ok(()) => {
-            metrics::counter!("onedoor_deliveries_total", "outcome" => "delivered").increment(1);
-            tracing::info!(outbox = %item.id, message = %item.message_id, destination = %item.destination, "delivered");
-            store.delivered(&item.id).await
-        }
-        Err(Failure::Withheld(reason)) => {
-            metrics::counter!("onedoor_deliveries_total", "outcome" => "withheld").increment(1);
-            tracing::info!(outbox = %item.id, message = %item.message_id, "withheld by the consent gate at send time");
-            store.withheld(&item.id, &reason).await
-        }
-        Err(Failure::Send(error)) => {
-            let attempts = item.attempts + 1;
-            let next = (attempts < gateway.config.server.max_attempts)
-                .then(|| now_ms() + backoff_ms(gateway.config.server.retry_base_ms, attempts));
-            let outcome = if next.is_some() { "retried" } else { "dead" };
-            metrics::counter!("onedoor_deliveries_total", "outcome" => outcome).increment(1);
-            tracing::warn!(outbox = %item.id, message = %item.message_id, attempts, outcome, error = %error, "delivery failed");
-            store.failed(&item.id, &error.to_string(), next).await
-        }
+    let recorded = match attempt {
+        Attempt::Delivered(disclosed) => delivered(gateway, &item, disclosed).await,
+        Attempt::Withheld => Ok(()),
+        Attempt::Failed(error, entry) => failed(gateway, &item, &error, entry).await,
     };
     if let Err(err) = recorded {
         tracing::error!(outbox = %item.id, error = %err, "could not record the delivery result; the lease will expire and it will be retried");
     }
 }
 
-enum Failure {
-    Withheld(String),
-    Send(SendError),
+async fn delivered(
+    gateway: &Gateway,
+    item: &OutboxItem,
+    disclosed: Option<(AuditEntry, crate::consent::audit::Disclosure)>,
+) -> Result<(), StoreError> {
+    let store = &gateway.store;
+    let mut tx = store.begin().await?;
+    let mut head = store.lock_chain(&mut tx).await?;
+    if store.mark_delivered(&mut tx, &item.id).await?
+        && let Some((entry, disclosure)) = disclosed
+    {
+        store.record_disclosure(&mut tx, Some(&item.id), &disclosure).await?;
+        let entry = entry.for_delivery(EntryKind::Disclosed, &item.id);
+        store.append_audit(&mut tx, &mut head, vec![entry]).await?;
+    }
+    tx.commit().await?;
+    metrics::counter!("onedoor_deliveries_total", "outcome" => "delivered").increment(1);
+    tracing::info!(outbox = %item.id, message = %item.message_id, destination = %item.destination, "delivered");
+    let requeued = store.requeue_dead(&item.destination).await?;
+    if requeued > 0 {
+        tracing::info!(destination = %item.destination, requeued, "the destination answers again: its dead letters are queued again");
+    }
+    Ok(())
 }
 
-async fn attempt(gateway: &Gateway, sender: &Sender, item: &OutboxItem) -> Result<(), Failure> {
-    let message = match gateway.store.message(&item.message_id).await {
-        Ok(Some(message)) => message,
-        Ok(None) => return Err(Failure::Send(SendError::Other("message not found".into()))),
-        Err(err) => return Err(Failure::Send(SendError::Other(err.to_string()))),
-    };
-    if item.kind == "notification" {
-        return sender
-            .notify(&item.destination, &message.body, &item.idempotency_key)
-            .await
-            .map_err(Failure::Send);
+async fn failed(
+    gateway: &Gateway,
+    item: &OutboxItem,
+    error: &SendError,
+    entry: Option<AuditEntry>,
+) -> Result<(), StoreError> {
+    let attempts = item.attempts + 1;
+    let next = next_attempt(&gateway.config.server, item, attempts, error.retry_after());
+    let outcome = if next.is_some() { "retried" } else { "dead" };
+    metrics::counter!("onedoor_deliveries_total", "outcome" => outcome).increment(1);
+    tracing::warn!(outbox = %item.id, message = %item.message_id, attempts, outcome, error = %error, "delivery failed");
+    let store = &gateway.store;
+    let mut tx = store.begin().await?;
+    let mut head = store.lock_chain(&mut tx).await?;
+    store.mark_failed(&mut tx, &item.id, &error.to_string(), next).await?;
+    if let (None, Some(entry)) = (next, entry) {
+        let entry = entry.for_delivery(EntryKind::NotDisclosed, &item.id);
+        store.append_audit(&mut tx, &mut head, vec![entry]).await?;
     }
-    let Some(destination) = gateway.config.destinations.get(&item.destination) else {
-        return Err(Failure::Send(SendError::Other(format!(
-            "destination '{}' is no longer configured",
-            item.destination
-        ))));
+    tx.commit().await
+}
+
+/// When to try again, or `None` for a dead letter: capped exponential backoff with jitter, at least what
+/// `Retry-After` asks, and never past the retry window (nor `max_attempts`, when set).
+fn next_attempt(
+    server: &crate::config::Server,
+    item: &OutboxItem,
+    attempts: i64,
+    retry_after: Option<Duration>,
+) -> Option<i64> {
+    if server.max_attempts > 0 && attempts >= server.max_attempts {
+        return None;
+    }
+    let backoff = backoff_ms(server.retry_base_ms, server.retry_max_delay_ms, attempts);
+    let asked = retry_after.map_or(0, |d| d.as_millis() as i64);
+    let at = now_ms() + backoff.max(asked);
+    (at <= item.created_at + server.retry_window_ms as i64).then_some(at)
+}
+
+async fn attempt(gateway: &Gateway, sender: &Sender, item: &OutboxItem) -> Result<Attempt, StoreError> {
+    let Some(message) = gateway.store.message(&item.message_id).await? else {
+        return Ok(Attempt::Failed(SendError::Other("message not found".into()), None));
     };
-    let request = Disclosing {
-        recipient: destination.org.clone(),
-        purpose: destination.purpose.clone(),
-        source: None,
+    if item.kind == DeliveryKind::Notification {
+        return Ok(match sender.notify(&item.destination, &message.body, &item.idempotency_key).await {
+            Ok(()) => Attempt::Delivered(None),
+            Err(error) => Attempt::Failed(error, None),
+        });
+    }
+    let Some(request) = gateway.disclosing_to(&item.destination) else {
+        let error = SendError::Other(format!("destination '{}' is no longer configured", item.destination));
+        return Ok(Attempt::Failed(error, None));
     };
-    let released =
-        gateway
-            .gate
-            .lock()
-            .await
-            .release(message.body, request, chrono::Utc::now().fixed_offset());
-    match released {
-        Ok(released) => sender
-            .send(&item.destination, &released, &item.idempotency_key)
-            .await
-            .map_err(Failure::Send),
-        Err(Withheld::Denied(decision)) => Err(Failure::Withheld(
-            decision.explanation.last().cloned().unwrap_or_default(),
-        )),
-        Err(other) => Err(Failure::Send(SendError::Other(other.to_string()))),
+    let (released, entry) = match decide_at_send(gateway, item, &message.body, request).await? {
+        Some(decided) => decided,
+        None => return Ok(Attempt::Withheld),
+    };
+    Ok(match sender.send(&item.destination, &released, &item.idempotency_key).await {
+        Ok(()) => Attempt::Delivered(Some((entry, released.disclosure().clone()))),
+        Err(error) => Attempt::Failed(error, Some(entry)),
+    })
+}
+
+/// The send-time decision, audited in its own transaction; a withheld delivery is marked in it too
+/// (`None`). A redacted record that is not valid FHIR is never sent: it fails like a send would.
+async fn decide_at_send(
+    gateway: &Gateway,
+    item: &OutboxItem,
+    record: &Value,
+    request: crate::consent::Disclosing,
+) -> Result<Option<(Released<Value>, AuditEntry)>, StoreError> {
+    let store = &gateway.store;
+    let now = chrono::Utc::now().fixed_offset();
+    let mut tx = store.begin().await?;
+    let mut head = store.lock_chain(&mut tx).await?;
+    let outcome = gateway
+        .with_gate(&mut tx, |gate| gate.release_for_delivery(record, request.clone(), now))
+        .await
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let decision = match &outcome {
+        Ok(released) => released.decision().clone(),
+        Err(Withheld::Denied(decision)) => (**decision).clone(),
+        Err(other) => {
+            tracing::error!(outbox = %item.id, error = %other, "the released record is not valid; not sent");
+            store.mark_withheld(&mut tx, &item.id, &other.to_string()).await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
+    };
+    let entry = gate::audit_entry(&decision, &request, now);
+    store.append_audit(&mut tx, &mut head, vec![entry.clone()]).await?;
+    match outcome {
+        Ok(released) => {
+            tx.commit().await?;
+            Ok(Some((released, entry)))
+        }
+        Err(_) => {
+            let reason = decision.explanation.last().cloned().unwrap_or_default();
+            store.mark_withheld(&mut tx, &item.id, &reason).await?;
+            tx.commit().await?;
+            metrics::counter!("onedoor_deliveries_total", "outcome" => "withheld").increment(1);
+            tracing::info!(outbox = %item.id, message = %item.message_id, "withheld by the consent gate at send time");
+            Ok(None)
+        }
     }
 }
 
-/// Exponential backoff with jitter: base × 2^(attempt−1), plus up to one base of jitter, at most 10 minutes.
-pub fn backoff_ms(base: u64, attempt: i64) -> i64 {
-    let exponent = (attempt.max(1) - 1).min(16) as u32;
-    let delay = base.saturating_mul(1u64 << exponent).min(600_000);
+/// Exponential backoff with jitter: base × 2^(attempt−1), plus up to one base of jitter, at most `cap`.
+pub fn backoff_ms(base: u64, cap: u64, attempt: i64) -> i64 {
+    let exponent = (attempt.max(1) - 1).min(30) as u32;
     let jitter = uuid::Uuid::new_v4().as_u128() as u64 % base.max(1);
-    (delay + jitter) as i64
+    let delay = base.saturating_mul(1u64 << exponent).saturating_add(jitter).min(cap.max(1));
+    delay as i64
 }
 
 #[cfg(test)]
@@ -137,15 +246,12 @@ mod tests {
     use super::backoff_ms;
 
     #[test]
-    fn backoff_doubles_with_bounded_jitter() {
+    fn backoff_doubles_with_bounded_jitter_up_to_the_cap() {
         for attempt in 1..6 {
-            let delay = backoff_ms(100, attempt);
+            let delay = backoff_ms(100, 1_000_000, attempt);
             let floor = 100 * (1 << (attempt - 1));
-            assert!(
-                delay >= floor && delay < floor + 100,
-                "attempt {attempt}: {delay}"
-            );
+            assert!(delay >= floor && delay < floor + 100, "attempt {attempt}: {delay}");
         }
-        assert!(backoff_ms(1000, 40) <= 601_000);
+        assert_eq!(backoff_ms(1000, 900_000, 40), 900_000);
     }
 }

@@ -8,7 +8,6 @@ use crate::config::{Config, DestinationKind};
 use crate::consent::Released;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::Write;
 use std::time::Duration;
 
 /// Why a send failed (the outbox retries).
@@ -19,6 +18,8 @@ pub enum SendError {
     Status {
         /// The status.
         status: u16,
+        /// How long the receiver asked to wait (`Retry-After`).
+        retry_after: Option<Duration>,
     },
     /// The request did not complete.
     #[error("request failed: {0}")]
@@ -101,15 +102,9 @@ impl Sender {
                 .map_err(|e| SendError::Other(e.to_string()));
         }
         if target.kind == DestinationKind::File {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&target.endpoint)
-                .map_err(|e| SendError::Other(e.to_string()))?;
-            return file
-                .write_all(&fhir_json_line(released))
-                .and_then(|_| file.sync_data())
-                .map_err(|e| SendError::Other(e.to_string()));
+            let path = std::path::Path::new(&target.endpoint);
+            return super::file::append_line(path, &fhir_json_line(released))
+                .map_err(|e| SendError::Other(format!("{}: {e}", path.display())));
         }
         let client = self.clients.get(destination).unwrap_or(&self.plain);
         let mut request = client
@@ -148,13 +143,55 @@ impl Sender {
     }
 }
 
+impl SendError {
+    /// How long the receiver asked to wait before the next attempt.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
 fn check(response: reqwest::Response) -> Result<(), SendError> {
     let status = response.status();
     if status.is_success() {
-        Ok(())
-    } else {
-        Err(SendError::Status {
-            status: status.as_u16(),
-        })
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    Err(SendError::Status {
+        status: status.as_u16(),
+        retry_after,
+    })
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3); a date in the past is no wait.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retry_after;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -4,6 +4,7 @@
 use super::AppState;
 use super::auth::Admin;
 use super::error::ApiError;
+use crate::store::DeliveryStatus;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
@@ -16,10 +17,17 @@ pub async fn messages(
     _admin: Admin,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let status = params
+        .get("status")
+        .map(|s| s.parse::<DeliveryStatus>())
+        .transpose()
+        .map_err(|_| {
+            ApiError::Invalid("status: expected pending, delivered, withheld or dead".into())
+        })?;
     let rows = state
         .gateway
         .store
-        .outbox(params.get("status").map(String::as_str), 500)
+        .outbox(status, 500)
         .await?;
     Ok(Json(json!({"deliveries": rows})))
 }
@@ -30,11 +38,23 @@ pub async fn dead_letters(
     _admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({"deliveries": state.gateway.store.outbox(Some("dead"), 500).await?}),
+        json!({"deliveries": state.gateway.store.outbox(Some(DeliveryStatus::Dead), 500).await?}),
     ))
 }
 
-/// `POST /admin/messages/{id}/replay`: every undelivered delivery of the message is queued again.
+/// `POST /admin/dead-letters/{destination}/replay`: every dead letter of a destination is queued again.
+pub async fn replay_destination(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+    Path(destination): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let queued = state.gateway.store.requeue_dead(&destination).await?;
+    tracing::info!(%destination, queued, "dead letters replayed");
+    Ok(Json(json!({"destination": destination, "queued": queued})))
+}
+
+/// `POST /admin/messages/{id}/replay`: every undelivered delivery of the message (referrals and
+/// notifications) is queued again.
 pub async fn replay(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
@@ -58,8 +78,6 @@ pub async fn disclosures(
     let patient = params
         .get("patient")
         .ok_or_else(|| ApiError::Invalid("patient is required".into()))?;
-    let found =
-        crate::consent::audit::disclosures(&state.gateway.config.consent.audit_dir, patient)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let found = state.gateway.store.disclosures(patient).await?;
     Ok(Json(json!({"patient": patient, "disclosures": found})))
 }

@@ -54,13 +54,16 @@ impl FromRequestParts<Arc<AppState>> for Partner {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
-        let (name, org) = state
+        let found = state
             .gateway
             .store
             .partner_by_key(&key_hash(&key))
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(Partner { name, org })
+        Ok(Partner {
+            name: found.name,
+            org: found.org,
+        })
     }
 }
 

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// A workflow rule forbids it.
     #[error("{0}")]
     Conflict(String),
+    /// The update was based on a version that is no longer current (`If-Match`).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The admin API is not enabled or the token is wrong.
     #[error("forbidden")]
     Forbidden,
@@ -35,6 +38,7 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "business-rule"),
+            Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "conflict"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "exception"),
         }
@@ -48,6 +52,7 @@ impl From<crate::gateway::GatewayError> for ApiError {
             G::Invalid(why) => Self::Invalid(why),
             G::Conflict(why) => Self::Conflict(why),
             G::NotFound => Self::NotFound,
+            G::Store(store) => store.into(),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -55,7 +60,10 @@ impl From<crate::gateway::GatewayError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> Self {
-        Self::Internal(err.to_string())
+        match err {
+            crate::store::StoreError::VersionConflict(why) => Self::PreconditionFailed(why),
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

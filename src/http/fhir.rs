@@ -92,7 +92,7 @@ pub async fn create_service_request(
         .resource("ServiceRequest", &id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let status = if accepted.created {
+    let status = if accepted.created() {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -251,6 +251,7 @@ pub async fn put_consent(
     State(state): State<Arc<AppState>>,
     partner: Partner,
     id: Option<Path<String>>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let mut consent = parse(&body)?;
@@ -283,8 +284,11 @@ pub async fn put_consent(
         status: consent["status"].as_str().map(str::to_owned),
         focus: None,
     };
-    gateway.store.put_resource(&consent, &index).await?;
-    gateway.gate.lock().await.registry_mut().upsert(parsed);
+    let _ = parsed;
+    gateway
+        .store
+        .put_consent(&consent, &index, expected_version(&headers)?)
+        .await?;
     tracing::info!(consent = %id, "consent recorded");
     let stored = gateway
         .store
@@ -299,6 +303,20 @@ pub async fn put_consent(
         },
         stored.body,
     ))
+}
+
+/// The version an update is based on, from `If-Match` (`W/"3"` or `"3"`), FHIR's version-aware update.
+fn expected_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("if-match") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let inner = text.trim_start_matches("W/").trim_matches('"');
+    inner.parse().map(Some).map_err(|_| {
+        ApiError::Invalid(format!(
+            "If-Match '{text}': expected a version as W/\"N\""
+        ))
+    })
 }
 
 /// `POST /fhir`: a transaction Bundle (a whole referral).
@@ -319,7 +337,7 @@ pub async fn transaction(
             bundle.clone(),
         )
         .await?;
-    let status = if accepted.created {
+    let status = if accepted.created() {
         "201 Created"
     } else {
         "200 OK"

@@ -55,12 +55,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/fhir/Consent",
-            post(|s, p, b| fhir::put_consent(s, p, None, b))
+            post(|s, p, h, b| fhir::put_consent(s, p, None, h, b))
                 .get(|s, p, q| fhir::search(s, p, Path("Consent".to_owned()), q)),
         )
         .route(
             "/fhir/Consent/{id}",
-            put(|s, p, id, b| fhir::put_consent(s, p, Some(id), b)).get(
+            put(|s, p, id, h, b| fhir::put_consent(s, p, Some(id), h, b)).get(
                 |s, p, Path(id): Path<String>| fhir::read(s, p, Path(("Consent".to_owned(), id))),
             ),
         )
@@ -79,6 +79,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/messages", get(admin::messages))
         .route("/admin/dead-letters", get(admin::dead_letters))
         .route("/admin/messages/{id}/replay", post(admin::replay))
+        .route(
+            "/admin/dead-letters/{destination}/replay",
+            post(admin::replay_destination),
+        )
         .route("/admin/disclosures", get(admin::disclosures))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -1,69 +1,103 @@
-//! Embedded migrations, applied in order at start-up; each is recorded so it runs once. The SQL is the
-//! subset SQLite and PostgreSQL share.
+//! Migrations: SQL files under `src/store/migrations/`, the same for SQLite and PostgreSQL (the one
+//! dialect difference, the binary column type, is the `{blob}` placeholder), embedded in the binary and
+//! applied in order at start-up, each in one transaction and recorded in `schema_migrations` so it runs
+//! once. A database that records a version this build does not know was migrated by a newer onedoor and
+//! is refused rather than used.
 
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 use sqlx::Row;
 
-const MIGRATIONS: &[(i64, &str, &[&str])] = &[
-    (
-        1,
-        "messages, outbox, resources, jobs, partners",
-        &[
-            "CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, source TEXT NOT NULL, source_key TEXT NOT NULL, \
-         received_at BIGINT NOT NULL, body TEXT NOT NULL, UNIQUE (source, source_key))",
-            "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, message_id TEXT NOT NULL, kind TEXT NOT NULL, destination TEXT NOT NULL, \
-         status TEXT NOT NULL, attempts BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, claimed_until BIGINT NOT NULL, \
-         last_error TEXT, delivered_at BIGINT, idempotency_key TEXT NOT NULL, created_at BIGINT NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)",
-            "CREATE INDEX IF NOT EXISTS outbox_message ON outbox (message_id)",
-            "CREATE TABLE IF NOT EXISTS resources (resource_type TEXT NOT NULL, id TEXT NOT NULL, version BIGINT NOT NULL, body TEXT NOT NULL, \
-         patient TEXT, sender_org TEXT, receiver_org TEXT, status TEXT, focus TEXT, updated_at BIGINT NOT NULL, PRIMARY KEY (resource_type, id))",
-            "CREATE INDEX IF NOT EXISTS resources_patient ON resources (resource_type, patient)",
-            "CREATE INDEX IF NOT EXISTS resources_focus ON resources (resource_type, focus)",
-            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, source TEXT NOT NULL, status TEXT NOT NULL, created_at BIGINT NOT NULL, \
-         updated_at BIGINT NOT NULL, report TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS partners (name TEXT PRIMARY KEY, org TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL)",
-        ],
-    ),
+/// (version, file name, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_core.sql", include_str!("migrations/0001_core.sql")),
     (
         2,
-        "repeat-incident sightings (hashed person and address keys)",
-        &[
-            "CREATE TABLE IF NOT EXISTS incident_sightings (key TEXT NOT NULL, incident TEXT NOT NULL, occurred TEXT NOT NULL, \
-             seq BIGINT NOT NULL, PRIMARY KEY (key, incident))",
-            "CREATE INDEX IF NOT EXISTS incident_sightings_incident ON incident_sightings (incident)",
-        ],
+        "0002_incident_sightings.sql",
+        include_str!("migrations/0002_incident_sightings.sql"),
+    ),
+    (
+        3,
+        "0003_one_source_of_truth.sql",
+        include_str!("migrations/0003_one_source_of_truth.sql"),
     ),
 ];
 
-/// Apply the migrations not yet applied.
+/// The newest schema version this build knows.
+pub fn known_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+/// Apply the migrations not yet applied; refuse a database a newer onedoor migrated.
 pub async fn run(store: &Store) -> Result<(), StoreError> {
-    store.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL)").await?;
-    for (version, description, statements) in MIGRATIONS {
-        let done =
-            sqlx::query(&store.sql("SELECT version FROM schema_migrations WHERE version = $1"))
-                .bind(*version)
-                .fetch_optional(&store.pool)
-                .await?
-                .map(|row| row.try_get::<i64, _>("version"))
-                .transpose()?
-                .is_some();
-        if done {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL)")
+        .execute(store.pool())
+        .await?;
+    let newest: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM schema_migrations")
+        .fetch_one(store.pool())
+        .await?
+        .try_get("v")?;
+    if let Some(found) = newest.filter(|v| *v > known_version()) {
+        return Err(StoreError::NewerSchema {
+            found,
+            known: known_version(),
+        });
+    }
+    for (version, name, sql) in MIGRATIONS {
+        if newest.is_some_and(|n| n >= *version) {
             continue;
         }
-        let mut tx = store.pool.begin().await?;
-        for statement in *statements {
-            sqlx::query(statement).execute(&mut *tx).await?;
-        }
-        sqlx::query(
-            &store.sql("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)"),
-        )
-        .bind(*version)
-        .bind(*description)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        tracing::info!(version, "migration applied");
+        apply(store, *version, name, sql).await?;
     }
     Ok(())
+}
+
+async fn apply(store: &Store, version: i64, name: &str, sql: &str) -> Result<(), StoreError> {
+    let blob = match store.backend() {
+        Backend::Sqlite => "BLOB",
+        Backend::Postgres => "BYTEA",
+    };
+    let mut tx = store.begin().await?;
+    // Another node may be migrating at the same moment: the first to record the version wins, the other's
+    // transaction fails on the primary key and rolls back, and it finds the version applied.
+    for statement in statements(sql) {
+        sqlx::query(&statement.replace("{blob}", blob))
+            .execute(tx.conn())
+            .await?;
+    }
+    sqlx::query(&store.sql(
+        "INSERT INTO schema_migrations (version, description) VALUES ($1, $2)",
+    ))
+    .bind(version)
+    .bind(name)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    tracing::info!(version, name, "migration applied");
+    Ok(())
+}
+
+/// The statements of a migration file: `;`-separated, `--` comment lines left out.
+fn statements(sql: &str) -> Vec<String> {
+    let text: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_splits_into_statements() {
+        for (_, name, sql) in super::MIGRATIONS {
+            let statements = super::statements(sql);
+            assert!(!statements.is_empty(), "{name}");
+            assert!(statements.iter().all(|s| !s.contains("--")), "{name}");
+        }
+    }
 }

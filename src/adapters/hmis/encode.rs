@@ -1,8 +1,9 @@
 //! The HMIS CSV encoder: referrals released by the consent gate, written as HUD HMIS CSV FY2024 (Export.csv,
 //! Client.csv, Enrollment.csv, Event.csv, with the full headers) so an HMIS can import them. Files in the
-//! folder are appended to; headers are written when a file is new. Each client, enrollment and event is
-//! written once per folder: the ids already in the files are read when the encoder opens, so repeated
-//! deliveries (one encoder per delivery on the server, or a redelivery after a crash) add no duplicate rows.
+//! folder are appended to; the header is written when a file is new or empty. Each client, enrollment and
+//! event is written once per folder: the ids already in the files are read when the encoder opens, so
+//! repeated deliveries (one encoder per delivery on the server, or a redelivery after a crash) add no
+//! duplicate rows.
 //! `HashStatus` is 1 (unhashed): names leave only under the consent decision that released them.
 //!
 //! What the canonical model carries is kept: the client's id, names, birth date and gender fields; each
@@ -11,14 +12,24 @@
 //! enrollment, date, HUD 4.20 event code (from the ServiceRequest's `urn:onedoor:hud:4.20` category), and the
 //! result (Task status completed → 1, rejected → 2 or 3 by the reason) with its date. A referral from another
 //! source gets an enrollment made for it (`OD-<event>`).
+//!
+//! Crash safety: each row is one `write_all` on a file opened with `O_APPEND` (with the header, in the same
+//! write, when the file is empty), then `sync_data`. A row torn by a crash (the file does not end with a
+//! newline) is truncated back to the last newline outside quotes, the end of the last whole row, when the
+//! encoder opens and before every append, so the next row is never glued to it and the ids read on open come
+//! from whole rows only; a torn header leaves an empty file, which gets its header again. (CSV is truncated,
+//! not ended with a newline as the NDJSON file destination does, because a short row breaks the whole file
+//! for a CSV reader; the rows cut were never acknowledged, so they are delivered again.) A crash between
+//! files leaves every file whole: a redelivery writes the rows that are missing and skips those already
+//! there. One writer per folder at a time is assumed, as for the id sets.
 
 use super::tables;
 use crate::consent::Released;
 use crate::consent::subject::resources;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::fs::OpenOptions;
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The code system of HUD 4.20 Coordinated Entry events.
@@ -31,6 +42,15 @@ const RECORD_TYPE_SYSTEM: &str = "urn:onedoor:hud:services-record-type";
 const SERVICE_TYPE_SYSTEM: &str = "urn:onedoor:hud:services:";
 const FINANCIAL_ASSISTANCE: &str = "Financial assistance: ";
 const EXPORT_ID: &str = "onedoor";
+/// The files the encoder writes (a torn last row in any of them is cut when it opens).
+const FILES: [&str; 6] = [
+    "Export.csv",
+    "Client.csv",
+    "Enrollment.csv",
+    "Exit.csv",
+    "Services.csv",
+    "Event.csv",
+];
 
 /// Writes released referrals into an HMIS CSV folder.
 pub struct HmisCsvEncoder {
@@ -49,8 +69,11 @@ impl HmisCsvEncoder {
     /// Prepare `dir` (created if missing; Export.csv written once). Enrollments go to `project_id`.
     pub fn create(dir: &Path, project_id: &str) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        for name in FILES {
+            drop_partial_row_of(&dir.join(name))?;
+        }
         let export = dir.join("Export.csv");
-        if !export.exists() {
+        if ids_in(&export, "ExportID")?.is_empty() {
             let now = timestamp();
             let mut row: HashMap<&str, String> = HashMap::new();
             row.insert("ExportID", EXPORT_ID.into());
@@ -429,14 +452,29 @@ fn referral_result(task: &Value) -> (String, String) {
     (result.to_owned(), when)
 }
 
-/// Append a row (writing the header first when the file is new), fields in the header's order.
+/// Append a row atomically (with the header first when the file is empty), fields in the header's order:
+/// a torn last row is cut first, then one `write_all` on an `O_APPEND` file and `sync_data`.
 fn append(path: &Path, columns: &[&str], row: &HashMap<&str, String>) -> io::Result<()> {
-    let new = !path.exists();
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let new = drop_partial_row(&mut file)? == 0;
+    file.write_all(&row_bytes(columns, row, new)?)?;
+    file.sync_data()?;
+    if new {
+        sync_parent(path)?;
+    }
+    Ok(())
+}
+
+/// The CSV bytes of a row (after the header when `header`).
+fn row_bytes(columns: &[&str], row: &HashMap<&str, String>, header: bool) -> io::Result<Vec<u8>> {
     let mut writer = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Necessary)
-        .from_writer(file);
-    if new {
+        .from_writer(Vec::new());
+    if header {
         writer.write_record(columns)?;
     }
     writer.write_record(
@@ -444,5 +482,105 @@ fn append(path: &Path, columns: &[&str], row: &HashMap<&str, String>) -> io::Res
             .iter()
             .map(|c| row.get(c).map(String::as_str).unwrap_or_default()),
     )?;
-    writer.flush()
+    writer.into_inner().map_err(|e| e.into_error())
+}
+
+/// [`drop_partial_row`] on the file at `path`, when there is one (no file is made).
+fn drop_partial_row_of(path: &Path) -> io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut file = OpenOptions::new().read(true).append(true).open(path)?;
+    drop_partial_row(&mut file).map(|_| ())
+}
+
+/// Cut a row a crash left partial (the file does not end with a newline) back to the end of the last whole
+/// row, so nothing is glued to it; a torn header leaves the file empty. Returns the file's length after.
+fn drop_partial_row(file: &mut File) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::End(-1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(len);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let whole = end_of_last_whole_row(BufReader::new(&*file))?;
+    file.set_len(whole)?;
+    file.sync_data()?;
+    Ok(whole)
+}
+
+/// The offset just past the last newline outside quotes (a quoted field may hold newlines).
+fn end_of_last_whole_row(reader: impl Read) -> io::Result<u64> {
+    let (mut quoted, mut at, mut end) = (false, 0u64, 0u64);
+    for byte in reader.bytes() {
+        at += 1;
+        match byte? {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => end = at,
+            _ => {}
+        }
+    }
+    Ok(end)
+}
+
+/// Make a new file's directory entry durable (where directories can be synced).
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if cfg!(unix) => File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HmisCsvEncoder, append, ids_in};
+    use std::collections::HashMap;
+
+    const COLUMNS: &[&str] = &["PersonalID", "FirstName"];
+
+    fn row(id: &str, name: &str) -> HashMap<&'static str, String> {
+        HashMap::from([("PersonalID", id.to_owned()), ("FirstName", name.to_owned())])
+    }
+
+    #[test]
+    fn a_row_torn_by_a_crash_is_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Client.csv");
+        std::fs::write(&path, "PersonalID,FirstName\nC1,\"Ann\nMarie\"\nC2,Bo").unwrap();
+        append(&path, COLUMNS, &row("C3", "Cy")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "PersonalID,FirstName\nC1,\"Ann\nMarie\"\nC3,Cy\n");
+    }
+
+    #[test]
+    fn an_empty_or_torn_header_file_gets_its_header_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("Empty.csv");
+        let torn = dir.path().join("Torn.csv");
+        std::fs::write(&empty, "").unwrap();
+        std::fs::write(&torn, "Personal").unwrap();
+        for path in [&empty, &torn] {
+            append(path, COLUMNS, &row("C1", "Al")).unwrap();
+            let text = std::fs::read_to_string(path).unwrap();
+            assert_eq!(text, "PersonalID,FirstName\nC1,Al\n", "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn opening_cuts_torn_rows_and_writes_a_missing_export_row() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Export.csv"), "").unwrap();
+        std::fs::write(dir.path().join("Client.csv"), "PersonalID,FirstName\nC1,Al\nC2").unwrap();
+        HmisCsvEncoder::create(dir.path(), "p").unwrap();
+        let clients = ids_in(&dir.path().join("Client.csv"), "PersonalID").unwrap();
+        assert_eq!(clients.into_iter().collect::<Vec<_>>(), ["C1"]);
+        let exports = ids_in(&dir.path().join("Export.csv"), "ExportID").unwrap();
+        assert_eq!(exports.len(), 1);
+        assert!(!dir.path().join("Exit.csv").exists(), "no empty files are made");
+    }
 }

@@ -1,0 +1,254 @@
+//! The ingest job runner: any node claims a stored job (a lease, like outbox work), writes its upload out
+//! of the store into a temporary folder under its own name, runs the source's mapping through the
+//! pipeline, and hands every bundle to the gateway, which stores it and advances the job in one
+//! transaction. A job interrupted by a crash or a restart is claimed again when its lease ends; the
+//! records already committed are skipped, so it resumes from the last one, and its report counts the
+//! resumption. Re-ingesting the same records never duplicates them (the gateway knows each referral).
+
+use crate::adapters::niem::IncidentHistory;
+use crate::canonical::bundle;
+use crate::gateway::{Arrival, Gateway, GatewayError, JobCursor};
+use crate::mapping::EngineOptions;
+use crate::pipeline::{self, Sink};
+use crate::store::StoreError;
+use crate::store::jobs::{ClaimedJob, JobStatus};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Run until `stop` turns true (a job in hand is finished first).
+pub async fn run(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
+    let poll = Duration::from_millis(gateway.config.server.outbox_poll_ms.max(100) * 4);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let lease = gateway.config.server.claim_lease_ms as i64;
+        match gateway.store.claim_job(&gateway.node, lease).await {
+            Ok(Some(job)) => {
+                run_job(&gateway, job).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::error!(error = %err, "job claim failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = gateway.jobs_waiting.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+    tracing::info!("job runner stopped");
+}
+
+async fn run_job(gateway: &Arc<Gateway>, job: ClaimedJob) {
+    let id = job.id.clone();
+    if job.resumed > 0 {
+        tracing::info!(job = %id, from_record = job.records_done, resumed = job.resumed, "job resumed after an interruption");
+    }
+    let outcome = execute(gateway, job).await;
+    let (status, report) = match outcome {
+        Ok(report) => (JobStatus::Done, report),
+        Err(JobError::ClaimLost) => {
+            tracing::warn!(job = %id, "another node took the job over; leaving it");
+            return;
+        }
+        Err(JobError::Store(err)) => {
+            tracing::error!(job = %id, error = %err, "the store failed during the job; it will be resumed when its lease ends");
+            return;
+        }
+        Err(JobError::Failed(message)) => (JobStatus::Failed, json!({"error": message})),
+    };
+    match gateway.store.finish_job(&id, &gateway.node, status, &report).await {
+        Ok(()) => tracing::info!(job = %id, status = %status, "ingest finished"),
+        Err(err) => tracing::error!(job = %id, error = %err, "could not record the job's end"),
+    }
+}
+
+/// Why a job stopped.
+enum JobError {
+    /// Another node holds it now.
+    ClaimLost,
+    /// The store failed; the job is resumed later.
+    Store(StoreError),
+    /// The upload as a whole cannot be converted.
+    Failed(String),
+}
+
+impl From<StoreError> for JobError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::ClaimLost(_) => Self::ClaimLost,
+            other => Self::Store(other),
+        }
+    }
+}
+
+async fn execute(gateway: &Arc<Gateway>, job: ClaimedJob) -> Result<Value, JobError> {
+    let source = gateway
+        .config
+        .sources
+        .get(&job.source)
+        .cloned()
+        .ok_or_else(|| JobError::Failed(format!("source '{}' is no longer configured", job.source)))?;
+    let dir = tempfile::tempdir().map_err(|e| JobError::Failed(e.to_string()))?;
+    let file = dir.path().join(&job.upload_name);
+    gateway.store.job_upload(&job.id, &file).await?;
+    let mut request = pipeline::request(
+        &gateway.config.gateway.mappings,
+        &source.mapping,
+        &file,
+        source.roster.as_deref(),
+        EngineOptions {
+            source_system: source.source_system.clone(),
+            ..EngineOptions::default()
+        },
+    );
+    let history = incident_history(gateway, &source.mapping).await?;
+    request.incident_history = history.as_ref().map(|(history, _)| history.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let gateway_for_job = gateway.clone();
+    let resumed = job.resumed;
+    let (outcome, sink) = tokio::task::spawn_blocking(move || {
+        let mut sink = GatewaySink::new(gateway_for_job, runtime, job);
+        let outcome = pipeline::convert(&request, &mut sink);
+        (outcome, sink)
+    })
+    .await
+    .map_err(|e| JobError::Failed(format!("the job stopped: {e}")))?;
+    drop(dir);
+    if let Some(err) = sink.stopped {
+        return Err(err);
+    }
+    let summary = outcome.map_err(|e| JobError::Failed(e.to_string()))?;
+    if let Some((history, _held)) = &history {
+        let (forgotten, added) = {
+            let history = history.lock().unwrap_or_else(|p| p.into_inner());
+            (history.forgotten().to_vec(), history.added().to_vec())
+        };
+        gateway.store.save_incident_history(&forgotten, &added).await?;
+    }
+    let counts = sink.cursor.job.counts;
+    Ok(json!({
+        "summary": summary,
+        "accepted": counts.accepted,
+        "updated": counts.updated,
+        "duplicates": counts.duplicates,
+        "refused": sink.cursor.job.refused,
+        "resumed": resumed,
+    }))
+}
+
+type SharedHistory = Arc<std::sync::Mutex<IncidentHistory>>;
+
+/// The repeat-incident history for a `niem` source, loaded from the store and held (one such ingest at a
+/// time on this node) until the job saves it; `None` for other adapters.
+async fn incident_history(
+    gateway: &Arc<Gateway>,
+    mapping: &str,
+) -> Result<Option<(SharedHistory, tokio::sync::OwnedMutexGuard<()>)>, JobError> {
+    let adapter = crate::mapping::catalog::find(&gateway.config.gateway.mappings, mapping)
+        .map(|m| m.file.mapping.adapter.get_ref().clone())
+        .unwrap_or_default();
+    if adapter != "niem" {
+        return Ok(None);
+    }
+    let held = gateway.history_lock.clone().lock_owned().await;
+    let salt = gateway
+        .config
+        .gateway
+        .history_salt
+        .as_deref()
+        .unwrap_or(pipeline::DEFAULT_HISTORY_SALT);
+    let mut history = IncidentHistory::new(salt);
+    history.load(gateway.store.incident_sightings().await?);
+    Ok(Some((Arc::new(std::sync::Mutex::new(history)), held)))
+}
+
+/// Hands each converted group to the gateway, skipping those a previous run of the job committed.
+struct GatewaySink {
+    gateway: Arc<Gateway>,
+    runtime: tokio::runtime::Handle,
+    source: String,
+    org: String,
+    cursor: JobCursor,
+    /// Records committed before this run (skipped).
+    skip: i64,
+    seen: i64,
+    lines: u64,
+    resources: u64,
+    stopped: Option<JobError>,
+}
+
+impl GatewaySink {
+    fn new(gateway: Arc<Gateway>, runtime: tokio::runtime::Handle, job: ClaimedJob) -> Self {
+        let node = gateway.node.clone();
+        let lease_ms = gateway.config.server.claim_lease_ms as i64;
+        Self {
+            source: format!("source:{}", job.source),
+            org: job.org.clone(),
+            skip: job.records_done,
+            cursor: JobCursor { job, node, lease_ms },
+            gateway,
+            runtime,
+            seen: 0,
+            lines: 0,
+            resources: 0,
+            stopped: None,
+        }
+    }
+
+    fn refuse(&mut self, why: String) -> Result<(), StoreError> {
+        let job = &mut self.cursor.job;
+        job.records_done += 1;
+        job.refused.push(json!({"record": self.seen, "error": why}));
+        self.runtime.block_on(self.gateway.store.job_step(
+            &self.cursor.job,
+            &self.cursor.node,
+            self.cursor.lease_ms,
+        ))
+    }
+}
+
+impl Sink for GatewaySink {
+    fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
+        self.seen += 1;
+        if self.seen <= self.skip || self.stopped.is_some() {
+            return Ok(());
+        }
+        let record = bundle::group_record(resources, passthrough);
+        self.resources += crate::consent::subject::resources(&record).len() as u64;
+        let accepted = self.runtime.block_on(self.gateway.accept_for_job(
+            &self.source,
+            &self.org,
+            record,
+            Some(&mut self.cursor),
+        ));
+        let stored = match accepted {
+            Ok(accepted) => {
+                if accepted.arrival != Arrival::Duplicate {
+                    self.lines += 1;
+                }
+                Ok(())
+            }
+            Err(GatewayError::Invalid(why)) => self.refuse(why),
+            Err(GatewayError::Store(err)) => Err(err),
+            Err(other) => Err(StoreError::Corrupt(other.to_string())),
+        };
+        if let Err(err) = stored {
+            let message = err.to_string();
+            self.stopped = Some(err.into());
+            return Err(std::io::Error::other(message));
+        }
+        Ok(())
+    }
+
+    fn written(&self) -> (u64, u64) {
+        (self.lines, self.resources)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,452 @@
+//! Referral messages and their deliveries (the outbox).
+//!
+//! A message is one revision of one referral (`referral_key`: the ServiceRequest it carries, whatever path
+//! it came by), with the hash of its content: an identical copy finds the stored revision (a duplicate), a
+//! changed copy is stored as the next revision and delivered again. Each delivery is an outbox row, claimed
+//! with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic `UPDATE ... RETURNING` on SQLite) so any
+//! node can make it and a crashed node's claims come back when the lease ends.
+
+use super::{Backend, Store, StoreError, WriteTx, now_ms};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// What a delivery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// A referral bundle, through the consent gate.
+    Referral,
+    /// An id-only Task notification to the referrer.
+    Notification,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Due, or waiting for its next attempt.
+    Pending,
+    /// Acknowledged by the receiver.
+    Delivered,
+    /// Withheld by the consent gate.
+    Withheld,
+    /// Retries ran out (the retry window passed); retried when the destination answers again.
+    Dead,
+}
+
+macro_rules! text_enum {
+    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The stored text.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = StoreError;
+            fn from_str(text: &str) -> Result<Self, StoreError> {
+                match text {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(StoreError::Corrupt(format!(
+                        "{} '{other}'", stringify!($ty)
+                    ))),
+                }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+text_enum!(DeliveryKind { Referral => "referral", Notification => "notification" });
+text_enum!(DeliveryStatus { Pending => "pending", Delivered => "delivered", Withheld => "withheld", Dead => "dead" });
+
+/// A stored message (one revision of a referral, or a notification).
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Message id.
+    pub id: String,
+    /// The source it came from (`source:NAME`, `partner:NAME`, `notification`).
+    pub source: String,
+    /// The referral it is a revision of (`ServiceRequest/id`), or another unique key.
+    pub referral_key: String,
+    /// 1, 2, ... per referral.
+    pub revision: i64,
+    /// SHA-256 of the content that makes a revision (see the gateway).
+    pub content_hash: String,
+    /// The bundle.
+    pub body: Value,
+}
+
+/// The newest stored revision of a referral.
+#[derive(Debug, Clone)]
+pub struct Revision {
+    /// Message id.
+    pub id: String,
+    /// Revision number.
+    pub revision: i64,
+    /// Content hash.
+    pub content_hash: String,
+}
+
+/// One outbox row: a delivery to make.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Row id.
+    pub id: String,
+    /// The message delivered.
+    pub message_id: String,
+    /// What it carries.
+    pub kind: DeliveryKind,
+    /// The destination name (configuration) or, for notifications, the partner name.
+    pub destination: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The key the receiver deduplicates on.
+    pub idempotency_key: String,
+    /// When it was queued (the retry window counts from here).
+    pub created_at: i64,
+}
+
+/// A delivery to queue with a message.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// What it carries.
+    pub kind: DeliveryKind,
+    /// Destination or partner name.
+    pub destination: String,
+    /// Pending or withheld (by the decision made when it was accepted).
+    pub status: DeliveryStatus,
+}
+
+impl Store {
+    /// The newest revision of a referral, read inside `tx`.
+    pub async fn latest_revision(
+        &self,
+        tx: &mut WriteTx<'_>,
+        referral_key: &str,
+    ) -> Result<Option<Revision>, StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT id, revision, content_hash FROM messages WHERE referral_key = $1 ORDER BY revision DESC LIMIT 1",
+        ))
+        .bind(referral_key)
+        .fetch_optional(tx.conn())
+        .await?;
+        row.map(|r| {
+            Ok(Revision {
+                id: r.try_get("id")?,
+                revision: r.try_get("revision")?,
+                content_hash: r.try_get("content_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The destinations that received (or are due to receive) earlier revisions of a referral.
+    pub async fn earlier_recipients(
+        &self,
+        tx: &mut WriteTx<'_>,
+        referral_key: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT DISTINCT o.destination FROM outbox o JOIN messages m ON m.id = o.message_id \
+             WHERE m.referral_key = $1 AND o.kind = 'referral' AND o.status IN ('delivered', 'pending', 'dead')",
+        ))
+        .bind(referral_key)
+        .fetch_all(tx.conn())
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("destination")?))
+            .collect()
+    }
+
+    /// Store a message and its deliveries inside `tx`.
+    pub async fn insert_message(
+        &self,
+        tx: &mut WriteTx<'_>,
+        message: &Message,
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(&self.sql(
+            "INSERT INTO messages (id, source, referral_key, revision, content_hash, received_at, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        ))
+        .bind(&message.id)
+        .bind(&message.source)
+        .bind(&message.referral_key)
+        .bind(message.revision)
+        .bind(&message.content_hash)
+        .bind(now)
+        .bind(message.body.to_string())
+        .execute(tx.conn())
+        .await?;
+        for delivery in deliveries {
+            self.insert_outbox(tx, &message.id, delivery, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Store a message with its deliveries in a transaction of its own; a message with the same referral
+    /// key and revision already stored is left as it is (`false`).
+    pub async fn accept_message(
+        &self,
+        message: &Message,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        if self
+            .latest_revision(&mut tx, &message.referral_key)
+            .await?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        self.insert_message(&mut tx, message, deliveries).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_outbox(
+        &self,
+        tx: &mut WriteTx<'_>,
+        message_id: &str,
+        delivery: &NewDelivery,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(&self.sql(
+            "INSERT INTO outbox (id, message_id, kind, destination, status, attempts, next_attempt_at, claimed_until, idempotency_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, 0, $7, $6)",
+        ))
+        .bind(&id)
+        .bind(message_id)
+        .bind(delivery.kind.as_str())
+        .bind(&delivery.destination)
+        .bind(delivery.status.as_str())
+        .bind(now)
+        .bind(format!("{message_id}:{}:{}", delivery.destination, delivery.kind))
+        .execute(tx.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// A message by id.
+    pub async fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT id, source, referral_key, revision, content_hash, body FROM messages WHERE id = $1",
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| -> Result<Message, StoreError> {
+            Ok(Message {
+                id: row.try_get("id")?,
+                source: row.try_get("source")?,
+                referral_key: row.try_get("referral_key")?,
+                revision: row.try_get("revision")?,
+                content_hash: row.try_get("content_hash")?,
+                body: serde_json::from_str(&row.try_get::<String, _>("body")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Claim up to `limit` due deliveries for `lease_ms`. Another worker (or node) cannot claim them until
+    /// the lease ends; a crashed worker's claims come back when it does.
+    pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        let now = now_ms();
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let query = format!(
+            "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 \
+             AND claimed_until <= $2 ORDER BY next_attempt_at LIMIT $3{lock}) \
+             RETURNING id, message_id, kind, destination, attempts, idempotency_key, created_at"
+        );
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(&self.sql(&query))
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(tx.conn())
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(outbox_item).collect()
+    }
+
+    /// Mark a delivery delivered inside `tx` (where its disclosure is also recorded). Returns false when
+    /// the row was no longer pending (already recorded).
+    pub async fn mark_delivered(&self, tx: &mut WriteTx<'_>, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE outbox SET status = 'delivered', delivered_at = $1, attempts = attempts + 1, claimed_until = 0, last_error = NULL \
+             WHERE id = $2 AND status = 'pending'",
+        ))
+        .bind(now_ms())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Record a failed attempt: retry at `next_attempt_at`, or dead-letter (inside `tx`, where a dead
+    /// letter is also audited).
+    pub async fn mark_failed(
+        &self,
+        tx: &mut WriteTx<'_>,
+        id: &str,
+        error: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (status, next) = match next_attempt_at {
+            Some(at) => (DeliveryStatus::Pending, at),
+            None => (DeliveryStatus::Dead, now_ms()),
+        };
+        sqlx::query(&self.sql(
+            "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_at = $2, claimed_until = 0, last_error = $3 WHERE id = $4",
+        ))
+        .bind(status.as_str())
+        .bind(next)
+        .bind(error)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Mark a delivery withheld by the consent gate at send time (inside `tx`, with its audit entry).
+    pub async fn mark_withheld(
+        &self,
+        tx: &mut WriteTx<'_>,
+        id: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "UPDATE outbox SET status = 'withheld', claimed_until = 0, last_error = $1 WHERE id = $2",
+        ))
+        .bind(reason)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Put every undelivered delivery of a message (referrals and notifications) back in the queue:
+    /// due now, its retry window starting again.
+    pub async fn replay(&self, message_id: &str) -> Result<u64, StoreError> {
+        self.requeue("message_id = $2 AND status <> 'delivered'", message_id)
+            .await
+    }
+
+    /// Put every dead letter of a destination back in the queue (it answers again).
+    pub async fn requeue_dead(&self, destination: &str) -> Result<u64, StoreError> {
+        self.requeue("destination = $2 AND status = 'dead'", destination)
+            .await
+    }
+
+    async fn requeue(&self, condition: &str, value: &str) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let result = sqlx::query(&self.sql(&format!(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = $1, created_at = $1, claimed_until = 0 WHERE {condition}"
+        )))
+        .bind(now)
+        .bind(value)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(result.rows_affected())
+    }
+
+    /// One dead letter per destination whose last attempt is older than `quiet_ms` is made due again (a
+    /// probe): if it goes through, the destination answers again and its other dead letters follow.
+    pub async fn probe_dead_letters(&self, quiet_ms: i64) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query(&self.sql(
+            "SELECT destination, MIN(id) AS id FROM outbox WHERE status = 'dead' AND next_attempt_at <= $1 GROUP BY destination",
+        ))
+        .bind(now - quiet_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut probed = 0;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let mut tx = self.begin().await?;
+            // A probe gets one attempt: its window is already over, so a failure dead-letters it again
+            // and stamps `next_attempt_at` (the quiet period starts anew).
+            probed += sqlx::query(&self.sql(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = $1, claimed_until = 0 WHERE id = $2 AND status = 'dead'",
+            ))
+            .bind(now)
+            .bind(&id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+        }
+        Ok(probed)
+    }
+
+    /// Outbox rows by status, newest first, as JSON for the admin API.
+    pub async fn outbox(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: i64,
+    ) -> Result<Vec<Value>, StoreError> {
+        let rows = match status {
+            Some(status) => {
+                sqlx::query(&self.sql(
+                    "SELECT * FROM outbox WHERE status = $1 ORDER BY created_at DESC LIMIT $2",
+                ))
+                .bind(status.as_str())
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(&self.sql("SELECT * FROM outbox ORDER BY created_at DESC LIMIT $1"))
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        };
+        rows.iter().map(outbox_json).collect()
+    }
+
+    /// Counts of outbox rows by status.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+}
+
+fn outbox_item(row: &AnyRow) -> Result<OutboxItem, StoreError> {
+    Ok(OutboxItem {
+        id: row.try_get("id")?,
+        message_id: row.try_get("message_id")?,
+        kind: row.try_get::<String, _>("kind")?.parse()?,
+        destination: row.try_get("destination")?,
+        attempts: row.try_get("attempts")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn outbox_json(row: &AnyRow) -> Result<Value, StoreError> {
+    Ok(serde_json::json!({
+        "id": row.try_get::<String, _>("id")?,
+        "message": row.try_get::<String, _>("message_id")?,
+        "kind": row.try_get::<String, _>("kind")?,
+        "destination": row.try_get::<String, _>("destination")?,
+        "status": row.try_get::<String, _>("status")?,
+        "attempts": row.try_get::<i64, _>("attempts")?,
+        "last_error": row.try_get::<Option<String>, _>("last_error")?,
+    }))
+}

@@ -1,0 +1,212 @@
+//! FHIR resources as the gateway holds them, with what access control needs (sender and receiver
+//! organizations, patient, status, Task focus), and every version kept in `resource_versions` so a
+//! Task's history shows each change (a status from the receiver, a new revision from the referrer).
+
+use super::{Store, StoreError, WriteTx, now_ms};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A stored FHIR resource with what access control needs.
+#[derive(Debug, Clone)]
+pub struct StoredResource {
+    /// Type.
+    pub resource_type: String,
+    /// Id.
+    pub id: String,
+    /// Version (1, 2...).
+    pub version: i64,
+    /// The resource.
+    pub body: Value,
+    /// The organization that sent it (requester), `system|value`.
+    pub sender_org: Option<String>,
+    /// The organization it was sent to (performer/owner), `system|value`.
+    pub receiver_org: Option<String>,
+}
+
+/// What to index a resource by.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceIndex {
+    /// `Patient/id`.
+    pub patient: Option<String>,
+    /// Sender organization.
+    pub sender_org: Option<String>,
+    /// Receiver organization.
+    pub receiver_org: Option<String>,
+    /// Status.
+    pub status: Option<String>,
+    /// Task.focus reference.
+    pub focus: Option<String>,
+}
+
+impl Store {
+    /// Insert or update a resource (version + 1 on update) in a transaction of its own.
+    pub async fn put_resource(&self, resource: &Value, index: &ResourceIndex) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let version = self.upsert_resource(&mut tx, resource, index).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// The current version of a resource, read inside `tx`.
+    pub async fn resource_version(
+        &self,
+        tx: &mut WriteTx<'_>,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT version FROM resources WHERE resource_type = $1 AND id = $2"))
+            .bind(kind)
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
+        row.map(|r| Ok(r.try_get::<i64, _>("version")?)).transpose()
+    }
+
+    /// Insert or update a resource inside `tx`; the new version is also kept in its history.
+    pub async fn upsert_resource(
+        &self,
+        tx: &mut WriteTx<'_>,
+        resource: &Value,
+        index: &ResourceIndex,
+    ) -> Result<i64, StoreError> {
+        let kind = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+        let id = resource.get("id").and_then(Value::as_str).unwrap_or_default();
+        let current = self.resource_version(tx, kind, id).await?;
+        let version = current.map_or(1, |v| v + 1);
+        let body = with_meta(resource, version);
+        let query = if current.is_some() {
+            "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2"
+        } else {
+            "INSERT INTO resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        };
+        let now = now_ms();
+        let text = body.to_string();
+        sqlx::query(&self.sql(query))
+            .bind(kind)
+            .bind(id)
+            .bind(version)
+            .bind(&text)
+            .bind(index.patient.clone())
+            .bind(index.sender_org.clone())
+            .bind(index.receiver_org.clone())
+            .bind(index.status.clone())
+            .bind(index.focus.clone())
+            .bind(now)
+            .execute(tx.conn())
+            .await?;
+        sqlx::query(&self.sql(
+            "INSERT INTO resource_versions (resource_type, id, version, body, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        ))
+        .bind(kind)
+        .bind(id)
+        .bind(version)
+        .bind(&text)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+        Ok(version)
+    }
+
+    /// A resource by type and id.
+    pub async fn resource(&self, kind: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2"))
+            .bind(kind)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(stored_resource).transpose()
+    }
+
+    /// A resource as stored now, read inside `tx`.
+    pub async fn resource_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2"))
+            .bind(kind)
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
+        row.as_ref().map(stored_resource).transpose()
+    }
+
+    /// Every version of a resource, newest first.
+    pub async fn history(&self, kind: &str, id: &str) -> Result<Vec<Value>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT body FROM resource_versions WHERE resource_type = $1 AND id = $2 ORDER BY version DESC",
+        ))
+        .bind(kind)
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>("body")?)?))
+            .collect()
+    }
+
+    /// Search resources of a type by the indexed fields (`patient`, `status`, `focus`, `sender_org`,
+    /// `receiver_org`), limited.
+    pub async fn search(
+        &self,
+        kind: &str,
+        filters: &[(&str, String)],
+        limit: i64,
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        let mut query = String::from("SELECT * FROM resources WHERE resource_type = $1");
+        for (index, (column, _)) in filters.iter().enumerate() {
+            query.push_str(&format!(" AND {} = ${}", indexed_column(column)?, index + 2));
+        }
+        query.push_str(&format!(" ORDER BY updated_at DESC LIMIT ${}", filters.len() + 2));
+        let sql = self.sql(&query);
+        let mut q = sqlx::query(&sql).bind(kind);
+        for (_, value) in filters {
+            q = q.bind(value.clone());
+        }
+        let rows = q.bind(limit).fetch_all(self.pool()).await?;
+        rows.iter().map(stored_resource).collect()
+    }
+}
+
+/// Only indexed columns can be searched (the name is put into SQL).
+fn indexed_column(column: &str) -> Result<&'static str, StoreError> {
+    ["patient", "status", "focus", "sender_org", "receiver_org"]
+        .into_iter()
+        .find(|c| *c == column)
+        .ok_or_else(|| StoreError::Corrupt(format!("'{column}' is not an indexed column")))
+}
+
+/// The resource with `meta.versionId` and `meta.lastUpdated` set (a `meta` that is not an object is
+/// replaced).
+fn with_meta(resource: &Value, version: i64) -> Value {
+    let mut body = resource.clone();
+    if let Some(object) = body.as_object_mut() {
+        let meta = object
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !meta.is_object() {
+            *meta = Value::Object(Default::default());
+        }
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("versionId".into(), Value::String(version.to_string()));
+            meta.insert(
+                "lastUpdated".into(),
+                Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            );
+        }
+    }
+    body
+}
+
+fn stored_resource(row: &AnyRow) -> Result<StoredResource, StoreError> {
+    Ok(StoredResource {
+        resource_type: row.try_get("resource_type")?,
+        id: row.try_get("id")?,
+        version: row.try_get("version")?,
+        body: serde_json::from_str(&row.try_get::<String, _>("body")?)?,
+        sender_org: row.try_get("sender_org")?,
+        receiver_org: row.try_get("receiver_org")?,
+    })
+}
