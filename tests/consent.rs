@@ -1,9 +1,12 @@
-//! The consent gate end to end: revocation of what was prepared, the audit chain under tampering,
+//! The consent gate end to end: revocation of what was prepared, the audit chain in the store under
+//! tampering (changed, removed, reordered, cut off the end, rewritten behind a signed checkpoint),
 //! AuditEvent export, the disclosure log, and `onedoor consent check` as a user runs it.
 
-use onedoor::consent::audit::{self, AuditLog};
+use onedoor::consent::audit;
 use onedoor::consent::model::Status;
 use onedoor::consent::{ConsentGate, Disclosing, Registry, Withheld};
+use onedoor::store::Store;
+use onedoor::store::audit::StoreTrail;
 use onedoor::validation::Validator;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -33,22 +36,53 @@ fn at(time: &str) -> chrono::DateTime<chrono::FixedOffset> {
     chrono::DateTime::parse_from_rfc3339(time).unwrap()
 }
 
-fn gate_for(case: &str, audit_dir: &Path) -> ConsentGate {
+/// A store in a temporary folder, with the runtime its calls run on.
+struct TestStore {
+    runtime: tokio::runtime::Runtime,
+    store: Store,
+    url: String,
+}
+
+fn test_store(dir: &Path) -> TestStore {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("sqlite://{}", dir.join("onedoor.db").display());
+    let store = runtime.block_on(Store::connect(&url)).unwrap();
+    TestStore {
+        runtime,
+        store,
+        url,
+    }
+}
+
+impl TestStore {
+    fn verify(&self) -> Result<u64, Vec<String>> {
+        let (entries, head) = self.runtime.block_on(self.store.audit_chain()).unwrap();
+        audit::verify_chain(&entries, &head)
+    }
+
+    fn execute(&self, sql: &str) {
+        use sqlx::Connection;
+        self.runtime.block_on(async {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        });
+    }
+}
+
+fn gate_for(case: &str, store: &TestStore) -> ConsentGate {
     let record = bundle(case);
     let registry =
         onedoor::consent::registry::load_for_record(&case_file(case, "consents"), &record).unwrap();
     assert!(registry.problems().is_empty(), "{:?}", registry.problems());
-    ConsentGate::new(
-        registry,
-        Vec::new(),
-        Some(AuditLog::open(audit_dir).unwrap()),
-    )
+    let trail = StoreTrail::new(store.store.clone(), store.runtime.handle().clone());
+    ConsentGate::new(registry, Vec::new(), Some(Box::new(trail)))
 }
 
 #[test]
 fn revocation_stops_a_record_prepared_before_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut gate = gate_for("permit-by-actor", dir.path());
+    let store = test_store(dir.path());
+    let mut gate = gate_for("permit-by-actor", &store);
     let record = bundle("permit-by-actor");
     let released = gate
         .release(record.clone(), food_bank(), at("2026-03-02T10:00:00Z"))
@@ -63,23 +97,23 @@ fn revocation_stops_a_record_prepared_before_it() {
         ),
         other => panic!("a revoked consent must stop the queued record, got {other:?}"),
     }
-    let disclosures = audit::disclosures(dir.path(), "st-1").unwrap();
+    let disclosures = store
+        .runtime
+        .block_on(store.store.disclosures("st-1"))
+        .unwrap();
     assert_eq!(
         disclosures.len(),
         1,
         "only the release before the revocation is a disclosure"
     );
-    assert_eq!(
-        audit::verify(dir.path()),
-        Ok(2),
-        "both decisions are audited"
-    );
+    assert_eq!(store.verify(), Ok(2), "both decisions are audited");
 }
 
 #[test]
-fn audit_verify_finds_changed_removed_and_reordered_entries() {
+fn audit_verify_finds_changed_removed_reordered_and_cut_off_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut gate = gate_for("permit-by-actor", dir.path());
+    let store = test_store(dir.path());
+    let mut gate = gate_for("permit-by-actor", &store);
     for minute in 0..4 {
         let _ = gate
             .decide(
@@ -89,58 +123,128 @@ fn audit_verify_finds_changed_removed_and_reordered_entries() {
             )
             .unwrap();
     }
-    let file = dir.path().join(audit::AUDIT_FILE);
-    let original = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(audit::verify(dir.path()), Ok(4));
-    let lines: Vec<&str> = original.lines().collect();
-
-    std::fs::write(
-        &file,
-        original.replace("\"purpose\":\"TREAT\"", "\"purpose\":\"HOPERAT\""),
-    )
-    .unwrap();
-    let changed = audit::verify(dir.path()).unwrap_err();
+    assert_eq!(store.verify(), Ok(4));
+    let broken = |sql: &str| {
+        let copy = tempfile::tempdir().unwrap();
+        for file in ["onedoor.db", "onedoor.db-wal", "onedoor.db-shm"] {
+            let from = dir.path().join(file);
+            if from.exists() {
+                std::fs::copy(from, copy.path().join(file)).unwrap();
+            }
+        }
+        let tampered = test_store(copy.path());
+        tampered.execute(sql);
+        tampered.verify().unwrap_err()
+    };
+    let changed = broken(
+        "UPDATE audit_entries SET entry = replace(entry, '\"purpose\":\"TREAT\"', '\"purpose\":\"HOPERAT\"') WHERE seq = 1",
+    );
     assert!(
         changed
             .iter()
-            .any(|p| p.contains("line 1: content does not match its hash")),
+            .any(|p| p.contains("entry 1: content does not match its hash")),
         "{changed:?}"
     );
-
-    std::fs::write(&file, [lines[0], lines[2], lines[3]].join("\n") + "\n").unwrap();
-    let removed = audit::verify(dir.path()).unwrap_err();
+    let removed = broken("DELETE FROM audit_entries WHERE seq = 2");
     assert!(
         removed
             .iter()
-            .any(|p| p.contains("line 2: sequence 3 where 2 was expected")),
+            .any(|p| p.contains("entry 2: sequence 3 where 2 was expected")),
         "{removed:?}"
     );
-
-    std::fs::write(
-        &file,
-        [lines[0], lines[2], lines[1], lines[3]].join("\n") + "\n",
-    )
-    .unwrap();
-    let reordered = audit::verify(dir.path()).unwrap_err();
+    let reordered = broken(
+        "UPDATE audit_entries SET seq = -1 WHERE seq = 2; UPDATE audit_entries SET seq = 2 WHERE seq = 3; \
+         UPDATE audit_entries SET seq = 3 WHERE seq = -1",
+    );
     assert!(
         reordered
             .iter()
             .any(|p| p.contains("does not link to the entry before it")),
         "{reordered:?}"
     );
+    let cut = broken("DELETE FROM audit_entries WHERE seq = 4");
+    assert!(
+        cut.iter()
+            .any(|p| p.contains("holds 3 entries but its head records 4")),
+        "{cut:?}"
+    );
+}
+
+#[test]
+fn a_signed_checkpoint_catches_a_chain_rewritten_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = test_store(dir.path());
+    let mut gate = gate_for("permit-by-actor", &store);
+    for minute in 0..3 {
+        gate.decide(
+            &bundle("permit-by-actor"),
+            &food_bank(),
+            at(&format!("2026-03-02T10:0{minute}:00Z")),
+        )
+        .unwrap();
+    }
+    let url = store.url.clone();
+    let key = dir.path().join("audit.key");
+    let signed = onedoor(&[
+        "audit",
+        "checkpoint",
+        "--database-url",
+        &url,
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let checkpoint = dir.path().join("checkpoint.json");
+    std::fs::write(&checkpoint, &signed.stdout).unwrap();
+    let verify = |url: &str| {
+        onedoor(&[
+            "audit",
+            "verify",
+            "--database-url",
+            url,
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+        ])
+    };
+    let intact = verify(&url);
+    assert!(
+        String::from_utf8_lossy(&intact.stdout).contains("3 entries, chain intact"),
+        "{}",
+        String::from_utf8_lossy(&intact.stdout)
+    );
+    // Cutting the last entry AND moving the head to match is not caught by the chain alone...
+    store.execute("DELETE FROM audit_entries WHERE seq = 3");
+    store.execute(
+        "UPDATE audit_head SET seq = 2, hash = (SELECT hash FROM audit_entries WHERE seq = 2)",
+    );
+    assert_eq!(store.verify(), Ok(2));
+    // ...but the checkpoint the auditor kept catches it.
+    let cut = verify(&url);
+    assert_eq!(cut.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&cut.stdout).contains("fewer than the 3 the checkpoint"),
+        "{}",
+        String::from_utf8_lossy(&cut.stdout)
+    );
 }
 
 #[test]
 fn audit_entries_export_as_valid_audit_events_without_personal_data() {
     let dir = tempfile::tempdir().unwrap();
-    let mut gate = gate_for("permit-by-actor", dir.path());
+    let store = test_store(dir.path());
+    let mut gate = gate_for("permit-by-actor", &store);
     gate.release(
         bundle("permit-by-actor"),
         food_bank(),
         at("2026-03-02T10:00:00Z"),
     )
     .unwrap();
-    let events = audit::audit_events(dir.path()).unwrap();
+    let (entries, _) = store.runtime.block_on(store.store.audit_chain()).unwrap();
+    let events: Vec<Value> = entries.iter().map(audit::audit_event).collect();
     assert_eq!(events.len(), 1);
     assert_eq!(
         Validator::new().validate(&events[0]),
@@ -149,7 +253,7 @@ fn audit_entries_export_as_valid_audit_events_without_personal_data() {
         events[0]
     );
     assert_eq!(events[0]["entity"][0]["what"]["reference"], "Patient/pat-1");
-    let log = std::fs::read_to_string(dir.path().join(audit::AUDIT_FILE)).unwrap();
+    let log = serde_json::to_string(&entries).unwrap();
     for personal in ["Osei", "Amara", "2014-05-05"] {
         assert!(!log.contains(personal), "the audit log holds '{personal}'");
     }
@@ -178,6 +282,7 @@ fn onedoor(args: &[&str]) -> std::process::Output {
 fn consent_check_answers_explains_and_writes_the_released_record() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("released.json");
+    let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
     let case = root().join("conformance/consent/nested-deny-data-class");
     let run = onedoor(&[
         "consent",
@@ -192,8 +297,8 @@ fn consent_check_answers_explains_and_writes_the_released_record() {
         "TREAT",
         "--time",
         "2026-03-02T10:00:00Z",
-        "--audit-dir",
-        dir.path().to_str().unwrap(),
+        "--database-url",
+        &url,
         "--output",
         out.to_str().unwrap(),
     ]);
@@ -225,20 +330,15 @@ fn consent_check_answers_explains_and_writes_the_released_record() {
         "urn:onedoor:agencies|county-food-bank",
         "--time",
         "2026-03-02T10:00:00Z",
-        "--audit-dir",
-        dir.path().to_str().unwrap(),
+        "--database-url",
+        &url,
     ]);
     assert_eq!(denied.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&denied.stdout)
             .contains("decision: NO CONSENT (denied by default)")
     );
-    let verify = onedoor(&[
-        "audit",
-        "verify",
-        "--audit-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    let verify = onedoor(&["audit", "verify", "--database-url", &url]);
     assert!(String::from_utf8_lossy(&verify.stdout).contains("2 entries, chain intact"));
 }
 
@@ -246,6 +346,7 @@ fn consent_check_answers_explains_and_writes_the_released_record() {
 fn convert_with_a_recipient_releases_only_what_consent_permits() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("to-food-bank.ndjson");
+    let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
     let run = onedoor(&[
         "convert",
         "--source",
@@ -256,8 +357,8 @@ fn convert_with_a_recipient_releases_only_what_consent_permits() {
         "examples/consents",
         "--now",
         "2026-09-15T12:00:00Z",
-        "--audit-dir",
-        dir.path().to_str().unwrap(),
+        "--database-url",
+        &url,
         "--output",
         out.to_str().unwrap(),
     ]);
@@ -270,8 +371,8 @@ fn convert_with_a_recipient_releases_only_what_consent_permits() {
         "disclosures",
         "--patient",
         "stu-1001",
-        "--audit-dir",
-        dir.path().to_str().unwrap(),
+        "--database-url",
+        &url,
     ]);
     assert!(String::from_utf8_lossy(&shown.stdout).contains(
         "to urn:onedoor:agencies|county-food-bank  for TREAT  under Consent riverside-consent-88"
