@@ -5,7 +5,8 @@
 //! each ServiceRequest once) and the job's report ends `done`, saying it was resumed.
 //!
 //! Runs on SQLite by default and on PostgreSQL when `ONEDOOR_TEST_POSTGRES_URL` is set. Each kill point
-//! prints one line (referrals acknowledged, delivered, duplicates seen at the receiver) for the record.
+//! prints one line (referrals acknowledged, delivered, duplicates seen at the receiver) for the record:
+//! `cargo test --test durability -- --nocapture` shows them when the test passes.
 
 mod support;
 

@@ -34,12 +34,7 @@ async fn a_consent_posted_to_node_a_permits_a_referral_ingested_on_node_b() {
     let source = "riverside-referrals?filename=referrals.csv";
     let report = ingest(&cluster.b, SCHOOL_KEY, source, csv).await;
     assert_eq!(report["status"], "done", "the ingest on B ends done");
-    wait_until(
-        "the referral ingested on node B to reach the food bank under the consent posted to node A",
-        Duration::from_secs(20),
-        || tally(&agency, FOOD_BANK).distinct_requests().len() == 1,
-    )
-    .await;
+    delivered_not_withheld(&cluster.b, &agency).await;
     assert_exactly_once(&tally(&agency, FOOD_BANK), 1);
     cluster.gateway.assert_audit_chain_intact();
 }
@@ -62,12 +57,7 @@ async fn a_revocation_posted_to_node_a_withholds_a_referral_queued_on_node_b() {
     let source = "riverside-referrals?filename=referrals.csv";
     let report = ingest(&cluster.b, SCHOOL_KEY, source, csv).await;
     assert_eq!(report["status"], "done", "the ingest on B ends done");
-    wait_until(
-        "node B's first (refused) delivery attempt",
-        Duration::from_secs(20),
-        || tally(&agency, FOOD_BANK).requests >= 1,
-    )
-    .await;
+    first_refused_attempt(&cluster.b, &agency).await;
     revoke_consent(&cluster.a, &consent).await;
     let withheld = withheld_on(&cluster.b, &agency).await;
     assert!(
@@ -80,6 +70,51 @@ async fn a_revocation_posted_to_node_a_withholds_a_referral_queued_on_node_b() {
         "the food bank never accepted the revoked referral"
     );
     cluster.gateway.assert_audit_chain_intact();
+}
+
+/// Wait (up to 20 s) for the referral to reach the food bank, failing the test at once if the outbox
+/// shows it withheld (the node that decided did not see the consent posted on the other).
+async fn delivered_not_withheld(
+    node: &support::Node,
+    agency: &onedoor::example_receiver::Receiver,
+) {
+    let started = Instant::now();
+    while tally(agency, FOOD_BANK).accepted.is_empty() {
+        let withheld = outbox(node, "withheld").await;
+        if let Some(denied) = withheld.iter().find(|d| d["destination"] == "food-bank") {
+            panic!(
+                "the referral ingested on node B was withheld from the food bank although the consent \
+                 posted to node A permits it ({})",
+                denied["last_error"]
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting for the referral ingested on node B to reach the food bank"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait (up to 20 s) for the food bank to refuse the first attempt to deliver the referral, failing the
+/// test if a node withholds it first (it did not see the consent posted on B).
+async fn first_refused_attempt(node: &support::Node, agency: &onedoor::example_receiver::Receiver) {
+    let started = Instant::now();
+    while tally(agency, FOOD_BANK).requests == 0 {
+        let withheld = outbox(node, "withheld").await;
+        if let Some(early) = withheld.iter().find(|d| d["destination"] == "food-bank") {
+            panic!(
+                "the referral was withheld before the revocation: a node did not see the consent posted \
+                 on node B ({})",
+                early["last_error"]
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting for the first delivery attempt to the food bank"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Wait (up to 30 s) until node B's outbox lists a withheld delivery to the food bank; false when the

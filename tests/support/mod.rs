@@ -207,7 +207,12 @@ pub fn postgres_or_skip(test: &str) -> bool {
             "{test} needs PostgreSQL: ONEDOOR_REQUIRE_POSTGRES=1 but ONEDOOR_TEST_POSTGRES_URL is not set"
         );
     }
-    eprintln!("{test}: skipped (set ONEDOOR_TEST_POSTGRES_URL to a PostgreSQL server to run it)");
+    // Written past the test harness's output capture, so that a skip shows in a plain `cargo test`.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: skipped (set ONEDOOR_TEST_POSTGRES_URL to a PostgreSQL server to run it)"
+    );
     false
 }
 
