@@ -7,7 +7,6 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::Duration;
 use support::{
     ADMIN_TOKEN, FOOD_BANK_KEY, Gateway, HOUSING_KEY, POLICE_KEY, SCHOOL_KEY, client, get, ingest,
@@ -139,22 +138,15 @@ async fn consent_deny_stops_delivery_and_is_audited() {
         !gateway.dir.path().join("transit.ndjson").exists(),
         "nothing reached the transit programme"
     );
-    let audit = std::fs::read_to_string(gateway.dir.path().join("audit/audit.jsonl")).unwrap();
+    let export = gateway.onedoor(&["audit", "export"]);
+    let audit = String::from_utf8_lossy(&export.stdout);
     assert!(
         audit
             .lines()
-            .any(|l| l.contains("\"outcome\":\"no-consent\"") && l.contains("transit-assist")),
+            .any(|l| l.contains("NoConsent") && l.contains("transit-assist")),
         "{audit}"
     );
-    let verify = Command::new(env!("CARGO_BIN_EXE_onedoor"))
-        .args([
-            "audit",
-            "verify",
-            "--audit-dir",
-            gateway.dir.path().join("audit").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let verify = gateway.onedoor(&["audit", "verify"]);
     assert!(String::from_utf8_lossy(&verify.stdout).contains("chain intact"));
 }
 
