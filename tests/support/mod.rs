@@ -836,13 +836,15 @@ pub fn assert_done_and_resumed(report: &Value) -> u64 {
     resumed
 }
 
-/// A job report without its per-record errors (which may quote input): fit to print.
+/// A job report without its per-record errors and rejections (which may quote input): fit to print.
 pub fn redacted_report(report: &Value) -> Value {
     let mut report = report.clone();
-    if let Some(refused) = report.pointer_mut("/report/refused")
-        && let Some(list) = refused.as_array()
-    {
-        *refused = json!(format!("{} refused record(s)", list.len()));
+    for pointer in ["/report/refused", "/report/summary/rejected"] {
+        if let Some(listed) = report.pointer_mut(pointer)
+            && let Some(list) = listed.as_array()
+        {
+            *listed = json!(format!("{} record(s)", list.len()));
+        }
     }
     report
 }
