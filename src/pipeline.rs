@@ -331,8 +331,9 @@ fn run_adapter(
             let source = ReferralSource::open(&request.input, &roster, encoding, quirks)
                 .map_err(|e| source_err(&e))?;
             stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
+            // Coverage names the table as the adapter knows it, whatever the file was called (an upload).
             let mut tables = vec![(
-                source.file().to_owned(),
+                crate::adapters::referral_csv::REFERRALS.file.to_owned(),
                 source
                     .columns()
                     .iter()

@@ -230,6 +230,35 @@ fn column(param: &str) -> &'static str {
     }
 }
 
+/// `GET /fhir/Task/{id}/_history`: every version of a Task, newest first (status changes by the receiver,
+/// revisions of the referral by the referrer), for the partners that see the Task.
+pub async fn task_history(
+    State(state): State<Arc<AppState>>,
+    partner: Partner,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = &state.gateway.store;
+    store
+        .resource("Task", &id)
+        .await?
+        .filter(|r| visible(r, &partner))
+        .ok_or(ApiError::NotFound)?;
+    let base = &state.gateway.config.server.base_url;
+    let entries: Vec<Value> = store
+        .history("Task", &id)
+        .await?
+        .into_iter()
+        .map(|body| {
+            let version = body.pointer("/meta/versionId").and_then(Value::as_str).unwrap_or_default().to_owned();
+            json!({"fullUrl": format!("{base}/fhir/Task/{id}/_history/{version}"), "resource": body})
+        })
+        .collect();
+    Ok(fhir(
+        StatusCode::OK,
+        json!({"resourceType": "Bundle", "type": "history", "total": entries.len(), "entry": entries}),
+    ))
+}
+
 /// `PUT /fhir/Task/{id}`: the receiver progresses the referral; the requester may cancel it.
 pub async fn update_task(
     State(state): State<Arc<AppState>>,

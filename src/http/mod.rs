@@ -70,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 fhir::read(s, p, Path(("Task".to_owned(), id)))
             }),
         )
+        .route("/fhir/Task/{id}/_history", get(fhir::task_history))
         .route("/fhir/Patient/{id}", get(fhir::read_patient))
         .route("/fhir/{kind}", get(fhir::search))
         .route("/fhir/{kind}/{id}", get(fhir::read))

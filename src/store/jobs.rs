@@ -108,19 +108,26 @@ impl Store {
     /// Claim the oldest job that is queued, or running with its lease run out (interrupted).
     pub async fn claim_job(&self, node: &str, lease_ms: i64) -> Result<Option<ClaimedJob>, StoreError> {
         let now = now_ms();
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let query = match self.backend {
+            Backend::Postgres => {
+                "WITH next AS (SELECT id FROM jobs WHERE status IN ('queued', 'running') AND claimed_until <= $3 \
+                 ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 UPDATE jobs SET claimed_until = $1, claimed_by = $2, \
+                 resumed = jobs.resumed + (CASE WHEN jobs.status = 'running' THEN 1 ELSE 0 END), status = 'running', updated_at = $3 \
+                 FROM next WHERE jobs.id = next.id AND jobs.claimed_until <= $3 \
+                 RETURNING jobs.id, jobs.source, jobs.org, jobs.upload_name, jobs.records_done, jobs.accepted, jobs.updated, \
+                 jobs.duplicates, jobs.refused, jobs.resumed"
+            }
+            Backend::Sqlite => {
+                "UPDATE jobs SET claimed_until = $1, claimed_by = $2, \
+                 resumed = resumed + (CASE WHEN status = 'running' THEN 1 ELSE 0 END), status = 'running', updated_at = $3 \
+                 WHERE id IN (SELECT id FROM jobs WHERE status IN ('queued', 'running') AND claimed_until <= $3 \
+                 ORDER BY created_at LIMIT 1) \
+                 RETURNING id, source, org, upload_name, records_done, accepted, updated, duplicates, refused, resumed"
+            }
         };
-        let query = format!(
-            "UPDATE jobs SET claimed_until = $1, claimed_by = $2, \
-             resumed = resumed + (CASE WHEN status = 'running' THEN 1 ELSE 0 END), status = 'running', updated_at = $3 \
-             WHERE id IN (SELECT id FROM jobs WHERE status IN ('queued', 'running') AND claimed_until <= $3 \
-             ORDER BY created_at LIMIT 1{lock}) \
-             RETURNING id, source, org, upload_name, records_done, accepted, updated, duplicates, refused, resumed"
-        );
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&self.sql(&query))
+        let row = sqlx::query(&self.sql(query))
             .bind(now + lease_ms)
             .bind(node)
             .bind(now)

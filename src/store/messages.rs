@@ -258,17 +258,24 @@ impl Store {
     /// the lease ends; a crashed worker's claims come back when it does.
     pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
         let now = now_ms();
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let query = match self.backend {
+            // The rows are locked and skipped by other claimers in a CTE evaluated once; the outer update
+            // checks the lease again on the row's newest version.
+            Backend::Postgres => {
+                "WITH due AS (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 \
+                 AND claimed_until <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 UPDATE outbox SET claimed_until = $1 FROM due WHERE outbox.id = due.id AND outbox.claimed_until <= $2 \
+                 RETURNING outbox.id, outbox.message_id, outbox.kind, outbox.destination, outbox.attempts, \
+                 outbox.idempotency_key, outbox.created_at"
+            }
+            Backend::Sqlite => {
+                "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' \
+                 AND next_attempt_at <= $2 AND claimed_until <= $2 ORDER BY next_attempt_at LIMIT $3) \
+                 RETURNING id, message_id, kind, destination, attempts, idempotency_key, created_at"
+            }
         };
-        let query = format!(
-            "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 \
-             AND claimed_until <= $2 ORDER BY next_attempt_at LIMIT $3{lock}) \
-             RETURNING id, message_id, kind, destination, attempts, idempotency_key, created_at"
-        );
         let mut tx = self.begin().await?;
-        let rows = sqlx::query(&self.sql(&query))
+        let rows = sqlx::query(&self.sql(query))
             .bind(now + lease_ms)
             .bind(now)
             .bind(limit)
