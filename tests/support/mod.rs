@@ -527,7 +527,7 @@ pub async fn ingest(node: &impl Base, key: &str, source: &str, body: Vec<u8>) ->
     let job_path = format!("/jobs/{job}");
     for _ in 0..200 {
         let report = get(node, key, &job_path).await.1;
-        if report["status"] != "running" {
+        if report["status"] == "done" || report["status"] == "failed" {
             return report;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
