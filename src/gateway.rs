@@ -159,7 +159,11 @@ impl Gateway {
         if state.versions != Some(versions) {
             state.gate = self.load_gate(tx).await?;
             state.versions = Some(versions);
-            tracing::debug!(consents = versions.consents, bases = versions.bases, "consent state reloaded from the store");
+            tracing::debug!(
+                consents = versions.consents,
+                bases = versions.bases,
+                "consent state reloaded from the store"
+            );
         }
         Ok(decide(&state.gate))
     }
@@ -209,14 +213,21 @@ impl Gateway {
         let mut head = self.store.lock_chain(&mut tx).await?;
         let latest = self.store.latest_revision(&mut tx, &plan.key).await?;
         let (arrival, revision) = match &latest {
-            Some(held) if held.content_hash == plan.content_hash => (Arrival::Duplicate, held.revision),
+            Some(held) if held.content_hash == plan.content_hash => {
+                (Arrival::Duplicate, held.revision)
+            }
             Some(held) => (Arrival::Updated, held.revision + 1),
             None => (Arrival::New, 1),
         };
         if arrival == Arrival::Duplicate {
             advance(&self.store, &mut tx, job, arrival).await?;
             tx.commit().await?;
-            return Ok(plan.accepted(latest.map(|l| l.id).unwrap_or_default(), arrival, revision, Vec::new()));
+            return Ok(plan.accepted(
+                latest.map(|l| l.id).unwrap_or_default(),
+                arrival,
+                revision,
+                Vec::new(),
+            ));
         }
         let mut destinations = self.routes_for(plan.performer.as_deref(), plan.request(&bundle));
         if arrival == Arrival::Updated {
@@ -226,11 +237,15 @@ impl Gateway {
                 }
             }
         }
-        let body = self.keep_held_task(&mut tx, bundle, &plan, revision).await?;
+        let body = self
+            .keep_held_task(&mut tx, bundle, &plan, revision)
+            .await?;
         let (routed, entries) = self.decide_all(&mut tx, &body, &destinations).await?;
         self.store.append_audit(&mut tx, &mut head, entries).await?;
         for (resource, index) in plan.indexed(&body) {
-            self.store.upsert_resource(&mut tx, &resource, &index).await?;
+            self.store
+                .upsert_resource(&mut tx, &resource, &index)
+                .await?;
         }
         let message = Message {
             id: uuid::Uuid::new_v4().to_string(),
@@ -245,10 +260,16 @@ impl Gateway {
             .map(|(destination, status)| NewDelivery {
                 kind: DeliveryKind::Referral,
                 destination: destination.clone(),
-                status: if status == "pending" { DeliveryStatus::Pending } else { DeliveryStatus::Withheld },
+                status: if status == "pending" {
+                    DeliveryStatus::Pending
+                } else {
+                    DeliveryStatus::Withheld
+                },
             })
             .collect();
-        self.store.insert_message(&mut tx, &message, &deliveries).await?;
+        self.store
+            .insert_message(&mut tx, &message, &deliveries)
+            .await?;
         advance(&self.store, &mut tx, job, arrival).await?;
         tx.commit().await?;
         metrics::counter!("onedoor_messages_accepted_total").increment(1);
@@ -265,8 +286,12 @@ impl Gateway {
         plan: &Plan,
         revision: i64,
     ) -> Result<Value, GatewayError> {
-        let Some(task_id) = plan.task.as_deref() else { return Ok(bundle) };
-        let Some(held) = self.store.resource_in(tx, "Task", task_id).await? else { return Ok(bundle) };
+        let Some(task_id) = plan.task.as_deref() else {
+            return Ok(bundle);
+        };
+        let Some(held) = self.store.resource_in(tx, "Task", task_id).await? else {
+            return Ok(bundle);
+        };
         let mut task = held.body;
         if revision > 1 {
             let note = json!({
@@ -296,7 +321,13 @@ impl Gateway {
         tx: &mut WriteTx<'_>,
         record: &Value,
         destinations: &[String],
-    ) -> Result<(Vec<(String, String)>, Vec<crate::consent::audit::AuditEntry>), GatewayError> {
+    ) -> Result<
+        (
+            Vec<(String, String)>,
+            Vec<crate::consent::audit::AuditEntry>,
+        ),
+        GatewayError,
+    > {
         let now = chrono::Utc::now().fixed_offset();
         let requests: Vec<(String, Option<Disclosing>)> = destinations
             .iter()
@@ -312,8 +343,13 @@ impl Gateway {
                 };
                 let decision = gate.decision(record, request, now);
                 let outcome = format!("{:?}", decision.outcome).to_lowercase();
-                metrics::counter!("onedoor_consent_decisions_total", "outcome" => outcome).increment(1);
-                let status = if decision.permits() { "pending" } else { "withheld" };
+                metrics::counter!("onedoor_consent_decisions_total", "outcome" => outcome)
+                    .increment(1);
+                let status = if decision.permits() {
+                    "pending"
+                } else {
+                    "withheld"
+                };
                 entries.push(gate::audit_entry(&decision, request, now));
                 routed.push((name.clone(), status.to_owned()));
             }
@@ -324,11 +360,14 @@ impl Gateway {
 
     /// Who a destination discloses to, and for what.
     pub fn disclosing_to(&self, destination: &str) -> Option<Disclosing> {
-        self.config.destinations.get(destination).map(|target| Disclosing {
-            recipient: target.org.clone(),
-            purpose: target.purpose.clone(),
-            source: None,
-        })
+        self.config
+            .destinations
+            .get(destination)
+            .map(|target| Disclosing {
+                recipient: target.org.clone(),
+                purpose: target.purpose.clone(),
+                source: None,
+            })
     }
 
     /// The destinations a referral goes to. A directory route sends it to the destination of the chosen
@@ -750,7 +789,9 @@ impl Plan {
         };
         let request = first_of("ServiceRequest");
         let id_of = |r: Option<&Value>| {
-            r.and_then(|r| r.get("id")).and_then(Value::as_str).map(str::to_owned)
+            r.and_then(|r| r.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
         };
         Self {
             key: request
@@ -779,7 +820,12 @@ impl Plan {
         subject::resources(bundle)
             .into_iter()
             .map(|r| {
-                let index = index_for(r, self.patient.clone(), &self.sender_org, self.performer.clone());
+                let index = index_for(
+                    r,
+                    self.patient.clone(),
+                    &self.sender_org,
+                    self.performer.clone(),
+                );
                 (r.clone(), index)
             })
             .collect()
@@ -841,7 +887,9 @@ async fn advance(
         Arrival::Updated => cursor.job.counts.updated += 1,
         Arrival::Duplicate => cursor.job.counts.duplicates += 1,
     }
-    store.job_progress(tx, &cursor.job, &cursor.node, cursor.lease_ms).await
+    store
+        .job_progress(tx, &cursor.job, &cursor.node, cursor.lease_ms)
+        .await
 }
 
 /// Replace the resource `kind/id` in a bundle's entries.

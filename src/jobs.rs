@@ -60,7 +60,11 @@ async fn run_job(gateway: &Arc<Gateway>, job: ClaimedJob) {
         }
         Err(JobError::Failed(message)) => (JobStatus::Failed, json!({"error": message})),
     };
-    match gateway.store.finish_job(&id, &gateway.node, status, &report).await {
+    match gateway
+        .store
+        .finish_job(&id, &gateway.node, status, &report)
+        .await
+    {
         Ok(()) => tracing::info!(job = %id, status = %status, "ingest finished"),
         Err(err) => tracing::error!(job = %id, error = %err, "could not record the job's end"),
     }
@@ -91,7 +95,9 @@ async fn execute(gateway: &Arc<Gateway>, job: ClaimedJob) -> Result<Value, JobEr
         .sources
         .get(&job.source)
         .cloned()
-        .ok_or_else(|| JobError::Failed(format!("source '{}' is no longer configured", job.source)))?;
+        .ok_or_else(|| {
+            JobError::Failed(format!("source '{}' is no longer configured", job.source))
+        })?;
     let dir = tempfile::tempdir().map_err(|e| JobError::Failed(e.to_string()))?;
     let file = dir.path().join(&job.upload_name);
     gateway.store.job_upload(&job.id, &file).await?;
@@ -127,7 +133,10 @@ async fn execute(gateway: &Arc<Gateway>, job: ClaimedJob) -> Result<Value, JobEr
             let history = history.lock().unwrap_or_else(|p| p.into_inner());
             (history.forgotten().to_vec(), history.added().to_vec())
         };
-        gateway.store.save_incident_history(&forgotten, &added).await?;
+        gateway
+            .store
+            .save_incident_history(&forgotten, &added)
+            .await?;
     }
     let counts = sink.cursor.job.counts;
     Ok(json!({
@@ -189,7 +198,11 @@ impl GatewaySink {
             source: format!("source:{}", job.source),
             org: job.org.clone(),
             skip: job.records_done,
-            cursor: JobCursor { job, node, lease_ms },
+            cursor: JobCursor {
+                job,
+                node,
+                lease_ms,
+            },
             gateway,
             runtime,
             seen: 0,

@@ -25,8 +25,20 @@ const FOOD_BANK: &str = "/food-bank";
 
 /// The district's own copy of REF-2026-0001: `onedoor convert` of the same CSV with the same configuration.
 fn stored_bundle_of_the_first_referral(gateway: &Gateway) -> Value {
-    let out = gateway.onedoor(&["convert", "--source", "riverside-referrals", "--input", "examples/referrals.csv", "--format", "bundle"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gateway.onedoor(&[
+        "convert",
+        "--source",
+        "riverside-referrals",
+        "--input",
+        "examples/referrals.csv",
+        "--format",
+        "bundle",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -37,9 +49,19 @@ fn stored_bundle_of_the_first_referral(gateway: &Gateway) -> Value {
 async fn accept_the_task(gateway: &Gateway) -> String {
     let (_, tasks) = get(gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
     let mut task = tasks["entry"][0]["resource"].clone();
-    let id = task["id"].as_str().expect("the food bank sees its Task").to_owned();
+    let id = task["id"]
+        .as_str()
+        .expect("the food bank sees its Task")
+        .to_owned();
     task["status"] = json!("accepted");
-    let (status, body) = send_json(gateway, reqwest::Method::PUT, FOOD_BANK_KEY, &format!("/fhir/Task/{id}"), &task).await;
+    let (status, body) = send_json(
+        gateway,
+        reqwest::Method::PUT,
+        FOOD_BANK_KEY,
+        &format!("/fhir/Task/{id}"),
+        &task,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     id
 }
@@ -49,38 +71,96 @@ async fn one_referral_whatever_path_a_copy_is_a_duplicate_and_a_correction_a_rev
     let (agency, url) = receiver(0, 0).await;
     let gateway = Gateway::start(&url, 50).await;
     let csv = std::fs::read_to_string(root().join("examples/referrals.csv")).unwrap();
-    let report = ingest(&gateway, SCHOOL_KEY, "riverside-referrals?filename=district-referrals.csv", csv.clone().into_bytes()).await;
+    let report = ingest(
+        &gateway,
+        SCHOOL_KEY,
+        "riverside-referrals?filename=district-referrals.csv",
+        csv.clone().into_bytes(),
+    )
+    .await;
     assert_eq!(report["status"], "done", "{report}");
-    assert_eq!(report["upload"]["name"], "district-referrals.csv", "{report}");
-    let coverage = report.pointer("/report/summary/coverage").and_then(Value::as_array).cloned().unwrap_or_default();
-    let referrals = coverage.iter().find(|t| t["file"] == "referrals.csv").unwrap_or_else(|| panic!("{report}"));
-    assert!(referrals["read"].as_array().is_some_and(|r| r.len() >= 10), "{referrals}");
-    wait_until("the food bank's delivery", Duration::from_secs(20), || tally(&agency, FOOD_BANK).accepted.len() == 1).await;
+    assert_eq!(
+        report["upload"]["name"], "district-referrals.csv",
+        "{report}"
+    );
+    let coverage = report
+        .pointer("/report/summary/coverage")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let referrals = coverage
+        .iter()
+        .find(|t| t["file"] == "referrals.csv")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        referrals["read"].as_array().is_some_and(|r| r.len() >= 10),
+        "{referrals}"
+    );
+    wait_until("the food bank's delivery", Duration::from_secs(20), || {
+        tally(&agency, FOOD_BANK).accepted.len() == 1
+    })
+    .await;
     let task = accept_the_task(&gateway).await;
 
-    let again = post_bundle(&gateway, SCHOOL_KEY, &stored_bundle_of_the_first_referral(&gateway)).await;
+    let again = post_bundle(
+        &gateway,
+        SCHOOL_KEY,
+        &stored_bundle_of_the_first_referral(&gateway),
+    )
+    .await;
     assert_eq!(again.status().as_u16(), 200);
     let body: Value = again.json().await.unwrap();
-    assert!(body.to_string().contains("200 OK"), "an identical copy is not created again: {body}");
-
-    let corrected = csv.replacen("food-insecurity,routine,", "food-insecurity,urgent,", 1).replacen(
-        "Family prefers contact in Spanish",
-        "Family prefers contact in Spanish; new phone number on file",
-        1,
+    assert!(
+        body.to_string().contains("200 OK"),
+        "an identical copy is not created again: {body}"
     );
-    let report = ingest(&gateway, SCHOOL_KEY, "riverside-referrals?filename=corrected.csv", corrected.into_bytes()).await;
-    assert_eq!((report["updated"].as_i64(), report["duplicates"].as_i64()), (Some(1), Some(2)), "{report}");
-    wait_until("the revision's delivery", Duration::from_secs(20), || tally(&agency, FOOD_BANK).accepted.len() == 2).await;
+
+    let corrected = csv
+        .replacen("food-insecurity,routine,", "food-insecurity,urgent,", 1)
+        .replacen(
+            "Family prefers contact in Spanish",
+            "Family prefers contact in Spanish; new phone number on file",
+            1,
+        );
+    let report = ingest(
+        &gateway,
+        SCHOOL_KEY,
+        "riverside-referrals?filename=corrected.csv",
+        corrected.into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (report["updated"].as_i64(), report["duplicates"].as_i64()),
+        (Some(1), Some(2)),
+        "{report}"
+    );
+    wait_until("the revision's delivery", Duration::from_secs(20), || {
+        tally(&agency, FOOD_BANK).accepted.len() == 2
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen = tally(&agency, FOOD_BANK);
-    assert_eq!(seen.accepted.len(), 2, "the copy sent nothing; the correction was delivered once");
+    assert_eq!(
+        seen.accepted.len(),
+        2,
+        "the copy sent nothing; the correction was delivered once"
+    );
     let revision = agency.accepted_on(FOOD_BANK).pop().unwrap();
-    assert!(revision.to_string().contains("\"priority\":\"urgent\""), "the agency has the correction");
+    assert!(
+        revision.to_string().contains("\"priority\":\"urgent\""),
+        "the agency has the correction"
+    );
 
     let (_, now) = get(&gateway, FOOD_BANK_KEY, &format!("/fhir/Task/{task}")).await;
-    assert_eq!(now["status"], "accepted", "the Task the agency accepted is not reset");
+    assert_eq!(
+        now["status"], "accepted",
+        "the Task the agency accepted is not reset"
+    );
     let (_, history) = get(&gateway, SCHOOL_KEY, &format!("/fhir/Task/{task}/_history")).await;
-    assert!(history.to_string().contains("revision 2 of this referral"), "{history}");
+    assert!(
+        history.to_string().contains("revision 2 of this referral"),
+        "{history}"
+    );
     gateway.assert_audit_chain_intact();
 }
 
@@ -91,12 +171,19 @@ async fn a_receiver_down_past_the_retry_window_gets_its_dead_letters_when_it_ans
     let options = Options {
         retry_base_ms: 100,
         max_attempts: 0,
-        server_extra: "retry_window_ms = 1200\nretry_max_delay_ms = 400\ndead_letter_probe_ms = 400".into(),
+        server_extra:
+            "retry_window_ms = 1200\nretry_max_delay_ms = 400\ndead_letter_probe_ms = 400".into(),
         ..Options::default()
     };
     let gateway = Gateway::start_with(&url, options).await;
     for i in 0..3 {
-        assert_eq!(post_bundle(&gateway, SCHOOL_KEY, &referral(i)).await.status().as_u16(), 200);
+        assert_eq!(
+            post_bundle(&gateway, SCHOOL_KEY, &referral(i))
+                .await
+                .status()
+                .as_u16(),
+            200
+        );
     }
     let mut dead = Vec::new();
     for _ in 0..100 {
@@ -107,16 +194,21 @@ async fn a_receiver_down_past_the_retry_window_gets_its_dead_letters_when_it_ans
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!dead.is_empty(), "the window passed: dead letters");
-    wait_until("every dead letter delivered once the receiver answers", Duration::from_secs(30), || {
-        tally(&agency, FOOD_BANK).distinct_requests().len() == 3
-    })
+    wait_until(
+        "every dead letter delivered once the receiver answers",
+        Duration::from_secs(30),
+        || tally(&agency, FOOD_BANK).distinct_requests().len() == 3,
+    )
     .await;
     let seen = tally(&agency, FOOD_BANK);
     assert_eq!((seen.accepted.len(), seen.delivered_twice().len()), (3, 0));
     assert!(outbox(&gateway, "dead").await.is_empty());
     let export = gateway.onedoor(&["audit", "export"]);
     let events = String::from_utf8_lossy(&export.stdout);
-    assert!(events.contains("not disclosed (delivery dead-lettered)"), "a dead letter is audited as not disclosed");
+    assert!(
+        events.contains("not disclosed (delivery dead-lettered)"),
+        "a dead letter is audited as not disclosed"
+    );
     assert!(events.contains("disclosed (receiver acknowledged)"));
     gateway.assert_audit_chain_intact();
 }
@@ -126,20 +218,44 @@ async fn a_consent_update_based_on_an_old_version_is_refused() {
     let (_agency, url) = receiver(0, 0).await;
     let gateway = Gateway::start(&url, 50).await;
     let consent = support::food_bank_consent();
-    let (status, created) = send_json(&gateway, reqwest::Method::POST, SCHOOL_KEY, "/fhir/Consent", &consent).await;
+    let (status, created) = send_json(
+        &gateway,
+        reqwest::Method::POST,
+        SCHOOL_KEY,
+        "/fhir/Consent",
+        &consent,
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     let put = |version: &str, body: Value| {
         let url = format!("{}/fhir/Consent/{id}", gateway.base);
         let version = version.to_owned();
         async move {
-            client().put(url).bearer_auth(SCHOOL_KEY).header("If-Match", version).json(&body).send().await.unwrap().status().as_u16()
+            client()
+                .put(url)
+                .bearer_auth(SCHOOL_KEY)
+                .header("If-Match", version)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }
     };
     let mut revoked = created.clone();
     revoked["status"] = json!("inactive");
-    assert_eq!(put("W/\"1\"", revoked.clone()).await, 200, "based on the current version");
-    assert_eq!(put("W/\"1\"", created.clone()).await, 412, "another change came in between");
+    assert_eq!(
+        put("W/\"1\"", revoked.clone()).await,
+        200,
+        "based on the current version"
+    );
+    assert_eq!(
+        put("W/\"1\"", created.clone()).await,
+        412,
+        "another change came in between"
+    );
     let (_, now) = get(&gateway, SCHOOL_KEY, &format!("/fhir/Consent/{id}")).await;
     assert_eq!(now["status"], "inactive");
 }
@@ -158,10 +274,15 @@ async fn an_upload_cut_off_mid_body_is_refused_and_nothing_is_stored() {
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&csv).unwrap();
     stream.shutdown(std::net::Shutdown::Write).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    assert!(!answer.contains(" 202 "), "a cut-off upload is not accepted: {answer}");
+    assert!(
+        !answer.contains(" 202 "),
+        "a cut-off upload is not accepted: {answer}"
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (_, all) = get(&gateway, ADMIN_TOKEN, "/admin/messages").await;
     assert_eq!(all["deliveries"].as_array().map(Vec::len), Some(0), "{all}");

@@ -22,15 +22,20 @@ fn a_store_migrated_by_a_newer_onedoor_is_refused() {
         use sqlx::Connection;
         onedoor::store::Store::connect(&url).await.unwrap();
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("INSERT INTO schema_migrations (version, description) VALUES (99, 'from the future')")
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, description) VALUES (99, 'from the future')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
     });
     let out = onedoor(dir.path(), &["audit", "verify", "--database-url", &url]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("schema version 99, newer than this onedoor knows"), "{stderr}");
+    assert!(
+        stderr.contains("schema version 99, newer than this onedoor knows"),
+        "{stderr}"
+    );
 }
 
 /// An audit folder as versions before the store wrote it: `audit.jsonl` and `disclosures.jsonl`.
@@ -49,9 +54,17 @@ fn earlier_audit_folder(dir: &std::path::Path) -> usize {
     for _ in 0..3 {
         let time = chrono::Utc::now().fixed_offset();
         let decision = gate.decision(&record, &request, time);
-        trail.record(onedoor::consent::gate::audit_entry(&decision, &request, time)).unwrap();
+        trail
+            .record(onedoor::consent::gate::audit_entry(
+                &decision, &request, time,
+            ))
+            .unwrap();
     }
-    let lines: Vec<String> = trail.entries.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+    let lines: Vec<String> = trail
+        .entries
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
     std::fs::write(folder.join(audit::AUDIT_FILE), lines.join("\n") + "\n").unwrap();
     lines.len()
 }
@@ -71,10 +84,20 @@ fn an_audit_folder_of_an_earlier_version_is_migrated_into_the_store_once() {
     .unwrap();
     let first = onedoor(dir.path(), &["audit", "verify"]);
     let stdout = String::from_utf8_lossy(&first.stdout);
-    assert!(first.status.success(), "{stdout}{}", String::from_utf8_lossy(&first.stderr));
-    assert!(stdout.contains(&format!("{written} entries, chain intact")), "{stdout}");
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{written} entries, chain intact")),
+        "{stdout}"
+    );
     assert!(dir.path().join("var/audit/audit.jsonl.migrated").exists());
     assert!(!dir.path().join("var/audit/audit.jsonl").exists());
     let again = onedoor(dir.path(), &["audit", "verify"]);
-    assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("{written} entries, chain intact")));
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains(&format!("{written} entries, chain intact"))
+    );
 }

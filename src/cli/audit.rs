@@ -31,7 +31,11 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
         /// The signing key (PKCS#8); created, mode 0600, when it does not exist.
-        #[arg(long, env = "ONEDOOR_AUDIT_KEY", default_value = "var/audit-signing.key")]
+        #[arg(
+            long,
+            env = "ONEDOOR_AUDIT_KEY",
+            default_value = "var/audit-signing.key"
+        )]
         key: PathBuf,
     },
 }
@@ -43,7 +47,9 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
         Command::Verify { store, checkpoint } => {
             let store = store.open(&runtime)?;
             let (entries, head) = runtime.block_on(store.audit_chain())?;
-            let mut problems = audit::verify_chain(&entries, &head).err().unwrap_or_default();
+            let mut problems = audit::verify_chain(&entries, &head)
+                .err()
+                .unwrap_or_default();
             if let Some(path) = checkpoint {
                 problems.extend(check_checkpoint(path, &entries)?);
             }
@@ -88,7 +94,8 @@ fn report(count: usize, problems: &[String]) -> ExitCode {
 
 /// What does not hold of a checkpoint: its signature, and the chain still holding its entry at its length.
 fn check_checkpoint(path: &std::path::Path, entries: &[AuditEntry]) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let checkpoint: Checkpoint = serde_json::from_str(&text)
         .with_context(|| format!("{}: not an audit checkpoint", path.display()))?;
     let mut problems = Vec::new();

@@ -2,8 +2,8 @@
 //! show who received what about a person.
 
 use super::store::{StoreArgs, runtime};
-use crate::store::audit::StoreTrail;
 use crate::consent::{ConsentGate, Decision, Disclosing, Outcome, Registry, bases};
+use crate::store::audit::StoreTrail;
 use anyhow::Context;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

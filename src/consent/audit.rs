@@ -269,7 +269,9 @@ pub fn verify_chain(entries: &[AuditEntry], head: &ChainHead) -> Result<u64, Vec
             problems.push(format!("entry {expected}: does not link to the entry before it (an entry was removed, inserted or reordered)"));
         }
         if entry_hash(entry) != entry.hash {
-            problems.push(format!("entry {expected}: content does not match its hash (the entry was changed)"));
+            problems.push(format!(
+                "entry {expected}: content does not match its hash (the entry was changed)"
+            ));
         }
         prev = entry.hash.clone();
     }
@@ -278,12 +280,20 @@ pub fn verify_chain(entries: &[AuditEntry], head: &ChainHead) -> Result<u64, Vec
         problems.push(format!(
             "the chain holds {length} entries but its head records {} (entries were {} the end)",
             head.length,
-            if head.length > length { "cut off" } else { "added after" }
+            if head.length > length {
+                "cut off"
+            } else {
+                "added after"
+            }
         ));
     } else if head.hash != prev {
         problems.push("the last entry's hash is not the one the head records (the end of the chain was replaced)".into());
     }
-    if problems.is_empty() { Ok(length) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(length)
+    } else {
+        Err(problems)
+    }
 }
 
 /// An audit folder of an earlier version: its entries and disclosures (empty when the files are absent).
@@ -321,7 +331,8 @@ fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, Audit
 
 /// An entry as a FHIR AuditEvent.
 pub fn audit_event(entry: &AuditEntry) -> Value {
-    let permitted = entry.outcome == Outcome::Permit && entry.event != Some(EntryKind::NotDisclosed);
+    let permitted =
+        entry.outcome == Outcome::Permit && entry.event != Some(EntryKind::NotDisclosed);
     let what = match entry.event {
         None => "decision",
         Some(EntryKind::Disclosed) => "disclosed (receiver acknowledged)",
@@ -341,7 +352,10 @@ pub fn audit_event(entry: &AuditEntry) -> Value {
         "source": {"observer": {"display": "onedoor consent gate"}},
         "entity": [{"what": {"reference": entry.patient}, "description": format!("chain seq {} hash {}", entry.seq, entry.hash)}],
     });
-    if let (Some(source), Some(agents)) = (&entry.source, event.get_mut("agent").and_then(Value::as_array_mut)) {
+    if let (Some(source), Some(agents)) = (
+        &entry.source,
+        event.get_mut("agent").and_then(Value::as_array_mut),
+    ) {
         agents.push(json!({"who": {"identifier": {"value": source}}, "requestor": true}));
     }
     event

@@ -66,7 +66,10 @@ async fn probe(gateway: &Gateway) {
     let quiet = gateway.config.server.dead_letter_probe_ms as i64;
     match gateway.store.probe_dead_letters(quiet).await {
         Ok(0) => {}
-        Ok(probed) => tracing::info!(probed, "dead letters probed: one per destination tried again"),
+        Ok(probed) => tracing::info!(
+            probed,
+            "dead letters probed: one per destination tried again"
+        ),
         Err(err) => tracing::error!(error = %err, "dead-letter probe failed"),
     }
 }
@@ -112,7 +115,9 @@ async fn delivered(
     if store.mark_delivered(&mut tx, &item.id).await?
         && let Some((entry, disclosure)) = disclosed
     {
-        store.record_disclosure(&mut tx, Some(&item.id), &disclosure).await?;
+        store
+            .record_disclosure(&mut tx, Some(&item.id), &disclosure)
+            .await?;
         let entry = entry.for_delivery(EntryKind::Disclosed, &item.id);
         store.append_audit(&mut tx, &mut head, vec![entry]).await?;
     }
@@ -140,7 +145,9 @@ async fn failed(
     let store = &gateway.store;
     let mut tx = store.begin().await?;
     let mut head = store.lock_chain(&mut tx).await?;
-    store.mark_failed(&mut tx, &item.id, &error.to_string(), next).await?;
+    store
+        .mark_failed(&mut tx, &item.id, &error.to_string(), next)
+        .await?;
     if let (None, Some(entry)) = (next, entry) {
         let entry = entry.for_delivery(EntryKind::NotDisclosed, &item.id);
         store.append_audit(&mut tx, &mut head, vec![entry]).await?;
@@ -165,28 +172,48 @@ fn next_attempt(
     (at <= item.created_at + server.retry_window_ms as i64).then_some(at)
 }
 
-async fn attempt(gateway: &Gateway, sender: &Sender, item: &OutboxItem) -> Result<Attempt, StoreError> {
+async fn attempt(
+    gateway: &Gateway,
+    sender: &Sender,
+    item: &OutboxItem,
+) -> Result<Attempt, StoreError> {
     let Some(message) = gateway.store.message(&item.message_id).await? else {
-        return Ok(Attempt::Failed(SendError::Other("message not found".into()), None));
+        return Ok(Attempt::Failed(
+            SendError::Other("message not found".into()),
+            None,
+        ));
     };
     if item.kind == DeliveryKind::Notification {
-        return Ok(match sender.notify(&item.destination, &message.body, &item.idempotency_key).await {
-            Ok(()) => Attempt::Delivered(None),
-            Err(error) => Attempt::Failed(error, None),
-        });
+        return Ok(
+            match sender
+                .notify(&item.destination, &message.body, &item.idempotency_key)
+                .await
+            {
+                Ok(()) => Attempt::Delivered(None),
+                Err(error) => Attempt::Failed(error, None),
+            },
+        );
     }
     let Some(request) = gateway.disclosing_to(&item.destination) else {
-        let error = SendError::Other(format!("destination '{}' is no longer configured", item.destination));
+        let error = SendError::Other(format!(
+            "destination '{}' is no longer configured",
+            item.destination
+        ));
         return Ok(Attempt::Failed(error, None));
     };
     let (released, entry) = match decide_at_send(gateway, item, &message.body, request).await? {
         Some(decided) => decided,
         None => return Ok(Attempt::Withheld),
     };
-    Ok(match sender.send(&item.destination, &released, &item.idempotency_key).await {
-        Ok(()) => Attempt::Delivered(Some((entry, released.disclosure().clone()))),
-        Err(error) => Attempt::Failed(error, Some(entry)),
-    })
+    Ok(
+        match sender
+            .send(&item.destination, &released, &item.idempotency_key)
+            .await
+        {
+            Ok(()) => Attempt::Delivered(Some((entry, released.disclosure().clone()))),
+            Err(error) => Attempt::Failed(error, Some(entry)),
+        },
+    )
 }
 
 /// The send-time decision, audited in its own transaction; a withheld delivery is marked in it too
@@ -202,7 +229,9 @@ async fn decide_at_send(
     let mut tx = store.begin().await?;
     let mut head = store.lock_chain(&mut tx).await?;
     let outcome = gateway
-        .with_gate(&mut tx, |gate| gate.release_for_delivery(record, request.clone(), now))
+        .with_gate(&mut tx, |gate| {
+            gate.release_for_delivery(record, request.clone(), now)
+        })
         .await
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let decision = match &outcome {
@@ -210,13 +239,17 @@ async fn decide_at_send(
         Err(Withheld::Denied(decision)) => (**decision).clone(),
         Err(other) => {
             tracing::error!(outbox = %item.id, error = %other, "the released record is not valid; not sent");
-            store.mark_withheld(&mut tx, &item.id, &other.to_string()).await?;
+            store
+                .mark_withheld(&mut tx, &item.id, &other.to_string())
+                .await?;
             tx.commit().await?;
             return Ok(None);
         }
     };
     let entry = gate::audit_entry(&decision, &request, now);
-    store.append_audit(&mut tx, &mut head, vec![entry.clone()]).await?;
+    store
+        .append_audit(&mut tx, &mut head, vec![entry.clone()])
+        .await?;
     match outcome {
         Ok(released) => {
             tx.commit().await?;
@@ -237,7 +270,10 @@ async fn decide_at_send(
 pub fn backoff_ms(base: u64, cap: u64, attempt: i64) -> i64 {
     let exponent = (attempt.max(1) - 1).min(30) as u32;
     let jitter = uuid::Uuid::new_v4().as_u128() as u64 % base.max(1);
-    let delay = base.saturating_mul(1u64 << exponent).saturating_add(jitter).min(cap.max(1));
+    let delay = base
+        .saturating_mul(1u64 << exponent)
+        .saturating_add(jitter)
+        .min(cap.max(1));
     delay as i64
 }
 
@@ -250,7 +286,10 @@ mod tests {
         for attempt in 1..6 {
             let delay = backoff_ms(100, 1_000_000, attempt);
             let floor = 100 * (1 << (attempt - 1));
-            assert!(delay >= floor && delay < floor + 100, "attempt {attempt}: {delay}");
+            assert!(
+                delay >= floor && delay < floor + 100,
+                "attempt {attempt}: {delay}"
+            );
         }
         assert_eq!(backoff_ms(1000, 900_000, 40), 900_000);
     }

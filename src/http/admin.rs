@@ -24,11 +24,7 @@ pub async fn messages(
         .map_err(|_| {
             ApiError::Invalid("status: expected pending, delivered, withheld or dead".into())
         })?;
-    let rows = state
-        .gateway
-        .store
-        .outbox(status, 500)
-        .await?;
+    let rows = state.gateway.store.outbox(status, 500).await?;
     Ok(Json(json!({"deliveries": rows})))
 }
 

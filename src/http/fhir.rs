@@ -341,11 +341,10 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     };
     let text = value.to_str().unwrap_or_default().trim();
     let inner = text.trim_start_matches("W/").trim_matches('"');
-    inner.parse().map(Some).map_err(|_| {
-        ApiError::Invalid(format!(
-            "If-Match '{text}': expected a version as W/\"N\""
-        ))
-    })
+    inner
+        .parse()
+        .map(Some)
+        .map_err(|_| ApiError::Invalid(format!("If-Match '{text}': expected a version as W/\"N\"")))
 }
 
 /// `POST /fhir`: a transaction Bundle (a whole referral).

@@ -80,12 +80,10 @@ pub async fn job(
         .job(&id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let sources_of_partner = state
-        .gateway
-        .config
-        .sources
-        .iter()
-        .any(|(name, s)| Some(name.as_str()) == job.get("source").and_then(|v| v.as_str()) && s.org.as_deref() == Some(partner.org.as_str()));
+    let sources_of_partner = state.gateway.config.sources.iter().any(|(name, s)| {
+        Some(name.as_str()) == job.get("source").and_then(|v| v.as_str())
+            && s.org.as_deref() == Some(partner.org.as_str())
+    });
     if org != partner.org && !sources_of_partner {
         return Err(ApiError::NotFound);
     }
@@ -137,4 +135,3 @@ fn sniff(body: &[u8]) -> &'static str {
         _ => "csv",
     }
 }
-

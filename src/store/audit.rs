@@ -51,7 +51,11 @@ impl Store {
         Ok(())
     }
 
-    async fn insert_entry(&self, tx: &mut WriteTx<'_>, entry: &AuditEntry) -> Result<(), StoreError> {
+    async fn insert_entry(
+        &self,
+        tx: &mut WriteTx<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
         sqlx::query(&self.sql("INSERT INTO audit_entries (seq, hash, entry) VALUES ($1, $2, $3)"))
             .bind(entry.seq as i64)
             .bind(&entry.hash)
@@ -87,9 +91,10 @@ impl Store {
         .execute(tx.conn())
         .await?;
         for key in disclosure.person_keys() {
-            sqlx::query(&self.sql(
-                "INSERT INTO disclosure_keys (disclosure_id, person_key) VALUES ($1, $2)",
-            ))
+            sqlx::query(
+                &self
+                    .sql("INSERT INTO disclosure_keys (disclosure_id, person_key) VALUES ($1, $2)"),
+            )
             .bind(&id)
             .bind(key)
             .execute(tx.conn())
@@ -221,7 +226,9 @@ impl AuditTrail for StoreTrail {
         self.runtime
             .block_on(async {
                 let mut tx = self.store.begin().await?;
-                self.store.record_disclosure(&mut tx, None, disclosure).await?;
+                self.store
+                    .record_disclosure(&mut tx, None, disclosure)
+                    .await?;
                 tx.commit().await
             })
             .map_err(|e| AuditError::Store(e.to_string()))
@@ -305,11 +312,13 @@ pub mod checkpoint {
         };
         if !path.exists() {
             let rng = ring::rand::SystemRandom::new();
-            let document = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| error(e.to_string()))?;
+            let document =
+                Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| error(e.to_string()))?;
             write_private(path, document.as_ref()).map_err(|e| error(e.to_string()))?;
         }
         let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-        Ed25519KeyPair::from_pkcs8(&bytes).map_err(|e| error(format!("not an Ed25519 PKCS#8 key: {e}")))
+        Ed25519KeyPair::from_pkcs8(&bytes)
+            .map_err(|e| error(format!("not an Ed25519 PKCS#8 key: {e}")))
     }
 
     fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -331,12 +340,15 @@ pub mod checkpoint {
     }
 
     fn unhex(text: &str) -> Option<Vec<u8>> {
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return None;
         }
         (0..text.len())
             .step_by(2)
-            .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
             .collect()
     }
 }

@@ -41,9 +41,10 @@ impl Store {
 
     /// Every stored Consent resource, read inside `tx`.
     pub async fn consent_resources(&self, tx: &mut WriteTx<'_>) -> Result<Vec<Value>, StoreError> {
-        let rows = sqlx::query("SELECT body FROM resources WHERE resource_type = 'Consent' ORDER BY id")
-            .fetch_all(tx.conn())
-            .await?;
+        let rows =
+            sqlx::query("SELECT body FROM resources WHERE resource_type = 'Consent' ORDER BY id")
+                .fetch_all(tx.conn())
+                .await?;
         rows.iter()
             .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>("body")?)?))
             .collect()
@@ -67,7 +68,10 @@ impl Store {
         index: &ResourceIndex,
         expected: Option<i64>,
     ) -> Result<i64, StoreError> {
-        let id = consent.get("id").and_then(Value::as_str).unwrap_or_default();
+        let id = consent
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let mut tx = self.begin().await?;
         self.bump(&mut tx, "consents").await?;
         let current = self.resource_version(&mut tx, "Consent", id).await?;
@@ -92,7 +96,10 @@ impl Store {
         self.bump(&mut tx, "consents").await?;
         let mut written = 0;
         for consent in consents {
-            let id = consent.get("id").and_then(Value::as_str).unwrap_or_default();
+            let id = consent
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let stored = self.resource_in(&mut tx, "Consent", id).await?;
             if stored.is_some_and(|s| without_meta(&s.body) == without_meta(consent)) {
                 continue;
@@ -102,7 +109,10 @@ impl Store {
                     .pointer("/patient/reference")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
-                status: consent.get("status").and_then(Value::as_str).map(str::to_owned),
+                status: consent
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 ..ResourceIndex::default()
             };
             self.upsert_resource(&mut tx, consent, &index).await?;
@@ -122,7 +132,9 @@ impl Store {
             return Ok(false);
         }
         self.bump(&mut tx, "bases").await?;
-        sqlx::query("DELETE FROM legal_bases").execute(tx.conn()).await?;
+        sqlx::query("DELETE FROM legal_bases")
+            .execute(tx.conn())
+            .await?;
         for (position, basis) in bases.iter().enumerate() {
             sqlx::query(&self.sql("INSERT INTO legal_bases (position, body) VALUES ($1, $2)"))
                 .bind(position as i64)

@@ -75,7 +75,11 @@ const CHUNK: usize = 1 << 20;
 
 impl Store {
     /// Store a job and its upload (read from `upload`) in one transaction.
-    pub async fn create_job(&self, job: &NewJob, upload: &std::path::Path) -> Result<i64, StoreError> {
+    pub async fn create_job(
+        &self,
+        job: &NewJob,
+        upload: &std::path::Path,
+    ) -> Result<i64, StoreError> {
         let bytes = tokio::fs::read(upload)
             .await
             .map_err(|e| StoreError::Corrupt(format!("the upload could not be read back: {e}")))?;
@@ -94,19 +98,25 @@ impl Store {
         .execute(tx.conn())
         .await?;
         for (index, chunk) in bytes.chunks(CHUNK).enumerate() {
-            sqlx::query(&self.sql("INSERT INTO job_uploads (job_id, chunk, data) VALUES ($1, $2, $3)"))
-                .bind(&job.id)
-                .bind(index as i64)
-                .bind(chunk.to_vec())
-                .execute(tx.conn())
-                .await?;
+            sqlx::query(
+                &self.sql("INSERT INTO job_uploads (job_id, chunk, data) VALUES ($1, $2, $3)"),
+            )
+            .bind(&job.id)
+            .bind(index as i64)
+            .bind(chunk.to_vec())
+            .execute(tx.conn())
+            .await?;
         }
         tx.commit().await?;
         Ok(bytes.len() as i64)
     }
 
     /// Claim the oldest job that is queued, or running with its lease run out (interrupted).
-    pub async fn claim_job(&self, node: &str, lease_ms: i64) -> Result<Option<ClaimedJob>, StoreError> {
+    pub async fn claim_job(
+        &self,
+        node: &str,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
         let now = now_ms();
         let query = match self.backend {
             Backend::Postgres => {
@@ -139,10 +149,11 @@ impl Store {
 
     /// Write a job's upload to `path`.
     pub async fn job_upload(&self, id: &str, path: &std::path::Path) -> Result<(), StoreError> {
-        let rows = sqlx::query(&self.sql("SELECT data FROM job_uploads WHERE job_id = $1 ORDER BY chunk"))
-            .bind(id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query(&self.sql("SELECT data FROM job_uploads WHERE job_id = $1 ORDER BY chunk"))
+                .bind(id)
+                .fetch_all(self.pool())
+                .await?;
         let mut bytes = Vec::new();
         for row in rows {
             bytes.extend_from_slice(&row.try_get::<Vec<u8>, _>("data")?);
@@ -179,12 +190,20 @@ impl Store {
         if done.rows_affected() == 1 {
             Ok(())
         } else {
-            Err(StoreError::ClaimLost(format!("job {} was claimed by another node", job.id)))
+            Err(StoreError::ClaimLost(format!(
+                "job {} was claimed by another node",
+                job.id
+            )))
         }
     }
 
     /// Advance a job in a transaction of its own (a refused record, which stores nothing).
-    pub async fn job_step(&self, job: &ClaimedJob, node: &str, lease_ms: i64) -> Result<(), StoreError> {
+    pub async fn job_step(
+        &self,
+        job: &ClaimedJob,
+        node: &str,
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         self.job_progress(&mut tx, job, node, lease_ms).await?;
         tx.commit().await
@@ -210,7 +229,9 @@ impl Store {
         .execute(tx.conn())
         .await?;
         if done.rows_affected() != 1 {
-            return Err(StoreError::ClaimLost(format!("job {id} was claimed by another node")));
+            return Err(StoreError::ClaimLost(format!(
+                "job {id} was claimed by another node"
+            )));
         }
         sqlx::query(&self.sql("DELETE FROM job_uploads WHERE job_id = $1"))
             .bind(id)

@@ -158,9 +158,7 @@ impl Store {
         .bind(referral_key)
         .fetch_all(tx.conn())
         .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("destination")?))
-            .collect()
+        rows.iter().map(|r| Ok(r.try_get("destination")?)).collect()
     }
 
     /// Store a message and its deliveries inside `tx`.
@@ -256,7 +254,11 @@ impl Store {
 
     /// Claim up to `limit` due deliveries for `lease_ms`. Another worker (or node) cannot claim them until
     /// the lease ends; a crashed worker's claims come back when it does.
-    pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
+    pub async fn claim_due(
+        &self,
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
         let now = now_ms();
         let query = match self.backend {
             // The rows are locked and skipped by other claimers in a CTE evaluated once; the outer update

@@ -64,13 +64,11 @@ async fn apply(store: &Store, version: i64, name: &str, sql: &str) -> Result<(),
             .execute(tx.conn())
             .await?;
     }
-    sqlx::query(&store.sql(
-        "INSERT INTO schema_migrations (version, description) VALUES ($1, $2)",
-    ))
-    .bind(version)
-    .bind(name)
-    .execute(tx.conn())
-    .await?;
+    sqlx::query(&store.sql("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)"))
+        .bind(version)
+        .bind(name)
+        .execute(tx.conn())
+        .await?;
     tx.commit().await?;
     tracing::info!(version, name, "migration applied");
     Ok(())

@@ -201,6 +201,9 @@ pub(crate) fn reference_of(resource: &serde_json::Value) -> String {
             .get("resourceType")
             .and_then(|v| v.as_str())
             .unwrap_or_default(),
-        resource.get("id").and_then(|v| v.as_str()).unwrap_or_default()
+        resource
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
     )
 }

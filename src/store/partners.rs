@@ -15,15 +15,22 @@ pub struct PartnerRow {
 
 impl Store {
     /// Register (or rotate) a partner's API key hash.
-    pub async fn add_partner(&self, name: &str, org: &str, key_hash: &str) -> Result<(), StoreError> {
+    pub async fn add_partner(
+        &self,
+        name: &str,
+        org: &str,
+        key_hash: &str,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(&self.sql("DELETE FROM partners WHERE name = $1"))
             .bind(name)
             .execute(tx.conn())
             .await?;
-        sqlx::query(&self.sql(
-            "INSERT INTO partners (name, org, key_hash, created_at) VALUES ($1, $2, $3, $4)",
-        ))
+        sqlx::query(
+            &self.sql(
+                "INSERT INTO partners (name, org, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+            ),
+        )
         .bind(name)
         .bind(org)
         .bind(key_hash)

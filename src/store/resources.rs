@@ -41,7 +41,11 @@ pub struct ResourceIndex {
 
 impl Store {
     /// Insert or update a resource (version + 1 on update) in a transaction of its own.
-    pub async fn put_resource(&self, resource: &Value, index: &ResourceIndex) -> Result<i64, StoreError> {
+    pub async fn put_resource(
+        &self,
+        resource: &Value,
+        index: &ResourceIndex,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
         let version = self.upsert_resource(&mut tx, resource, index).await?;
         tx.commit().await?;
@@ -55,11 +59,13 @@ impl Store {
         kind: &str,
         id: &str,
     ) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT version FROM resources WHERE resource_type = $1 AND id = $2"))
-            .bind(kind)
-            .bind(id)
-            .fetch_optional(tx.conn())
-            .await?;
+        let row = sqlx::query(
+            &self.sql("SELECT version FROM resources WHERE resource_type = $1 AND id = $2"),
+        )
+        .bind(kind)
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?;
         row.map(|r| Ok(r.try_get::<i64, _>("version")?)).transpose()
     }
 
@@ -70,8 +76,14 @@ impl Store {
         resource: &Value,
         index: &ResourceIndex,
     ) -> Result<i64, StoreError> {
-        let kind = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default();
-        let id = resource.get("id").and_then(Value::as_str).unwrap_or_default();
+        let kind = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let current = self.resource_version(tx, kind, id).await?;
         let version = current.map_or(1, |v| v + 1);
         let body = with_meta(resource, version);
@@ -109,12 +121,17 @@ impl Store {
     }
 
     /// A resource by type and id.
-    pub async fn resource(&self, kind: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2"))
-            .bind(kind)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+    pub async fn resource(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let row =
+            sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2"))
+                .bind(kind)
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
         row.as_ref().map(stored_resource).transpose()
     }
 
@@ -125,11 +142,12 @@ impl Store {
         kind: &str,
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2"))
-            .bind(kind)
-            .bind(id)
-            .fetch_optional(tx.conn())
-            .await?;
+        let row =
+            sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2"))
+                .bind(kind)
+                .bind(id)
+                .fetch_optional(tx.conn())
+                .await?;
         row.as_ref().map(stored_resource).transpose()
     }
 
@@ -157,9 +175,16 @@ impl Store {
     ) -> Result<Vec<StoredResource>, StoreError> {
         let mut query = String::from("SELECT * FROM resources WHERE resource_type = $1");
         for (index, (column, _)) in filters.iter().enumerate() {
-            query.push_str(&format!(" AND {} = ${}", indexed_column(column)?, index + 2));
+            query.push_str(&format!(
+                " AND {} = ${}",
+                indexed_column(column)?,
+                index + 2
+            ));
         }
-        query.push_str(&format!(" ORDER BY updated_at DESC LIMIT ${}", filters.len() + 2));
+        query.push_str(&format!(
+            " ORDER BY updated_at DESC LIMIT ${}",
+            filters.len() + 2
+        ));
         let sql = self.sql(&query);
         let mut q = sqlx::query(&sql).bind(kind);
         for (_, value) in filters {
@@ -193,7 +218,9 @@ fn with_meta(resource: &Value, version: i64) -> Value {
             meta.insert("versionId".into(), Value::String(version.to_string()));
             meta.insert(
                 "lastUpdated".into(),
-                Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                Value::String(
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ),
             );
         }
     }
