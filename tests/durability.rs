@@ -95,11 +95,5 @@ async fn resumed_past(node: &impl Base, job: &str, committed: u64) -> u64 {
 
 /// One line for the closing note: referrals acknowledged, delivered, duplicates seen at the receiver.
 fn summary(at: &str, seen: &Tally) {
-    eprintln!(
-        "{at}: acknowledged {REFERRALS}, delivered {}, duplicates seen at the receiver {} ({} re-sent under an idempotency key already accepted, {} referrals accepted twice)",
-        seen.distinct_requests().len(),
-        seen.duplicates(),
-        seen.repeated_keys,
-        seen.accepted.len() - seen.distinct_requests().len(),
-    );
+    eprintln!("{at}: {}", seen.summary(REFERRALS));
 }

@@ -156,11 +156,7 @@ async fn killing_node_a_mid_job_leaves_node_b_to_finish_it() {
     let stall = Duration::from_secs(30);
     let (report, seen) =
         wait_for_job_and_deliveries(&cluster.b, &agency, &id, REFERRALS, stall).await;
-    eprintln!(
-        "node A killed mid-job: acknowledged {REFERRALS}, delivered {}, duplicates {}",
-        seen.distinct_requests().len(),
-        seen.duplicates()
-    );
+    eprintln!("node A killed mid-job: {}", seen.summary(REFERRALS));
     assert_exactly_once(&seen, REFERRALS);
     assert_done_and_resumed(&report);
     cluster.gateway.assert_audit_chain_intact();
@@ -202,9 +198,8 @@ async fn killing_node_a_mid_delivery_batch_leaves_node_b_to_deliver() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let seen = tally(&agency, FOOD_BANK);
     eprintln!(
-        "node A killed mid-batch at {at_kill}: acknowledged {REFERRALS}, delivered {}, duplicates {}",
-        seen.distinct_requests().len(),
-        seen.duplicates()
+        "node A killed mid-batch ({at_kill} delivered): {}",
+        seen.summary(REFERRALS)
     );
     assert_exactly_once(&seen, REFERRALS);
     cluster.gateway.assert_audit_chain_intact();

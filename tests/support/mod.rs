@@ -647,6 +647,19 @@ impl Tally {
             .len()
     }
 
+    /// One line: referrals acknowledged, delivered, duplicates seen at the receiver (re-sent keys, which
+    /// the receiver answers as duplicates, apart from referrals accepted twice under different keys).
+    pub fn summary(&self, acknowledged: usize) -> String {
+        format!(
+            "acknowledged {acknowledged}, delivered {}, duplicates seen at the receiver {} ({} re-sent under an \
+             idempotency key already accepted, {} referrals accepted twice)",
+            self.distinct_requests().len(),
+            self.duplicates(),
+            self.repeated_keys,
+            self.accepted.len() - self.distinct_requests().len(),
+        )
+    }
+
     /// Deliveries seen twice: repeated keys plus ServiceRequests accepted under a second key.
     pub fn duplicates(&self) -> usize {
         self.repeated_keys + self.accepted.len() - self.distinct_requests().len()
