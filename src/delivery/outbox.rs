@@ -84,7 +84,19 @@ enum Attempt {
     Failed(SendError, Option<AuditEntry>),
 }
 
-async fn deliver(gateway: &Gateway, sender: &Sender, item: OutboxItem) {
+async fn deliver(gateway: &Gateway, sender: &Sender, mut item: OutboxItem) {
+    let lease = gateway.config.server.claim_lease_ms as i64;
+    match gateway.store.renew_claim(&mut item, lease).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(outbox = %item.id, "the claim ran out while the batch was sent; another worker has it");
+            return;
+        }
+        Err(err) => {
+            tracing::error!(outbox = %item.id, error = %err, "could not renew the claim; left for its lease to end");
+            return;
+        }
+    }
     let started = std::time::Instant::now();
     let attempt = match attempt(gateway, sender, &item).await {
         Ok(attempt) => attempt,

@@ -109,6 +109,8 @@ pub struct OutboxItem {
     pub idempotency_key: String,
     /// When it was queued (the retry window counts from here).
     pub created_at: i64,
+    /// The end of this worker's claim: also its fencing token (see [`Store::renew_claim`]).
+    pub claimed_until: i64,
 }
 
 /// A delivery to queue with a message.
@@ -268,12 +270,12 @@ impl Store {
                  AND claimed_until <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
                  UPDATE outbox SET claimed_until = $1 FROM due WHERE outbox.id = due.id AND outbox.claimed_until <= $2 \
                  RETURNING outbox.id, outbox.message_id, outbox.kind, outbox.destination, outbox.attempts, \
-                 outbox.idempotency_key, outbox.created_at"
+                 outbox.idempotency_key, outbox.created_at, outbox.claimed_until"
             }
             Backend::Sqlite => {
                 "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' \
                  AND next_attempt_at <= $2 AND claimed_until <= $2 ORDER BY next_attempt_at LIMIT $3) \
-                 RETURNING id, message_id, kind, destination, attempts, idempotency_key, created_at"
+                 RETURNING id, message_id, kind, destination, attempts, idempotency_key, created_at, claimed_until"
             }
         };
         let mut tx = self.begin().await?;
@@ -285,6 +287,33 @@ impl Store {
             .await?;
         tx.commit().await?;
         rows.iter().map(outbox_item).collect()
+    }
+
+    /// Extend this worker's claim on a delivery just before working on it (a slow batch must not outlive
+    /// its lease). False when the claim is no longer this worker's: its lease ran out and another worker
+    /// (or node) claimed the delivery, or it was recorded meanwhile; the caller leaves it.
+    pub async fn renew_claim(
+        &self,
+        item: &mut OutboxItem,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let until = now_ms() + lease_ms;
+        let mut tx = self.begin().await?;
+        let renewed = sqlx::query(&self.sql(
+            "UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND claimed_until = $3 AND status = 'pending'",
+        ))
+        .bind(until)
+        .bind(&item.id)
+        .bind(item.claimed_until)
+        .execute(tx.conn())
+        .await?
+        .rows_affected()
+            == 1;
+        tx.commit().await?;
+        if renewed {
+            item.claimed_until = until;
+        }
+        Ok(renewed)
     }
 
     /// Mark a delivery delivered inside `tx` (where its disclosure is also recorded). Returns false when
@@ -445,6 +474,7 @@ fn outbox_item(row: &AnyRow) -> Result<OutboxItem, StoreError> {
         attempts: row.try_get("attempts")?,
         idempotency_key: row.try_get("idempotency_key")?,
         created_at: row.try_get("created_at")?,
+        claimed_until: row.try_get("claimed_until")?,
     })
 }
 
