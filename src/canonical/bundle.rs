@@ -3,19 +3,23 @@
 
 use serde_json::{Value, json};
 
+/// A resource's `resourceType` and `id` (empty when absent or not text).
+pub fn type_and_id(resource: &Value) -> (&str, &str) {
+    let text = |key: &str| {
+        resource
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    (text("resourceType"), text("id"))
+}
+
 /// Wrap resources into a transaction Bundle. Each resource must have `resourceType` and `id`.
 pub fn transaction(resources: &[Value]) -> Value {
     let entries: Vec<Value> = resources
         .iter()
         .map(|resource| {
-            let kind = resource
-                .get("resourceType")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let id = resource
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let (kind, id) = type_and_id(resource);
             json!({
                 "fullUrl": format!("urn:uuid:{id}"),
                 "resource": resource,

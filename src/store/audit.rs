@@ -43,6 +43,10 @@ impl Store {
             head.length = sealed.seq;
             head.hash = sealed.hash;
         }
+        self.move_head(tx, head).await
+    }
+
+    async fn move_head(&self, tx: &mut WriteTx<'_>, head: &ChainHead) -> Result<(), StoreError> {
         sqlx::query(&self.sql("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1"))
             .bind(head.length as i64)
             .bind(&head.hash)
@@ -183,12 +187,7 @@ impl Store {
         for entry in entries {
             self.insert_entry(tx, entry).await?;
         }
-        sqlx::query(&self.sql("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1"))
-            .bind(head.length as i64)
-            .bind(&head.hash)
-            .execute(tx.conn())
-            .await?;
-        Ok(())
+        self.move_head(tx, head).await
     }
 }
 

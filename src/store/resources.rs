@@ -76,14 +76,7 @@ impl Store {
         resource: &Value,
         index: &ResourceIndex,
     ) -> Result<i64, StoreError> {
-        let kind = resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let id = resource
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let (kind, id) = crate::canonical::bundle::type_and_id(resource);
         let current = self.resource_version(tx, kind, id).await?;
         let version = current.map_or(1, |v| v + 1);
         let body = with_meta(resource, version);
@@ -126,13 +119,8 @@ impl Store {
         kind: &str,
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError> {
-        let row =
-            sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2"))
-                .bind(kind)
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-        row.as_ref().map(stored_resource).transpose()
+        let mut conn = self.pool().acquire().await?;
+        self.resource_on(&mut conn, kind, id).await
     }
 
     /// A resource as stored now, read inside `tx`.
@@ -142,11 +130,20 @@ impl Store {
         kind: &str,
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError> {
+        self.resource_on(tx.conn(), kind, id).await
+    }
+
+    async fn resource_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
         let row =
             sqlx::query(&self.sql("SELECT * FROM resources WHERE resource_type = $1 AND id = $2"))
                 .bind(kind)
                 .bind(id)
-                .fetch_optional(tx.conn())
+                .fetch_optional(conn)
                 .await?;
         row.as_ref().map(stored_resource).transpose()
     }
