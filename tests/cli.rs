@@ -390,3 +390,110 @@ fn the_incident_history_file_carries_repeat_counts_across_runs_without_names() {
         );
     }
 }
+
+/// The names in a folder, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_failed_convert_leaves_the_earlier_output_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.ndjson");
+    let report = dir.path().join("report.json");
+    let blocked = dir.path().join("blocked");
+    std::fs::create_dir(&blocked).unwrap();
+    let convert = |mapping: &str, format: &str, report: &Path| {
+        onedoor(&[
+            "convert",
+            "--mapping",
+            mapping,
+            "--input",
+            "examples/referrals.csv",
+            "--roster",
+            "examples/district-export",
+            "--format",
+            format,
+            "--output",
+            out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ])
+    };
+    let good = convert("student-referrals", "ndjson", &report);
+    assert!(good.status.success(), "{}", text(&good.stderr));
+    let earlier = [
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&report).unwrap(),
+    ];
+    assert!(!earlier[0].is_empty() && !earlier[1].is_empty());
+    // Fails before converting (no such mapping), then after converting everything (the report's path is a
+    // folder): neither may touch the earlier output nor leave a temporary file.
+    let failures = [
+        convert("nope", "bundle", &report),
+        convert("student-referrals", "bundle", &blocked),
+    ];
+    for failed in failures {
+        assert_eq!(failed.status.code(), Some(2), "{}", text(&failed.stderr));
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            earlier[0],
+            "the output is untouched"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&report).unwrap(),
+            earlier[1],
+            "the report is untouched"
+        );
+        assert_eq!(
+            listing(dir.path()),
+            ["blocked", "out.ndjson", "report.json"],
+            "no temporary file is left"
+        );
+    }
+}
+
+#[test]
+fn a_successful_convert_replaces_the_output_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("nested/out.ndjson");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(
+        &out,
+        "an older, longer output that must not survive as a tail\n".repeat(200),
+    )
+    .unwrap();
+    let run = onedoor(&[
+        "convert",
+        "--mapping",
+        "student-referrals",
+        "--input",
+        "examples/referrals.csv",
+        "--roster",
+        "examples/district-export",
+        "--format",
+        "bundle",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(ndjson(&out).len(), 3);
+    assert_eq!(listing(out.parent().unwrap()), ["out.ndjson"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+        let fresh = dir.path().join("fresh");
+        std::fs::File::create(&fresh).unwrap();
+        assert_eq!(
+            mode(&out),
+            mode(&fresh),
+            "created as a new file would be, not 0600"
+        );
+    }
+}

@@ -96,9 +96,20 @@ fn round_trip(input: &Path) {
 
 /// Convert an HMIS export to FHIR and release it, under a court order, as HMIS CSV into `out`.
 fn write_hmis(input: &Path, work: &Path, out: &Path) {
+    let run = run_hmis(input, work, out, &[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// The `convert --to hmis-csv` run of [`write_hmis`] with `extra` arguments, whatever its outcome.
+fn run_hmis(input: &Path, work: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let bases = work.join("bases.toml");
     std::fs::write(&bases, "[[basis]]\nkind = \"court-order\"\nrecipient = \"urn:onedoor:hmis|import\"\nfrom = \"2020-01-01\"\nuntil = \"2099-12-31\"\nreference = \"round trip\"\n").unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_onedoor"))
+    let store = format!("sqlite://{}", work.join("store/onedoor.db").display());
+    Command::new(env!("CARGO_BIN_EXE_onedoor"))
         .args([
             "convert",
             "--mapping",
@@ -117,19 +128,15 @@ fn write_hmis(input: &Path, work: &Path, out: &Path) {
             "hmis-csv",
         ])
         .args([
-            "--audit-dir",
-            work.join("audit").to_str().unwrap(),
+            "--database-url",
+            store.as_str(),
             "--output",
             out.to_str().unwrap(),
         ])
+        .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .unwrap()
 }
 
 fn data_rows(path: &Path) -> usize {
@@ -172,4 +179,55 @@ fn published_fy2024_sample_survives_the_round_trip() {
         return;
     }
     round_trip(&data);
+}
+
+/// The names in a folder and, for files, their text.
+fn contents(dir: &Path) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(e.path()).unwrap_or_default())
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn a_failed_run_leaves_the_hmis_folder_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hmis");
+    write_hmis(&fixture("referral-pending-and-accepted"), dir.path(), &out);
+    let earlier = contents(&out);
+    let names = |dir: &Path| {
+        contents(dir)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>()
+    };
+    let around = names(dir.path());
+    let blocked = dir.path().join("blocked");
+    std::fs::create_dir(&blocked).unwrap();
+    let report = ["--report", blocked.to_str().unwrap()];
+    // Another export: unreadable (fails before converting), then readable with a report that cannot be
+    // written (fails after every row was encoded). Neither touches the folder or leaves a temporary one.
+    let failures = [
+        run_hmis(&dir.path().join("missing"), dir.path(), &out, &[]),
+        run_hmis(
+            &fixture("enrollment-exit-and-services"),
+            dir.path(),
+            &out,
+            &report,
+        ),
+    ];
+    for failed in failures {
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert_eq!(failed.status.code(), Some(2), "{stderr}");
+        assert_eq!(contents(&out), earlier, "the folder is untouched");
+        let mut left = names(dir.path());
+        left.retain(|n| n != "blocked");
+        assert_eq!(left, around, "no temporary folder is left");
+    }
 }

@@ -10,19 +10,19 @@
 use super::{Cli, exit_code};
 use crate::adapters::niem::IncidentHistory;
 use crate::config;
-use crate::store::audit::StoreTrail;
 use crate::consent::{ConsentGate, Disclosing, Registry, bases};
 use crate::delivery::hmis_csv::HmisCsvDestination;
 use crate::delivery::{GatedSink, NdjsonFileDestination};
 use crate::mapping::EngineOptions;
 use crate::pipeline::Sink;
 use crate::pipeline::{self, ConvertRequest, NdjsonSink, OutputFormat, Summary};
+use crate::store::audit::StoreTrail;
 use anyhow::Context;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use tempfile::{NamedTempFile, TempDir};
 use std::process::ExitCode;
+use tempfile::{NamedTempFile, TempDir};
 
 /// Arguments of `convert`.
 #[derive(Debug, clap::Args)]
@@ -273,7 +273,9 @@ impl StagedFile {
         anyhow::ensure!(!target.is_dir(), "{} is a folder", target.display());
         let temp = new_file_permissions(temp_builder())
             .tempfile_in(parent_folder(target)?)
-            .with_context(|| format!("cannot create a temporary file beside {}", target.display()))?;
+            .with_context(|| {
+                format!("cannot create a temporary file beside {}", target.display())
+            })?;
         if let Ok(existing) = std::fs::metadata(target) {
             temp.as_file()
                 .set_permissions(existing.permissions())
@@ -295,7 +297,10 @@ impl StagedFile {
         let target = self.target;
         let cannot = || format!("cannot write {}", target.display());
         self.temp.as_file().sync_all().with_context(cannot)?;
-        self.temp.persist(&target).map_err(|e| e.error).with_context(cannot)?;
+        self.temp
+            .persist(&target)
+            .map_err(|e| e.error)
+            .with_context(cannot)?;
         sync_folder(&folder_of(&target))
     }
 }
@@ -328,7 +333,9 @@ impl StagedFolder {
         let cannot = || format!("cannot write {}", self.target.display());
         std::fs::create_dir_all(&self.target).with_context(cannot)?;
         for staged in csv_files(self.temp.path()).with_context(cannot)? {
-            File::open(&staged).and_then(|f| f.sync_all()).with_context(cannot)?;
+            File::open(&staged)
+                .and_then(|f| f.sync_all())
+                .with_context(cannot)?;
             let name = staged.file_name().unwrap_or_default();
             std::fs::rename(&staged, self.target.join(name)).with_context(cannot)?;
         }
@@ -344,7 +351,11 @@ fn csv_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        if path.is_file()
+            && path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
             files.push(path);
         }
     }
@@ -359,7 +370,9 @@ fn temp_builder() -> tempfile::Builder<'static, 'static> {
 }
 
 /// Create temporary files as a new output file would be (`0666` less the umask, not `0600`).
-fn new_file_permissions(mut builder: tempfile::Builder<'static, 'static>) -> tempfile::Builder<'static, 'static> {
+fn new_file_permissions(
+    mut builder: tempfile::Builder<'static, 'static>,
+) -> tempfile::Builder<'static, 'static> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -515,7 +515,7 @@ fn drop_partial_row(file: &mut File) -> io::Result<u64> {
 }
 
 /// The offset just past the last newline outside quotes (a quoted field may hold newlines).
-fn end_of_last_whole_row(reader: impl Read) -> io::Result<u64> {
+fn end_of_last_whole_row(reader: impl io::BufRead) -> io::Result<u64> {
     let (mut quoted, mut at, mut end) = (false, 0u64, 0u64);
     for byte in reader.bytes() {
         at += 1;
@@ -544,7 +544,10 @@ mod tests {
     const COLUMNS: &[&str] = &["PersonalID", "FirstName"];
 
     fn row(id: &str, name: &str) -> HashMap<&'static str, String> {
-        HashMap::from([("PersonalID", id.to_owned()), ("FirstName", name.to_owned())])
+        HashMap::from([
+            ("PersonalID", id.to_owned()),
+            ("FirstName", name.to_owned()),
+        ])
     }
 
     #[test]
@@ -575,12 +578,19 @@ mod tests {
     fn opening_cuts_torn_rows_and_writes_a_missing_export_row() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Export.csv"), "").unwrap();
-        std::fs::write(dir.path().join("Client.csv"), "PersonalID,FirstName\nC1,Al\nC2").unwrap();
+        std::fs::write(
+            dir.path().join("Client.csv"),
+            "PersonalID,FirstName\nC1,Al\nC2",
+        )
+        .unwrap();
         HmisCsvEncoder::create(dir.path(), "p").unwrap();
         let clients = ids_in(&dir.path().join("Client.csv"), "PersonalID").unwrap();
         assert_eq!(clients.into_iter().collect::<Vec<_>>(), ["C1"]);
         let exports = ids_in(&dir.path().join("Export.csv"), "ExportID").unwrap();
         assert_eq!(exports.len(), 1);
-        assert!(!dir.path().join("Exit.csv").exists(), "no empty files are made");
+        assert!(
+            !dir.path().join("Exit.csv").exists(),
+            "no empty files are made"
+        );
     }
 }
