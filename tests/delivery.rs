@@ -288,3 +288,70 @@ async fn an_upload_cut_off_mid_body_is_refused_and_nothing_is_stored() {
     assert_eq!(all["deliveries"].as_array().map(Vec::len), Some(0), "{all}");
     assert!(agency.accepted_on(FOOD_BANK).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_notification_can_be_replayed() {
+    // The referrer's notification endpoint refuses everything at first: its notification dead-letters.
+    let (agency, url) = receiver(1_000, 0).await;
+    let options = Options {
+        retry_base_ms: 50,
+        max_attempts: 2,
+        server_extra: "dead_letter_probe_ms = 3600000".into(),
+        ..Options::default()
+    };
+    let gateway = Gateway::start_with(&url, options).await;
+    let csv = std::fs::read(root().join("examples/referrals.csv")).unwrap();
+    let report = ingest(&gateway, SCHOOL_KEY, "riverside-referrals", csv).await;
+    assert_eq!(report["status"], "done", "{report}");
+    let (_, tasks) = get(&gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
+    let mut task = tasks["entry"][0]["resource"].clone();
+    let id = task["id"]
+        .as_str()
+        .expect("the food bank sees its Task")
+        .to_owned();
+    task["status"] = json!("accepted");
+    let (status, _) = send_json(
+        &gateway,
+        reqwest::Method::PUT,
+        FOOD_BANK_KEY,
+        &format!("/fhir/Task/{id}"),
+        &task,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut dead = Vec::new();
+    for _ in 0..200 {
+        dead = outbox(&gateway, "dead")
+            .await
+            .into_iter()
+            .filter(|d| d["kind"] == "notification")
+            .collect();
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let message = dead
+        .first()
+        .and_then(|d| d["message"].as_str())
+        .expect("a dead notification")
+        .to_owned();
+    agency.answer_again();
+    let (code, replayed) = send_json(
+        &gateway,
+        reqwest::Method::POST,
+        ADMIN_TOKEN,
+        &format!("/admin/messages/{message}/replay"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (code, replayed["queued"].as_i64()),
+        (200, Some(1)),
+        "{replayed}"
+    );
+    wait_until("the replayed notification", Duration::from_secs(20), || {
+        !agency.accepted_on("/riverside/notifications").is_empty()
+    })
+    .await;
+}
