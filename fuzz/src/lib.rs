@@ -1,0 +1,314 @@
+//! Fuzz entry points: one function per target, shared by the cargo-fuzz targets (`fuzz_targets/*.rs`) and the
+//! regression test (`tests/fuzz_regressions.rs`, which includes this file as a module), so a crash input is
+//! replayed through exactly the code that found it.
+//!
+//! Decoders that read paths get the input written to a temporary folder first. Inputs that stand for several
+//! files (a OneRoster or HMIS export) are split on the ASCII file-separator byte `0x1C`: the n-th piece becomes
+//! the n-th file of the target's list. An input starting with `PK\x03\x04` is written as a zip instead.
+//! Each function returns normally for any input; a panic is a finding.
+
+use onedoor::canonical::task_status::{Actor, TaskStatus};
+use onedoor::consent::decision::{self, Decision, Request};
+use onedoor::consent::registry::Registry;
+use onedoor::consent::{model, redact, subject};
+use onedoor::mapping::EngineOptions;
+use onedoor::pipeline::{self, NdjsonSink, OutputFormat};
+use onedoor::validation::Validator;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The byte that separates the files of a multi-file input.
+pub const FILE_SEPARATOR: u8 = 0x1C;
+
+/// The OneRoster tables, in input order.
+pub const ONEROSTER_FILES: &[&str] = &[
+    "users.csv",
+    "demographics.csv",
+    "orgs.csv",
+    "roles.csv",
+    "enrollments.csv",
+    "manifest.csv",
+];
+
+/// The HMIS tables, in input order.
+pub const HMIS_FILES: &[&str] = &[
+    "Client.csv",
+    "Enrollment.csv",
+    "Exit.csv",
+    "Services.csv",
+    "Event.csv",
+    "Project.csv",
+    "Organization.csv",
+    "Export.csv",
+];
+
+/// The HSDS CSV tables, in input order.
+pub const HSDS_FILES: &[&str] = &[
+    "organizations.csv",
+    "services.csv",
+    "locations.csv",
+    "service_at_location.csv",
+    "service_areas.csv",
+    "addresses.csv",
+    "phones.csv",
+    "attributes.csv",
+    "taxonomy_terms.csv",
+    "taxonomies.csv",
+];
+
+/// The Ed-Fi interchange files, in input order.
+pub const EDFI_FILES: &[&str] = &[
+    "Student.xml",
+    "Contact.xml",
+    "EducationOrganization.xml",
+    "StudentProgram.xml",
+    "StudentHealth.xml",
+];
+
+/// The repository root (this file is compiled from `fuzz/` and from the main crate's tests).
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if manifest.join("mappings").is_dir() {
+        manifest.to_owned()
+    } else {
+        manifest.parent().unwrap_or(manifest).to_owned()
+    }
+}
+
+fn engine() -> EngineOptions {
+    EngineOptions {
+        now: "2025-01-15T12:00:00Z".into(),
+        source_system: None,
+    }
+}
+
+fn is_zip(data: &[u8]) -> bool {
+    data.starts_with(b"PK\x03\x04")
+}
+
+/// Write `data` as the export folder (split on [`FILE_SEPARATOR`] into `names`) or as `export.zip`.
+fn write_export(dir: &Path, data: &[u8], names: &[&str]) -> PathBuf {
+    if is_zip(data) {
+        let path = dir.join("export.zip");
+        std::fs::write(&path, data).expect("write zip");
+        return path;
+    }
+    let folder = dir.join("export");
+    std::fs::create_dir_all(&folder).expect("create export folder");
+    for (name, piece) in names.iter().zip(data.split(|&b| b == FILE_SEPARATOR)) {
+        std::fs::write(folder.join(name), piece).expect("write table");
+    }
+    folder
+}
+
+/// Convert `input` with the shipped mapping `mapping`, as `onedoor convert` does, output discarded.
+fn convert(mapping: &str, input: &Path, roster: Option<&Path>) {
+    convert_in(&repo_root().join("mappings"), mapping, input, roster);
+}
+
+fn convert_in(mappings: &Path, mapping: &str, input: &Path, roster: Option<&Path>) {
+    let request = pipeline::request(mappings, mapping, input, roster, engine());
+    let mut sink = NdjsonSink::new(std::io::sink(), OutputFormat::Bundle);
+    let _ = pipeline::convert(&request, &mut sink);
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary folder")
+}
+
+/// OneRoster CSV export (users, demographics, orgs, roles, enrollments, manifest).
+pub fn oneroster_csv(data: &[u8]) {
+    let dir = temp();
+    let input = write_export(dir.path(), data, ONEROSTER_FILES);
+    convert("oneroster", &input, None);
+}
+
+/// HUD HMIS CSV export.
+pub fn hmis_csv(data: &[u8]) {
+    let dir = temp();
+    let input = write_export(dir.path(), data, HMIS_FILES);
+    convert("hmis-fy2024", &input, None);
+}
+
+/// HSDS CSV tables.
+pub fn hsds_csv(data: &[u8]) {
+    let dir = temp();
+    let input = write_export(dir.path(), data, HSDS_FILES);
+    convert("hsds-3.0", &input, None);
+}
+
+/// HSDS JSON (one object or a list page).
+pub fn hsds_json(data: &[u8]) {
+    let dir = temp();
+    let input = dir.path().join("directory.json");
+    std::fs::write(&input, data).expect("write json");
+    convert("hsds-3.0", &input, None);
+}
+
+/// Student-support referral CSV, joined to the shipped roster (`examples/district-export`).
+pub fn referral_csv(data: &[u8]) {
+    let dir = temp();
+    let input = dir.path().join("referrals.csv");
+    std::fs::write(&input, data).expect("write csv");
+    let roster = repo_root().join("examples/district-export");
+    convert("student-referrals", &input, Some(&roster));
+}
+
+/// Ed-Fi interchange XML (Student, Contact, EducationOrganization, StudentProgram, StudentHealth).
+pub fn edfi_xml(data: &[u8]) {
+    let dir = temp();
+    let input = write_export(dir.path(), data, EDFI_FILES);
+    convert("edfi-5", &input, None);
+}
+
+/// SIF AU 3.4 / SIF US XML objects or collections (each piece one `.xml` file).
+pub fn sif_xml(data: &[u8]) {
+    let dir = temp();
+    let names: Vec<String> = (0..8).map(|n| format!("object-{n}.xml")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let input = write_export(dir.path(), data, &names);
+    convert("sif-au-3.4", &input, None);
+}
+
+/// NIBRS 2019 submission XML (each piece one submission file).
+pub fn nibrs_xml(data: &[u8]) {
+    let dir = temp();
+    let names: Vec<String> = (0..4).map(|n| format!("submission-{n}.xml")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let input = write_export(dir.path(), data, &names);
+    convert("nibrs-2019", &input, None);
+}
+
+/// FHIR R4 JSON: the fhir adapter (a `.json` file, or `.ndjson` when the input has several lines), the
+/// validator, and the consent reader and decision on what parses.
+pub fn fhir_json(data: &[u8]) {
+    let dir = temp();
+    let ndjson = data.trim_ascii().contains(&b'\n');
+    let input = dir
+        .path()
+        .join(if ndjson { "input.ndjson" } else { "input.json" });
+    std::fs::write(&input, data).expect("write json");
+    convert("fhir-r4", &input, None);
+    if let Ok(value) = serde_json::from_slice::<Value>(data) {
+        received_json(&value);
+    }
+}
+
+/// A mapping file: parsed, linted, and (when it compiles) run over the shipped example for its adapter.
+pub fn mapping_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let dir = temp();
+    let mappings = dir.path().join("mappings");
+    let folder = mappings.join("oneroster");
+    std::fs::create_dir_all(folder.join("codes")).expect("create mappings folder");
+    let shipped = repo_root().join("mappings/oneroster");
+    std::fs::copy(
+        shipped.join("oneroster.toml"),
+        folder.join("oneroster.toml"),
+    )
+    .expect("copy roster mapping");
+    if let Ok(codes) = std::fs::read_dir(shipped.join("codes")) {
+        for code in codes.filter_map(Result::ok) {
+            let _ = std::fs::copy(code.path(), folder.join("codes").join(code.file_name()));
+        }
+    }
+    // Sorted before `oneroster.toml`, so a fuzzed mapping named `oneroster` is the one found.
+    let path = folder.join("aa-fuzz.toml");
+    std::fs::write(&path, text).expect("write mapping");
+    let Ok(loaded) = onedoor::mapping::catalog::load(&path) else {
+        return;
+    };
+    let others = std::collections::BTreeMap::from([(loaded.name(), &loaded)]);
+    let problems = onedoor::mapping::lint::check(&loaded, &others);
+    let _ = onedoor::mapping::crosswalk::markdown(&loaded);
+    if !problems.is_empty() {
+        return;
+    }
+    let root = repo_root();
+    let (input, roster) = match loaded.file.mapping.adapter.get_ref().as_str() {
+        "oneroster" => (root.join("examples/district-export"), None),
+        "referral-csv" => (
+            root.join("examples/referrals.csv"),
+            Some(root.join("examples/district-export")),
+        ),
+        _ => return,
+    };
+    convert_in(&mappings, loaded.name(), &input, roster.as_deref());
+}
+
+/// The configuration file (`config/onedoor.toml`), loaded and checked as `onedoor config check` does.
+pub fn config_toml(data: &[u8]) {
+    let dir = temp();
+    let path = dir.path().join("onedoor.toml");
+    std::fs::write(&path, data).expect("write config");
+    let _ = onedoor::config::load_with_env(&path, std::iter::empty());
+}
+
+/// The pure functions the HTTP JSON entry points call on a received body (`POST /fhir`, `PUT /fhir/Task`,
+/// `PUT /fhir/Consent`): validation, the consent reader, the subject, the performer, Task status, the
+/// consent decision and redaction.
+pub fn http_json(data: &[u8]) {
+    if let Ok(value) = serde_json::from_slice::<Value>(data) {
+        received_json(&value);
+    }
+}
+
+fn received_json(value: &Value) {
+    let _ = Validator::new().validate(value);
+    let consent = model::parse(value).ok();
+    let resources = subject::resources(value);
+    for resource in &resources {
+        if resource.get("resourceType").and_then(Value::as_str) == Some("ServiceRequest") {
+            let _ = onedoor::gateway::performer_org(value, resource);
+        }
+        if let Some(status) = resource.get("status").and_then(Value::as_str)
+            && let Ok(status) = status.parse::<TaskStatus>()
+        {
+            for next in onedoor::canonical::task_status::ALL {
+                let _ = status.transition(*next, Actor::Receiver, true);
+                let _ = status.transition(*next, Actor::Requester, false);
+            }
+        }
+        let _ = model::parse(resource);
+    }
+    let mut registry = Registry::new();
+    if let Some(consent) = consent {
+        registry.upsert(consent);
+    }
+    let time = chrono::DateTime::parse_from_rfc3339("2025-01-15T12:00:00Z").expect("time");
+    for recipient in [
+        "Organization/food-bank",
+        "urn:ietf:rfc:3986|urn:oid:2.16.840.1.113883",
+    ] {
+        let request = Request {
+            record: value,
+            source: Some("Organization/district"),
+            recipient,
+            purpose: "TREAT",
+            time,
+        };
+        let decided = decision::decide(&registry, &[], &request);
+        let _ = redact::apply(value, &decided);
+    }
+    let _ = redact::apply(value, &redacting());
+}
+
+fn redacting() -> Decision {
+    let mut decision = decision::decide(
+        &Registry::new(),
+        &[],
+        &Request {
+            record: &Value::Null,
+            source: None,
+            recipient: "Organization/x",
+            purpose: "TREAT",
+            time: chrono::DateTime::parse_from_rfc3339("2025-01-15T12:00:00Z").expect("time"),
+        },
+    );
+    decision.redact_classes = vec!["Observation".into(), "Condition".into()];
+    decision.redact_labels = vec!["ETH".into(), "PSY".into()];
+    decision.notices = vec!["42 CFR Part 2 notice".into()];
+    decision
+}
