@@ -320,6 +320,21 @@ pub struct Partner {
     /// Where status changes of the referrals it sent are notified (rest-hook, id-only).
     #[serde(default)]
     pub notify_url: Option<String>,
+    /// Mutual TLS: the client certificate subject (common name, or the whole `CN=..., O=...`) bound to it.
+    #[serde(default)]
+    pub cert_subject: Option<String>,
+    /// Mutual TLS: a subject alternative name (DNS name, URI, e-mail, IP) of the certificate bound to it.
+    #[serde(default)]
+    pub cert_san: Option<String>,
+    /// SMART Backend Services: its public keys, a JWKS (`{"keys": [...]}`) as a TOML table or JSON text.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// SMART Backend Services: or a file holding its JWKS (read at each token request).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// SMART Backend Services: the scopes it may be granted (`system/ServiceRequest.write`, `system/*.read`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// Problems in a configuration file, all of them.
@@ -443,7 +458,7 @@ const DESTINATION: &[&str] = &[
     "format",
 ];
 const ROUTE: &[&str] = &["performer", "need", "directory_category", "destination"];
-const PARTNER: &[&str] = &["org", "notify_url"];
+const PARTNER: &[&str] = &["org", "notify_url", "cert_subject", "cert_san", "jwks", "jwks_file", "scopes"];
 
 /// Every unknown key, with its dotted path.
 fn unknown_keys(value: &Value, shown: &str) -> Vec<String> {
@@ -579,6 +594,7 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
             ));
         }
     }
+    problems.extend(crate::http::smart::check_partners(config, shown));
     if !config.server.database_url.starts_with("sqlite:")
         && !config.server.database_url.starts_with("postgres")
     {

@@ -7,6 +7,7 @@ mod conformance;
 mod consent;
 mod convert;
 mod mappings;
+mod partners;
 mod serve;
 mod store;
 mod validate;
@@ -56,9 +57,9 @@ enum Command {
     Audit(audit::Command),
     /// Run the gateway server.
     Serve(serve::Args),
-    /// Manage partner API keys.
+    /// Manage partner API keys: add, list, revoke, rotate.
     #[command(subcommand)]
-    Partners(serve::PartnerCommand),
+    Partners(partners::Command),
     /// Run an example receiving agency (accepts referrals and notifications, logs types and keys).
     ExampleReceiver {
         /// Listen address.
@@ -86,7 +87,7 @@ pub fn run() -> ExitCode {
         Command::Consent(command) => consent::run(command),
         Command::Audit(command) => audit::run(command),
         Command::Serve(args) => serve::run(args),
-        Command::Partners(command) => serve::partners(command),
+        Command::Partners(command) => partners::run(command),
         Command::ExampleReceiver {
             listen,
             fail_first,

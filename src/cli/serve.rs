@@ -1,6 +1,6 @@
 //! `onedoor serve`: the gateway server (store, consent gate, HTTP API, outbox worker), with graceful
 //! shutdown on Ctrl-C or SIGTERM that finishes in-flight requests and the delivery batch in hand.
-//! Also `onedoor partners add|list` (API keys, shown once, stored hashed) and `onedoor example-receiver`.
+//! Also `onedoor example-receiver`; `onedoor partners` is in `partners.rs`.
 
 use crate::config::{self, Config};
 use crate::consent::{Registry, bases};
@@ -29,22 +29,7 @@ pub struct Args {
     listen: Option<String>,
 }
 
-/// `partners` subcommands.
-#[derive(Debug, clap::Subcommand)]
-pub enum PartnerCommand {
-    /// Create (or rotate) a partner's API key; the key is printed once and stored hashed.
-    Add {
-        /// The partner's name in the configuration (`[partners.NAME]`).
-        name: String,
-        /// Use this key instead of generating one (provisioning from a secret manager).
-        #[arg(long, env = "ONEDOOR_PARTNER_KEY")]
-        key: Option<String>,
-        #[command(flatten)]
-        args: Args,
-    },
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -54,29 +39,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(serve(args))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Run `partners`.
-pub fn partners(command: &PartnerCommand) -> anyhow::Result<ExitCode> {
-    let PartnerCommand::Add { name, key, args } = command;
-    runtime()?.block_on(async {
-        let (config, url) = load(args)?;
-        let partner = config
-            .partners
-            .get(name)
-            .with_context(|| format!("no [partners.{name}] in {}", args.config.display()))?;
-        let store = connect(&url).await?;
-        let key = key.clone().unwrap_or_else(auth::new_key);
-        store
-            .add_partner(name, &partner.org, &auth::key_hash(&key))
-            .await?;
-        println!("{key}");
-        eprintln!(
-            "partner '{name}' acts for {}; the key above is shown once and stored only as a hash",
-            partner.org
-        );
-        Ok(ExitCode::SUCCESS)
-    })
 }
 
 /// Run `example-receiver`.
@@ -133,14 +95,17 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let address = listener.local_addr()?;
     let gateway = Gateway::new(store, config);
+    // Credentials: keys, tokens and the admin token are HMACs under the server secret.
+    let credentials = auth::Credentials::load(&gateway.store).await?;
     let admin_token_hash = std::env::var("ONEDOOR_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
-        .map(|t| auth::key_hash(&t));
+        .map(|t| credentials.hash(&t));
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
         metrics: http::metrics_handle(),
         admin_token_hash,
+        credentials,
     });
     let (stop, stopped) = watch::channel(false);
     let worker = tokio::spawn(outbox::run(gateway.clone(), sender, stopped.clone()));

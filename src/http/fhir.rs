@@ -56,7 +56,7 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
             "format": ["application/fhir+json"],
             "rest": [{
                 "mode": "server",
-                "security": {"description": "API key per partner: Authorization: Bearer <key>"},
+                "security": super::smart::capability_security(&state.gateway.config),
                 "resource": [
                     resource("ServiceRequest", &["create", "read", "search-type"], &["patient", "status", "requester", "performer"]),
                     resource("Task", &["read", "update", "search-type"], &["focus", "patient", "status", "requester", "owner"]),

@@ -7,6 +7,7 @@ pub mod error;
 pub mod fhir;
 pub mod ingest;
 pub mod ops;
+pub mod smart;
 pub mod tls;
 
 use crate::gateway::Gateway;
@@ -24,8 +25,10 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// The metrics renderer.
     pub metrics: PrometheusHandle,
-    /// SHA-256 of `ONEDOOR_ADMIN_TOKEN`, when set.
+    /// HMAC of `ONEDOOR_ADMIN_TOKEN` under the server secret, when set.
     pub admin_token_hash: Option<String>,
+    /// The server secret keys, tokens and the admin token are hashed under.
+    pub credentials: auth::Credentials,
 }
 
 /// The process-wide Prometheus recorder (installed once).
@@ -46,6 +49,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.gateway.config.server.max_upload_bytes;
     Router::new()
         .route("/fhir/metadata", get(fhir::metadata))
+        .route("/auth/token", post(smart::token))
+        .route("/.well-known/smart-configuration", get(smart::configuration))
+        .route("/fhir/.well-known/smart-configuration", get(smart::configuration))
         .route("/fhir", post(fhir::transaction))
         .route("/fhir/$validate", post(fhir::validate))
         .route(

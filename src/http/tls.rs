@@ -1,6 +1,7 @@
 //! TLS on the listener (rustls), and mutual TLS when `server.tls.client_ca` is set: a client must then
-//! present a certificate signed by that CA before any HTTP is spoken; partners still authenticate with their
-//! API key on top.
+//! present a certificate signed by that CA before any HTTP is spoken. The verified certificate's subject
+//! and subject alternative names go into every request of the connection ([`PeerIdentity`]), where the
+//! partner extractor binds them to the partner configured with that `cert_subject` or `cert_san`.
 
 use crate::config::ListenerTls;
 use axum::Router;
@@ -69,7 +70,12 @@ pub async fn serve(
                         tracing::debug!("TLS handshake refused");
                         return;
                     };
-                    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    // The client certificate's identity, for the partner extractor (`auth`).
+                    let peer = PeerIdentity::of_connection(tls.get_ref().1);
+                    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        if let Some(peer) = &peer {
+                            request.extensions_mut().insert(peer.clone());
+                        }
                         router.clone().call(request.map(axum::body::Body::new))
                     });
                     if let Err(err) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await {
@@ -78,5 +84,72 @@ pub async fn serve(
                 });
             }
         }
+    }
+}
+
+/// The verified client certificate of a mutual-TLS connection: its subject and subject alternative names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The whole subject, as `CN=..., O=...`.
+    pub subject: String,
+    /// The subject's common names.
+    pub common_names: Vec<String>,
+    /// DNS names, URIs, e-mail addresses and IP addresses among the subject alternative names.
+    pub sans: Vec<String>,
+}
+
+impl PeerIdentity {
+    /// The identity of the certificate the client presented (rustls verified it against `client_ca`).
+    pub fn of_connection(connection: &rustls::ServerConnection) -> Option<Self> {
+        Self::from_der(connection.peer_certificates()?.first()?)
+    }
+
+    /// Read a DER certificate; `None` when it cannot be parsed.
+    pub fn from_der(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let common_names = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+            .collect();
+        let sans = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|ext| ext.value.general_names.iter().filter_map(san_text).collect())
+            .unwrap_or_default();
+        Some(Self {
+            subject: cert.subject().to_string(),
+            common_names,
+            sans,
+        })
+    }
+
+    /// Whether `subject` is one of its common names or its whole subject.
+    pub fn has_subject(&self, subject: &str) -> bool {
+        self.subject == subject || self.common_names.iter().any(|cn| cn == subject)
+    }
+
+    /// Whether `san` is one of its subject alternative names (case-insensitive).
+    pub fn has_san(&self, san: &str) -> bool {
+        self.sans.iter().any(|s| s.eq_ignore_ascii_case(san))
+    }
+}
+
+fn san_text(name: &x509_parser::extensions::GeneralName<'_>) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    match name {
+        GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => {
+            Some((*s).to_owned())
+        }
+        GeneralName::IPAddress(bytes) => {
+            let ip: std::net::IpAddr = match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes).ok()?.into(),
+                16 => <[u8; 16]>::try_from(*bytes).ok()?.into(),
+                _ => return None,
+            };
+            Some(ip.to_string())
+        }
+        _ => None,
     }
 }

@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_one_source_of_truth.sql",
         include_str!("migrations/0003_one_source_of_truth.sql"),
     ),
+    (
+        4,
+        "0004_credentials.sql",
+        include_str!("migrations/0004_credentials.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
