@@ -114,6 +114,25 @@ pub struct Server {
     /// TLS on the listener; with `client_ca`, mutual TLS (clients must present a certificate it signed).
     #[serde(default)]
     pub tls: Option<ListenerTls>,
+    /// Largest JSON body (every route but `/ingest`), in bytes; 413 beyond (default 1 MiB).
+    #[serde(default = "default_max_json")]
+    pub max_json_bytes: usize,
+    /// Largest request head (request line and headers), in bytes; 431 beyond (default 64 KiB).
+    #[serde(default = "default_max_header")]
+    pub max_header_bytes: usize,
+    /// A client must send a request's whole head within this time, or its connection is closed (10 s).
+    #[serde(default = "default_header_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// A request body that sends nothing for this long is abandoned (408; default 10 s).
+    #[serde(default = "default_body_timeout")]
+    pub body_read_timeout_ms: u64,
+    /// At most this many connections at once; more wait in the listen backlog (default 512, kept below
+    /// the file-descriptor limit).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// After Ctrl-C or SIGTERM, connections still open after this long are dropped (default 10 s).
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_ms: u64,
 }
 
 /// `[server.tls]`.
@@ -144,6 +163,12 @@ impl Default for Server {
             dead_letter_probe_ms: default_probe(),
             claim_lease_ms: default_lease(),
             tls: None,
+            max_json_bytes: default_max_json(),
+            max_header_bytes: default_max_header(),
+            header_read_timeout_ms: default_header_timeout(),
+            body_read_timeout_ms: default_body_timeout(),
+            max_connections: default_max_connections(),
+            shutdown_grace_ms: default_shutdown_grace(),
         }
     }
 }
@@ -159,6 +184,24 @@ fn default_base_url() -> String {
 }
 fn default_max_upload() -> usize {
     64 * 1024 * 1024
+}
+fn default_max_json() -> usize {
+    1024 * 1024
+}
+fn default_max_header() -> usize {
+    64 * 1024
+}
+fn default_header_timeout() -> u64 {
+    10_000
+}
+fn default_body_timeout() -> u64 {
+    10_000
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_shutdown_grace() -> u64 {
+    10_000
 }
 fn default_poll() -> u64 {
     200
@@ -435,6 +478,12 @@ const SERVER: &[&str] = &[
     "dead_letter_probe_ms",
     "claim_lease_ms",
     "tls",
+    "max_json_bytes",
+    "max_header_bytes",
+    "header_read_timeout_ms",
+    "body_read_timeout_ms",
+    "max_connections",
+    "shutdown_grace_ms",
 ];
 const SERVER_TLS: &[&str] = &["cert", "key", "client_ca"];
 const CONSENT: &[&str] = &["consents", "bases", "audit_dir"];
@@ -623,7 +672,7 @@ mod tests {
         let err = load_with_env(file.path(), std::iter::empty())
             .unwrap_err()
             .0;
-        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, retry_max_delay_ms, retry_window_ms, dead_letter_probe_ms, claim_lease_ms, tls)")), "{err:?}");
+        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, retry_max_delay_ms, retry_window_ms, dead_letter_probe_ms, claim_lease_ms, tls, max_json_bytes, max_header_bytes, header_read_timeout_ms, body_read_timeout_ms, max_connections, shutdown_grace_ms)")), "{err:?}");
         assert!(
             err.iter()
                 .any(|e| e.contains("destinations.a.colour: unknown key")),

@@ -497,8 +497,10 @@ impl Gateway {
         mut request: Value,
         sender_org: &str,
     ) -> Result<Value, GatewayError> {
+        let invalid = |e: crate::checked::NotAnObject| GatewayError::Invalid(e.to_string());
         if request["id"].as_str().is_none_or(str::is_empty) {
-            request["id"] = json!(uuid::Uuid::new_v4().to_string());
+            let id = json!(uuid::Uuid::new_v4().to_string());
+            crate::checked::set(&mut request, "ServiceRequest", "id", id).map_err(invalid)?;
         }
         let sr_id = request["id"].as_str().unwrap_or_default().to_owned();
         let mut resources = vec![request.clone()];
@@ -528,7 +530,9 @@ impl Gateway {
             .map(|org| organization_for(org, &mut resources));
         let requester_ref = organization_for(sender_org, &mut resources);
         if let Some(reference) = &performer_ref {
-            request["performer"] = json!([{"reference": reference}]);
+            let performer = json!([{"reference": reference}]);
+            crate::checked::set(&mut request, "ServiceRequest", "performer", performer)
+                .map_err(invalid)?;
             resources[0] = request.clone();
         }
         resources.push(json!({
@@ -707,15 +711,20 @@ fn assign_performer(bundle: &mut Value, service: &Value, added: Vec<Value>) {
         "reference": format!("HealthcareService/{}", service["id"].as_str().unwrap_or_default()),
         "display": service["name"],
     });
-    let Some(entries) = bundle["entry"].as_array_mut() else {
+    let Some(entries) = bundle.get_mut("entry").and_then(Value::as_array_mut) else {
         return;
     };
     for entry in entries.iter_mut() {
-        let resource = &mut entry["resource"];
-        match resource["resourceType"].as_str() {
-            Some("ServiceRequest") => resource["performer"] = json!([reference.clone()]),
-            Some("Task") if resource.get("owner").is_none() => {
-                resource["owner"] = reference.clone()
+        // Checked writes: an entry or resource that is not an object is left alone (validation refuses it).
+        let Some(resource) = entry.get_mut("resource").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        match resource.get("resourceType").and_then(Value::as_str) {
+            Some("ServiceRequest") => {
+                resource.insert("performer".into(), json!([reference.clone()]));
+            }
+            Some("Task") if !resource.contains_key("owner") => {
+                resource.insert("owner".into(), reference.clone());
             }
             _ => {}
         }

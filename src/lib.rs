@@ -9,6 +9,7 @@
 
 pub mod adapters;
 pub mod canonical;
+pub mod checked;
 pub mod cli;
 pub mod config;
 pub mod conformance;

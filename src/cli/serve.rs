@@ -7,7 +7,7 @@ use crate::consent::{Registry, bases};
 use crate::delivery::outbox;
 use crate::delivery::send::Sender;
 use crate::gateway::Gateway;
-use crate::http::{self, AppState, auth};
+use crate::http::{self, AppState, auth, listener};
 use crate::store::Store;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -86,6 +86,7 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Store> {
 }
 
 async fn serve(args: &Args) -> anyhow::Result<()> {
+    http::guard::install_panic_hook();
     let (config, url) = load(args)?;
     let store = connect(&url).await?;
     prepare_store(&config, &store).await?;
@@ -111,19 +112,18 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     let worker = tokio::spawn(outbox::run(gateway.clone(), sender, stopped.clone()));
     let jobs = tokio::spawn(crate::jobs::run(gateway.clone(), stopped));
     let router = http::router(state);
+    let limits = connection_limits(&gateway.config.server);
     match &gateway.config.server.tls {
         Some(tls) => {
             let tls = http::tls::server_config(tls).map_err(|e| anyhow::anyhow!(e))?;
             println!("onedoor listening on https://{address}");
             tracing::info!(%address, backend = ?gateway.store.backend(), "onedoor serving over TLS");
-            http::tls::serve(listener, tls, router, shutdown()).await;
+            http::tls::serve(listener, tls, router, limits, shutdown()).await;
         }
         None => {
             println!("onedoor listening on http://{address}");
             tracing::info!(%address, backend = ?gateway.store.backend(), "onedoor serving");
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown())
-                .await?;
+            listener::serve(listener, listener::Plain(router), limits, shutdown()).await;
         }
     }
     let _ = stop.send(true);
@@ -131,6 +131,58 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     let _ = jobs.await;
     eprintln!("onedoor stopped");
     Ok(())
+}
+
+/// File descriptors kept for the store's pool, outbound deliveries, uploads and logs.
+const RESERVED_FDS: u64 = 128;
+
+/// The accept loop's limits; `max_connections` is kept below the file-descriptor limit (raised to the
+/// hard limit first, where the system allows).
+fn connection_limits(server: &config::Server) -> listener::Limits {
+    let mut limits = listener::Limits::from_config(server);
+    if let Some(fds) = raise_fd_limit() {
+        let room = fds.saturating_sub(RESERVED_FDS).max(1) as usize;
+        if limits.max_connections > room {
+            tracing::warn!(
+                configured = limits.max_connections,
+                allowed = room,
+                fds,
+                "server.max_connections lowered below the file-descriptor limit"
+            );
+            limits.max_connections = room;
+        }
+    }
+    tracing::info!(max_connections = limits.max_connections, "connection limit");
+    limits
+}
+
+/// Raise the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.
+#[cfg(unix)]
+fn raise_fd_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        }
+    }
+    Some(limit.rlim_cur as u64)
+}
+
+#[cfg(not(unix))]
+fn raise_fd_limit() -> Option<u64> {
+    None
 }
 
 async fn shutdown() {

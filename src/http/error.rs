@@ -17,6 +17,15 @@ pub enum ApiError {
     /// Invalid input.
     #[error("{0}")]
     Invalid(String),
+    /// A malformed request: a query value out of range, a body that is not JSON (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is larger than the limit named (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The request body stopped arriving (408).
+    #[error("{0}")]
+    Timeout(String),
     /// A workflow rule forbids it.
     #[error("{0}")]
     Conflict(String),
@@ -37,6 +46,9 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "login"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "value"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-costly"),
+            Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "business-rule"),
             Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "conflict"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),

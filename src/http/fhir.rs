@@ -192,11 +192,7 @@ pub async fn search(
             }
         }
     }
-    let limit = params
-        .get("_count")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(100)
-        .min(1000);
+    let limit = super::params::count(params.get("_count").map(String::as_str))?;
     let store = &state.gateway.store;
     let mut found = Vec::new();
     for side in ["sender_org", "receiver_org"] {
@@ -299,7 +295,8 @@ pub async fn put_consent(
         }
         None => uuid::Uuid::new_v4().to_string(),
     };
-    consent["id"] = json!(id);
+    crate::checked::set(&mut consent, "Consent", "id", json!(id))
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
     gateway.check(&consent)?;
     let parsed = model::parse(&consent).map_err(|errors| ApiError::Invalid(errors.join("; ")))?;
     let index = ResourceIndex {

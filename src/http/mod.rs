@@ -5,8 +5,11 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod fhir;
+pub mod guard;
 pub mod ingest;
+pub mod listener;
 pub mod ops;
+pub mod params;
 pub mod smart;
 pub mod tls;
 
@@ -18,6 +21,9 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// What every handler sees.
 pub struct AppState {
@@ -46,12 +52,18 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
-    let limit = state.gateway.config.server.max_upload_bytes;
-    Router::new()
+    let server = state.gateway.config.server.clone();
+    let router = Router::new()
         .route("/fhir/metadata", get(fhir::metadata))
         .route("/auth/token", post(smart::token))
-        .route("/.well-known/smart-configuration", get(smart::configuration))
-        .route("/fhir/.well-known/smart-configuration", get(smart::configuration))
+        .route(
+            "/.well-known/smart-configuration",
+            get(smart::configuration),
+        )
+        .route(
+            "/fhir/.well-known/smart-configuration",
+            get(smart::configuration),
+        )
         .route("/fhir", post(fhir::transaction))
         .route("/fhir/$validate", post(fhir::validate))
         .route(
@@ -81,7 +93,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/fhir/{kind}", get(fhir::search))
         .route("/fhir/{kind}/{id}", get(fhir::read))
         .route("/fhir/{kind}/$validate", post(fhir::validate))
-        .route("/ingest/{source}", post(ingest::ingest))
+        .route(
+            "/ingest/{source}",
+            post(ingest::ingest).layer(DefaultBodyLimit::max(server.max_upload_bytes)),
+        )
         .route("/jobs/{id}", get(ingest::job))
         .route("/admin/messages", get(admin::messages))
         .route("/admin/dead-letters", get(admin::dead_letters))
@@ -94,10 +109,33 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .layer(DefaultBodyLimit::max(limit))
+        .route("/openapi.json", get(ops::openapi));
+    router
+        .merge(test_routes())
+        // Limits and panic safety around every route (issue 10): JSON bodies up to `max_json_bytes`
+        // (`/ingest` streams its upload under `max_upload_bytes` itself, not through this limit); a body
+        // that sends nothing for `body_read_timeout_ms` is abandoned; the framework's own errors are
+        // OperationOutcomes; a panic answers 500.
+        .layer(DefaultBodyLimit::max(server.max_json_bytes))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
+            server.body_read_timeout_ms.max(1),
+        )))
+        .layer(middleware::from_fn(guard::outcome_errors))
+        .layer(CatchPanicLayer::custom(guard::panic_response))
         .layer(middleware::from_fn(timing))
         .with_state(state)
+}
+
+/// The test-only panic route, present only when `ONEDOOR_TEST_PANIC_ROUTE=1` (see [`guard`]).
+fn test_routes() -> Router<Arc<AppState>> {
+    let routes = Router::new();
+    if guard::test_panics_armed() {
+        tracing::warn!(
+            "ONEDOOR_TEST_PANIC_ROUTE=1: POST /admin/test-panic panics on purpose (tests only)"
+        );
+        return routes.route("/admin/test-panic", post(guard::test_panic));
+    }
+    routes
 }
 
 async fn timing(request: Request, next: Next) -> Response {

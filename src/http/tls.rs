@@ -3,17 +3,16 @@
 //! and subject alternative names go into every request of the connection ([`PeerIdentity`]), where the
 //! partner extractor binds them to the partner configured with that `cert_subject` or `cert_san`.
 
+use super::listener::{Handshake, Limits};
 use crate::config::ListenerTls;
 use axum::Router;
-use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tower_service::Service;
 
 /// The rustls configuration; errors name the file at fault.
 pub fn server_config(tls: &ListenerTls) -> Result<Arc<rustls::ServerConfig>, String> {
@@ -50,41 +49,43 @@ pub fn server_config(tls: &ListenerTls) -> Result<Arc<rustls::ServerConfig>, Str
     Ok(Arc::new(config))
 }
 
+/// The TLS handshake of each accepted connection (run by [`super::listener`], under its limits and
+/// deadlines); the router serves the connection once the handshake is done.
+#[derive(Clone)]
+pub struct TlsHandshake {
+    acceptor: TlsAcceptor,
+    router: Router,
+}
+
+impl Handshake for TlsHandshake {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    async fn handshake(&self, stream: TcpStream) -> Option<(Self::Io, Router)> {
+        let Ok(tls) = self.acceptor.accept(stream).await else {
+            tracing::debug!("TLS handshake refused");
+            return None;
+        };
+        // The client certificate's identity, for the partner extractor (`auth`).
+        let router = match PeerIdentity::of_connection(tls.get_ref().1) {
+            Some(peer) => self.router.clone().layer(axum::Extension(peer)),
+            None => self.router.clone(),
+        };
+        Some((tls, router))
+    }
+}
+
 /// Accept TLS connections until `shutdown` completes; each connection is served by the router.
 pub async fn serve(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: Router,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(config);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let (acceptor, router) = (acceptor.clone(), router.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        tracing::debug!("TLS handshake refused");
-                        return;
-                    };
-                    // The client certificate's identity, for the partner extractor (`auth`).
-                    let peer = PeerIdentity::of_connection(tls.get_ref().1);
-                    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                        if let Some(peer) = &peer {
-                            request.extensions_mut().insert(peer.clone());
-                        }
-                        router.clone().call(request.map(axum::body::Body::new))
-                    });
-                    if let Err(err) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await {
-                        tracing::debug!(error = %err, "connection ended with an error");
-                    }
-                });
-            }
-        }
-    }
+    let handshake = TlsHandshake {
+        acceptor: TlsAcceptor::from(config),
+        router,
+    };
+    super::listener::serve(listener, handshake, limits, shutdown).await;
 }
 
 /// The verified client certificate of a mutual-TLS connection: its subject and subject alternative names.
@@ -116,7 +117,13 @@ impl PeerIdentity {
             .subject_alternative_name()
             .ok()
             .flatten()
-            .map(|ext| ext.value.general_names.iter().filter_map(san_text).collect())
+            .map(|ext| {
+                ext.value
+                    .general_names
+                    .iter()
+                    .filter_map(san_text)
+                    .collect()
+            })
             .unwrap_or_default();
         Some(Self {
             subject: cert.subject().to_string(),

@@ -42,6 +42,7 @@ impl FhirSchema {
                 .cloned()
                 .unwrap_or_default();
             let mut definitions = definitions;
+            require_objects(&mut definitions);
             definitions.insert(
                 "ResourceList".to_owned(),
                 json!({"type": "object", "required": ["resourceType"]}),
@@ -132,6 +133,20 @@ impl FhirSchema {
     }
 }
 
+/// The R4 schema gives its complex types (`Meta`, `HumanName`, every resource) properties but no
+/// `"type": "object"`, so `"meta": "x"` would pass: every definition with properties is made to require an
+/// object, and a complex element of another JSON type is refused with its path.
+fn require_objects(definitions: &mut serde_json::Map<String, Value>) {
+    for definition in definitions.values_mut() {
+        if let Some(definition) = definition.as_object_mut()
+            && definition.contains_key("properties")
+            && !definition.contains_key("type")
+        {
+            definition.insert("type".to_owned(), json!("object"));
+        }
+    }
+}
+
 fn element_info(property: &Value) -> Option<ElementInfo> {
     let (is_array, target) = match property.get("items") {
         Some(items) => (true, items),
@@ -183,6 +198,21 @@ mod tests {
                 .unwrap_err()
                 .contains("no element 'nmae'")
         );
+    }
+
+    #[test]
+    fn complex_elements_must_be_objects() {
+        let schema = FhirSchema::global();
+        let issues = schema.validate(
+            "Observation",
+            &json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "meta": "x"}),
+        );
+        assert!(issues.iter().any(|i| i.path == "/meta"), "{issues:?}");
+        let issues = schema.validate(
+            "Patient",
+            &json!({"resourceType": "Patient", "name": ["Rivera"]}),
+        );
+        assert!(issues.iter().any(|i| i.path == "/name/0"), "{issues:?}");
     }
 
     #[test]
