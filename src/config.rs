@@ -378,6 +378,13 @@ pub struct Partner {
     /// SMART Backend Services: the scopes it may be granted (`system/ServiceRequest.write`, `system/*.read`).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// The sources it may ingest into (`POST /ingest/{source}`); each source's `org` must be the partner's.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Organizations (`system|value`) besides its own whose consents it records as custodian (a district's
+    /// schools): a Consent it writes must name one of them, or its own, in `Consent.organization`.
+    #[serde(default)]
+    pub custodian_for: Vec<String>,
 }
 
 /// Problems in a configuration file, all of them.
@@ -507,7 +514,17 @@ const DESTINATION: &[&str] = &[
     "format",
 ];
 const ROUTE: &[&str] = &["performer", "need", "directory_category", "destination"];
-const PARTNER: &[&str] = &["org", "notify_url", "cert_subject", "cert_san", "jwks", "jwks_file", "scopes"];
+const PARTNER: &[&str] = &[
+    "org",
+    "notify_url",
+    "sources",
+    "custodian_for",
+    "cert_subject",
+    "cert_san",
+    "jwks",
+    "jwks_file",
+    "scopes",
+];
 
 /// Every unknown key, with its dotted path.
 fn unknown_keys(value: &Value, shown: &str) -> Vec<String> {
@@ -643,6 +660,7 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
             ));
         }
     }
+    problems.extend(check_partner_sources(config, shown));
     problems.extend(crate::http::smart::check_partners(config, shown));
     if !config.server.database_url.starts_with("sqlite:")
         && !config.server.database_url.starts_with("postgres")
@@ -650,6 +668,29 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
         problems.push(format!(
             "{shown}: server.database_url: expected sqlite://PATH or postgres://..."
         ));
+    }
+    problems
+}
+
+/// A partner may ingest only into sources that exist and whose organization is its own.
+fn check_partner_sources(config: &Config, shown: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, partner) in &config.partners {
+        for source in &partner.sources {
+            match config.sources.get(source) {
+                None => problems.push(format!(
+                    "{shown}: partners.{name}.sources: no source named '{source}'"
+                )),
+                Some(s) if s.org.as_deref().is_some_and(|org| org != partner.org) => {
+                    problems.push(format!(
+                        "{shown}: partners.{name}.sources: '{source}' holds the records of {}, not of the partner's organization {}",
+                        s.org.as_deref().unwrap_or_default(),
+                        partner.org
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
     }
     problems
 }

@@ -32,6 +32,12 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// Answer the next `count` requests with 503 (the agency's server goes down).
+    pub fn fail_next(&self, count: u32) {
+        let mut seen = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        seen.failures_left = count;
+    }
+
     /// Stop answering with errors (the agency's server is back).
     pub fn answer_again(&self) {
         let mut seen = self.received.lock().unwrap_or_else(|p| p.into_inner());

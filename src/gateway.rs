@@ -41,6 +41,9 @@ pub enum GatewayError {
     /// The consent gate could not decide.
     #[error("consent gate: {0}")]
     Consent(String),
+    /// The caller may see this but not do it.
+    #[error("{0}")]
+    NotAllowed(String),
 }
 
 /// What an accepted submission was.
@@ -559,7 +562,7 @@ impl Gateway {
     /// against the referral workflow; the referrer is notified.
     pub async fn update_task(
         &self,
-        partner_org: &str,
+        reader: &crate::access::Reader,
         id: &str,
         mut task: Value,
     ) -> Result<Value, GatewayError> {
@@ -568,25 +571,30 @@ impl Gateway {
             .resource("Task", id)
             .await?
             .ok_or(GatewayError::NotFound)?;
-        let actor = if stored.receiver_org.as_deref() == Some(partner_org) {
-            Actor::Receiver
-        } else if stored.sender_org.as_deref() == Some(partner_org) {
-            Actor::Requester
-        } else {
-            return Err(GatewayError::NotFound);
+        let actor = self.task_actor(reader, &stored).await?;
+        match task.as_object_mut() {
+            Some(object) => object.insert("id".into(), json!(id)),
+            None => return Err(GatewayError::Invalid("expected a Task object".into())),
         };
-        task["id"] = json!(id);
         self.check(&task)?;
-        let old: TaskStatus = stored.body["status"]
-            .as_str()
+        let old: TaskStatus = stored
+            .body
+            .get("status")
+            .and_then(Value::as_str)
             .unwrap_or_default()
             .parse()
             .map_err(GatewayError::Invalid)?;
-        let new: TaskStatus = task["status"]
-            .as_str()
+        let new: TaskStatus = task
+            .get("status")
+            .and_then(Value::as_str)
             .unwrap_or_default()
             .parse()
             .map_err(GatewayError::Invalid)?;
+        if old.next().is_empty() && task_without_meta(&task) != task_without_meta(&stored.body) {
+            return Err(GatewayError::Conflict(format!(
+                "the Task is {old}: a finished referral does not change"
+            )));
+        }
         if old != new {
             let has_reason = task
                 .pointer("/statusReason/text")
@@ -595,13 +603,7 @@ impl Gateway {
             old.transition(new, actor, has_reason)
                 .map_err(|e| GatewayError::Conflict(e.to_string()))?;
         }
-        for fixed in ["focus", "for", "requester", "owner", "intent", "code"] {
-            if task.get(fixed) != stored.body.get(fixed) {
-                return Err(GatewayError::Conflict(format!(
-                    "Task.{fixed} cannot change (only status, statusReason, businessStatus, note and output may)"
-                )));
-            }
-        }
+        changes_allowed(actor, &stored.body, &task)?;
         let index = ResourceIndex {
             patient: task
                 .pointer("/for/reference")
@@ -630,6 +632,24 @@ impl Gateway {
             .await?
             .map(|r| r.body)
             .unwrap_or(task))
+    }
+
+    /// Who a partner is for this Task: its receiver (the referral was released to it) or its requester;
+    /// anyone else does not see it.
+    async fn task_actor(
+        &self,
+        reader: &crate::access::Reader,
+        stored: &crate::store::StoredResource,
+    ) -> Result<Actor, GatewayError> {
+        if reader.sent(stored) {
+            return Ok(Actor::Requester);
+        }
+        if stored.receiver_org.as_deref() == Some(reader.org.as_str())
+            && crate::access::released_to(self, reader, stored).await?
+        {
+            return Ok(Actor::Receiver);
+        }
+        Err(GatewayError::NotFound)
     }
 
     /// Queue an id-only notification (Gravity subscription style) for the partners acting for the
@@ -665,6 +685,75 @@ impl Gateway {
         }
         Ok(())
     }
+}
+
+/// The elements a role may change in a Task (DESIGN.md section 3): the receiver progresses it, the
+/// requester may only cancel it (with a reason). Everything else — identifiers, dates, priority,
+/// description, references, security labels — stays as stored.
+fn changes_allowed(actor: Actor, stored: &Value, task: &Value) -> Result<(), GatewayError> {
+    let allowed: &[&str] = match actor {
+        Actor::Receiver => &[
+            "status",
+            "statusReason",
+            "businessStatus",
+            "note",
+            "output",
+            "lastModified",
+        ],
+        Actor::Requester => &["status", "statusReason", "lastModified"],
+    };
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut names = keys(stored);
+    names.extend(keys(task));
+    names.sort();
+    names.dedup();
+    for name in names.iter().filter(|n| !allowed.contains(&n.as_str())) {
+        let (before, after) = if name == "meta" {
+            (task_meta(stored), task_meta(task))
+        } else {
+            (stored.get(name).cloned(), task.get(name).cloned())
+        };
+        if before != after {
+            return Err(GatewayError::NotAllowed(format!(
+                "Task.{name} cannot be changed by the {} (it may change only {})",
+                match actor {
+                    Actor::Receiver => "receiver",
+                    Actor::Requester => "requester",
+                },
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A Task's `meta` without what the store sets (`versionId`, `lastUpdated`).
+fn task_meta(task: &Value) -> Option<Value> {
+    let mut meta = task.get("meta")?.clone();
+    if let Some(object) = meta.as_object_mut() {
+        object.remove("versionId");
+        object.remove("lastUpdated");
+        if object.is_empty() {
+            return None;
+        }
+    }
+    Some(meta)
+}
+
+/// A Task compared without the store's metadata.
+fn task_without_meta(task: &Value) -> Value {
+    let mut copy = task.clone();
+    if let Some(object) = copy.as_object_mut() {
+        match task_meta(task) {
+            Some(meta) => object.insert("meta".into(), meta),
+            None => object.remove("meta"),
+        };
+    }
+    copy
 }
 
 /// The id-only notification of a Task change: a `history` Bundle whose first entry is the

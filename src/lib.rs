@@ -7,6 +7,7 @@
 //! every source takes; `gateway` stores, routes (by performer, need, or a service chosen from the HSDS
 //! `directory`), checks consent and delivers. See DESIGN.md for the architecture.
 
+pub mod access;
 pub mod adapters;
 pub mod canonical;
 pub mod checked;

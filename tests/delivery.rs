@@ -291,8 +291,8 @@ async fn an_upload_cut_off_mid_body_is_refused_and_nothing_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_lettered_notification_can_be_replayed() {
-    // The referrer's notification endpoint refuses everything at first: its notification dead-letters.
-    let (agency, url) = receiver(1_000, 0).await;
+    // Once the referral is delivered, the receiver goes down: the referrer's notification dead-letters.
+    let (agency, url) = receiver(0, 0).await;
     let options = Options {
         retry_base_ms: 50,
         max_attempts: 2,
@@ -303,6 +303,11 @@ async fn a_dead_lettered_notification_can_be_replayed() {
     let csv = std::fs::read(root().join("examples/referrals.csv")).unwrap();
     let report = ingest(&gateway, SCHOOL_KEY, "riverside-referrals", csv).await;
     assert_eq!(report["status"], "done", "{report}");
+    wait_until("the food bank's delivery", Duration::from_secs(20), || {
+        !agency.accepted_on(FOOD_BANK).is_empty()
+    })
+    .await;
+    agency.fail_next(1_000);
     let (_, tasks) = get(&gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
     let mut task = tasks["entry"][0]["resource"].clone();
     let id = task["id"]

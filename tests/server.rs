@@ -185,9 +185,14 @@ async fn a_receiver_failing_three_times_gets_exactly_one_accepted_delivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_cannot_read_another_partners_referral() {
-    let (_agency, url) = receiver(0, 0).await;
+    let (agency, url) = receiver(0, 0).await;
     let gateway = Gateway::start(&url, 50).await;
     post_bundle(&gateway, SCHOOL_KEY, &referral(7)).await;
+    // The receiver reads what was released to it: once the referral is delivered.
+    wait_until("the delivery", Duration::from_secs(20), || {
+        !agency.accepted_on("/food-bank").is_empty()
+    })
+    .await;
     assert_eq!(
         get(&gateway, SCHOOL_KEY, "/fhir/ServiceRequest/sr-7")
             .await

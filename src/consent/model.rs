@@ -52,6 +52,15 @@ impl Party {
     }
 }
 
+/// The custodian a Consent names: its first `organization` given by identifier (`system|value`).
+pub fn custodian(consent: &Value) -> Option<String> {
+    consent
+        .get("organization")?
+        .as_array()?
+        .iter()
+        .find_map(|o| o.get("identifier").and_then(identifier_key))
+}
+
 /// `system|value` of a FHIR Identifier.
 pub fn identifier_key(identifier: &Value) -> Option<String> {
     let system = identifier

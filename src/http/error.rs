@@ -29,6 +29,9 @@ pub enum ApiError {
     /// A workflow rule forbids it.
     #[error("{0}")]
     Conflict(String),
+    /// The caller may see this but not do it.
+    #[error("{0}")]
+    NotAllowed(String),
     /// The update was based on a version that is no longer current (`If-Match`).
     #[error("{0}")]
     PreconditionFailed(String),
@@ -50,6 +53,7 @@ impl ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-costly"),
             Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "business-rule"),
+            Self::NotAllowed(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "conflict"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "exception"),
@@ -64,6 +68,7 @@ impl From<crate::gateway::GatewayError> for ApiError {
             G::Invalid(why) => Self::Invalid(why),
             G::Conflict(why) => Self::Conflict(why),
             G::NotFound => Self::NotFound,
+            G::NotAllowed(why) => Self::NotAllowed(why),
             G::Store(store) => store.into(),
             other => Self::Internal(other.to_string()),
         }

@@ -7,8 +7,9 @@
 use super::AppState;
 use super::auth::Partner;
 use super::error::{ApiError, outcome};
+use crate::access::{self, Reader};
 use crate::consent::model;
-use crate::store::{ResourceIndex, StoredResource};
+use crate::store::ResourceIndex;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -32,9 +33,8 @@ fn parse(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::Invalid(format!("body is not JSON: {e}")))
 }
 
-fn visible(resource: &StoredResource, partner: &Partner) -> bool {
-    resource.sender_org.as_deref() == Some(partner.org.as_str())
-        || resource.receiver_org.as_deref() == Some(partner.org.as_str())
+fn reader(state: &AppState, partner: &Partner) -> Reader {
+    Reader::of(&state.gateway, &partner.name, &partner.org)
 }
 
 /// `GET /fhir/metadata`: what this server really supports.
@@ -109,50 +109,26 @@ pub async fn create_service_request(
     Ok(response)
 }
 
-/// `GET /fhir/{type}/{id}` for ServiceRequest, Task, Consent.
+/// `GET /fhir/{type}/{id}`: what the partner sent, or what the consent gate releases to it now (the
+/// released, possibly redacted, version); anything else is 404, whether or not it exists.
 pub async fn read(
     State(state): State<Arc<AppState>>,
     partner: Partner,
     Path((kind, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    if !["ServiceRequest", "Task", "Consent"].contains(&kind.as_str()) {
-        return Err(ApiError::NotFound);
-    }
-    let stored = state
-        .gateway
-        .store
-        .resource(&kind, &id)
+    let body = access::read(&state.gateway, &reader(&state, &partner), &kind, &id)
         .await?
-        .filter(|r| visible(r, &partner))
         .ok_or(ApiError::NotFound)?;
-    Ok(fhir(StatusCode::OK, stored.body))
+    Ok(fhir(StatusCode::OK, body))
 }
 
-/// `GET /fhir/Patient/{id}`: for the partner that sent it, or that received a referral about them.
+/// `GET /fhir/Patient/{id}`: as any read.
 pub async fn read_patient(
-    State(state): State<Arc<AppState>>,
+    state: State<Arc<AppState>>,
     partner: Partner,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let store = &state.gateway.store;
-    let stored = store
-        .resource("Patient", &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let received = store
-        .search(
-            "ServiceRequest",
-            &[
-                ("patient", format!("Patient/{id}")),
-                ("receiver_org", partner.org.clone()),
-            ],
-            1,
-        )
-        .await?;
-    if !visible(&stored, &partner) && received.is_empty() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(fhir(StatusCode::OK, stored.body))
+    read(state, partner, Path(("Patient".to_owned(), id))).await
 }
 
 /// `GET /fhir/{type}?...`: search what this partner may see.
@@ -194,19 +170,24 @@ pub async fn search(
     }
     let limit = super::params::count(params.get("_count").map(String::as_str))?;
     let store = &state.gateway.store;
-    let mut found = Vec::new();
+    let reader = reader(&state, &partner);
+    let mut found: Vec<(String, Value)> = Vec::new();
     for side in ["sender_org", "receiver_org"] {
         let mut scoped = filters.clone();
         scoped.push((side, partner.org.clone()));
         for resource in store.search(&kind, &scoped, limit).await? {
-            if !found.iter().any(|r: &StoredResource| r.id == resource.id) {
-                found.push(resource);
+            if found.iter().any(|(id, _)| *id == resource.id) {
+                continue;
+            }
+            let id = resource.id.clone();
+            if let Some(body) = access::visible(&state.gateway, &reader, resource).await? {
+                found.push((id, body));
             }
         }
     }
     let entries: Vec<Value> = found
         .into_iter()
-        .map(|r| json!({"fullUrl": format!("{}/fhir/{kind}/{}", state.gateway.config.server.base_url, r.id), "resource": r.body, "search": {"mode": "match"}}))
+        .map(|(id, body)| json!({"fullUrl": format!("{}/fhir/{kind}/{id}", state.gateway.config.server.base_url), "resource": body, "search": {"mode": "match"}}))
         .collect();
     Ok(fhir(
         StatusCode::OK,
@@ -234,10 +215,8 @@ pub async fn task_history(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let store = &state.gateway.store;
-    store
-        .resource("Task", &id)
+    access::read(&state.gateway, &reader(&state, &partner), "Task", &id)
         .await?
-        .filter(|r| visible(r, &partner))
         .ok_or(ApiError::NotFound)?;
     let base = &state.gateway.config.server.base_url;
     let entries: Vec<Value> = store
@@ -266,7 +245,10 @@ pub async fn update_task(
     if task["resourceType"] != "Task" || task["id"].as_str().is_some_and(|i| i != id) {
         return Err(ApiError::Invalid(format!("expected Task/{id}")));
     }
-    let updated = state.gateway.update_task(&partner.org, &id, task).await?;
+    let updated = state
+        .gateway
+        .update_task(&reader(&state, &partner), &id, task)
+        .await?;
     Ok(fhir(StatusCode::OK, updated))
 }
 
@@ -284,16 +266,24 @@ pub async fn put_consent(
         return Err(ApiError::Invalid("expected a Consent".into()));
     }
     let gateway = &state.gateway;
+    let reader = reader(&state, &partner);
     let creating = id.is_none();
     let id = match id {
         Some(Path(id)) => {
             let existing = gateway.store.resource("Consent", &id).await?;
-            if existing.as_ref().is_some_and(|r| !visible(r, &partner)) {
+            if existing.as_ref().is_some_and(|r| !reader.sent(r)) {
                 return Err(ApiError::NotFound);
             }
             id
         }
         None => uuid::Uuid::new_v4().to_string(),
+    };
+    let custodian = model::custodian(&consent).filter(|c| reader.custodian_of.contains(c));
+    let Some(custodian) = custodian else {
+        return Err(ApiError::NotAllowed(format!(
+            "Consent.organization must name the custodian of the record, and that must be {} or an organization it is custodian for ([partners.{}] custodian_for)",
+            partner.org, partner.name
+        )));
     };
     crate::checked::set(&mut consent, "Consent", "id", json!(id))
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
@@ -305,7 +295,7 @@ pub async fn put_consent(
             .reference
             .clone()
             .or(parsed.patient.identifier.clone()),
-        sender_org: Some(partner.org.clone()),
+        sender_org: Some(custodian),
         receiver_org: None,
         status: consent["status"].as_str().map(str::to_owned),
         focus: None,

@@ -31,6 +31,7 @@ pub async fn ingest(
         .get(&source_name)
         .cloned()
         .ok_or(ApiError::NotFound)?;
+    may_ingest(&gateway.config, &partner, &source_name, &source)?;
     let dir = tempfile::tempdir().map_err(|e| ApiError::Internal(e.to_string()))?;
     let (upload, size, head) =
         receive(body, dir.path(), gateway.config.server.max_upload_bytes).await?;
@@ -40,6 +41,7 @@ pub async fn ingest(
         source: source_name.clone(),
         org: source.org.clone().unwrap_or_else(|| partner.org.clone()),
         upload_name,
+        partner: partner.name.clone(),
     };
     gateway.store.create_job(&job, &upload).await?;
     gateway.jobs_waiting.notify_one();
@@ -49,6 +51,28 @@ pub async fn ingest(
         axum::Json(json!({"job": job.id, "status": "queued", "href": format!("/jobs/{}", job.id)})),
     )
         .into_response())
+}
+
+/// A partner ingests only into the sources it is given (`[partners.X] sources`), and only a source whose
+/// records are its own organization's; anything else is refused before a byte is stored.
+fn may_ingest(
+    config: &crate::config::Config,
+    partner: &Partner,
+    name: &str,
+    source: &crate::config::Source,
+) -> Result<(), ApiError> {
+    let listed = config
+        .partners
+        .get(&partner.name)
+        .is_some_and(|p| p.sources.iter().any(|s| s == name));
+    let own = source.org.as_deref().is_none_or(|org| org == partner.org);
+    if listed && own {
+        return Ok(());
+    }
+    Err(ApiError::NotAllowed(format!(
+        "partner '{}' may not ingest into source '{name}' (its [partners.{}] sources do not list it, or the source holds another organization's records)",
+        partner.name, partner.name
+    )))
 }
 
 /// The upload's name: the caller's `filename` (its last path part, safe characters only), or
@@ -68,23 +92,19 @@ fn upload_name(given: Option<&str>, head: &[u8]) -> String {
     }
 }
 
-/// `GET /jobs/{id}`: for the partner acting for the organization whose job it is.
+/// `GET /jobs/{id}`: for the partner that posted it (anyone else: 404, as if it did not exist).
 pub async fn job(
     State(state): State<Arc<AppState>>,
     partner: Partner,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (job, org) = state
+    let (job, owner) = state
         .gateway
         .store
         .job(&id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let sources_of_partner = state.gateway.config.sources.iter().any(|(name, s)| {
-        Some(name.as_str()) == job.get("source").and_then(|v| v.as_str())
-            && s.org.as_deref() == Some(partner.org.as_str())
-    });
-    if org != partner.org && !sources_of_partner {
+    if owner != partner.name {
         return Err(ApiError::NotFound);
     }
     Ok(axum::Json(job).into_response())

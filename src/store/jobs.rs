@@ -36,6 +36,8 @@ pub struct NewJob {
     pub org: String,
     /// The upload's name as the caller gave it.
     pub upload_name: String,
+    /// The partner that posted it (only it and the admin see the job).
+    pub partner: String,
 }
 
 /// A job a node claimed.
@@ -86,8 +88,8 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin().await?;
         sqlx::query(&self.sql(
-            "INSERT INTO jobs (id, source, status, created_at, updated_at, report, upload_name, upload_bytes, org) \
-             VALUES ($1, $2, 'queued', $3, $3, '{}', $4, $5, $6)",
+            "INSERT INTO jobs (id, source, status, created_at, updated_at, report, upload_name, upload_bytes, org, partner) \
+             VALUES ($1, $2, 'queued', $3, $3, '{}', $4, $5, $6, $7)",
         ))
         .bind(&job.id)
         .bind(&job.source)
@@ -95,6 +97,7 @@ impl Store {
         .bind(&job.upload_name)
         .bind(bytes.len() as i64)
         .bind(&job.org)
+        .bind(&job.partner)
         .execute(tx.conn())
         .await?;
         for (index, chunk) in bytes.chunks(CHUNK).enumerate() {
@@ -240,7 +243,7 @@ impl Store {
         tx.commit().await
     }
 
-    /// A job as JSON, for `GET /jobs/{id}`; with the organization that posted it.
+    /// A job as JSON, for `GET /jobs/{id}`; with the partner that posted it.
     pub async fn job(&self, id: &str) -> Result<Option<(Value, String)>, StoreError> {
         let row = sqlx::query(&self.sql("SELECT * FROM jobs WHERE id = $1"))
             .bind(id)
@@ -262,7 +265,7 @@ impl Store {
                     "resumed": r.try_get::<i64, _>("resumed")?,
                     "report": serde_json::from_str::<Value>(&r.try_get::<String, _>("report")?)?,
                 }),
-                r.try_get("org")?,
+                r.try_get("partner")?,
             ))
         })
         .transpose()

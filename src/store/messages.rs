@@ -186,7 +186,50 @@ impl Store {
         for delivery in deliveries {
             self.insert_outbox(tx, &message.id, delivery, now).await?;
         }
+        for resource in crate::consent::subject::resources(&message.body) {
+            let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+            sqlx::query(&self.sql(
+                "INSERT INTO message_resources (message_id, resource_type, resource_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            ))
+            .bind(&message.id)
+            .bind(kind)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        }
         Ok(())
+    }
+
+    /// The newest revision carrying `kind/id` that was delivered to one of `destinations`: the message id
+    /// and the destination.
+    pub async fn delivered_with(
+        &self,
+        kind: &str,
+        id: &str,
+        destinations: &[String],
+    ) -> Result<Option<(String, String)>, StoreError> {
+        if destinations.is_empty() {
+            return Ok(None);
+        }
+        let listed: Vec<String> = (0..destinations.len())
+            .map(|i| format!("${}", i + 3))
+            .collect();
+        let query = format!(
+            "SELECT m.id AS id, o.destination AS destination FROM message_resources r \
+             JOIN messages m ON m.id = r.message_id JOIN outbox o ON o.message_id = m.id \
+             WHERE r.resource_type = $1 AND r.resource_id = $2 AND o.kind = 'referral' AND o.status = 'delivered' \
+             AND o.destination IN ({}) ORDER BY m.revision DESC, o.delivered_at DESC LIMIT 1",
+            listed.join(", ")
+        );
+        let sql = self.sql(&query);
+        let mut q = sqlx::query(&sql).bind(kind).bind(id);
+        for destination in destinations {
+            q = q.bind(destination);
+        }
+        let row = q.fetch_optional(self.pool()).await?;
+        row.map(|r| Ok((r.try_get("id")?, r.try_get("destination")?)))
+            .transpose()
     }
 
     /// Store a message with its deliveries in a transaction of its own; a message with the same referral

@@ -25,11 +25,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_credentials.sql",
         include_str!("migrations/0004_credentials.sql"),
     ),
+    (
+        5,
+        "0005_settings.sql",
+        include_str!("migrations/0005_settings.sql"),
+    ),
+    (
+        6,
+        "0006_reads_and_rights.sql",
+        include_str!("migrations/0006_reads_and_rights.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
 pub fn known_version() -> i64 {
-    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+    MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
 }
 
 /// Apply the migrations not yet applied; refuse a database a newer onedoor migrated.
@@ -47,11 +57,16 @@ pub async fn run(store: &Store) -> Result<(), StoreError> {
             known: known_version(),
         });
     }
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(store.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>("version"))
+        .collect::<Result<_, _>>()?;
     for (version, name, sql) in MIGRATIONS {
-        if newest.is_some_and(|n| n >= *version) {
-            continue;
+        if !applied.contains(version) {
+            apply(store, *version, name, sql).await?;
         }
-        apply(store, *version, name, sql).await?;
     }
     Ok(())
 }

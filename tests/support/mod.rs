@@ -413,10 +413,13 @@ destination = "transit"
 [partners.riverside-sis]
 org = "{SCHOOL_ORG}"
 notify_url = "{receiver}/riverside/notifications"
+sources = ["riverside-referrals", "directory"]
+custodian_for = ["urn:onedoor:source:riverside-usd/orgs|sch-110", "urn:onedoor:source:riverside-usd/orgs|sch-120"]
 [partners.food-bank]
 org = "urn:onedoor:agencies|county-food-bank"
 [partners.police]
 org = "urn:onedoor:fbi:ori|CA0190000"
+sources = ["police-nibrs"]
 [partners.youth-housing]
 org = "urn:onedoor:agencies|youth-housing"
 "#,

@@ -1,0 +1,164 @@
+//! What a partner may read (DESIGN.md section 13): what its own organization sent, and of everything else
+//! only what the consent gate releases to it now.
+//!
+//! A receiving agency reads a referral's resources through the gate, not from the store: the newest
+//! revision delivered to one of its destinations is decided again (a revocation stops reads at once),
+//! redacted as decided, and the read is audited as a disclosure. A resource of a referral that was withheld
+//! from it, or that the gate withholds now, does not exist for it (404, no search hit, no count). A Task is
+//! read as it stands now (the receiver's status changes), provided the released referral carries it.
+
+use crate::consent::audit::EntryKind;
+use crate::consent::{Released, gate, subject};
+use crate::gateway::{Gateway, GatewayError};
+use crate::store::StoredResource;
+use serde_json::Value;
+
+/// Who reads: the organization a partner acts for, and the organizations it is custodian for.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// The partner's name.
+    pub partner: String,
+    /// The organization it acts for (`system|value`).
+    pub org: String,
+    /// Its own organization and those it records consents for (`custodian_for`).
+    pub custodian_of: Vec<String>,
+}
+
+impl Reader {
+    /// The reader for a configured partner.
+    pub fn of(gateway: &Gateway, partner: &str, org: &str) -> Self {
+        let mut custodian_of = vec![org.to_owned()];
+        if let Some(config) = gateway.config.partners.get(partner) {
+            custodian_of.extend(config.custodian_for.iter().cloned());
+        }
+        Self {
+            partner: partner.to_owned(),
+            org: org.to_owned(),
+            custodian_of,
+        }
+    }
+
+    /// Whether it sent this resource (or is custodian of the consent).
+    pub fn sent(&self, resource: &StoredResource) -> bool {
+        resource
+            .sender_org
+            .as_deref()
+            .is_some_and(|org| self.custodian_of.iter().any(|o| o == org))
+    }
+}
+
+/// A resource as `reader` may see it, or `None` (not found, or not visible: the same to the caller).
+pub async fn read(
+    gateway: &Gateway,
+    reader: &Reader,
+    kind: &str,
+    id: &str,
+) -> Result<Option<Value>, GatewayError> {
+    let Some(stored) = gateway.store.resource(kind, id).await? else {
+        return Ok(None);
+    };
+    visible(gateway, reader, stored).await
+}
+
+/// What `reader` may see of a stored resource.
+pub async fn visible(
+    gateway: &Gateway,
+    reader: &Reader,
+    stored: StoredResource,
+) -> Result<Option<Value>, GatewayError> {
+    if reader.sent(&stored) {
+        return Ok(Some(stored.body));
+    }
+    let Some(released) = released_copy(gateway, reader, &stored).await? else {
+        return Ok(None);
+    };
+    Ok(Some(if stored.resource_type == "Task" {
+        stored.body
+    } else {
+        released
+    }))
+}
+
+/// Whether the resource reaches `reader` through the gate now (the receiver of a Task, for instance).
+pub async fn released_to(
+    gateway: &Gateway,
+    reader: &Reader,
+    stored: &StoredResource,
+) -> Result<bool, GatewayError> {
+    Ok(released_copy(gateway, reader, stored).await?.is_some())
+}
+
+/// The released copy of `stored` in the newest revision delivered to one of the reader's destinations,
+/// decided again now and audited as a disclosure.
+async fn released_copy(
+    gateway: &Gateway,
+    reader: &Reader,
+    stored: &StoredResource,
+) -> Result<Option<Value>, GatewayError> {
+    let destinations: Vec<String> = gateway
+        .config
+        .destinations
+        .iter()
+        .filter(|(_, d)| d.org == reader.org)
+        .map(|(name, _)| name.clone())
+        .collect();
+    let store = &gateway.store;
+    let Some((message_id, destination)) = store
+        .delivered_with(&stored.resource_type, &stored.id, &destinations)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (Some(message), Some(request)) = (
+        store.message(&message_id).await?,
+        gateway.disclosing_to(&destination),
+    ) else {
+        return Ok(None);
+    };
+    let Some(released) = decide_and_audit(gateway, &message.body, request).await? else {
+        return Ok(None);
+    };
+    Ok(subject::resources(released.record())
+        .into_iter()
+        .find(|r| {
+            crate::canonical::bundle::type_and_id(r)
+                == (stored.resource_type.as_str(), stored.id.as_str())
+        })
+        .cloned())
+}
+
+/// The read-time decision: audited, and when it releases, recorded as a disclosure (the reader has it).
+async fn decide_and_audit(
+    gateway: &Gateway,
+    record: &Value,
+    request: crate::consent::Disclosing,
+) -> Result<Option<Released<Value>>, GatewayError> {
+    let store = &gateway.store;
+    let now = chrono::Utc::now().fixed_offset();
+    let mut tx = store.begin().await?;
+    let mut head = store.lock_chain(&mut tx).await?;
+    let outcome = gateway
+        .with_gate(&mut tx, |gate| {
+            gate.release_for_delivery(record, request.clone(), now)
+        })
+        .await?;
+    let released = match outcome {
+        Ok(released) => {
+            let entry = gate::audit_entry(released.decision(), &request, now)
+                .for_delivery(EntryKind::Disclosed, "read");
+            store
+                .record_disclosure(&mut tx, None, released.disclosure())
+                .await?;
+            store.append_audit(&mut tx, &mut head, vec![entry]).await?;
+            Some(released)
+        }
+        Err(crate::consent::Withheld::Denied(decision)) => {
+            let entry = gate::audit_entry(&decision, &request, now);
+            store.append_audit(&mut tx, &mut head, vec![entry]).await?;
+            None
+        }
+        Err(_) => None,
+    };
+    tx.commit().await?;
+    Ok(released)
+}
