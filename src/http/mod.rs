@@ -18,7 +18,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -50,66 +50,92 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The router.
-pub fn router(state: Arc<AppState>) -> Router {
-    let server = state.gateway.config.server.clone();
-    let router = Router::new()
-        .route("/fhir/metadata", get(fhir::metadata))
-        .route("/auth/token", post(smart::token))
-        .route(
+/// Every route with its handlers: the router and the list of paths are built from this one place, so a
+/// route cannot exist without being listed (the authorization matrix test covers [`paths`]).
+fn routes(server: &crate::config::Server) -> Routes {
+    Routes::default()
+        .add("/fhir/metadata", get(fhir::metadata))
+        .add("/auth/token", post(smart::token))
+        .add(
             "/.well-known/smart-configuration",
             get(smart::configuration),
         )
-        .route(
+        .add(
             "/fhir/.well-known/smart-configuration",
             get(smart::configuration),
         )
-        .route("/fhir", post(fhir::transaction))
-        .route("/fhir/$validate", post(fhir::validate))
-        .route(
+        .add("/fhir", post(fhir::transaction))
+        .add("/fhir/$validate", post(fhir::validate))
+        .add(
             "/fhir/ServiceRequest",
             post(fhir::create_service_request)
                 .get(|s, p, q| fhir::search(s, p, Path("ServiceRequest".to_owned()), q)),
         )
-        .route(
+        .add(
             "/fhir/Consent",
             post(|s, p, h, b| fhir::put_consent(s, p, None, h, b))
                 .get(|s, p, q| fhir::search(s, p, Path("Consent".to_owned()), q)),
         )
-        .route(
+        .add(
             "/fhir/Consent/{id}",
             put(|s, p, id, h, b| fhir::put_consent(s, p, Some(id), h, b)).get(
                 |s, p, Path(id): Path<String>| fhir::read(s, p, Path(("Consent".to_owned(), id))),
             ),
         )
-        .route(
+        .add(
             "/fhir/Task/{id}",
             put(fhir::update_task).get(|s, p, Path(id): Path<String>| {
                 fhir::read(s, p, Path(("Task".to_owned(), id)))
             }),
         )
-        .route("/fhir/Task/{id}/_history", get(fhir::task_history))
-        .route("/fhir/Patient/{id}", get(fhir::read_patient))
-        .route("/fhir/{kind}", get(fhir::search))
-        .route("/fhir/{kind}/{id}", get(fhir::read))
-        .route("/fhir/{kind}/$validate", post(fhir::validate))
-        .route(
+        .add("/fhir/Task/{id}/_history", get(fhir::task_history))
+        .add("/fhir/Patient/{id}", get(fhir::read_patient))
+        .add("/fhir/{kind}", get(fhir::search))
+        .add("/fhir/{kind}/{id}", get(fhir::read))
+        .add("/fhir/{kind}/$validate", post(fhir::validate))
+        .add(
             "/ingest/{source}",
             post(ingest::ingest).layer(DefaultBodyLimit::max(server.max_upload_bytes)),
         )
-        .route("/jobs/{id}", get(ingest::job))
-        .route("/admin/messages", get(admin::messages))
-        .route("/admin/dead-letters", get(admin::dead_letters))
-        .route("/admin/messages/{id}/replay", post(admin::replay))
-        .route(
+        .add("/jobs/{id}", get(ingest::job))
+        .add("/admin/messages", get(admin::messages))
+        .add("/admin/dead-letters", get(admin::dead_letters))
+        .add("/admin/messages/{id}/replay", post(admin::replay))
+        .add(
             "/admin/dead-letters/{destination}/replay",
             post(admin::replay_destination),
         )
-        .route("/admin/disclosures", get(admin::disclosures))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi));
+        .add("/admin/disclosures", get(admin::disclosures))
+        .add("/healthz", get(ops::healthz))
+        .add("/readyz", get(ops::readyz))
+        .add("/metrics", get(ops::metrics))
+        .add("/openapi.json", get(ops::openapi))
+}
+
+/// The router under construction, and the paths added to it.
+#[derive(Default)]
+struct Routes {
+    router: Router<Arc<AppState>>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    fn add(mut self, path: &'static str, handlers: MethodRouter<Arc<AppState>>) -> Self {
+        self.paths.push(path);
+        self.router = self.router.route(path, handlers);
+        self
+    }
+}
+
+/// Every path the API serves (the test-only panic route aside).
+pub fn paths() -> Vec<&'static str> {
+    routes(&crate::config::Server::default()).paths
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let server = state.gateway.config.server.clone();
+    let router = routes(&server).router;
     router
         .merge(test_routes())
         // Limits and panic safety around every route (issue 10): JSON bodies up to `max_json_bytes`
