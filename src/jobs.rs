@@ -27,7 +27,7 @@ pub async fn run(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
         let lease = gateway.config.server.claim_lease_ms as i64;
         match gateway.store.claim_job(&gateway.node, lease).await {
             Ok(Some(job)) => {
-                run_job(&gateway, job).await;
+                run_guarded(&gateway, job).await;
                 continue;
             }
             Ok(None) => {}
@@ -41,6 +41,29 @@ pub async fn run(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
     }
     tracing::info!("job runner stopped");
 }
+
+/// Run a job in its own task, so that a panic in it fails that job and never the runner.
+async fn run_guarded(gateway: &Arc<Gateway>, job: ClaimedJob) {
+    let id = job.id.clone();
+    let task = tokio::spawn({
+        let gateway = gateway.clone();
+        async move { run_job(&gateway, job).await }
+    });
+    let Err(err) = task.await else { return };
+    tracing::error!(job = %id, panicked = err.is_panic(), "the job stopped on an internal error; marked failed");
+    let report = json!({"error": PANICKED});
+    if let Err(err) = gateway
+        .store
+        .finish_job(&id, &gateway.node, JobStatus::Failed, &report)
+        .await
+    {
+        tracing::error!(job = %id, error = %err, "could not record the job's end");
+    }
+}
+
+/// The report of a job that panicked (never the panic's message: it may quote the records).
+const PANICKED: &str =
+    "the job stopped on an internal error (a bug, logged); the records stored before it are kept";
 
 async fn run_job(gateway: &Arc<Gateway>, job: ClaimedJob) {
     let id = job.id.clone();
@@ -122,7 +145,7 @@ async fn execute(gateway: &Arc<Gateway>, job: ClaimedJob) -> Result<Value, JobEr
         (outcome, sink)
     })
     .await
-    .map_err(|e| JobError::Failed(format!("the job stopped: {e}")))?;
+    .map_err(|_| JobError::Failed(PANICKED.to_owned()))?;
     drop(dir);
     if let Some(err) = sink.stopped {
         return Err(err);
@@ -164,13 +187,13 @@ async fn incident_history(
         return Ok(None);
     }
     let held = gateway.history_lock.clone().lock_owned().await;
-    let salt = gateway
-        .config
-        .gateway
-        .history_salt
-        .as_deref()
-        .unwrap_or(pipeline::DEFAULT_HISTORY_SALT);
-    let mut history = IncidentHistory::new(salt);
+    // The configured salt, or the one generated for this deployment and kept in the store; never the
+    // public default.
+    let salt = match &gateway.config.gateway.history_salt {
+        Some(salt) => salt.clone(),
+        None => gateway.store.history_salt().await?,
+    };
+    let mut history = IncidentHistory::new(&salt);
     history.load(gateway.store.incident_sightings().await?);
     Ok(Some((Arc::new(std::sync::Mutex::new(history)), held)))
 }
@@ -231,6 +254,7 @@ impl Sink for GatewaySink {
             return Ok(());
         }
         let record = bundle::group_record(resources, passthrough);
+        crate::http::guard::test_panic_if_marked(&record, crate::http::guard::TEST_PANIC_JOB);
         self.resources += crate::consent::subject::resources(&record).len() as u64;
         let accepted = self.runtime.block_on(self.gateway.accept_for_job(
             &self.source,

@@ -20,7 +20,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// The salt of repeat-incident key hashes when the deployment sets none (`gateway.history_salt`).
+/// The salt of repeat-incident keys counted within one `convert` run only (nothing is kept). It is public,
+/// so it never salts a kept history: `serve` uses `[gateway] history_salt` or a salt generated per
+/// deployment (kept in the store), and `convert --incident-history` requires `--history-salt`.
 pub const DEFAULT_HISTORY_SALT: &str = "onedoor-repeat-incidents";
 
 /// How many rejections a summary keeps in full (all are counted).

@@ -365,6 +365,8 @@ fn the_incident_history_file_carries_repeat_counts_across_runs_without_names() {
             folder.join(file).to_str().unwrap(),
             "--incident-history",
             history.to_str().unwrap(),
+            "--history-salt",
+            "test-deployment-salt",
             "--output",
             out.to_str().unwrap(),
         ]);

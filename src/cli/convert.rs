@@ -80,9 +80,9 @@ pub struct Args {
     /// before and appended after the run, so counts span runs. Without it only this run's incidents count.
     #[arg(long)]
     incident_history: Option<PathBuf>,
-    /// The secret salting the history's hashes (set one per deployment).
-    #[arg(long, env = "ONEDOOR_HISTORY_SALT", default_value = pipeline::DEFAULT_HISTORY_SALT, hide_default_value = true)]
-    history_salt: String,
+    /// The secret salting the history's hashes (one per deployment); required with --incident-history.
+    #[arg(long, env = "ONEDOOR_HISTORY_SALT")]
+    history_salt: Option<String>,
     /// With --recipient: the store whose audit chain records each decision (sqlite://PATH or
     /// postgres://...; default: the configuration's server.database_url).
     #[arg(long, env = "ONEDOOR_DATABASE_URL")]
@@ -98,13 +98,24 @@ pub enum Encoding {
     HmisCsv,
 }
 
+/// The salt of a kept history: `--history-salt` or `ONEDOOR_HISTORY_SALT`, never the public default (hashes
+/// under a known salt can be reversed by guessing names).
+fn history_salt(args: &Args) -> anyhow::Result<&str> {
+    args.history_salt.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--incident-history needs --history-salt (or ONEDOOR_HISTORY_SALT): a secret of this deployment; \
+             the built-in salt is public and would let anyone with the history file test names against it"
+        )
+    })
+}
+
 /// Run `convert`.
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let (mut request, format) = resolve(cli, args)?;
     let history = args
         .incident_history
         .as_deref()
-        .map(|path| load_history(path, &args.history_salt))
+        .map(|path| load_history(path, history_salt(args)?))
         .transpose()?;
     request.incident_history = history.clone();
     let output = create_output(args)?;

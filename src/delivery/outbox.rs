@@ -43,7 +43,7 @@ pub async fn run(gateway: Arc<Gateway>, sender: Arc<Sender>, mut stop: watch::Re
             Ok(items) => {
                 let count = items.len();
                 for item in items {
-                    deliver(&gateway, &sender, item).await;
+                    deliver_guarded(&gateway, &sender, item).await;
                 }
                 count > 0
             }
@@ -82,6 +82,21 @@ enum Attempt {
     Withheld,
     /// The send failed; the decision's audit entry (referrals), for a dead letter.
     Failed(SendError, Option<AuditEntry>),
+}
+
+/// Deliver in a task of its own, so that a panic fails that delivery (retried like a failed send, never
+/// a dead letter before its window ends) and never the worker.
+async fn deliver_guarded(gateway: &Arc<Gateway>, sender: &Arc<Sender>, item: OutboxItem) {
+    let task = tokio::spawn({
+        let (gateway, sender, item) = (gateway.clone(), sender.clone(), item.clone());
+        async move { deliver(&gateway, &sender, item).await }
+    });
+    let Err(err) = task.await else { return };
+    tracing::error!(outbox = %item.id, panicked = err.is_panic(), "the delivery stopped on an internal error; retried later");
+    let error = SendError::Other("internal error while delivering (a bug, logged)".into());
+    if let Err(err) = failed(gateway, &item, &error, None).await {
+        tracing::error!(outbox = %item.id, error = %err, "could not record the failure; the lease will expire and it will be retried");
+    }
 }
 
 async fn deliver(gateway: &Gateway, sender: &Sender, mut item: OutboxItem) {
@@ -195,6 +210,10 @@ async fn attempt(
             None,
         ));
     };
+    crate::http::guard::test_panic_if_marked(
+        &message.body,
+        crate::http::guard::TEST_PANIC_DELIVERY,
+    );
     if item.kind == DeliveryKind::Notification {
         return Ok(
             match sender
@@ -249,6 +268,9 @@ async fn decide_at_send(
     let decision = match &outcome {
         Ok(released) => released.decision().clone(),
         Err(Withheld::Denied(decision)) => (**decision).clone(),
+        // The decision could not be audited: a store failure, retried when the lease ends — never a
+        // withheld or dead delivery.
+        Err(Withheld::Audit(err)) => return Err(StoreError::Corrupt(err.to_string())),
         Err(other) => {
             tracing::error!(outbox = %item.id, error = %other, "the released record is not valid; not sent");
             store

@@ -21,6 +21,7 @@ pub mod messages;
 mod migrations;
 pub mod partners;
 pub mod resources;
+pub mod settings;
 
 pub use messages::{DeliveryKind, DeliveryStatus, Message, OutboxItem};
 pub use resources::{ResourceIndex, StoredResource};
