@@ -117,7 +117,10 @@ fn key_of(given: Option<&str>) -> anyhow::Result<(String, String)> {
             bail!("--key: a key needs at least {MIN_KEY_CHARS} characters")
         }
         Some(key) if key.starts_with(auth::TOKEN_PREFIX) || key.contains(char::is_whitespace) => {
-            bail!("--key: a key may not contain spaces or start with {}", auth::TOKEN_PREFIX)
+            bail!(
+                "--key: a key may not contain spaces or start with {}",
+                auth::TOKEN_PREFIX
+            )
         }
         Some(key) => Ok((auth::new_key_id(), key.to_owned())),
     }
@@ -153,7 +156,10 @@ async fn store_key(
         }
         None => {
             store.add_partner_key(&new).await?;
-            eprintln!("partner '{name}' acts for {org}; key {id} (expires {})", shown(expires_at));
+            eprintln!(
+                "partner '{name}' acts for {org}; key {id} (expires {})",
+                shown(expires_at)
+            );
         }
     }
     println!("{key}");

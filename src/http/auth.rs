@@ -66,6 +66,9 @@ pub enum AuthError {
     /// A partner's valid credential on the admin API.
     #[error("the admin API needs the admin token")]
     NotAdmin,
+    /// An access token whose scopes do not cover the request.
+    #[error("the access token's scopes do not allow {0}")]
+    Scope(String),
     /// The store failed.
     #[error("internal error")]
     Store(#[from] StoreError),
@@ -75,7 +78,9 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             Self::Expired => (StatusCode::UNAUTHORIZED, "expired"),
-            Self::AdminDisabled | Self::NotAdmin => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::AdminDisabled | Self::NotAdmin | Self::Scope(_) => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
             Self::Store(err) => {
                 tracing::error!(error = %err, "authentication failed inside");
                 (StatusCode::INTERNAL_SERVER_ERROR, "exception")
@@ -83,7 +88,8 @@ impl IntoResponse for AuthError {
             _ => (StatusCode::UNAUTHORIZED, "login"),
         };
         let body = outcome("error", code, &self.to_string()).to_string();
-        let mut response = (status, [("content-type", "application/fhir+json")], body).into_response();
+        let mut response =
+            (status, [("content-type", "application/fhir+json")], body).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 "www-authenticate",
@@ -336,7 +342,9 @@ pub fn bound_partners<'a>(config: &'a Config, peer: &PeerIdentity) -> Vec<&'a st
         .partners
         .iter()
         .filter(|(_, p)| {
-            p.cert_subject.as_deref().is_some_and(|s| peer.has_subject(s))
+            p.cert_subject
+                .as_deref()
+                .is_some_and(|s| peer.has_subject(s))
                 || p.cert_san.as_deref().is_some_and(|s| peer.has_san(s))
         })
         .map(|(name, _)| name.as_str())
@@ -389,7 +397,32 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Partner, Au
         },
     };
     check_certificate(config, &partner, peer)?;
+    if let Some((kind, write)) = required_scope(&parts.method, parts.uri.path())
+        && !partner.allows(&kind, write)
+    {
+        let mode = if write { "writing" } else { "reading" };
+        return Err(AuthError::Scope(format!("{mode} {kind}")));
+    }
     Ok(partner)
+}
+
+/// What a request needs of an access token's scopes, read from its method and path: `GET /fhir/{Type}...`
+/// reads `Type`, any other method writes it (`$validate` only reads); a transaction (`POST /fhir`) and an
+/// upload (`POST /ingest/...`) write ServiceRequest; `GET /jobs/...` reads ServiceRequest. Handlers may
+/// check more finely with [`Partner::allows`] (each entry of a transaction). `None`: no scope needed.
+pub fn required_scope(method: &axum::http::Method, path: &str) -> Option<(String, bool)> {
+    let write = !matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next()) {
+        (Some("fhir"), None | Some("")) => Some(("ServiceRequest".into(), write)),
+        (Some("fhir"), Some(kind)) if kind.starts_with(|c: char| c.is_ascii_uppercase()) => {
+            let validate = segments.any(|s| s.starts_with('$'));
+            Some((kind.to_owned(), write && !validate))
+        }
+        (Some("ingest"), _) => Some(("ServiceRequest".into(), true)),
+        (Some("jobs"), _) => Some(("ServiceRequest".into(), false)),
+        _ => None,
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for Partner {
@@ -423,7 +456,7 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         }
         // A partner's valid credential: known, but not the admin.
         match authenticate(parts, state).await {
-            Ok(_) => Err(AuthError::NotAdmin),
+            Ok(_) | Err(AuthError::Scope(_)) => Err(AuthError::NotAdmin),
             Err(AuthError::Store(err)) => Err(AuthError::Store(err)),
             Err(_) => Err(AuthError::Invalid),
         }
@@ -445,6 +478,38 @@ mod tests {
         assert!(!b.verify("od_key", &hash));
         assert!(!a.verify("od_key", "zz"));
         assert!(!a.verify("od_key", "é"));
+    }
+
+    #[test]
+    fn requests_need_the_scope_of_their_resource() {
+        use axum::http::Method;
+        let need = |m: Method, p: &str| required_scope(&m, p);
+        assert_eq!(
+            need(Method::GET, "/fhir/Task/1"),
+            Some(("Task".into(), false))
+        );
+        assert_eq!(
+            need(Method::PUT, "/fhir/Task/1"),
+            Some(("Task".into(), true))
+        );
+        assert_eq!(
+            need(Method::POST, "/fhir"),
+            Some(("ServiceRequest".into(), true))
+        );
+        assert_eq!(
+            need(Method::POST, "/fhir/Consent/$validate"),
+            Some(("Consent".into(), false))
+        );
+        assert_eq!(need(Method::POST, "/fhir/$validate"), None);
+        assert_eq!(
+            need(Method::POST, "/ingest/x"),
+            Some(("ServiceRequest".into(), true))
+        );
+        assert_eq!(
+            need(Method::GET, "/jobs/1"),
+            Some(("ServiceRequest".into(), false))
+        );
+        assert_eq!(need(Method::GET, "/admin/messages"), None);
     }
 
     #[test]
@@ -473,9 +538,16 @@ mod tests {
         assert!(task.allows("ServiceRequest", true));
         assert!(!task.allows("ServiceRequest", false));
         assert!(!task.allows("Consent", true));
-        let v2 = partner(&["system/Patient.rs", "patient/Task.write", "system/Consent.cu"]);
+        let v2 = partner(&[
+            "system/Patient.rs",
+            "patient/Task.write",
+            "system/Consent.cu",
+        ]);
         assert!(v2.allows("Patient", false) && !v2.allows("Patient", true));
-        assert!(!v2.allows("Task", true), "patient/ scopes are not system scopes");
+        assert!(
+            !v2.allows("Task", true),
+            "patient/ scopes are not system scopes"
+        );
         assert!(v2.allows("Consent", true) && !v2.allows("Consent", false));
         assert!(!partner(&[]).allows("Task", false));
         let key = Partner {

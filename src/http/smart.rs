@@ -18,8 +18,8 @@
 use super::AppState;
 use super::auth::{TOKEN_PREFIX, hex, random_bytes};
 use crate::config::Config;
-use crate::store::partners::TokenRow;
 use crate::store::now_ms;
+use crate::store::partners::TokenRow;
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
@@ -65,10 +65,9 @@ impl Scope {
             "read" => (true, false),
             "write" => (false, true),
             "*" => (true, true),
-            v2 if !v2.is_empty() && v2.chars().all(|c| "cruds".contains(c)) => (
-                v2.contains(['r', 's']),
-                v2.contains(['c', 'u', 'd']),
-            ),
+            v2 if !v2.is_empty() && v2.chars().all(|c| "cruds".contains(c)) => {
+                (v2.contains(['r', 's']), v2.contains(['c', 'u', 'd']))
+            }
             _ => return None,
         };
         Some(Self {
@@ -241,7 +240,9 @@ async fn issue(state: &AppState, partner: &str, scopes: &[String]) -> Result<Res
 /// The requested scopes that lie within one the partner may be granted.
 fn granted(config: &Config, partner: &str, requested: &str) -> Result<Vec<String>, OAuthError> {
     if requested.trim().is_empty() {
-        return Err(OAuthError::InvalidScope("give the scopes requested (scope=...)".into()));
+        return Err(OAuthError::InvalidScope(
+            "give the scopes requested (scope=...)".into(),
+        ));
     }
     let allowed: Vec<Scope> = config
         .partners
@@ -265,7 +266,9 @@ fn granted(config: &Config, partner: &str, requested: &str) -> Result<Vec<String
 fn verify_assertion(config: &Config, assertion: &str) -> Result<Claims, OAuthError> {
     let invalid = |why: &str| OAuthError::InvalidClient(why.to_owned());
     if assertion.is_empty() {
-        return Err(OAuthError::InvalidRequest("client_assertion is missing".into()));
+        return Err(OAuthError::InvalidRequest(
+            "client_assertion is missing".into(),
+        ));
     }
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| invalid("the client assertion is not a signed JWT"))?;
@@ -319,7 +322,9 @@ fn explain(err: &jsonwebtoken::errors::Error) -> OAuthError {
     let why = match err.kind() {
         K::ExpiredSignature => "the assertion has expired",
         K::InvalidAudience => "the assertion's aud is not this token endpoint",
-        K::InvalidIssuer | K::InvalidSubject => "the assertion's iss and sub must both be the client id",
+        K::InvalidIssuer | K::InvalidSubject => {
+            "the assertion's iss and sub must both be the client id"
+        }
         K::ImmatureSignature => "the assertion is not valid yet",
         K::MissingRequiredClaim(_) => "the assertion lacks iss, sub, aud or exp",
         _ => "no registered key of this client verifies the assertion",
@@ -394,7 +399,10 @@ pub fn check_partners(config: &Config, shown: &str) -> Vec<String> {
                 "{at}.scopes: '{scope}' is not a system scope (system/<Type or *>.<read|write|*>)"
             ));
         }
-        for binding in [&partner.cert_subject, &partner.cert_san].into_iter().flatten() {
+        for binding in [&partner.cert_subject, &partner.cert_san]
+            .into_iter()
+            .flatten()
+        {
             if let Some(other) = bindings.insert(binding.clone(), name) {
                 problems.push(format!(
                     "{at}: the certificate '{binding}' is already bound to partners.{other}"
@@ -418,7 +426,14 @@ mod tests {
         assert!(!task_all.within(&all_read));
         assert!(task_read.within(&task_all));
         assert!(!all_read.within(&task_all));
-        for bad in ["patient/*.read", "system/Task", "system/.read", "system/Task.x", "system/Ta-sk.read", "system/Task.rs?x=1"] {
+        for bad in [
+            "patient/*.read",
+            "system/Task",
+            "system/.read",
+            "system/Task.x",
+            "system/Ta-sk.read",
+            "system/Task.rs?x=1",
+        ] {
             assert!(Scope::parse(bad).is_none(), "{bad}");
         }
     }

@@ -263,11 +263,7 @@ impl Store {
     }
 
     /// Store an access token (its HMAC) with its scopes; expired tokens are removed.
-    pub async fn add_access_token(
-        &self,
-        id: &str,
-        token: &TokenRow,
-    ) -> Result<(), StoreError> {
+    pub async fn add_access_token(&self, id: &str, token: &TokenRow) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let now = now_ms();
         sqlx::query(&self.sql("DELETE FROM access_tokens WHERE expires_at < $1"))
@@ -290,9 +286,9 @@ impl Store {
 
     /// The access token with id `id`.
     pub async fn access_token(&self, id: &str) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query(&self.sql(
-            "SELECT partner, hash, scopes, expires_at FROM access_tokens WHERE id = $1",
-        ))
+        let row = sqlx::query(
+            &self.sql("SELECT partner, hash, scopes, expires_at FROM access_tokens WHERE id = $1"),
+        )
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
