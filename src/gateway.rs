@@ -214,6 +214,7 @@ impl Gateway {
         let plan = Plan::of(&bundle, sender_org);
         let mut tx = self.store.begin().await?;
         let mut head = self.store.lock_chain(&mut tx).await?;
+        self.owned_by_sender(&mut tx, &bundle, sender_org).await?;
         let latest = self.store.latest_revision(&mut tx, &plan.key).await?;
         let (arrival, revision) = match &latest {
             Some(held) if held.content_hash == plan.content_hash => {
@@ -278,6 +279,34 @@ impl Gateway {
         metrics::counter!("onedoor_messages_accepted_total").increment(1);
         tracing::info!(message = %message.id, revision, arrival = ?arrival, destinations = routed.len(), "message accepted");
         Ok(plan.accepted(message.id, arrival, revision, routed))
+    }
+
+    /// A submission may carry only records that are new or that its sender's organization sent before:
+    /// another organization's referral, person or consent is never overwritten (directory resources,
+    /// [`DIRECTORY_TYPES`], are shared).
+    async fn owned_by_sender(
+        &self,
+        tx: &mut WriteTx<'_>,
+        bundle: &Value,
+        sender_org: &str,
+    ) -> Result<(), GatewayError> {
+        for resource in subject::resources(bundle) {
+            let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+            if DIRECTORY_TYPES.contains(&kind) {
+                continue;
+            }
+            if let Some(held) = self.store.resource_in(tx, kind, id).await?
+                && held
+                    .sender_org
+                    .as_deref()
+                    .is_some_and(|org| org != sender_org)
+            {
+                return Err(GatewayError::NotAllowed(format!(
+                    "{kind}/{id} is held for another organization: a partner may create or update only its own records"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A new revision keeps the Task as the receiver left it (its status is not reset), with a note that
@@ -512,13 +541,18 @@ impl Gateway {
             .and_then(Value::as_str)
         {
             let (kind, id) = patient.split_once('/').unwrap_or_default();
-            if let Some(found) = self.store.resource(kind, id).await? {
+            // Only what this sender itself holds here: never another organization's record of the person.
+            let own =
+                |r: &crate::store::StoredResource| r.sender_org.as_deref() == Some(sender_org);
+            if let Some(found) = self.store.resource(kind, id).await?.filter(own) {
                 resources.push(found.body);
             }
             for guardian in self
                 .store
                 .search("RelatedPerson", &[("patient", patient.to_owned())], 20)
                 .await?
+                .into_iter()
+                .filter(own)
             {
                 resources.push(guardian.body);
             }
@@ -778,6 +812,17 @@ pub fn notification(base_url: &str, task_id: &str, version: i64) -> Value {
         ]
     })
 }
+
+/// Resources that describe organizations and services, not people: many senders' referrals share them
+/// (the food bank's Organization is in every referral to it).
+const DIRECTORY_TYPES: &[&str] = &[
+    "Organization",
+    "HealthcareService",
+    "Location",
+    "Practitioner",
+    "PractitionerRole",
+    "Endpoint",
+];
 
 /// How many directory services and locations are considered when choosing a performer.
 const DIRECTORY_LIMIT: i64 = 10_000;
