@@ -162,3 +162,43 @@ async fn decide_and_audit(
     tx.commit().await?;
     Ok(released)
 }
+
+/// Whether the reader's organization (or one it is custodian for) holds a record of the person: the
+/// Patient it sent, found by reference or by identifier.
+pub async fn holds_person(
+    gateway: &Gateway,
+    reader: &Reader,
+    person: &crate::consent::model::Party,
+) -> Result<bool, GatewayError> {
+    if let Some((kind, id)) = person.reference.as_deref().and_then(|r| r.split_once('/'))
+        && let Some(stored) = gateway.store.resource(kind, id).await?
+    {
+        return Ok(reader.sent(&stored));
+    }
+    let Some(identifier) = person.identifier.as_deref() else {
+        return Ok(false);
+    };
+    for org in &reader.custodian_of {
+        let patients = gateway
+            .store
+            .search("Patient", &[("sender_org", org.clone())], PERSON_SCAN_LIMIT)
+            .await?;
+        let named = |p: &StoredResource| {
+            p.body
+                .get("identifier")
+                .and_then(Value::as_array)
+                .is_some_and(|ids| {
+                    ids.iter()
+                        .filter_map(crate::consent::model::identifier_key)
+                        .any(|key| key == identifier)
+                })
+        };
+        if patients.iter().any(named) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// How many of an organization's Patients are looked through for an identifier.
+const PERSON_SCAN_LIMIT: i64 = 100_000;

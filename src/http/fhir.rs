@@ -289,6 +289,12 @@ pub async fn put_consent(
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
     gateway.check(&consent)?;
     let parsed = model::parse(&consent).map_err(|errors| ApiError::Invalid(errors.join("; ")))?;
+    if !access::holds_person(gateway, &reader, &parsed.patient).await? {
+        return Err(ApiError::NotAllowed(format!(
+            "{} holds no record of the person this Consent is about: only the custodian of a person's record records their consent",
+            partner.org
+        )));
+    }
     let index = ResourceIndex {
         patient: parsed
             .patient

@@ -105,6 +105,8 @@ impl Store {
                 continue;
             }
             let index = ResourceIndex {
+                // A consent from the configured folder belongs to the custodian it names.
+                sender_org: crate::consent::model::custodian(consent),
                 patient: consent
                     .pointer("/patient/reference")
                     .and_then(Value::as_str)
