@@ -163,8 +163,8 @@ async fn decide_and_audit(
     Ok(released)
 }
 
-/// Whether the reader's organization (or one it is custodian for) holds a record of the person: the
-/// Patient it sent, found by reference or by identifier.
+/// Whether the reader's organization (or one it is custodian for) holds a record of the person: an
+/// identifier of one of its sources' systems, or the Patient it sent, found by reference or identifier.
 pub async fn holds_person(
     gateway: &Gateway,
     reader: &Reader,
@@ -178,6 +178,9 @@ pub async fn holds_person(
     let Some(identifier) = person.identifier.as_deref() else {
         return Ok(false);
     };
+    if identified_by_own_source(gateway, reader, identifier) {
+        return Ok(true);
+    }
     for org in &reader.custodian_of {
         let patients = gateway
             .store
@@ -198,6 +201,24 @@ pub async fn holds_person(
         }
     }
     Ok(false)
+}
+
+/// Whether the identifier (`system|value`) is one of the partner's own source systems' (the district's
+/// student ids, for the district's SIS): it holds that person's record whether or not it sent it yet.
+fn identified_by_own_source(gateway: &Gateway, reader: &Reader, identifier: &str) -> bool {
+    let Some((system, _)) = identifier.rsplit_once('|') else {
+        return false;
+    };
+    let Some(partner) = gateway.config.partners.get(&reader.partner) else {
+        return false;
+    };
+    partner
+        .sources
+        .iter()
+        .filter_map(|name| gateway.config.sources.get(name))
+        .filter(|source| source.org.as_deref().is_none_or(|org| org == reader.org))
+        .filter_map(|source| source.source_system.as_deref())
+        .any(|own| system == own || system.starts_with(&format!("{own}/")))
 }
 
 /// How many of an organization's Patients are looked through for an identifier.
