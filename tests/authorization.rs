@@ -755,3 +755,60 @@ async fn consents_are_written_by_their_custodian_and_a_revocation_stops_reads_at
         "reads stop with the revocation"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_reads_the_redacted_version_the_gate_released_to_it() {
+    let (agency, url) = receiver(0, 0).await;
+    let gateway = Gateway::start(&url, 50).await;
+    let case = root().join("conformance/consent/nested-deny-data-class");
+    let student = json!({"system": "urn:onedoor:source:riverside-usd/users", "value": "stu-9001"});
+    let mut consent: Value =
+        serde_json::from_str(&std::fs::read_to_string(case.join("consents/c-1.json")).unwrap())
+            .unwrap();
+    consent["patient"] = json!({"identifier": student});
+    consent["organization"] = json!([{"identifier": {"system": "urn:onedoor:source:riverside-usd/orgs", "value": "sch-110"}}]);
+    let (status, body) = send_json(
+        &gateway,
+        Method::POST,
+        SCHOOL_KEY,
+        "/fhir/Consent",
+        &consent,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let mut bundle: Value =
+        serde_json::from_str(&std::fs::read_to_string(case.join("bundle.json")).unwrap()).unwrap();
+    for entry in bundle["entry"].as_array_mut().unwrap() {
+        if entry["resource"]["resourceType"] == "Patient" {
+            entry["resource"]["identifier"] = json!([student]);
+        }
+    }
+    bundle["type"] = json!("transaction");
+    let posted = support::post_bundle(&gateway, SCHOOL_KEY, &bundle).await;
+    assert_eq!(posted.status().as_u16(), 200);
+    wait_until("the redacted delivery", Duration::from_secs(20), || {
+        !agency.accepted_on("/food-bank").is_empty()
+    })
+    .await;
+    assert!(
+        !agency.accepted_on("/food-bank")[0]
+            .to_string()
+            .contains("\"Condition\"")
+    );
+    assert_eq!(
+        get(&gateway, SCHOOL_KEY, "/fhir/Condition/cond-1").await.0,
+        200,
+        "the sender reads all it sent"
+    );
+    assert_eq!(
+        get(&gateway, FOOD_BANK_KEY, "/fhir/Condition/cond-1")
+            .await
+            .0,
+        404,
+        "withheld by the consent's nested deny"
+    );
+    let (status, patient) = get(&gateway, FOOD_BANK_KEY, "/fhir/Patient/pat-1").await;
+    assert_eq!(status, 200, "{patient}");
+    let (status, request) = get(&gateway, FOOD_BANK_KEY, "/fhir/ServiceRequest/sr-1").await;
+    assert_eq!(status, 200, "{request}");
+}
