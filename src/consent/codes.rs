@@ -34,7 +34,6 @@ pub const PURPOSES: &[&str] = &[
     "TRAIN",
     "CLMATTCH",
     "COVERAGE",
-    "ETREAT",
     "BTG",
     "ERTREAT",
 ];
@@ -65,11 +64,107 @@ pub const POLICIES: &[&str] = &[
 pub const LABELS: &[&str] = &[
     "U", "L", "M", "N", "R", "V", // confidentiality
     "ETH", "PSY", "MH", "HIV", "SDV", "SEX", "STD", "SUD", "GDIS", "SCA", "SICKLE", "TBOO", "ADOL",
-    "DEMO", "EDU", "REDACTED",
+    "DEMO", "EDU", "REDACTED", "BH", "ETHUD", "OPIOIDUD", "ALCUD", "DRGUD", "PSYTHPN",
 ];
 
-/// Sensitivity labels of data governed by 42 CFR Part 2 (substance use disorder records).
+/// Sensitivity labels of data governed by 42 CFR Part 2 (substance use disorder records): what a decision
+/// lists as withheld when Part 2 data may not leave. Every code [`is_part2`] accepts is covered.
 pub const PART2_LABELS: &[&str] = &["ETH", "SUD"];
+
+/// Specialisations of the v3 ActCode sensitivity codes (InformationSensitivityPolicy), read as "a label
+/// `general` covers data labelled `specific`". A deny of the general code withholds the specific ones; a
+/// permit limited to the general code covers them too. Every code covers itself.
+pub const SENSITIVITY_HIERARCHY: &[(&str, &[&str])] = &[
+    // behavioural health covers substance use, mental health and psychiatry.
+    (
+        "BH",
+        &[
+            "ETH", "SUD", "ETHUD", "OPIOIDUD", "ALCUD", "DRGUD", "MH", "PSY", "PSYTHPN",
+        ],
+    ),
+    // substance abuse information (42 CFR Part 2): every substance use disorder code.
+    ("ETH", &["SUD", "ETHUD", "OPIOIDUD", "ALCUD", "DRGUD"]),
+    ("SUD", &["ETH", "ETHUD", "OPIOIDUD", "ALCUD", "DRGUD"]),
+    // mental health and psychiatry are read as covering each other (the cautious reading: a deny of either
+    // withholds both), and both cover psychotherapy notes.
+    ("MH", &["PSY", "PSYTHPN"]),
+    ("PSY", &["MH", "PSYTHPN"]),
+    // HIV/AIDS is a sexually transmitted disease sensitivity.
+    ("STD", &["HIV"]),
+];
+
+/// Whether a provision's sensitivity label `general` covers a resource's label `specific` (same system).
+pub fn sensitivity_covers(general: &str, specific: &str) -> bool {
+    general == specific
+        || SENSITIVITY_HIERARCHY
+            .iter()
+            .any(|(g, specifics)| *g == general && specifics.contains(&specific))
+}
+
+/// Confidentiality codes in order (v3 Confidentiality): U < L < M < N < R < V.
+pub const CONFIDENTIALITY_ORDER: &[&str] = &["U", "L", "M", "N", "R", "V"];
+
+/// Rank of a confidentiality code.
+pub fn confidentiality_rank(code: &str) -> Option<usize> {
+    CONFIDENTIALITY_ORDER.iter().position(|c| *c == code)
+}
+
+/// The code system a label code belongs to: confidentiality codes to v3 Confidentiality, REDACTED to v3
+/// ObservationValue, onedoor's own (EDU, DEMO) to `urn:onedoor:codes`, the rest to v3 ActCode.
+pub fn label_system(code: &str) -> &'static str {
+    match code {
+        _ if confidentiality_rank(code).is_some() => V3_CONFIDENTIALITY,
+        "REDACTED" => V3_OBSERVATION_VALUE,
+        "EDU" | "DEMO" | "IO" => ONEDOOR_CODES,
+        _ => V3_ACT_CODE,
+    }
+}
+
+/// Whether a resource label (`system`, `code`) falls under a provision's label `code` (its system implied by
+/// [`label_system`]). Confidentiality is ordered: a provision label `R` covers `R` and `V`. Sensitivity codes
+/// follow [`SENSITIVITY_HIERARCHY`]. A resource label without a system is read by its code alone (a missing
+/// system never lets data escape a deny); a label with another system is another code.
+pub fn label_covers(provision: &str, system: Option<&str>, code: &str) -> bool {
+    if system.is_some_and(|s| s != label_system(code)) {
+        return false;
+    }
+    match (confidentiality_rank(provision), confidentiality_rank(code)) {
+        (Some(p), Some(c)) => c >= p,
+        (None, None) => sensitivity_covers(provision, code),
+        _ => false,
+    }
+}
+
+/// Whether a resource label is 42 CFR Part 2 data (ETH or any specialisation).
+pub fn is_part2(system: Option<&str>, code: &str) -> bool {
+    label_covers("ETH", system, code)
+}
+
+/// The obligation label attached to released Part 2 data: v3 ActCode NORDSCLCD, "no redisclosure without
+/// consent directive" (the recipient must not redisclose it without the person's consent).
+pub const REDISCLOSURE_OBLIGATION: &str = "NORDSCLCD";
+
+/// Where the redisclosure notice text travels in a released Bundle: a `Bundle.meta.extension` with this url
+/// and the notice as `valueString` (and the same extension on every released Part 2 resource's `meta`).
+pub const NOTICE_EXTENSION: &str = "urn:onedoor:extension:redisclosure-notice";
+
+/// v3 RoleCode relationships whose holder may consent for a minor by default: parents (natural, adoptive,
+/// mother, father) and legal guardians. Step-, foster and other relations do not, unless configured.
+pub const CUSTODIAL_ROLES: &[&str] = &[
+    "PRN", "MTH", "FTH", "NPRN", "NMTH", "NFTH", "ADOPTP", "ADOPTF", "ADOPTM", "GUARD",
+];
+
+/// The v3 RoleCode code system (RelatedPerson.relationship).
+pub const V3_ROLE_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
+
+/// The FHIR resource-types code system (Consent.provision.class).
+pub const RESOURCE_TYPES_SYSTEM: &str = "http://hl7.org/fhir/resource-types";
+
+/// The consent scope that decides disclosures (consentscope).
+pub const PRIVACY_SCOPE: &str = "patient-privacy";
+
+/// consent-data-meaning codes.
+pub const DATA_MEANINGS: &[&str] = &["instance", "related", "dependents", "authoredby"];
 
 /// Actions a provision may name (consentaction).
 pub const ACTIONS: &[&str] = &["collect", "access", "use", "disclose", "correct"];
@@ -82,3 +177,153 @@ identification by another person unless further disclosure is expressly permitte
 information is being disclosed or as otherwise permitted by 42 CFR part 2. A general authorization for the release of medical or other \
 information is NOT sufficient for this purpose (see 42 CFR 2.31). The federal rules restrict any use of the information to investigate \
 or prosecute with regard to a crime any patient with a substance use disorder, except as provided at 42 CFR 2.12(c)(5) and 2.65.";
+
+/// FHIR R4 resource type names (case-sensitive), the codes of `Consent.provision.class` in resource-types.
+pub const RESOURCE_TYPES: &[&str] = &[
+    "Account",
+    "ActivityDefinition",
+    "AdverseEvent",
+    "AllergyIntolerance",
+    "Appointment",
+    "AppointmentResponse",
+    "AuditEvent",
+    "Basic",
+    "Binary",
+    "BiologicallyDerivedProduct",
+    "BodyStructure",
+    "Bundle",
+    "CapabilityStatement",
+    "CarePlan",
+    "CareTeam",
+    "CatalogEntry",
+    "ChargeItem",
+    "ChargeItemDefinition",
+    "Claim",
+    "ClaimResponse",
+    "ClinicalImpression",
+    "CodeSystem",
+    "Communication",
+    "CommunicationRequest",
+    "CompartmentDefinition",
+    "Composition",
+    "ConceptMap",
+    "Condition",
+    "Consent",
+    "Contract",
+    "Coverage",
+    "CoverageEligibilityRequest",
+    "CoverageEligibilityResponse",
+    "DetectedIssue",
+    "Device",
+    "DeviceDefinition",
+    "DeviceMetric",
+    "DeviceRequest",
+    "DeviceUseStatement",
+    "DiagnosticReport",
+    "DocumentManifest",
+    "DocumentReference",
+    "EffectEvidenceSynthesis",
+    "Encounter",
+    "Endpoint",
+    "EnrollmentRequest",
+    "EnrollmentResponse",
+    "EpisodeOfCare",
+    "EventDefinition",
+    "Evidence",
+    "EvidenceVariable",
+    "ExampleScenario",
+    "ExplanationOfBenefit",
+    "FamilyMemberHistory",
+    "Flag",
+    "Goal",
+    "GraphDefinition",
+    "Group",
+    "GuidanceResponse",
+    "HealthcareService",
+    "ImagingStudy",
+    "Immunization",
+    "ImmunizationEvaluation",
+    "ImmunizationRecommendation",
+    "ImplementationGuide",
+    "InsurancePlan",
+    "Invoice",
+    "Library",
+    "Linkage",
+    "List",
+    "Location",
+    "Measure",
+    "MeasureReport",
+    "Media",
+    "Medication",
+    "MedicationAdministration",
+    "MedicationDispense",
+    "MedicationKnowledge",
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicinalProduct",
+    "MedicinalProductAuthorization",
+    "MedicinalProductContraindication",
+    "MedicinalProductIndication",
+    "MedicinalProductIngredient",
+    "MedicinalProductInteraction",
+    "MedicinalProductManufactured",
+    "MedicinalProductPackaged",
+    "MedicinalProductPharmaceutical",
+    "MedicinalProductUndesirableEffect",
+    "MessageDefinition",
+    "MessageHeader",
+    "MolecularSequence",
+    "NamingSystem",
+    "NutritionOrder",
+    "Observation",
+    "ObservationDefinition",
+    "OperationDefinition",
+    "OperationOutcome",
+    "Organization",
+    "OrganizationAffiliation",
+    "Parameters",
+    "Patient",
+    "PaymentNotice",
+    "PaymentReconciliation",
+    "Person",
+    "PlanDefinition",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+    "Provenance",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "RelatedPerson",
+    "RequestGroup",
+    "ResearchDefinition",
+    "ResearchElementDefinition",
+    "ResearchStudy",
+    "ResearchSubject",
+    "RiskAssessment",
+    "RiskEvidenceSynthesis",
+    "Schedule",
+    "SearchParameter",
+    "ServiceRequest",
+    "Slot",
+    "Specimen",
+    "SpecimenDefinition",
+    "StructureDefinition",
+    "StructureMap",
+    "Subscription",
+    "Substance",
+    "SubstanceNucleicAcid",
+    "SubstancePolymer",
+    "SubstanceProtein",
+    "SubstanceReferenceInformation",
+    "SubstanceSourceMaterial",
+    "SubstanceSpecification",
+    "SupplyDelivery",
+    "SupplyRequest",
+    "Task",
+    "TerminologyCapabilities",
+    "TestReport",
+    "TestScript",
+    "ValueSet",
+    "VerificationResult",
+    "VisionPrescription",
+];

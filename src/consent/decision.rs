@@ -3,21 +3,28 @@
 //! redact, notices to attach), the legal basis used, and an explanation naming the consent and provision
 //! that decided.
 //!
-//! Rules: default is deny (NoConsent). Only active consents in their period count. The most specific
-//! provision wins (a nested provision overrides its parent for what it covers); at the same level, deny
-//! beats permit, and across consents a deny beats a permit. A minor's consent must come from a guardian;
-//! an adult's from themselves. 42 CFR Part 2 data (ETH/SUD labels) leaves only under a Part 2 consent or a
-//! court order that covers it; otherwise it is redacted. Legal bases apply only when no consent permits.
+//! Rules (README "Consent"): a decision is made per person and per resource. Every resource of the record
+//! (Bundle entries, contained resources, entries of nested Bundles) is about the people its
+//! `subject`/`patient`/`for`/`beneficiary` name (a Patient is about itself, a contained resource that names
+//! no one about whom its container is about, frame data that names no one about the referral's person); it
+//! is released only when a decision for each of them permits it. For one person and one resource, every
+//! consent in force is evaluated: a provision applies when its request conditions (period, actor, action,
+//! purpose) and its data conditions (class, code, securityLabel, data, dataPeriod) hold, a nested provision
+//! that applies overrides its parent, and among provisions of one level, and across consents, deny
+//! overrides permit, whatever their order. 42 CFR Part 2 data (ETH and its specialisations) is permitted
+//! only by a Part 2 consent or a court order that covers it. A legal basis permits only what no consent
+//! decides and never what a consent denies. Default is deny (NoConsent).
 
 use super::bases::{BasisKind, LegalBasis};
-use super::codes::{PART2_LABELS, PART2_NOTICE};
-use super::model::{Consent, Provision, Rule, Status};
+use super::codes::{self, PART2_LABELS, PART2_NOTICE};
+use super::model::{Consent, DataMeaning, Party, Provision, Rule, Status};
 use super::registry::Registry;
-use super::subject::{self, Subject};
+use super::subject::{self, Item, Person, Record, Subject};
+use super::time::instant;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// What is asked.
 #[derive(Debug, Clone)]
@@ -79,6 +86,14 @@ pub struct Decision {
     pub explanation: Vec<String>,
     /// The subject (`Patient/id`).
     pub patient: String,
+    /// Every resource withheld (`Type/id`, or `Type at /pointer`), whatever the reason.
+    pub withheld_resources: Vec<String>,
+    /// JSON pointers of the withheld resources in the record (what redaction removes).
+    pub withheld_pointers: Vec<String>,
+    /// Every consent that decided something in this decision (`Consent/id`), sorted.
+    pub contributing: Vec<String>,
+    /// Every person the record is about (`Patient/id`, or a reference to someone not in it).
+    pub persons: Vec<String>,
 }
 
 impl Decision {
@@ -93,6 +108,10 @@ impl Decision {
             notices: Vec::new(),
             explanation: Vec::new(),
             patient,
+            withheld_resources: Vec::new(),
+            withheld_pointers: Vec::new(),
+            contributing: Vec::new(),
+            persons: Vec::new(),
         }
     }
 
@@ -103,7 +122,9 @@ impl Decision {
 
     /// Whether the release removes anything.
     pub fn redacts(&self) -> bool {
-        !self.redact_classes.is_empty() || !self.redact_labels.is_empty()
+        !self.withheld_pointers.is_empty()
+            || !self.redact_classes.is_empty()
+            || !self.redact_labels.is_empty()
     }
 
     fn explain(&mut self, line: impl Into<String>) {
@@ -111,24 +132,29 @@ impl Decision {
     }
 }
 
-/// What one provision (with its exceptions) does to the request.
+/// Settings of the decision that are a deployment's choice.
 #[derive(Debug, Clone)]
-enum Effect {
-    /// Deny the whole record.
-    Deny { path: String },
-    /// Deny some data only (the rest is up to other provisions).
-    DenyData {
-        path: String,
-        classes: Vec<String>,
-        labels: Vec<String>,
-    },
-    /// Permit, possibly only some data, possibly with data removed.
-    Permit {
-        path: String,
-        only: Option<(Vec<String>, Vec<String>)>,
-        redact_classes: Vec<String>,
-        redact_labels: Vec<String>,
-    },
+pub struct Policy {
+    /// v3 RoleCode relationships whose holder may consent for a minor.
+    pub custodial_roles: Vec<String>,
+    /// The age from which a person's own consent is needed (FERPA: 18).
+    pub age_of_majority: u32,
+    /// Another age of consent for consents under a given policy code (a state's minor-consent rule for
+    /// health data: `STATE` → 12, say); the highest applicable one counts.
+    pub age_by_policy: BTreeMap<String, u32>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            custodial_roles: codes::CUSTODIAL_ROLES
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            age_of_majority: subject::AGE_OF_MAJORITY,
+            age_by_policy: BTreeMap::new(),
+        }
+    }
 }
 
 struct Context<'a> {
@@ -137,59 +163,393 @@ struct Context<'a> {
     time: DateTime<FixedOffset>,
 }
 
-/// Decide.
+/// A provision whose request conditions hold, with its nested provisions that also hold.
+struct Node<'c> {
+    provision: &'c Provision,
+    children: Vec<Node<'c>>,
+}
+
+/// A consent usable for one person: in force, from the right custodian, given by the right person.
+struct Usable<'c> {
+    consent: &'c Consent,
+    root: Node<'c>,
+}
+
+/// The evaluation of one person.
+struct PersonState<'c> {
+    subject: Subject,
+    usable: Vec<Usable<'c>>,
+    bases: Vec<&'c LegalBasis>,
+}
+
+/// How a resource stands for one person.
+#[derive(Debug, Clone)]
+enum Verdict {
+    /// Permitted by these consents (id, provision path), or by a legal basis.
+    Permit {
+        consents: Vec<(String, String)>,
+        legal: Option<Box<LegalBasis>>,
+    },
+    /// Denied by a consent's provision (the first by consent id; every denying consent is listed).
+    Deny {
+        consents: Vec<(String, String)>,
+        scoped: bool,
+        classes: Vec<String>,
+        labels: Vec<String>,
+    },
+    /// Part 2 data that only a non-Part 2 consent or basis would permit.
+    Part2Blocked { by_basis: bool },
+    /// Nothing decides it.
+    Nothing,
+    /// It is about someone who is not in the record.
+    Stranger(String),
+}
+
+/// Decide, with the default [`Policy`].
 pub fn decide(registry: &Registry, bases: &[LegalBasis], request: &Request<'_>) -> Decision {
-    let Some(subject) = subject::subject(request.record, request.time) else {
-        let mut decision = Decision::new(String::new());
-        decision.outcome = Outcome::Deny;
-        decision.explain(
-            "the record names no Patient: nothing can be released without knowing whose it is",
-        );
-        return decision;
+    decide_with(registry, bases, request, &Policy::default())
+}
+
+/// Decide.
+pub fn decide_with(
+    registry: &Registry,
+    bases: &[LegalBasis],
+    request: &Request<'_>,
+    policy: &Policy,
+) -> Decision {
+    let record = Record::read(request.record);
+    let primary = match record.primary() {
+        Some(Person::Known(p)) => p,
+        Some(Person::Unknown(who)) => {
+            let mut decision = Decision::new(who.clone());
+            decision.outcome = Outcome::Deny;
+            decision.explain(format!(
+                "the referral is about {who}, who is not in the record: nothing can be released without knowing whose it is"
+            ));
+            return decision;
+        }
+        None => {
+            let mut decision = Decision::new(String::new());
+            decision.outcome = Outcome::Deny;
+            decision.explain(
+                "the record names no Patient: nothing can be released without knowing whose it is",
+            );
+            return decision;
+        }
     };
-    let mut decision = Decision::new(subject.reference.clone());
-    describe_subject(&subject, &mut decision);
+    let mut decision = Decision::new(record.items[primary].reference.clone());
+    if !codes::PURPOSES.contains(&request.purpose) {
+        decision.outcome = Outcome::Deny;
+        decision.explain(format!(
+            "the purpose '{}' is not a v3 PurposeOfUse code (codes are case-sensitive: {}): nothing is released",
+            request.purpose,
+            codes::PURPOSES.join(", ")
+        ));
+        return decision;
+    }
     let context = Context {
         recipient: subject::organization_aliases(request.record, request.recipient),
         purpose: request.purpose,
         time: request.time,
     };
-    let source = request
-        .source
-        .map(|s| subject::organization_aliases(request.record, s));
-    let mut permits: Vec<(&Consent, Effect)> = Vec::new();
-    let mut data_denials: Vec<(&Consent, Effect)> = Vec::new();
-    for consent in registry.for_patient(&subject.aliases) {
-        let Some(effect) =
-            consent_effect(consent, &subject, source.as_ref(), &context, &mut decision)
-        else {
-            continue;
+    // The source: as given (the partner, `--source`), else the organization the record says sent it (the
+    // Task's or ServiceRequest's requester); with neither, a consent limited to a custodian cannot apply.
+    let source = match request.source {
+        Some(s) => Some(subject::organization_aliases(request.record, s)),
+        None => record_source(&record).map(|s| {
+            decision.explain(format!(
+                "the request names no source: the record's requester {s} is taken as the source"
+            ));
+            subject::organization_aliases(request.record, &s)
+        }),
+    };
+
+    // Every person the record is about, the primary first.
+    let mut people: Vec<usize> = vec![primary];
+    people.extend(record.patients().into_iter().filter(|&p| p != primary));
+    let mut states: BTreeMap<usize, PersonState<'_>> = BTreeMap::new();
+    for &person in &people {
+        let mut lines = Vec::new();
+        let state = person_state(
+            registry,
+            bases,
+            &record,
+            person,
+            source.as_ref(),
+            &context,
+            policy,
+            &mut lines,
+        );
+        let prefix = if person == primary {
+            String::new()
+        } else {
+            format!("for {}: ", record.items[person].reference)
         };
-        match effect {
-            Effect::Deny { path } => {
-                decision.outcome = Outcome::Deny;
-                decision.basis = Basis::Consent;
-                decision.authority = Some(consent.id.clone());
-                decision.explain(format!(
-                    "Consent/{} {path} denies disclosure to {} for {}: deny wins",
-                    consent.id, request.recipient, request.purpose
-                ));
-                decision.provision = Some(path);
-                return decision;
+        for line in lines {
+            decision.explain(format!("{prefix}{line}"));
+        }
+        states.insert(person, state);
+    }
+    let mut persons: BTreeSet<String> = people
+        .iter()
+        .map(|&p| record.items[p].reference.clone())
+        .collect();
+
+    // A verdict for every resource and every person it is about.
+    let mut verdicts: Vec<Vec<(usize, Verdict)>> = Vec::with_capacity(record.items.len());
+    for (index, item) in record.items.iter().enumerate() {
+        let mut list = Vec::new();
+        if item.pointer.is_empty() && item.kind == "Bundle" {
+            verdicts.push(list);
+            continue;
+        }
+        let about: Vec<Person> = if item.persons.is_empty() {
+            vec![Person::Known(primary)]
+        } else {
+            item.persons.clone()
+        };
+        for person in about {
+            match person {
+                Person::Known(p) => {
+                    let state = &states[&p];
+                    list.push((p, verdict(state, &record, index, &context)));
+                }
+                Person::Unknown(who) => {
+                    persons.insert(who.clone());
+                    list.push((usize::MAX, Verdict::Stranger(who)));
+                }
             }
-            Effect::DenyData { .. } => data_denials.push((consent, effect)),
-            Effect::Permit { .. } => permits.push((consent, effect)),
+        }
+        verdicts.push(list);
+    }
+    decision.persons = persons.into_iter().collect();
+
+    let released = |index: usize, verdicts: &[Vec<(usize, Verdict)>]| {
+        verdicts[index]
+            .iter()
+            .all(|(_, v)| matches!(v, Verdict::Permit { .. }))
+    };
+    let mut withheld: Vec<bool> = (0..record.items.len())
+        .map(|i| !released(i, &verdicts))
+        .collect();
+    // Contained resources leave with their container; a Provenance of withheld data only is withheld.
+    propagate(&record, &mut withheld);
+
+    let mut contributing = BTreeSet::new();
+    for list in &verdicts {
+        for (_, v) in list {
+            if let Verdict::Permit { consents, .. } | Verdict::Deny { consents, .. } = v {
+                contributing.extend(consents.iter().map(|(id, _)| format!("Consent/{id}")));
+            }
         }
     }
-    match permits.into_iter().next() {
-        Some((consent, effect)) => {
-            permit_by_consent(consent, effect, &data_denials, request, decision)
+    decision.contributing = contributing.into_iter().collect();
+
+    // The referral: its ServiceRequest, its Task, its Patient.
+    let essential: Vec<usize> = essential_items(&record, primary);
+    let lost: Vec<usize> = essential.iter().copied().filter(|&i| withheld[i]).collect();
+    let request_item = essential
+        .iter()
+        .copied()
+        .find(|&i| record.items[i].kind == "ServiceRequest")
+        .unwrap_or(primary);
+    if lost.is_empty() {
+        permit(&mut decision, &verdicts, request_item, primary);
+    } else {
+        refuse(
+            &mut decision,
+            &record,
+            &verdicts,
+            &essential,
+            &lost,
+            primary,
+            request,
+        );
+        if !decision.contributing.is_empty() {
+            decision.explain(format!(
+                "contributing consents: {}",
+                decision.contributing.join(", ")
+            ));
         }
-        None => legal_basis_or_default(bases, &subject, &context, request, decision),
+        return decision;
+    }
+
+    // What is withheld, and why.
+    let mut part2_blocked: Option<bool> = None;
+    for (index, item) in record.items.iter().enumerate() {
+        if !withheld[index] {
+            continue;
+        }
+        decision.withheld_resources.push(item.reference.clone());
+        decision.withheld_pointers.push(item.pointer.clone());
+        let reason = verdicts[index]
+            .iter()
+            .find(|(_, v)| !matches!(v, Verdict::Permit { .. }))
+            .map(|(_, v)| v.clone());
+        let why = match reason {
+            Some(Verdict::Deny {
+                consents,
+                scoped,
+                classes,
+                labels,
+            }) => {
+                if scoped {
+                    decision.redact_classes.extend(classes.iter().cloned());
+                    decision.redact_labels.extend(labels.iter().cloned());
+                }
+                consents
+                    .iter()
+                    .map(|(id, path)| {
+                        format!(
+                            "Consent/{id} {path}: deny applies{}",
+                            scope_words(&classes, &labels)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+            Some(Verdict::Part2Blocked { by_basis }) => {
+                part2_blocked = Some(part2_blocked.unwrap_or(false) || by_basis);
+                for label in PART2_LABELS {
+                    decision.redact_labels.push((*label).to_owned());
+                }
+                "42 CFR Part 2 data, and nothing that covers Part 2 permits it".to_owned()
+            }
+            Some(Verdict::Stranger(who)) => {
+                format!("it is about {who}, who is not in the record")
+            }
+            Some(Verdict::Nothing) => {
+                let person = verdicts[index]
+                    .iter()
+                    .find(|(_, v)| matches!(v, Verdict::Nothing))
+                    .map(|(p, _)| *p)
+                    .unwrap_or(primary);
+                if person == primary {
+                    decision.redact_classes.push(item.kind.clone());
+                    "no provision permits it".to_owned()
+                } else {
+                    format!(
+                        "it is about {}, and nothing permits disclosing their data",
+                        record.items[person].reference
+                    )
+                }
+            }
+            Some(Verdict::Permit { .. }) | None => match item.container {
+                Some(c) => format!(
+                    "it is contained in {}, which is withheld",
+                    record.items[c].reference
+                ),
+                None if item.kind == "Provenance" => {
+                    "every target it describes is withheld".to_owned()
+                }
+                None => "it is inside withheld data".to_owned(),
+            },
+        };
+        decision.explain(format!("{} is withheld: {why}", item.reference));
+    }
+    match part2_blocked {
+        Some(true) => decision.explain(
+            "the record holds 42 CFR Part 2 data (ETH/SUD) and this legal basis does not cover 42 CFR Part 2 data: that data is withheld",
+        ),
+        Some(false) => decision.explain(
+            "the record holds 42 CFR Part 2 data (ETH/SUD) and the consent is not a 42 CFR Part 2 consent: that data is withheld",
+        ),
+        None => {}
+    }
+    let part2_released = record.items.iter().enumerate().any(|(i, item)| {
+        !withheld[i]
+            && item
+                .labels
+                .iter()
+                .any(|l| codes::is_part2(l.system.as_deref(), &l.code))
+    });
+    if part2_released {
+        decision.notices.push(PART2_NOTICE.to_owned());
+        decision.explain(
+            "the record holds 42 CFR Part 2 data, covered: the redisclosure notice travels with it",
+        );
+    }
+    decision.redact_classes.sort();
+    decision.redact_classes.dedup();
+    decision.redact_labels.sort();
+    decision.redact_labels.dedup();
+    if !decision.contributing.is_empty() {
+        decision.explain(format!(
+            "contributing consents: {}",
+            decision.contributing.join(", ")
+        ));
+    }
+    decision
+}
+
+/// The organization that sent the record: the top-level Task's requester, else the ServiceRequest's, when it
+/// is an Organization.
+fn record_source(record: &Record<'_>) -> Option<String> {
+    ["Task", "ServiceRequest"].iter().find_map(|kind| {
+        record
+            .items
+            .iter()
+            .filter(|i| i.kind == *kind && i.container.is_none())
+            .find_map(|i| {
+                let requester = i.resource.get("requester")?;
+                let target = record.resolve(
+                    record.items.iter().position(|x| std::ptr::eq(x, i))?,
+                    requester,
+                )?;
+                (record.items[target].kind == "Organization")
+                    .then(|| record.items[target].reference.clone())
+            })
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn person_state<'c>(
+    registry: &'c Registry,
+    bases: &'c [LegalBasis],
+    record: &Record<'_>,
+    person: usize,
+    source: Option<&HashSet<String>>,
+    context: &Context<'_>,
+    policy: &Policy,
+    lines: &mut Vec<String>,
+) -> PersonState<'c> {
+    let subject = record.subject(
+        person,
+        context.time,
+        &policy.custodial_roles,
+        policy.age_of_majority,
+    );
+    describe_subject(&subject, lines);
+    let mut consents = registry.for_patient(&subject.aliases);
+    consents.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut usable = Vec::new();
+    for consent in consents {
+        if let Some(root) = usable_consent(consent, &subject, source, context, policy, lines) {
+            usable.push(Usable { consent, root });
+        }
+    }
+    let bases = bases
+        .iter()
+        .filter(|basis| match basis_applies(basis, &subject, context) {
+            Ok(()) => true,
+            Err(why) => {
+                lines.push(format!(
+                    "{} ({}) does not apply: {why}",
+                    basis.kind.label(),
+                    basis.reference
+                ));
+                false
+            }
+        })
+        .collect();
+    PersonState {
+        subject,
+        usable,
+        bases,
     }
 }
 
-fn describe_subject(subject: &Subject, decision: &mut Decision) {
+fn describe_subject(subject: &Subject, lines: &mut Vec<String>) {
     let who = match subject.age {
         Some(age) if subject.needs_guardian() => {
             format!("age {age}, a minor: a guardian's consent is needed")
@@ -198,51 +558,85 @@ fn describe_subject(subject: &Subject, decision: &mut Decision) {
         None => "age unknown (no birthDate): treated as a minor, a guardian's consent is needed"
             .to_owned(),
     };
-    decision.explain(format!("the record is about {} ({who})", subject.reference));
+    lines.push(format!("the record is about {} ({who})", subject.reference));
+    for other in &subject.not_guardians {
+        lines.push(format!(
+            "{other}: they may not consent for {}",
+            subject.reference
+        ));
+    }
 }
 
-fn consent_effect(
-    consent: &Consent,
+fn usable_consent<'c>(
+    consent: &'c Consent,
     subject: &Subject,
     source: Option<&HashSet<String>>,
     context: &Context<'_>,
-    decision: &mut Decision,
-) -> Option<Effect> {
+    policy: &Policy,
+    lines: &mut Vec<String>,
+) -> Option<Node<'c>> {
     let name = format!("Consent/{}", consent.id);
     if consent.status != Status::Active {
-        decision.explain(format!(
+        lines.push(format!(
             "{name} is not active ({:?}): it permits nothing",
             consent.status
         ));
         return None;
     }
-    if let (Some(source), false) = (source, consent.organizations.is_empty())
-        && !consent.organizations.iter().any(|o| o.is_any_of(source))
+    if let Some(dated) = consent.date_time
+        && dated > context.time
     {
-        decision.explain(format!(
-            "{name} covers data held by {}, not by the source",
-            names(&consent.organizations)
+        lines.push(format!(
+            "{name} is dated {}, after the decision time: not yet in force",
+            dated.to_rfc3339()
         ));
         return None;
     }
-    if let Err(why) = performer_ok(consent, subject) {
-        decision.explain(format!("{name} {why}: it does not cover this person"));
+    if !consent.organizations.is_empty() {
+        match source {
+            Some(source) if consent.organizations.iter().any(|o| o.is_any_of(source)) => {}
+            Some(_) => {
+                lines.push(format!(
+                    "{name} covers data held by {}, not by the source",
+                    names(&consent.organizations)
+                ));
+                return None;
+            }
+            None => {
+                lines.push(format!(
+                    "{name} covers data held by {}, and the request names no source organization",
+                    names(&consent.organizations)
+                ));
+                return None;
+            }
+        }
+    }
+    if let Err(why) = performer_ok(consent, subject, policy) {
+        lines.push(format!("{name} {why}: it does not cover this person"));
         return None;
     }
     let Some(provision) = &consent.provision else {
-        decision.explain(format!("{name} has no computable provision (its terms are only in its source document): it cannot permit anything automatically"));
+        lines.push(format!("{name} has no computable provision (its terms are only in its source document): it cannot permit anything automatically"));
         return None;
     };
-    let effect = evaluate(provision, context, &name, decision);
-    if effect.is_none() {
-        decision.explain(format!(
+    let node = prune(provision, context, &name, lines);
+    if node.is_none() {
+        lines.push(format!(
             "{name} provision does not apply to this recipient, purpose and time"
         ));
     }
-    effect
+    node
 }
 
-fn performer_ok(consent: &Consent, subject: &Subject) -> Result<(), String> {
+fn performer_ok(consent: &Consent, subject: &Subject, policy: &Policy) -> Result<(), String> {
+    let majority = consent
+        .policies
+        .iter()
+        .filter_map(|p| policy.age_by_policy.get(p))
+        .copied()
+        .max()
+        .unwrap_or(subject.age_of_majority);
+    let minor = subject.age.is_none_or(|age| age < majority);
     let by_guardian = consent
         .performers
         .iter()
@@ -252,7 +646,7 @@ fn performer_ok(consent: &Consent, subject: &Subject) -> Result<(), String> {
             .performers
             .iter()
             .any(|p| p.is_any_of(&subject.aliases));
-    match (subject.needs_guardian(), by_guardian, by_self) {
+    match (minor, by_guardian, by_self) {
         (true, true, _) => Ok(()),
         (true, false, _) => Err(format!(
             "was given by {}, not by a guardian of the minor",
@@ -274,7 +668,7 @@ fn performer_names(consent: &Consent) -> String {
     }
 }
 
-fn names(parties: &[super::model::Party]) -> String {
+fn names(parties: &[Party]) -> String {
     parties
         .iter()
         .map(|p| p.describe())
@@ -322,91 +716,487 @@ fn applies(provision: &Provision, context: &Context<'_>) -> Result<(), String> {
     Ok(())
 }
 
-fn evaluate(
-    provision: &Provision,
+/// Keep the provisions whose request conditions hold (a nested provision only within its parent).
+fn prune<'c>(
+    provision: &'c Provision,
     context: &Context<'_>,
     consent: &str,
-    decision: &mut Decision,
-) -> Option<Effect> {
+    lines: &mut Vec<String>,
+) -> Option<Node<'c>> {
     if let Err(why) = applies(provision, context) {
-        decision.explain(format!(
+        lines.push(format!(
             "{consent} {}: {:?} {why}",
             provision.path, provision.rule
         ));
         return None;
     }
-    let path = provision.path.clone();
-    let mut effect = match (provision.rule, provision.is_data_scoped()) {
-        (Rule::Permit, false) => Effect::Permit {
-            path,
-            only: None,
-            redact_classes: Vec::new(),
-            redact_labels: Vec::new(),
-        },
-        (Rule::Permit, true) => Effect::Permit {
-            path,
-            only: Some((provision.classes.clone(), provision.labels.clone())),
-            redact_classes: Vec::new(),
-            redact_labels: Vec::new(),
-        },
-        (Rule::Deny, false) => Effect::Deny { path },
-        (Rule::Deny, true) => Effect::DenyData {
-            path,
-            classes: provision.classes.clone(),
-            labels: provision.labels.clone(),
-        },
-    };
-    decision.explain(format!(
+    let scope = scope_text(provision);
+    lines.push(format!(
         "{consent} {}: {} applies{}",
         provision.path,
         rule_name(provision.rule),
-        scope_text(provision)
+        scope
     ));
-    let children: Vec<Effect> = provision
+    if provision.rule == Rule::Deny && !provision.is_data_scoped() {
+        lines.push(format!(
+            "{consent} {} denies disclosure to this recipient for {}",
+            provision.path, context.purpose
+        ));
+    }
+    let children = provision
         .nested
         .iter()
-        .filter_map(|n| evaluate(n, context, consent, decision))
+        .filter_map(|n| prune(n, context, consent, lines))
         .collect();
-    if let Some(deny) = children.iter().find(|c| matches!(c, Effect::Deny { .. })) {
-        return Some(deny.clone());
-    }
-    for child in children {
-        effect = combine(effect, child);
-    }
-    Some(effect)
+    Some(Node {
+        provision,
+        children,
+    })
 }
 
-fn combine(parent: Effect, child: Effect) -> Effect {
-    match (parent, child) {
-        (
-            Effect::Permit {
-                path,
-                only,
-                mut redact_classes,
-                mut redact_labels,
-            },
-            Effect::DenyData {
-                classes, labels, ..
-            },
-        ) => {
-            redact_classes.extend(classes);
-            redact_labels.extend(labels);
-            Effect::Permit {
-                path,
-                only,
-                redact_classes,
-                redact_labels,
+/// What a pruned provision tree says about one resource: the rule of the deepest provision whose data
+/// conditions hold; deny overrides permit among siblings.
+fn evaluate<'c>(node: &Node<'c>, record: &Record<'_>, item: usize) -> Option<&'c Provision> {
+    if !data_matches(node.provision, record, item) {
+        return None;
+    }
+    let mut permit = None;
+    for child in &node.children {
+        match evaluate(child, record, item) {
+            Some(p) if p.rule == Rule::Deny => return Some(p),
+            Some(p) => permit = permit.or(Some(p)),
+            None => {}
+        }
+    }
+    Some(permit.unwrap_or(node.provision))
+}
+
+/// Whether a provision's data conditions hold for a resource. What cannot be told (a data period for data
+/// without a date) counts as covered by a deny and not by a permit.
+fn data_matches(provision: &Provision, record: &Record<'_>, index: usize) -> bool {
+    let item = &record.items[index];
+    let deny = provision.rule == Rule::Deny;
+    let class_ok = (provision.classes.is_empty() && provision.profiles.is_empty())
+        || provision.classes.contains(&item.kind)
+        || provision.profiles.iter().any(|p| has_profile(item, p));
+    if !class_ok {
+        return false;
+    }
+    if !provision.codes.is_empty() && !item_codes(item).iter().any(|c| provision.codes.contains(c))
+    {
+        return false;
+    }
+    if !provision.labels.is_empty()
+        && !item.labels.iter().any(|l| {
+            provision
+                .labels
+                .iter()
+                .any(|p| codes::label_covers(p, l.system.as_deref(), &l.code))
+        })
+    {
+        return false;
+    }
+    if !provision.data.is_empty()
+        && !provision
+            .data
+            .iter()
+            .any(|(meaning, party)| data_covers(record, index, *meaning, party))
+    {
+        return false;
+    }
+    if provision.data_start.is_some() || provision.data_end.is_some() {
+        match data_time(item.resource) {
+            Some(t) => {
+                if provision.data_start.is_some_and(|s| t < s)
+                    || provision.data_end.is_some_and(|e| t > e)
+                {
+                    return false;
+                }
+            }
+            None => return deny,
+        }
+    }
+    true
+}
+
+fn has_profile(item: &Item<'_>, profile: &str) -> bool {
+    item.resource
+        .pointer("/meta/profile")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            p.as_str()
+                .is_some_and(|p| p.split('|').next() == Some(profile))
+        })
+        || profile.strip_prefix("http://hl7.org/fhir/StructureDefinition/")
+            == Some(item.kind.as_str())
+}
+
+fn item_codes(item: &Item<'_>) -> Vec<String> {
+    let mut found = Vec::new();
+    for key in ["code", "category", "type"] {
+        let concepts: Vec<&Value> = match item.resource.get(key) {
+            Some(Value::Array(list)) => list.iter().collect(),
+            Some(other) => vec![other],
+            None => continue,
+        };
+        for concept in concepts {
+            for coding in concept
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(code) = coding.get("code").and_then(Value::as_str) {
+                    let system = coding
+                        .get("system")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    found.push(format!("{system}|{code}"));
+                }
             }
         }
-        (Effect::Deny { .. } | Effect::DenyData { .. }, permit @ Effect::Permit { .. }) => permit,
-        (parent, _) => parent,
     }
+    found
+}
+
+/// The elements that say who wrote a resource (`provision.data` meaning `authoredby`).
+const AUTHOR_ELEMENTS: &[&str] = &[
+    "author",
+    "recorder",
+    "asserter",
+    "requester",
+    "performer",
+    "sender",
+    "informationSource",
+    "source",
+];
+
+fn data_covers(record: &Record<'_>, index: usize, meaning: DataMeaning, party: &Party) -> bool {
+    let reference = party_value(party);
+    let target = record.resolve(index, &reference);
+    let item = &record.items[index];
+    match meaning {
+        DataMeaning::Instance => target == Some(index),
+        DataMeaning::Related => {
+            target.is_some_and(|t| t == index || record.items[t].refs.contains(&index))
+        }
+        DataMeaning::Dependents => target.is_some_and(|t| t == index || item.refs.contains(&t)),
+        DataMeaning::AuthoredBy => AUTHOR_ELEMENTS.iter().any(|element| {
+            let values: Vec<&Value> = match item.resource.get(*element) {
+                Some(Value::Array(list)) => list.iter().collect(),
+                Some(other) => vec![other],
+                None => Vec::new(),
+            };
+            values.into_iter().any(|v| {
+                let named = Party::from_reference(v);
+                (named.reference.is_some() && named.reference == party.reference)
+                    || (named.identifier.is_some() && named.identifier == party.identifier)
+                    || (target.is_some() && record.resolve(index, v) == target)
+            })
+        }),
+    }
+}
+
+fn party_value(party: &Party) -> Value {
+    let mut value = serde_json::Map::new();
+    if let Some(r) = &party.reference {
+        value.insert("reference".into(), Value::String(r.clone()));
+    }
+    if let Some(i) = &party.identifier {
+        let (system, code) = i.split_once('|').unwrap_or(("", i));
+        value.insert(
+            "identifier".into(),
+            serde_json::json!({"system": system, "value": code}),
+        );
+    }
+    Value::Object(value)
+}
+
+/// When the data was about (its clinical time), for `dataPeriod`.
+fn data_time(resource: &Value) -> Option<DateTime<FixedOffset>> {
+    const TIMES: &[&str] = &[
+        "/effectiveDateTime",
+        "/effectiveInstant",
+        "/effectivePeriod/start",
+        "/onsetDateTime",
+        "/onsetPeriod/start",
+        "/recordedDate",
+        "/occurrenceDateTime",
+        "/occurrencePeriod/start",
+        "/performedDateTime",
+        "/performedPeriod/start",
+        "/authoredOn",
+        "/issued",
+        "/authored",
+        "/date",
+        "/recorded",
+        "/created",
+        "/period/start",
+    ];
+    TIMES
+        .iter()
+        .find_map(|p| resource.pointer(p).and_then(Value::as_str))
+        .and_then(|t| instant(t, false))
+}
+
+fn verdict(
+    state: &PersonState<'_>,
+    record: &Record<'_>,
+    index: usize,
+    _context: &Context<'_>,
+) -> Verdict {
+    let item = &record.items[index];
+    let part2 = item
+        .labels
+        .iter()
+        .any(|l| codes::is_part2(l.system.as_deref(), &l.code));
+    let mut permits = Vec::new();
+    let mut denies: Vec<(String, String)> = Vec::new();
+    let mut deny_scope: Option<(bool, Vec<String>, Vec<String>)> = None;
+    let mut blocked = false;
+    for usable in &state.usable {
+        let Some(provision) = evaluate(&usable.root, record, index) else {
+            continue;
+        };
+        match provision.rule {
+            Rule::Deny => {
+                denies.push((usable.consent.id.clone(), provision.path.clone()));
+                if deny_scope.is_none() {
+                    let mut labels = provision.labels.clone();
+                    labels.sort();
+                    deny_scope = Some((
+                        provision.is_data_scoped(),
+                        provision.classes.clone(),
+                        labels,
+                    ));
+                }
+            }
+            Rule::Permit if part2 && !usable.consent.is_part2() => blocked = true,
+            Rule::Permit => permits.push((usable.consent.id.clone(), provision.path.clone())),
+        }
+    }
+    if let Some((scoped, classes, labels)) = deny_scope {
+        return Verdict::Deny {
+            consents: denies,
+            scoped,
+            classes,
+            labels,
+        };
+    }
+    if !permits.is_empty() {
+        return Verdict::Permit {
+            consents: permits,
+            legal: None,
+        };
+    }
+    let mut basis_blocked = false;
+    for basis in &state.bases {
+        if part2 && !basis.part2 {
+            basis_blocked = true;
+            continue;
+        }
+        return Verdict::Permit {
+            consents: Vec::new(),
+            legal: Some(Box::new((*basis).clone())),
+        };
+    }
+    if blocked || basis_blocked {
+        return Verdict::Part2Blocked {
+            by_basis: basis_blocked && !blocked,
+        };
+    }
+    let _ = &state.subject;
+    Verdict::Nothing
+}
+
+fn propagate(record: &Record<'_>, withheld: &mut [bool]) {
+    for index in 0..record.items.len() {
+        let inside_withheld = record.items.iter().enumerate().any(|(other, item)| {
+            withheld[other]
+                && other != index
+                && !item.pointer.is_empty()
+                && record.items[index]
+                    .pointer
+                    .starts_with(&format!("{}/", item.pointer))
+        });
+        if inside_withheld {
+            withheld[index] = true;
+        }
+    }
+    for index in 0..record.items.len() {
+        let item = &record.items[index];
+        if item.kind != "Provenance" || withheld[index] {
+            continue;
+        }
+        let targets: Vec<Option<usize>> = item
+            .resource
+            .get("target")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|t| record.resolve(index, t))
+            .collect();
+        if !targets.is_empty() && targets.iter().all(|t| t.is_some_and(|t| withheld[t])) {
+            withheld[index] = true;
+        }
+    }
+}
+
+fn essential_items(record: &Record<'_>, primary: usize) -> Vec<usize> {
+    let top = |item: &Item<'_>| item.container.is_none() && item.pointer.matches('/').count() <= 3;
+    let request = record
+        .items
+        .iter()
+        .position(|i| i.kind == "ServiceRequest" && top(i));
+    let mut essential = vec![primary];
+    if let Some(r) = request {
+        essential.push(r);
+        for (index, item) in record.items.iter().enumerate() {
+            if item.kind == "Task"
+                && top(item)
+                && (item.refs.contains(&r) || item.persons.contains(&Person::Known(primary)))
+            {
+                essential.push(index);
+            }
+        }
+    }
+    essential.sort();
+    essential.dedup();
+    essential
+}
+
+fn permit(
+    decision: &mut Decision,
+    verdicts: &[Vec<(usize, Verdict)>],
+    request_item: usize,
+    primary: usize,
+) {
+    decision.outcome = Outcome::Permit;
+    let verdict = verdicts[request_item]
+        .iter()
+        .find(|(p, _)| *p == primary)
+        .map(|(_, v)| v.clone());
+    match verdict {
+        Some(Verdict::Permit {
+            consents,
+            legal: None,
+        }) => {
+            decision.basis = Basis::Consent;
+            decision.authority = consents.first().map(|(id, _)| id.clone());
+            decision.provision = consents.first().map(|(_, path)| path.clone());
+            for (id, path) in &consents {
+                decision.explain(format!("decided by Consent/{id} {path}: permit"));
+            }
+        }
+        Some(Verdict::Permit {
+            legal: Some(basis), ..
+        }) => {
+            decision.basis = Basis::Legal(basis.kind);
+            decision.authority = Some(basis.reference.clone());
+            decision.explain(format!(
+                "no consent permits; permitted under {} ({}), window {} to {}",
+                basis.kind.label(),
+                basis.reference,
+                basis.from,
+                basis.until
+            ));
+        }
+        _ => {}
+    }
+}
+
+fn refuse(
+    decision: &mut Decision,
+    record: &Record<'_>,
+    verdicts: &[Vec<(usize, Verdict)>],
+    essential: &[usize],
+    lost: &[usize],
+    primary: usize,
+    request: &Request<'_>,
+) {
+    let mut kinds: Vec<&str> = lost
+        .iter()
+        .map(|&i| record.items[i].kind.as_str())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    // An explicit, whole-record deny of the referral decides; data-scoped denials leave an unusable
+    // referral; nothing at all is the default.
+    for &index in lost {
+        for (person, v) in &verdicts[index] {
+            if *person != primary {
+                continue;
+            }
+            if let Verdict::Deny {
+                consents, scoped, ..
+            } = v
+            {
+                decision.outcome = Outcome::Deny;
+                decision.basis = Basis::Consent;
+                decision.authority = consents.first().map(|(id, _)| id.clone());
+                decision.provision = consents.first().map(|(_, path)| path.clone());
+                if !scoped {
+                    for (id, path) in consents {
+                        decision.explain(format!(
+                            "Consent/{id} {path} denies disclosure to {} for {}: deny wins",
+                            request.recipient, request.purpose
+                        ));
+                    }
+                } else {
+                    decision.explain(format!(
+                        "what would remain is not a usable referral: the {} would be withheld",
+                        kinds.join(", ")
+                    ));
+                }
+                return;
+            }
+        }
+    }
+    let any_permit = essential.iter().any(|&i| {
+        verdicts[i]
+            .iter()
+            .any(|(_, v)| matches!(v, Verdict::Permit { .. }))
+    });
+    let nothing = lost.iter().all(|&i| {
+        verdicts[i]
+            .iter()
+            .all(|(_, v)| matches!(v, Verdict::Nothing))
+    });
+    if nothing && !any_permit {
+        decision.explain(format!(
+            "nothing permits disclosure to {} for {}: denied by default",
+            request.recipient, request.purpose
+        ));
+        return;
+    }
+    decision.outcome = Outcome::Deny;
+    decision.explain(format!(
+        "what would remain is not a usable referral: the {} would be withheld",
+        kinds.join(", ")
+    ));
 }
 
 fn rule_name(rule: Rule) -> &'static str {
     match rule {
         Rule::Permit => "permit",
         Rule::Deny => "deny",
+    }
+}
+
+fn scope_words(classes: &[String], labels: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !classes.is_empty() {
+        parts.push(format!("data {}", classes.join("/")));
+    }
+    if !labels.is_empty() {
+        parts.push(format!("labels {}", labels.join("/")));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
     }
 }
 
@@ -418,174 +1208,49 @@ fn scope_text(provision: &Provision) -> String {
     if !provision.purposes.is_empty() {
         parts.push(format!("purpose {}", provision.purposes.join("/")));
     }
-    if !provision.classes.is_empty() {
-        parts.push(format!("data {}", provision.classes.join("/")));
+    if !provision.classes.is_empty() || !provision.profiles.is_empty() {
+        parts.push(format!(
+            "data {}",
+            [provision.classes.clone(), provision.profiles.clone()]
+                .concat()
+                .join("/")
+        ));
+    }
+    if !provision.codes.is_empty() {
+        parts.push(format!("codes {}", provision.codes.join("/")));
     }
     if !provision.labels.is_empty() {
         parts.push(format!("labels {}", provision.labels.join("/")));
+    }
+    if !provision.data.is_empty() {
+        parts.push(format!(
+            "data {}",
+            provision
+                .data
+                .iter()
+                .map(|(m, p)| format!("{} ({m:?})", p.describe()))
+                .collect::<Vec<_>>()
+                .join("/")
+        ));
+    }
+    if provision.data_start.is_some() || provision.data_end.is_some() {
+        parts.push(format!(
+            "data period {} to {}",
+            provision
+                .data_start
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "any time".into()),
+            provision
+                .data_end
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "any time".into())
+        ));
     }
     if parts.is_empty() {
         String::new()
     } else {
         format!(" ({})", parts.join(", "))
     }
-}
-
-fn permit_by_consent(
-    consent: &Consent,
-    effect: Effect,
-    data_denials: &[(&Consent, Effect)],
-    request: &Request<'_>,
-    mut decision: Decision,
-) -> Decision {
-    let Effect::Permit {
-        path,
-        only,
-        redact_classes,
-        redact_labels,
-    } = effect
-    else {
-        return decision;
-    };
-    decision.outcome = Outcome::Permit;
-    decision.basis = Basis::Consent;
-    decision.authority = Some(consent.id.clone());
-    decision.explain(format!("decided by Consent/{} {path}: permit", consent.id));
-    decision.provision = Some(path);
-    decision.redact_classes = redact_classes;
-    decision.redact_labels = redact_labels;
-    for (other, denial) in data_denials {
-        if let Effect::DenyData {
-            path,
-            classes,
-            labels,
-        } = denial
-        {
-            decision.explain(format!(
-                "Consent/{} {path} withholds {}",
-                other.id,
-                [classes.clone(), labels.clone()].concat().join(", ")
-            ));
-            decision.redact_classes.extend(classes.iter().cloned());
-            decision.redact_labels.extend(labels.iter().cloned());
-        }
-    }
-    if let Some((classes, labels)) = only {
-        keep_only(request.record, &classes, &labels, &mut decision);
-    }
-    part2(
-        request.record,
-        consent.is_part2(),
-        "the consent is not a 42 CFR Part 2 consent",
-        &mut decision,
-    );
-    finish(request.record, decision)
-}
-
-fn keep_only(record: &Value, classes: &[String], labels: &[String], decision: &mut Decision) {
-    for (kind, resource_labels) in subject::inventory(record) {
-        let kept = classes.contains(&kind) || resource_labels.iter().any(|l| labels.contains(l));
-        if !kept && !decision.redact_classes.contains(&kind) {
-            decision.redact_classes.push(kind);
-        }
-    }
-}
-
-fn part2(record: &Value, covered: bool, why_not: &str, decision: &mut Decision) {
-    let has_part2 = subject::inventory(record)
-        .iter()
-        .any(|(_, labels)| labels.iter().any(|l| PART2_LABELS.contains(&l.as_str())));
-    if !has_part2 {
-        return;
-    }
-    if covered {
-        decision.notices.push(PART2_NOTICE.to_owned());
-        decision.explain(
-            "the record holds 42 CFR Part 2 data, covered: the redisclosure notice travels with it",
-        );
-        return;
-    }
-    decision.explain(format!(
-        "the record holds 42 CFR Part 2 data (ETH/SUD) and {why_not}: that data is withheld"
-    ));
-    for label in PART2_LABELS {
-        if !decision.redact_labels.iter().any(|l| l == label) {
-            decision.redact_labels.push((*label).to_owned());
-        }
-    }
-}
-
-/// A usable referral keeps its ServiceRequest, its Task (when it had one) and its Patient.
-fn finish(record: &Value, mut decision: Decision) -> Decision {
-    if !decision.redacts() {
-        return decision;
-    }
-    let inventory = subject::inventory(record);
-    let removed = |kind: &str, labels: &[String]| {
-        decision.redact_classes.iter().any(|c| c == kind)
-            || labels.iter().any(|l| decision.redact_labels.contains(l))
-    };
-    let essential = ["ServiceRequest", "Task", "Patient"];
-    let lost: Vec<&str> = inventory
-        .iter()
-        .filter(|(kind, labels)| essential.contains(&kind.as_str()) && removed(kind, labels))
-        .map(|(k, _)| k.as_str())
-        .collect();
-    if !lost.is_empty() {
-        decision.outcome = Outcome::Deny;
-        decision.explain(format!(
-            "what would remain is not a usable referral: the {} would be withheld",
-            lost.join(", ")
-        ));
-    } else {
-        decision.redact_classes.sort();
-        decision.redact_classes.dedup();
-        decision.redact_labels.sort();
-        decision.redact_labels.dedup();
-    }
-    decision
-}
-
-fn legal_basis_or_default(
-    bases: &[LegalBasis],
-    subject: &Subject,
-    context: &Context<'_>,
-    request: &Request<'_>,
-    mut decision: Decision,
-) -> Decision {
-    for basis in bases {
-        match basis_applies(basis, subject, context) {
-            Ok(()) => {
-                decision.outcome = Outcome::Permit;
-                decision.basis = Basis::Legal(basis.kind);
-                decision.authority = Some(basis.reference.clone());
-                decision.explain(format!(
-                    "no consent permits; permitted under {} ({}), window {} to {}",
-                    basis.kind.label(),
-                    basis.reference,
-                    basis.from,
-                    basis.until
-                ));
-                part2(
-                    request.record,
-                    basis.part2,
-                    "this legal basis does not cover 42 CFR Part 2 data",
-                    &mut decision,
-                );
-                return finish(request.record, decision);
-            }
-            Err(why) => decision.explain(format!(
-                "{} ({}) does not apply: {why}",
-                basis.kind.label(),
-                basis.reference
-            )),
-        }
-    }
-    decision.explain(format!(
-        "nothing permits disclosure to {} for {}: denied by default",
-        request.recipient, request.purpose
-    ));
-    decision
 }
 
 fn basis_applies(

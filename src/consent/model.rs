@@ -128,18 +128,48 @@ pub struct Provision {
     pub actions: Vec<String>,
     /// Purposes of use (empty: all).
     pub purposes: Vec<String>,
-    /// Resource types it is about (empty: all data).
+    /// Resource types it is about (empty: all data); a class given as a profile URL is in `profiles`.
     pub classes: Vec<String>,
+    /// Profiles it is about (`class` codes that are StructureDefinition URLs): resources claiming one.
+    pub profiles: Vec<String>,
+    /// Codes it is about (`system|code`), matched against a resource's `code`, `category` and `type`.
+    pub codes: Vec<String>,
     /// Security labels it is about (empty: all data).
     pub labels: Vec<String>,
+    /// Named data (`provision.data`): the meaning and the resource.
+    pub data: Vec<(DataMeaning, Party)>,
+    /// `dataPeriod.start`: only data from this time on.
+    pub data_start: Option<DateTime<FixedOffset>>,
+    /// `dataPeriod.end`: only data up to this time.
+    pub data_end: Option<DateTime<FixedOffset>>,
     /// Exceptions to it.
     pub nested: Vec<Provision>,
 }
 
+/// `provision.data.meaning` (consent-data-meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataMeaning {
+    /// The named resource itself.
+    Instance,
+    /// The named resource and the resources it refers to.
+    Related,
+    /// The named resource and the resources that refer to it.
+    Dependents,
+    /// Resources authored by the named party.
+    AuthoredBy,
+}
+
 impl Provision {
-    /// Whether the provision is about some data only (classes or labels), not the whole record.
+    /// Whether the provision is about some data only (classes, codes, labels, named data, a data
+    /// period), not the whole record.
     pub fn is_data_scoped(&self) -> bool {
-        !self.classes.is_empty() || !self.labels.is_empty()
+        !self.classes.is_empty()
+            || !self.profiles.is_empty()
+            || !self.codes.is_empty()
+            || !self.labels.is_empty()
+            || !self.data.is_empty()
+            || self.data_start.is_some()
+            || self.data_end.is_some()
     }
 }
 
@@ -158,6 +188,8 @@ pub struct Consent {
     pub organizations: Vec<Party>,
     /// Policy codes (`42CFRPart2`, `FERPA`...).
     pub policies: Vec<String>,
+    /// `Consent.dateTime`: when it was agreed; a consent dated after the decision time is not yet in force.
+    pub date_time: Option<DateTime<FixedOffset>>,
     /// The root provision; `None` when the terms are only in an attached document (`sourceAttachment`):
     /// such a consent is kept on record but cannot permit anything automatically.
     pub provision: Option<Provision>,
@@ -202,6 +234,30 @@ pub fn parse(resource: &Value) -> Result<Consent, Vec<String>> {
             .collect()
     };
     let policies = read_policies(resource, &mut errors);
+    let scopes: Vec<String> = resource.get("scope").map(codes_of).unwrap_or_default();
+    if scopes.is_empty() {
+        errors.push(format!(
+            "scope: required ({}: only a privacy consent decides disclosures)",
+            codes::PRIVACY_SCOPE
+        ));
+    } else if !scopes.iter().any(|s| s == codes::PRIVACY_SCOPE) {
+        errors.push(format!(
+            "scope: '{}' is not {}: a {} consent does not decide disclosures",
+            scopes.join("/"),
+            codes::PRIVACY_SCOPE,
+            scopes.join("/")
+        ));
+    }
+    let date_time = match resource.get("dateTime").and_then(Value::as_str) {
+        Some(text) => {
+            let parsed = instant(text, false);
+            if parsed.is_none() {
+                errors.push(format!("dateTime: '{text}' is not a FHIR dateTime"));
+            }
+            parsed
+        }
+        None => None,
+    };
     // A consent without a provision keeps its terms in its source document: on record, permits nothing.
     let provision = match resource.get("provision") {
         Some(p) => match read_provision(p, "provision", &mut errors) {
@@ -218,6 +274,7 @@ pub fn parse(resource: &Value) -> Result<Consent, Vec<String>> {
             performers: parties("performer"),
             organizations: parties("organization"),
             policies,
+            date_time,
             provision,
         }),
         false => Err(errors),
@@ -302,7 +359,39 @@ fn read_provision(value: &Value, path: &str, errors: &mut Vec<String>) -> Option
         &format!("{path}.securityLabel"),
         errors,
     );
-    let classes = array(value, "class").iter().filter_map(code_of).collect();
+    for (i, label) in array(value, "securityLabel").iter().enumerate() {
+        if let (Some(system), Some(code)) = (
+            label.get("system").and_then(Value::as_str),
+            label.get("code").and_then(Value::as_str),
+        ) && codes::LABELS.contains(&code)
+            && system != codes::label_system(code)
+        {
+            errors.push(format!(
+                "{path}.securityLabel[{i}]: '{code}' belongs to {}, not {system}",
+                codes::label_system(code)
+            ));
+        }
+    }
+    let (classes, profiles) = read_classes(value, path, errors);
+    let codes_about = array(value, "code")
+        .iter()
+        .flat_map(|concept| array(concept, "coding").iter())
+        .filter_map(|c| {
+            let code = c.get("code").and_then(Value::as_str)?;
+            let system = c.get("system").and_then(Value::as_str).unwrap_or_default();
+            Some(format!("{system}|{code}"))
+        })
+        .collect();
+    let data = read_data(value, path, errors);
+    let data_start = bound_at(value, "/dataPeriod/start", false, path, errors);
+    let data_end = bound_at(value, "/dataPeriod/end", true, path, errors);
+    if let (Some(s), Some(e)) = (data_start, data_end)
+        && s > e
+    {
+        errors.push(format!(
+            "{path}.dataPeriod: impossible period, start {s} is after end {e}"
+        ));
+    }
     let nested = array(value, "provision")
         .iter()
         .enumerate()
@@ -317,9 +406,107 @@ fn read_provision(value: &Value, path: &str, errors: &mut Vec<String>) -> Option
         actions,
         purposes,
         classes,
+        profiles,
+        codes: codes_about,
         labels,
+        data,
+        data_start,
+        data_end,
         nested,
     })
+}
+
+/// `provision.class`: resource types (resource-types, names case-sensitive) or profiles (StructureDefinition
+/// URLs). Any other code or system makes the consent unusable: a class that matched nothing would silently
+/// widen a permit or void a deny.
+fn read_classes(value: &Value, path: &str, errors: &mut Vec<String>) -> (Vec<String>, Vec<String>) {
+    let mut classes = Vec::new();
+    let mut profiles = Vec::new();
+    for (i, class) in array(value, "class").iter().enumerate() {
+        let code = class
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let system = class.get("system").and_then(Value::as_str);
+        let at = format!("{path}.class[{i}]");
+        if code.starts_with("http://") || code.starts_with("https://") {
+            if code.contains("/StructureDefinition/") {
+                profiles.push(code.to_owned());
+            } else {
+                errors.push(format!("{at}: '{code}' is not a StructureDefinition URL"));
+            }
+        } else if system.is_some_and(|s| s != codes::RESOURCE_TYPES_SYSTEM) {
+            errors.push(format!(
+                "{at}: unknown class system '{}' (expected {})",
+                system.unwrap_or_default(),
+                codes::RESOURCE_TYPES_SYSTEM
+            ));
+        } else if codes::RESOURCE_TYPES.contains(&code) {
+            classes.push(code.to_owned());
+        } else {
+            let hint = codes::RESOURCE_TYPES
+                .iter()
+                .find(|t| t.eq_ignore_ascii_case(code))
+                .map(|t| format!(" (resource types are case-sensitive: did you mean {t}?)"))
+                .unwrap_or_default();
+            errors.push(format!(
+                "{at}: '{code}' is not a FHIR R4 resource type{hint}"
+            ));
+        }
+    }
+    (classes, profiles)
+}
+
+fn read_data(value: &Value, path: &str, errors: &mut Vec<String>) -> Vec<(DataMeaning, Party)> {
+    let mut data = Vec::new();
+    for (i, item) in array(value, "data").iter().enumerate() {
+        let at = format!("{path}.data[{i}]");
+        let meaning = match item.get("meaning").and_then(Value::as_str) {
+            Some("instance") => DataMeaning::Instance,
+            Some("related") => DataMeaning::Related,
+            Some("dependents") => DataMeaning::Dependents,
+            Some("authoredby") => DataMeaning::AuthoredBy,
+            Some(other) => {
+                errors.push(format!(
+                    "{at}.meaning: unknown code '{other}' (expected one of: {})",
+                    codes::DATA_MEANINGS.join(", ")
+                ));
+                continue;
+            }
+            None => {
+                errors.push(format!("{at}.meaning: required"));
+                continue;
+            }
+        };
+        let party = item
+            .get("reference")
+            .map(Party::from_reference)
+            .unwrap_or_default();
+        if party.reference.is_none() && party.identifier.is_none() {
+            errors.push(format!("{at}.reference: required (the data it names)"));
+            continue;
+        }
+        data.push((meaning, party));
+    }
+    data
+}
+
+fn bound_at(
+    value: &Value,
+    pointer: &str,
+    end: bool,
+    path: &str,
+    errors: &mut Vec<String>,
+) -> Option<DateTime<FixedOffset>> {
+    let text = value.pointer(pointer).and_then(Value::as_str)?;
+    let parsed = instant(text, end);
+    if parsed.is_none() {
+        errors.push(format!(
+            "{path}{}: '{text}' is not a FHIR dateTime",
+            pointer.replace('/', ".")
+        ));
+    }
+    parsed
 }
 
 fn code_of(coding: &Value) -> Option<String> {

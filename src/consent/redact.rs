@@ -1,48 +1,369 @@
-//! Redaction: the resources a decision withholds are removed from the Bundle (not blanked), and the Bundle
-//! is labelled as redacted (`meta.security` REDACTED), so the receiver knows something was withheld.
+//! Redaction: the resources a decision withholds are removed from the record wherever they are (Bundle
+//! entries, contained resources, entries of nested Bundles), and nothing released still points to or
+//! describes them:
+//!
+//! - every Reference to withheld data (by `Type/id`, absolute URL, fullUrl, `#contained` id or identifier)
+//!   is removed with what holds it (a `supportingInfo` or `reasonReference` entry, an extension whose value
+//!   it is), its `display` with it;
+//! - narratives (`text`) are dropped from every resource of a redacted record (they may describe anything);
+//! - free text (notes, displays, descriptions, comments, extension strings) that repeats a string found
+//!   only in withheld data is removed;
+//! - the record is labelled `REDACTED` (`meta.security`).
+//!
+//! Obligations travel with what is released: when 42 CFR Part 2 data leaves, the Bundle's `meta.security`
+//! carries ETH and the obligation code NORDSCLCD (no redisclosure without consent), and the redisclosure
+//! notice is in `meta.extension` (url [`NOTICE_EXTENSION`], `valueString`) of the Bundle and of every
+//! released Part 2 resource.
 
-use super::codes::{PART2_LABELS, V3_OBSERVATION_VALUE};
+use super::codes::{
+    NOTICE_EXTENSION, PART2_NOTICE, REDISCLOSURE_OBLIGATION, V3_ACT_CODE, V3_OBSERVATION_VALUE,
+};
 use super::decision::Decision;
-use super::subject::labels;
+use super::subject::Record;
 use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashSet};
+
+/// Keys whose string values are structure, not content: never scrubbed as free text.
+const STRUCTURAL: &[&str] = &[
+    "resourceType",
+    "id",
+    "reference",
+    "fullUrl",
+    "system",
+    "url",
+    "status",
+    "intent",
+    "code",
+    "version",
+    "profile",
+    "use",
+    "gender",
+    "method",
+];
 
 /// Apply a decision's obligations to a record, returning what may be released.
 pub fn apply(record: &Value, decision: &Decision) -> Value {
     let mut released = record.clone();
     if decision.redacts() {
-        if let Some(entries) = released.get_mut("entry").and_then(Value::as_array_mut) {
-            entries
-                .retain(|entry| !withheld(entry.get("resource").unwrap_or(&Value::Null), decision));
+        let read = Record::read(record);
+        let withheld_pointers: HashSet<&str> = decision
+            .withheld_pointers
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let withheld: Vec<usize> = (0..read.items.len())
+            .filter(|&i| withheld_pointers.contains(read.items[i].pointer.as_str()))
+            .collect();
+        // Every name a withheld resource goes by.
+        let mut names: HashSet<String> = HashSet::new();
+        let mut local: HashSet<(String, String)> = HashSet::new();
+        for &i in &withheld {
+            let item = &read.items[i];
+            names.extend(item.aliases.iter().cloned());
+            if let (Some(container), Some(id)) = (
+                item.container,
+                item.resource.get("id").and_then(Value::as_str),
+            ) {
+                local.insert((read.items[container].pointer.clone(), id.to_owned()));
+            }
         }
+        clean(
+            &mut released,
+            "",
+            "",
+            &Withheld {
+                pointers: &withheld_pointers,
+                names: &names,
+                local: &local,
+            },
+        );
+        // Strings found only in withheld data.
+        let mut secret = BTreeSet::new();
+        for &i in &withheld {
+            strings(read.items[i].resource, None, &mut secret);
+        }
+        let mut kept = BTreeSet::new();
+        strings(&released, None, &mut kept);
+        // Free text only: at least four characters, one of them a letter (not a date or a number that
+        // released data may share by chance).
+        let secret: Vec<String> = secret
+            .into_iter()
+            .filter(|s| {
+                s.chars().count() >= 4 && s.chars().any(char::is_alphabetic) && !kept.contains(s)
+            })
+            .collect();
+        drop_narratives(&mut released);
+        scrub_text(&mut released, &secret);
+        prune_empty(&mut released);
         add_label(
             &mut released,
             json!({"system": V3_OBSERVATION_VALUE, "code": "REDACTED", "display": "redacted"}),
         );
     }
-    if !decision.notices.is_empty() && has_part2(&released) {
-        add_label(
-            &mut released,
-            json!({"system": super::codes::V3_ACT_CODE, "code": "ETH", "display": "substance abuse information sensitivity"}),
-        );
+    if !decision.notices.is_empty() {
+        attach_notice(&mut released);
     }
     released
 }
 
-fn withheld(resource: &Value, decision: &Decision) -> bool {
-    let kind = resource
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    decision.redact_classes.iter().any(|c| c == kind)
-        || labels(resource)
-            .iter()
-            .any(|l| decision.redact_labels.contains(l))
+/// What names withheld data: aliases (`Type/id`, fullUrl, identifiers) and contained ids per container.
+struct Withheld<'w> {
+    pointers: &'w HashSet<&'w str>,
+    names: &'w HashSet<String>,
+    local: &'w HashSet<(String, String)>,
 }
 
-fn has_part2(record: &Value) -> bool {
-    super::subject::resources(record)
-        .into_iter()
-        .any(|r| labels(r).iter().any(|l| PART2_LABELS.contains(&l.as_str())))
+impl Withheld<'_> {
+    fn named(&self, reference: &Value, container: &str) -> bool {
+        let Some(map) = reference.as_object() else {
+            return false;
+        };
+        if let Some(text) = map.get("reference").and_then(Value::as_str) {
+            if let Some(id) = text.strip_prefix('#') {
+                return self.local.contains(&(container.to_owned(), id.to_owned()));
+            }
+            let trimmed = text.split("/_history/").next().unwrap_or(text);
+            if self.names.contains(trimmed) {
+                return true;
+            }
+            let parts: Vec<&str> = trimmed.rsplitn(3, '/').collect();
+            if parts.len() >= 2 && self.names.contains(&format!("{}/{}", parts[1], parts[0])) {
+                return true;
+            }
+        }
+        map.get("identifier")
+            .and_then(super::model::identifier_key)
+            .is_some_and(|key| self.names.contains(&key))
+    }
+
+    /// Whether an element (not a resource, not a Bundle entry) refers to withheld data anywhere inside it.
+    fn refers(&self, value: &Value, container: &str) -> bool {
+        match value {
+            Value::Object(map) => {
+                if map.contains_key("resourceType") || map.contains_key("resource") {
+                    return false;
+                }
+                self.named(value, container) || map.values().any(|v| self.refers(v, container))
+            }
+            Value::Array(list) => list.iter().any(|v| self.refers(v, container)),
+            _ => false,
+        }
+    }
+}
+
+/// Remove the withheld resources (by their pointers in the original record) and every element that refers
+/// to one, walking the copy with the original pointers.
+fn clean(value: &mut Value, pointer: &str, container: &str, withheld: &Withheld<'_>) {
+    let Value::Object(map) = value else {
+        return;
+    };
+    let container = if map.contains_key("resourceType") && !pointer.contains("/contained/") {
+        pointer.to_owned()
+    } else if map.contains_key("resourceType") {
+        // A contained resource: `#id` references inside it name its container's other contained resources.
+        pointer
+            .rsplit_once("/contained/")
+            .map(|(c, _)| c.to_owned())
+            .unwrap_or_default()
+    } else {
+        container.to_owned()
+    };
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for key in keys {
+        let at = format!("{pointer}/{key}");
+        let Some(child) = map.get_mut(&key) else {
+            continue;
+        };
+        match child {
+            Value::Array(list) => {
+                let old = std::mem::take(list);
+                for (i, mut element) in old.into_iter().enumerate() {
+                    let here = format!("{at}/{i}");
+                    let gone = (key == "contained" && withheld.pointers.contains(here.as_str()))
+                        || (key == "entry"
+                            && element.get("resource").is_some()
+                            && withheld
+                                .pointers
+                                .contains(format!("{here}/resource").as_str()))
+                        || withheld.refers(&element, &container);
+                    if !gone {
+                        clean(&mut element, &here, &container, withheld);
+                        list.push(element);
+                    }
+                }
+            }
+            Value::Object(_) if withheld.named(child, &container) => {
+                map.remove(&key);
+            }
+            Value::Object(_) => clean(child, &at, &container, withheld),
+            _ => {}
+        }
+    }
+}
+
+fn strings(value: &Value, key: Option<&str>, out: &mut BTreeSet<String>) {
+    match value {
+        Value::String(s) if key.is_none_or(|k| !STRUCTURAL.contains(&k)) => {
+            out.insert(s.clone());
+        }
+        Value::Array(list) => list.iter().for_each(|v| strings(v, key, out)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| strings(v, Some(k), out)),
+        _ => {}
+    }
+}
+
+fn drop_narratives(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("resourceType") && map.get("text").is_some_and(Value::is_object) {
+                map.remove("text");
+            }
+            map.values_mut().for_each(drop_narratives);
+        }
+        Value::Array(list) => list.iter_mut().for_each(drop_narratives),
+        _ => {}
+    }
+}
+
+fn mentions(value: &Value, secret: &[String]) -> bool {
+    match value {
+        Value::String(s) => secret.iter().any(|w| s.contains(w.as_str())),
+        Value::Array(list) => list.iter().any(|v| mentions(v, secret)),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| !STRUCTURAL.contains(&k.as_str()) && mentions(v, secret)),
+        _ => false,
+    }
+}
+
+/// Remove free text that repeats what only withheld data says: an array element (a note, an extension, a
+/// coding) as a whole, or a field.
+fn scrub_text(value: &mut Value, secret: &[String]) {
+    if secret.is_empty() {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for k in keys {
+                if STRUCTURAL.contains(&k.as_str()) {
+                    continue;
+                }
+                let Some(child) = map.get_mut(&k) else {
+                    continue;
+                };
+                match child {
+                    Value::String(s) if secret.iter().any(|w| s.contains(w.as_str())) => {
+                        map.remove(&k);
+                    }
+                    Value::Array(list) => {
+                        list.retain(|v| {
+                            v.get("resourceType").is_some()
+                                || !(v.is_object() || v.is_string())
+                                || !mentions_leaf(v, secret)
+                        });
+                        list.iter_mut().for_each(|v| scrub_text(v, secret));
+                    }
+                    _ => scrub_text(child, secret),
+                }
+            }
+        }
+        Value::Array(list) => list.iter_mut().for_each(|v| scrub_text(v, secret)),
+        _ => {}
+    }
+}
+
+/// Whether a non-resource element mentions a secret string in its own content (not inside a resource).
+fn mentions_leaf(value: &Value, secret: &[String]) -> bool {
+    match value {
+        Value::Object(map) if map.contains_key("resourceType") => false,
+        Value::Object(map) if map.contains_key("resource") => false,
+        other => mentions(other, secret),
+    }
+}
+
+/// Remove empty objects and arrays, and extensions left without a value.
+fn prune_empty(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.values_mut().for_each(prune_empty);
+            map.retain(|_, v| !is_empty(v));
+        }
+        Value::Array(list) => {
+            list.iter_mut().for_each(prune_empty);
+            list.retain(|v| !is_empty(v) && !hollow_extension(v));
+        }
+        _ => {}
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.is_empty(),
+        Value::Array(list) => list.is_empty(),
+        _ => false,
+    }
+}
+
+fn hollow_extension(value: &Value) -> bool {
+    value.as_object().is_some_and(|map| {
+        map.contains_key("url") && map.len() == 1 && !map.contains_key("resourceType")
+    })
+}
+
+fn attach_notice(record: &mut Value) {
+    add_label(
+        record,
+        json!({"system": V3_ACT_CODE, "code": "ETH", "display": "substance abuse information sensitivity"}),
+    );
+    add_label(
+        record,
+        json!({"system": V3_ACT_CODE, "code": REDISCLOSURE_OBLIGATION, "display": "no redisclosure without consent directive"}),
+    );
+    add_notice(record);
+    let part2 = |resource: &Value| {
+        resource
+            .pointer("/meta/security")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|l| {
+                super::codes::is_part2(
+                    l.get("system").and_then(Value::as_str),
+                    l.get("code").and_then(Value::as_str).unwrap_or_default(),
+                )
+            })
+    };
+    if let Some(entries) = record.get_mut("entry").and_then(Value::as_array_mut) {
+        for entry in entries {
+            if let Some(resource) = entry.get_mut("resource")
+                && part2(resource)
+            {
+                add_label(
+                    resource,
+                    json!({"system": V3_ACT_CODE, "code": REDISCLOSURE_OBLIGATION, "display": "no redisclosure without consent directive"}),
+                );
+                add_notice(resource);
+            }
+        }
+    }
+}
+
+fn add_notice(resource: &mut Value) {
+    let Some(object) = resource.as_object_mut() else {
+        return;
+    };
+    let meta = object.entry("meta").or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        let extensions = meta.entry("extension").or_insert_with(|| json!([]));
+        if let Some(list) = extensions.as_array_mut()
+            && !list
+                .iter()
+                .any(|e| e.get("url").and_then(Value::as_str) == Some(NOTICE_EXTENSION))
+        {
+            list.push(json!({"url": NOTICE_EXTENSION, "valueString": PART2_NOTICE}));
+        }
+    }
 }
 
 fn add_label(record: &mut Value, coding: Value) {

@@ -34,7 +34,7 @@ impl std::fmt::Display for RegistryProblem {
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
     consents: Vec<Consent>,
-    by_id: HashMap<String, usize>,
+    by_id: HashMap<String, Vec<usize>>,
     by_patient: HashMap<String, Vec<usize>>,
     problems: Vec<RegistryProblem>,
     /// The admitted consents as loaded (FHIR JSON), to be written into the store.
@@ -88,45 +88,71 @@ impl Registry {
         Ok(registry)
     }
 
-    /// Add a consent (or replace the one with the same id: an update, such as a revocation).
+    /// Add a consent, or replace the one with the same id for the same patient (an update, such as a
+    /// revocation). Ids are unique per patient: a consent with the id of another patient's consent is a
+    /// consent of its own, and never replaces the other.
     pub fn upsert(&mut self, consent: Consent) {
-        if let Some(&existing) = self
-            .by_id
-            .get(&consent.id)
-            .filter(|_| !consent.id.is_empty())
-        {
+        let keys = patient_keys(&consent);
+        let same = self.by_id.get(&consent.id).and_then(|indexes| {
+            indexes.iter().copied().find(|&i| {
+                let existing = patient_keys(&self.consents[i]);
+                existing.iter().any(|k| keys.contains(k))
+            })
+        });
+        if let Some(existing) = same.filter(|_| !consent.id.is_empty()) {
             self.consents[existing] = consent;
             return;
         }
         let index = self.consents.len();
-        self.by_id.insert(consent.id.clone(), index);
+        self.by_id
+            .entry(consent.id.clone())
+            .or_default()
+            .push(index);
         for key in patient_keys(&consent) {
             self.by_patient.entry(key).or_default().push(index);
         }
         self.consents.push(consent);
     }
 
-    /// Set a consent's status (revocation: `Status::Inactive`). Returns false when there is no such consent.
+    /// Set the status of every consent with this id (revocation: `Status::Inactive`); with ids unique per
+    /// patient, see [`Registry::set_status_for`] to name the patient. Returns false when there is none.
     pub fn set_status(&mut self, id: &str, status: Status) -> bool {
-        match self.by_id.get(id) {
-            Some(&index) => {
-                self.consents[index].status = status;
-                true
-            }
-            None => false,
+        let indexes = self.by_id.get(id).cloned().unwrap_or_default();
+        for &index in &indexes {
+            self.consents[index].status = status;
         }
+        !indexes.is_empty()
     }
 
-    /// The consents about a person known by any of `aliases`.
+    /// Set the status of the consent with this id for the patient known by `patient` (`Patient/id` or
+    /// `system|value`). Returns false when there is none.
+    pub fn set_status_for(&mut self, id: &str, patient: &str, status: Status) -> bool {
+        let indexes = self.by_id.get(id).cloned().unwrap_or_default();
+        let mut found = false;
+        for index in indexes {
+            if patient_keys(&self.consents[index])
+                .iter()
+                .any(|k| k == patient)
+            {
+                self.consents[index].status = status;
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// The consents about a person known by any of `aliases`, in load order (whatever the order of the
+    /// aliases).
     pub fn for_patient(&self, aliases: &HashSet<String>) -> Vec<&Consent> {
-        let mut seen = HashSet::new();
-        aliases
+        let mut indexes: Vec<usize> = aliases
             .iter()
             .filter_map(|a| self.by_patient.get(a))
             .flatten()
-            .filter(|i| seen.insert(**i))
-            .map(|&i| &self.consents[i])
-            .collect()
+            .copied()
+            .collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes.into_iter().map(|i| &self.consents[i]).collect()
     }
 
     /// Consents not admitted, with the reason.
@@ -182,17 +208,14 @@ impl Registry {
 /// Load consents for deciding about `record`: its Patients are the known patients, so a consent for anyone
 /// else is a problem and is not admitted.
 pub fn load_for_record(path: &Path, record: &serde_json::Value) -> std::io::Result<Registry> {
-    let known: HashSet<String> = super::subject::resources(record)
+    let read = super::subject::Record::read(record);
+    let known: HashSet<String> = read
+        .patients()
         .into_iter()
-        .filter(|r| r["resourceType"] == "Patient")
         .flat_map(|p| {
-            let mut aliases: Vec<String> = p["identifier"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(model::identifier_key)
-                .collect();
-            aliases.push(format!("Patient/{}", p["id"].as_str().unwrap_or_default()));
+            let item = &read.items[p];
+            let mut aliases = item.aliases.clone();
+            aliases.push(item.reference.clone());
             aliases
         })
         .collect();

@@ -35,9 +35,15 @@ fn last_of_month(first: NaiveDate) -> NaiveDate {
     next.pred_opt().unwrap_or(first)
 }
 
-/// Whole years between a birth date and an instant.
+/// Whole years between a birth date of any FHIR precision (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`, or a dateTime)
+/// and an instant, taking the earliest possible birthday (January 1 of a year-only date, the first of a
+/// month-only date): a year-only date never makes an adult a minor.
 pub fn age_at(birth_date: &str, at: DateTime<FixedOffset>) -> Option<u32> {
-    let born = NaiveDate::parse_from_str(birth_date.get(..10)?, "%Y-%m-%d").ok()?;
+    let born = match birth_date.len() {
+        4 => NaiveDate::from_ymd_opt(birth_date.parse().ok()?, 1, 1)?,
+        7 => NaiveDate::parse_from_str(&format!("{birth_date}-01"), "%Y-%m-%d").ok()?,
+        _ => NaiveDate::parse_from_str(birth_date.get(..10)?, "%Y-%m-%d").ok()?,
+    };
     at.date_naive().years_since(born)
 }
 
@@ -63,5 +69,10 @@ mod tests {
             age_at("2008-03-01", instant("2026-03-01", false).unwrap()),
             Some(18)
         );
+        let now = instant("2026-03-02", false).unwrap();
+        assert_eq!(age_at("1990", now), Some(36));
+        assert_eq!(age_at("2008", now), Some(18));
+        assert_eq!(age_at("2008-03", now), Some(18));
+        assert_eq!(age_at("2008-04", now), Some(17));
     }
 }
