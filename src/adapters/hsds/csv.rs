@@ -275,11 +275,18 @@ impl Directory {
         let mut out = Vec::new();
         let organizations = self.organization_objects();
         for row in &self.organizations.rows {
-            let id = row.get("id").unwrap_or_default();
+            let position = Position::line(self.organizations.file, row.line);
+            let Some(id) = row.get("id") else {
+                out.push(Err(RecordError::new(
+                    position.with_field("id"),
+                    "no id (expected the organization's id)",
+                )));
+                continue;
+            };
             out.push(Ok(record(
                 "organization",
                 id,
-                Position::line(self.organizations.file, row.line),
+                position,
                 serde_json::json!({ "organization": organizations[id] }),
             )));
         }
