@@ -140,6 +140,9 @@ pub struct ConsentCase {
     /// The released record must contain this JSON (as a one-element array).
     #[serde(default)]
     pub json_contains: Option<PathBuf>,
+    /// Texts that must not appear anywhere in the released record (withheld data must not leak).
+    #[serde(default)]
+    pub released_excludes: Option<OneOrMany>,
     /// The released record must equal this JSON (as a one-element array).
     #[serde(default)]
     pub json_equals: Option<PathBuf>,

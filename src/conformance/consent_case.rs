@@ -155,6 +155,14 @@ fn check_released(
     released: Option<Value>,
     failures: &mut Vec<String>,
 ) {
+    if let Some(released) = &released {
+        let bytes = released.to_string();
+        for unwanted in spec.released_excludes.iter().flat_map(|w| w.items()) {
+            if bytes.contains(unwanted) {
+                failures.push(format!("the released record contains '{unwanted}'"));
+            }
+        }
+    }
     let actual = Value::Array(released.into_iter().collect());
     for (file, exact) in [(&spec.json_contains, false), (&spec.json_equals, true)] {
         let Some(file) = file else { continue };

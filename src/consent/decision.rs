@@ -813,6 +813,9 @@ fn data_matches(provision: &Provision, record: &Record<'_>, index: usize) -> boo
                     return false;
                 }
             }
+            // Frame data without a clinical time (a Patient, an Organization) is outside any data
+            // period; other data without one is covered by a deny and not by a permit.
+            None if subject::FRAME_TYPES.contains(&item.kind.as_str()) => return !deny,
             None => return deny,
         }
     }
