@@ -113,6 +113,8 @@ pub struct CsvTable {
     encoding: TextEncoding,
     quirks: QuirkLog,
     line_fix: u64,
+    /// Later header cells that repeat an earlier column (`givenName`, `GivenName`): (index, index of the first).
+    duplicates: Vec<(usize, usize)>,
     random_access: RefCell<Option<csv::Reader<File>>>,
 }
 
@@ -131,7 +133,8 @@ impl CsvTable {
             file: file.clone(),
             message: err.to_string(),
         })?;
-        let columns = resolve_header(header, spec, &file, quirks);
+        let mut columns = resolve_header(header, spec, &file, quirks);
+        let duplicates = duplicate_columns(&mut columns, header, &file, quirks);
         check_required(&columns, spec, &file)?;
         Ok(Self {
             file,
@@ -140,6 +143,7 @@ impl CsvTable {
             encoding,
             quirks: quirks.clone(),
             line_fix: u64::from(uses_crlf(path)),
+            duplicates,
             random_access: RefCell::new(None),
         })
     }
@@ -153,6 +157,7 @@ impl CsvTable {
             encoding: self.encoding,
             quirks: self.quirks.clone(),
             line_fix: self.line_fix,
+            duplicates: self.duplicates.clone(),
             random_access: RefCell::new(None),
         }
     }
@@ -168,6 +173,11 @@ impl CsvTable {
     }
 
     /// Stream every row with its offset. A row that cannot be read is an `Err` naming its line.
+    ///
+    /// A structural error never swallows the rest of the file: a row whose quote is never closed (the
+    /// quoted field would run to the end of the file), or a row spanning several lines that ends up with
+    /// more fields than the header (a stray quote paired with a later row's), is rejected at the line it
+    /// starts on and reading resumes on the next line.
     pub fn rows(
         &self,
     ) -> Result<impl Iterator<Item = Result<(RowOffset, Row), RecordError>> + '_, TableError> {
@@ -177,6 +187,7 @@ impl CsvTable {
             message: err.to_string(),
         })?;
         let mut record = csv::ByteRecord::new();
+        let mut raw = RawReader::default();
         Ok(std::iter::from_fn(move || {
             let start = reader.position().clone();
             match reader.read_byte_record(&mut record) {
@@ -184,6 +195,32 @@ impl CsvTable {
                 Ok(true) => {
                     let pos = record.position().cloned().unwrap_or(start);
                     let line = pos.line() + self.line_fix;
+                    if record.iter().any(|field| field.contains(&b'\n')) {
+                        let end = reader.position().byte();
+                        if let Some((why, resume)) = raw.structural_error(
+                            &self.path,
+                            pos.byte(),
+                            end,
+                            record.len() > self.columns.len(),
+                        ) {
+                            // A CRLF file's records start at the `\n` before them (see `uses_crlf`).
+                            let resume = resume + 1 - self.line_fix;
+                            let mut next = csv::Position::new();
+                            next.set_byte(resume)
+                                .set_line(pos.line() + 1)
+                                .set_record(pos.record() + 1);
+                            if let Err(err) = reader.seek(next) {
+                                return Some(Err(self.csv_error(err, line)));
+                            }
+                            return Some(Err(RecordError::new(
+                                Position::line(&self.file, line),
+                                format!(
+                                    "malformed CSV: {why}; the row is rejected and reading resumes on line {} (expected a closing quote before the end of the row)",
+                                    line + 1
+                                ),
+                            )));
+                        }
+                    }
                     let offset = RowOffset {
                         byte: pos.byte(),
                         line,
@@ -251,12 +288,52 @@ impl CsvTable {
         if record.len() < self.columns.len() {
             self.quirks.note(format!("{}: rows with fewer fields than the header (missing trailing fields read as empty)", self.file), Some(line));
         }
+        for &(later, first) in &self.duplicates {
+            let (a, b) = (
+                record
+                    .get(first)
+                    .map(<[u8]>::trim_ascii)
+                    .unwrap_or_default(),
+                record
+                    .get(later)
+                    .map(<[u8]>::trim_ascii)
+                    .unwrap_or_default(),
+            );
+            if !a.is_empty() && !b.is_empty() && a != b {
+                return Err(RecordError::new(
+                    Position::line(&self.file, line).with_field(&self.columns[first]),
+                    format!(
+                        "the header gives column '{}' twice (columns {} and {}) and this row holds two different values in them (expected one value per column)",
+                        self.columns[first],
+                        first + 1,
+                        later + 1
+                    ),
+                ));
+            }
+        }
         let mut values = serde_json::Map::new();
-        for (column, raw) in self.columns.iter().zip(record.iter()) {
-            if column.is_empty() {
+        for (index, (column, raw)) in self.columns.iter().zip(record.iter()).enumerate() {
+            let column = match self.duplicates.iter().find(|(later, _)| *later == index) {
+                Some(&(_, first)) => &self.columns[first],
+                None => column,
+            };
+            if column.is_empty() || (values.contains_key(column) && raw.trim_ascii().is_empty()) {
                 continue;
             }
             let text = self.decode_text(raw, line, column)?;
+            if let Some(at) = text
+                .chars()
+                .position(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            {
+                return Err(RecordError::new(
+                    Position::line(&self.file, line).with_field(column),
+                    format!(
+                        "control character U+{:04X} at character {} of the field (expected text; a NUL or other control character cannot be carried in FHIR)",
+                        u32::from(text.chars().nth(at).unwrap_or_default()),
+                        at + 1
+                    ),
+                ));
+            }
             let trimmed = text.trim();
             if !trimmed.is_empty() {
                 values.insert(
@@ -303,6 +380,86 @@ impl CsvTable {
             }
         }
     }
+}
+
+/// Reads raw bytes of a table to tell a multi-line quoted value from a quote that is never closed.
+#[derive(Default)]
+struct RawReader {
+    file: Option<File>,
+    len: u64,
+}
+
+impl RawReader {
+    /// Why the record spanning `start..end` is structurally broken, and the byte of the `\n` ending its
+    /// first line; `None` when it is a well-formed multi-line value.
+    fn structural_error(
+        &mut self,
+        path: &Path,
+        start: u64,
+        end: u64,
+        too_long: bool,
+    ) -> Option<(&'static str, u64)> {
+        use std::io::{Read, Seek, SeekFrom};
+        if self.file.is_none() {
+            let file = File::open(path).ok()?;
+            self.len = file.metadata().ok()?.len();
+            self.file = Some(file);
+        }
+        let file = self.file.as_mut()?;
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut span = Vec::new();
+        file.take(end.saturating_sub(start))
+            .read_to_end(&mut span)
+            .ok()?;
+        let quotes = span.iter().filter(|&&b| b == b'"').count();
+        let why = if end >= self.len && quotes % 2 == 1 {
+            "a quote opened on this line is never closed (the value would run to the end of the file)"
+        } else if too_long {
+            "a quoted value runs over several lines and the row then has more fields than the header (is a quote missing or doubled?)"
+        } else {
+            return None;
+        };
+        // With CRLF line ends `csv` starts a record at the `\n` ending the line before it.
+        let lead = span
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        let newline = lead + span[lead..].iter().position(|&b| b == b'\n')?;
+        Some((why, start + newline as u64))
+    }
+}
+
+/// Header cells that name a column already given (in any case or spelling): the later one is not a column of
+/// its own; rows whose two cells disagree are rejected. Reported as a quirk.
+fn duplicate_columns(
+    columns: &mut [String],
+    header: &csv::ByteRecord,
+    file: &str,
+    quirks: &QuirkLog,
+) -> Vec<(usize, usize)> {
+    let mut duplicates = Vec::new();
+    for later in 0..columns.len() {
+        if columns[later].is_empty() {
+            continue;
+        }
+        if let Some(first) = (0..later).find(|&i| columns[i] == columns[later]) {
+            quirks.note(
+                format!(
+                    "{file}: header '{}' (column {}) repeats column '{}' (column {}); rows must hold the same value in both",
+                    String::from_utf8_lossy(header.get(later).unwrap_or_default()).trim(),
+                    later + 1,
+                    columns[first],
+                    first + 1
+                ),
+                Some(1),
+            );
+            duplicates.push((later, first));
+        }
+    }
+    for &(later, _) in &duplicates {
+        columns[later].clear();
+    }
+    duplicates
 }
 
 /// The file name shown in messages: the last path component.
@@ -484,5 +641,118 @@ mod tests {
         );
         let again = table.read_at(rows[1].0).unwrap();
         assert_eq!(again.get("givenName"), Some("Ben"));
+    }
+
+    fn lines(table: &CsvTable) -> Vec<Result<(u64, Option<String>), String>> {
+        table
+            .rows()
+            .unwrap()
+            .map(|r| {
+                r.map(|(_, row)| (row.line, row.get("givenName").map(str::to_owned)))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_unterminated_quote_rejects_its_row_and_reading_resumes_on_the_next_line() {
+        for (eol, last, why) in [
+            ("\n", "3,Cy", "a quote opened on this line is never closed"),
+            (
+                "\r\n",
+                "3,Cy",
+                "a quote opened on this line is never closed",
+            ),
+            (
+                "\n",
+                "3,\"Cy\"",
+                "a quote opened on this line is never closed",
+            ),
+            (
+                "\r\n",
+                "3,\"Cy\",x",
+                "the row then has more fields than the header",
+            ),
+        ] {
+            let text = ["sourcedId,givenName", "1,\"Ana", "2,Ben", last, ""].join(eol);
+            let (_dir, table, _) = table(text.as_bytes(), TextEncoding::Auto);
+            let rows = lines(&table);
+            assert_eq!(rows.len(), 3, "{rows:?}");
+            let err = rows[0].as_ref().unwrap_err();
+            assert!(
+                err.starts_with("users.csv line 2: malformed CSV: ") && err.contains(why),
+                "{err}"
+            );
+            assert_eq!(rows[1], Ok((3, Some("Ben".into()))));
+            if last.ends_with(",x") {
+                assert!(rows[2].as_ref().unwrap_err().contains("line 4"));
+            } else {
+                assert_eq!(rows[2], Ok((4, Some("Cy".into()))));
+            }
+        }
+    }
+
+    #[test]
+    fn a_stray_quote_paired_with_a_later_row_rejects_only_its_row() {
+        let text = b"sourcedId,givenName\n1,\"Ana\n2,\"Ben\",x,y\n3,Cy\n";
+        let (_dir, table, _) = table(text, TextEncoding::Auto);
+        let rows = lines(&table);
+        assert!(rows[0].as_ref().unwrap_err().contains("line 2"), "{rows:?}");
+        assert!(rows[1].as_ref().unwrap_err().contains("line 3"), "{rows:?}");
+        assert_eq!(rows[2], Ok((4, Some("Cy".into()))));
+        assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
+    fn a_quoted_value_over_several_lines_is_one_row() {
+        let text = b"sourcedId,givenName\n1,\"Ana\nMaria\"\n2,Ben\n";
+        let (_dir, table, _) = table(text, TextEncoding::Auto);
+        let rows = lines(&table);
+        assert_eq!(
+            rows,
+            vec![
+                Ok((2, Some("Ana\nMaria".into()))),
+                Ok((4, Some("Ben".into())))
+            ]
+        );
+    }
+
+    #[test]
+    fn control_characters_reject_the_row_with_its_field() {
+        let (_dir, table, _) = table(
+            b"sourcedId,givenName\n1,A\x00na\n2,Ben\n",
+            TextEncoding::Auto,
+        );
+        let rows = lines(&table);
+        let err = rows[0].as_ref().unwrap_err();
+        assert!(
+            err.contains("line 2, field givenName") && err.contains("U+0000"),
+            "{err}"
+        );
+        assert!(rows[1].is_ok());
+    }
+
+    #[test]
+    fn a_column_given_twice_is_reported_and_conflicting_rows_rejected() {
+        let (_dir, table, quirks) = table(
+            b"sourcedId,givenName,GivenName\n1,Ana,\n2,,Ben\n3,Cy,Cy\n4,Di,Do\n",
+            TextEncoding::Auto,
+        );
+        let rows = lines(&table);
+        assert_eq!(rows[0], Ok((2, Some("Ana".into()))));
+        assert_eq!(rows[1], Ok((3, Some("Ben".into()))));
+        assert_eq!(rows[2], Ok((4, Some("Cy".into()))));
+        let err = rows[3].as_ref().unwrap_err();
+        assert!(
+            err.contains("line 5, field givenName") && err.contains("twice"),
+            "{err}"
+        );
+        assert!(
+            quirks.snapshot().iter().any(|q| q
+                .message
+                .contains("header 'GivenName' (column 3) repeats column 'givenName' (column 2)")),
+            "{:?}",
+            quirks.snapshot()
+        );
     }
 }

@@ -1,6 +1,12 @@
 //! Identity: resource ids derived from the source system and the source id, so the same student from two
 //! runs of the same export is the same Patient and re-ingesting is idempotent. The id is a UUID v5, which
 //! also keeps source identifiers (which may be personal, like a state student number) out of URLs.
+//!
+//! The name hashed is an unambiguous encoding of (source system, resource type, source key): the system is
+//! escaped (`\` and `|` preceded by `\`), the type is a FHIR resource type (no `|`), and the rest is the key.
+//! A key made of several source values (a student and a guardian) is built with [`key`], which escapes each
+//! part, so `a|b` + `c` and `a` + `b|c` never give the same key. For values without `\` or `|` the encoding
+//! is the plain `system|type|key`, so ids of existing records do not change.
 
 use uuid::Uuid;
 
@@ -9,8 +15,22 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6f6e_6564_6f6f_7200_8000_0000_0000_000
 
 /// The FHIR id of the resource of type `resource_type` that stands for `source_id` in `source_system`.
 pub fn resource_id(source_system: &str, resource_type: &str, source_id: &str) -> String {
-    let name = format!("{source_system}|{resource_type}|{source_id}");
+    let name = format!("{}|{resource_type}|{source_id}", escape(source_system));
     Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// A source key made of several values (`key(["st-1", "pa-1"])` = `st-1|pa-1`), each escaped so that no
+/// value can contain the separator.
+pub fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    parts.into_iter().map(escape).collect::<Vec<_>>().join("|")
+}
+
+fn escape(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\\', '|']) {
+        value.replace('\\', "\\\\").replace('|', "\\|").into()
+    } else {
+        value.into()
+    }
 }
 
 /// A relative reference (`Patient/<id>`).
@@ -34,6 +54,22 @@ mod tests {
         assert_eq!(
             reference("urn:district:a", "Patient", "123"),
             format!("Patient/{a}")
+        );
+    }
+
+    #[test]
+    fn composite_keys_cannot_collide_whatever_the_values_hold() {
+        assert_eq!(key(["st-1", "pa-1"]), "st-1|pa-1");
+        assert_ne!(key(["a|b", "c"]), key(["a", "b|c"]));
+        assert_ne!(key(["a\\", "b"]), key(["a", "\\b"]));
+        assert_ne!(key(["a\\|b"]), key(["a", "b"]));
+        assert_ne!(
+            resource_id("urn:x", "RelatedPerson", &key(["a|b", "c"])),
+            resource_id("urn:x", "RelatedPerson", &key(["a", "b|c"]))
+        );
+        assert_ne!(
+            resource_id("urn:x|Patient", "Patient", "1"),
+            resource_id("urn:x", "Patient", "Patient|1")
         );
     }
 }

@@ -36,6 +36,7 @@ pub const GLOBALS: &[&str] = &[
     "source_system",
     "reference",
     "fhir_id",
+    "key",
     "now",
     "none",
     "true",
@@ -573,6 +574,27 @@ fn add_reference_functions(env: &mut Environment<'static>, source_system: String
                 &resource_type,
                 &id.to_string(),
             ))
+        },
+    );
+    // A source key of several values (a student and a guardian), each escaped: ids built from it cannot
+    // collide whatever separator the values hold (`canonical::ids::key`).
+    env.add_function(
+        "key",
+        |parts: minijinja::value::Rest<JinjaValue>| -> JinjaValue {
+            if parts.iter().all(is_empty) {
+                return JinjaValue::UNDEFINED;
+            }
+            let texts: Vec<String> = parts
+                .iter()
+                .map(|p| {
+                    if is_empty(p) {
+                        String::new()
+                    } else {
+                        p.to_string()
+                    }
+                })
+                .collect();
+            JinjaValue::from(ids::key(texts.iter().map(String::as_str)))
         },
     );
     env.add_function("now", move || -> JinjaValue {

@@ -8,7 +8,7 @@ use crate::adapters::csv_table::{CsvTable, Row, RowOffset, TableError, TableSpec
 use crate::adapters::oneroster::{Export, ExportError};
 use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// Why an HMIS export cannot be read at all.
@@ -36,6 +36,8 @@ pub struct HmisSource {
     client_rows: HashMap<String, RowOffset>,
     enrollment_rows: HashMap<String, RowOffset>,
     exit_rows: HashMap<String, RowOffset>,
+    deleted_clients: HashSet<String>,
+    deleted_enrollments: HashSet<String>,
     projects: HashMap<String, Row>,
     organizations: Vec<Row>,
     export_row: Value,
@@ -65,6 +67,8 @@ impl HmisSource {
             client_rows: HashMap::new(),
             enrollment_rows: HashMap::new(),
             exit_rows: HashMap::new(),
+            deleted_clients: HashSet::new(),
+            deleted_enrollments: HashSet::new(),
             projects: HashMap::new(),
             organizations: Vec::new(),
             export_row: Value::Null,
@@ -73,6 +77,7 @@ impl HmisSource {
             clients,
             _export: export,
         };
+        let export_missing = export_table.is_none();
         if let Some(table) = export_table {
             source.export_row = table
                 .rows()?
@@ -98,15 +103,21 @@ impl HmisSource {
                 .collect();
             source.note(&table);
         }
-        source.client_rows = index(&source.clients, "PersonalID")?;
+        if export_missing || source.export_row.get("HashStatus").is_none() {
+            quirks.note(
+                "Export.csv: no HashStatus (or no Export.csv): the export is not known to be unhashed, so names are not output",
+                None,
+            );
+        }
+        (source.client_rows, source.deleted_clients) = index(&source.clients, "PersonalID")?;
         let clients = source.clients.reopen();
         source.note(&clients);
         if let Some(table) = source.enrollments.as_ref().map(CsvTable::reopen) {
-            source.enrollment_rows = index(&table, "EnrollmentID")?;
+            (source.enrollment_rows, source.deleted_enrollments) = index(&table, "EnrollmentID")?;
             source.note(&table);
         }
         if let Some(table) = source.exits.as_ref().map(CsvTable::reopen) {
-            source.exit_rows = index(&table, "EnrollmentID")?;
+            source.exit_rows = index(&table, "EnrollmentID")?.0;
             source.note(&table);
         }
         let others: Vec<CsvTable> = [&source.services, &source.events]
@@ -138,17 +149,36 @@ impl HmisSource {
     /// Clients, enrollments, exits, services, referral events, then organizations. Deleted rows are skipped
     /// and counted.
     pub fn records(&self) -> Result<impl Iterator<Item = Decoded> + '_, TableError> {
-        let clients = self.clients.rows()?.filter_map(move |item| match item {
-            Err(err) => Some(Err(err)),
-            Ok((_, row)) => self
-                .live(row, "Client.csv")
-                .map(|row| Ok(self.client_record(row))),
-        });
-        let enrollments =
-            self.stream(&self.enrollments, "Enrollment.csv", Self::enrollment_record)?;
-        let exits = self.stream(&self.exits, "Exit.csv", Self::exit_record)?;
-        let services = self.stream(&self.services, "Services.csv", Self::service_record)?;
-        let events = self.stream(&self.events, "Event.csv", Self::event_record)?;
+        let clients = self.stream(
+            Some(&self.clients),
+            "Client.csv",
+            "PersonalID",
+            |source, row| Some(Ok(source.client_record(row))),
+        )?;
+        let enrollments = self.stream(
+            self.enrollments.as_ref(),
+            "Enrollment.csv",
+            "EnrollmentID",
+            Self::enrollment_record,
+        )?;
+        let exits = self.stream(
+            self.exits.as_ref(),
+            "Exit.csv",
+            "EnrollmentID",
+            Self::exit_record,
+        )?;
+        let services = self.stream(
+            self.services.as_ref(),
+            "Services.csv",
+            "ServicesID",
+            Self::service_record,
+        )?;
+        let events = self.stream(
+            self.events.as_ref(),
+            "Event.csv",
+            "EventID",
+            Self::event_record,
+        )?;
         let organizations = self
             .organizations
             .iter()
@@ -163,24 +193,98 @@ impl HmisSource {
             .chain(organizations))
     }
 
-    /// The live rows of an optional table, each made into a record by `make`.
+    /// The live rows of an optional table, each made into a record by `make` (which may skip it, saying
+    /// why). A second live row with the same `key` is rejected naming the first; the first is used.
     fn stream<'s>(
         &'s self,
-        table: &'s Option<CsvTable>,
+        table: Option<&'s CsvTable>,
         file: &'static str,
-        make: fn(&Self, Row) -> Decoded,
+        key: &'static str,
+        make: fn(&Self, Row) -> Option<Decoded>,
     ) -> Result<impl Iterator<Item = Decoded> + 's, TableError> {
         let rows = match table {
             Some(table) => Some(table.rows()?),
             None => None,
         };
+        let mut seen: HashMap<String, u64> = HashMap::new();
         Ok(rows
             .into_iter()
             .flatten()
             .filter_map(move |item| match item {
                 Err(err) => Some(Err(err)),
-                Ok((_, row)) => self.live(row, file).map(|row| make(self, row)),
+                Ok((_, row)) => {
+                    let row = self.live(row, file)?;
+                    if let Some(id) = row.get(key)
+                        && let Some(first) = seen.get(id)
+                    {
+                        return Some(Err(RecordError::new(
+                            Position::line(file, row.line).with_field(key),
+                            format!(
+                                "duplicate {key} '{id}' (first seen on line {first}); this row is not used (expected each {key} once)"
+                            ),
+                        )));
+                    }
+                    if let Some(id) = row.get(key) {
+                        seen.insert(id.to_owned(), row.line);
+                    }
+                    make(self, row)
+                }
             }))
+    }
+
+    /// Whether a row hangs off a deleted client or enrollment: such rows are skipped, with the reason.
+    fn hangs_off_deleted(&self, row: &Row, file: &str) -> bool {
+        let client = row
+            .get("PersonalID")
+            .is_some_and(|p| self.deleted_clients.contains(p) && !self.client_rows.contains_key(p));
+        let enrollment = row.get("EnrollmentID").is_some_and(|e| {
+            self.deleted_enrollments.contains(e) && !self.enrollment_rows.contains_key(e)
+        });
+        if client || enrollment {
+            self.quirks.note(
+                format!(
+                    "{file}: rows of a deleted {} (skipped with it)",
+                    if client { "client" } else { "enrollment" }
+                ),
+                Some(row.line),
+            );
+        }
+        client || enrollment
+    }
+
+    /// The enrollment a service, event or exit names; it must exist and belong to the row's client.
+    fn enrollment_of(
+        &self,
+        row: &Row,
+        client: Option<&Row>,
+        position: &Position,
+    ) -> Result<Row, RecordError> {
+        let id = row.get("EnrollmentID").unwrap_or_default();
+        let Some(enrollment) = self.enrollment(Some(id))? else {
+            return Err(RecordError::new(
+                position.clone().with_field("EnrollmentID"),
+                format!(
+                    "no enrollment '{id}' in Enrollment.csv (expected the EnrollmentID of an enrollment in the export)"
+                ),
+            ));
+        };
+        let Some(client) = client else {
+            return Ok(enrollment);
+        };
+        let (theirs, ours) = (
+            enrollment.get("PersonalID").unwrap_or_default(),
+            client.get("PersonalID").unwrap_or_default(),
+        );
+        if theirs != ours {
+            return Err(RecordError::new(
+                position.clone().with_field("PersonalID"),
+                format!(
+                    "client '{ours}' is not the client of enrollment '{id}' (Enrollment.csv line {} names client '{theirs}'); expected the PersonalID of the enrollment's client",
+                    enrollment.line
+                ),
+            ));
+        }
+        Ok(enrollment)
     }
 
     fn live(&self, row: Row, file: &str) -> Option<Row> {
@@ -194,7 +298,50 @@ impl HmisSource {
         Some(row)
     }
 
-    fn client_record(&self, row: Row) -> SourceRecord {
+    /// Data quality and plausibility of a client row: placeholder names, approximate and impossible birth
+    /// dates are reported (once per row), and an impossible birth date is left out.
+    fn client_quality(&self, row: &mut Row) {
+        let line = Some(row.line);
+        let has_name = ["FirstName", "MiddleName", "LastName"]
+            .iter()
+            .any(|c| row.get(c).is_some());
+        if has_name && matches!(row.get("NameDataQuality"), Some("8" | "9" | "99")) {
+            self.quirks.note(
+                "Client.csv: names with NameDataQuality 8, 9 or 99 are placeholders (name not output)",
+                line,
+            );
+        }
+        if row.get("DOBDataQuality") == Some("2") && row.get("DOB").is_some() {
+            self.quirks.note(
+                "Client.csv: approximate DOB (DOBDataQuality 2) output as its year only",
+                line,
+            );
+        }
+        let Some(dob) = row.get("DOB").and_then(iso_date) else {
+            return;
+        };
+        let export_date = self
+            .export_row
+            .get("ExportDate")
+            .and_then(Value::as_str)
+            .and_then(iso_date)
+            .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        let why = if dob > export_date {
+            "after the export date"
+        } else if dob < chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default() {
+            "before 1900"
+        } else {
+            return;
+        };
+        self.quirks.note(
+            format!("Client.csv: DOB {why} is not plausible (birthDate left out)"),
+            line,
+        );
+        row.values.remove("DOB");
+    }
+
+    fn client_record(&self, mut row: Row) -> SourceRecord {
+        self.client_quality(&mut row);
         let id = row.get("PersonalID").unwrap_or_default().to_owned();
         SourceRecord {
             kind: "client",
@@ -287,46 +434,81 @@ impl HmisSource {
         }
     }
 
-    fn enrollment_record(&self, row: Row) -> Decoded {
+    fn enrollment_record(&self, row: Row) -> Option<Decoded> {
+        if self.hangs_off_deleted(&row, "Enrollment.csv") {
+            return None;
+        }
         let position = Position::line("Enrollment.csv", row.line);
         let id = row.get("EnrollmentID").unwrap_or_default().to_owned();
-        let client = self.client_of(&row, &position)?;
-        let exit = self.exit_of(Some(&id))?;
-        let mut record =
-            self.joined_record("enrollment", &id, row.clone(), client, Some(row), position);
-        record.context["exit"] = exit.map_or(Value::Null, |e| Value::Object(e.values));
-        Ok(record)
+        Some((|| {
+            let client = self.client_of(&row, &position)?;
+            let exit = self.exit_of(Some(&id))?;
+            let mut record =
+                self.joined_record("enrollment", &id, row.clone(), client, Some(row), position);
+            record.context["exit"] = exit.map_or(Value::Null, |e| Value::Object(e.values));
+            Ok(record)
+        })())
     }
 
-    fn exit_record(&self, row: Row) -> Decoded {
+    fn exit_record(&self, row: Row) -> Option<Decoded> {
+        if self.hangs_off_deleted(&row, "Exit.csv") {
+            return None;
+        }
         let position = Position::line("Exit.csv", row.line);
         let id = row.get("EnrollmentID").unwrap_or_default().to_owned();
-        let Some(enrollment) = self.enrollment(Some(&id))? else {
-            return Err(RecordError::new(
-                position.with_field("EnrollmentID"),
-                format!(
-                    "no enrollment '{id}' in Enrollment.csv (expected the EnrollmentID of an enrollment in the export)"
-                ),
-            ));
-        };
-        let client = self.client_of(&enrollment, &position)?;
-        Ok(self.joined_record("exit", &id, row, client, Some(enrollment), position))
+        Some((|| {
+            // The enrollment first: an exit's problem is usually that its enrollment is not there.
+            let enrollment = self.enrollment_of(&row, None, &position)?;
+            let (client, enrollment) = if row.get("PersonalID").is_some() {
+                let client = self.client_of(&row, &position)?;
+                let enrollment = self.enrollment_of(&row, Some(&client), &position)?;
+                (client, enrollment)
+            } else {
+                (self.client_of(&enrollment, &position)?, enrollment)
+            };
+            let (entry, exit) = (
+                enrollment.get("EntryDate").and_then(iso_date),
+                row.get("ExitDate").and_then(iso_date),
+            );
+            if let (Some(entry), Some(exit)) = (entry, exit)
+                && exit < entry
+            {
+                return Err(RecordError::new(
+                    position.with_field("ExitDate"),
+                    format!(
+                        "ExitDate {exit} is before the enrollment's EntryDate {entry} (Enrollment.csv line {}); expected an exit on or after the entry",
+                        enrollment.line
+                    ),
+                ));
+            }
+            Ok(self.joined_record("exit", &id, row, client, Some(enrollment), position))
+        })())
     }
 
-    fn service_record(&self, row: Row) -> Decoded {
+    fn service_record(&self, row: Row) -> Option<Decoded> {
+        if self.hangs_off_deleted(&row, "Services.csv") {
+            return None;
+        }
         let position = Position::line("Services.csv", row.line);
         let id = row.get("ServicesID").unwrap_or_default().to_owned();
-        let client = self.client_of(&row, &position)?;
-        let enrollment = self.enrollment(row.get("EnrollmentID"))?;
-        Ok(self.joined_record("service", &id, row, client, enrollment, position))
+        Some((|| {
+            let client = self.client_of(&row, &position)?;
+            let enrollment = self.enrollment_of(&row, Some(&client), &position)?;
+            Ok(self.joined_record("service", &id, row, client, Some(enrollment), position))
+        })())
     }
 
-    fn event_record(&self, row: Row) -> Decoded {
+    fn event_record(&self, row: Row) -> Option<Decoded> {
+        if self.hangs_off_deleted(&row, "Event.csv") {
+            return None;
+        }
         let position = Position::line("Event.csv", row.line);
         let id = row.get("EventID").unwrap_or_default().to_owned();
-        let client = self.client_of(&row, &position)?;
-        let enrollment = self.enrollment(row.get("EnrollmentID"))?;
-        Ok(self.joined_record("event", &id, row, client, enrollment, position))
+        Some((|| {
+            let client = self.client_of(&row, &position)?;
+            let enrollment = self.enrollment_of(&row, Some(&client), &position)?;
+            Ok(self.joined_record("event", &id, row, client, Some(enrollment), position))
+        })())
     }
 
     fn organization_record(&self, row: Row) -> SourceRecord {
@@ -342,12 +524,26 @@ impl HmisSource {
     }
 }
 
-fn index(table: &CsvTable, column: &str) -> Result<HashMap<String, RowOffset>, TableError> {
+/// An ISO date (`2024-05-01`, or the date of an ISO date-time); other forms are not compared.
+fn iso_date(text: &str) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
+}
+
+/// The first live row of each id, and the ids that only deleted rows hold.
+fn index(
+    table: &CsvTable,
+    column: &str,
+) -> Result<(HashMap<String, RowOffset>, HashSet<String>), TableError> {
     let mut found = HashMap::new();
+    let mut deleted = HashSet::new();
     for (offset, row) in table.rows()?.filter_map(Result::ok) {
         if let Some(id) = row.get(column) {
-            found.entry(id.to_owned()).or_insert(offset);
+            if row.get("DateDeleted").is_some() {
+                deleted.insert(id.to_owned());
+            } else {
+                found.entry(id.to_owned()).or_insert(offset);
+            }
         }
     }
-    Ok(found)
+    Ok((found, deleted))
 }

@@ -386,6 +386,14 @@ fn client_row(patient: &Value, personal_id: &str) -> HashMap<&'static str, Strin
         .collect();
     let named = name["family"].is_string() && !given.is_empty();
     let dob = text(patient, "/birthDate");
+    // A birth date known only to the year (or month) is an approximate DOB: HMIS writes it as a full date
+    // with DOBDataQuality 2.
+    let (dob, dob_quality) = match dob.len() {
+        0 => (dob, "99"),
+        4 => (format!("{dob}-01-01"), "2"),
+        7 => (format!("{dob}-01"), "2"),
+        _ => (dob, "1"),
+    };
     let gender = text(patient, "/gender");
     let flag = |on: bool| if on { "1" } else { "0" }.to_owned();
     let mut row = common_row();
@@ -409,11 +417,8 @@ fn client_row(patient: &Value, personal_id: &str) -> HashMap<&'static str, Strin
         ),
         ("NameDataQuality", if named { "1" } else { "99" }.to_owned()),
         ("SSNDataQuality", "99".to_owned()),
-        ("DOB", dob.clone()),
-        (
-            "DOBDataQuality",
-            if dob.is_empty() { "99" } else { "1" }.to_owned(),
-        ),
+        ("DOB", dob),
+        ("DOBDataQuality", dob_quality.to_owned()),
         ("RaceNone", "99".to_owned()),
         ("Woman", flag(gender == "female")),
         ("Man", flag(gender == "male")),

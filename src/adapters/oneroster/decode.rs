@@ -34,6 +34,19 @@ pub enum OneRosterError {
     NoUsers(String),
 }
 
+/// What the roster says about a user named as referring staff.
+#[derive(Debug)]
+pub enum StaffLookup {
+    /// A user whose roles are staff roles (teacher, counselor, administrator...).
+    Staff(Row),
+    /// A user with no role at all in the roster.
+    NoRole(Row),
+    /// A user whose role is not staff: what they are.
+    NotStaff(&'static str),
+    /// No such user.
+    NotInRoster,
+}
+
 const STUDENT: u8 = 1;
 const GUARDIAN: u8 = 2;
 const PARENT: u8 = 4;
@@ -169,6 +182,30 @@ impl OneRosterSource {
         self.index
             .get(id)
             .and_then(|entry| self.read_user(entry).ok())
+    }
+
+    /// The user a referral names as its referring staff member, checked against the roster's roles.
+    pub fn staff(&self, id: &str) -> StaffLookup {
+        let Some(entry) = self.index.get(id).filter(|e| e.offset.is_some()) else {
+            return StaffLookup::NotInRoster;
+        };
+        let Ok(row) = self.read_user(entry) else {
+            return StaffLookup::NotInRoster;
+        };
+        if is_deleted(&row) {
+            return StaffLookup::NotStaff("a user with status 'tobedeleted'");
+        }
+        if entry.roles & OTHER_ROLE != 0
+            && entry.roles & (STUDENT | GUARDIAN | PARENT | RELATIVE) == 0
+        {
+            StaffLookup::Staff(row)
+        } else if is_student(entry.roles) {
+            StaffLookup::NotStaff("a student")
+        } else if entry.roles & (GUARDIAN | PARENT | RELATIVE) != 0 {
+            StaffLookup::NotStaff("a guardian, parent or relative")
+        } else {
+            StaffLookup::NoRole(row)
+        }
     }
 
     /// The org with this sourcedId.
@@ -355,6 +392,13 @@ impl OneRosterSource {
         let id = row.get("sourcedId")?.to_owned();
         let parent = row.get("parentSourcedId").and_then(|p| {
             let found = self.org(p);
+            if found.is_some_and(is_deleted) {
+                self.quirks.note(
+                    "orgs.csv: parentSourcedId naming an org with status 'tobedeleted' (partOf left out)",
+                    Some(row.line),
+                );
+                return None;
+            }
             if found.is_none() {
                 self.quirks.note(
                     "orgs.csv: parentSourcedId naming an org not in the export (partOf left out)",
@@ -436,10 +480,30 @@ impl OneRosterSource {
                 .next()
                 .map(str::to_owned),
         ];
-        candidates
+        let mut deleted = false;
+        let school = candidates
             .into_iter()
             .flatten()
-            .find_map(|id| self.org(&id))
+            .filter_map(|id| self.org(&id))
+            .find(|org| {
+                deleted |= is_deleted(org);
+                !is_deleted(org)
+            });
+        if deleted {
+            self.quirks.note(
+                format!(
+                    "{}: student's school has status 'tobedeleted' (not referenced{})",
+                    self.users.file(),
+                    if school.is_some() {
+                        "; their next org is used"
+                    } else {
+                        ""
+                    }
+                ),
+                Some(row.line),
+            );
+        }
+        school
     }
 
     fn guardians_for(&self, row: &Row, student_id: &str) -> Vec<(Row, &'static str)> {
@@ -467,6 +531,14 @@ impl OneRosterSource {
                 continue;
             };
             match self.read_user(entry) {
+                Ok(guardian) if is_deleted(&guardian) => self.quirks.note(
+                    "users.csv: guardian with status 'tobedeleted' (link skipped)",
+                    Some(row.line),
+                ),
+                Ok(_) if is_student(entry.roles) && entry.roles & (GUARDIAN | PARENT | RELATIVE) == 0 => self.quirks.note(
+                    "users.csv: agentSourcedIds naming a student, not a guardian (link skipped)",
+                    Some(row.line),
+                ),
                 Ok(guardian) => out.push((guardian, self.relationship(entry.roles, row.line))),
                 Err(_) => self.quirks.note(
                     "users.csv: guardian row unreadable (link skipped)",

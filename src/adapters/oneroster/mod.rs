@@ -5,5 +5,5 @@ mod decode;
 mod export;
 pub mod tables;
 
-pub use decode::{OneRosterError, OneRosterSource};
+pub use decode::{OneRosterError, OneRosterSource, StaffLookup};
 pub use export::{Export, ExportError};

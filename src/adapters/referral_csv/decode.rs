@@ -1,8 +1,8 @@
 //! Decoding referral rows and joining each to its student in the roster.
 
 use crate::adapters::csv_table::{CsvTable, TableError, TableSpec, TextEncoding};
-use crate::adapters::oneroster::OneRosterSource;
 use crate::adapters::oneroster::tables as roster_tables;
+use crate::adapters::oneroster::{OneRosterSource, StaffLookup};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::json;
 use std::collections::HashMap;
@@ -78,6 +78,7 @@ pub const RECORD_KINDS: &[&str] = &["referral"];
 pub struct ReferralSource<'r> {
     table: CsvTable,
     roster: &'r OneRosterSource,
+    quirks: QuirkLog,
 }
 
 impl<'r> ReferralSource<'r> {
@@ -92,6 +93,7 @@ impl<'r> ReferralSource<'r> {
         Ok(Self {
             table: CsvTable::open(&file, &REFERRALS, encoding, quirks)?,
             roster,
+            quirks: quirks.clone(),
         })
     }
 
@@ -111,8 +113,8 @@ impl<'r> ReferralSource<'r> {
         Ok(self.table.rows()?.map(move |item| {
             let (_, row) = item?;
             let position = Position::line(self.table.file(), row.line);
-            let id = row.get("referral_id").ok_or_else(|| missing(&position, "referral_id", "the referral's id in the sending system"))?;
-            if let Some(first) = seen.insert(id.to_owned(), row.line) {
+            let id = row.get("referral_id").ok_or_else(|| missing(&position, "referral_id", "the referral's id in the sending system"))?.to_owned();
+            if let Some(first) = seen.insert(id.clone(), row.line) {
                 return Err(RecordError::new(
                     position.with_field("referral_id"),
                     format!("duplicate referral_id '{id}' (first seen on line {first}); expected each referral once"),
@@ -126,14 +128,16 @@ impl<'r> ReferralSource<'r> {
                 )
             })?;
             let student = related.first().map(|r| r.context.clone()).unwrap_or_default();
-            let staff = row.get("referring_staff_id").and_then(|s| self.roster.user(s)).map(|r| r.values);
+            let line = row.line;
+            let mut values = row.values;
+            let staff = self.staff(&mut values, line);
             Ok(SourceRecord {
                 kind: "referral",
-                key: id.to_owned(),
-                group: id.to_owned(),
+                key: id.clone(),
+                group: id,
                 position,
                 context: json!({
-                    "referral": row.values,
+                    "referral": values,
                     "student": student["user"],
                     "school": student["school"],
                     "staff": staff,
@@ -141,6 +145,59 @@ impl<'r> ReferralSource<'r> {
                 related,
             })
         }))
+    }
+}
+
+impl ReferralSource<'_> {
+    /// The referring staff member's roster row. A referrer who is not staff in the roster (a student, a
+    /// guardian) is never made a Practitioner: the link is left out and reported; an id the roster does not
+    /// hold, or a name that contradicts the roster, is reported.
+    fn staff(
+        &self,
+        values: &mut serde_json::Map<String, serde_json::Value>,
+        line: u64,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let id = values.get("referring_staff_id")?.as_str()?.to_owned();
+        let file = self.table.file();
+        let row = match self.roster.staff(&id) {
+            StaffLookup::Staff(row) => row,
+            StaffLookup::NoRole(row) => {
+                self.quirks.note(
+                    format!("{file}: referring_staff_id naming a roster user with no role (read as staff)"),
+                    Some(line),
+                );
+                row
+            }
+            StaffLookup::NotStaff(what) => {
+                values.remove("referring_staff_id");
+                self.quirks.note(
+                    format!("{file}: referring_staff_id naming {what} in the roster, not staff (requester left out; expected a staff member's sourcedId)"),
+                    Some(line),
+                );
+                return None;
+            }
+            StaffLookup::NotInRoster => {
+                self.quirks.note(
+                    format!("{file}: referring_staff_id not in the roster (Practitioner from referring_staff_name only)"),
+                    Some(line),
+                );
+                return None;
+            }
+        };
+        let written = values
+            .get("referring_staff_name")
+            .and_then(|v| v.as_str())
+            .map(str::to_lowercase);
+        let family = row.get("familyName").map(str::to_lowercase);
+        if let (Some(written), Some(family)) = (written, family)
+            && !written.contains(&family)
+        {
+            self.quirks.note(
+                format!("{file}: referring_staff_name that does not hold the roster's family name for referring_staff_id (the name as written is the Practitioner's text, the roster's its parts)"),
+                Some(line),
+            );
+        }
+        Some(row.values)
     }
 }
 
