@@ -6,6 +6,7 @@ use crate::adapters::csv_table::TextEncoding;
 use crate::adapters::fhir::FhirSource;
 use crate::adapters::niem::{IncidentHistory, NiemOptions};
 use crate::adapters::oneroster::{OneRosterSource, tables as roster_tables};
+use crate::adapters::quirks::Skipped;
 use crate::adapters::referral_csv::ReferralSource;
 use crate::adapters::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
 use crate::canonical::bundle;
@@ -98,12 +99,19 @@ pub struct Summary {
     pub records_without_output: u64,
     /// Records rejected.
     pub records_rejected: u64,
+    /// Source rows read and deliberately not converted (deletions, users who are not students...).
+    pub records_skipped: u64,
     /// Resources written.
     pub resources_out: u64,
     /// Lines written (resources, or Bundles).
     pub lines_out: u64,
     /// The first rejections, with position and reason.
     pub rejected: Vec<RecordError>,
+    /// The skipped rows with their reason (the first 10,000; all are counted).
+    pub skipped: Vec<Skipped>,
+    /// Per source file: rows read = converted + nothing to map + rejected + skipped (+ joined, for tables
+    /// whose rows are read by other records).
+    pub files: Vec<FileTally>,
     /// What was tolerated.
     pub quirks: Vec<Quirk>,
     /// Which source columns are read.
@@ -113,6 +121,36 @@ pub struct Summary {
     pub outcomes: Vec<RecordOutcome>,
     #[serde(skip)]
     keep_outcomes: bool,
+    #[serde(skip)]
+    lines: BTreeMap<String, BTreeMap<u64, LineOutcome>>,
+}
+
+/// How the rows of one source file were accounted for.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct FileTally {
+    /// The file.
+    pub file: String,
+    /// Data rows read (every row the CSV reader returned, readable or not).
+    pub rows: u64,
+    /// Rows that produced resources.
+    pub converted: u64,
+    /// Rows the mapping builds nothing from.
+    pub without_output: u64,
+    /// Rows rejected (with file, line and reason in `rejected`).
+    pub rejected: u64,
+    /// Rows skipped on purpose (listed with their reason in `skipped`).
+    pub skipped: u64,
+    /// Rows of a table whose rows are not records themselves but read by others (roles, demographics).
+    pub joined: u64,
+    /// Rows of a record table that are none of the above: always 0 unless something was lost.
+    pub unaccounted: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum LineOutcome {
+    WithoutOutput,
+    Converted,
+    Rejected,
 }
 
 /// What happened to one record (kept for corpus runs).
@@ -127,7 +165,75 @@ pub struct RecordOutcome {
 }
 
 impl Summary {
+    fn tally(&mut self, file: &str, line: Option<u64>, outcome: LineOutcome) {
+        if let Some(line) = line {
+            let slot = self
+                .lines
+                .entry(file.to_ascii_lowercase())
+                .or_default()
+                .entry(line)
+                .or_insert(outcome);
+            *slot = (*slot).max(outcome);
+        }
+    }
+
+    /// Reconcile, per file, the rows read with what became of them.
+    fn reconcile(&mut self, quirks: &QuirkLog, record_tables: &[&str]) {
+        let (skipped, skipped_lines, rows_read) = quirks.ledger();
+        self.records_skipped = skipped_lines.values().map(|l| l.len() as u64).sum();
+        self.skipped = skipped;
+        let mut files: BTreeMap<String, FileTally> = BTreeMap::new();
+        for (file, rows) in &rows_read {
+            let tally = files.entry(file.to_ascii_lowercase()).or_default();
+            tally.file = file.clone();
+            tally.rows = *rows;
+        }
+        for (file, lines) in &self.lines {
+            let tally = files.entry(file.clone()).or_insert_with(|| FileTally {
+                file: file.clone(),
+                ..FileTally::default()
+            });
+            for outcome in lines.values() {
+                match outcome {
+                    LineOutcome::Converted => tally.converted += 1,
+                    LineOutcome::WithoutOutput => tally.without_output += 1,
+                    LineOutcome::Rejected => tally.rejected += 1,
+                }
+            }
+        }
+        for (file, lines) in &skipped_lines {
+            let key = file.to_ascii_lowercase();
+            let decided = self.lines.get(&key);
+            let tally = files.entry(key.clone()).or_insert_with(|| FileTally {
+                file: file.clone(),
+                ..FileTally::default()
+            });
+            tally.skipped += lines
+                .iter()
+                .filter(|l| decided.is_none_or(|d| !d.contains_key(l)))
+                .count() as u64;
+        }
+        for (key, tally) in files.iter_mut() {
+            let accounted = tally.converted + tally.without_output + tally.rejected + tally.skipped;
+            let rest = tally.rows.saturating_sub(accounted);
+            if record_tables.iter().any(|t| t.eq_ignore_ascii_case(key)) {
+                tally.unaccounted = rest;
+            } else {
+                tally.joined = rest;
+            }
+        }
+        self.files = files
+            .into_values()
+            .filter(|t| t.rows > 0 || t.converted + t.rejected + t.skipped > 0)
+            .collect();
+    }
+
     fn reject(&mut self, error: RecordError) {
+        self.tally(
+            &error.position.file,
+            error.position.line,
+            LineOutcome::Rejected,
+        );
         self.records_rejected += 1;
         if self.keep_outcomes {
             self.outcomes.push(RecordOutcome {
@@ -282,6 +388,7 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         &compiled.fields_read(),
         roster_fields.as_ref(),
     );
+    summary.reconcile(&quirks, record_tables(&adapter));
     summary.quirks = quirks.snapshot();
     (summary.lines_out, summary.resources_out) = sink.written();
     sink.finish()?;
@@ -294,6 +401,24 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         "conversion finished"
     );
     Ok(summary)
+}
+
+/// The tables whose rows are records (each must end converted, rejected or skipped); the other tables'
+/// rows are read by those records (roles, demographics, projects).
+fn record_tables(adapter: &str) -> &'static [&'static str] {
+    match adapter {
+        "oneroster" => &["users.csv", "orgs.csv"],
+        "referral-csv" => &["referrals.csv"],
+        "hmis" => &[
+            "client.csv",
+            "enrollment.csv",
+            "exit.csv",
+            "services.csv",
+            "event.csv",
+            "organization.csv",
+        ],
+        _ => &[],
+    }
 }
 
 fn compile<'e>(
@@ -446,10 +571,20 @@ impl Stage<'_> {
         }
         match self.process(record) {
             Ok(resources) if resources.is_empty() => {
+                summary.tally(
+                    &record.position.file,
+                    record.position.line,
+                    LineOutcome::WithoutOutput,
+                );
                 summary.records_without_output += 1;
                 summary.outcome(record, "nothing to map", String::new());
             }
             Ok(resources) => {
+                summary.tally(
+                    &record.position.file,
+                    record.position.line,
+                    LineOutcome::Converted,
+                );
                 summary.records_converted += 1;
                 let built: Vec<&str> = resources
                     .iter()

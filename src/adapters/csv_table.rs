@@ -188,10 +188,18 @@ impl CsvTable {
         })?;
         let mut record = csv::ByteRecord::new();
         let mut raw = RawReader::default();
+        let mut count = 0u64;
         Ok(std::iter::from_fn(move || {
             let start = reader.position().clone();
-            match reader.read_byte_record(&mut record) {
-                Ok(false) => None,
+            let read = reader.read_byte_record(&mut record);
+            if !matches!(read, Ok(false)) {
+                count += 1;
+            }
+            match read {
+                Ok(false) => {
+                    self.quirks.rows_read(&self.file, count);
+                    None
+                }
                 Ok(true) => {
                     let pos = record.position().cloned().unwrap_or(start);
                     let line = pos.line() + self.line_fix;

@@ -18,10 +18,37 @@ pub struct Quirk {
     pub first_line: Option<u64>,
 }
 
-/// A shared, thread-safe collection of quirks, deduplicated by message.
+/// A source row that was read and deliberately not converted, with the reason (a deletion, a user who is
+/// not a student, a row hanging off a deleted record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The file.
+    pub file: String,
+    /// The row's line.
+    pub line: u64,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// The lines skipped, per file.
+pub type SkippedLines = BTreeMap<String, std::collections::BTreeSet<u64>>;
+
+/// How many skipped rows are kept in full (all are counted).
+const KEPT_SKIPS: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct Ledger {
+    skipped: Vec<Skipped>,
+    skipped_lines: SkippedLines,
+    rows_read: BTreeMap<String, u64>,
+}
+
+/// A shared, thread-safe collection of quirks, deduplicated by message; also the ledger of skipped rows
+/// and of how many rows each table holds, for the summary's reconciliation.
 #[derive(Debug, Clone, Default)]
 pub struct QuirkLog {
     inner: Arc<Mutex<BTreeMap<String, Quirk>>>,
+    ledger: Arc<Mutex<Ledger>>,
 }
 
 impl QuirkLog {
@@ -39,6 +66,43 @@ impl QuirkLog {
                 count: 1,
                 first_line: line,
             });
+    }
+
+    /// A row read and not converted, on purpose: counted in its file's reconciliation and listed in the
+    /// report (the reason must not contain personal data).
+    pub fn skip(&self, file: &str, line: u64, reason: impl Into<String>) {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        if !ledger
+            .skipped_lines
+            .entry(file.to_owned())
+            .or_default()
+            .insert(line)
+        {
+            return;
+        }
+        if ledger.skipped.len() < KEPT_SKIPS {
+            ledger.skipped.push(Skipped {
+                file: file.to_owned(),
+                line,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// A complete pass over a table read `rows` data rows (every pass reads the same rows).
+    pub fn rows_read(&self, file: &str, rows: u64) {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        ledger.rows_read.insert(file.to_owned(), rows);
+    }
+
+    /// The skipped rows kept, the lines skipped per file, and the rows each fully read table holds.
+    pub fn ledger(&self) -> (Vec<Skipped>, SkippedLines, BTreeMap<String, u64>) {
+        let ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            ledger.skipped.clone(),
+            ledger.skipped_lines.clone(),
+            ledger.rows_read.clone(),
+        )
     }
 
     /// Every quirk seen so far, sorted by message.

@@ -494,6 +494,32 @@ pub fn print_summary(summary: &Summary) {
         summary.resources_out,
         summary.lines_out
     );
+    for file in &summary.files {
+        let mut parts = vec![format!("{} converted", file.converted)];
+        if file.without_output > 0 {
+            parts.push(format!("{} with nothing to map", file.without_output));
+        }
+        parts.push(format!("{} rejected", file.rejected));
+        parts.push(format!("{} skipped", file.skipped));
+        if file.joined > 0 {
+            parts.push(format!("{} read by other records", file.joined));
+        }
+        if file.unaccounted > 0 {
+            parts.push(format!("{} UNACCOUNTED", file.unaccounted));
+        }
+        eprintln!(
+            "  {}: {} rows = {}",
+            file.file,
+            file.rows,
+            parts.join(" + ")
+        );
+    }
+    if summary.records_skipped > 0 {
+        eprintln!(
+            "  skipped: {} rows (deletions, users who are not students...; listed with their reason by --report)",
+            summary.records_skipped
+        );
+    }
     for error in &summary.rejected {
         eprintln!("  rejected: {error}");
     }

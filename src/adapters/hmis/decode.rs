@@ -241,6 +241,15 @@ impl HmisSource {
             self.deleted_enrollments.contains(e) && !self.enrollment_rows.contains_key(e)
         });
         if client || enrollment {
+            self.quirks.skip(
+                file,
+                row.line,
+                if client {
+                    "its client is deleted"
+                } else {
+                    "its enrollment is deleted"
+                },
+            );
             self.quirks.note(
                 format!(
                     "{file}: rows of a deleted {} (skipped with it)",
@@ -293,6 +302,7 @@ impl HmisSource {
                 format!("{file}: rows with DateDeleted are deletions (skipped)"),
                 Some(row.line),
             );
+            self.quirks.skip(file, row.line, "deleted (DateDeleted)");
             return None;
         }
         Some(row)

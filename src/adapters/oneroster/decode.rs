@@ -387,9 +387,16 @@ impl OneRosterSource {
                 "orgs.csv: orgs with status 'tobedeleted' skipped",
                 Some(row.line),
             );
+            self.quirks
+                .skip("orgs.csv", row.line, "status 'tobedeleted'");
             return None;
         }
-        let id = row.get("sourcedId")?.to_owned();
+        let Some(id) = row.get("sourcedId").map(str::to_owned) else {
+            return Some(Err(RecordError::new(
+                Position::line("orgs.csv", row.line).with_field("sourcedId"),
+                "empty sourcedId (expected the org's unique id)",
+            )));
+        };
         let parent = row.get("parentSourcedId").and_then(|p| {
             let found = self.org(p);
             if found.is_some_and(is_deleted) {
@@ -421,6 +428,11 @@ impl OneRosterSource {
         let id = row.get("sourcedId").unwrap_or_default().to_owned();
         let entry = self.index.get(id.as_str()).cloned().unwrap_or_default();
         if !is_student(entry.roles) {
+            self.quirks.skip(
+                self.users.file(),
+                row.line,
+                "not a student (staff, guardians and other users are read for joins, not converted)",
+            );
             return Vec::new();
         }
         if is_deleted(&row) {
@@ -428,6 +440,8 @@ impl OneRosterSource {
                 "users.csv: students with status 'tobedeleted' skipped",
                 Some(row.line),
             );
+            self.quirks
+                .skip(self.users.file(), row.line, "status 'tobedeleted'");
             return Vec::new();
         }
         let demographics = match self.demographics_for(&id) {

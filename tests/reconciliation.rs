@@ -1,0 +1,169 @@
+//! Every input row is accounted for: per file, rows read = converted + nothing to map + rejected + skipped
+//! (+ rows read by other records, for join tables), on every conformance input and real sample of the CSV
+//! adapters, including the exports that hold structural CSV errors, duplicates, deletions and broken links.
+
+use onedoor::mapping::EngineOptions;
+use onedoor::pipeline::{self, NdjsonSink, OutputFormat, Summary};
+use std::path::{Path, PathBuf};
+
+fn convert(mapping: &str, input: &Path, roster: Option<&Path>) -> Summary {
+    let request = pipeline::request(
+        Path::new("mappings"),
+        mapping,
+        input,
+        roster,
+        EngineOptions {
+            now: "2026-09-01T00:00:00Z".into(),
+            source_system: None,
+        },
+    );
+    let mut sink = NdjsonSink::new(Vec::new(), OutputFormat::Ndjson);
+    pipeline::convert(&request, &mut sink).unwrap()
+}
+
+fn assert_reconciled(summary: &Summary, what: &str) {
+    assert!(!summary.files.is_empty(), "{what}: no file tallies");
+    for file in &summary.files {
+        assert_eq!(
+            file.unaccounted, 0,
+            "{what}: {} has rows that are neither converted, rejected nor skipped: {file:?}",
+            file.file
+        );
+        assert_eq!(
+            file.rows,
+            file.converted + file.without_output + file.rejected + file.skipped + file.joined,
+            "{what}: {file:?}"
+        );
+    }
+    let skipped: u64 = summary.files.iter().map(|f| f.skipped).sum();
+    assert_eq!(
+        skipped,
+        summary.skipped.len() as u64,
+        "{what}: every skipped row is listed"
+    );
+}
+
+fn cases(dir: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("case.toml").exists())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn every_oneroster_and_hmis_case_reconciles() {
+    for (dir, mapping) in [
+        ("conformance/oneroster/oneroster", "oneroster"),
+        ("conformance/hmis/hmis-fy2024", "hmis-fy2024"),
+    ] {
+        for case in cases(dir) {
+            let input = case.join("input");
+            if !input.is_dir() || case.ends_with("missing-required-column") {
+                continue;
+            }
+            let summary = convert(mapping, &input, None);
+            assert_reconciled(&summary, &case.display().to_string());
+        }
+    }
+}
+
+#[test]
+fn every_referral_case_reconciles() {
+    let dir = "conformance/referral-csv/student-referrals";
+    for case in cases(dir) {
+        let input = case.join("referrals.csv");
+        if !input.exists() || case.ends_with("missing-required-column") {
+            continue;
+        }
+        let summary = convert(
+            "student-referrals",
+            &input,
+            Some(&Path::new(dir).join("roster")),
+        );
+        assert_reconciled(&summary, &case.display().to_string());
+        let referrals = summary
+            .files
+            .iter()
+            .find(|f| f.file == "referrals.csv")
+            .unwrap();
+        assert_eq!(referrals.joined, 0, "{}: {referrals:?}", case.display());
+    }
+}
+
+#[test]
+fn an_unterminated_quote_loses_no_row() {
+    let summary = convert(
+        "oneroster",
+        Path::new("conformance/oneroster/oneroster/unterminated-quote/input"),
+        None,
+    );
+    let users = summary
+        .files
+        .iter()
+        .find(|f| f.file == "users.csv")
+        .unwrap();
+    assert_eq!(
+        (users.rows, users.converted, users.rejected, users.skipped),
+        (4, 1, 1, 2),
+        "{users:?}"
+    );
+    assert!(
+        summary
+            .skipped
+            .iter()
+            .all(|s| s.file == "users.csv" && s.reason.starts_with("not a student")),
+        "{:?}",
+        summary.skipped
+    );
+}
+
+#[test]
+fn deletions_and_what_hangs_off_them_are_listed_with_their_reason() {
+    let summary = convert(
+        "hmis-fy2024",
+        Path::new("conformance/hmis/hmis-fy2024/links-and-deletions/input"),
+        None,
+    );
+    let listed: Vec<(String, u64, String)> = summary
+        .skipped
+        .iter()
+        .map(|s| (s.file.clone(), s.line, s.reason.clone()))
+        .collect();
+    for expected in [
+        ("Client.csv", 4, "deleted (DateDeleted)"),
+        ("Enrollment.csv", 4, "its client is deleted"),
+        ("Event.csv", 4, "its client is deleted"),
+        ("Event.csv", 5, "deleted (DateDeleted)"),
+        ("Exit.csv", 2, "deleted (DateDeleted)"),
+        ("Exit.csv", 3, "its client is deleted"),
+    ] {
+        assert!(
+            listed
+                .iter()
+                .any(|(f, l, r)| f == expected.0 && *l == expected.1 && r == expected.2),
+            "{expected:?} not in {listed:?}"
+        );
+    }
+    assert_eq!(summary.records_skipped, 6);
+}
+
+#[test]
+fn the_real_samples_reconcile() {
+    let data = Path::new("../shared/data");
+    if !data.exists() {
+        return;
+    }
+    for (mapping, input) in [
+        ("oneroster", "sis/oneroster/v1p2-full"),
+        ("hmis-fy2024", "agency/hmis/fy2024"),
+    ] {
+        let input = data.join(input);
+        if input.exists() {
+            let summary = convert(mapping, &input, None);
+            assert_reconciled(&summary, &input.display().to_string());
+        }
+    }
+}
