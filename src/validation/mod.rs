@@ -1,7 +1,9 @@
 //! Validation of every FHIR output: the FHIR R4 JSON schema, the typed model of `fhir-sdk` (required
 //! elements, known codes), and the SDOHCC profile rules checked in code (`canonical::profile`).
+//! FHIR invariants the schema cannot express (bdl-1..5, bdl-7, per-1) are checked in code (`invariants`).
 //! Each issue names the JSON path of the element concerned (`/entry/2/resource/status`).
 
+mod invariants;
 mod schema;
 
 pub use schema::{ElementInfo, FhirSchema};
@@ -21,6 +23,8 @@ pub enum IssueSource {
     Model,
     /// An SDOHCC profile rule.
     Profile,
+    /// A FHIR invariant (bdl-7, per-1...).
+    Invariant,
 }
 
 /// One validation problem.
@@ -45,6 +49,7 @@ impl fmt::Display for Issue {
             IssueSource::Schema => "schema",
             IssueSource::Model => "model",
             IssueSource::Profile => "profile",
+            IssueSource::Invariant => "invariant",
         };
         write!(f, "{path}: {} [{source}]", self.message)
     }
@@ -109,6 +114,12 @@ impl Validator {
                 message: err.message,
                 source: IssueSource::Model,
             });
+        }
+        if prefix.is_empty() {
+            // Walks the whole document, the entries of a Bundle included.
+            issues.extend(invariants::check(resource, prefix));
+        } else if kind == "Bundle" {
+            issues.extend(invariants::check_bundle(resource, prefix));
         }
         for issue in profile::check(resource) {
             issues.push(Issue {
