@@ -378,3 +378,104 @@ fn convert_with_a_recipient_releases_only_what_consent_permits() {
         "to urn:onedoor:agencies|county-food-bank  for TREAT  under Consent riverside-consent-88"
     ));
 }
+
+fn consents_of(case: &str) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(case_file(case, "consents"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
+        .collect()
+}
+
+fn registry_of(consents: &[Value]) -> Registry {
+    let mut registry = Registry::new();
+    for c in consents {
+        registry.upsert(onedoor::consent::model::parse(c).unwrap());
+    }
+    registry
+}
+
+/// The same inputs give the same decision on every run and in every load order (no hash order, no "first
+/// permit wins"): a Part 2 record with a Part 2 consent and a FERPA consent, decided 20 times each way.
+#[test]
+fn decisions_do_not_depend_on_load_or_hash_order() {
+    let record = bundle("combine-two-consents");
+    let consents = consents_of("combine-two-consents");
+    let time = at("2026-03-02T10:00:00Z");
+    let mut seen = std::collections::BTreeSet::new();
+    for run in 0..20 {
+        let mut ordered = consents.clone();
+        if run % 2 == 1 {
+            ordered.reverse();
+        }
+        let gate = ConsentGate::new(registry_of(&ordered), Vec::new(), None);
+        let decision = gate.decision(&record, &food_bank(), time);
+        seen.insert(format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            decision.outcome,
+            decision.authority,
+            decision.redact_classes,
+            decision.withheld_resources,
+            decision.contributing
+        ));
+    }
+    assert_eq!(seen.len(), 1, "decisions differ: {seen:#?}");
+}
+
+/// Consent ids are unique per patient: the same id for another patient is a consent of its own, and a
+/// revocation can name the patient.
+#[test]
+fn the_same_consent_id_for_another_patient_is_its_own_consent() {
+    let consents = consents_of("combine-same-id-other-patient");
+    let mut registry = registry_of(&consents);
+    assert_eq!(
+        registry.len(),
+        2,
+        "the second c-1 did not overwrite the first"
+    );
+    assert!(registry.set_status_for("c-1", "Patient/pat-2", Status::Inactive));
+    let record = bundle("combine-same-id-other-patient");
+    let gate = ConsentGate::new(registry, Vec::new(), None);
+    let decision = gate.decision(&record, &food_bank(), at("2026-03-02T10:00:00Z"));
+    assert!(decision.permits(), "{:#?}", decision.explanation);
+    assert!(
+        decision
+            .withheld_resources
+            .contains(&"Patient/pat-2".to_owned())
+    );
+}
+
+/// What the recipient receives of Part 2 data carries the obligation and the notice, in the Bundle's meta
+/// and in the Part 2 resource's meta.
+#[test]
+fn the_part2_notice_travels_with_the_released_data() {
+    let case = "leak-part2-notice-travels";
+    let gate = ConsentGate::new(registry_of(&consents_of(case)), Vec::new(), None);
+    let released = gate
+        .release_for_delivery(&bundle(case), food_bank(), at("2026-03-02T10:00:00Z"))
+        .unwrap();
+    let record = released.record();
+    let notice = |meta: &Value| {
+        meta["extension"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["valueString"] == onedoor::consent::codes::PART2_NOTICE)
+    };
+    assert!(notice(&record["meta"]));
+    let condition = record["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Condition")
+        .unwrap();
+    assert!(notice(&condition["resource"]["meta"]));
+    assert!(
+        Validator::new().validate(record).is_empty(),
+        "the release is valid FHIR"
+    );
+}

@@ -435,6 +435,13 @@ pub fn decide_with(
                 }
             }
             Some(Verdict::Permit { .. }) | None => match item.container {
+                _ if item
+                    .persons
+                    .iter()
+                    .any(|p| matches!(p, Person::Known(p) if *p != index && withheld[*p])) =>
+                {
+                    "the person it is about is withheld".to_owned()
+                }
                 Some(c) => format!(
                     "it is contained in {}, which is withheld",
                     record.items[c].reference
@@ -1015,6 +1022,17 @@ fn verdict(
 }
 
 fn propagate(record: &Record<'_>, withheld: &mut [bool]) {
+    // Data about a person leaves only with the person: a resource about someone whose Patient is withheld
+    // is withheld too (it would point to no one).
+    for index in 0..record.items.len() {
+        let orphan = record.items[index].persons.iter().any(|p| match p {
+            Person::Known(p) => *p != index && withheld[*p],
+            Person::Unknown(_) => true,
+        });
+        if orphan {
+            withheld[index] = true;
+        }
+    }
     for index in 0..record.items.len() {
         let inside_withheld = record.items.iter().enumerate().any(|(other, item)| {
             withheld[other]

@@ -77,22 +77,16 @@ pub fn apply(record: &Value, decision: &Decision) -> Value {
                 local: &local,
             },
         );
-        // Strings found only in withheld data.
+        // Words found only in withheld data: every word of withheld data that released data does not
+        // hold outside its free text.
+        drop_narratives(&mut released);
         let mut secret = BTreeSet::new();
         for &i in &withheld {
-            strings(read.items[i].resource, None, &mut secret);
+            words_of(read.items[i].resource, None, false, &mut secret);
         }
         let mut kept = BTreeSet::new();
-        strings(&released, None, &mut kept);
-        // Free text only: at least four characters, one of them a letter (not a date or a number that
-        // released data may share by chance).
-        let secret: Vec<String> = secret
-            .into_iter()
-            .filter(|s| {
-                s.chars().count() >= 4 && s.chars().any(char::is_alphabetic) && !kept.contains(s)
-            })
-            .collect();
-        drop_narratives(&mut released);
+        words_of(&released, None, true, &mut kept);
+        let secret: BTreeSet<String> = secret.difference(&kept).cloned().collect();
         scrub_text(&mut released, &secret);
         prune_empty(&mut released);
         add_label(
@@ -201,13 +195,42 @@ fn clean(value: &mut Value, pointer: &str, container: &str, withheld: &Withheld<
     }
 }
 
-fn strings(value: &Value, key: Option<&str>, out: &mut BTreeSet<String>) {
+/// Elements that are free text about something (notes, displays, descriptions, comments, extensions):
+/// removed from released data when they repeat a word found only in withheld data.
+const FREE_TEXT: &[&str] = &[
+    "note",
+    "display",
+    "description",
+    "comment",
+    "extension",
+    "modifierExtension",
+    "valueString",
+    "valueMarkdown",
+    "patientInstruction",
+];
+
+/// The words of a string: runs of letters and digits, at least four long, with a letter, lowercased.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 4 && w.chars().any(char::is_alphabetic))
+        .map(str::to_lowercase)
+}
+
+/// Words of the strings of a value, structure excluded (and free text too when `skip_free_text`).
+fn words_of(value: &Value, key: Option<&str>, skip_free_text: bool, out: &mut BTreeSet<String>) {
     match value {
-        Value::String(s) if key.is_none_or(|k| !STRUCTURAL.contains(&k)) => {
-            out.insert(s.clone());
+        Value::String(s) if key.is_none_or(|k| !STRUCTURAL.contains(&k)) => out.extend(words(s)),
+        Value::Array(list) => list
+            .iter()
+            .for_each(|v| words_of(v, key, skip_free_text, out)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                if skip_free_text && FREE_TEXT.contains(&k.as_str()) {
+                    continue;
+                }
+                words_of(v, Some(k), skip_free_text, out);
+            }
         }
-        Value::Array(list) => list.iter().for_each(|v| strings(v, key, out)),
-        Value::Object(map) => map.iter().for_each(|(k, v)| strings(v, Some(k), out)),
         _ => {}
     }
 }
@@ -225,9 +248,9 @@ fn drop_narratives(value: &mut Value) {
     }
 }
 
-fn mentions(value: &Value, secret: &[String]) -> bool {
+fn mentions(value: &Value, secret: &BTreeSet<String>) -> bool {
     match value {
-        Value::String(s) => secret.iter().any(|w| s.contains(w.as_str())),
+        Value::String(s) => words(s).any(|w| secret.contains(&w)),
         Value::Array(list) => list.iter().any(|v| mentions(v, secret)),
         Value::Object(map) => map
             .iter()
@@ -236,49 +259,36 @@ fn mentions(value: &Value, secret: &[String]) -> bool {
     }
 }
 
-/// Remove free text that repeats what only withheld data says: an array element (a note, an extension, a
-/// coding) as a whole, or a field.
-fn scrub_text(value: &mut Value, secret: &[String]) {
+/// Remove free text that repeats what only withheld data says: a note, an extension, a display, a
+/// description (the whole element).
+fn scrub_text(value: &mut Value, secret: &BTreeSet<String>) {
     if secret.is_empty() {
         return;
     }
     match value {
         Value::Object(map) => {
             let keys: Vec<String> = map.keys().cloned().collect();
-            for k in keys {
-                if STRUCTURAL.contains(&k.as_str()) {
-                    continue;
-                }
-                let Some(child) = map.get_mut(&k) else {
+            for key in keys {
+                let Some(child) = map.get_mut(&key) else {
                     continue;
                 };
-                match child {
-                    Value::String(s) if secret.iter().any(|w| s.contains(w.as_str())) => {
-                        map.remove(&k);
+                if FREE_TEXT.contains(&key.as_str()) {
+                    match child {
+                        Value::Array(list) => list.retain(|v| !mentions(v, secret)),
+                        other if mentions(other, secret) => {
+                            map.remove(&key);
+                            continue;
+                        }
+                        _ => {}
                     }
-                    Value::Array(list) => {
-                        list.retain(|v| {
-                            v.get("resourceType").is_some()
-                                || !(v.is_object() || v.is_string())
-                                || !mentions_leaf(v, secret)
-                        });
-                        list.iter_mut().for_each(|v| scrub_text(v, secret));
-                    }
-                    _ => scrub_text(child, secret),
+                }
+                if let Some(child) = map.get_mut(&key) {
+                    scrub_text(child, secret);
                 }
             }
         }
         Value::Array(list) => list.iter_mut().for_each(|v| scrub_text(v, secret)),
         _ => {}
-    }
-}
-
-/// Whether a non-resource element mentions a secret string in its own content (not inside a resource).
-fn mentions_leaf(value: &Value, secret: &[String]) -> bool {
-    match value {
-        Value::Object(map) if map.contains_key("resourceType") => false,
-        Value::Object(map) if map.contains_key("resource") => false,
-        other => mentions(other, secret),
     }
 }
 

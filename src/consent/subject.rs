@@ -355,6 +355,8 @@ fn describe_reference(reference: &Value) -> String {
 /// into contained resources (they are items of their own).
 pub fn collect_references<'v>(value: &'v Value, top: bool, found: &mut Vec<&'v Value>) {
     match value {
+        // A resource inside this one (an entry of a Bundle) is an item of its own.
+        Value::Object(map) if !top && map.contains_key("resourceType") => {}
         Value::Object(map) => {
             let is_reference = map.get("reference").is_some_and(Value::is_string)
                 || (!top && map.get("identifier").is_some_and(Value::is_object));
