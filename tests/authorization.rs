@@ -782,6 +782,11 @@ async fn a_receiver_reads_the_redacted_version_the_gate_released_to_it() {
         if entry["resource"]["resourceType"] == "Patient" {
             entry["resource"]["identifier"] = json!([student]);
         }
+        // The referring school is the district's sch-110, the custodian the consent names.
+        if entry["resource"]["id"] == "org-school" {
+            entry["resource"]["identifier"] =
+                json!([{"system": "urn:onedoor:source:riverside-usd/orgs", "value": "sch-110"}]);
+        }
     }
     bundle["type"] = json!("transaction");
     let posted = support::post_bundle(&gateway, SCHOOL_KEY, &bundle).await;
