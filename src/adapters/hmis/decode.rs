@@ -261,6 +261,31 @@ impl HmisSource {
         client || enrollment
     }
 
+    /// A service's or event's date must fall within its enrollment (from its EntryDate to its exit's ExitDate);
+    /// one outside is reported.
+    fn check_within(
+        &self,
+        row: &Row,
+        enrollment: &Row,
+        file: &str,
+        column: &str,
+    ) -> Result<(), RecordError> {
+        let Some(date) = row.get(column).and_then(iso_date) else {
+            return Ok(());
+        };
+        let entry = enrollment.get("EntryDate").and_then(iso_date);
+        let exit = self
+            .exit_of(enrollment.get("EnrollmentID"))?
+            .and_then(|e| e.get("ExitDate").and_then(iso_date));
+        if entry.is_some_and(|e| date < e) || exit.is_some_and(|e| date > e) {
+            self.quirks.note(
+                format!("{file}: {column} outside its enrollment (before its EntryDate or after its ExitDate)"),
+                Some(row.line),
+            );
+        }
+        Ok(())
+    }
+
     /// The enrollment a service, event or exit names; it must exist and belong to the row's client.
     fn enrollment_of(
         &self,
@@ -504,6 +529,7 @@ impl HmisSource {
         Some((|| {
             let client = self.client_of(&row, &position)?;
             let enrollment = self.enrollment_of(&row, Some(&client), &position)?;
+            self.check_within(&row, &enrollment, "Services.csv", "DateProvided")?;
             Ok(self.joined_record("service", &id, row, client, Some(enrollment), position))
         })())
     }
@@ -517,6 +543,7 @@ impl HmisSource {
         Some((|| {
             let client = self.client_of(&row, &position)?;
             let enrollment = self.enrollment_of(&row, Some(&client), &position)?;
+            self.check_within(&row, &enrollment, "Event.csv", "EventDate")?;
             Ok(self.joined_record("event", &id, row, client, Some(enrollment), position))
         })())
     }
