@@ -255,7 +255,14 @@ fn build(spec: &Spec) -> (Value, Vec<Value>) {
         match d.place {
             0 => entries.push(entry(resource)),
             1 => contained.push(resource),
-            _ => nested.push(entry(resource)),
+            _ => {
+                // A collection's entries carry no request (bdl-3).
+                let mut e = entry(resource);
+                if let Some(map) = e.as_object_mut() {
+                    map.remove("request");
+                }
+                nested.push(e);
+            }
         }
         if d.mentioned && d.place != 2 {
             reasons.push(json!({"reference": data_reference(spec, i), "display": format!("for {}", token(i))}));

@@ -205,10 +205,12 @@ impl AuditEntry {
             recipient: audited.recipient.to_owned(),
             purpose: audited.purpose.to_owned(),
             source: audited.source.map(str::to_owned),
+            // The withheld classes and labels, then every withheld resource (references only).
             redacted: decision
                 .redact_classes
                 .iter()
                 .chain(decision.redact_labels.iter())
+                .chain(decision.withheld_resources.iter())
                 .cloned()
                 .collect(),
             event: None,

@@ -7,7 +7,7 @@ use super::model::identifier_key;
 use super::time::{age_at, instant};
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Age of majority: from this age a student's own consent is needed (FERPA rights transfer to the
 /// eligible student), and a guardian's no longer covers them.
@@ -114,6 +114,8 @@ pub struct Record<'a> {
     pub items: Vec<Item<'a>>,
     /// References that resolve to nothing in the record (`item reference -> target`).
     pub dangling: Vec<(usize, String)>,
+    /// Alias → items, in document order.
+    index: HashMap<String, Vec<usize>>,
 }
 
 impl<'a> Record<'a> {
@@ -121,9 +123,16 @@ impl<'a> Record<'a> {
     pub fn read(record: &'a Value) -> Self {
         let mut items = Vec::new();
         walk(record, String::new(), None, None, &[], &mut items);
+        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            for alias in &item.aliases {
+                index.entry(alias.clone()).or_default().push(i);
+            }
+        }
         let mut record = Self {
             items,
             dangling: Vec::new(),
+            index,
         };
         record.link();
         record
@@ -157,15 +166,14 @@ impl<'a> Record<'a> {
 
     fn find_alias(&self, alias: &str, kind: Option<&str>) -> Option<usize> {
         // Patients first: an identifier shared by a person and something else names the person.
-        let matching = |i: &&Item<'_>| {
-            kind.is_none_or(|k| i.kind == k) && i.aliases.iter().any(|a| a == alias)
-        };
-        self.items
+        let candidates = self.index.get(alias)?;
+        let matching = |i: &&usize| kind.is_none_or(|k| self.items[**i].kind == k);
+        candidates
             .iter()
             .filter(matching)
-            .find(|i| i.kind == "Patient")
-            .or_else(|| self.items.iter().find(matching))
-            .and_then(|found| self.items.iter().position(|i| std::ptr::eq(i, found)))
+            .find(|&&i| self.items[i].kind == "Patient")
+            .or_else(|| candidates.iter().find(matching))
+            .copied()
     }
 
     fn link(&mut self) {
