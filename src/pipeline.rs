@@ -360,6 +360,7 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         roster: roster_compiled.as_ref(),
         passthrough: loaded.file.mapping.passthrough,
         validator: Validator::new(),
+        quirks: quirks.clone(),
     };
     let adapter = loaded.file.mapping.adapter.get_ref().clone();
     let mut summary = Summary {
@@ -529,6 +530,7 @@ struct Stage<'m> {
     roster: Option<&'m CompiledMapping<'m>>,
     passthrough: bool,
     validator: Validator,
+    quirks: QuirkLog,
 }
 
 impl Stage<'_> {
@@ -612,18 +614,28 @@ impl Stage<'_> {
         };
         // Related records (the student of a referral, the client of an HMIS event) travel with a record that
         // builds something; a record that builds nothing brings nothing with it.
+        // A problem in a guardian link is reported and the link left out: it never rejects the record.
         if let Some(roster) = self.roster.filter(|_| !resources.is_empty()) {
             for related in &record.related {
-                let mapped = roster.map(related).map_err(|err| {
-                    RecordError::new(
-                        record.position.clone(),
+                match roster.map(related) {
+                    Ok(mapped) => resources.extend(mapped),
+                    Err(err) if related.kind == "guardian_link" => self.quirks.note(
                         format!(
-                            "the student's roster entry ({}) cannot be mapped: {}",
-                            err.position, err.message
+                            "{}: a guardian link that cannot be mapped was left out of the record it travels with ({})",
+                            err.position.file, err.message
                         ),
-                    )
-                })?;
-                resources.extend(mapped);
+                        err.position.line,
+                    ),
+                    Err(err) => {
+                        return Err(RecordError::new(
+                            record.position.clone(),
+                            format!(
+                                "the {} record it needs ({}) cannot be mapped: {}",
+                                related.kind, err.position, err.message
+                            ),
+                        ));
+                    }
+                }
             }
         }
         for resource in &resources {
