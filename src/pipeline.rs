@@ -459,6 +459,12 @@ fn run_adapter(
             let source = ReferralSource::open(&request.input, &roster, encoding, quirks)
                 .map_err(|e| source_err(&e))?;
             stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
+            for problem in roster.problems() {
+                quirks.note(
+                    format!("roster: a row that cannot be used: {problem}"),
+                    problem.position.line,
+                );
+            }
             // Coverage names the table as the adapter knows it, whatever the file was called (an upload).
             let mut tables = vec![(
                 crate::adapters::referral_csv::REFERRALS.file.to_owned(),

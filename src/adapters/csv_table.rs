@@ -127,6 +127,7 @@ impl CsvTable {
         quirks: &QuirkLog,
     ) -> Result<Self, TableError> {
         let file = display_name(path);
+        refuse_utf16(path, &file)?;
         note_bom(path, &file, quirks);
         let mut reader = reader_for(path, &file)?;
         let header = reader.byte_headers().map_err(|err| TableError::Header {
@@ -498,6 +499,23 @@ fn uses_crlf(path: &Path) -> bool {
             .is_some_and(|at| at > 0 && head[at - 1] == b'\r')
 }
 
+/// A UTF-16 file (Excel's "Unicode text") is refused by name, not read as a header that lacks every column.
+fn refuse_utf16(path: &Path, file: &str) -> Result<(), TableError> {
+    use std::io::Read;
+    let mut first = [0u8; 2];
+    let read = File::open(path).and_then(|mut f| f.read_exact(&mut first));
+    if read.is_ok() && (first == [0xFF, 0xFE] || first == [0xFE, 0xFF]) {
+        return Err(TableError::Header {
+            file: file.to_owned(),
+            message: format!(
+                "the file is UTF-16 text (byte order mark {:02X} {:02X}); expected UTF-8 or Windows-1252: save it as \"CSV UTF-8\"",
+                first[0], first[1]
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `csv` drops a UTF-8 byte order mark by itself; look for it so it can be reported.
 fn note_bom(path: &Path, file: &str, quirks: &QuirkLog) {
     use std::io::Read;
@@ -761,6 +779,27 @@ mod tests {
                 .contains("header 'GivenName' (column 3) repeats column 'givenName' (column 2)")),
             "{:?}",
             quirks.snapshot()
+        );
+    }
+
+    #[test]
+    fn a_utf16_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.csv");
+        let mut bytes = vec![0xFF, 0xFE];
+        for unit in "sourcedId,givenName\n1,Ana\n".encode_utf16() {
+            bytes.extend(unit.to_le_bytes());
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let err = CsvTable::open(&path, &SPEC, TextEncoding::Auto, &QuirkLog::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "users.csv line 1: cannot read the header row: the file is UTF-16 text"
+            ),
+            "{err}"
         );
     }
 }

@@ -208,6 +208,12 @@ impl OneRosterSource {
         }
     }
 
+    /// The rows of the export that cannot be read or used (reported by a run that reads the roster for
+    /// another file, such as a referral run).
+    pub fn problems(&self) -> &[RecordError] {
+        &self.early_errors
+    }
+
     /// The org with this sourcedId.
     pub fn org(&self, id: &str) -> Option<&Row> {
         self.org_index.get(id).map(|&i| &self.orgs[i])
