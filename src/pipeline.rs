@@ -361,6 +361,7 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         passthrough: loaded.file.mapping.passthrough,
         validator: Validator::new(),
         quirks: quirks.clone(),
+        built: Default::default(),
     };
     let adapter = loaded.file.mapping.adapter.get_ref().clone();
     let mut summary = Summary {
@@ -537,6 +538,8 @@ struct Stage<'m> {
     passthrough: bool,
     validator: Validator,
     quirks: QuirkLog,
+    /// The id of each record's lead resource, with a digest of its content and where it was built.
+    built: std::cell::RefCell<std::collections::HashMap<String, (u64, String)>>,
 }
 
 impl Stage<'_> {
@@ -577,7 +580,11 @@ impl Stage<'_> {
             ));
             return;
         }
-        match self.process(record) {
+        let processed = self.process(record).and_then(|resources| {
+            self.check_collision(record, resources.first())?;
+            Ok(resources)
+        });
+        match processed {
             Ok(resources) if resources.is_empty() => {
                 summary.tally(
                     &record.position.file,
@@ -610,6 +617,39 @@ impl Stage<'_> {
             }
         }
         group.had_output |= !group.resources.is_empty();
+    }
+
+    /// The resource a record stands for (the first it builds) must not take the id of another record's
+    /// resource with different content: two source rows that derive the same id are a collision, rejected
+    /// at the later row naming the first, never one silently dropped or overwriting the other.
+    fn check_collision(
+        &self,
+        record: &SourceRecord,
+        lead: Option<&Value>,
+    ) -> Result<(), RecordError> {
+        use std::hash::{Hash, Hasher};
+        let Some(key) = lead.filter(|_| !self.passthrough).and_then(resource_key) else {
+            return Ok(());
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(lead.unwrap_or_default())
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        let digest = hasher.finish();
+        let mut built = self.built.borrow_mut();
+        match built.get(&key) {
+            Some((first, at)) if *first != digest => Err(RecordError::new(
+                record.position.clone(),
+                format!(
+                    "{key} was already built from {at} with other content: two source records derive the same id (expected each source key once)"
+                ),
+            )),
+            Some(_) => Ok(()),
+            None => {
+                built.insert(key, (digest, record.position.to_string()));
+                Ok(())
+            }
+        }
     }
 
     fn process(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
