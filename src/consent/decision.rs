@@ -323,6 +323,12 @@ pub fn decide_with(
         verdicts.push(list);
     }
     decision.persons = persons.into_iter().collect();
+    for (item, target) in &record.dangling {
+        decision.explain(format!(
+            "{} refers to {target}, which the record does not hold",
+            record.items[*item].reference
+        ));
+    }
 
     let released = |index: usize, verdicts: &[Vec<(usize, Verdict)>]| {
         verdicts[index]
