@@ -403,6 +403,14 @@ impl OneRosterSource {
                 "empty sourcedId (expected the org's unique id)",
             )));
         };
+        if let Some(cycle) = self.parent_cycle(&id) {
+            return Some(Err(RecordError::new(
+                Position::line("orgs.csv", row.line).with_field("parentSourcedId"),
+                format!(
+                    "the org hierarchy has a cycle ({cycle}); expected each org's parents to end at a top org"
+                ),
+            )));
+        }
         let parent = row.get("parentSourcedId").and_then(|p| {
             let found = self.org(p);
             if found.is_some_and(is_deleted) {
@@ -428,6 +436,23 @@ impl OneRosterSource {
             context: json!({ "org": row.values, "parent": parent.map(|p| &p.values) }),
             related: Vec::new(),
         }))
+    }
+
+    /// The cycle `a → b → a` when following `parentSourcedId` from `id` comes back to it.
+    fn parent_cycle(&self, id: &str) -> Option<String> {
+        let mut path = vec![id.to_owned()];
+        let mut current = id.to_owned();
+        while let Some(parent) = self.org(&current).and_then(|o| o.get("parentSourcedId")) {
+            path.push(parent.to_owned());
+            if parent == id {
+                return Some(path.join(" → "));
+            }
+            if path.len() > self.orgs.len() + 1 {
+                return None; // a cycle above this org, reported at its own orgs
+            }
+            current = parent.to_owned();
+        }
+        None
     }
 
     fn student_records_from_row(&self, row: Row) -> Vec<Decoded> {
@@ -506,13 +531,17 @@ impl OneRosterSource {
             .flatten()
             .filter_map(|id| self.org(&id))
             .find(|org| {
-                deleted |= is_deleted(org);
-                !is_deleted(org)
+                let unusable = is_deleted(org)
+                    || self
+                        .parent_cycle(org.get("sourcedId").unwrap_or_default())
+                        .is_some();
+                deleted |= unusable;
+                !unusable
             });
         if deleted {
             self.quirks.note(
                 format!(
-                    "{}: student's school has status 'tobedeleted' (not referenced{})",
+                    "{}: student's school has status 'tobedeleted' or was rejected (not referenced{})",
                     self.users.file(),
                     if school.is_some() {
                         "; their next org is used"
