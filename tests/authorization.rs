@@ -99,6 +99,7 @@ async fn world() -> World {
         !agency.accepted_on("/food-bank").is_empty()
     })
     .await;
+    support::wait_recorded_delivered(&gateway, "food-bank").await;
     let (_, tasks) = get(&gateway, FOOD_BANK_KEY, "/fhir/Task").await;
     let food_task = &tasks["entry"][0]["resource"];
     let food_request = reference_id(&food_task["focus"]);
@@ -795,6 +796,7 @@ async fn a_receiver_reads_the_redacted_version_the_gate_released_to_it() {
         !agency.accepted_on("/food-bank").is_empty()
     })
     .await;
+    support::wait_recorded_delivered(&gateway, "food-bank").await;
     assert!(
         !agency.accepted_on("/food-bank")[0]
             .to_string()

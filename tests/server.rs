@@ -193,6 +193,7 @@ async fn a_partner_cannot_read_another_partners_referral() {
         !agency.accepted_on("/food-bank").is_empty()
     })
     .await;
+    support::wait_recorded_delivered(&gateway, "food-bank").await;
     assert_eq!(
         get(&gateway, SCHOOL_KEY, "/fhir/ServiceRequest/sr-7")
             .await

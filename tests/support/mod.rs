@@ -441,6 +441,22 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Wait until the store has recorded a delivery to `destination` as delivered (the receiver has the
+/// Bundle a moment before: reads through the gate serve only what is recorded as delivered).
+pub async fn wait_recorded_delivered(node: &impl Base, destination: &str) {
+    for _ in 0..400 {
+        if outbox(node, "delivered")
+            .await
+            .iter()
+            .any(|d| d["destination"] == destination)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no delivery to {destination} recorded as delivered");
+}
+
 /// Wait (polling every 50 ms) until `done`, failing the test after `timeout`.
 pub async fn wait_until<F: FnMut() -> bool>(what: &str, timeout: Duration, mut done: F) {
     let started = Instant::now();
