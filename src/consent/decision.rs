@@ -184,18 +184,18 @@ struct PersonState<'c> {
 
 /// How a resource stands for one person.
 #[derive(Debug, Clone)]
-enum Verdict {
+enum Verdict<'c> {
     /// Permitted by these consents (id, provision path), or by a legal basis.
     Permit {
-        consents: Vec<(String, String)>,
-        legal: Option<Box<LegalBasis>>,
+        consents: Vec<(&'c str, &'c str)>,
+        legal: Option<&'c LegalBasis>,
     },
     /// Denied by a consent's provision (the first by consent id; every denying consent is listed).
     Deny {
-        consents: Vec<(String, String)>,
+        consents: Vec<(&'c str, &'c str)>,
         scoped: bool,
-        classes: Vec<String>,
-        labels: Vec<String>,
+        classes: &'c [String],
+        labels: &'c [String],
     },
     /// Part 2 data that only a non-Part 2 consent or basis would permit.
     Part2Blocked { by_basis: bool },
@@ -957,20 +957,20 @@ fn data_time(resource: &Value) -> Option<DateTime<FixedOffset>> {
         .and_then(|t| instant(t, false))
 }
 
-fn verdict(
-    state: &PersonState<'_>,
+fn verdict<'c>(
+    state: &PersonState<'c>,
     record: &Record<'_>,
     index: usize,
     _context: &Context<'_>,
-) -> Verdict {
+) -> Verdict<'c> {
     let item = &record.items[index];
     let part2 = item
         .labels
         .iter()
         .any(|l| codes::is_part2(l.system.as_deref(), &l.code));
     let mut permits = Vec::new();
-    let mut denies: Vec<(String, String)> = Vec::new();
-    let mut deny_scope: Option<(bool, Vec<String>, Vec<String>)> = None;
+    let mut denies: Vec<(&'c str, &'c str)> = Vec::new();
+    let mut deny_scope: Option<(bool, &'c [String], &'c [String])> = None;
     let mut blocked = false;
     for usable in &state.usable {
         let Some(provision) = evaluate(&usable.root, record, index) else {
@@ -978,19 +978,17 @@ fn verdict(
         };
         match provision.rule {
             Rule::Deny => {
-                denies.push((usable.consent.id.clone(), provision.path.clone()));
+                denies.push((usable.consent.id.as_str(), provision.path.as_str()));
                 if deny_scope.is_none() {
-                    let mut labels = provision.labels.clone();
-                    labels.sort();
                     deny_scope = Some((
                         provision.is_data_scoped(),
-                        provision.classes.clone(),
-                        labels,
+                        &provision.classes,
+                        &provision.labels,
                     ));
                 }
             }
             Rule::Permit if part2 && !usable.consent.is_part2() => blocked = true,
-            Rule::Permit => permits.push((usable.consent.id.clone(), provision.path.clone())),
+            Rule::Permit => permits.push((usable.consent.id.as_str(), provision.path.as_str())),
         }
     }
     if let Some((scoped, classes, labels)) = deny_scope {
@@ -1015,7 +1013,7 @@ fn verdict(
         }
         return Verdict::Permit {
             consents: Vec::new(),
-            legal: Some(Box::new((*basis).clone())),
+            legal: Some(*basis),
         };
     }
     if blocked || basis_blocked {
@@ -1039,14 +1037,20 @@ fn propagate(record: &Record<'_>, withheld: &mut [bool]) {
             withheld[index] = true;
         }
     }
+    // What is inside withheld data (contained in it, an entry of a withheld nested Bundle) goes with it;
+    // items are in document order, so an outer item comes before what it holds.
     for index in 0..record.items.len() {
-        let inside_withheld = record.items.iter().enumerate().any(|(other, item)| {
+        let pointer = record.items[index].pointer.as_str();
+        if withheld[index] || pointer.matches('/').count() <= 3 {
+            continue;
+        }
+        let inside_withheld = (0..index).any(|other| {
+            let outer = record.items[other].pointer.as_str();
             withheld[other]
-                && other != index
-                && !item.pointer.is_empty()
-                && record.items[index]
-                    .pointer
-                    .starts_with(&format!("{}/", item.pointer))
+                && !outer.is_empty()
+                && pointer.len() > outer.len()
+                && pointer.starts_with(outer)
+                && pointer.as_bytes()[outer.len()] == b'/'
         });
         if inside_withheld {
             withheld[index] = true;
@@ -1111,8 +1115,8 @@ fn permit(
             legal: None,
         }) => {
             decision.basis = Basis::Consent;
-            decision.authority = consents.first().map(|(id, _)| id.clone());
-            decision.provision = consents.first().map(|(_, path)| path.clone());
+            decision.authority = consents.first().map(|(id, _)| (*id).to_owned());
+            decision.provision = consents.first().map(|(_, path)| (*path).to_owned());
             for (id, path) in &consents {
                 decision.explain(format!("decided by Consent/{id} {path}: permit"));
             }
@@ -1162,8 +1166,8 @@ fn refuse(
             {
                 decision.outcome = Outcome::Deny;
                 decision.basis = Basis::Consent;
-                decision.authority = consents.first().map(|(id, _)| id.clone());
-                decision.provision = consents.first().map(|(_, path)| path.clone());
+                decision.authority = consents.first().map(|(id, _)| (*id).to_owned());
+                decision.provision = consents.first().map(|(_, path)| (*path).to_owned());
                 if !scoped {
                     for (id, path) in consents {
                         decision.explain(format!(

@@ -104,6 +104,9 @@ pub const FRAME_TYPES: &[&str] = &[
     "Device",
 ];
 
+/// From how many resources a record's aliases are indexed rather than scanned.
+const INDEX_FROM: usize = 32;
+
 /// The elements that say whom a resource is about.
 pub const PERSON_ELEMENTS: &[&str] = &["subject", "patient", "for", "beneficiary"];
 
@@ -123,10 +126,14 @@ impl<'a> Record<'a> {
     pub fn read(record: &'a Value) -> Self {
         let mut items = Vec::new();
         walk(record, String::new(), None, None, &[], &mut items);
+        // A referral has a handful of resources: scanning them is cheaper than indexing; a large record
+        // is indexed.
         let mut index: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, item) in items.iter().enumerate() {
-            for alias in &item.aliases {
-                index.entry(alias.clone()).or_default().push(i);
+        if items.len() > INDEX_FROM {
+            for (i, item) in items.iter().enumerate() {
+                for alias in &item.aliases {
+                    index.entry(alias.clone()).or_default().push(i);
+                }
             }
         }
         let mut record = Self {
@@ -166,6 +173,18 @@ impl<'a> Record<'a> {
 
     fn find_alias(&self, alias: &str, kind: Option<&str>) -> Option<usize> {
         // Patients first: an identifier shared by a person and something else names the person.
+        if self.items.len() <= INDEX_FROM {
+            let matching = |i: &usize| {
+                let item = &self.items[*i];
+                kind.is_none_or(|k| item.kind == k) && item.aliases.iter().any(|a| a == alias)
+            };
+            let all = 0..self.items.len();
+            return all
+                .clone()
+                .filter(matching)
+                .find(|&i| self.items[i].kind == "Patient")
+                .or_else(|| all.into_iter().find(matching));
+        }
         let candidates = self.index.get(alias)?;
         let matching = |i: &&usize| kind.is_none_or(|k| self.items[**i].kind == k);
         candidates
