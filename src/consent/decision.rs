@@ -408,7 +408,7 @@ pub fn decide_with(
                     .map(|(id, path)| {
                         format!(
                             "Consent/{id} {path}: deny applies{}",
-                            scope_words(&classes, &labels)
+                            scope_words(classes, labels)
                         )
                     })
                     .collect::<Vec<_>>()
