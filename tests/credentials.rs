@@ -6,10 +6,10 @@
 mod support;
 
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use support::certs::certificates;
 use support::*;
 
 fn stdout_of(out: &std::process::Output) -> String {
@@ -239,96 +239,6 @@ async fn keys_are_stored_as_an_hmac_never_a_bare_sha256() {
 
 // ---- mutual TLS: a certificate is bound to one partner ----
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed");
-    assert!(status.success(), "openssl {args:?}");
-}
-
-/// A CA, a server certificate for 127.0.0.1 and client certificates with the given common names.
-fn certificates(dir: &Path, clients: &[&str]) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=onedoor test CA",
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    let mut names = vec![(
-        "server".to_owned(),
-        "server.ext".to_owned(),
-        "server".to_owned(),
-    )];
-    for cn in clients {
-        let ext = format!("{cn}.ext");
-        std::fs::write(dir.join(&ext), format!("subjectAltName=DNS:{cn}.partners.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")).unwrap();
-        names.push(((*cn).to_owned(), ext, (*cn).to_owned()));
-    }
-    for (name, ext, cn) in names {
-        let (key, csr, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={cn}"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ],
-        );
-    }
-}
-
 fn tls_client(dir: &Path, identity: &str) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
     let mut pem = std::fs::read(dir.join(format!("{identity}.pem"))).unwrap();
@@ -391,15 +301,7 @@ async fn a_client_certificate_acts_only_as_the_partner_it_is_bound_to() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("onedoor listening on ")
-        .expect("address printed")
-        .to_owned();
+    let base = support::listening_address(&mut child);
 
     let food_bank = tls_client(dir.path(), "food-bank-system");
     let school = tls_client(dir.path(), "school-system");

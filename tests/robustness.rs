@@ -8,7 +8,6 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,15 +41,7 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("onedoor listening on ")
-            .unwrap_or_else(|| panic!("the server prints its address, got {line:?}"))
-            .to_owned();
+        let base = support::listening_address(&mut child);
         Server { child, base, log }
     }
 

@@ -10,23 +10,12 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use support::certs::openssl;
 use support::*;
 
 const BASE_URL: &str = "https://onedoor.test";
 const AUDIENCE: &str = "https://onedoor.test/auth/token";
 const CLIENT: &str = "food-bank-app";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed");
-    assert!(status.success(), "openssl {args:?}");
-}
 
 struct Keys {
     ec: EncodingKey,

@@ -1,93 +1,15 @@
 //! Mutual TLS on the listener: with `server.tls.client_ca`, a client without a certificate from that CA
 //! cannot even complete the handshake; one with it reaches the API. Certificates are made with openssl.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+mod support;
+
 use std::process::{Command, Stdio};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed");
-    assert!(status.success(), "openssl {args:?}");
-}
-
-fn certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=onedoor test CA",
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("client.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    for (name, ext) in [("server", "server.ext"), ("client", "client.ext")] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                ext,
-            ],
-        );
-    }
-}
+use support::certs::certificates;
 
 #[tokio::test]
 async fn mutual_tls_on_the_listener_admits_only_clients_with_a_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
+    certificates(dir.path(), &["client"]);
     let root = env!("CARGO_MANIFEST_DIR");
     let d = dir.path().display();
     let config = dir.path().join("onedoor.toml");
@@ -104,15 +26,7 @@ async fn mutual_tls_on_the_listener_admits_only_clients_with_a_certificate() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("onedoor listening on ")
-        .expect("address printed")
-        .to_owned();
+    let base = support::listening_address(&mut child);
     assert!(base.starts_with("https://"), "{base}");
 
     let ca =

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -879,4 +881,17 @@ pub fn redacted_report(report: &Value) -> Value {
         }
     }
     report
+}
+
+/// The address a just-started `onedoor serve` prints on its first line of standard output.
+pub fn listening_address(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout is piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("onedoor listening on ")
+        .unwrap_or_else(|| panic!("the server prints its address, got {line:?}"))
+        .to_owned()
 }
