@@ -148,10 +148,11 @@ async fn delivered(
         let entry = entry.for_delivery(EntryKind::Disclosed, &item.id);
         store.append_audit(&mut tx, &mut head, vec![entry]).await?;
     }
+    // The destination answered: its dead letters go back in the queue with the same commit.
+    let requeued = store.requeue_dead_in(&mut tx, &item.destination).await?;
     tx.commit().await?;
     metrics::counter!("onedoor_deliveries_total", "outcome" => "delivered").increment(1);
     tracing::info!(outbox = %item.id, message = %item.message_id, destination = %item.destination, "delivered");
-    let requeued = store.requeue_dead(&item.destination).await?;
     if requeued > 0 {
         tracing::info!(destination = %item.destination, requeued, "the destination answers again: its dead letters are queued again");
     }

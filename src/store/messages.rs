@@ -430,15 +430,35 @@ impl Store {
 
     async fn requeue(&self, condition: &str, value: &str) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        let now = now_ms();
+        let requeued = self.requeue_in(&mut tx, condition, value).await?;
+        tx.commit().await?;
+        Ok(requeued)
+    }
+
+    /// Put a destination's dead letters back in the queue inside `tx` (the transaction that records a
+    /// delivery to it: it answers again).
+    pub async fn requeue_dead_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        destination: &str,
+    ) -> Result<u64, StoreError> {
+        self.requeue_in(tx, "destination = $2 AND status = 'dead'", destination)
+            .await
+    }
+
+    async fn requeue_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        condition: &str,
+        value: &str,
+    ) -> Result<u64, StoreError> {
         let result = sqlx::query(&self.sql(&format!(
             "UPDATE outbox SET status = 'pending', next_attempt_at = $1, created_at = $1, claimed_until = 0 WHERE {condition}"
         )))
-        .bind(now)
+        .bind(now_ms())
         .bind(value)
         .execute(tx.conn())
         .await?;
-        tx.commit().await?;
         Ok(result.rows_affected())
     }
 
