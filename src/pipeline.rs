@@ -4,6 +4,7 @@
 
 use crate::adapters::csv_table::TextEncoding;
 use crate::adapters::fhir::FhirSource;
+use crate::adapters::hmis::HmisSource;
 use crate::adapters::niem::{IncidentHistory, NiemOptions};
 use crate::adapters::oneroster::{OneRosterSource, tables as roster_tables};
 use crate::adapters::quirks::Skipped;
@@ -346,11 +347,30 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         None => None,
     };
     let quirks = QuirkLog::default();
-    let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &request.engine, &quirks);
+    let adapter = loaded.file.mapping.adapter.get_ref().clone();
+    // An HMIS export is opened first: its Export.csv SourceID is part of the source system its ids derive in.
+    let hmis = match adapter.as_str() {
+        "hmis" => Some(
+            HmisSource::open(&request.input, loaded.file.source.encoding, &quirks)
+                .map_err(|e| PipelineError::Source(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let mut options = request.engine.clone();
+    if let Some(source) = &hmis {
+        let system = source
+            .source_system(
+                &loaded.file.mapping.source_system,
+                request.engine.source_system.as_deref(),
+            )
+            .map_err(|e| PipelineError::Source(e.to_string()))?;
+        options.source_system = Some(system);
+    }
+    let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, &quirks);
     let compiled = compile(&engine, &loaded)?;
     let roster_engine = roster_loaded
         .as_ref()
-        .map(|r| MappingEngine::new(&r.file, r.codes.clone(), &request.engine, &quirks));
+        .map(|r| MappingEngine::new(&r.file, r.codes.clone(), &options, &quirks));
     let roster_compiled = match (&roster_engine, &roster_loaded) {
         (Some(e), Some(l)) => Some(compile(e, l)?),
         _ => None,
@@ -363,7 +383,6 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         quirks: quirks.clone(),
         built: Default::default(),
     };
-    let adapter = loaded.file.mapping.adapter.get_ref().clone();
     let mut summary = Summary {
         mapping: loaded.name().to_owned(),
         adapter: adapter.clone(),
@@ -376,6 +395,7 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
     );
     let tables = run_adapter(
         &adapter,
+        hmis,
         request,
         source_options,
         &quirks,
@@ -434,8 +454,10 @@ fn compile<'e>(
 
 type Tables = Vec<(String, Vec<String>)>;
 
+#[allow(clippy::too_many_arguments)]
 fn run_adapter(
     adapter: &str,
+    hmis: Option<HmisSource>,
     request: &ConvertRequest,
     (encoding, repeat_window_days): (TextEncoding, u32),
     quirks: &QuirkLog,
@@ -480,8 +502,11 @@ fn run_adapter(
             Ok(tables)
         }
         "hmis" => {
-            let source = crate::adapters::hmis::HmisSource::open(&request.input, encoding, quirks)
-                .map_err(|e| source_err(&e))?;
+            let source = match hmis {
+                Some(source) => source,
+                None => HmisSource::open(&request.input, encoding, quirks)
+                    .map_err(|e| source_err(&e))?,
+            };
             stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
             Ok(source.tables().to_vec())
         }

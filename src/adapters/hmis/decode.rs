@@ -23,6 +23,20 @@ pub enum HmisError {
     /// No Client.csv.
     #[error("{0}: no Client.csv found; expected a HUD HMIS CSV export (a folder or a zip)")]
     NoClients(String),
+    /// Export.csv names more than one source: their PersonalIDs could name different people.
+    #[error(
+        "Export.csv line {second_line}, field SourceID: a second source ('{second}'; line {first_line} names '{first}'): the clients of two HMIS sources would share ids; convert each source's export on its own, or pass --source-system to say they are one source"
+    )]
+    MixedSources {
+        /// The first SourceID.
+        first: String,
+        /// Its line.
+        first_line: u64,
+        /// Another SourceID.
+        second: String,
+        /// Its line.
+        second_line: u64,
+    },
 }
 
 /// An opened, indexed HMIS export.
@@ -41,6 +55,8 @@ pub struct HmisSource {
     projects: HashMap<String, Row>,
     organizations: Vec<Row>,
     export_row: Value,
+    /// The SourceID of each Export.csv row that has one, with its line.
+    source_ids: Vec<(u64, String)>,
     quirks: QuirkLog,
     tables_present: Vec<(String, Vec<String>)>,
 }
@@ -72,6 +88,7 @@ impl HmisSource {
             projects: HashMap::new(),
             organizations: Vec::new(),
             export_row: Value::Null,
+            source_ids: Vec::new(),
             quirks: quirks.clone(),
             tables_present: Vec::new(),
             clients,
@@ -79,12 +96,14 @@ impl HmisSource {
         };
         let export_missing = export_table.is_none();
         if let Some(table) = export_table {
-            source.export_row = table
-                .rows()?
-                .filter_map(Result::ok)
-                .next()
-                .map(|(_, r)| Value::Object(r.values))
-                .unwrap_or_default();
+            for (_, row) in table.rows()?.filter_map(Result::ok) {
+                if let Some(id) = row.get("SourceID") {
+                    source.source_ids.push((row.line, id.to_owned()));
+                }
+                if source.export_row.is_null() {
+                    source.export_row = Value::Object(row.values);
+                }
+            }
             source.note(&table);
         }
         if let Some(table) = project_table {
@@ -127,6 +146,39 @@ impl HmisSource {
             .collect();
         others.iter().for_each(|table| source.note(table));
         Ok(source)
+    }
+
+    /// The source system the export's ids and identifiers are derived in: `explicit` (`--source-system`, a
+    /// configured source) as given; otherwise `base` (the mapping's) followed by Export.csv's SourceID, so
+    /// PersonalID 101 of two HMIS sources is two Patients. An export that names no SourceID (or has no
+    /// Export.csv) keeps `base`, with a quirk; one whose Export.csv names two sources is refused unless the
+    /// source system is given.
+    pub fn source_system(&self, base: &str, explicit: Option<&str>) -> Result<String, HmisError> {
+        let mut ids = self.source_ids.iter();
+        let first = ids.next();
+        if let (Some((first_line, first)), None) = (first, explicit)
+            && let Some((second_line, second)) = ids.find(|(_, id)| id != first)
+        {
+            return Err(HmisError::MixedSources {
+                first: first.clone(),
+                first_line: *first_line,
+                second: second.clone(),
+                second_line: *second_line,
+            });
+        }
+        if let Some(explicit) = explicit {
+            return Ok(explicit.to_owned());
+        }
+        match first {
+            Some((_, id)) => Ok(format!("{base}/{}", uri_segment(id))),
+            None => {
+                self.quirks.note(
+                    "Export.csv: no SourceID (or no Export.csv): ids are derived from the mapping's source system alone, so clients of two sources with one PersonalID would be one Patient (pass --source-system to name the source)",
+                    None,
+                );
+                Ok(base.to_owned())
+            }
+        }
     }
 
     /// Every table found, with its columns (for coverage reports).
@@ -559,6 +611,20 @@ impl HmisSource {
             related: Vec::new(),
         }
     }
+}
+
+/// A SourceID as one URI path segment: unreserved characters as they are, every other byte percent-encoded,
+/// so no SourceID can contain the `/` that separates it from what follows.
+fn uri_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// An ISO date (`2024-05-01`, or the date of an ISO date-time); other forms are not compared.
