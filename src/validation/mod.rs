@@ -3,6 +3,7 @@
 //! FHIR invariants the schema cannot express (bdl-1..5, bdl-7, per-1) are checked in code (`invariants`).
 //! Each issue names the JSON path of the element concerned (`/entry/2/resource/status`).
 
+pub mod fhirpath;
 mod invariants;
 mod schema;
 
