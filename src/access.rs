@@ -109,10 +109,11 @@ async fn released_copy(
     else {
         return Ok(None);
     };
-    let (Some(message), Some(request)) = (
-        store.message(&message_id).await?,
-        gateway.disclosing_to(&destination),
-    ) else {
+    let Some(message) = store.message(&message_id).await? else {
+        return Ok(None);
+    };
+    let source = gateway.source_of(&message).await?;
+    let Some(request) = gateway.disclosing_to(&destination, source.as_deref()) else {
         return Ok(None);
     };
     let Some(released) = decide_and_audit(gateway, &message.body, request).await? else {

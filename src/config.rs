@@ -235,6 +235,17 @@ pub struct ConsentSettings {
     /// The audit and disclosure logs.
     #[serde(default = "default_audit")]
     pub audit_dir: PathBuf,
+    /// v3 RoleCode relationships whose holder may consent for a minor (default: parents and legal
+    /// guardians, [`crate::consent::codes::CUSTODIAL_ROLES`]).
+    #[serde(default = "default_custodial_roles")]
+    pub custodial_roles: Vec<String>,
+    /// The age from which a person must consent themselves (default 18, FERPA's).
+    #[serde(default = "default_age_of_majority")]
+    pub age_of_majority: u32,
+    /// Another age of consent for consents under a regime (a `Consent.policyRule`/`policy` code, such as
+    /// `STATE = 12` for a state's minor-consent rule for health data); the highest that applies counts.
+    #[serde(default)]
+    pub age_of_consent: BTreeMap<String, u32>,
 }
 
 impl Default for ConsentSettings {
@@ -243,8 +254,48 @@ impl Default for ConsentSettings {
             consents: None,
             bases: None,
             audit_dir: default_audit(),
+            custodial_roles: default_custodial_roles(),
+            age_of_majority: default_age_of_majority(),
+            age_of_consent: BTreeMap::new(),
         }
     }
+}
+
+impl ConsentSettings {
+    /// The decision policy these settings give.
+    pub fn policy(&self) -> crate::consent::decision::Policy {
+        crate::consent::decision::Policy {
+            custodial_roles: self.custodial_roles.clone(),
+            age_of_majority: self.age_of_majority,
+            age_by_policy: self.age_of_consent.clone(),
+            custodian_for: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The consent decision policy: `[consent]`, and the organizations each partner's organization holds
+    /// records for as custodian (`[partners.X] custodian_for`).
+    pub fn consent_policy(&self) -> crate::consent::decision::Policy {
+        let mut policy = self.consent.policy();
+        for partner in self.partners.values() {
+            policy
+                .custodian_for
+                .entry(partner.org.clone())
+                .or_default()
+                .extend(partner.custodian_for.iter().cloned());
+        }
+        policy.custodian_for.retain(|_, held| !held.is_empty());
+        policy
+    }
+}
+
+fn default_custodial_roles() -> Vec<String> {
+    crate::consent::decision::Policy::default().custodial_roles
+}
+
+fn default_age_of_majority() -> u32 {
+    crate::consent::decision::Policy::default().age_of_majority
 }
 
 fn default_audit() -> PathBuf {
@@ -493,7 +544,14 @@ const SERVER: &[&str] = &[
     "shutdown_grace_ms",
 ];
 const SERVER_TLS: &[&str] = &["cert", "key", "client_ca"];
-const CONSENT: &[&str] = &["consents", "bases", "audit_dir"];
+const CONSENT: &[&str] = &[
+    "consents",
+    "bases",
+    "audit_dir",
+    "custodial_roles",
+    "age_of_majority",
+    "age_of_consent",
+];
 const SOURCE: &[&str] = &[
     "mapping",
     "input",
@@ -661,6 +719,11 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
         }
     }
     problems.extend(check_partner_sources(config, shown));
+    problems.extend(
+        crate::consent::decision::check_policy(&config.consent.policy())
+            .into_iter()
+            .map(|p| format!("{shown}: consent.{p}")),
+    );
     problems.extend(crate::http::smart::check_partners(config, shown));
     if !config.server.database_url.starts_with("sqlite:")
         && !config.server.database_url.starts_with("postgres")

@@ -183,7 +183,7 @@ impl Gateway {
             }
         }
         let bases = self.store.legal_bases(tx).await?;
-        Ok(ConsentGate::new(registry, bases, None))
+        Ok(ConsentGate::new(registry, bases, None).with_policy(self.config.consent_policy()))
     }
 
     /// Accept a referral bundle (or any bundle) from `source`, sent on behalf of `sender_org`.
@@ -244,7 +244,9 @@ impl Gateway {
         let body = self
             .keep_held_task(&mut tx, bundle, &plan, revision)
             .await?;
-        let (routed, entries) = self.decide_all(&mut tx, &body, &destinations).await?;
+        let (routed, entries) = self
+            .decide_all(&mut tx, &body, &destinations, sender_org)
+            .await?;
         self.store.append_audit(&mut tx, &mut head, entries).await?;
         for (resource, index) in plan.indexed(&body) {
             self.store
@@ -347,12 +349,14 @@ impl Gateway {
         Ok(bundle)
     }
 
-    /// The consent decision for each destination, and the audit entries to record with them.
+    /// The consent decision for each destination, and the audit entries to record with them; the source
+    /// is the sending partner's organization.
     async fn decide_all(
         &self,
         tx: &mut WriteTx<'_>,
         record: &Value,
         destinations: &[String],
+        sender_org: &str,
     ) -> Result<
         (
             Vec<(String, String)>,
@@ -363,7 +367,7 @@ impl Gateway {
         let now = chrono::Utc::now().fixed_offset();
         let requests: Vec<(String, Option<Disclosing>)> = destinations
             .iter()
-            .map(|name| (name.clone(), self.disclosing_to(name)))
+            .map(|name| (name.clone(), self.disclosing_to(name, Some(sender_org))))
             .collect();
         self.with_gate(tx, |gate| {
             let mut routed = Vec::new();
@@ -390,16 +394,37 @@ impl Gateway {
         .await
     }
 
-    /// Who a destination discloses to, and for what.
-    pub fn disclosing_to(&self, destination: &str) -> Option<Disclosing> {
+    /// Who a destination discloses to, for what, from which source organization (the sending partner's:
+    /// `None` when it cannot be told, which the consent gate denies).
+    pub fn disclosing_to(&self, destination: &str, source: Option<&str>) -> Option<Disclosing> {
         self.config
             .destinations
             .get(destination)
             .map(|target| Disclosing {
                 recipient: target.org.clone(),
                 purpose: target.purpose.clone(),
-                source: None,
+                source: source.map(str::to_owned),
             })
+    }
+
+    /// The organization a stored message came from: the organization that sent its referral (the sender
+    /// the store holds for the referral's key resource, set from the authenticated partner at ingest), else
+    /// the organization of the partner it came through.
+    pub async fn source_of(
+        &self,
+        message: &crate::store::Message,
+    ) -> Result<Option<String>, StoreError> {
+        if let Some((kind, id)) = message.referral_key.split_once('/')
+            && let Some(held) = self.store.resource(kind, id).await?
+            && let Some(org) = held.sender_org
+        {
+            return Ok(Some(org));
+        }
+        Ok(message
+            .source
+            .strip_prefix("partner:")
+            .and_then(|name| self.config.partners.get(name))
+            .map(|partner| partner.org.clone()))
     }
 
     /// The destinations a referral goes to. A directory route sends it to the destination of the chosen

@@ -28,7 +28,7 @@ fn food_bank() -> Disclosing {
     Disclosing {
         recipient: "urn:onedoor:agencies|county-food-bank".into(),
         purpose: "TREAT".into(),
-        source: None,
+        source: Some("Organization/org-school".into()),
     }
 }
 
@@ -295,6 +295,8 @@ fn consent_check_answers_explains_and_writes_the_released_record() {
         "urn:onedoor:agencies|county-food-bank",
         "--purpose",
         "TREAT",
+        "--source",
+        "Organization/org-school",
         "--time",
         "2026-03-02T10:00:00Z",
         "--database-url",
@@ -328,6 +330,8 @@ fn consent_check_answers_explains_and_writes_the_released_record() {
         case.join("bundle.json").to_str().unwrap(),
         "--recipient",
         "urn:onedoor:agencies|county-food-bank",
+        "--source",
+        "Organization/org-school",
         "--time",
         "2026-03-02T10:00:00Z",
         "--database-url",
@@ -338,8 +342,29 @@ fn consent_check_answers_explains_and_writes_the_released_record() {
         String::from_utf8_lossy(&denied.stdout)
             .contains("decision: NO CONSENT (denied by default)")
     );
+    // Without --source the consent that permits above cannot be checked against its custodian: denied.
+    let no_source = onedoor(&[
+        "consent",
+        "check",
+        "--bundle",
+        case.join("bundle.json").to_str().unwrap(),
+        "--consents",
+        case.join("consents").to_str().unwrap(),
+        "--recipient",
+        "urn:onedoor:agencies|county-food-bank",
+        "--time",
+        "2026-03-02T10:00:00Z",
+        "--database-url",
+        &url,
+    ]);
+    let stdout = String::from_utf8_lossy(&no_source.stdout);
+    assert_eq!(no_source.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("decision: DENY") && stdout.contains("names no source organization"),
+        "{stdout}"
+    );
     let verify = onedoor(&["audit", "verify", "--database-url", &url]);
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("2 entries, chain intact"));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("3 entries, chain intact"));
 }
 
 #[test]

@@ -369,7 +369,7 @@ fn provision_json(spec: &Spec, p: &Prov) -> Value {
 fn consent(spec: &Spec, index: usize, person: usize, part2: bool, root: &Prov) -> Value {
     let person = person.min(spec.people - 1);
     let mut provision = provision_json(spec, root);
-    provision["actor"] = json!([{"reference": {"identifier": {"system": "urn:onedoor:agencies", "value": "county-food-bank"}}}]);
+    provision["actor"] = json!([{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"identifier": {"system": "urn:onedoor:agencies", "value": "county-food-bank"}}}]);
     let performer = if spec.adults[person] {
         format!("Patient/pat-{person}")
     } else {

@@ -43,7 +43,8 @@ pub struct CheckArgs {
     /// The purpose of use (v3 PurposeOfUse: TREAT, COC, PUBHLTH...).
     #[arg(long, default_value = "TREAT")]
     purpose: String,
-    /// The source organization holding the data.
+    /// The source organization holding the data (`system|value` or `Organization/id`): required for a
+    /// decision; without it the record is denied, with the reason.
     #[arg(long)]
     source: Option<String>,
     /// The decision time (RFC 3339; default now).
@@ -90,6 +91,17 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The decision policy (`[consent]` custodial roles and ages of consent) of the configuration file, when
+/// it exists; the defaults otherwise.
+pub fn policy(store: &StoreArgs) -> anyhow::Result<crate::consent::decision::Policy> {
+    if !store.config_path.exists() {
+        return Ok(crate::consent::decision::Policy::default());
+    }
+    let config = crate::config::load(&store.config_path)
+        .with_context(|| format!("cannot read {}", store.config_path.display()))?;
+    Ok(config.consent_policy())
+}
+
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.bundle)
         .with_context(|| format!("cannot read {}", args.bundle.display()))?;
@@ -113,7 +125,8 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     let store = args.store.open(&runtime)?;
     let trail = StoreTrail::new(store, runtime.handle().clone());
-    let mut gate = ConsentGate::new(registry, legal, Some(Box::new(trail)));
+    let mut gate =
+        ConsentGate::new(registry, legal, Some(Box::new(trail))).with_policy(policy(&args.store)?);
     let request = Disclosing {
         recipient: args.recipient.clone(),
         purpose: args.purpose.clone(),

@@ -70,6 +70,11 @@ pub struct Args {
     /// Legal bases for --recipient (TOML).
     #[arg(long, requires = "recipient")]
     bases: Option<PathBuf>,
+    /// With --recipient: the organization holding the converted records (`system|value`), the source of
+    /// each decision; default the configured --source's `org`. Without either, no consent limited to a
+    /// custodian (`Consent.organization`) can permit (README "Consent").
+    #[arg(long, requires = "recipient")]
+    source_org: Option<String>,
     /// With --recipient: write FHIR NDJSON (`fhir`) or an HMIS CSV folder (`hmis-csv`; --output is the folder).
     #[arg(long, value_enum, default_value = "fhir")]
     to: Encoding,
@@ -171,13 +176,14 @@ fn convert_gated(
     }
     .open(&runtime)?;
     let trail = StoreTrail::new(store, runtime.handle().clone());
-    let gate = ConsentGate::new(registry, legal, Some(Box::new(trail)));
+    let (source, policy) = gate_settings(args)?;
+    let gate = ConsentGate::new(registry, legal, Some(Box::new(trail))).with_policy(policy);
     let time = chrono::DateTime::parse_from_rfc3339(&request.engine.now)
         .unwrap_or_else(|_| chrono::Utc::now().fixed_offset());
     let disclosing = Disclosing {
         recipient: recipient.to_owned(),
         purpose: args.purpose.clone(),
-        source: None,
+        source: Some(source),
     };
     if args.to == Encoding::HmisCsv {
         let dir = output
@@ -199,6 +205,30 @@ fn convert_gated(
     let summary = pipeline::convert(request, &mut sink)?;
     report_gate(&sink, recipient, args);
     Ok(summary)
+}
+
+/// The source organization of a gated conversion (`--source-org`, else the configured source's `org`, else
+/// [`UNNAMED_LOCAL_SOURCE`](crate::consent::decision::UNNAMED_LOCAL_SOURCE)) and the decision policy of the
+/// configuration file (defaults when it does not exist).
+fn gate_settings(args: &Args) -> anyhow::Result<(String, crate::consent::decision::Policy)> {
+    let config = if args.config.exists() {
+        Some(config::load(&args.config)?)
+    } else {
+        None
+    };
+    let configured = args.source.as_ref().and_then(|name| {
+        config
+            .as_ref()
+            .and_then(|c| c.sources.get(name))
+            .and_then(|s| s.org.clone())
+    });
+    let source = args
+        .source_org
+        .clone()
+        .or(configured)
+        .unwrap_or_else(|| crate::consent::decision::UNNAMED_LOCAL_SOURCE.to_owned());
+    let policy = config.map(|c| c.consent_policy()).unwrap_or_default();
+    Ok((source, policy))
 }
 
 fn report_gate<D: crate::delivery::Destination>(sink: &GatedSink<D>, recipient: &str, args: &Args) {

@@ -146,6 +146,28 @@ pub struct ConsentCase {
     /// The released record must equal this JSON (as a one-element array).
     #[serde(default)]
     pub json_equals: Option<PathBuf>,
+    /// The decision policy, as `[consent]` of the configuration file gives it (default: the defaults).
+    #[serde(default)]
+    pub policy: Option<CasePolicy>,
+    /// Where the released record is written as a delivery destination would (`hmis-csv`, `file`): the
+    /// obligation side file must then exist and contain these texts.
+    #[serde(default)]
+    pub side_file_contains: Option<OneOrMany>,
+}
+
+/// `[consent.policy]` of a consent case: custodial roles and ages of consent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasePolicy {
+    /// v3 RoleCode relationships whose holder may consent for a minor.
+    #[serde(default)]
+    pub custodial_roles: Option<Vec<String>>,
+    /// The age from which a person must consent themselves.
+    #[serde(default)]
+    pub age_of_majority: Option<u32>,
+    /// Ages of consent per regime (policy code).
+    #[serde(default)]
+    pub age_of_consent: std::collections::BTreeMap<String, u32>,
 }
 
 fn default_input() -> PathBuf {

@@ -35,20 +35,75 @@ pub fn check(dir: &Path, case: &CaseFile, spec: &ConsentCase) -> Vec<String> {
         return vec![format!("time '{}' is not an RFC 3339 date-time", spec.time)];
     };
     check_registry(&registry, spec, &mut failures);
-    let mut gate = ConsentGate::new(registry, bases, None);
+    let policy = match case_policy(spec) {
+        Ok(policy) => policy,
+        Err(problems) => return problems,
+    };
+    let mut gate = ConsentGate::new(registry, bases, None).with_policy(policy);
     let request = Disclosing {
         recipient: spec.recipient.clone(),
         purpose: spec.purpose.clone(),
         source: spec.source.clone(),
     };
     let (decision, released) = match gate.release(record, request, time) {
-        Ok(released) => (released.decision().clone(), Some(released.record().clone())),
+        Ok(released) => {
+            check_side_file(spec, &released, &mut failures);
+            (released.decision().clone(), Some(released.record().clone()))
+        }
         Err(Withheld::Denied(decision)) => (*decision, None),
         Err(other) => return vec![other.to_string()],
     };
     check_decision(case, spec, &decision, &mut failures);
     check_released(dir, spec, released, &mut failures);
     failures
+}
+
+/// The case's decision policy (`[consent.policy]`), checked as `onedoor config check` checks `[consent]`.
+fn case_policy(spec: &ConsentCase) -> Result<consent::decision::Policy, Vec<String>> {
+    let mut policy = consent::decision::Policy::default();
+    if let Some(given) = &spec.policy {
+        if let Some(roles) = &given.custodial_roles {
+            policy.custodial_roles = roles.clone();
+        }
+        if let Some(age) = given.age_of_majority {
+            policy.age_of_majority = age;
+        }
+        policy.age_by_policy = given.age_of_consent.clone();
+    }
+    let problems = consent::decision::check_policy(&policy);
+    if problems.is_empty() {
+        Ok(policy)
+    } else {
+        Err(problems
+            .into_iter()
+            .map(|p| format!("policy.{p}"))
+            .collect())
+    }
+}
+
+/// The side-file line an HMIS CSV or file destination would write for the released record.
+fn check_side_file(
+    spec: &ConsentCase,
+    released: &consent::Released<Value>,
+    failures: &mut Vec<String>,
+) {
+    let Some(wanted) = &spec.side_file_contains else {
+        return;
+    };
+    let line = crate::delivery::obligations::line(released)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    let Some(line) = line else {
+        failures
+            .push("no obligation side-file line: the released record carries no obligation".into());
+        return;
+    };
+    for text in wanted.items() {
+        if !line.contains(text) {
+            failures.push(format!(
+                "the side-file line does not contain '{text}': {line}"
+            ));
+        }
+    }
 }
 
 fn check_registry(registry: &Registry, spec: &ConsentCase, failures: &mut Vec<String>) {

@@ -26,12 +26,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+/// The source of a command-line conversion that names no source organization (`convert --recipient`
+/// without `--source-org` or a configured source's `org`): the operator converts an export they hold, so a
+/// decision is still made, but no consent limited to a custodian (`Consent.organization`) can apply. Any
+/// other request without a source is denied.
+pub const UNNAMED_LOCAL_SOURCE: &str = "urn:onedoor:local|unnamed-source";
+
 /// What is asked.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     /// The record: a referral Bundle (or one resource).
     pub record: &'a Value,
-    /// The organization that holds the data (`system|value` or `Organization/id`), if known.
+    /// The organization that holds the data (`system|value` or `Organization/id`): required (`None` is
+    /// denied), or [`UNNAMED_LOCAL_SOURCE`] for a local conversion.
     pub source: Option<&'a str>,
     /// The organization that would receive it.
     pub recipient: &'a str,
@@ -142,6 +149,10 @@ pub struct Policy {
     /// Another age of consent for consents under a given policy code (a state's minor-consent rule for
     /// health data: `STATE` → 12, say); the highest applicable one counts.
     pub age_by_policy: BTreeMap<String, u32>,
+    /// Organizations that hold other organizations' records as their custodian (a district for its
+    /// schools: `[partners.X] custodian_for`): a request from the key's organization is also a request from
+    /// each of them, so a consent naming one of them as custodian can apply.
+    pub custodian_for: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for Policy {
@@ -153,12 +164,56 @@ impl Default for Policy {
                 .collect(),
             age_of_majority: subject::AGE_OF_MAJORITY,
             age_by_policy: BTreeMap::new(),
+            custodian_for: BTreeMap::new(),
         }
     }
 }
 
+/// The youngest and oldest ages a policy may set as an age of consent.
+const AGES: std::ops::RangeInclusive<u32> = 1..=25;
+
+/// Every problem with a policy (`[consent]` in the configuration file): custodial roles that are not v3
+/// RoleCode personal relationships, ages outside 1-25, ages of consent for a regime that is not a known
+/// policy code. Each is `key: message`.
+pub fn check_policy(policy: &Policy) -> Vec<String> {
+    let mut problems = Vec::new();
+    for role in &policy.custodial_roles {
+        if !codes::PERSONAL_RELATIONSHIPS.contains(&role.as_str()) {
+            problems.push(format!(
+                "custodial_roles: '{role}' is not a v3 RoleCode personal relationship (codes are case-sensitive: PRN, MTH, FTH, GUARD, ...)"
+            ));
+        }
+    }
+    if !AGES.contains(&policy.age_of_majority) {
+        problems.push(format!(
+            "age_of_majority: {} is not an age from {} to {}",
+            policy.age_of_majority,
+            AGES.start(),
+            AGES.end()
+        ));
+    }
+    for (regime, age) in &policy.age_by_policy {
+        if !codes::POLICIES.contains(&regime.as_str()) {
+            problems.push(format!(
+                "age_of_consent.{regime}: not a consent policy code (one of {})",
+                codes::POLICIES.join(", ")
+            ));
+        }
+        if !AGES.contains(age) {
+            problems.push(format!(
+                "age_of_consent.{regime}: {age} is not an age from {} to {}",
+                AGES.start(),
+                AGES.end()
+            ));
+        }
+    }
+    problems
+}
+
 struct Context<'a> {
     recipient: HashSet<String>,
+    /// The source's aliases (`None` for a local conversion that names no source).
+    source: Option<HashSet<String>>,
     purpose: &'a str,
     time: DateTime<FixedOffset>,
 }
@@ -203,6 +258,9 @@ enum Verdict<'c> {
     Nothing,
     /// It is about someone who is not in the record.
     Stranger(String),
+    /// It refers to data the record does not hold (a literal reference that resolves to nothing): what it
+    /// points to cannot be decided, so it is withheld.
+    Unresolvable(String),
 }
 
 /// Decide, with the default [`Policy`].
@@ -247,21 +305,29 @@ pub fn decide_with(
         ));
         return decision;
     }
+    // The source is required: the authenticated partner's organization on the server, `--source` on the
+    // command line. A local conversion that names none decides with no custodian (see UNNAMED_LOCAL_SOURCE).
+    let source = match request.source {
+        None => {
+            decision.outcome = Outcome::Deny;
+            decision.explain(
+                "the request names no source organization (the sending partner's organization, or --source): whose data it is cannot be told, so no consent can be checked against its custodian; nothing is released",
+            );
+            return decision;
+        }
+        Some(UNNAMED_LOCAL_SOURCE) => {
+            decision.explain(
+                "a local conversion that names no source organization: a consent limited to a custodian cannot apply (name the source with --source-org, or a configured source's org)",
+            );
+            None
+        }
+        Some(s) => Some(source_aliases(request.record, s, policy, &mut decision)),
+    };
     let context = Context {
         recipient: subject::organization_aliases(request.record, request.recipient),
+        source,
         purpose: request.purpose,
         time: request.time,
-    };
-    // The source: as given (the partner, `--source`), else the organization the record says sent it (the
-    // Task's or ServiceRequest's requester); with neither, a consent limited to a custodian cannot apply.
-    let source = match request.source {
-        Some(s) => Some(subject::organization_aliases(request.record, s)),
-        None => record_source(&record).map(|s| {
-            decision.explain(format!(
-                "the request names no source: the record's requester {s} is taken as the source"
-            ));
-            subject::organization_aliases(request.record, &s)
-        }),
     };
 
     // Every person the record is about, the primary first.
@@ -275,7 +341,7 @@ pub fn decide_with(
             bases,
             &record,
             person,
-            source.as_ref(),
+            context.source.as_ref(),
             &context,
             policy,
             &mut lines,
@@ -325,9 +391,12 @@ pub fn decide_with(
     decision.persons = persons.into_iter().collect();
     for (item, target) in &record.dangling {
         decision.explain(format!(
-            "{} refers to {target}, which the record does not hold",
+            "{} refers to {target}, which the record does not hold: it cannot be decided and is withheld",
             record.items[*item].reference
         ));
+        if let Some(list) = verdicts.get_mut(*item) {
+            list.push((usize::MAX, Verdict::Unresolvable(target.clone())));
+        }
     }
 
     let released = |index: usize, verdicts: &[Vec<(usize, Verdict)>]| {
@@ -424,6 +493,9 @@ pub fn decide_with(
             Some(Verdict::Stranger(who)) => {
                 format!("it is about {who}, who is not in the record")
             }
+            Some(Verdict::Unresolvable(target)) => {
+                format!("it refers to {target}, which the record does not hold")
+            }
             Some(Verdict::Nothing) => {
                 let person = verdicts[index]
                     .iter()
@@ -495,24 +567,24 @@ pub fn decide_with(
     decision
 }
 
-/// The organization that sent the record: the top-level Task's requester, else the ServiceRequest's, when it
-/// is an Organization.
-fn record_source(record: &Record<'_>) -> Option<String> {
-    ["Task", "ServiceRequest"].iter().find_map(|kind| {
-        record
-            .items
-            .iter()
-            .filter(|i| i.kind == *kind && i.container.is_none())
-            .find_map(|i| {
-                let requester = i.resource.get("requester")?;
-                let target = record.resolve(
-                    record.items.iter().position(|x| std::ptr::eq(x, i))?,
-                    requester,
-                )?;
-                (record.items[target].kind == "Organization")
-                    .then(|| record.items[target].reference.clone())
-            })
-    })
+/// The names of the source organization, and of the organizations it holds records for as custodian.
+fn source_aliases(
+    record: &Value,
+    source: &str,
+    policy: &Policy,
+    decision: &mut Decision,
+) -> HashSet<String> {
+    let mut aliases = subject::organization_aliases(record, source);
+    if let Some(held) = policy.custodian_for.get(source).filter(|h| !h.is_empty()) {
+        decision.explain(format!(
+            "the source {source} holds the records of {} as their custodian",
+            held.join(", ")
+        ));
+        for other in held {
+            aliases.extend(subject::organization_aliases(record, other));
+        }
+    }
+    aliases
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -711,6 +783,17 @@ fn applies(provision: &Provision, context: &Context<'_>) -> Result<(), String> {
         return Err(format!(
             "is for {}, not this recipient",
             names(&provision.actors)
+        ));
+    }
+    if !provision.sources.is_empty()
+        && !context
+            .source
+            .as_ref()
+            .is_some_and(|source| provision.sources.iter().any(|a| a.is_any_of(source)))
+    {
+        return Err(format!(
+            "is about data from {}, not from this source",
+            names(&provision.sources)
         ));
     }
     if !provision.purposes.is_empty() && !provision.purposes.iter().any(|p| p == context.purpose) {
@@ -1147,6 +1230,19 @@ fn refuse(
     primary: usize,
     request: &Request<'_>,
 ) {
+    // A referral that refers to data the record does not hold is refused: the reference cannot be decided.
+    for &index in lost {
+        for (_, v) in &verdicts[index] {
+            if let Verdict::Unresolvable(target) = v {
+                decision.outcome = Outcome::Deny;
+                decision.explain(format!(
+                    "the referral is refused: {} refers to {target}, which the record does not hold (a reference that does not resolve cannot be decided)",
+                    record.items[index].reference
+                ));
+                return;
+            }
+        }
+    }
     let mut kinds: Vec<&str> = lost
         .iter()
         .map(|&i| record.items[i].kind.as_str())

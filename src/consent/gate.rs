@@ -18,7 +18,7 @@
 
 use super::audit::{AuditEntry, AuditError, AuditTrail, Audited, Disclosure};
 use super::bases::LegalBasis;
-use super::decision::{self, Decision, Request};
+use super::decision::{self, Decision, Policy, Request};
 use super::model::identifier_key;
 use super::redact;
 use super::registry::Registry;
@@ -34,7 +34,8 @@ pub struct Disclosing {
     pub recipient: String,
     /// The purpose of use.
     pub purpose: String,
-    /// The source organization, when known.
+    /// The source organization: the sending partner's, or `--source`; `None` is denied (see
+    /// [`decision::UNNAMED_LOCAL_SOURCE`] for local conversions).
     pub source: Option<String>,
 }
 
@@ -89,6 +90,7 @@ pub struct ConsentGate {
     bases: Vec<LegalBasis>,
     trail: Option<Box<dyn AuditTrail>>,
     validator: Validator,
+    policy: Policy,
 }
 
 /// The audit entry for a decision.
@@ -119,7 +121,20 @@ impl ConsentGate {
             bases,
             trail,
             validator: Validator::new(),
+            policy: Policy::default(),
         }
+    }
+
+    /// The same gate deciding under `policy` (custodial roles, ages of consent: `[consent]` in the
+    /// configuration file).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy it decides under.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The decision, not yet audited: the caller records [`audit_entry`] in the transaction that acts
@@ -130,7 +145,7 @@ impl ConsentGate {
         request: &Disclosing,
         time: DateTime<FixedOffset>,
     ) -> Decision {
-        decision::decide(
+        decision::decide_with(
             &self.registry,
             &self.bases,
             &Request {
@@ -140,6 +155,7 @@ impl ConsentGate {
                 purpose: &request.purpose,
                 time,
             },
+            &self.policy,
         )
     }
 

@@ -122,8 +122,10 @@ pub struct Provision {
     pub start: Option<DateTime<FixedOffset>>,
     /// Until when it applies.
     pub end: Option<DateTime<FixedOffset>>,
-    /// Recipients it is about (empty: everyone).
+    /// Recipients it is about (actors in a recipient role: IRCP, PRCP, REFT, TRC; empty: everyone).
     pub actors: Vec<Party>,
+    /// Sources it is about (actors in a custodian or author role: CST, AUT, INF, REFB; empty: any source).
+    pub sources: Vec<Party>,
     /// Actions (empty: all).
     pub actions: Vec<String>,
     /// Purposes of use (empty: all).
@@ -336,11 +338,7 @@ fn read_provision(value: &Value, path: &str, errors: &mut Vec<String>) -> Option
             "{path}.period: impossible period, start {s} is after end {e}"
         ));
     }
-    let actors = array(value, "actor")
-        .iter()
-        .filter_map(|a| a.get("reference"))
-        .map(Party::from_reference)
-        .collect();
+    let (actors, sources) = read_actors(value, path, errors);
     let actions = checked_codes(
         array(value, "action").iter().flat_map(codes_of),
         codes::ACTIONS,
@@ -403,6 +401,7 @@ fn read_provision(value: &Value, path: &str, errors: &mut Vec<String>) -> Option
         start,
         end,
         actors,
+        sources,
         actions,
         purposes,
         classes,
@@ -414,6 +413,65 @@ fn read_provision(value: &Value, path: &str, errors: &mut Vec<String>) -> Option
         data_end,
         nested,
     })
+}
+
+/// `provision.actor`: each needs a `reference` (who) and a `role` (v3 ParticipationType, case-sensitive): a
+/// recipient role (IRCP, PRCP, REFT, TRC) limits the provision to those recipients, a custodian or author
+/// role (CST, AUT, INF, REFB) to data from those sources. An actor without a party, without a role, or in
+/// any other role makes the consent unusable: the gate cannot tell whom the provision is about.
+fn read_actors(value: &Value, path: &str, errors: &mut Vec<String>) -> (Vec<Party>, Vec<Party>) {
+    let mut recipients = Vec::new();
+    let mut sources = Vec::new();
+    for (i, actor) in array(value, "actor").iter().enumerate() {
+        let at = format!("{path}.actor[{i}]");
+        let Some(reference) = actor.get("reference").filter(|r| r.is_object()) else {
+            errors.push(format!(
+                "{at}.reference: required: an actor named only by its role names no one, and the provision cannot be applied"
+            ));
+            continue;
+        };
+        let party = Party::from_reference(reference);
+        if party.reference.is_none() && party.identifier.is_none() {
+            errors.push(format!(
+                "{at}.reference: names no one (no reference, no identifier)"
+            ));
+            continue;
+        }
+        let roles: Vec<(Option<&str>, &str)> = actor
+            .get("role")
+            .map(|role| array(role, "coding"))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| {
+                let code = c.get("code").and_then(Value::as_str)?;
+                Some((c.get("system").and_then(Value::as_str), code))
+            })
+            .collect();
+        let known = |(system, code): &(Option<&str>, &str)| {
+            system.is_none_or(|s| s == codes::V3_PARTICIPATION_TYPE)
+                && (codes::RECIPIENT_ROLES.contains(code) || codes::SOURCE_ROLES.contains(code))
+        };
+        match roles.iter().find(|r| known(r)) {
+            Some((_, code)) if codes::RECIPIENT_ROLES.contains(code) => recipients.push(party),
+            Some(_) => sources.push(party),
+            None if roles.is_empty() => errors.push(format!(
+                "{at}.role: required (v3 ParticipationType: a recipient role {} or a source role {})",
+                codes::RECIPIENT_ROLES.join("/"),
+                codes::SOURCE_ROLES.join("/")
+            )),
+            None => errors.push(format!(
+                "{at}.role: '{}' is not a role the gate can apply to a disclosure (v3 ParticipationType, case-sensitive: a recipient role {} or a source role {})",
+                roles
+                    .iter()
+                    .map(|(s, c)| format!("{}|{c}", s.unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                codes::RECIPIENT_ROLES.join("/"),
+                codes::SOURCE_ROLES.join("/")
+            )),
+        }
+    }
+    (recipients, sources)
 }
 
 /// `provision.class`: resource types (resource-types, names case-sensitive) or profiles (StructureDefinition

@@ -115,7 +115,7 @@ pub const PERSON_ELEMENTS: &[&str] = &["subject", "patient", "for", "beneficiary
 pub struct Record<'a> {
     /// The resources, in document order.
     pub items: Vec<Item<'a>>,
-    /// References that resolve to nothing in the record (`item reference -> target`).
+    /// Literal references (`reference` strings) that resolve to nothing in the record (`item -> target`).
     pub dangling: Vec<(usize, String)>,
     /// Alias → items, in document order.
     index: HashMap<String, Vec<usize>>,
@@ -208,7 +208,12 @@ impl<'a> Record<'a> {
                         refs.insert(target);
                     }
                     Some(_) => {}
-                    None => self.dangling.push((index, describe_reference(reference))),
+                    // Only a literal reference dangles: a logical one (by identifier only) names an
+                    // entity the record need not hold.
+                    None if reference.get("reference").is_some_and(Value::is_string) => {
+                        self.dangling.push((index, describe_reference(reference)))
+                    }
+                    None => {}
                 }
             }
             let mut persons = BTreeSet::new();

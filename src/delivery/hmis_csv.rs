@@ -1,6 +1,9 @@
-//! The HMIS CSV destination: released referrals written into an HMIS CSV folder an HMIS imports.
+//! The HMIS CSV destination: released referrals written into an HMIS CSV folder an HMIS imports. A released
+//! record that carries an obligation (the 42 CFR Part 2 redisclosure notice) also gets a line in the
+//! folder's side file, [`HMIS_SIDE_FILE`], written before its rows.
 
 use super::Destination;
+use super::obligations::{self, HMIS_SIDE_FILE};
 use crate::adapters::hmis::HmisCsvEncoder;
 use crate::consent::Released;
 use serde_json::Value;
@@ -8,6 +11,7 @@ use serde_json::Value;
 /// Writes each released referral as HMIS CSV rows.
 pub struct HmisCsvDestination {
     encoder: HmisCsvEncoder,
+    side_file: std::path::PathBuf,
 }
 
 impl HmisCsvDestination {
@@ -15,6 +19,7 @@ impl HmisCsvDestination {
     pub fn create(dir: &std::path::Path, project_id: &str) -> std::io::Result<Self> {
         Ok(Self {
             encoder: HmisCsvEncoder::create(dir, project_id)?,
+            side_file: dir.join(HMIS_SIDE_FILE),
         })
     }
 
@@ -26,6 +31,7 @@ impl HmisCsvDestination {
 
 impl Destination for HmisCsvDestination {
     fn deliver(&mut self, released: &Released<Value>) -> std::io::Result<()> {
+        obligations::append(&self.side_file, released)?;
         self.encoder.encode(released)
     }
 

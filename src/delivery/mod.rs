@@ -1,11 +1,13 @@
 //! Delivery: encoders and destinations. Each accepts only [`Released`] records, which only the consent gate
 //! can produce, so nothing reaches a receiver without a recorded decision. The outbox, retries and the FHIR
-//! REST and webhook destinations are in `send`, the worker in `outbox`.
+//! REST and webhook destinations are in `send`, the worker in `outbox`. Obligations a format cannot carry
+//! (HMIS CSV, file drops) travel in a side file (`obligations`).
 
 pub mod encode;
 pub mod file;
 pub mod gated;
 pub mod hmis_csv;
+pub mod obligations;
 pub mod outbox;
 pub mod send;
 

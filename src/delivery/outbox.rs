@@ -226,7 +226,8 @@ async fn attempt(
             },
         );
     }
-    let Some(request) = gateway.disclosing_to(&item.destination) else {
+    let source = gateway.source_of(&message).await?;
+    let Some(request) = gateway.disclosing_to(&item.destination, source.as_deref()) else {
         let error = SendError::Other(format!(
             "destination '{}' is no longer configured",
             item.destination

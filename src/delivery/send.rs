@@ -4,6 +4,7 @@
 //! TLS). Every request carries `Idempotency-Key` and `X-Request-Id`.
 
 use super::encode::fhir_json_line;
+use super::obligations;
 use crate::config::{Config, DestinationKind};
 use crate::consent::Released;
 use serde_json::Value;
@@ -97,12 +98,18 @@ impl Sender {
                 "onedoor",
             )
             .map_err(|e| SendError::Other(e.to_string()))?;
+            let side = std::path::Path::new(&target.endpoint).join(obligations::HMIS_SIDE_FILE);
+            obligations::append(&side, released)
+                .map_err(|e| SendError::Other(format!("{}: {e}", side.display())))?;
             return encoder
                 .encode(released)
                 .map_err(|e| SendError::Other(e.to_string()));
         }
         if target.kind == DestinationKind::File {
             let path = std::path::Path::new(&target.endpoint);
+            let side = obligations::side_file_for(path);
+            obligations::append(&side, released)
+                .map_err(|e| SendError::Other(format!("{}: {e}", side.display())))?;
             return super::file::append_line(path, &fhir_json_line(released))
                 .map_err(|e| SendError::Other(format!("{}: {e}", path.display())));
         }
