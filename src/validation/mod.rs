@@ -1,10 +1,11 @@
 //! Validation of every FHIR output: the FHIR R4 JSON schema, the typed model of `fhir-sdk` (required
 //! elements, known codes), and the SDOHCC profile rules checked in code (`canonical::profile`).
-//! FHIR invariants the schema cannot express (bdl-1..5, bdl-7, per-1) are checked in code (`invariants`).
+//! FHIR invariants the schema cannot express (ele-1, dom-2..5, ref-1, per-1, the Bundle rules, the
+//! resource rules and the SDOHCC profile invariants) are evaluated as FHIRPath (`invariants`, `fhirpath`).
 //! Each issue names the JSON path of the element concerned (`/entry/2/resource/status`).
 
 pub mod fhirpath;
-mod invariants;
+pub mod invariants;
 mod schema;
 
 pub use schema::{ElementInfo, FhirSchema};
@@ -117,10 +118,8 @@ impl Validator {
             });
         }
         if prefix.is_empty() {
-            // Walks the whole document, the entries of a Bundle included.
+            // Walks the whole document: contained resources and Bundle entries (nested Bundles too).
             issues.extend(invariants::check(resource, prefix));
-        } else if kind == "Bundle" {
-            issues.extend(invariants::check_bundle(resource, prefix));
         }
         for issue in profile::check(resource) {
             issues.push(Issue {
