@@ -305,9 +305,9 @@ impl<'a> Evaluator<'a> {
             Func::SupersetOf => boolean(arg(0).iter().all(|i| contains(&focus, i))),
             Func::OfType | Func::As | Func::Is => {
                 let type_name = singleton_str(arg(0), "a type name")?.unwrap_or_default();
+                // as() filters like ofType(): R4's dom-3 applies it to whole collections.
                 let op = match func {
-                    Func::OfType => None,
-                    Func::As => Some(TypeOp::As),
+                    Func::OfType | Func::As => None,
                     _ => Some(TypeOp::Is),
                 };
                 match op {
