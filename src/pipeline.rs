@@ -180,9 +180,27 @@ impl Summary {
 
     /// Reconcile, per file, the rows read with what became of them.
     fn reconcile(&mut self, quirks: &QuirkLog, record_tables: &[&str]) {
-        let (skipped, skipped_lines, rows_read) = quirks.ledger();
-        self.records_skipped = skipped_lines.values().map(|l| l.len() as u64).sum();
-        self.skipped = skipped;
+        let ledger = quirks.ledger();
+        for problem in ledger.joined_problems {
+            self.reject(problem);
+        }
+        let (skipped_lines, rows_read) = (ledger.skipped_lines, ledger.rows_read);
+        // A row skipped by one pass and converted or rejected by another (a guardian's users.csv row is not
+        // a student, and becomes a RelatedPerson) counts as what became of it, not as skipped.
+        let decided = |file: &str, line: u64| {
+            self.lines
+                .get(&file.to_ascii_lowercase())
+                .is_some_and(|d| d.contains_key(&line))
+        };
+        self.records_skipped = skipped_lines
+            .iter()
+            .map(|(file, lines)| lines.iter().filter(|l| !decided(file, **l)).count() as u64)
+            .sum();
+        self.skipped = ledger
+            .skipped
+            .into_iter()
+            .filter(|s| !decided(&s.file, s.line))
+            .collect();
         let mut files: BTreeMap<String, FileTally> = BTreeMap::new();
         for (file, rows) in &rows_read {
             let tally = files.entry(file.to_ascii_lowercase()).or_default();
@@ -685,18 +703,21 @@ impl Stage<'_> {
         };
         // Related records (the student of a referral, the client of an HMIS event) travel with a record that
         // builds something; a record that builds nothing brings nothing with it.
-        // A problem in a guardian link is reported and the link left out: it never rejects the record.
+        // A problem in a guardian link is a problem of the guardian's row: rejected at that row's line and
+        // the link left out; it never rejects the record it travels with.
         if let Some(roster) = self.roster.filter(|_| !resources.is_empty()) {
             for related in &record.related {
                 match roster.map(related) {
                     Ok(mapped) => resources.extend(mapped),
-                    Err(err) if related.kind == "guardian_link" => self.quirks.note(
-                        format!(
-                            "{}: a guardian link that cannot be mapped was left out of the record it travels with ({})",
-                            err.position.file, err.message
-                        ),
-                        err.position.line,
-                    ),
+                    Err(err) if related.kind == "guardian_link" => {
+                        self.quirks.reject_joined(RecordError::new(
+                            err.position,
+                            format!(
+                                "{} (a guardian link that cannot be mapped is left out of the {} at {}, which converts without it)",
+                                err.message, record.kind, record.position
+                            ),
+                        ))
+                    }
                     Err(err) => {
                         return Err(RecordError::new(
                             record.position.clone(),

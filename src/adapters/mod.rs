@@ -124,6 +124,10 @@ pub struct SourceRecord {
     /// Records that belong with this one and are mapped by a companion mapping (the roster entry of the
     /// student a referral is about).
     pub related: Vec<SourceRecord>,
+    /// Rows of other files whose values the context holds (`demographics` from `demographics.csv` line 7):
+    /// a rule that reads only such a variable and fails is a problem of that row, reported there; it leaves
+    /// the element out instead of rejecting the record, unless the element is required.
+    pub joined: Vec<(&'static str, Position)>,
 }
 
 /// What an adapter yields: a record or the reason one could not be read.

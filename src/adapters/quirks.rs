@@ -1,6 +1,7 @@
 //! Tolerated quirks: things a real export does that the standard does not allow but onedoor reads anyway
 //! (a BOM, a misspelt header, a non-ISO date, Windows-1252 text). Each is reported, never hidden.
 
+use super::RecordError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -41,24 +42,73 @@ struct Ledger {
     skipped: Vec<Skipped>,
     skipped_lines: SkippedLines,
     rows_read: BTreeMap<String, u64>,
+    joined_problems: Vec<RecordError>,
+    joined_lines: std::collections::BTreeSet<(String, u64, Option<String>)>,
 }
 
-/// A shared, thread-safe collection of quirks, deduplicated by message; also the ledger of skipped rows
-/// and of how many rows each table holds, for the summary's reconciliation.
+/// What the ledger holds at the end of a run.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerSnapshot {
+    /// The skipped rows kept in full.
+    pub skipped: Vec<Skipped>,
+    /// Every skipped line, per file.
+    pub skipped_lines: SkippedLines,
+    /// The rows each fully read table holds.
+    pub rows_read: BTreeMap<String, u64>,
+    /// Rows read by other records that could not be used (a guardian's row, a demographics value), once
+    /// per row: each is a rejection of that row, at its line, and never of the record that reads it.
+    pub joined_problems: Vec<RecordError>,
+}
+
+/// How many (quirk, line) occurrences are remembered to count each once; past this, every note counts.
+const KEPT_OCCURRENCES: usize = 1_000_000;
+
+/// The occurrences already counted: a hash of each (message, line), so a row read twice (an index pass
+/// and a streaming pass, a client joined to each of its events, a student named by two referrals) counts
+/// its quirk once. Hashes only (8 bytes each, at most [`KEPT_OCCURRENCES`]), never the messages.
+#[derive(Debug, Default)]
+struct Occurrences(std::collections::HashSet<u64>);
+
+impl Occurrences {
+    /// Whether this (message, line) is new; notes without a line are always new.
+    fn first(&mut self, message: &str, line: Option<u64>) -> bool {
+        use std::hash::{Hash, Hasher};
+        let Some(line) = line else { return true };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (message, line).hash(&mut hasher);
+        let hash = hasher.finish();
+        if self.0.contains(&hash) {
+            return false;
+        }
+        if self.0.len() < KEPT_OCCURRENCES {
+            self.0.insert(hash);
+        }
+        true
+    }
+}
+
+/// A shared, thread-safe collection of quirks, deduplicated by message and counted once per occurrence
+/// (per line); also the ledger of skipped rows and of how many rows each table holds, for the summary's
+/// reconciliation.
 #[derive(Debug, Clone, Default)]
 pub struct QuirkLog {
-    inner: Arc<Mutex<BTreeMap<String, Quirk>>>,
+    inner: Arc<Mutex<(BTreeMap<String, Quirk>, Occurrences)>>,
     ledger: Arc<Mutex<Ledger>>,
 }
 
 impl QuirkLog {
     /// Record a quirk (messages must not contain personal data: name the file, column and kind of quirk).
+    /// The same quirk at the same line is one occurrence, however often the row is read.
     pub fn note(&self, message: impl Into<String>, line: Option<u64>) {
         let message = message.into();
-        let mut map = self
+        let mut guard = self
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (map, seen) = &mut *guard;
+        if !seen.first(&message, line) {
+            return;
+        }
         map.entry(message.clone())
             .and_modify(|q| q.count += 1)
             .or_insert(Quirk {
@@ -89,28 +139,76 @@ impl QuirkLog {
         }
     }
 
+    /// A row read by another record that cannot be used (a guardian's row that does not map, a demographics
+    /// value that is not valid): rejected at its own line and left out of the record that reads it, which
+    /// still converts. Reported once per row and field, however many records read it.
+    pub fn reject_joined(&self, error: RecordError) {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(line) = error.position.line else {
+            return ledger.joined_problems.push(error);
+        };
+        let key = (
+            error.position.file.to_ascii_lowercase(),
+            line,
+            error.position.field.clone(),
+        );
+        if ledger.joined_lines.insert(key) && ledger.joined_problems.len() < KEPT_SKIPS {
+            ledger.joined_problems.push(error);
+        }
+    }
+
     /// A complete pass over a table read `rows` data rows (every pass reads the same rows).
     pub fn rows_read(&self, file: &str, rows: u64) {
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         ledger.rows_read.insert(file.to_owned(), rows);
     }
 
-    /// The skipped rows kept, the lines skipped per file, and the rows each fully read table holds.
-    pub fn ledger(&self) -> (Vec<Skipped>, SkippedLines, BTreeMap<String, u64>) {
+    /// The skipped rows kept, the lines skipped per file, the rows each fully read table holds, and the
+    /// rows read by other records that were rejected.
+    pub fn ledger(&self) -> LedgerSnapshot {
         let ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-        (
-            ledger.skipped.clone(),
-            ledger.skipped_lines.clone(),
-            ledger.rows_read.clone(),
-        )
+        LedgerSnapshot {
+            skipped: ledger.skipped.clone(),
+            skipped_lines: ledger.skipped_lines.clone(),
+            rows_read: ledger.rows_read.clone(),
+            joined_problems: ledger.joined_problems.clone(),
+        }
     }
 
     /// Every quirk seen so far, sorted by message.
     pub fn snapshot(&self) -> Vec<Quirk> {
-        let map = self
+        let guard = self
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.values().cloned().collect()
+        guard.0.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quirk_is_counted_once_per_line_however_often_its_row_is_read() {
+        let log = QuirkLog::default();
+        for _ in 0..3 {
+            log.note("Client.csv: placeholder names", Some(2));
+        }
+        log.note("Client.csv: placeholder names", Some(5));
+        log.note("enrollments.csv: conflicting roles", None);
+        log.note("enrollments.csv: conflicting roles", None);
+        let counts: Vec<(String, u64, Option<u64>)> = log
+            .snapshot()
+            .into_iter()
+            .map(|q| (q.message, q.count, q.first_line))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("Client.csv: placeholder names".to_owned(), 2, Some(2)),
+                ("enrollments.csv: conflicting roles".to_owned(), 2, None),
+            ]
+        );
     }
 }

@@ -83,6 +83,7 @@ pub struct MappingEngine {
     env: Environment<'static>,
     source_system: String,
     current: Arc<Mutex<Position>>,
+    quirks: QuirkLog,
 }
 
 /// A compiled mapping, ready to map records.
@@ -104,6 +105,8 @@ struct CompiledRule<'e> {
     value: Expression<'e, 'static>,
     when: Option<Expression<'e, 'static>>,
     sources: String,
+    /// The one variable every source field of the rule is in (`demographics`), when there is one.
+    variable: Option<String>,
 }
 
 impl MappingEngine {
@@ -135,6 +138,7 @@ impl MappingEngine {
             env,
             source_system,
             current,
+            quirks: quirks.clone(),
         }
     }
 
@@ -185,16 +189,16 @@ impl MappingEngine {
                     .as_ref()
                     .and_then(|w| self.expression(w, &mut problem));
                 if let (Some(target), Some(value)) = (target, value) {
-                    let sources = source_fields(&value)
-                        .into_iter()
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let fields = source_fields(&value);
+                    let variable = only_variable(&fields);
+                    let sources = fields.into_iter().collect::<Vec<_>>().join(", ");
                     rules.push(CompiledRule {
                         spec: rule,
                         target,
                         value,
                         when: rule_when,
                         sources,
+                        variable,
                     });
                 }
             }
@@ -237,6 +241,15 @@ impl MappingEngine {
             }
         }
     }
+}
+
+/// The variable all these fields are in (`demographics` for `demographics.sex, demographics.birthDate`).
+fn only_variable(fields: &BTreeSet<String>) -> Option<String> {
+    let mut variables = fields
+        .iter()
+        .map(|f| f.split('.').next().unwrap_or_default());
+    let first = variables.next()?;
+    variables.all(|v| v == first).then(|| first.to_owned())
 }
 
 /// The record fields an expression reads (`user.givenName`), without globals.
@@ -335,20 +348,55 @@ impl CompiledMapping<'_> {
         }
         let mut cursor = Cursor::default();
         for rule in &resource.rules {
-            apply_rule(rule, resource_type, context, &mut built, &mut cursor).map_err(
-                |message| {
-                    fail(
-                        if rule.sources.is_empty() {
-                            rule.target.as_str()
-                        } else {
-                            &rule.sources
-                        },
-                        message,
-                    )
-                },
-            )?;
+            let Err(message) = apply_rule(rule, resource_type, context, &mut built, &mut cursor)
+            else {
+                continue;
+            };
+            let field = if rule.sources.is_empty() {
+                rule.target.as_str()
+            } else {
+                &rule.sources
+            };
+            self.joined_failure(rule, record, field, message)?;
         }
         Ok(Some(built))
+    }
+
+    /// A rule that fails. When every value it reads comes from a row of another file joined to the record
+    /// (a demographics row), the problem is that row's: reported at its line, and the element left out
+    /// (the record converts), unless the element is required (the record is rejected, naming the row).
+    fn joined_failure(
+        &self,
+        rule: &CompiledRule<'_>,
+        record: &SourceRecord,
+        field: &str,
+        message: String,
+    ) -> Result<(), RecordError> {
+        let joined = rule
+            .variable
+            .as_deref()
+            .and_then(|v| record.joined.iter().find(|(name, _)| *name == v))
+            .map(|(_, at)| at);
+        match joined {
+            Some(at) if !rule.spec.required => {
+                self.engine.quirks.reject_joined(RecordError::new(
+                    at.clone().with_field(field.to_owned()),
+                    format!(
+                        "{message} (left out of the {} at {}, which converts without it)",
+                        record.kind, record.position
+                    ),
+                ));
+                Ok(())
+            }
+            Some(at) => Err(RecordError::new(
+                record.position.clone().with_field(field.to_owned()),
+                format!("{message} (the value is in {at})"),
+            )),
+            None => Err(RecordError::new(
+                record.position.clone().with_field(field.to_owned()),
+                message,
+            )),
+        }
     }
 }
 

@@ -197,6 +197,7 @@ fn student_record(item: &Found, school_of: &HashMap<String, String>) -> Decoded 
         position: item.position("studentUniqueId"),
         context: json!({ "student": strip(student), "school_id": school_of.get(id) }),
         related: Vec::new(),
+        joined: Vec::new(),
     })
 }
 
@@ -236,6 +237,7 @@ fn link_record(item: &Found, contacts: &HashMap<&str, &Found>) -> Decoded {
         position: item.position("contactReference"),
         context: json!({ "link": link, "contact": contact_value(contact), "student_id": student }),
         related: Vec::new(),
+        joined: Vec::new(),
     })
 }
 

@@ -359,6 +359,7 @@ fn organization_record(
             "parent_id": parent,
         }),
         related: Vec::new(),
+        joined: Vec::new(),
     })
 }
 
@@ -446,6 +447,7 @@ fn program_record(element: Element) -> Decoded {
         position,
         context,
         related: Vec::new(),
+        joined: Vec::new(),
     })
 }
 
@@ -467,6 +469,7 @@ fn health_records(elements: Vec<Result<Element, String>>) -> Vec<Decoded> {
                 position: Position::line("StudentHealth.xml", element.line),
                 context: json!({ "health": element.value, "student_id": student }),
                 related: Vec::new(),
+                joined: Vec::new(),
             })
         })
         .collect()
@@ -486,6 +489,7 @@ fn student_record(element: Element) -> SourceRecord {
         position: Position::line("Student.xml", element.line),
         context: json!({ "student": element.value }),
         related: Vec::new(),
+        joined: Vec::new(),
     }
 }
 
@@ -542,6 +546,7 @@ fn contact_links(elements: Vec<Result<Element, String>>) -> Vec<Decoded> {
             position,
             context: json!({ "link": link.value, "contact": contact, "student_id": student }),
             related: Vec::new(),
+            joined: Vec::new(),
         }));
     }
     out

@@ -137,5 +137,6 @@ fn record(name: String, line: u64, value: Value) -> Decoded {
         position,
         context: json!({ "resource": value }),
         related: Vec::new(),
+        joined: Vec::new(),
     })
 }

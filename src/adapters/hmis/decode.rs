@@ -437,6 +437,7 @@ impl HmisSource {
             position: Position::line("Client.csv", row.line),
             context: json!({ "client": row.values, "export": self.export_row }),
             related: Vec::new(),
+            joined: Vec::new(),
         }
     }
 
@@ -518,6 +519,7 @@ impl HmisSource {
             position,
             context,
             related: vec![self.client_record(client)],
+            joined: Vec::new(),
         }
     }
 
@@ -609,6 +611,7 @@ impl HmisSource {
             position: Position::line("Organization.csv", row.line),
             context: json!({ "organization": row.values, "export": self.export_row }),
             related: Vec::new(),
+            joined: Vec::new(),
         }
     }
 }

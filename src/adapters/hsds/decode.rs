@@ -264,5 +264,6 @@ pub(super) fn record(
         position,
         context,
         related: Vec::new(),
+        joined: Vec::new(),
     }
 }

@@ -173,6 +173,7 @@ impl Reader<'_, '_> {
             position,
             context: json!({"report": header, "incident": incident.context()}),
             related: Vec::new(),
+            joined: Vec::new(),
         }));
     }
 
@@ -185,6 +186,7 @@ impl Reader<'_, '_> {
             position,
             context: json!({"report": header, "incident": report.get("Arrest")}),
             related: Vec::new(),
+            joined: Vec::new(),
         }));
     }
 
@@ -321,5 +323,6 @@ fn victim_record(
         position: position.clone().with_field(format!("Victim {}", victim.id)),
         context,
         related: Vec::new(),
+        joined: Vec::new(),
     }
 }

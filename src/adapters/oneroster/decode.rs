@@ -160,17 +160,27 @@ impl OneRosterSource {
 
     /// The records of one student (the student, then their guardian links), looked up by sourcedId.
     pub fn student(&self, id: &str) -> Result<Vec<SourceRecord>, String> {
+        let file = self.users.file();
         let entry = self
             .index
             .get(id)
-            .ok_or_else(|| format!("no user '{id}' in {}", self.users.file()))?;
+            .filter(|e| e.offset.is_some())
+            .ok_or_else(|| {
+                format!("no user '{id}' in {file}: student '{id}' is not in the roster")
+            })?;
         if !is_student(entry.roles) {
             return Err(format!(
-                "user '{id}' in {} is not a student",
-                self.users.file()
+                "user '{id}' in {file} line {} is not a student",
+                entry.offset.map(offset_line).unwrap_or_default()
             ));
         }
         let row = self.read_user(entry).map_err(|e| e.to_string())?;
+        if is_deleted(&row) {
+            return Err(format!(
+                "student '{id}' is deleted in {file} line {} (status 'tobedeleted')",
+                row.line
+            ));
+        }
         self.student_records_from_row(row)
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
@@ -435,6 +445,7 @@ impl OneRosterSource {
             position: Position::line("orgs.csv", row.line),
             context: json!({ "org": row.values, "parent": parent.map(|p| &p.values) }),
             related: Vec::new(),
+            joined: Vec::new(),
         }))
     }
 
@@ -475,10 +486,21 @@ impl OneRosterSource {
                 .skip(self.users.file(), row.line, "status 'tobedeleted'");
             return Vec::new();
         }
-        let demographics = match self.demographics_for(&id) {
-            Ok(d) => d,
-            Err(err) => return vec![Err(err)],
-        };
+        // An unreadable demographics row is that row's problem: reported there, the student converts
+        // without it.
+        let demographics = self.demographics_for(&id).unwrap_or_else(|err| {
+            self.quirks.reject_joined(err);
+            None
+        });
+        let joined: Vec<(&'static str, Position)> = demographics
+            .iter()
+            .map(|d| {
+                (
+                    "demographics",
+                    Position::line(self.demographics_file(), d.line),
+                )
+            })
+            .collect();
         let school = self.school_for(&row, &entry);
         let guardians = self.guardians_for(&row, &id);
         let position = Position::line(self.users.file(), row.line);
@@ -495,19 +517,28 @@ impl OneRosterSource {
                 "guardian_count": guardians.len(),
             }),
             related: Vec::new(),
+            joined,
         }));
         for (guardian, relationship) in guardians {
             let guardian_id = guardian.get("sourcedId").unwrap_or_default().to_owned();
+            // The link is the guardian's row joined to the student's: a problem in it is at the guardian's line.
             out.push(Ok(SourceRecord {
                 kind: "guardian_link",
                 key: format!("{id}|{guardian_id}"),
                 group: id.clone(),
-                position: position.clone(),
+                position: Position::line(self.users.file(), guardian.line),
                 context: json!({ "student": row.values, "guardian": guardian.values, "relationship": relationship }),
                 related: Vec::new(),
+                joined: Vec::new(),
             }));
         }
         out
+    }
+
+    fn demographics_file(&self) -> &str {
+        self.demographics
+            .as_ref()
+            .map_or(tables::DEMOGRAPHICS.file, CsvTable::file)
     }
 
     fn demographics_for(&self, id: &str) -> Result<Option<Row>, RecordError> {

@@ -143,6 +143,7 @@ impl<'r> ReferralSource<'r> {
                     "staff": staff,
                 }),
                 related,
+                joined: Vec::new(),
             })
         }))
     }

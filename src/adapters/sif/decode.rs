@@ -381,6 +381,7 @@ fn school_record(object: &Object) -> Decoded {
         position: object.position(),
         context: json!({ "school": object.element.value }),
         related: Vec::new(),
+        joined: Vec::new(),
     })
 }
 
@@ -401,6 +402,7 @@ fn student_record(
             "school": school.map(|s| &s.element.value),
         }),
         related: Vec::new(),
+        joined: Vec::new(),
     }
 }
 
@@ -430,6 +432,7 @@ fn link_record(
             "student_id": student,
         }),
         related: Vec::new(),
+        joined: Vec::new(),
     })
 }
 
@@ -442,6 +445,7 @@ fn plan_record(plan: &Object, student: &str) -> SourceRecord {
         position: plan.position(),
         context: json!({ "plan": plan.element.value, "student_id": student }),
         related: Vec::new(),
+        joined: Vec::new(),
     }
 }
 
@@ -483,6 +487,7 @@ fn wellbeing_record(
                 .collect::<Vec<_>>(),
         }),
         related: student_group.clone(),
+        joined: Vec::new(),
     })
 }
 
@@ -519,5 +524,6 @@ fn carried_record(object: &Object, kind: &'static str) -> SourceRecord {
         position: object.position(),
         context: json!({ "record": object.element.value, "student_id": object.text("StudentPersonalRefId") }),
         related: Vec::new(),
+        joined: Vec::new(),
     }
 }
