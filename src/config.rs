@@ -808,4 +808,51 @@ mod tests {
         assert_eq!(config.server.listen, "0.0.0.0:9999");
         assert_eq!(config.destinations["food-bank"].endpoint, "http://b");
     }
+
+    #[test]
+    fn consent_policy_is_read_with_todays_defaults_and_checked() {
+        let file = write("[gateway]\nmappings = \".\"\n");
+        let config = load_with_env(file.path(), std::iter::empty()).unwrap();
+        let policy = config.consent_policy();
+        let defaults = crate::consent::decision::Policy::default();
+        assert_eq!(policy.custodial_roles, defaults.custodial_roles);
+        assert_eq!(policy.age_of_majority, 18);
+        assert!(policy.age_by_policy.is_empty() && policy.custodian_for.is_empty());
+
+        let file = write(
+            "[gateway]\nmappings = \".\"\n[consent]\ncustodial_roles = [\"PRN\", \"GUARD\", \"PRNFOST\"]\nage_of_majority = 18\n[consent.age_of_consent]\nSTATE = 12\n[partners.district]\norg = \"u|d\"\ncustodian_for = [\"u|s\"]\n",
+        );
+        let config = load_with_env(file.path(), std::iter::empty()).unwrap();
+        let policy = config.consent_policy();
+        assert_eq!(policy.custodial_roles, ["PRN", "GUARD", "PRNFOST"]);
+        assert_eq!(policy.age_by_policy.get("STATE"), Some(&12));
+        assert_eq!(
+            policy.custodian_for.get("u|d"),
+            Some(&vec!["u|s".to_owned()])
+        );
+
+        let file = write(
+            "[gateway]\nmappings = \".\"\n[consent]\ncustodial_roles = [\"prn\"]\nage_of_majority = 0\n[consent.age_of_consent]\nTEXAS = 40\n",
+        );
+        let err = load_with_env(file.path(), std::iter::empty())
+            .unwrap_err()
+            .0;
+        for wanted in [
+            "consent.custodial_roles: 'prn' is not a v3 RoleCode personal relationship",
+            "consent.age_of_majority: 0 is not an age from 1 to 25",
+            "consent.age_of_consent.TEXAS: not a consent policy code",
+            "consent.age_of_consent.TEXAS: 40 is not an age from 1 to 25",
+        ] {
+            assert!(err.iter().any(|e| e.contains(wanted)), "{wanted}: {err:?}");
+        }
+        let file = write("[gateway]\nmappings = \".\"\n[consent]\nage_limit = 3\n");
+        let err = load_with_env(file.path(), std::iter::empty())
+            .unwrap_err()
+            .0;
+        assert!(
+            err.iter()
+                .any(|e| e.contains("consent.age_limit: unknown key")),
+            "{err:?}"
+        );
+    }
 }

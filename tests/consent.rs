@@ -504,3 +504,61 @@ fn the_part2_notice_travels_with_the_released_data() {
         "the release is valid FHIR"
     );
 }
+
+/// Formats that cannot carry the obligation get it in a side file: an HMIS CSV folder holds
+/// `onedoor-obligations.ndjson` with the notice and NORDSCLCD for the released Part 2 record (written
+/// before its rows), a file drop `<file>.obligations.ndjson`; a record without an obligation writes none.
+#[test]
+fn the_part2_notice_travels_beside_hmis_csv_and_file_drops() {
+    use onedoor::delivery::obligations;
+    use onedoor::delivery::{Destination, hmis_csv::HmisCsvDestination};
+    let case = "leak-part2-notice-travels";
+    let gate = ConsentGate::new(registry_of(&consents_of(case)), Vec::new(), None);
+    let released = gate
+        .release_for_delivery(&bundle(case), food_bank(), at("2026-03-02T10:00:00Z"))
+        .unwrap();
+    assert!(!released.decision().notices.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let hmis = dir.path().join("hmis");
+    let mut destination = HmisCsvDestination::create(&hmis, "onedoor").unwrap();
+    destination.deliver(&released).unwrap();
+    destination.flush().unwrap();
+    let side = std::fs::read_to_string(hmis.join(obligations::HMIS_SIDE_FILE)).unwrap();
+    let entry: Value = serde_json::from_str(side.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["notice"], onedoor::consent::codes::PART2_NOTICE);
+    assert_eq!(entry["obligations"][0]["code"], "NORDSCLCD");
+    assert_eq!(entry["recipient"], "urn:onedoor:agencies|county-food-bank");
+    assert!(
+        entry["resources"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|r| r.as_str().unwrap_or_default().starts_with("Condition/"))),
+        "{entry}"
+    );
+
+    let drop = dir.path().join("drop.ndjson");
+    let file_side = obligations::side_file_for(&drop);
+    assert_eq!(
+        file_side.file_name().unwrap().to_str().unwrap(),
+        "drop.ndjson.obligations.ndjson"
+    );
+    assert!(obligations::append(&file_side, &released).unwrap());
+    assert!(obligations::append(&file_side, &released).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&file_side).unwrap().lines().count(),
+        2
+    );
+
+    // No Part 2 data, no obligation: nothing written.
+    let plain = "permit-by-actor";
+    let gate = ConsentGate::new(registry_of(&consents_of(plain)), Vec::new(), None);
+    let released = gate
+        .release_for_delivery(&bundle(plain), food_bank(), at("2026-03-02T10:00:00Z"))
+        .unwrap();
+    let quiet = dir.path().join("quiet.ndjson.obligations.ndjson");
+    assert!(!obligations::append(&quiet, &released).unwrap());
+    assert!(!quiet.exists());
+    let hmis = dir.path().join("hmis-plain");
+    let mut destination = HmisCsvDestination::create(&hmis, "onedoor").unwrap();
+    destination.deliver(&released).unwrap();
+    assert!(!hmis.join(obligations::HMIS_SIDE_FILE).exists());
+}

@@ -168,6 +168,9 @@ pub struct CasePolicy {
     /// Ages of consent per regime (policy code).
     #[serde(default)]
     pub age_of_consent: std::collections::BTreeMap<String, u32>,
+    /// Organizations a source organization holds records for (`[partners.X] custodian_for`).
+    #[serde(default)]
+    pub custodian_for: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn default_input() -> PathBuf {

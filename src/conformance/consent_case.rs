@@ -69,6 +69,7 @@ fn case_policy(spec: &ConsentCase) -> Result<consent::decision::Policy, Vec<Stri
             policy.age_of_majority = age;
         }
         policy.age_by_policy = given.age_of_consent.clone();
+        policy.custodian_for = given.custodian_for.clone();
     }
     let problems = consent::decision::check_policy(&policy);
     if problems.is_empty() {

@@ -273,6 +273,17 @@ pub const PERSONAL_RELATIONSHIPS: &[&str] = &[
     "SPOWATT",
 ];
 
+/// Resource types that describe organizations and services, not people (public directory data): a
+/// reference of theirs that the record does not resolve points to more directory data, not to a person's.
+pub const DIRECTORY_TYPES: &[&str] = &[
+    "Organization",
+    "HealthcareService",
+    "Location",
+    "Practitioner",
+    "PractitionerRole",
+    "Endpoint",
+];
+
 /// The v3 ParticipationType code system (`Consent.provision.actor.role`).
 pub const V3_PARTICIPATION_TYPE: &str =
     "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";

@@ -389,15 +389,7 @@ pub fn decide_with(
         verdicts.push(list);
     }
     decision.persons = persons.into_iter().collect();
-    for (item, target) in &record.dangling {
-        decision.explain(format!(
-            "{} refers to {target}, which the record does not hold: it cannot be decided and is withheld",
-            record.items[*item].reference
-        ));
-        if let Some(list) = verdicts.get_mut(*item) {
-            list.push((usize::MAX, Verdict::Unresolvable(target.clone())));
-        }
-    }
+    unresolvable(&record, &mut verdicts, &mut decision);
 
     let released = |index: usize, verdicts: &[Vec<(usize, Verdict)>]| {
         verdicts[index]
@@ -565,6 +557,35 @@ pub fn decide_with(
         ));
     }
     decision
+}
+
+/// A resource with a literal reference the record does not resolve is withheld (what it points to cannot
+/// be decided), unless it is directory data about no one (an Organization's, a HealthcareService's
+/// reference to more directory data).
+fn unresolvable(
+    record: &Record<'_>,
+    verdicts: &mut [Vec<(usize, Verdict<'_>)>],
+    decision: &mut Decision,
+) {
+    for (index, target) in &record.dangling {
+        let Some(item) = record.items.get(*index) else {
+            continue;
+        };
+        if codes::DIRECTORY_TYPES.contains(&item.kind.as_str()) && item.persons.is_empty() {
+            decision.explain(format!(
+                "{} refers to {target}, which the record does not hold: directory data about no one, kept as sent",
+                item.reference
+            ));
+            continue;
+        }
+        decision.explain(format!(
+            "{} refers to {target}, which the record does not hold: it cannot be decided and is withheld",
+            item.reference
+        ));
+        if let Some(list) = verdicts.get_mut(*index) {
+            list.push((usize::MAX, Verdict::Unresolvable(target.clone())));
+        }
+    }
 }
 
 /// The names of the source organization, and of the organizations it holds records for as custodian.

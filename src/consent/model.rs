@@ -610,3 +610,65 @@ fn period_bound(
     }
     parsed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use serde_json::{Value, json};
+
+    fn with_actor(actor: Value) -> Value {
+        json!({
+            "resourceType": "Consent", "id": "c-1", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "patient": {"reference": "Patient/p-1"},
+            "policyRule": {"coding": [{"system": "urn:onedoor:codes", "code": "FERPA"}]},
+            "provision": {"type": "permit", "actor": [actor]}
+        })
+    }
+
+    fn role(code: &str) -> Value {
+        json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": code}]})
+    }
+
+    #[test]
+    fn actor_roles_name_recipients_or_sources_and_nothing_else() {
+        let org = json!({"reference": "Organization/o-1"});
+        let recipient =
+            parse(&with_actor(json!({"role": role("IRCP"), "reference": org}))).unwrap();
+        let provision = recipient.provision.unwrap();
+        assert_eq!(provision.actors.len(), 1);
+        assert!(provision.sources.is_empty());
+        let source = parse(&with_actor(json!({"role": role("CST"), "reference": org}))).unwrap();
+        let provision = source.provision.unwrap();
+        assert!(provision.actors.is_empty());
+        assert_eq!(provision.sources.len(), 1);
+        for (actor, wanted) in [
+            (
+                json!({"role": role("IRCP")}),
+                "provision.actor[0].reference: required",
+            ),
+            (
+                json!({"reference": org}),
+                "provision.actor[0].role: required",
+            ),
+            (
+                json!({"role": role("ircp"), "reference": org}),
+                "is not a role the gate can apply",
+            ),
+            (
+                json!({"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "code": "IRCP"}]}, "reference": org}),
+                "is not a role the gate can apply",
+            ),
+            (
+                json!({"role": role("IRCP"), "reference": {"display": "someone"}}),
+                "names no one",
+            ),
+        ] {
+            let errors = parse(&with_actor(actor)).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.contains(wanted)),
+                "{wanted}: {errors:?}"
+            );
+        }
+    }
+}
