@@ -435,3 +435,30 @@ fn the_validator_reports_invariants_with_their_paths() {
         "{issues:?}"
     );
 }
+
+/// The cost of the invariant walk per resource, on the NDJSON file named by `ONEDOOR_INVARIANTS_BENCH`
+/// (run with `cargo test --release --test invariants -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a test"]
+fn invariant_walk_cost_per_resource() {
+    let Ok(path) = std::env::var("ONEDOOR_INVARIANTS_BENCH") else {
+        return;
+    };
+    let text = std::fs::read_to_string(path).expect("read the NDJSON file");
+    let resources: Vec<Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let _ = invariants::check(&resources[0], "");
+    let start = std::time::Instant::now();
+    let issues: usize = resources
+        .iter()
+        .map(|r| invariants::check(r, "").len())
+        .sum();
+    let elapsed = start.elapsed();
+    println!(
+        "{} resources, {issues} issues, {:.3} µs per resource",
+        resources.len(),
+        elapsed.as_secs_f64() * 1e6 / resources.len() as f64
+    );
+}

@@ -96,12 +96,12 @@ type Res<'a> = Result<Collection<'a>, EvalError>;
 
 impl<'a> Evaluator<'a> {
     /// Evaluate `expr` with `input` as its focus (`$this`).
-    pub fn eval(&self, expr: &Expr, input: &[Item<'a>]) -> Res<'a> {
+    pub fn eval(&self, expr: &'a Expr, input: &[Item<'a>]) -> Res<'a> {
         match expr {
             Expr::Empty => Ok(Vec::new()),
             Expr::Bool(b) => Ok(vec![Item::Bool(*b)]),
             Expr::Number(n) => Ok(vec![Item::Number(*n)]),
-            Expr::Str(s) => Ok(vec![Item::Str(Cow::Owned(s.clone()))]),
+            Expr::Str(s) => Ok(vec![Item::Str(Cow::Borrowed(s))]),
             Expr::This => Ok(input.to_vec()),
             Expr::Env(var) => Ok(self.env_var(*var)),
             Expr::Ident(name) => Ok(navigate(input, name, true)),
@@ -141,7 +141,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn binary(&self, op: BinOp, left: &Expr, right: &Expr, input: &[Item<'a>]) -> Res<'a> {
+    fn binary(&self, op: BinOp, left: &'a Expr, right: &'a Expr, input: &[Item<'a>]) -> Res<'a> {
         if matches!(op, BinOp::And | BinOp::Or | BinOp::Implies) {
             return self.short_circuit(op, left, right, input);
         }
@@ -151,7 +151,13 @@ impl<'a> Evaluator<'a> {
     }
 
     /// `and`, `or`, `implies`: the right side is evaluated only when it can change the answer.
-    fn short_circuit(&self, op: BinOp, left: &Expr, right: &Expr, input: &[Item<'a>]) -> Res<'a> {
+    fn short_circuit(
+        &self,
+        op: BinOp,
+        left: &'a Expr,
+        right: &'a Expr,
+        input: &[Item<'a>],
+    ) -> Res<'a> {
         let l = to_bool(&self.eval(left, input)?, op_name(op))?;
         let decided = match (op, l) {
             (BinOp::And, Some(false)) => Some(false),
@@ -183,7 +189,10 @@ impl<'a> Evaluator<'a> {
         Ok(answer.map(Item::Bool).into_iter().collect())
     }
 
-    fn call(&self, call: &Call, input: &[Item<'a>]) -> Res<'a> {
+    fn call(&self, call: &'a Call, input: &[Item<'a>]) -> Res<'a> {
+        if let Some(count) = self.count_without_collecting(call, input)? {
+            return Ok(vec![Item::Number(count as f64)]);
+        }
         let focus = match &call.target {
             Some(target) => self.eval(target, input)?,
             None => input.to_vec(),
@@ -210,7 +219,27 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn filter(&self, criterion: &Expr, focus: Collection<'a>) -> Res<'a> {
+    /// `x.children().count()` counted without building the children collection (ele-1 runs on
+    /// every element).
+    fn count_without_collecting(
+        &self,
+        call: &'a Call,
+        input: &[Item<'a>],
+    ) -> Result<Option<usize>, EvalError> {
+        let Some(Expr::Call(inner)) = &call.target else {
+            return Ok(None);
+        };
+        if call.func != Func::Count || inner.func != Func::Children {
+            return Ok(None);
+        }
+        let focus = match &inner.target {
+            Some(target) => self.eval(target, input)?,
+            None => input.to_vec(),
+        };
+        Ok(Some(count_children(&focus)))
+    }
+
+    fn filter(&self, criterion: &'a Expr, focus: Collection<'a>) -> Res<'a> {
         let mut kept = Vec::new();
         for item in focus {
             let this = std::slice::from_ref(&item);
@@ -221,7 +250,7 @@ impl<'a> Evaluator<'a> {
         Ok(kept)
     }
 
-    fn select(&self, projection: &Expr, focus: Collection<'a>) -> Res<'a> {
+    fn select(&self, projection: &'a Expr, focus: Collection<'a>) -> Res<'a> {
         let mut out = Vec::new();
         for item in focus {
             out.extend(self.eval(projection, std::slice::from_ref(&item))?);
@@ -229,7 +258,7 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    fn all(&self, criterion: &Expr, focus: Collection<'a>) -> Res<'a> {
+    fn all(&self, criterion: &'a Expr, focus: Collection<'a>) -> Res<'a> {
         for item in focus {
             let this = std::slice::from_ref(&item);
             if to_bool(&self.eval(criterion, this)?, "all()")? != Some(true) {
@@ -239,7 +268,7 @@ impl<'a> Evaluator<'a> {
         Ok(vec![Item::Bool(true)])
     }
 
-    fn iif(&self, call: &Call, focus: &[Item<'a>], input: &[Item<'a>]) -> Res<'a> {
+    fn iif(&self, call: &'a Call, focus: &[Item<'a>], input: &[Item<'a>]) -> Res<'a> {
         let this = if call.target.is_some() { focus } else { input };
         let condition = to_bool(&self.eval(&call.args[0], this)?, "iif()")?;
         match (condition, call.args.get(2)) {
@@ -249,7 +278,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn matches(&self, call: &Call, focus: &[Item<'a>], input: &[Item<'a>]) -> Res<'a> {
+    fn matches(&self, call: &'a Call, focus: &[Item<'a>], input: &[Item<'a>]) -> Res<'a> {
         let Some(text) = singleton_str(focus, "matches()")? else {
             return Ok(Vec::new());
         };
@@ -426,6 +455,30 @@ fn children<'a>(input: &[Item<'a>]) -> Collection<'a> {
         }
     }
     out
+}
+
+fn count_children(input: &[Item<'_>]) -> usize {
+    let mut count = 0;
+    for item in input {
+        if let Item::Node(Value::Object(map)) = item {
+            for (key, value) in map {
+                if key == "resourceType" {
+                    continue;
+                }
+                if let Some(base) = key.strip_prefix('_')
+                    && map.contains_key(base)
+                {
+                    continue;
+                }
+                count += match value {
+                    Value::Array(items) => items.iter().filter(|v| !v.is_null()).count(),
+                    Value::Null => 0,
+                    _ => 1,
+                };
+            }
+        }
+    }
+    count
 }
 
 fn descendants<'a>(input: &[Item<'a>]) -> Collection<'a> {

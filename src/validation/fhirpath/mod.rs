@@ -142,7 +142,7 @@ impl Expression {
 
     /// Evaluate with `focus` as `$this`.
     pub fn evaluate<'a>(
-        &self,
+        &'a self,
         focus: &'a Value,
         env: Env<'a>,
     ) -> Result<Collection<'a>, EvalError> {
@@ -152,7 +152,7 @@ impl Expression {
 
     /// Evaluate as a constraint: `Some(false)` when it fails, `Some(true)` when it holds, `None` when
     /// the result is empty (undecided, which a constraint treats as holding).
-    pub fn check<'a>(&self, focus: &'a Value, env: Env<'a>) -> Result<Option<bool>, EvalError> {
+    pub fn check<'a>(&'a self, focus: &'a Value, env: Env<'a>) -> Result<Option<bool>, EvalError> {
         eval::to_bool(&self.evaluate(focus, env)?, "a constraint")
     }
 }
