@@ -1,6 +1,9 @@
 //! Consent decisions per second with 100,000 consents in the registry (indexed by patient), against a
 //! lookup that does no policy work (the registry index alone), in the same process and run.
 //!
+//! Each consent names its custodian (`organization`) and each request the source organization, so the
+//! source check is part of every decision.
+//!
 //! Run: `cargo bench --bench consent_decisions` (optional argument: number of consents, default 100000).
 
 use onedoor::consent::Registry;
@@ -49,7 +52,7 @@ fn main() {
     for n in 0..DECISIONS {
         let request = Request {
             record: &records[n % records.len()],
-            source: None,
+            source: Some("urn:onedoor:schools|s-1"),
             recipient: "urn:onedoor:agencies|county-food-bank",
             purpose: "TREAT",
             time,
@@ -80,6 +83,7 @@ fn consent(i: usize) -> Value {
         "scope": {"coding": [{"code": "patient-privacy"}]}, "category": [{"coding": [{"code": "IDSCL"}]}],
         "patient": {"reference": format!("Patient/p-{i}")},
         "performer": [{"reference": format!("RelatedPerson/g-{i}")}],
+        "organization": [{"identifier": {"system": "urn:onedoor:schools", "value": "s-1"}}],
         "policyRule": {"coding": [{"code": "FERPA"}]},
         "provision": {
             "type": "permit", "period": {"start": "2026-01-01", "end": "2026-12-31"},

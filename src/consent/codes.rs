@@ -273,8 +273,8 @@ pub const PERSONAL_RELATIONSHIPS: &[&str] = &[
     "SPOWATT",
 ];
 
-/// Resource types that describe organizations and services, not people (public directory data): a
-/// reference of theirs that the record does not resolve points to more directory data, not to a person's.
+/// Resource types that describe organizations and services, not people (public directory data): a reference
+/// to one that the record does not hold points to no one's data and is kept as sent.
 pub const DIRECTORY_TYPES: &[&str] = &[
     "Organization",
     "HealthcareService",

@@ -101,6 +101,9 @@ pub struct Decision {
     pub contributing: Vec<String>,
     /// Every person the record is about (`Patient/id`, or a reference to someone not in it).
     pub persons: Vec<String>,
+    /// Literal references that resolve to nothing in the record, as (JSON pointer of the resource holding
+    /// one, the reference): redaction removes them (keeping a logical identifier the reference carries).
+    pub unresolved_references: Vec<(String, String)>,
 }
 
 impl Decision {
@@ -119,6 +122,7 @@ impl Decision {
             withheld_pointers: Vec::new(),
             contributing: Vec::new(),
             persons: Vec::new(),
+            unresolved_references: Vec::new(),
         }
     }
 
@@ -130,6 +134,7 @@ impl Decision {
     /// Whether the release removes anything.
     pub fn redacts(&self) -> bool {
         !self.withheld_pointers.is_empty()
+            || !self.unresolved_references.is_empty()
             || !self.redact_classes.is_empty()
             || !self.redact_labels.is_empty()
     }
@@ -258,9 +263,6 @@ enum Verdict<'c> {
     Nothing,
     /// It is about someone who is not in the record.
     Stranger(String),
-    /// It refers to data the record does not hold (a literal reference that resolves to nothing): what it
-    /// points to cannot be decided, so it is withheld.
-    Unresolvable(String),
 }
 
 /// Decide, with the default [`Policy`].
@@ -389,7 +391,7 @@ pub fn decide_with(
         verdicts.push(list);
     }
     decision.persons = persons.into_iter().collect();
-    unresolvable(&record, &mut verdicts, &mut decision);
+    unresolvable(&record, &mut decision);
 
     let released = |index: usize, verdicts: &[Vec<(usize, Verdict)>]| {
         verdicts[index]
@@ -485,9 +487,6 @@ pub fn decide_with(
             Some(Verdict::Stranger(who)) => {
                 format!("it is about {who}, who is not in the record")
             }
-            Some(Verdict::Unresolvable(target)) => {
-                format!("it refers to {target}, which the record does not hold")
-            }
             Some(Verdict::Nothing) => {
                 let person = verdicts[index]
                     .iter()
@@ -559,33 +558,41 @@ pub fn decide_with(
     decision
 }
 
-/// A resource with a literal reference the record does not resolve is withheld (what it points to cannot
-/// be decided), unless it is directory data about no one (an Organization's, a HealthcareService's
-/// reference to more directory data).
-fn unresolvable(
-    record: &Record<'_>,
-    verdicts: &mut [Vec<(usize, Verdict<'_>)>],
-    decision: &mut Decision,
-) {
+/// A literal reference that resolves to nothing in the record points to data no decision covered: it is
+/// removed from what is released (its `display` with it; a logical identifier it carries stays, naming an
+/// entity the record need not hold), and the explanation says so. A reference to directory data (an
+/// Organization, a Practitioner, a HealthcareService...) points to no one's data and is kept as sent.
+fn unresolvable(record: &Record<'_>, decision: &mut Decision) {
     for (index, target) in &record.dangling {
         let Some(item) = record.items.get(*index) else {
             continue;
         };
-        if codes::DIRECTORY_TYPES.contains(&item.kind.as_str()) && item.persons.is_empty() {
+        if let Some(kind) = reference_type(target).filter(|k| codes::DIRECTORY_TYPES.contains(k)) {
             decision.explain(format!(
-                "{} refers to {target}, which the record does not hold: directory data about no one, kept as sent",
+                "{} refers to {target}, which the record does not hold: an {kind} is directory data, not anyone's, kept as sent",
                 item.reference
             ));
             continue;
         }
         decision.explain(format!(
-            "{} refers to {target}, which the record does not hold: it cannot be decided and is withheld",
+            "{} refers to {target}, which the record does not hold: the reference is removed from what is released",
             item.reference
         ));
-        if let Some(list) = verdicts.get_mut(*index) {
-            list.push((usize::MAX, Verdict::Unresolvable(target.clone())));
-        }
+        decision
+            .unresolved_references
+            .push((item.pointer.clone(), target.clone()));
     }
+}
+
+/// The resource type a literal reference names (`Type/id`, `.../Type/id`, `.../Type/id/_history/n`), if it
+/// names one (`#id` and `urn:uuid:` references do not).
+fn reference_type(reference: &str) -> Option<&str> {
+    let trimmed = reference.split("/_history/").next().unwrap_or(reference);
+    let mut parts = trimmed.rsplit('/');
+    let _id = parts.next()?;
+    parts
+        .next()
+        .filter(|kind| kind.starts_with(|c: char| c.is_ascii_uppercase()))
 }
 
 /// The names of the source organization, and of the organizations it holds records for as custodian.
@@ -1251,19 +1258,6 @@ fn refuse(
     primary: usize,
     request: &Request<'_>,
 ) {
-    // A referral that refers to data the record does not hold is refused: the reference cannot be decided.
-    for &index in lost {
-        for (_, v) in &verdicts[index] {
-            if let Verdict::Unresolvable(target) = v {
-                decision.outcome = Outcome::Deny;
-                decision.explain(format!(
-                    "the referral is refused: {} refers to {target}, which the record does not hold (a reference that does not resolve cannot be decided)",
-                    record.items[index].reference
-                ));
-                return;
-            }
-        }
-    }
     let mut kinds: Vec<&str> = lost
         .iter()
         .map(|&i| record.items[i].kind.as_str())

@@ -8,7 +8,9 @@
 //! - narratives (`text`) are dropped from every resource of a redacted record (they may describe anything);
 //! - free text (notes, displays, descriptions, comments, extension strings) that repeats a string found
 //!   only in withheld data is removed;
-//! - the record is labelled `REDACTED` (`meta.security`).
+//! - the record is labelled `REDACTED` (`meta.security`);
+//! - a literal reference that resolves to nothing in the record is removed with what holds it, or, when it
+//!   also carries an identifier, keeps only that logical identifier (its `reference` and `display` go).
 //!
 //! Obligations travel with what is released: when 42 CFR Part 2 data leaves, the Bundle's `meta.security`
 //! carries ETH and the obligation code NORDSCLCD (no redisclosure without consent), and the redisclosure
@@ -44,6 +46,11 @@ const STRUCTURAL: &[&str] = &[
 /// Apply a decision's obligations to a record, returning what may be released.
 pub fn apply(record: &Value, decision: &Decision) -> Value {
     let mut released = record.clone();
+    for (pointer, target) in &decision.unresolved_references {
+        if let Some(resource) = released.pointer_mut(pointer) {
+            unlink(resource, target, true);
+        }
+    }
     if decision.redacts() {
         let read = Record::read(record);
         let withheld_pointers: HashSet<&str> = decision
@@ -98,6 +105,47 @@ pub fn apply(record: &Value, decision: &Decision) -> Value {
         attach_notice(&mut released);
     }
     released
+}
+
+/// Remove every literal reference to `target` from a resource (not looking into contained or nested
+/// resources, which are items of their own): a reference that also carries an identifier keeps it (a
+/// logical reference) and loses its `reference` and `display`; any other goes with what holds it.
+fn unlink(value: &mut Value, target: &str, top: bool) {
+    let Value::Object(map) = value else {
+        if let Value::Array(list) = value {
+            list.retain(|e| !unlinked(e, target));
+            list.iter_mut().for_each(|e| unlink(e, target, false));
+        }
+        return;
+    };
+    if !top && map.contains_key("resourceType") {
+        return;
+    }
+    if map.get("reference").and_then(Value::as_str) == Some(target) {
+        map.remove("reference");
+        map.remove("display");
+    }
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for key in keys {
+        if top && key == "contained" {
+            continue;
+        }
+        let gone = map.get(&key).is_some_and(|child| unlinked(child, target));
+        if gone {
+            map.remove(&key);
+        } else if let Some(child) = map.get_mut(&key) {
+            unlink(child, target, false);
+        }
+    }
+}
+
+/// Whether a value is a reference to `target` with nothing else naming what it points to (no identifier).
+fn unlinked(value: &Value, target: &str) -> bool {
+    value.as_object().is_some_and(|map| {
+        !map.contains_key("resourceType")
+            && map.get("reference").and_then(Value::as_str) == Some(target)
+            && !map.get("identifier").is_some_and(Value::is_object)
+    })
 }
 
 /// What names withheld data: aliases (`Type/id`, fullUrl, identifiers) and contained ids per container.
