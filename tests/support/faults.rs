@@ -2343,25 +2343,29 @@ fn inject_hmis(rng: &mut Rng, h: &mut Hmis, fault: Fault, header_twice: &mut boo
             );
         }
         Fault::EventOutsideEnrollment => {
-            let Some((_, v, e)) = h.take_leaf(rng, &[event_t]) else {
+            // An event or a service dated 30 days before its enrollment's EntryDate.
+            let Some((table, v, e)) = h.take_leaf(rng, &[event_t, services_t]) else {
                 return;
             };
             let before = plus_days(&h.enrollments[e].entry, -30);
-            h.b.tables[event_t].set(v, "EventDate", before.clone());
-            h.b.tables[event_t].set(v, "ReferralResult", "");
-            h.b.tables[event_t].set(v, "ResultDate", "");
-            let key = h.b.tables[event_t].get(v, "EventID");
+            let (column, expect): (&str, &'static [&'static str]) = if table == event_t {
+                h.b.tables[event_t].set(v, "ReferralResult", "");
+                h.b.tables[event_t].set(v, "ResultDate", "");
+                ("EventDate", &["EventDate outside its enrollment"])
+            } else {
+                ("DateProvided", &["DateProvided outside its enrollment"])
+            };
+            h.b.tables[table].set(v, column, before);
+            let key = h.b.tables[table].get(v, h.b.tables[table].header[0].clone().as_str());
             h.b.on(&key, fault);
             let marker = h.clients[h.enrollments[e].client].marker.clone();
             h.b.on(&marker, fault);
+            let file = h.b.tables[table].file;
             h.b.fault(
                 fault,
-                vec![At {
-                    table: event_t,
-                    row: v,
-                }],
-                Expect::Quirk(&["EventDate outside its enrollment"]),
-                "Event.csv: EventDate 30 days before the EntryDate",
+                vec![At { table, row: v }],
+                Expect::Quirk(expect),
+                format!("{file}: {column} 30 days before the EntryDate"),
             );
         }
         Fault::UnknownReferralResult | Fault::UnknownCode | Fault::UnknownEventCode => {
