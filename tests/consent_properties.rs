@@ -228,7 +228,8 @@ fn data_resource(spec: &Spec, i: usize) -> Value {
             "subject": subject,
         }),
     };
-    if !d.labels.is_empty() {
+    // A contained resource carries no security label of its own (dom-5): its container's labels are its.
+    if !d.labels.is_empty() && d.place != 1 {
         resource["meta"] = json!({"security": labels_json(&d.labels)});
     }
     // A reference to an earlier data resource in the same place (so it can resolve there).
@@ -264,7 +265,8 @@ fn build(spec: &Spec) -> (Value, Vec<Value>) {
                 nested.push(e);
             }
         }
-        if d.mentioned && d.place != 2 {
+        // Contained data is referred to from its container (dom-3), so it is always a reason.
+        if (d.mentioned || d.place == 1) && d.place != 2 {
             reasons.push(json!({"reference": data_reference(spec, i), "display": format!("for {}", token(i))}));
             notes.push(json!({"text": format!("see {}", token(i))}));
         }
