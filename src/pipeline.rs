@@ -166,8 +166,10 @@ pub struct RecordOutcome {
 }
 
 impl Summary {
-    fn tally(&mut self, file: &str, line: Option<u64>, outcome: LineOutcome) {
-        if let Some(line) = line {
+    /// What became of the record at `position` (its line, or its element in a JSON array).
+    fn tally(&mut self, position: &adapters::Position, outcome: LineOutcome) {
+        let file = &position.file;
+        if let Some(line) = position.unit() {
             let slot = self
                 .lines
                 .entry(file.to_ascii_lowercase())
@@ -179,7 +181,7 @@ impl Summary {
     }
 
     /// Reconcile, per file, the rows read with what became of them.
-    fn reconcile(&mut self, quirks: &QuirkLog, record_tables: &[&str]) {
+    fn reconcile(&mut self, quirks: &QuirkLog, is_record_table: impl Fn(&str) -> bool) {
         let ledger = quirks.ledger();
         for problem in ledger.joined_problems {
             self.reject(problem);
@@ -199,7 +201,7 @@ impl Summary {
         self.skipped = ledger
             .skipped
             .into_iter()
-            .filter(|s| !decided(&s.file, s.line))
+            .filter(|s| !decided(&s.file, s.unit))
             .collect();
         let mut files: BTreeMap<String, FileTally> = BTreeMap::new();
         for (file, rows) in &rows_read {
@@ -235,7 +237,7 @@ impl Summary {
         for (key, tally) in files.iter_mut() {
             let accounted = tally.converted + tally.without_output + tally.rejected + tally.skipped;
             let rest = tally.rows.saturating_sub(accounted);
-            if record_tables.iter().any(|t| t.eq_ignore_ascii_case(key)) {
+            if is_record_table(key) {
                 tally.unaccounted = rest;
             } else {
                 tally.joined = rest;
@@ -248,11 +250,7 @@ impl Summary {
     }
 
     fn reject(&mut self, error: RecordError) {
-        self.tally(
-            &error.position.file,
-            error.position.line,
-            LineOutcome::Rejected,
-        );
+        self.tally(&error.position, LineOutcome::Rejected);
         self.records_rejected += 1;
         if self.keep_outcomes {
             self.outcomes.push(RecordOutcome {
@@ -428,7 +426,7 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         &compiled.fields_read(),
         roster_fields.as_ref(),
     );
-    summary.reconcile(&quirks, record_tables(&adapter));
+    summary.reconcile(&quirks, |file| is_record_table(&adapter, file));
     summary.quirks = quirks.snapshot();
     (summary.lines_out, summary.resources_out) = sink.written();
     sink.finish()?;
@@ -443,10 +441,12 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
     Ok(summary)
 }
 
-/// The tables whose rows are records (each must end converted, rejected or skipped); the other tables'
-/// rows are read by those records (roles, demographics, projects).
-fn record_tables(adapter: &str) -> &'static [&'static str] {
-    match adapter {
+/// Whether a file's rows (or elements, entries, objects) are records, each of which must end converted,
+/// rejected or skipped; the other tables' rows are read by those records (roles, demographics, projects,
+/// an HSDS CSV's link tables). Every file of the XML and JSON adapters holds records (the elements only
+/// read by others, such as Ed-Fi Contacts, are not counted as read).
+fn is_record_table(adapter: &str, file: &str) -> bool {
+    let tables: &[&str] = match adapter {
         "oneroster" => &["users.csv", "orgs.csv"],
         "referral-csv" => &["referrals.csv"],
         "hmis" => &[
@@ -457,8 +457,12 @@ fn record_tables(adapter: &str) -> &'static [&'static str] {
             "event.csv",
             "organization.csv",
         ],
-        _ => &[],
-    }
+        "hsds" if file.to_ascii_lowercase().ends_with(".csv") => {
+            &["organizations.csv", "services.csv", "locations.csv"]
+        }
+        _ => return true,
+    };
+    tables.iter().any(|t| t.eq_ignore_ascii_case(file))
 }
 
 fn compile<'e>(
@@ -564,7 +568,7 @@ fn run_adapter(
             let source = FhirSource::open(&request.input).map_err(|e| {
                 source_err(&format!("{}: cannot read: {e}", request.input.display()))
             })?;
-            stage.run(source.records(), sink, summary)?;
+            stage.run(source.counted_records(quirks), sink, summary)?;
             Ok(Vec::new())
         }
         other => Err(PipelineError::Source(format!(
@@ -629,20 +633,12 @@ impl Stage<'_> {
         });
         match processed {
             Ok(resources) if resources.is_empty() => {
-                summary.tally(
-                    &record.position.file,
-                    record.position.line,
-                    LineOutcome::WithoutOutput,
-                );
+                summary.tally(&record.position, LineOutcome::WithoutOutput);
                 summary.records_without_output += 1;
                 summary.outcome(record, "nothing to map", String::new());
             }
             Ok(resources) => {
-                summary.tally(
-                    &record.position.file,
-                    record.position.line,
-                    LineOutcome::Converted,
-                );
+                summary.tally(&record.position, LineOutcome::Converted);
                 summary.records_converted += 1;
                 let built: Vec<&str> = resources
                     .iter()

@@ -34,6 +34,9 @@ pub const ADAPTERS: &[&str] = &[
     "niem",
 ];
 
+/// The bit marking a reconciliation unit as an element ordinal rather than a line.
+const ELEMENT_UNIT: u64 = 1 << 63;
+
 /// Where a record or a problem is in the source export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Position {
@@ -64,6 +67,20 @@ impl Position {
             line: None,
             field: None,
         }
+    }
+
+    /// What identifies the record in its file for the reconciliation: its line, or, in a format without
+    /// lines (a JSON array), its element (`[3]`, `object 4`), kept apart from lines by a high bit.
+    pub fn unit(&self) -> Option<u64> {
+        if let Some(line) = self.line {
+            return Some(line);
+        }
+        let field = self.field.as_deref()?;
+        let rest = field
+            .strip_prefix('[')
+            .or_else(|| field.strip_prefix("object "))?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some(ELEMENT_UNIT | digits.parse::<u64>().ok()?)
     }
 
     /// The same position, narrowed to a field.

@@ -27,11 +27,17 @@ pub struct Skipped {
     pub file: String,
     /// The row's line.
     pub line: u64,
+    /// The element, in a format without lines (`[3]` of a JSON array).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub element: Option<String>,
     /// Why it was skipped.
     pub reason: String,
+    /// The reconciliation unit (the line, or the element).
+    #[serde(skip)]
+    pub unit: u64,
 }
 
-/// The lines skipped, per file.
+/// The lines (or elements, see [`super::Position::unit`]) skipped, per file.
 pub type SkippedLines = BTreeMap<String, std::collections::BTreeSet<u64>>;
 
 /// How many skipped rows are kept in full (all are counted).
@@ -121,20 +127,33 @@ impl QuirkLog {
     /// A row read and not converted, on purpose: counted in its file's reconciliation and listed in the
     /// report (the reason must not contain personal data).
     pub fn skip(&self, file: &str, line: u64, reason: impl Into<String>) {
+        self.skip_at(&super::Position::line(file, line), reason);
+    }
+
+    /// An element read and not converted, on purpose, where it is (a line, or an element of a JSON array).
+    pub fn skip_at(&self, position: &super::Position, reason: impl Into<String>) {
+        let Some(unit) = position.unit() else { return };
+        let file = &position.file;
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         if !ledger
             .skipped_lines
             .entry(file.to_owned())
             .or_default()
-            .insert(line)
+            .insert(unit)
         {
             return;
         }
         if ledger.skipped.len() < KEPT_SKIPS {
             ledger.skipped.push(Skipped {
                 file: file.to_owned(),
-                line,
+                line: position.line.unwrap_or_default(),
+                element: position
+                    .line
+                    .is_none()
+                    .then(|| position.field.clone())
+                    .flatten(),
                 reason: reason.into(),
+                unit,
             });
         }
     }

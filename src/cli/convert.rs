@@ -512,6 +512,21 @@ fn load_history(
     Ok(std::sync::Arc::new(std::sync::Mutex::new(history)))
 }
 
+/// What a file's tally counts: CSV rows, XML elements (by the line each starts on), JSON objects, NDJSON
+/// lines.
+fn units_of(file: &str) -> &'static str {
+    let lower = file.to_ascii_lowercase();
+    if lower.ends_with(".xml") {
+        "elements"
+    } else if lower.ends_with(".ndjson") {
+        "lines"
+    } else if lower.ends_with(".json") {
+        "objects"
+    } else {
+        "rows"
+    }
+}
+
 /// Print a conversion summary to standard error (the output may be on standard output).
 pub fn print_summary(summary: &Summary) {
     eprintln!(
@@ -538,15 +553,16 @@ pub fn print_summary(summary: &Summary) {
             parts.push(format!("{} UNACCOUNTED", file.unaccounted));
         }
         eprintln!(
-            "  {}: {} rows = {}",
+            "  {}: {} {} = {}",
             file.file,
             file.rows,
+            units_of(&file.file),
             parts.join(" + ")
         );
     }
     if summary.records_skipped > 0 {
         eprintln!(
-            "  skipped: {} rows (deletions, users who are not students...; listed with their reason by --report)",
+            "  skipped: {} records (deletions, users who are not students, duplicates, elements read by others...; listed with their reason by --report)",
             summary.records_skipped
         );
     }

@@ -10,7 +10,7 @@
 //! `school_id`. Positions are the file and the element path (`students.json [3].studentUniqueId`).
 
 use crate::adapters::values::text_at;
-use crate::adapters::{Decoded, Position, RecordError, SourceRecord};
+use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -61,13 +61,21 @@ fn is_json(path: &Path) -> bool {
 }
 
 /// Students, then student–contact links, read from the API JSON files.
-pub fn records(files: &[PathBuf]) -> Vec<Decoded> {
+pub fn records(files: &[PathBuf], quirks: &QuirkLog) -> Vec<Decoded> {
     let mut out = Vec::new();
     let mut found = Vec::new();
     for file in files {
+        let name = crate::adapters::csv_table::display_name(file);
+        // The reconciliation's rows: the array's objects (a file that cannot be read is one).
         match load(file) {
-            Ok(values) => found.extend(values),
-            Err(error) => out.push(Err(error)),
+            Ok(values) => {
+                quirks.rows_read(&name, values.len() as u64);
+                found.extend(values)
+            }
+            Err(error) => {
+                quirks.rows_read(&name, 1);
+                out.push(Err(error))
+            }
         }
     }
     let mut by_kind: HashMap<&'static str, Vec<Found>> = HashMap::new();
@@ -84,6 +92,18 @@ pub fn records(files: &[PathBuf]) -> Vec<Decoded> {
     let (students, contacts) = (take("student"), take("contact"));
     let (links, schools) = (take("contact_link"), take("school_association"));
     let school_of = current_schools(&schools, &mut out);
+    for item in &schools {
+        quirks.skip_at(
+            &Position::file(&item.file).with_field(format!("[{}]", item.index)),
+            "a studentSchoolAssociation: read by its student (the current one names the school), not a record of its own",
+        );
+    }
+    for item in &contacts {
+        quirks.skip_at(
+            &Position::file(&item.file).with_field(format!("[{}]", item.index)),
+            "a contact: read by the studentContactAssociation that names it, not a record of its own",
+        );
+    }
     out.extend(students.iter().map(|s| student_record(s, &school_of)));
     let contacts: HashMap<&str, &Found> = contacts
         .iter()

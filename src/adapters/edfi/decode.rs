@@ -147,7 +147,7 @@ impl EdfiSource {
         let json = api::json_files(path);
         if path.is_file() && !json.is_empty() {
             return Ok(Self {
-                api: api::records(&json),
+                api: api::records(&json, quirks),
                 ..Self::default()
             });
         }
@@ -162,7 +162,9 @@ impl EdfiSource {
             .find("Student.xml")
             .map(|file| StudentStream::open(&file, quirks))
             .transpose()?;
-        let links = read("Contact.xml")?.map(contact_links).unwrap_or_default();
+        let links = read("Contact.xml")?
+            .map(|e| contact_links(e, quirks))
+            .unwrap_or_default();
         let organizations = read("EducationOrganization.xml")?
             .map(|e| education_organizations(e, quirks))
             .unwrap_or_default();
@@ -178,7 +180,7 @@ impl EdfiSource {
             organizations,
             programs,
             health,
-            api: api::records(&api::json_files(export.dir())),
+            api: api::records(&api::json_files(export.dir()), quirks),
             _export: Some(export),
         };
         if source.is_empty() {
@@ -223,10 +225,20 @@ fn read(
 ) -> Result<Vec<Result<Element, String>>, String> {
     let mut interchange =
         xml::from_file(path, MAX_FILE_BYTES).map_err(|e| format!("{file}: {e}"))?;
-    let elements = std::iter::from_fn(|| interchange.next_element()).collect();
+    let elements: Vec<Result<Element, String>> =
+        std::iter::from_fn(|| interchange.next_element()).collect();
     for value in interchange.take_untrimmed() {
         quirks.note(untrimmed_message(file, &value), Some(value.line));
     }
+    // Elements read, counted by the line each starts on (the reconciliation's rows).
+    let lines: std::collections::BTreeSet<u64> = elements
+        .iter()
+        .filter_map(|e| match e {
+            Ok(element) => Some(element.line),
+            Err(why) => xml::record_error(file, why.clone()).position.line,
+        })
+        .collect();
+    quirks.rows_read(file, lines.len() as u64);
     Ok(elements)
 }
 
@@ -234,6 +246,8 @@ fn read(
 struct StudentStream {
     interchange: xml::Interchange<std::io::BufReader<std::fs::File>>,
     quirks: QuirkLog,
+    /// Elements read (by distinct start line: lines only grow) and the line of the last one.
+    read: (u64, u64),
 }
 
 impl StudentStream {
@@ -242,6 +256,7 @@ impl StudentStream {
             interchange: xml::from_file(path, MAX_FILE_BYTES)
                 .map_err(|e| format!("Student.xml: {e}"))?,
             quirks: quirks.clone(),
+            read: (0, 0),
         })
     }
 }
@@ -251,17 +266,32 @@ impl Iterator for StudentStream {
 
     fn next(&mut self) -> Option<Decoded> {
         loop {
-            let next = self.interchange.next_element()?;
+            let Some(next) = self.interchange.next_element() else {
+                self.quirks.rows_read("Student.xml", self.read.0);
+                return None;
+            };
             for value in self.interchange.take_untrimmed() {
                 self.quirks
                     .note(untrimmed_message("Student.xml", &value), Some(value.line));
+            }
+            let next = next.map_err(|why| xml::record_error("Student.xml", why));
+            let line = match &next {
+                Ok(element) => Some(element.line),
+                Err(error) => error.position.line,
+            };
+            if let Some(line) = line.filter(|l| *l != self.read.1) {
+                self.read = (self.read.0 + 1, line);
             }
             match next {
                 Ok(element) if element.name == "Student" => {
                     return Some(Ok(student_record(element)));
                 }
-                Ok(_) => {}
-                Err(why) => return Some(Err(xml::record_error("Student.xml", why))),
+                Ok(element) => self.quirks.skip(
+                    "Student.xml",
+                    element.line,
+                    format!("a {} element, not a Student (not read)", element.name),
+                ),
+                Err(error) => return Some(Err(error)),
             }
         }
     }
@@ -303,13 +333,23 @@ fn education_organizations(
                 }
                 kept.push((e, id));
             }
-            Ok(e) => quirks.note(
-                format!(
-                    "EducationOrganization.xml: {} elements are not education organizations (not read)",
-                    e.name
-                ),
-                Some(e.line),
-            ),
+            Ok(e) => {
+                quirks.note(
+                    format!(
+                        "EducationOrganization.xml: {} elements are not education organizations (not read)",
+                        e.name
+                    ),
+                    Some(e.line),
+                );
+                quirks.skip(
+                    "EducationOrganization.xml",
+                    e.line,
+                    format!(
+                        "a {} element, not an education organization (not read)",
+                        e.name
+                    ),
+                );
+            }
         }
     }
     for (element, id) in kept {
@@ -378,13 +418,20 @@ fn program_associations(elements: Vec<Result<Element, String>>, quirks: &QuirkLo
         match element {
             Err(why) => out.push(Err(xml::record_error("StudentProgram.xml", why))),
             Ok(e) if e.name.ends_with("ProgramAssociation") => out.push(program_record(e)),
-            Ok(e) => quirks.note(
-                format!(
-                    "StudentProgram.xml: {} elements are not program associations (not read)",
-                    e.name
-                ),
-                Some(e.line),
-            ),
+            Ok(e) => {
+                quirks.note(
+                    format!(
+                        "StudentProgram.xml: {} elements are not program associations (not read)",
+                        e.name
+                    ),
+                    Some(e.line),
+                );
+                quirks.skip(
+                    "StudentProgram.xml",
+                    e.line,
+                    format!("a {} element, not a program association (not read)", e.name),
+                );
+            }
         }
     }
     out
@@ -493,7 +540,7 @@ fn student_record(element: Element) -> SourceRecord {
     }
 }
 
-fn contact_links(elements: Vec<Result<Element, String>>) -> Vec<Decoded> {
+fn contact_links(elements: Vec<Result<Element, String>>, quirks: &QuirkLog) -> Vec<Decoded> {
     let mut contacts: HashMap<String, Value> = HashMap::new();
     let mut out = Vec::new();
     let mut associations = Vec::new();
@@ -501,12 +548,24 @@ fn contact_links(elements: Vec<Result<Element, String>>) -> Vec<Decoded> {
         match element {
             Err(why) => out.push(Err(xml::record_error("Contact.xml", why))),
             Ok(e) if e.name == "Contact" => {
+                quirks.skip(
+                    "Contact.xml",
+                    e.line,
+                    "a Contact: read by the StudentContactAssociation that names it, not a record of its own",
+                );
                 if let Some(id) = e.value.get("@id").and_then(Value::as_str) {
                     contacts.insert(id.to_owned(), e.value);
                 }
             }
             Ok(e) if e.name == "StudentContactAssociation" => associations.push(e),
-            Ok(_) => {}
+            Ok(e) => quirks.skip(
+                "Contact.xml",
+                e.line,
+                format!(
+                    "a {} element, not a Contact or StudentContactAssociation (not read)",
+                    e.name
+                ),
+            ),
         }
     }
     for link in associations {

@@ -1,7 +1,7 @@
 //! Reading FHIR JSON and NDJSON files, one resource (or Bundle) per record, streaming NDJSON line by line.
 
 use crate::adapters::csv_table::display_name;
-use crate::adapters::{Decoded, Position, RecordError, SourceRecord};
+use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -44,6 +44,26 @@ impl FhirSource {
     /// Every resource of every file, in order.
     pub fn records(&self) -> impl Iterator<Item = Decoded> + '_ {
         self.files.iter().flat_map(|path| file_records(path))
+    }
+
+    /// Every resource of every file, in order, counting what each file holds for the reconciliation: one
+    /// document per JSON file, one resource per non-blank NDJSON line.
+    pub fn counted_records<'s>(
+        &'s self,
+        quirks: &'s QuirkLog,
+    ) -> impl Iterator<Item = Decoded> + 's {
+        self.files.iter().flat_map(move |path| {
+            let name = display_name(path);
+            let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+            let counter = count.clone();
+            let quirks = quirks.clone();
+            file_records(path)
+                .inspect(move |_| counter.set(counter.get() + 1))
+                .chain(std::iter::from_fn(move || {
+                    quirks.rows_read(&name, count.get());
+                    None
+                }))
+        })
     }
 }
 

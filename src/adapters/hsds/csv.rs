@@ -291,18 +291,27 @@ impl Directory {
             )));
         }
         let locations = self.location_objects(&mut out);
-        out.extend(self.service_records(&organizations, &locations));
+        // Each location from its own row first, so the row is where it is converted (a service's copy of it
+        // is then the same record again).
         for row in &self.locations.rows {
-            let id = row.get("id").unwrap_or_default();
+            let position = Position::line(self.locations.file, row.line);
+            let Some(id) = row.get("id") else {
+                out.push(Err(RecordError::new(
+                    position.with_field("id"),
+                    "no id (expected the location's id)",
+                )));
+                continue;
+            };
             if let Some(location) = locations.get(id) {
                 out.push(Ok(record(
                     "location",
                     id,
-                    Position::line(self.locations.file, row.line),
+                    position,
                     serde_json::json!({ "location": location }),
                 )));
             }
         }
+        out.extend(self.service_records(&organizations, &locations));
         out
     }
 

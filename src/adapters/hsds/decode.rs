@@ -7,7 +7,6 @@ use crate::adapters::csv_table::TextEncoding;
 use crate::adapters::fhir::FhirSource;
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
-use std::collections::HashSet;
 use std::path::Path;
 
 /// The variables an HSDS mapping sees.
@@ -56,6 +55,7 @@ pub const RECORD_KINDS: &[&str] = &["organization", "service", "location", "serv
 pub struct HsdsSource {
     files: Vec<std::path::PathBuf>,
     tabular: Option<Vec<Decoded>>,
+    quirks: QuirkLog,
 }
 
 impl HsdsSource {
@@ -66,6 +66,7 @@ impl HsdsSource {
             return Ok(Self {
                 files: Vec::new(),
                 tabular: Some(records),
+                quirks: quirks.clone(),
             });
         }
         let files = FhirSource::open(path)
@@ -75,24 +76,47 @@ impl HsdsSource {
         Ok(Self {
             files,
             tabular: None,
+            quirks: quirks.clone(),
         })
     }
 
-    /// Every organization, service, location and service area (each id once), in file order.
+    /// Every organization, service, location and service area (each id once), in file order. A record read
+    /// again (the organization a service embeds, the same id twice) is listed as skipped where it is (its
+    /// element is accounted for by what else it holds, when it holds something else).
     pub fn records(self) -> impl Iterator<Item = Decoded> {
-        let mut seen = HashSet::new();
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        let quirks = self.quirks.clone();
+        let counting = self.quirks;
         let decoded: Box<dyn Iterator<Item = Decoded>> = match self.tabular {
             Some(records) => Box::new(records.into_iter()),
-            None => Box::new(self.files.into_iter().flat_map(|file| file_records(&file))),
+            None => Box::new(
+                self.files
+                    .into_iter()
+                    .flat_map(move |file| file_records(&file, &counting)),
+            ),
         };
         decoded.filter(move |r| match r {
-            Ok(record) => seen.insert(format!("{}/{}", record.kind, record.key)),
+            Ok(record) => {
+                let key = format!("{}/{}", record.kind, record.key);
+                if let Some(first) = seen.get(&key) {
+                    quirks.skip_at(
+                        &record.position,
+                        format!(
+                            "the {} '{}' again (first read at {first})",
+                            record.kind, record.key
+                        ),
+                    );
+                    return false;
+                }
+                seen.insert(key, record.position.to_string());
+                true
+            }
             Err(_) => true,
         })
     }
 }
 
-fn file_records(path: &Path) -> Vec<Decoded> {
+fn file_records(path: &Path, quirks: &QuirkLog) -> Vec<Decoded> {
     let name = crate::adapters::csv_table::display_name(path);
     let value: Value = match std::fs::read(path)
         .map_err(|e| e.to_string())
@@ -111,6 +135,8 @@ fn file_records(path: &Path) -> Vec<Decoded> {
         (Value::Array(list), _) => list.iter().collect(),
         (object, _) => vec![object],
     };
+    // The reconciliation's rows: the file's objects.
+    quirks.rows_read(&name, items.len() as u64);
     items
         .into_iter()
         .enumerate()

@@ -111,6 +111,8 @@ impl Reader<'_, '_> {
             Err(why) => return self.reject(Position::file(&file), why),
         };
         let mut checked = false;
+        // Elements read, counted by the line each starts on (the reconciliation's rows).
+        let mut read = std::collections::BTreeSet::new();
         while let Some(next) = submission.next_element() {
             if !checked {
                 checked = true;
@@ -118,9 +120,26 @@ impl Reader<'_, '_> {
                     return self.reject(Position::file(&file), why);
                 }
             }
+            let next = next.map_err(|why| xml::record_error(&file, why));
+            let line = match &next {
+                Ok(element) => Some(element.line),
+                Err(error) => error.position.line,
+            };
+            read.extend(line);
+            let next = match next {
+                Ok(element) => Ok(element),
+                Err(error) => {
+                    self.records.push(Err(error));
+                    continue;
+                }
+            };
             match next {
                 Ok(element) if element.name == "Report" => self.report(&file, element),
-                Ok(element) if element.name == "MessageMetadata" => {}
+                Ok(element) if element.name == "MessageMetadata" => self.quirks.skip(
+                    &file,
+                    element.line,
+                    "the submission's MessageMetadata: read with the file, not a report",
+                ),
                 Ok(element) => self.reject(
                     Position::line(&file, element.line).with_field(&element.name),
                     format!(
@@ -128,9 +147,10 @@ impl Reader<'_, '_> {
                         element.name
                     ),
                 ),
-                Err(why) => self.records.push(Err(xml::record_error(&file, why))),
+                Err(error) => self.records.push(Err(error)),
             }
         }
+        self.quirks.rows_read(&file, read.len() as u64);
     }
 
     fn report(&mut self, file: &str, element: Element) {

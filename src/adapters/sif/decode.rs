@@ -7,7 +7,7 @@ use crate::adapters::values::each;
 use crate::adapters::xml::{self, Element};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 /// Largest SIF file read.
@@ -162,10 +162,28 @@ impl SifSource {
         for file in &files {
             read_file(file, quirks, &mut objects, &mut records);
         }
+        // Elements read per file, counted by the line each starts on (the reconciliation's rows).
+        let mut read: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        for object in &objects {
+            read.entry(object.file.clone())
+                .or_default()
+                .insert(object.element.line);
+        }
+        for error in records.iter().filter_map(|r| r.as_ref().err()) {
+            if let Some(line) = error.position.line {
+                read.entry(error.position.file.clone())
+                    .or_default()
+                    .insert(line);
+            }
+        }
         let objects = deduplicate(objects, quirks);
         let joined = Joined::new(objects);
         joined.report_unlinked_contacts(quirks);
+        joined.skip_joined_only(quirks);
         records.extend(joined.records());
+        for (file, lines) in read {
+            quirks.rows_read(&file, lines.len() as u64);
+        }
         Ok(Self { records })
     }
 
@@ -234,6 +252,14 @@ fn deduplicate(objects: Vec<Object>, quirks: &QuirkLog) -> Vec<Object> {
                         ),
                         Some(object.element.line),
                     );
+                    quirks.skip(
+                        &object.file,
+                        object.element.line,
+                        format!(
+                            "duplicate: the same {} (RefId) was read from {first}",
+                            object.element.name
+                        ),
+                    );
                     false
                 }
                 None => {
@@ -282,6 +308,27 @@ impl Joined {
 
     fn by_ref(&self, name: &str) -> HashMap<String, &Object> {
         self.all(name).iter().map(|o| (o.ref_id(), o)).collect()
+    }
+
+    /// Contacts and enrollments are not records of their own: a contact travels with the relationship that
+    /// links it to a student, an enrollment with its student (the first per student gives the school).
+    /// Each is listed as skipped with that reason, so every element read is accounted for.
+    fn skip_joined_only(&self, quirks: &QuirkLog) {
+        let reasons = [
+            (
+                "StudentContactPersonal",
+                "a contact: read by the StudentContactRelationship that links it to a student, not a record of its own",
+            ),
+            (
+                "StudentSchoolEnrollment",
+                "an enrollment: read by its student (the first per student names the school), not a record of its own",
+            ),
+        ];
+        for (name, reason) in reasons {
+            for object in self.all(name) {
+                quirks.skip(&object.file, object.element.line, reason);
+            }
+        }
     }
 
     /// Contacts no relationship links to a student are not sent (a contact travels with their student).
