@@ -547,7 +547,11 @@ fn explained(g: &Generated, summary: &Summary, failures: &mut Vec<Failure>) {
         }
     }
     for s in &summary.skipped {
-        if !explains(&s.file, s.line) {
+        let skippable = g
+            .skippable
+            .iter()
+            .any(|(f, l)| f.eq_ignore_ascii_case(&s.file) && *l == s.line);
+        if !explains(&s.file, s.line) && !skippable {
             failures.push(Failure {
                 faults: faults_in_file(g, &s.file),
                 message: format!(
@@ -952,6 +956,25 @@ fn every_generated_export_reconciles_reports_its_faults_and_outputs_valid_unmixe
     for (format, (count, kinds)) in &per_format {
         eprintln!("  {format}: {count} exports, faults injected: {kinds:?}");
     }
+    // What each known gap still does (run with --nocapture to read it).
+    for &(format, fault) in KNOWN_GAPS {
+        let hits: Vec<(&Outcome, &Failure)> = run
+            .outcomes
+            .iter()
+            .filter(|o| o.format == format)
+            .flat_map(|o| o.failures.iter().map(move |f| (o, f)))
+            .filter(|(_, f)| f.faults.contains(&fault))
+            .collect();
+        let exports: BTreeSet<u64> = hits.iter().map(|(o, _)| o.seed).collect();
+        eprintln!(
+            "  known gap {format:?} {fault:?}: {} failures in {} exports",
+            hits.len(),
+            exports.len()
+        );
+        for (o, f) in hits.iter().take(3) {
+            eprintln!("    seed {}: {}", o.seed, f.message);
+        }
+    }
     assert_eq!(run.outcomes.len(), run.exports * 3);
     // Every fault of each format's list was injected somewhere, when there are enough exports.
     for (format, list) in [
@@ -1027,6 +1050,28 @@ fn the_generator_is_deterministic_and_its_ledger_locates_each_fault() {
         assert!(!ga.ledger.is_empty(), "export {n}: no fault injected");
         assert_eq!(ga.rows, gb.rows);
         assert_eq!(faults::describe(&ga), faults::describe(&gb));
+        for (file, _) in &ga.rows {
+            let at = |dir: &Path| {
+                let direct = dir.join(file);
+                std::fs::read(if direct.exists() {
+                    direct
+                } else {
+                    dir.join("roster").join(file)
+                })
+                .unwrap_or_else(|e| panic!("{file}: {e}"))
+            };
+            assert!(
+                at(&a) == at(&b),
+                "export {n}: {file} differs between two runs of seed 7"
+            );
+        }
+        let other = root.join(format!("{n}-c"));
+        let gc = make(8, 8, &other);
+        assert_ne!(
+            faults::describe(&ga),
+            faults::describe(&gc),
+            "export {n}: seeds 7 and 8 inject the same faults"
+        );
         for injected in &ga.ledger {
             assert!(
                 !injected.lines.is_empty() && injected.lines.iter().all(|l| *l >= 1),

@@ -182,9 +182,10 @@ pub struct Generated {
     /// The folder `convert --input` reads (for referrals: the folder holding `referrals.csv` and `roster/`).
     pub dir: PathBuf,
     pub ledger: Vec<Injected>,
-    /// (file, line) rows that may be rejected or skipped as a consequence of an injected fault, or because
-    /// they are not records (users who are not students).
+    /// (file, line) rows that may be rejected or skipped as a consequence of an injected fault.
     pub tolerated: BTreeSet<(String, u64)>,
+    /// (file, line) rows that may be skipped (not rejected): users who are not students.
+    pub skippable: BTreeSet<(String, u64)>,
     /// Data rows written per file.
     pub rows: BTreeMap<String, u64>,
     pub truth: Truth,
@@ -311,6 +312,7 @@ struct Builder {
     next_marker: usize,
     ledger: Vec<Pending>,
     tolerated: Vec<At>,
+    skippable: Vec<At>,
     truth: Truth,
     /// Rows a fault changed or depends on: no other fault takes them.
     used_rows: BTreeSet<usize>,
@@ -365,6 +367,10 @@ impl Builder {
     }
     fn tolerate(&mut self, table: usize, row: usize) {
         self.tolerated.push(At { table, row });
+    }
+    /// A row that is skipped, not rejected (a user who is not a student).
+    fn tolerate_skip(&mut self, table: usize, row: usize) {
+        self.skippable.push(At { table, row });
     }
     fn finish(
         mut self,
@@ -445,6 +451,7 @@ impl Builder {
             })
             .collect();
         let tolerated = self.tolerated.iter().map(resolve).collect();
+        let skippable = self.skippable.iter().map(resolve).collect();
         let mut truth = self.truth;
         for table in &self.tables {
             for (index, row) in table.rows.iter().enumerate() {
@@ -465,6 +472,7 @@ impl Builder {
             dir,
             ledger,
             tolerated,
+            skippable,
             rows,
             truth,
         }
@@ -780,7 +788,7 @@ fn roster(rng: &mut Rng, size: usize) -> Roster {
             let guardian = r.add_user(&format!("pa-{g}"), role, &school, "active");
             r.link(rng, i, &guardian);
             r.b.truth.must_appear.insert(guardian.marker.clone());
-            r.b.tolerate(r.users, guardian.row);
+            r.b.tolerate_skip(r.users, guardian.row);
             r.guardians.push(guardian);
         }
     }
@@ -788,7 +796,7 @@ fn roster(rng: &mut Rng, size: usize) -> Roster {
         let role = *rng.pick(&["teacher", "counselor", "administrator", "aide"]);
         let school = rng.pick(&r.schools).clone();
         let staff = r.add_user(&format!("tc-{}", n + 1), role, &school, "active");
-        r.b.tolerate(r.users, staff.row);
+        r.b.tolerate_skip(r.users, staff.row);
         r.staff.push(staff);
     }
     r
@@ -806,7 +814,7 @@ pub fn oneroster(seed: u64, index: usize, dir: &Path) -> Generated {
     // A last staff row, so that no destroyed row is the file's last.
     let school = r.schools[0].clone();
     let staff = r.add_user("tc-last", "teacher", &school, "active");
-    r.b.tolerate(r.users, staff.row);
+    r.b.tolerate_skip(r.users, staff.row);
     let birth_not_after = "2026-09-01".to_owned();
     let mut g = r.b.finish(Format::OneRoster, seed, dir.to_owned(), None);
     g.truth.birth_not_after = birth_not_after;
@@ -889,7 +897,7 @@ fn inject_oneroster(rng: &mut Rng, r: &mut Roster, fault: Fault, header_twice: &
             let teacher = r.add_user(&format!("tc-{n}"), "teacher", &school, "active");
             let (student_row, teacher_row) = (r.students[i].row, teacher.row);
             r.b.tables[users].set(student_row, "agentSourcedIds", teacher.key.clone());
-            r.b.tolerate(users, teacher_row);
+            r.b.tolerate_skip(users, teacher_row);
             let (sm, tm) = (r.students[i].marker.clone(), teacher.marker.clone());
             r.b.on(&sm, fault);
             r.b.on(&tm, fault);
@@ -1157,7 +1165,7 @@ fn inject_oneroster(rng: &mut Rng, r: &mut Roster, fault: Fault, header_twice: &
                     .insert((g.marker.clone(), s.marker.clone()));
                 r.b.truth.must_appear.insert(g.marker.clone());
                 r.b.truth.must_appear.insert(s.marker.clone());
-                r.b.tolerate(users, g.row);
+                r.b.tolerate_skip(users, g.row);
                 r.b.on(&g.marker, fault);
                 r.b.on(&s.marker, fault);
             }
@@ -1195,10 +1203,10 @@ pub fn referral(seed: u64, index: usize, dir: &Path) -> Generated {
     let mut r = roster(&mut rng, size);
     let school = r.schools[0].clone();
     let counselor = r.add_user("cn-1", "counselor", &school, "active");
-    r.b.tolerate(r.users, counselor.row);
+    r.b.tolerate_skip(r.users, counselor.row);
     r.staff.push(counselor);
     let last = r.add_user("tc-last", "teacher", &school, "active");
-    r.b.tolerate(r.users, last.row);
+    r.b.tolerate_skip(r.users, last.row);
     // Every roster user is read by referrals, not converted: only what referrals name must appear.
     r.b.truth.must_appear.clear();
     // The referral file is a table of this builder too (written beside the roster folder).
