@@ -257,6 +257,27 @@ pub fn open(
     Ok(Some(records))
 }
 
+/// A second row with an id already seen in its table: rejected naming the first (which is the one used).
+fn duplicate(
+    seen: &mut HashMap<String, u64>,
+    id: &str,
+    position: &Position,
+) -> Option<RecordError> {
+    let line = position.line.unwrap_or_default();
+    match seen.get(id) {
+        Some(first) => Some(RecordError::new(
+            position.clone().with_field("id"),
+            format!(
+                "duplicate id '{id}' (first seen on line {first}); this row is not used (expected each id once)"
+            ),
+        )),
+        None => {
+            seen.insert(id.to_owned(), line);
+            None
+        }
+    }
+}
+
 fn object(row: &Row) -> Map<String, Value> {
     row.values.clone()
 }
@@ -274,6 +295,7 @@ impl Directory {
     fn records(&self) -> Vec<Decoded> {
         let mut out = Vec::new();
         let organizations = self.organization_objects();
+        let mut seen = HashMap::new();
         for row in &self.organizations.rows {
             let position = Position::line(self.organizations.file, row.line);
             let Some(id) = row.get("id") else {
@@ -283,16 +305,21 @@ impl Directory {
                 )));
                 continue;
             };
+            if let Some(error) = duplicate(&mut seen, id, &position) {
+                out.push(Err(error));
+                continue;
+            }
             out.push(Ok(record(
                 "organization",
                 id,
                 position,
-                serde_json::json!({ "organization": organizations[id] }),
+                serde_json::json!({ "organization": organizations.get(id) }),
             )));
         }
         let locations = self.location_objects(&mut out);
         // Each location from its own row first, so the row is where it is converted (a service's copy of it
         // is then the same record again).
+        let mut seen = HashMap::new();
         for row in &self.locations.rows {
             let position = Position::line(self.locations.file, row.line);
             let Some(id) = row.get("id") else {
@@ -302,6 +329,10 @@ impl Directory {
                 )));
                 continue;
             };
+            if let Some(error) = duplicate(&mut seen, id, &position) {
+                out.push(Err(error));
+                continue;
+            }
             if let Some(location) = locations.get(id) {
                 out.push(Ok(record(
                     "location",
@@ -326,7 +357,10 @@ impl Directory {
                 org.insert("phones".into(), objects(phones.get(&id)));
                 Some((id, Value::Object(org)))
             })
-            .collect()
+            .fold(HashMap::new(), |mut found, (id, org)| {
+                found.entry(id).or_insert(org); // the first row of an id is the one used
+                found
+            })
     }
 
     /// Locations with their addresses and phones; coordinates as numbers (a row whose coordinates are not
@@ -365,7 +399,10 @@ impl Directory {
             }
             location.insert("addresses".into(), objects(addresses.get(id)));
             location.insert("phones".into(), objects(phones.get(id)));
-            found.insert(id.to_owned(), Value::Object(location));
+            // The first row of an id is the one used (a later one is rejected as a duplicate).
+            found
+                .entry(id.to_owned())
+                .or_insert(Value::Object(location));
         }
         found
     }
@@ -380,6 +417,7 @@ impl Directory {
         let phones = self.phones.by("service_id");
         let attributes = self.attributes.by("link_id");
         let mut out = Vec::new();
+        let mut seen = HashMap::new();
         for row in &self.services.rows {
             let position = Position::line(self.services.file, row.line);
             let Some(id) = row.get("id") else {
@@ -389,6 +427,10 @@ impl Directory {
                 )));
                 continue;
             };
+            if let Some(error) = duplicate(&mut seen, id, &position) {
+                out.push(Err(error));
+                continue;
+            }
             let mut service = object(row);
             if let Some(org_id) = row.get("organization_id") {
                 let Some(org) = organizations.get(org_id) else {
