@@ -854,6 +854,12 @@ fn output(g: &Generated, bundles: &[Value], failures: &mut Vec<Failure>) {
                     }
                 }
             }
+            "Organization" | "Location" | "HealthcareService" => {
+                let own = people(&markers(resource, &[]));
+                if !own.is_empty() {
+                    fail(&own, format!("an {kind} holding a person's data {own:?}"));
+                }
+            }
             _ => {}
         }
     }
