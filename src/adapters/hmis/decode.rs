@@ -504,6 +504,7 @@ impl HmisSource {
         position: Position,
     ) -> SourceRecord {
         let (project, organization) = self.project_and_organization(enrollment.as_ref());
+        let enrollment_line = enrollment.as_ref().map(|e| e.line);
         let mut context = json!({
             "client": client.values.clone(),
             "enrollment": enrollment.map(|e| e.values),
@@ -512,6 +513,13 @@ impl HmisSource {
             "export": self.export_row,
         });
         context[kind] = Value::Object(row.values);
+        // A value of the enrollment that cannot be mapped is the enrollment row's problem, reported there.
+        let joined = match enrollment_line {
+            Some(line) if kind != "enrollment" => {
+                vec![("enrollment", Position::line("Enrollment.csv", line))]
+            }
+            _ => Vec::new(),
+        };
         SourceRecord {
             kind,
             key: key.to_owned(),
@@ -519,10 +527,14 @@ impl HmisSource {
             position,
             context,
             related: vec![self.client_record(client)],
-            joined: Vec::new(),
+            joined,
         }
     }
 
+    /// An enrollment builds its Encounter when it has no usable exit: none, or one rejected (its client is
+    /// not the enrollment's, it is dated before the entry). With a rejected exit the Encounter carries no end
+    /// and status `unknown` (`exit_rejected`), so its services and events still refer to an Encounter that
+    /// exists, and the enrollment is reported.
     fn enrollment_record(&self, row: Row) -> Option<Decoded> {
         if self.hangs_off_deleted(&row, "Enrollment.csv") {
             return None;
@@ -532,11 +544,55 @@ impl HmisSource {
         Some((|| {
             let client = self.client_of(&row, &position)?;
             let exit = self.exit_of(Some(&id))?;
+            let rejected = exit.as_ref().is_some_and(|e| {
+                self.checked_exit(e, &Position::line("Exit.csv", e.line))
+                    .is_err()
+            });
+            if rejected {
+                self.quirks.note(
+                    "Enrollment.csv: enrollments whose Exit.csv row is rejected are output without it (Encounter status unknown, no end date)",
+                    Some(row.line),
+                );
+            }
             let mut record =
                 self.joined_record("enrollment", &id, row.clone(), client, Some(row), position);
-            record.context["exit"] = exit.map_or(Value::Null, |e| Value::Object(e.values));
+            record.context["exit"] = match exit {
+                Some(e) if !rejected => Value::Object(e.values),
+                _ => Value::Null,
+            };
+            record.context["exit_rejected"] = Value::Bool(rejected);
             Ok(record)
         })())
+    }
+
+    /// An exit's client and enrollment, checked: the enrollment exists, the exit's client (when it names
+    /// one) is the enrollment's, and the exit is not dated before the entry.
+    fn checked_exit(&self, row: &Row, position: &Position) -> Result<(Row, Row), RecordError> {
+        // The enrollment first: an exit's problem is usually that its enrollment is not there.
+        let enrollment = self.enrollment_of(row, None, position)?;
+        let (client, enrollment) = if row.get("PersonalID").is_some() {
+            let client = self.client_of(row, position)?;
+            let enrollment = self.enrollment_of(row, Some(&client), position)?;
+            (client, enrollment)
+        } else {
+            (self.client_of(&enrollment, position)?, enrollment)
+        };
+        let (entry, exit) = (
+            enrollment.get("EntryDate").and_then(iso_date),
+            row.get("ExitDate").and_then(iso_date),
+        );
+        if let (Some(entry), Some(exit)) = (entry, exit)
+            && exit < entry
+        {
+            return Err(RecordError::new(
+                position.clone().with_field("ExitDate"),
+                format!(
+                    "ExitDate {exit} is before the enrollment's EntryDate {entry} (Enrollment.csv line {}); expected an exit on or after the entry (the enrollment is output without its exit)",
+                    enrollment.line
+                ),
+            ));
+        }
+        Ok((client, enrollment))
     }
 
     fn exit_record(&self, row: Row) -> Option<Decoded> {
@@ -546,31 +602,16 @@ impl HmisSource {
         let position = Position::line("Exit.csv", row.line);
         let id = row.get("EnrollmentID").unwrap_or_default().to_owned();
         Some((|| {
-            // The enrollment first: an exit's problem is usually that its enrollment is not there.
-            let enrollment = self.enrollment_of(&row, None, &position)?;
-            let (client, enrollment) = if row.get("PersonalID").is_some() {
-                let client = self.client_of(&row, &position)?;
-                let enrollment = self.enrollment_of(&row, Some(&client), &position)?;
-                (client, enrollment)
-            } else {
-                (self.client_of(&enrollment, &position)?, enrollment)
-            };
-            let (entry, exit) = (
-                enrollment.get("EntryDate").and_then(iso_date),
-                row.get("ExitDate").and_then(iso_date),
-            );
-            if let (Some(entry), Some(exit)) = (entry, exit)
-                && exit < entry
-            {
-                return Err(RecordError::new(
-                    position.with_field("ExitDate"),
-                    format!(
-                        "ExitDate {exit} is before the enrollment's EntryDate {entry} (Enrollment.csv line {}); expected an exit on or after the entry",
-                        enrollment.line
-                    ),
-                ));
-            }
-            Ok(self.joined_record("exit", &id, row, client, Some(enrollment), position))
+            let (client, enrollment) = self.checked_exit(&row, &position)?;
+            let line = row.line;
+            let mut record =
+                self.joined_record("exit", &id, row, client, Some(enrollment), position);
+            // A value of the exit row that cannot be mapped (an unknown Destination) rejects that value at
+            // the exit's line and leaves it out: the enrollment's Encounter is still built from its exit.
+            record
+                .joined
+                .push(("exit", Position::line("Exit.csv", line)));
+            Ok(record)
         })())
     }
 

@@ -387,6 +387,11 @@ pub const CONTEXT: &[ContextTable] = &[
         table: "Export.csv",
         columns: EXPORT_COLUMNS,
     },
+    ContextTable {
+        variable: "exit_rejected",
+        table: "Exit.csv",
+        columns: &[],
+    },
 ];
 
 /// The record kinds this adapter yields.
