@@ -110,6 +110,10 @@ impl TargetPath {
     }
 }
 
+/// The largest list index a target may name (`name[99]`): a mapping that writes `name[100000000]` would
+/// otherwise fill the list with that many empty elements for every record and exhaust memory.
+pub const MAX_TARGET_INDEX: usize = 99;
+
 fn split_index(raw: &str) -> Result<(&str, Option<Index>), String> {
     let Some(open) = raw.find('[') else {
         return Ok((raw, None));
@@ -120,10 +124,17 @@ fn split_index(raw: &str) -> Result<(&str, Option<Index>), String> {
     let index = match inner {
         "+" => Index::Append,
         "=" => Index::Last,
-        n => Index::At(
-            n.parse()
-                .map_err(|_| format!("'{raw}': index must be a number, + or =",))?,
-        ),
+        n => {
+            let at: usize = n
+                .parse()
+                .map_err(|_| format!("'{raw}': index must be a number, + or =",))?;
+            if at > MAX_TARGET_INDEX {
+                return Err(format!(
+                    "'{raw}': index {at} is larger than {MAX_TARGET_INDEX} (expected a small position in the list; use [+] to append)"
+                ));
+            }
+            Index::At(at)
+        }
     };
     Ok((&raw[..open], Some(index)))
 }
@@ -236,6 +247,20 @@ mod tests {
 
     fn path(text: &str) -> TargetPath {
         TargetPath::compile(text, "Patient", FhirSchema::global()).unwrap()
+    }
+
+    #[test]
+    fn a_huge_index_is_refused_when_the_mapping_compiles() {
+        let schema = FhirSchema::global();
+        let error = TargetPath::compile("name[100000000].family", "Patient", schema).unwrap_err();
+        assert!(
+            error.contains("index 100000000 is larger than 99"),
+            "{error}"
+        );
+        let error =
+            TargetPath::compile("name[99999999999999999999999]", "Patient", schema).unwrap_err();
+        assert!(error.contains("index must be a number"), "{error}");
+        assert!(TargetPath::compile("name[99].family", "Patient", schema).is_ok());
     }
 
     #[test]
