@@ -130,6 +130,76 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Evaluate `expr` as a boolean (singleton evaluation), without building the collections of the
+    /// boolean operators, `exists()`, `empty()`, `not()`, `hasValue()` and comparisons of counts.
+    pub fn eval_bool(&self, expr: &'a Expr, input: &[Item<'a>]) -> Result<Option<bool>, EvalError> {
+        match expr {
+            Expr::Bool(b) => Ok(Some(*b)),
+            Expr::Binary(op @ (BinOp::And | BinOp::Or | BinOp::Implies), left, right) => {
+                self.logic(*op, left, right, input)
+            }
+            Expr::Binary(op, left, right) if is_comparison(*op) => {
+                let (l, r) = (self.side(left, input)?, self.side(right, input)?);
+                match (l, r) {
+                    (Side::Count(a), Side::Count(b)) => Ok(Some(compare_counts(*op, a, b))),
+                    (l, r) => to_bool(&binary_values(*op, l.items(), r.items())?, "a comparison"),
+                }
+            }
+            Expr::Call(call) if call.args.is_empty() => self.call_bool(call, input),
+            _ => to_bool(&self.eval(expr, input)?, "a condition"),
+        }
+    }
+
+    fn call_bool(&self, call: &'a Call, input: &[Item<'a>]) -> Result<Option<bool>, EvalError> {
+        if !call.args.is_empty()
+            || !matches!(
+                call.func,
+                Func::Exists | Func::Empty | Func::Not | Func::HasValue
+            )
+        {
+            return to_bool(&self.call(call, input)?, "a condition");
+        }
+        let owned;
+        let focus = match &call.target {
+            Some(Expr::Call(inner)) if call.func == Func::Not => {
+                return Ok(self.call_bool(inner, input)?.map(|b| !b));
+            }
+            Some(target) => {
+                owned = self.eval(target, input)?;
+                owned.as_slice()
+            }
+            None => input,
+        };
+        Ok(match call.func {
+            Func::Exists => Some(!focus.is_empty()),
+            Func::Empty => Some(focus.is_empty()),
+            Func::HasValue => Some(focus.len() == 1 && focus[0].scalar().is_some()),
+            _ => to_bool(focus, "not()")?.map(|b| !b),
+        })
+    }
+
+    /// One side of a comparison: a count is kept as a number, anything else evaluated.
+    fn side(&self, expr: &'a Expr, input: &[Item<'a>]) -> Result<Side<'a>, EvalError> {
+        if let Expr::Call(call) = expr
+            && call.func == Func::Count
+        {
+            if let Some(count) = self.count_without_collecting(call, input)? {
+                return Ok(Side::Count(count));
+            }
+            return Ok(Side::Count(match &call.target {
+                Some(target) => self.eval(target, input)?.len(),
+                None => input.len(),
+            }));
+        }
+        if let Expr::Number(n) = expr
+            && n.fract() == 0.0
+            && *n >= 0.0
+        {
+            return Ok(Side::Count(*n as usize));
+        }
+        Ok(Side::Items(self.eval(expr, input)?))
+    }
+
     fn env_var(&self, var: EnvVar) -> Collection<'a> {
         match var {
             EnvVar::Resource => vec![Item::Node(self.env.resource)],
@@ -158,18 +228,32 @@ impl<'a> Evaluator<'a> {
         right: &'a Expr,
         input: &[Item<'a>],
     ) -> Res<'a> {
-        let l = to_bool(&self.eval(left, input)?, op_name(op))?;
+        Ok(self
+            .logic(op, left, right, input)?
+            .map(Item::Bool)
+            .into_iter()
+            .collect())
+    }
+
+    fn logic(
+        &self,
+        op: BinOp,
+        left: &'a Expr,
+        right: &'a Expr,
+        input: &[Item<'a>],
+    ) -> Result<Option<bool>, EvalError> {
+        let l = self.eval_bool(left, input)?;
         let decided = match (op, l) {
             (BinOp::And, Some(false)) => Some(false),
             (BinOp::Or, Some(true)) => Some(true),
             (BinOp::Implies, Some(false)) => Some(true),
             _ => None,
         };
-        if let Some(answer) = decided {
-            return Ok(vec![Item::Bool(answer)]);
+        if decided.is_some() {
+            return Ok(decided);
         }
-        let r = to_bool(&self.eval(right, input)?, op_name(op))?;
-        let answer = match op {
+        let r = self.eval_bool(right, input)?;
+        Ok(match op {
             BinOp::And => match (l, r) {
                 (_, Some(false)) => Some(false),
                 (Some(true), Some(true)) => Some(true),
@@ -185,8 +269,7 @@ impl<'a> Evaluator<'a> {
                 (None, Some(true)) => Some(true),
                 _ => None,
             },
-        };
-        Ok(answer.map(Item::Bool).into_iter().collect())
+        })
     }
 
     fn call(&self, call: &'a Call, input: &[Item<'a>]) -> Res<'a> {
@@ -388,13 +471,36 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-fn op_name(op: BinOp) -> &'static str {
+/// A side of a comparison.
+enum Side<'a> {
+    Count(usize),
+    Items(Collection<'a>),
+}
+
+impl<'a> Side<'a> {
+    fn items(self) -> Collection<'a> {
+        match self {
+            Side::Count(n) => vec![Item::Number(n as f64)],
+            Side::Items(items) => items,
+        }
+    }
+}
+
+fn is_comparison(op: BinOp) -> bool {
+    matches!(
+        op,
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne
+    )
+}
+
+fn compare_counts(op: BinOp, a: usize, b: usize) -> bool {
     match op {
-        BinOp::And => "and",
-        BinOp::Or => "or",
-        BinOp::Xor => "xor",
-        BinOp::Implies => "implies",
-        _ => "an operator",
+        BinOp::Lt => a < b,
+        BinOp::Le => a <= b,
+        BinOp::Gt => a > b,
+        BinOp::Ge => a >= b,
+        BinOp::Eq => a == b,
+        _ => a != b,
     }
 }
 

@@ -153,7 +153,8 @@ impl Expression {
     /// Evaluate as a constraint: `Some(false)` when it fails, `Some(true)` when it holds, `None` when
     /// the result is empty (undecided, which a constraint treats as holding).
     pub fn check<'a>(&'a self, focus: &'a Value, env: Env<'a>) -> Result<Option<bool>, EvalError> {
-        eval::to_bool(&self.evaluate(focus, env)?, "a constraint")
+        let evaluator = eval::Evaluator { env };
+        evaluator.eval_bool(&self.tree, &[Item::Node(focus)])
     }
 }
 

@@ -48,6 +48,12 @@ fn three_valued_logic() {
     assert_eq!(check("a xor b", &r), Some(true));
     assert_eq!(check("(a = missing).empty()", &r), Some(true));
     assert_eq!(check("a != b", &r), Some(true));
+    assert_eq!(check("a.exists().not()", &r), Some(false));
+    assert_eq!(check("missing.exists().not()", &r), Some(true));
+    assert_eq!(check("a.exists($this = false).not()", &r), Some(true));
+    assert_eq!(check("children().count() > 2", &r), Some(false));
+    assert_eq!(check("children().count() = 2", &r), Some(true));
+    assert_eq!(check("missing.not()", &r), None);
 }
 
 #[test]
