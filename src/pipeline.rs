@@ -290,7 +290,8 @@ pub trait Sink {
 pub struct NdjsonSink<W: Write> {
     out: W,
     format: OutputFormat,
-    seen: HashSet<String>,
+    /// 128-bit hashes of the `Type/id` written (16 bytes each, never the ids).
+    seen: HashSet<u128>,
     lines: u64,
     resources: u64,
 }
@@ -336,7 +337,7 @@ impl<W: Write> Sink for NdjsonSink<W> {
         }
         for resource in resources {
             let key = resource_key(&resource);
-            if key.as_ref().is_some_and(|k| !self.seen.insert(k.clone())) {
+            if key.as_ref().is_some_and(|k| !self.seen.insert(hash128(k))) {
                 continue;
             }
             self.resources += 1;
@@ -586,7 +587,7 @@ struct Stage<'m> {
     validator: Validator,
     quirks: QuirkLog,
     /// The id of each record's lead resource, with a digest of its content and where it was built.
-    built: std::cell::RefCell<std::collections::HashMap<String, (u64, String)>>,
+    built: std::cell::RefCell<BuiltIds>,
 }
 
 impl Stage<'_> {
@@ -666,26 +667,26 @@ impl Stage<'_> {
         record: &SourceRecord,
         lead: Option<&Value>,
     ) -> Result<(), RecordError> {
-        use std::hash::{Hash, Hasher};
         let Some(key) = lead.filter(|_| !self.passthrough).and_then(resource_key) else {
             return Ok(());
         };
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_string(lead.unwrap_or_default())
-            .unwrap_or_default()
-            .hash(&mut hasher);
-        let digest = hasher.finish();
+        let content = serde_json::to_string(lead.unwrap_or_default()).unwrap_or_default();
         let mut built = self.built.borrow_mut();
-        match built.get(&key) {
-            Some((first, at)) if *first != digest => Err(RecordError::new(
+        match built.check(&key, hash64(&content), &record.position) {
+            Check::Collides(at) => Err(RecordError::new(
                 record.position.clone(),
                 format!(
                     "{key} was already built from {at} with other content: two source records derive the same id (expected each source key once)"
                 ),
             )),
-            Some(_) => Ok(()),
-            None => {
-                built.insert(key, (digest, record.position.to_string()));
+            Check::Seen => Ok(()),
+            Check::New { untracked } => {
+                if untracked {
+                    self.quirks.note(
+                        format!("id collisions were checked for the first {MAX_TRACKED_IDS} records only (the rest are not compared)"),
+                        None,
+                    );
+                }
                 Ok(())
             }
         }
@@ -756,6 +757,85 @@ impl Stage<'_> {
             format!("{label} is not valid FHIR R4: {}{more}", listed.join("; ")),
         ))
     }
+}
+
+/// How many lead-resource ids the collision check remembers (about 32 bytes each, so at most ~130 MB).
+const MAX_TRACKED_IDS: usize = 4_000_000;
+
+/// The ids of the resources built so far, for the collision check, in bounded memory: never the ids or
+/// the content, only a 128-bit hash of the id, a 64-bit digest of the content and where it was built (an
+/// index into the few file names, and the line). At most [`MAX_TRACKED_IDS`] ids are remembered; past
+/// that, new ids are not compared (noted once as a quirk) rather than letting the map grow with the export.
+#[derive(Default)]
+struct BuiltIds {
+    ids: std::collections::HashMap<u128, (u64, u32, u64)>,
+    files: Vec<String>,
+    full: bool,
+}
+
+/// What the collision check found.
+enum Check {
+    /// The id was built before with other content, at this position.
+    Collides(String),
+    /// The id was built before with the same content.
+    Seen,
+    /// A new id (`untracked`: the first not remembered, the map being full).
+    New { untracked: bool },
+}
+
+impl BuiltIds {
+    fn check(&mut self, key: &str, digest: u64, at: &adapters::Position) -> Check {
+        let id = hash128(key);
+        if let Some(&(first, file, unit)) = self.ids.get(&id) {
+            if first == digest {
+                return Check::Seen;
+            }
+            let file = self.files.get(file as usize).cloned().unwrap_or_default();
+            return Check::Collides(describe_unit(&file, unit));
+        }
+        if self.ids.len() >= MAX_TRACKED_IDS {
+            let untracked = !self.full;
+            self.full = true;
+            return Check::New { untracked };
+        }
+        let file = match self.files.iter().position(|f| *f == at.file) {
+            Some(index) => index,
+            None => {
+                self.files.push(at.file.clone());
+                self.files.len() - 1
+            }
+        };
+        let file = u32::try_from(file).unwrap_or(u32::MAX);
+        self.ids
+            .insert(id, (digest, file, at.unit().unwrap_or_default()));
+        Check::New { untracked: false }
+    }
+}
+
+/// Where a record was, from its file and reconciliation unit (a line, or an element of a JSON array).
+fn describe_unit(file: &str, unit: u64) -> String {
+    use adapters::ELEMENT_UNIT;
+    match unit {
+        0 => file.to_owned(),
+        u if u & ELEMENT_UNIT != 0 => format!("{file} element {}", u & !ELEMENT_UNIT),
+        line => format!("{file} line {line}"),
+    }
+}
+
+fn hash64(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A 128-bit hash (two SipHash passes told apart by a prefix), so that two different ids sharing one
+/// is not a concern even for hundreds of millions of ids.
+fn hash128(text: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let mut second = std::collections::hash_map::DefaultHasher::new();
+    (1u8, text).hash(&mut second);
+    (u128::from(hash64(text)) << 64) | u128::from(second.finish())
 }
 
 #[derive(Default)]
@@ -850,5 +930,32 @@ pub fn request(
         engine,
         keep_outcomes: false,
         incident_history: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collision_check_keeps_hashes_only_and_names_the_first_row() {
+        let mut built = BuiltIds::default();
+        let at = |line| adapters::Position::line("users.csv", line);
+        assert!(matches!(
+            built.check("Patient/a", 1, &at(2)),
+            Check::New { untracked: false }
+        ));
+        assert!(matches!(built.check("Patient/a", 1, &at(3)), Check::Seen));
+        match built.check("Patient/a", 2, &at(4)) {
+            Check::Collides(first) => assert_eq!(first, "users.csv line 2"),
+            _ => panic!("a collision"),
+        }
+        assert_eq!(built.files, vec!["users.csv".to_owned()]);
+        let element = adapters::Position::file("students.json").with_field("[3].studentUniqueId");
+        built.check("Patient/b", 1, &element);
+        match built.check("Patient/b", 2, &at(5)) {
+            Check::Collides(first) => assert_eq!(first, "students.json element 3"),
+            _ => panic!("a collision"),
+        }
     }
 }

@@ -35,7 +35,7 @@ pub const ADAPTERS: &[&str] = &[
 ];
 
 /// The bit marking a reconciliation unit as an element ordinal rather than a line.
-const ELEMENT_UNIT: u64 = 1 << 63;
+pub const ELEMENT_UNIT: u64 = 1 << 63;
 
 /// Where a record or a problem is in the source export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
