@@ -173,6 +173,10 @@ pub struct Truth {
     pub faults_on: BTreeMap<String, BTreeSet<Fault>>,
     /// Marker or key → the file and line of the first row holding it.
     pub located: BTreeMap<String, (String, u64)>,
+    /// Marker or key → every row holding it.
+    pub locations: BTreeMap<String, Vec<(String, u64)>>,
+    /// (file, line) → the markers and source keys its row holds (its own key and those it names).
+    pub row_names: BTreeMap<(String, u64), BTreeSet<String>>,
 }
 
 /// A generated export: its folder, the ledger and the truth.
@@ -459,11 +463,23 @@ impl Builder {
                 let mut names = BTreeSet::new();
                 for field in &row.fields {
                     markers_in(field, &mut names);
+                    if truth.owners.contains_key(field) {
+                        names.insert(field.clone());
+                    }
                 }
                 names.insert(row.fields[0].clone());
-                for name in names {
-                    truth.located.entry(name).or_insert_with(|| at.clone());
+                for name in &names {
+                    truth
+                        .located
+                        .entry(name.clone())
+                        .or_insert_with(|| at.clone());
+                    truth
+                        .locations
+                        .entry(name.clone())
+                        .or_default()
+                        .push(at.clone());
                 }
+                truth.row_names.insert(at, names);
             }
         }
         Generated {
@@ -925,8 +941,8 @@ fn inject_oneroster(rng: &mut Rng, r: &mut Roster, fault: Fault, header_twice: &
             let Some(i) = r.lonely_student(rng) else {
                 return;
             };
-            let others: Vec<usize> = (0..r.students.len()).filter(|&j| j != i).collect();
-            let j = *rng.pick(&others);
+            // A student no fault takes out of the export.
+            let Some(j) = r.free_student(rng) else { return };
             let (row, other) = (r.students[i].row, r.students[j].key.clone());
             r.b.tables[users].set(row, "agentSourcedIds", other.clone());
             let (sm, om) = (r.students[i].marker.clone(), r.students[j].marker.clone());
@@ -1151,8 +1167,10 @@ fn inject_oneroster(rng: &mut Rng, r: &mut Roster, fault: Fault, header_twice: &
             let (g1, g2) = (format!("c{n}"), format!("b{n}|c{n}"));
             let mut student1 = r.add_student(rng, &s1, &school);
             let mut student2 = r.add_student(rng, &s2, &school);
-            let guardian1 = r.add_user(&g1, "parent", &school, "active");
-            let guardian2 = r.add_user(&g2, "guardian", &school, "active");
+            let mut guardian1 = r.add_user(&g1, "parent", &school, "active");
+            let mut guardian2 = r.add_user(&g2, "guardian", &school, "active");
+            guardian1.used = true;
+            guardian2.used = true;
             student1.used = true;
             student2.used = true;
             r.b.tables[users].set(student1.row, "agentSourcedIds", g1.clone());
