@@ -504,7 +504,7 @@ fn refuse_utf16(path: &Path, file: &str) -> Result<(), TableError> {
     use std::io::Read;
     let mut first = [0u8; 2];
     let read = File::open(path).and_then(|mut f| f.read_exact(&mut first));
-    if read.is_ok() && (first == [0xFF, 0xFE] || first == [0xFE, 0xFF]) {
+    if read.is_ok() && utf16_bom(&first).is_some() {
         return Err(TableError::Header {
             file: file.to_owned(),
             message: format!(
@@ -514,6 +514,27 @@ fn refuse_utf16(path: &Path, file: &str) -> Result<(), TableError> {
         });
     }
     Ok(())
+}
+
+/// When text starts with a UTF-16 byte order mark: why it is refused, by name (a JSON or XML reader would
+/// otherwise report a confusing syntax error at its first character).
+pub fn utf16_bom(start: &[u8]) -> Option<String> {
+    match start.get(..2) {
+        Some([a @ 0xFF, b @ 0xFE]) | Some([a @ 0xFE, b @ 0xFF]) => Some(format!(
+            "the file is UTF-16 text (byte order mark {a:02X} {b:02X}); expected UTF-8: save it as UTF-8"
+        )),
+        _ => None,
+    }
+}
+
+/// [`utf16_bom`] for the start of a file on disk.
+pub fn utf16_file(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut first = [0u8; 2];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut first))
+        .ok()?;
+    utf16_bom(&first)
 }
 
 /// `csv` drops a UTF-8 byte order mark by itself; look for it so it can be reported.

@@ -126,6 +126,9 @@ pub fn from_file(
     path: &Path,
     limit: u64,
 ) -> Result<Interchange<std::io::BufReader<std::fs::File>>, String> {
+    if let Some(why) = super::csv_table::utf16_file(path) {
+        return Err(why);
+    }
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
     if size > limit {

@@ -123,6 +123,9 @@ fn load(path: &Path) -> Result<Vec<Found>, RecordError> {
         return Err(fail(format!("larger than {MAX_FILE_BYTES} bytes")));
     }
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    if let Some(why) = crate::adapters::csv_table::utf16_bom(&bytes) {
+        return Err(fail(why));
+    }
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         RecordError::new(
             Position::line(&file, e.line() as u64),

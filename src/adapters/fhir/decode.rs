@@ -78,6 +78,12 @@ fn file_records(path: &Path) -> Box<dyn Iterator<Item = Decoded>> {
             ))));
         }
     };
+    if let Some(why) = crate::adapters::csv_table::utf16_file(path) {
+        return Box::new(std::iter::once(Err(RecordError::new(
+            Position::line(&name, 1),
+            why,
+        ))));
+    }
     if path.extension().is_some_and(|e| e == "ndjson") {
         return Box::new(ndjson_records(name, file));
     }

@@ -120,8 +120,10 @@ fn file_records(path: &Path, quirks: &QuirkLog) -> Vec<Decoded> {
     let name = crate::adapters::csv_table::display_name(path);
     let value: Value = match std::fs::read(path)
         .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
+        .and_then(|b| match crate::adapters::csv_table::utf16_bom(&b) {
+            Some(why) => Err(why),
+            None => serde_json::from_slice(&b).map_err(|e| e.to_string()),
+        }) {
         Ok(value) => value,
         Err(why) => {
             return vec![Err(RecordError::new(
