@@ -333,8 +333,7 @@ impl Builder {
     }
     /// Append a row given as `column=value` pairs (other columns empty).
     fn push(&mut self, table: usize, values: &[(&str, String)]) -> usize {
-        let id = self.insert(table, None, values);
-        id
+        self.insert(table, None, values)
     }
     fn insert(&mut self, table: usize, at: Option<usize>, values: &[(&str, String)]) -> usize {
         let t = &mut self.tables[table];
@@ -376,13 +375,7 @@ impl Builder {
     fn tolerate_skip(&mut self, table: usize, row: usize) {
         self.skippable.push(At { table, row });
     }
-    fn finish(
-        mut self,
-        format: Format,
-        seed: u64,
-        dir: PathBuf,
-        subdir: Option<&str>,
-    ) -> Generated {
+    fn finish(mut self, format: Format, seed: u64, dir: PathBuf) -> Generated {
         // Two unterminated quotes in one file are another fault than one.
         let mut quotes: BTreeMap<usize, usize> = BTreeMap::new();
         for p in &self.ledger {
@@ -423,14 +416,10 @@ impl Builder {
                 }
             }
         }
-        let target = match subdir {
-            Some(s) => dir.join(s),
-            None => dir.clone(),
-        };
-        std::fs::create_dir_all(&target).expect("export folder");
+        std::fs::create_dir_all(&dir).expect("export folder");
         let mut rows = BTreeMap::new();
         for table in &self.tables {
-            rows.insert(table.file.to_owned(), table.write(&target));
+            rows.insert(table.file.to_owned(), table.write(&dir));
         }
         let resolve = |at: &At| {
             let t = &self.tables[at.table];
@@ -832,7 +821,7 @@ pub fn oneroster(seed: u64, index: usize, dir: &Path) -> Generated {
     let staff = r.add_user("tc-last", "teacher", &school, "active");
     r.b.tolerate_skip(r.users, staff.row);
     let birth_not_after = "2026-09-01".to_owned();
-    let mut g = r.b.finish(Format::OneRoster, seed, dir.to_owned(), None);
+    let mut g = r.b.finish(Format::OneRoster, seed, dir.to_owned());
     g.truth.birth_not_after = birth_not_after;
     g
 }
@@ -912,7 +901,14 @@ fn inject_oneroster(rng: &mut Rng, r: &mut Roster, fault: Fault, header_twice: &
             let n = r.staff.len() + 1;
             let teacher = r.add_user(&format!("tc-{n}"), "teacher", &school, "active");
             let (student_row, teacher_row) = (r.students[i].row, teacher.row);
-            r.b.tables[users].set(student_row, "agentSourcedIds", teacher.key.clone());
+            // The link in the student's row, or in the teacher's (naming the student).
+            let reverse = rng.chance(50);
+            if reverse {
+                let key = r.students[i].key.clone();
+                r.b.tables[users].set(teacher_row, "agentSourcedIds", key);
+            } else {
+                r.b.tables[users].set(student_row, "agentSourcedIds", teacher.key.clone());
+            }
             r.b.tolerate_skip(users, teacher_row);
             let (sm, tm) = (r.students[i].marker.clone(), teacher.marker.clone());
             r.b.on(&sm, fault);
@@ -930,10 +926,17 @@ fn inject_oneroster(rng: &mut Rng, r: &mut Roster, fault: Fault, header_twice: &
                     },
                 ],
                 Expect::Quirk(&["agent", "guardian"]),
-                format!(
-                    "users.csv: student {} names teacher {} as agent",
-                    r.students[i].key, teacher.key
-                ),
+                if reverse {
+                    format!(
+                        "users.csv: teacher {} names student {} in agentSourcedIds",
+                        teacher.key, r.students[i].key
+                    )
+                } else {
+                    format!(
+                        "users.csv: student {} names teacher {} as agent",
+                        r.students[i].key, teacher.key
+                    )
+                },
             );
             r.staff.push(teacher);
         }
@@ -1090,13 +1093,9 @@ fn inject_oneroster(rng: &mut Rng, r: &mut Roster, fault: Fault, header_twice: &
         }
         Fault::OrgPartOfCycle => {
             let a = format!("s-{}", r.next_org + 1);
-            let (b_id, row_a, tag_a) = {
-                let b_id = format!("s-{}", r.next_org + 2);
-                let (_, row, tag) = r.add_org("department", &b_id, "active");
-                (b_id, row, tag)
-            };
+            let b_id = format!("s-{}", r.next_org + 2);
+            let (_, row_a, tag_a) = r.add_org("department", &b_id, "active");
             let (_, row_b, tag_b) = r.add_org("department", &a, "active");
-            let _ = b_id;
             for tag in [&tag_a, &tag_b] {
                 r.b.truth.must_not_appear.insert(tag.clone());
                 r.b.on(tag, fault);
@@ -1301,8 +1300,7 @@ pub fn referral(seed: u64, index: usize, dir: &Path) -> Generated {
             &used,
         );
     }
-    // Students named by no surviving referral need not appear; the ones named by a clean one must.
-    let mut g = r.b.finish(Format::Referral, seed, dir.to_owned(), None);
+    let mut g = r.b.finish(Format::Referral, seed, dir.to_owned());
     // The roster tables go into roster/.
     let roster_dir = dir.join("roster");
     std::fs::create_dir_all(&roster_dir).expect("roster folder");
@@ -1965,7 +1963,7 @@ pub fn hmis(seed: u64, index: usize, dir: &Path) -> Generated {
     // Clean last rows, so that no destroyed row is its file's last.
     let c = h.add_client(&mut rng);
     h.add_enrollment(&mut rng, c, 1);
-    let mut g = h.b.finish(Format::Hmis, seed, dir.to_owned(), None);
+    let mut g = h.b.finish(Format::Hmis, seed, dir.to_owned());
     g.truth.birth_not_after = "2024-04-01".into();
     g
 }
