@@ -176,7 +176,7 @@ impl SifSource {
                     .insert(line);
             }
         }
-        let objects = deduplicate(objects, quirks);
+        let objects = deduplicate(objects, quirks, &mut records);
         let joined = Joined::new(objects);
         joined.report_unlinked_contacts(quirks);
         joined.skip_joined_only(quirks);
@@ -234,41 +234,66 @@ fn read_file(path: &Path, quirks: &QuirkLog, objects: &mut Vec<Object>, out: &mu
     }
 }
 
-fn deduplicate(objects: Vec<Object>, quirks: &QuirkLog) -> Vec<Object> {
-    let mut first_file: HashMap<(String, String), String> = HashMap::new();
-    objects
-        .into_iter()
-        .filter(|object| {
-            let key = (object.element.name.clone(), object.ref_id());
-            if key.1.is_empty() {
-                return true;
-            }
-            match first_file.get(&key) {
-                Some(first) => {
-                    quirks.note(
-                        format!(
-                            "{}: a {} already read from {first} (same RefId) is skipped",
-                            object.file, object.element.name
-                        ),
-                        Some(object.element.line),
-                    );
-                    quirks.skip(
-                        &object.file,
-                        object.element.line,
-                        format!(
-                            "duplicate: the same {} (RefId) was read from {first}",
-                            object.element.name
-                        ),
-                    );
-                    false
-                }
-                None => {
-                    first_file.insert(key, object.file.clone());
-                    true
-                }
-            }
-        })
-        .collect()
+/// Each object once: the same object (same RefId, same content) again is skipped and reported; an object
+/// with the RefId of another and other content is a conflict, rejected at its line naming the first (which
+/// is the one used).
+fn deduplicate(objects: Vec<Object>, quirks: &QuirkLog, out: &mut Vec<Decoded>) -> Vec<Object> {
+    let mut first: HashMap<(String, String), (String, u64, u64)> = HashMap::new();
+    let mut kept = Vec::with_capacity(objects.len());
+    for object in objects {
+        let key = (object.element.name.clone(), object.ref_id());
+        if key.1.is_empty() {
+            kept.push(object);
+            continue;
+        }
+        let content = serde_json::to_string(&object.element.value).unwrap_or_default();
+        let Some((file, line, seen)) = first.get(&key) else {
+            first.insert(
+                key,
+                (
+                    object.file.clone(),
+                    object.element.line,
+                    fingerprint(&content),
+                ),
+            );
+            kept.push(object);
+            continue;
+        };
+        if *seen != fingerprint(&content) {
+            out.push(Err(RecordError::new(
+                object.position().with_field("RefId"),
+                format!(
+                    "a {} with RefId '{}' was already read from {file} line {line} with other content; this one is not used (expected each object once)",
+                    object.element.name, key.1
+                ),
+            )));
+            continue;
+        }
+        quirks.note(
+            format!(
+                "{}: a {} already read from {file} (same RefId) is skipped",
+                object.file, object.element.name
+            ),
+            Some(object.element.line),
+        );
+        quirks.skip(
+            &object.file,
+            object.element.line,
+            format!(
+                "duplicate: the same {} (RefId) was read from {file}",
+                object.element.name
+            ),
+        );
+    }
+    kept
+}
+
+/// A content digest, to tell a repeat of an object from a conflicting one.
+fn fingerprint(content: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    content.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The objects of an export, indexed for the joins.
