@@ -122,13 +122,23 @@ fn run() -> &'static Run {
             for i in 0..exports {
                 let seed = seed + i as u64;
                 let dir = root.join(format!("{format:?}-{seed}").to_lowercase());
-                let generated = match format {
-                    Format::OneRoster => faults::oneroster(seed, seed as usize, &dir),
-                    Format::Referral => faults::referral(seed, seed as usize, &dir),
-                    Format::Hmis => faults::hmis(seed, seed as usize, &dir),
+                // A panic in the generator or the checks names the seed that reproduces it.
+                let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let generated = match format {
+                        Format::OneRoster => faults::oneroster(seed, seed as usize, &dir),
+                        Format::Referral => faults::referral(seed, seed as usize, &dir),
+                        Format::Hmis => faults::hmis(seed, seed as usize, &dir),
+                    };
+                    // The first export of each format is converted by `onedoor convert` too.
+                    let failures = check(&generated, i == 0);
+                    (generated, failures)
+                }));
+                let Ok((generated, failures)) = attempt else {
+                    panic!(
+                        "{format:?} export, seed {seed}: panicked (rerun: ONEDOOR_FAULT_SEED={seed} ONEDOOR_FAULT_EXPORTS=1; export at {})",
+                        dir.display()
+                    );
                 };
-                // The first export of each format is converted by `onedoor convert` too.
-                let failures = check(&generated, i == 0);
                 let outcome = Outcome {
                     format,
                     seed,
