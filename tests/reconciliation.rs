@@ -303,3 +303,49 @@ fn every_element_adapter_case_reconciles() {
     }
     assert!(checked > 30, "{checked} cases checked");
 }
+
+#[test]
+fn a_quirk_counts_once_per_row_however_often_the_row_is_read() {
+    // Client 101's placeholder name is read as a client and again with its enrollment and exit.
+    let summary = convert(
+        "hmis-fy2024",
+        Path::new("conformance/hmis/hmis-fy2024/data-quality/input"),
+        None,
+    );
+    let placeholder = summary
+        .quirks
+        .iter()
+        .find(|q| q.message.contains("NameDataQuality"))
+        .expect("the placeholder-name quirk");
+    assert_eq!((placeholder.count, placeholder.first_line), (1, Some(2)));
+}
+
+#[test]
+fn a_related_row_problem_is_rejected_at_its_own_line_once() {
+    let dir = Path::new("conformance/referral-csv/student-referrals/bad-demographics-row");
+    let summary = convert(
+        "student-referrals",
+        &dir.join("referrals.csv"),
+        Some(&dir.join("roster")),
+    );
+    let mut at: Vec<String> = summary
+        .rejected
+        .iter()
+        .map(|r| r.position.to_string())
+        .collect();
+    at.sort();
+    assert_eq!(
+        at,
+        [
+            "demographics.csv line 3, field demographics.birthDate",
+            "demographics.csv line 3, field demographics.sex",
+        ],
+    );
+    assert_eq!(summary.records_converted, 2, "both referrals convert");
+    let demographics = summary
+        .files
+        .iter()
+        .find(|f| f.file == "demographics.csv")
+        .unwrap();
+    assert_eq!(demographics.rejected, 1, "{demographics:?}");
+}
