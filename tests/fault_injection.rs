@@ -526,11 +526,20 @@ fn reported(g: &Generated, summary: &Summary, failures: &mut Vec<Failure>) {
                 true
             }
             Expect::Quirk(words) => {
-                let entry = quirk_groups
-                    .entry((injected.fault, injected.file.clone(), words.join("|")))
-                    .or_insert((Vec::new(), 0, words));
-                entry.0.extend(&injected.lines);
-                entry.1 += 1;
+                // A rejection at its line reports it too (what the row links is then left out: the output
+                // checks say whether anything else was lost).
+                let rejected = summary.rejected.iter().any(|r| {
+                    same_file(&r.position.file)
+                        && located(r.position.line)
+                        && r.position.line != Some(1)
+                });
+                if !rejected {
+                    let entry = quirk_groups
+                        .entry((injected.fault, injected.file.clone(), words.join("|")))
+                        .or_insert((Vec::new(), 0, words));
+                    entry.0.extend(&injected.lines);
+                    entry.1 += 1;
+                }
                 true
             }
             Expect::Output => true,
