@@ -827,6 +827,18 @@ fn output(g: &Generated, bundles: &[Value], failures: &mut Vec<Failure>) {
                 );
             }
         }
+        if kind == "Encounter"
+            && ids.iter().any(|k| truth.open_encounters.contains(k))
+            && (resource["status"] == "finished" || !resource["period"]["end"].is_null())
+        {
+            fail(
+                &BTreeSet::new(),
+                format!(
+                    "its exit is deleted, yet it is {} with period {}",
+                    resource["status"], resource["period"]
+                ),
+            );
+        }
         match kind {
             "Patient" | "RelatedPerson" | "Practitioner" => {
                 let own = people(&markers(resource, &["patient"]));

@@ -79,6 +79,10 @@ pub enum Fault {
     GuardianIsStudent,
     /// A deleted HMIS client with enrollments, exits, services and events.
     DeletedClientWithRecords,
+    /// A deleted HMIS enrollment with an exit, services or events (its client stays).
+    DeletedEnrollmentWithRecords,
+    /// A deleted HMIS exit: its enrollment stays, open.
+    DeletedExit,
     /// A `tobedeleted` guardian still linked to a student.
     TobedeletedGuardian,
     /// A `tobedeleted` school that students and an org still reference.
@@ -165,6 +169,8 @@ pub struct Truth {
     pub keys_absent: BTreeSet<String>,
     /// Patients (by source key) whose birthDate may only be a year (approximate DOB).
     pub year_only_birth: BTreeSet<String>,
+    /// Encounters (by EnrollmentID) that must be open: not finished, no period end.
+    pub open_encounters: BTreeSet<String>,
     /// (guardian key, student key) links that must each be a RelatedPerson of their own (ids that hold `|`).
     pub links_present: Vec<(String, String)>,
     /// Latest plausible birth date (`YYYY-MM-DD`).
@@ -548,6 +554,8 @@ pub const HMIS_FAULTS: &[Fault] = &[
     Fault::NotTheEnrollmentsClient,
     Fault::ExitOfAnotherClient,
     Fault::DeletedClientWithRecords,
+    Fault::DeletedEnrollmentWithRecords,
+    Fault::DeletedExit,
     Fault::NamePlaceholder,
     Fault::ApproximateDob,
     Fault::BirthDateInFuture,
@@ -2287,6 +2295,71 @@ fn inject_hmis(rng: &mut Rng, h: &mut Hmis, fault: Fault, header_twice: &mut boo
                     );
                 }
             }
+        }
+        Fault::DeletedEnrollmentWithRecords => {
+            let Some(e) = h.take_enrollment(rng, |en| {
+                en.exit.is_some() || !en.services.is_empty() || !en.events.is_empty()
+            }) else {
+                return;
+            };
+            let (ekey, erow) = (h.enrollments[e].key.clone(), h.enrollments[e].row);
+            h.b.tables[enrollment_t].set(erow, "DateDeleted", "2024-03-02 00:00:00");
+            h.b.used_rows.insert(erow);
+            h.b.truth.keys_present.remove(&ekey);
+            h.b.truth.keys_absent.insert(ekey.clone());
+            h.b.on(&ekey, fault);
+            h.b.fault(
+                fault,
+                vec![At {
+                    table: enrollment_t,
+                    row: erow,
+                }],
+                Expect::Skipped(&["deleted (DateDeleted)"]),
+                format!("Enrollment.csv: enrollment {ekey} deleted"),
+            );
+            let en = &h.enrollments[e];
+            let mut rows = Vec::new();
+            if let Some((x, _)) = &en.exit {
+                rows.push((exit_t, *x));
+            }
+            rows.extend(en.services.iter().map(|s| (services_t, *s)));
+            rows.extend(en.events.iter().map(|v| (event_t, *v)));
+            for (table, row) in rows {
+                let key = h.b.tables[table].get(row, h.b.tables[table].header[0].clone().as_str());
+                h.b.truth.keys_present.remove(&key);
+                h.b.truth.keys_absent.insert(key.clone());
+                h.b.on(&key, fault);
+                h.b.used_rows.insert(row);
+                let file = h.b.tables[table].file;
+                h.b.fault(
+                    fault,
+                    vec![At { table, row }],
+                    Expect::Skipped(&["its enrollment is deleted"]),
+                    format!("{file}: a row of deleted enrollment {ekey}"),
+                );
+            }
+        }
+        Fault::DeletedExit => {
+            let Some(e) = h.take_enrollment(rng, |en| en.exit.is_some()) else {
+                return;
+            };
+            let (xrow, _) = h.enrollments[e].exit.clone().expect("exit");
+            h.b.used_rows.insert(xrow);
+            h.b.tables[exit_t].set(xrow, "DateDeleted", "2024-03-02 00:00:00");
+            let ekey = h.enrollments[e].key.clone();
+            let xkey = h.b.tables[exit_t].get(xrow, "ExitID");
+            h.b.truth.open_encounters.insert(ekey.clone());
+            h.b.on(&ekey, fault);
+            h.b.on(&xkey, fault);
+            h.b.fault(
+                fault,
+                vec![At {
+                    table: exit_t,
+                    row: xrow,
+                }],
+                Expect::Skipped(&["deleted (DateDeleted)"]),
+                format!("Exit.csv: the exit of enrollment {ekey} deleted"),
+            );
         }
         Fault::NamePlaceholder => {
             let Some(c) = h.free_client(rng, false) else {
