@@ -58,7 +58,15 @@ impl FhirSource {
             let counter = count.clone();
             let quirks = quirks.clone();
             file_records(path)
-                .inspect(move |_| counter.set(counter.get() + 1))
+                // A problem with the whole file (it cannot be opened, it is too large) is no record of it.
+                .inspect(move |decoded| {
+                    if decoded
+                        .as_ref()
+                        .map_or_else(|e| e.position.unit().is_some(), |_| true)
+                    {
+                        counter.set(counter.get() + 1);
+                    }
+                })
                 .chain(std::iter::from_fn(move || {
                     quirks.rows_read(&name, count.get());
                     None
