@@ -131,6 +131,19 @@ impl<'r> ReferralSource<'r> {
             let line = row.line;
             let mut values = row.values;
             let staff = self.staff(&mut values, line);
+            // The roster rows the referral reads: a value of one of them that cannot be mapped is that row's
+            // problem, reported at its line (the referral converts without it unless the element is required).
+            let mut joined: Vec<(&'static str, Position)> = Vec::new();
+            joined.extend(related.first().map(|r| ("student", r.position.clone())));
+            if let Some((_, at)) = &staff {
+                joined.push(("staff", Position::line(self.roster_users(), *at)));
+            }
+            let school_line = student["school"]["sourcedId"]
+                .as_str()
+                .and_then(|id| self.roster.org(id))
+                .map(|org| org.line);
+            joined.extend(school_line.map(|l| ("school", Position::line("orgs.csv", l))));
+            let staff = staff.map(|(values, _)| values);
             Ok(SourceRecord {
                 kind: "referral",
                 key: id.clone(),
@@ -143,7 +156,7 @@ impl<'r> ReferralSource<'r> {
                     "staff": staff,
                 }),
                 related,
-                joined: Vec::new(),
+                joined,
             })
         }))
     }
@@ -153,11 +166,16 @@ impl ReferralSource<'_> {
     /// The referring staff member's roster row. A referrer who is not staff in the roster (a student, a
     /// guardian) is never made a Practitioner: the link is left out and reported; an id the roster does not
     /// hold, or a name that contradicts the roster, is reported.
+    fn roster_users(&self) -> &'static str {
+        roster_tables::USERS.file
+    }
+
+    /// The referring staff member's roster values and their users.csv line.
     fn staff(
         &self,
         values: &mut serde_json::Map<String, serde_json::Value>,
         line: u64,
-    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+    ) -> Option<(serde_json::Map<String, serde_json::Value>, u64)> {
         let id = values.get("referring_staff_id")?.as_str()?.to_owned();
         let file = self.table.file();
         let row = match self.roster.staff(&id) {
@@ -198,7 +216,7 @@ impl ReferralSource<'_> {
                 Some(line),
             );
         }
-        Some(row.values)
+        Some((row.values, row.line))
     }
 }
 
