@@ -142,6 +142,11 @@ impl MappingEngine {
         }
     }
 
+    /// Where the values being mapped are (for the quirks the date filters note).
+    fn set_current(&self, position: Position) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = position;
+    }
+
     /// The source system URI in force.
     pub fn source_system(&self) -> &str {
         &self.source_system
@@ -348,8 +353,16 @@ impl CompiledMapping<'_> {
         }
         let mut cursor = Cursor::default();
         for rule in &resource.rules {
-            let Err(message) = apply_rule(rule, resource_type, context, &mut built, &mut cursor)
-            else {
+            // A rule reading only a joined row (demographics) notes its date quirks at that row.
+            let joined = joined_row(rule, record);
+            if let Some(at) = joined {
+                self.engine.set_current(at.clone());
+            }
+            let applied = apply_rule(rule, resource_type, context, &mut built, &mut cursor);
+            if joined.is_some() {
+                self.engine.set_current(record.position.clone());
+            }
+            let Err(message) = applied else {
                 continue;
             };
             let field = if rule.sources.is_empty() {
@@ -372,12 +385,7 @@ impl CompiledMapping<'_> {
         field: &str,
         message: String,
     ) -> Result<(), RecordError> {
-        let joined = rule
-            .variable
-            .as_deref()
-            .and_then(|v| record.joined.iter().find(|(name, _)| *name == v))
-            .map(|(_, at)| at);
-        match joined {
+        match joined_row(rule, record) {
             Some(at) if !rule.spec.required => {
                 self.engine.quirks.reject_joined(RecordError::new(
                     at.clone().with_field(field.to_owned()),
@@ -398,6 +406,16 @@ impl CompiledMapping<'_> {
             )),
         }
     }
+}
+
+/// The joined row (a demographics row) every value of the rule comes from, when there is one.
+fn joined_row<'r>(rule: &CompiledRule<'_>, record: &'r SourceRecord) -> Option<&'r Position> {
+    let variable = rule.variable.as_deref()?;
+    record
+        .joined
+        .iter()
+        .find(|(name, _)| *name == variable)
+        .map(|(_, at)| at)
 }
 
 fn apply_rule(
