@@ -265,9 +265,12 @@ enum Verdict<'c> {
     Stranger(String),
 }
 
+/// The default policy, built once.
+static DEFAULT_POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(Policy::default);
+
 /// Decide, with the default [`Policy`].
 pub fn decide(registry: &Registry, bases: &[LegalBasis], request: &Request<'_>) -> Decision {
-    decide_with(registry, bases, request, &Policy::default())
+    decide_with(registry, bases, request, &DEFAULT_POLICY)
 }
 
 /// Decide.
@@ -323,10 +326,10 @@ pub fn decide_with(
             );
             None
         }
-        Some(s) => Some(source_aliases(request.record, s, policy, &mut decision)),
+        Some(s) => Some(source_aliases(&record, s, policy, &mut decision)),
     };
     let context = Context {
-        recipient: subject::organization_aliases(request.record, request.recipient),
+        recipient: record.organization_aliases(request.recipient),
         source,
         purpose: request.purpose,
         time: request.time,
@@ -597,19 +600,19 @@ fn reference_type(reference: &str) -> Option<&str> {
 
 /// The names of the source organization, and of the organizations it holds records for as custodian.
 fn source_aliases(
-    record: &Value,
+    record: &Record<'_>,
     source: &str,
     policy: &Policy,
     decision: &mut Decision,
 ) -> HashSet<String> {
-    let mut aliases = subject::organization_aliases(record, source);
+    let mut aliases = record.organization_aliases(source);
     if let Some(held) = policy.custodian_for.get(source).filter(|h| !h.is_empty()) {
         decision.explain(format!(
             "the source {source} holds the records of {} as their custodian",
             held.join(", ")
         ));
         for other in held {
-            aliases.extend(subject::organization_aliases(record, other));
+            aliases.extend(record.organization_aliases(other));
         }
     }
     aliases
@@ -947,8 +950,7 @@ fn data_matches(provision: &Provision, record: &Record<'_>, index: usize) -> boo
 }
 
 fn has_profile(item: &Item<'_>, profile: &str) -> bool {
-    item.resource
-        .pointer("/meta/profile")
+    subject::field(item.resource, &["meta", "profile"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -1043,28 +1045,28 @@ fn party_value(party: &Party) -> Value {
 
 /// When the data was about (its clinical time), for `dataPeriod`.
 fn data_time(resource: &Value) -> Option<DateTime<FixedOffset>> {
-    const TIMES: &[&str] = &[
-        "/effectiveDateTime",
-        "/effectiveInstant",
-        "/effectivePeriod/start",
-        "/onsetDateTime",
-        "/onsetPeriod/start",
-        "/recordedDate",
-        "/occurrenceDateTime",
-        "/occurrencePeriod/start",
-        "/performedDateTime",
-        "/performedPeriod/start",
-        "/authoredOn",
-        "/issued",
-        "/authored",
-        "/date",
-        "/recorded",
-        "/created",
-        "/period/start",
+    const TIMES: &[&[&str]] = &[
+        &["effectiveDateTime"],
+        &["effectiveInstant"],
+        &["effectivePeriod", "start"],
+        &["onsetDateTime"],
+        &["onsetPeriod", "start"],
+        &["recordedDate"],
+        &["occurrenceDateTime"],
+        &["occurrencePeriod", "start"],
+        &["performedDateTime"],
+        &["performedPeriod", "start"],
+        &["authoredOn"],
+        &["issued"],
+        &["authored"],
+        &["date"],
+        &["recorded"],
+        &["created"],
+        &["period", "start"],
     ];
     TIMES
         .iter()
-        .find_map(|p| resource.pointer(p).and_then(Value::as_str))
+        .find_map(|p| subject::field(resource, p).and_then(Value::as_str))
         .and_then(|t| instant(t, false))
 }
 

@@ -145,6 +145,18 @@ impl<'a> Record<'a> {
         record
     }
 
+    /// An organization as a request names it (`system|value` or `Organization/id`), with the other names the
+    /// record gives it (its `Type/id`, fullUrl and identifiers), from the items already read.
+    pub fn organization_aliases(&self, name: &str) -> HashSet<String> {
+        let mut aliases = HashSet::from([name.to_owned()]);
+        for item in self.items.iter().filter(|i| i.kind == "Organization") {
+            if item.aliases.iter().any(|a| a == name) {
+                aliases.extend(item.aliases.iter().cloned());
+            }
+        }
+        aliases
+    }
+
     /// The item a reference names, seen from item `from`.
     pub fn resolve(&self, from: usize, reference: &Value) -> Option<usize> {
         if let Some(text) = reference.get("reference").and_then(Value::as_str) {
@@ -423,12 +435,12 @@ pub fn custodial_reason(
     if related.get("active").and_then(Value::as_bool) == Some(false) {
         return Err("is not active".to_owned());
     }
-    if let Some(start) = related.pointer("/period/start").and_then(Value::as_str)
+    if let Some(start) = field(related, &["period", "start"]).and_then(Value::as_str)
         && instant(start, false).is_none_or(|s| at < s)
     {
         return Err(format!("is related only from {start}"));
     }
-    if let Some(end) = related.pointer("/period/end").and_then(Value::as_str)
+    if let Some(end) = field(related, &["period", "end"]).and_then(Value::as_str)
         && instant(end, true).is_none_or(|e| at > e)
     {
         return Err(format!("was related only until {end}"));
@@ -483,8 +495,7 @@ fn under_intervention_order(value: &Value) -> bool {
 pub const INTERVENTION_ORDER: &str = "IO";
 
 fn own_labels(resource: &Value) -> Vec<Label> {
-    resource
-        .pointer("/meta/security")
+    field(resource, &["meta", "security"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -581,6 +592,12 @@ fn walk<'a>(
     }
 }
 
+/// The value at a path of object keys: `Value::pointer` without parsing and unescaping a pointer string
+/// (it allocates a string per token, a measurable part of a decision).
+pub fn field<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, key| v.get(*key))
+}
+
 /// Items keyed by pointer, for redaction.
 pub fn by_pointer<'r>(record: &'r Record<'_>) -> BTreeMap<&'r str, usize> {
     record
@@ -652,8 +669,7 @@ pub fn organization_aliases(record: &Value, name: &str) -> HashSet<String> {
 
 /// Security label codes of a resource (`meta.security[].code`).
 pub fn labels(resource: &Value) -> Vec<String> {
-    resource
-        .pointer("/meta/security")
+    field(resource, &["meta", "security"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
