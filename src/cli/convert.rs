@@ -54,7 +54,8 @@ pub struct Args {
     /// The conversion time to stamp (RFC 3339), for reproducible output.
     #[arg(long)]
     now: Option<String>,
-    /// Override the mapping's source system URI.
+    /// Override the mapping's source system URI. For HMIS, used as given instead of the mapping's followed by
+    /// Export.csv's SourceID (needed to convert an Export.csv that names two sources).
     #[arg(long)]
     source_system: Option<String>,
     /// Release to this recipient organization only what the consent gate permits (`system|value` or
