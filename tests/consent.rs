@@ -562,3 +562,48 @@ fn the_part2_notice_travels_beside_hmis_csv_and_file_drops() {
     destination.deliver(&released).unwrap();
     assert!(!hmis.join(obligations::HMIS_SIDE_FILE).exists());
 }
+
+/// The gateway decides with the sending partner's organization as the source: the school's own key, and a
+/// district key that is custodian for the school (`custodian_for`), release what the school's consent
+/// permits; another organization sending the same record does not (the consent covers the school's data).
+#[tokio::test]
+async fn the_gateway_takes_the_source_from_the_sending_partner() {
+    let case = "permit-by-actor";
+    let school = "urn:onedoor:source:lakeview/orgs|s-1";
+    for (sender, custodian_for, wanted) in [
+        (school, "", "pending"),
+        (
+            "urn:onedoor:source:lakeview/orgs|d-1",
+            "custodian_for = [\"urn:onedoor:source:lakeview/orgs|s-1\"]",
+            "pending",
+        ),
+        ("urn:onedoor:source:lakeview/orgs|d-1", "", "withheld"),
+        ("urn:onedoor:agencies|family-services", "", "withheld"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("onedoor.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "[gateway]\nmappings = {:?}\n[destinations.food]\nkind = \"file\"\nendpoint = {:?}\norg = \"urn:onedoor:agencies|county-food-bank\"\n[[routes]]\nperformer = \"urn:onedoor:agencies|county-food-bank\"\ndestination = \"food\"\n[partners.sender]\norg = {sender:?}\n{custodian_for}\n",
+                root().join("mappings").display().to_string(),
+                dir.path().join("food.ndjson").display().to_string(),
+            ),
+        )
+        .unwrap();
+        let config = onedoor::config::load(&config_path).unwrap();
+        let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.sync_consents(&consents_of(case)).await.unwrap();
+        let gateway = onedoor::gateway::Gateway::new(store, config);
+        let accepted = gateway
+            .accept("partner:sender", sender, bundle(case))
+            .await
+            .unwrap();
+        assert_eq!(
+            accepted.routed,
+            [("food".to_owned(), wanted.to_owned())],
+            "sent by {sender} ({custodian_for})"
+        );
+    }
+}
