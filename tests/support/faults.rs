@@ -1821,21 +1821,25 @@ impl Hmis {
         Some(leaf)
     }
 
-    /// An enrollment of a client who stays, whose enrollment and exit rows no fault took.
+    /// An enrollment of a client who stays, none of whose rows (enrollment, exit, services, events) a fault
+    /// took: taken (no other fault takes it or deletes its client).
     fn take_enrollment(
         &mut self,
         rng: &mut Rng,
         fits: impl Fn(&Enrollment) -> bool,
     ) -> Option<usize> {
+        let used = &self.b.used_rows;
         let free: Vec<usize> = (0..self.enrollments.len())
             .filter(|&e| {
                 let en = &self.enrollments[e];
                 !self.clients[en.client].gone
-                    && !self.b.used_rows.contains(&en.row)
-                    && en
-                        .exit
-                        .as_ref()
-                        .is_none_or(|(x, _)| !self.b.used_rows.contains(x))
+                    && !used.contains(&en.row)
+                    && en.exit.as_ref().is_none_or(|(x, _)| !used.contains(x))
+                    && !en
+                        .services
+                        .iter()
+                        .chain(&en.events)
+                        .any(|r| used.contains(r))
                     && fits(en)
             })
             .collect();
@@ -1845,6 +1849,7 @@ impl Hmis {
         let e = *rng.pick(&free);
         let c = self.enrollments[e].client;
         self.clients[c].used = true;
+        self.b.used_rows.insert(self.enrollments[e].row);
         Some(e)
     }
 
