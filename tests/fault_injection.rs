@@ -4,8 +4,11 @@
 //!
 //! - (a) the per-file reconciliation: rows read = the rows the generator wrote = converted + nothing to map +
 //!   rejected + skipped (+ read by other records), nothing unaccounted, every skipped row listed;
-//! - (b) every injected fault reported at its file and line (rejected, skipped, or a quirk whose first line is
-//!   the fault's), and no rejected or skipped row the faults do not explain;
+//! - (b) every injected fault reported at its file and line: rejected or skipped there, or a quirk counted
+//!   once per injected occurrence at least whose first line is one of theirs (a quirk keeps only its first
+//!   line, so later occurrences are checked by count); and no rejected or skipped row the faults do not
+//!   explain; the first export of each format also through `onedoor convert --report` (exit status 1 when
+//!   something was rejected, the report's tallies the library's);
 //! - (c) no output resource mixing two people: every Patient, RelatedPerson and Practitioner holds one
 //!   person's marker, the person the source key belongs to (the first row of a duplicated key), of the right
 //!   kind (a RelatedPerson is a guardian of its Patient, a Practitioner is staff); every Encounter,
