@@ -241,6 +241,13 @@ impl Reader<'_, '_> {
                 "a Group A incident report with no victim: nothing to refer",
                 position.line,
             );
+            if let Some(line) = position.line {
+                self.quirks.skip(
+                    &position.file,
+                    line,
+                    "a Group A incident report with no victim: nothing to refer",
+                );
+            }
         }
         for victim in victims {
             let repeat = self.repeat(&victim, &incident.key, date);
