@@ -274,7 +274,7 @@ impl CompiledMapping<'_> {
             .current
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = record.position.clone();
-        let context = JinjaValue::from_serialize(&record.context);
+        let context = jinja_value(&record.context);
         let mut out = Vec::new();
         for resource in self
             .resources
@@ -687,4 +687,61 @@ impl MappingEngine {
             .map(|e| source_fields(&e))
             .map_err(|e| e.to_string())
     }
+}
+
+/// A record's JSON as a template value. With serde_json's `arbitrary_precision`, a number would reach the
+/// templates as a map holding its text: integers become template integers, a decimal a template float
+/// when that float is the same number, and otherwise its exact text (a string: put where FHIR wants a
+/// decimal, the schema refuses it, so it is never silently rounded).
+fn jinja_value(value: &Value) -> JinjaValue {
+    match value {
+        Value::Number(number) => jinja_number(number),
+        Value::Array(items) => items.iter().map(jinja_value).collect::<Vec<_>>().into(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.as_str(), jinja_value(v)))
+            .collect(),
+        other => JinjaValue::from_serialize(other),
+    }
+}
+
+fn jinja_number(number: &serde_json::Number) -> JinjaValue {
+    if let Some(i) = number.as_i64() {
+        return i.into();
+    }
+    if let Some(u) = number.as_u64() {
+        return u.into();
+    }
+    let text = number.to_string();
+    match number.as_f64() {
+        Some(float) if same_decimal(&text, &float.to_string()) => float.into(),
+        _ => text.into(),
+    }
+}
+
+/// Whether two decimal texts are the same number (`1.50` and `1.5`, `1e2` and `100`).
+fn same_decimal(a: &str, b: &str) -> bool {
+    decimal_parts(a).is_some_and(|parts| Some(parts) == decimal_parts(b))
+}
+
+/// (negative, significant digits, exponent of the last digit).
+fn decimal_parts(text: &str) -> Option<(bool, String, i64)> {
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: String = whole.chars().chain(fraction.chars()).collect();
+    let mut exponent = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
+    let trimmed = digits.trim_start_matches('0');
+    let significant = trimmed.trim_end_matches('0');
+    exponent = exponent.checked_add(i64::try_from(trimmed.len() - significant.len()).ok()?)?;
+    if significant.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    Some((negative, significant.to_owned(), exponent))
 }
