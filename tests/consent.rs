@@ -391,6 +391,12 @@ fn convert_with_a_recipient_releases_only_what_consent_permits() {
     assert!(run.status.success(), "{stderr}");
     assert!(stderr.contains("consent gate: 1 released"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 1);
+    // No released record carried an obligation: no side file, and no staged file left behind.
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "only the output and the store"
+    );
     let shown = onedoor(&[
         "consent",
         "disclosures",
@@ -546,6 +552,21 @@ fn the_part2_notice_travels_beside_hmis_csv_and_file_drops() {
     assert_eq!(
         std::fs::read_to_string(&file_side).unwrap().lines().count(),
         2
+    );
+
+    // `convert --recipient --output FILE` writes FHIR NDJSON and its side file together.
+    let side_path = dir.path().join("convert.obligations.ndjson");
+    let mut ndjson = onedoor::delivery::NdjsonFileDestination::with_side_file(
+        Vec::new(),
+        Box::new(std::fs::File::create(&side_path).unwrap()),
+    );
+    ndjson.deliver(&released).unwrap();
+    ndjson.flush().unwrap();
+    assert_eq!(ndjson.obligation_lines, 1);
+    assert!(
+        std::fs::read_to_string(&side_path)
+            .unwrap()
+            .contains("NORDSCLCD")
     );
 
     // No Part 2 data, no obligation: nothing written.

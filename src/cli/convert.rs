@@ -125,12 +125,17 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     request.incident_history = history.clone();
     let output = create_output(args)?;
+    let mut side_file = None;
     let summary = match &args.recipient {
         None => {
             let out = BufWriter::new(output.writer()?);
             pipeline::convert(&request, &mut NdjsonSink::new(out, format))?
         }
-        Some(recipient) => convert_gated(args, recipient, &request, &output)?,
+        Some(recipient) => {
+            let (summary, side) = convert_gated(args, recipient, &request, &output)?;
+            side_file = side;
+            summary
+        }
     };
     if let (Some(history), Some(path)) = (&history, &args.incident_history) {
         let history = history.lock().unwrap_or_else(|p| p.into_inner());
@@ -144,6 +149,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|path| write_report(path, &summary))
         .transpose()?;
+    if let Some(side) = side_file {
+        side.commit()?;
+    }
     output.commit()?;
     if let Some(report) = report {
         report.commit()?;
@@ -151,13 +159,15 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     Ok(exit_code(summary.records_rejected > 0))
 }
 
-/// Convert, sending each referral bundle through the consent gate; only what it releases is written.
+/// Convert, sending each referral bundle through the consent gate; only what it releases is written. With
+/// `--output FILE` (FHIR NDJSON) the obligations of released records also go to `<FILE>.obligations.ndjson`
+/// (staged like the output, returned to be committed when a record carried one).
 fn convert_gated(
     args: &Args,
     recipient: &str,
     request: &ConvertRequest,
     output: &Output,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<(Summary, Option<StagedFile>)> {
     let registry = match &args.consents {
         Some(path) => Registry::load(path, None)
             .with_context(|| format!("cannot read consents at {}", path.display()))?,
@@ -195,17 +205,26 @@ fn convert_gated(
         let mut sink = GatedSink::new(gate, destination, disclosing, time);
         let summary = pipeline::convert(request, &mut sink)?;
         report_gate(&sink, recipient, args);
-        return Ok(summary);
+        return Ok((summary, None));
     }
-    let mut sink = GatedSink::new(
-        gate,
-        NdjsonFileDestination::new(BufWriter::new(output.writer()?)),
-        disclosing,
-        time,
-    );
+    let out = BufWriter::new(output.writer()?);
+    let side = match (&args.output, output) {
+        (Some(path), Output::File(_)) => Some(StagedFile::create(
+            &crate::delivery::obligations::side_file_for(path),
+        )?),
+        _ => None,
+    };
+    let destination = match &side {
+        Some(staged) => {
+            NdjsonFileDestination::with_side_file(out, Box::new(BufWriter::new(staged.handle()?)))
+        }
+        None => NdjsonFileDestination::new(out),
+    };
+    let mut sink = GatedSink::new(gate, destination, disclosing, time);
     let summary = pipeline::convert(request, &mut sink)?;
     report_gate(&sink, recipient, args);
-    Ok(summary)
+    let written = sink.destination().obligation_lines > 0;
+    Ok((summary, side.filter(|_| written)))
 }
 
 /// The source organization of a gated conversion (`--source-org`, else the configured source's `org`, else

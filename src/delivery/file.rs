@@ -10,7 +10,7 @@
 //! process is appending at the same moment cannot be cut off.
 //!
 //! [`NdjsonFileDestination`] writes to any writer (`onedoor convert` gives it a temporary file that
-//! replaces the output only when the run succeeds).
+//! replaces the output only when the run succeeds), and the obligation side file to another.
 
 use super::Destination;
 use super::encode::fhir_json_line;
@@ -20,24 +20,49 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-/// Writes each released record as one NDJSON line.
+/// Writes each released record as one NDJSON line (and, with a side file, the obligations it carries: see
+/// `obligations`).
 pub struct NdjsonFileDestination<W: Write> {
     out: W,
+    side: Option<Box<dyn Write>>,
+    /// Side-file lines written.
+    pub obligation_lines: u64,
 }
 
 impl<W: Write> NdjsonFileDestination<W> {
     /// Write to `out`.
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out,
+            side: None,
+            obligation_lines: 0,
+        }
+    }
+
+    /// Write to `out`, and the obligation line of each released record that carries one to `side` (before
+    /// the record).
+    pub fn with_side_file(out: W, side: Box<dyn Write>) -> Self {
+        Self {
+            out,
+            side: Some(side),
+            obligation_lines: 0,
+        }
     }
 }
 
 impl<W: Write> Destination for NdjsonFileDestination<W> {
     fn deliver(&mut self, released: &Released<Value>) -> std::io::Result<()> {
+        if let (Some(side), Some(line)) = (self.side.as_mut(), super::obligations::line(released)) {
+            side.write_all(&line)?;
+            self.obligation_lines += 1;
+        }
         self.out.write_all(&fhir_json_line(released))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(side) = self.side.as_mut() {
+            side.flush()?;
+        }
         self.out.flush()
     }
 }

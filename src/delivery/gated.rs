@@ -66,6 +66,13 @@ impl<D: Destination> GatedSink<D> {
     }
 }
 
+impl<D: Destination> GatedSink<D> {
+    /// The destination (to read what it counted).
+    pub fn destination(&self) -> &D {
+        &self.destination
+    }
+}
+
 impl<D: Destination> Sink for GatedSink<D> {
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
         let record = bundle::group_record(resources, passthrough);
