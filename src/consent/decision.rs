@@ -1349,6 +1349,9 @@ fn scope_text(provision: &Provision) -> String {
     if !provision.actors.is_empty() {
         parts.push(format!("actor {}", names(&provision.actors)));
     }
+    if !provision.sources.is_empty() {
+        parts.push(format!("data from {}", names(&provision.sources)));
+    }
     if !provision.purposes.is_empty() {
         parts.push(format!("purpose {}", provision.purposes.join("/")));
     }
