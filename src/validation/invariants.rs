@@ -22,6 +22,7 @@
 //! located more precisely in code (which entry, which fullUrl), so the issue names the element at fault.
 
 use super::fhirpath::{Env, Expression, ParseError};
+use super::numbers;
 use super::{Issue, IssueSource};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -511,6 +512,8 @@ pub fn check(resource: &Value, prefix: &str) -> Vec<Issue> {
             resource,
             root: resource,
             bundle: None,
+            kind: "",
+            base: 0,
         };
         walker.resource(map, scope);
     }
@@ -529,6 +532,9 @@ struct Scope<'a> {
     resource: &'a Value,
     root: &'a Value,
     bundle: Option<&'a Value>,
+    /// The resource's type and where its path starts in the walker's path (for number types).
+    kind: &'a str,
+    base: usize,
 }
 
 struct Walker<'a, 'p> {
@@ -560,6 +566,7 @@ impl<'a> Walker<'a, '_> {
             .get("resourceType")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let scope = Scope { kind, ..scope };
         let node = scope.resource;
         if !matches!(kind, "Bundle" | "Binary" | "Parameters") {
             self.run_all(&self.compiled.domain, node, scope);
@@ -598,10 +605,14 @@ impl<'a> Walker<'a, '_> {
             Value::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
                     self.path.push(Seg::Index(index));
-                    self.object(item, key, child, scope);
+                    match item {
+                        Value::Number(number) => self.number(number, scope),
+                        _ => self.object(item, key, child, scope),
+                    }
                     self.path.pop();
                 }
             }
+            Value::Number(number) => self.number(number, scope),
             _ => self.object(value, key, child, scope),
         }
     }
@@ -626,6 +637,8 @@ impl<'a> Walker<'a, '_> {
                 resource: value,
                 root,
                 bundle: scope.bundle,
+                kind: "",
+                base: self.path.len(),
             };
             self.resource(map, inner);
             return;
@@ -662,6 +675,28 @@ impl<'a> Walker<'a, '_> {
         }
         if key == "telecom" {
             self.run_all(&c.contact_point, value, scope);
+        }
+    }
+
+    /// A number where FHIR wants an integer type must be one it can hold (see [`super::numbers`]).
+    fn number(&mut self, number: &serde_json::Number, scope: Scope<'a>) {
+        let names: Vec<&str> = self.path[scope.base.min(self.path.len())..]
+            .iter()
+            .filter_map(|seg| match seg {
+                Seg::Key(key) => Some(*key),
+                Seg::Index(_) => None,
+            })
+            .collect();
+        let Some(kind) = numbers::element_type(scope.kind, &names) else {
+            return;
+        };
+        if let Some(message) = numbers::problem(&kind, &number.to_string()) {
+            let path = self.pointer();
+            self.issues.push(Issue {
+                path,
+                message,
+                source: IssueSource::Schema,
+            });
         }
     }
 

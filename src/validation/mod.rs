@@ -6,6 +6,7 @@
 
 pub mod fhirpath;
 pub mod invariants;
+pub mod numbers;
 mod schema;
 
 pub use schema::{ElementInfo, FhirSchema};
