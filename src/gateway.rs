@@ -839,15 +839,8 @@ pub fn notification(base_url: &str, task_id: &str, version: i64) -> Value {
 }
 
 /// Resources that describe organizations and services, not people: many senders' referrals share them
-/// (the food bank's Organization is in every referral to it).
-const DIRECTORY_TYPES: &[&str] = &[
-    "Organization",
-    "HealthcareService",
-    "Location",
-    "Practitioner",
-    "PractitionerRole",
-    "Endpoint",
-];
+/// (the food bank's Organization is in every referral to it). The consent gate reads them the same way.
+const DIRECTORY_TYPES: &[&str] = crate::consent::codes::DIRECTORY_TYPES;
 
 /// How many directory services and locations are considered when choosing a performer.
 const DIRECTORY_LIMIT: i64 = 10_000;
