@@ -208,9 +208,9 @@ impl CsvTable {
                         let end = reader.position().byte();
                         if let Some((why, resume)) = raw.structural_error(
                             &self.path,
-                            pos.byte(),
-                            end,
+                            (pos.byte(), end),
                             record.len() > self.columns.len(),
+                            self.columns.len(),
                         ) {
                             // A CRLF file's records start at the `\n` before them (see `uses_crlf`).
                             let resume = resume + 1 - self.line_fix;
@@ -404,9 +404,9 @@ impl RawReader {
     fn structural_error(
         &mut self,
         path: &Path,
-        start: u64,
-        end: u64,
+        (start, end): (u64, u64),
         too_long: bool,
+        columns: usize,
     ) -> Option<(&'static str, u64)> {
         use std::io::{Read, Seek, SeekFrom};
         if self.file.is_none() {
@@ -425,6 +425,8 @@ impl RawReader {
             "a quote opened on this line is never closed (the value would run to the end of the file)"
         } else if too_long {
             "a quoted value runs over several lines and the row then has more fields than the header (is a quote missing or doubled?)"
+        } else if swallows_rows(&span, columns) {
+            "a quote opened on this line is closed only on a later line, and the lines between hold rows of their own (the value would swallow them)"
         } else {
             return None;
         };
@@ -436,6 +438,21 @@ impl RawReader {
         let newline = lead + span[lead..].iter().position(|&b| b == b'\n')?;
         Some((why, start + newline as u64))
     }
+}
+
+/// The fewest columns for which a line is told to be a row by its commas (fewer would mistake text).
+const ROW_SHAPE_COLUMNS: usize = 5;
+
+/// Whether a quoted value spanning `span` runs over lines that are rows of their own: a line after the first
+/// that holds as many commas as a row has separators. (A legitimate multi-line value's lines are text; its last
+/// line holds only the fields after it, so the value would have to be in the first column to look like a row.)
+fn swallows_rows(span: &[u8], columns: usize) -> bool {
+    if columns < ROW_SHAPE_COLUMNS {
+        return false;
+    }
+    span.split(|&b| b == b'\n')
+        .skip(1)
+        .any(|line| line.iter().filter(|&&b| b == b',').count() + 1 >= columns)
 }
 
 /// Header cells that name a column already given (in any case or spelling): the later one is not a column of
@@ -748,6 +765,39 @@ mod tests {
         assert!(rows[1].as_ref().unwrap_err().contains("line 3"), "{rows:?}");
         assert_eq!(rows[2], Ok((4, Some("Cy".into()))));
         assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
+    fn two_unterminated_quotes_never_swallow_the_rows_between() {
+        let header = "sourcedId,status,givenName,familyName,email";
+        let text = [
+            header,
+            "1,active,\"Ana,Ortiz,a@x",
+            "2,active,Ben,Cole,b@x",
+            "3,active,Cy,\"Dorn,c@x",
+            "4,active,Di,Eng,d@x",
+            "",
+        ]
+        .join("\n");
+        let (_dir, swallowing, _) = table(text.as_bytes(), TextEncoding::Auto);
+        let rows = lines(&swallowing);
+        assert!(
+            rows[0].as_ref().unwrap_err().contains("line 2")
+                && rows[0].as_ref().unwrap_err().contains("swallow"),
+            "{rows:?}"
+        );
+        assert_eq!(rows[1], Ok((3, Some("Ben".into()))));
+        assert!(rows[2].as_ref().unwrap_err().contains("line 4"), "{rows:?}");
+        assert_eq!(rows[3], Ok((5, Some("Di".into()))));
+        assert_eq!(rows.len(), 4);
+        // A value over several lines that are text, not rows, is one row.
+        let text = format!(
+            "{header}\n1,active,\"Ana\nMaria, called Mia\",Ortiz,a@x\n2,active,Ben,Cole,b@x\n"
+        );
+        let (_dir2, multi_line, _) = table(text.as_bytes(), TextEncoding::Auto);
+        let rows = lines(&multi_line);
+        assert_eq!(rows[0], Ok((2, Some("Ana\nMaria, called Mia".into()))));
+        assert_eq!(rows.len(), 2);
     }
 
     #[test]

@@ -635,6 +635,16 @@ impl HmisSource {
         }
         let position = Position::line("Event.csv", row.line);
         let id = row.get("EventID").unwrap_or_default().to_owned();
+        // HUD 4.20 Event is 1 to 18: another value is no event HUD knows (never "nothing to map").
+        let code = row.get("Event").unwrap_or_default();
+        if !code.parse::<u8>().is_ok_and(|n| (1..=18).contains(&n)) {
+            return Some(Err(RecordError::new(
+                position.with_field("Event"),
+                format!(
+                    "unknown code '{code}' in HUD 4.20 Event (expected 1 to 18: 2 is a problem-solving service, the others referrals)"
+                ),
+            )));
+        }
         Some((|| {
             let client = self.client_of(&row, &position)?;
             let enrollment = self.enrollment_of(&row, Some(&client), &position)?;

@@ -359,6 +359,15 @@ impl OneRosterSource {
         if let Some(role) = row.get("role") {
             entry.roles |= role_flag(role);
         }
+        if entry.roles & OTHER_ROLE != 0
+            && entry.roles & (STUDENT | GUARDIAN | PARENT | RELATIVE) == 0
+            && split_ids(row.get("agentSourcedIds")).next().is_some()
+        {
+            self.quirks.note(
+                "users.csv: agentSourcedIds of a staff user, who is not a guardian, parent or relative (no link made)",
+                Some(row.line),
+            );
+        }
         if entry.roles & (GUARDIAN | PARENT | RELATIVE) != 0 {
             for child in split_ids(row.get("agentSourcedIds")) {
                 self.reverse_agents
@@ -488,10 +497,13 @@ impl OneRosterSource {
         }
         // An unreadable demographics row is that row's problem: reported there, the student converts
         // without it.
-        let demographics = self.demographics_for(&id).unwrap_or_else(|err| {
+        let mut demographics = self.demographics_for(&id).unwrap_or_else(|err| {
             self.quirks.reject_joined(err);
             None
         });
+        if let Some(demographics) = demographics.as_mut() {
+            self.check_birth_date(demographics, &row);
+        }
         let joined: Vec<(&'static str, Position)> = demographics
             .iter()
             .map(|d| {
@@ -533,6 +545,26 @@ impl OneRosterSource {
             }));
         }
         out
+    }
+
+    /// A birth date in the future or before 1900 is not plausible: rejected at its demographics.csv line and
+    /// left out of the student, who converts without it.
+    fn check_birth_date(&self, demographics: &mut Row, student: &Row) {
+        let Some(text) = demographics.get("birthDate") else {
+            return;
+        };
+        let Some(why) = implausible_birth_date(text, chrono::Utc::now().date_naive()) else {
+            return;
+        };
+        self.quirks.reject_joined(RecordError::new(
+            Position::line(self.demographics_file(), demographics.line).with_field("birthDate"),
+            format!(
+                "birthDate {text} is {why}: not a plausible birth date (left out of the student at {} line {}, which converts without it)",
+                self.users.file(),
+                student.line
+            ),
+        ));
+        demographics.values.remove("birthDate");
     }
 
     fn demographics_file(&self) -> &str {
@@ -615,6 +647,10 @@ impl OneRosterSource {
                     "users.csv: guardian with status 'tobedeleted' (link skipped)",
                     Some(row.line),
                 ),
+                Ok(_) if entry.roles & OTHER_ROLE != 0 && entry.roles & (GUARDIAN | PARENT | RELATIVE) == 0 => self.quirks.note(
+                    "users.csv: agentSourcedIds naming a staff user, not a guardian, parent or relative (link skipped)",
+                    Some(row.line),
+                ),
                 Ok(_) if is_student(entry.roles) && entry.roles & (GUARDIAN | PARENT | RELATIVE) == 0 => self.quirks.note(
                     "users.csv: agentSourcedIds naming a student, not a guardian (link skipped)",
                     Some(row.line),
@@ -663,6 +699,35 @@ fn read_version(export: &Export, encoding: TextEncoding, quirks: &QuirkLog) -> S
             "1.1".into()
         }
     })
+}
+
+/// Why a birth date (ISO, or any text holding a four-digit year) is not plausible on `today`.
+fn implausible_birth_date(text: &str, today: chrono::NaiveDate) -> Option<&'static str> {
+    use chrono::Datelike;
+    if let Some(date) = text
+        .get(..10)
+        .and_then(|t| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
+    {
+        return if date > today {
+            Some("in the future")
+        } else if date.year() < 1900 {
+            Some("before 1900")
+        } else {
+            None
+        };
+    }
+    let year: i32 = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|part| part.len() == 4)?
+        .parse()
+        .ok()?;
+    if year > today.year() {
+        Some("in the future")
+    } else if year < 1900 {
+        Some("before 1900")
+    } else {
+        None
+    }
 }
 
 fn role_flag(role: &str) -> u8 {
