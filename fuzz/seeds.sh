@@ -86,6 +86,13 @@ for f in conformance/fhir/*/*/*.json conformance/fhir/*/*/*.ndjson conformance/c
   seed http_json "$f"
 done
 for f in mappings/*/*.toml; do seed mapping_toml "$f"; done
+# fhirpath: every invariant expression of src/validation/invariants.rs, one seed each.
+mkdir -p "$out/fhirpath"
+grep -E '^\s+"[a-z(%].*\(.*",?$' src/validation/invariants.rs | sed -E 's/^\s+"//; s/",?$//; s/\\"/"/g' |
+  while IFS= read -r expression; do
+    n=$((n + 1))
+    printf '%s' "$expression" >"$out/fhirpath/seed-$n-invariant"
+  done
 for f in config/*.toml; do seed config_toml "$f"; done
 
 for target in "$out"/*/; do

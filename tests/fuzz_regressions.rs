@@ -56,6 +56,7 @@ regressions!(
     mapping_toml,
     config_toml,
     http_json,
+    fhirpath,
 );
 
 /// Every target has its regression folder, and every regression folder is a target.

@@ -14,6 +14,7 @@ use onedoor::consent::{model, redact, subject};
 use onedoor::mapping::EngineOptions;
 use onedoor::pipeline::{self, NdjsonSink, OutputFormat};
 use onedoor::validation::Validator;
+use onedoor::validation::fhirpath::{Env, Expression};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -192,6 +193,42 @@ pub fn fhir_json(data: &[u8]) {
     if let Ok(value) = serde_json::from_slice::<Value>(data) {
         received_json(&value);
     }
+}
+
+/// A FHIRPath expression (the invariants' engine): compiled, and when it compiles, evaluated on a small
+/// Bundle holding a resource with a contained resource, as a boolean constraint too. A parse or evaluation
+/// error is an answer; a panic, a stack overflow or a run that does not end is a finding.
+pub fn fhirpath(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(expression) = Expression::compile(text) else {
+        return;
+    };
+    let bundle = fhirpath_document();
+    let task = &bundle["entry"][0]["resource"];
+    let env = Env {
+        bundle: Some(&bundle),
+        ..Env::of(task)
+    };
+    let _ = expression.evaluate(task, env);
+    let _ = expression.check(&bundle, Env::of(&bundle));
+}
+
+fn fhirpath_document() -> Value {
+    serde_json::json!({"resourceType": "Bundle", "type": "transaction", "total": 2, "entry": [
+        {"fullUrl": "urn:uuid:1", "request": {"method": "PUT", "url": "Task/t"}, "resource": {
+            "resourceType": "Task", "id": "t", "status": "requested", "intent": "order",
+            "authoredOn": "2024-02-01T10:00:00Z", "lastModified": "2024-02",
+            "focus": {"reference": "#sr"}, "for": {"reference": "Patient/p", "display": "x"},
+            "contained": [{"resourceType": "ServiceRequest", "id": "sr", "status": "active",
+                "occurrencePeriod": {"start": "2024-01-01", "end": "2023-12-31T23:00:00+01:00"}}],
+            "input": [{"type": {"coding": [{"system": "urn:s", "code": "c"}]}, "valueDecimal": 1.50,
+                "extension": [{"url": "u", "valueInteger": -3, "_valueInteger": {"id": "i"}}]}],
+            "note": [{"text": "é\u{0}'\\"}, {}], "restriction": {"repetitions": 18446744073709551615_u64}}},
+        {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Patient", "id": "p",
+            "name": [{"given": ["A", null, "B"], "_given": [null, {"id": "g"}, null]}]}}
+    ]})
 }
 
 /// A mapping file: parsed, linted, and (when it compiles) run over the shipped example for its adapter.

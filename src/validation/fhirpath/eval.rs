@@ -90,13 +90,46 @@ impl<'a> Item<'a> {
 pub struct Evaluator<'a> {
     /// The environment.
     pub env: Env<'a>,
+    /// Items still allowed to be produced (see [`MAX_WORK`]).
+    budget: std::cell::Cell<usize>,
 }
+
+/// How many items one evaluation may produce: a hostile expression (`descendants()` nested in
+/// `select()`s) is stopped, not left to run for ever. The invariants use a few hundred.
+pub const MAX_WORK: usize = 1_000_000;
+
+/// The longest string an evaluation may build (`replace()` and `&` nested cannot grow without end).
+pub const MAX_STRING: usize = 1 << 20;
 
 type Res<'a> = Result<Collection<'a>, EvalError>;
 
 impl<'a> Evaluator<'a> {
+    /// An evaluator with the full work budget.
+    pub fn new(env: Env<'a>) -> Self {
+        Self {
+            env,
+            budget: std::cell::Cell::new(MAX_WORK),
+        }
+    }
+
+    fn spend(&self, items: usize) -> Result<(), EvalError> {
+        let left = self
+            .budget
+            .get()
+            .checked_sub(items + 1)
+            .ok_or(EvalError::TooCostly)?;
+        self.budget.set(left);
+        Ok(())
+    }
+
     /// Evaluate `expr` with `input` as its focus (`$this`).
     pub fn eval(&self, expr: &'a Expr, input: &[Item<'a>]) -> Res<'a> {
+        let out = self.eval_unbudgeted(expr, input)?;
+        self.spend(out.len())?;
+        Ok(out)
+    }
+
+    fn eval_unbudgeted(&self, expr: &'a Expr, input: &[Item<'a>]) -> Res<'a> {
         match expr {
             Expr::Empty => Ok(Vec::new()),
             Expr::Bool(b) => Ok(vec![Item::Bool(*b)]),
@@ -690,7 +723,7 @@ fn binary_values<'a>(op: BinOp, l: Collection<'a>, r: Collection<'a>) -> Res<'a>
                     }
                 })
             };
-            Ok(vec![Item::Str(Cow::Owned(text(&l)? + &text(&r)?))])
+            Ok(vec![long_string(text(&l)? + &text(&r)?)?])
         }
         _ => arithmetic(op, &l, &r),
     }
@@ -714,7 +747,7 @@ fn arithmetic<'a>(op: BinOp, l: &[Item<'a>], r: &[Item<'a>]) -> Res<'a> {
     if let (BinOp::Add, [a], [b]) = (op, l, r)
         && let (Some(a), Some(b)) = (a.as_str(), b.as_str())
     {
-        return Ok(vec![Item::Str(Cow::Owned(format!("{a}{b}")))]);
+        return Ok(vec![long_string(format!("{a}{b}"))?]);
     }
     let (Some(a), Some(b)) = (
         singleton_number(l, "arithmetic")?,
@@ -990,11 +1023,19 @@ fn string_function<'a>(func: Func, focus: &[Item<'a>], args: &[Collection<'a>]) 
         })),
         Func::Substring => substring(text, arg(0), arg(1)),
         Func::Replace => match (string_arg(0)?, string_arg(1)?) {
-            (Some(from), Some(to)) => Ok(vec![Item::Str(Cow::Owned(text.replace(from, to)))]),
+            (Some(from), Some(to)) => Ok(vec![long_string(text.replace(from, to))?]),
             _ => Ok(Vec::new()),
         },
         _ => Ok(Vec::new()),
     }
+}
+
+/// A computed string, refused beyond [`MAX_STRING`].
+fn long_string<'a>(text: String) -> Result<Item<'a>, EvalError> {
+    if text.len() > MAX_STRING {
+        return Err(EvalError::TooCostly);
+    }
+    Ok(Item::Str(Cow::Owned(text)))
 }
 
 fn substring<'a>(text: &str, start: &[Item<'a>], length: &[Item<'a>]) -> Res<'a> {

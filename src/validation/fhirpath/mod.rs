@@ -117,6 +117,9 @@ pub enum EvalError {
     /// A computed `matches()` pattern that is not a valid regular expression.
     #[error("invalid pattern: {0}")]
     BadPattern(String),
+    /// The evaluation would produce more than `MAX_WORK` items or a string longer than `MAX_STRING`.
+    #[error("the expression does too much work on this element")]
+    TooCostly,
 }
 
 /// A compiled FHIRPath expression.
@@ -146,14 +149,14 @@ impl Expression {
         focus: &'a Value,
         env: Env<'a>,
     ) -> Result<Collection<'a>, EvalError> {
-        let evaluator = eval::Evaluator { env };
+        let evaluator = eval::Evaluator::new(env);
         evaluator.eval(&self.tree, &[Item::Node(focus)])
     }
 
     /// Evaluate as a constraint: `Some(false)` when it fails, `Some(true)` when it holds, `None` when
     /// the result is empty (undecided, which a constraint treats as holding).
     pub fn check<'a>(&'a self, focus: &'a Value, env: Env<'a>) -> Result<Option<bool>, EvalError> {
-        let evaluator = eval::Evaluator { env };
+        let evaluator = eval::Evaluator::new(env);
         evaluator.eval_bool(&self.tree, &[Item::Node(focus)])
     }
 }

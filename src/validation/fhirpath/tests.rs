@@ -176,3 +176,17 @@ fn evaluation_errors_are_typed() {
         EvalError::BadPattern(_)
     ));
 }
+
+#[test]
+fn runaway_work_is_stopped() {
+    let r = json!({"resourceType": "Basic", "a": [{"b": [1, 2, 3, 4, 5, 6, 7, 8]}, {"b": [1, 2]}]});
+    // Each select() maps every item to the whole document: 14 nodes, then 14², 14³...
+    let nested = "descendants()".to_owned() + &".select(%resource.descendants())".repeat(6);
+    let expensive = Expression::compile(&format!("{nested}.count()")).unwrap();
+    let outcome = expensive.evaluate(&r, Env::of(&r));
+    assert!(matches!(outcome, Err(EvalError::TooCostly)), "{outcome:?}");
+    let growing = "'ab'".to_owned() + &".replace('a', 'aaaaaaaa')".repeat(10);
+    let growing = Expression::compile(&growing).unwrap();
+    let outcome = growing.evaluate(&r, Env::of(&r));
+    assert!(matches!(outcome, Err(EvalError::TooCostly)), "{outcome:?}");
+}
