@@ -933,7 +933,12 @@ fn inject_oneroster(rng: &mut Rng, r: &mut Roster, fault: Fault, header_twice: &
                         row: teacher_row,
                     },
                 ],
-                Expect::Quirk(&["agent", "guardian"]),
+                // Each direction is its own quirk (grouped apart by their texts).
+                Expect::Quirk(if reverse {
+                    &["agentSourcedIds of", "guardian"]
+                } else {
+                    &["agent", "guardian"]
+                }),
                 if reverse {
                     format!(
                         "users.csv: teacher {} names student {} in agentSourcedIds",
