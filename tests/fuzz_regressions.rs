@@ -75,6 +75,7 @@ fn regression_folders_name_targets() {
         "mapping_toml",
         "config_toml",
         "http_json",
+        "fhirpath",
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
     let Ok(read) = std::fs::read_dir(&dir) else {
