@@ -117,6 +117,14 @@ pub enum Fault {
     PipeInSourcedId,
     /// A roster row that cannot be used, in a referral run.
     UnusableRosterRow,
+    /// A referring_staff_name that does not hold the roster's family name of referring_staff_id.
+    ReferrerNameContradictsRoster,
+    /// A target_agency written in another case (`County-Food-Bank`): the same Organization.
+    AgencyInAnotherCase,
+    /// A second HMIS Exit row for an enrollment (the first kept).
+    SecondExit,
+    /// An HMIS Export.csv with an empty HashStatus: names are not output.
+    EmptyHashStatus,
 }
 
 /// How onedoor must report an injected fault.
@@ -133,6 +141,8 @@ pub enum Expect {
     QuirkNamingLine(&'static str, &'static str),
     /// A rejection or a quirk (first line) at the file and one of the lines.
     RejectedOrQuirk(&'static [&'static str]),
+    /// A quirk about the whole file (no line), holding one of these texts.
+    FileQuirk(&'static [&'static str]),
     /// Output checks only (see [`Truth`]): nothing is reported.
     Output,
 }
@@ -171,6 +181,8 @@ pub struct Truth {
     pub year_only_birth: BTreeSet<String>,
     /// Encounters (by EnrollmentID) that must be open: not finished, no period end.
     pub open_encounters: BTreeSet<String>,
+    /// Encounters (by EnrollmentID) that must end on this date (their exit's ExitDate).
+    pub encounter_end: BTreeMap<String, String>,
     /// (guardian key, student key) links that must each be a RelatedPerson of their own (ids that hold `|`).
     pub links_present: Vec<(String, String)>,
     /// Latest plausible birth date (`YYYY-MM-DD`).
@@ -544,10 +556,14 @@ pub const REFERRAL_FAULTS: &[Fault] = &[
     Fault::ControlCharacter,
     Fault::HeaderTwiceInDifferentCase,
     Fault::UnusableRosterRow,
+    Fault::ReferrerNameContradictsRoster,
+    Fault::AgencyInAnotherCase,
 ];
 
 /// The HMIS faults.
 pub const HMIS_FAULTS: &[Fault] = &[
+    Fault::SecondExit,
+    Fault::EmptyHashStatus,
     Fault::UnterminatedQuote,
     Fault::RowLongerThanHeader,
     Fault::DuplicateKey,
@@ -1404,6 +1420,41 @@ fn inject_referral(
                 format!("referrals.csv: referral_id '{first}' again"),
             );
         }
+        Fault::ReferrerNameContradictsRoster => {
+            // A staff member of the roster, written under another name.
+            let (staff, marker) = (r.staff[0].key.clone(), r.staff[0].marker.clone());
+            r.b.tables[referrals].set(row, "referring_staff_id", staff);
+            r.b.tables[referrals].set(row, "referring_staff_name", "Someone Else");
+            r.b.on(&tag, fault);
+            r.b.on(&marker, fault);
+            r.b.fault(
+                fault,
+                at,
+                Expect::Quirk(&["referring_staff_name that does not hold"]),
+                format!("referrals.csv: {id}: referring_staff_name 'Someone Else'"),
+            );
+        }
+        Fault::AgencyInAnotherCase => {
+            let agency = r.b.tables[referrals].get(row, "target_agency");
+            let cased: String = agency
+                .split('-')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_uppercase().chain(c).collect())
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<String>>()
+                .join("-");
+            r.b.tables[referrals].set(row, "target_agency", cased.clone());
+            r.b.on(&tag, fault);
+            r.b.fault(
+                fault,
+                at,
+                Expect::Output,
+                format!("referrals.csv: {id}: target_agency '{cased}'"),
+            );
+        }
         Fault::ReferrerIsStudent | Fault::ReferrerIsParent | Fault::ReferrerNotInRoster => {
             let (key, name, expect): (String, String, &'static [&'static str]) = match fault {
                 Fault::ReferrerIsStudent => {
@@ -1588,6 +1639,7 @@ struct Enrollment {
 
 struct Hmis {
     b: Builder,
+    export_t: usize,
     client_t: usize,
     enrollment_t: usize,
     exit_t: usize,
@@ -1713,6 +1765,10 @@ impl Hmis {
             );
             self.b.truth.owners.insert(xid, marker.clone());
             self.enrollments[index].exit = Some((xrow, exit_date.clone()));
+            self.b
+                .truth
+                .encounter_end
+                .insert(key.clone(), exit_date.clone());
         }
         for _ in 0..rng.range(min_leaves, 2) {
             let sid = self.id("S");
@@ -1957,6 +2013,7 @@ pub fn hmis(seed: u64, index: usize, dir: &Path) -> Generated {
     );
     let mut h = Hmis {
         b,
+        export_t: export,
         client_t,
         enrollment_t,
         exit_t,
@@ -1981,6 +2038,19 @@ pub fn hmis(seed: u64, index: usize, dir: &Path) -> Generated {
     // Clean last rows, so that no destroyed row is its file's last.
     let c = h.add_client(&mut rng);
     h.add_enrollment(&mut rng, c, 1);
+    // An export not known to be unhashed: no client's name is output.
+    if h.b.ledger.iter().any(|p| p.fault == Fault::EmptyHashStatus) {
+        for client in &h.clients {
+            let marker = client.marker.clone();
+            h.b.truth.must_appear.remove(&marker);
+            h.b.truth.must_not_appear.insert(marker.clone());
+            h.b.truth
+                .faults_on
+                .entry(marker)
+                .or_default()
+                .insert(Fault::EmptyHashStatus);
+        }
+    }
     let mut g = h.b.finish(Format::Hmis, seed, dir.to_owned());
     g.truth.birth_not_after = "2024-04-01".into();
     g
@@ -2349,6 +2419,60 @@ fn inject_hmis(rng: &mut Rng, h: &mut Hmis, fault: Fault, header_twice: &mut boo
                 );
             }
         }
+        Fault::SecondExit => {
+            let Some(e) = h.take_enrollment(rng, |en| en.exit.is_some()) else {
+                return;
+            };
+            let (xrow, first) = h.enrollments[e].exit.clone().expect("exit");
+            h.b.used_rows.insert(xrow);
+            let (ekey, pid) = (
+                h.enrollments[e].key.clone(),
+                h.clients[h.enrollments[e].client].key.clone(),
+            );
+            let xid = h.id("X");
+            let row = h.b.push(
+                exit_t,
+                &[
+                    ("ExitID", xid.clone()),
+                    ("EnrollmentID", ekey.clone()),
+                    ("PersonalID", pid),
+                    ("ExitDate", plus_days(&first, 5)),
+                    ("Destination", "101".into()),
+                    ("DateCreated", STAMP.into()),
+                    ("DateUpdated", STAMP.into()),
+                    ("UserID", "5".into()),
+                    ("ExportID", "900".into()),
+                ],
+            );
+            h.b.used_rows.insert(row);
+            h.b.on(&ekey, fault);
+            h.b.on(&xid, fault);
+            h.b.fault(
+                fault,
+                vec![At { table: exit_t, row }],
+                Expect::Rejected(&[""]),
+                format!(
+                    "Exit.csv: a second exit {xid} of enrollment {ekey}, 5 days after the first"
+                ),
+            );
+        }
+        Fault::EmptyHashStatus => {
+            let export = h.export_t;
+            let first = h.b.tables[export].rows[0].id;
+            if h.b.tables[export].get(first, "HashStatus").is_empty() {
+                return;
+            }
+            h.b.tables[export].set(first, "HashStatus", "");
+            h.b.fault(
+                fault,
+                vec![At {
+                    table: export,
+                    row: first,
+                }],
+                Expect::FileQuirk(&["HashStatus"]),
+                "Export.csv: HashStatus empty",
+            );
+        }
         Fault::DeletedExit => {
             let Some(e) = h.take_enrollment(rng, |en| en.exit.is_some()) else {
                 return;
@@ -2359,6 +2483,7 @@ fn inject_hmis(rng: &mut Rng, h: &mut Hmis, fault: Fault, header_twice: &mut boo
             let ekey = h.enrollments[e].key.clone();
             let xkey = h.b.tables[exit_t].get(xrow, "ExitID");
             h.b.truth.open_encounters.insert(ekey.clone());
+            h.b.truth.encounter_end.remove(&ekey);
             h.b.on(&ekey, fault);
             h.b.on(&xkey, fault);
             h.b.fault(
@@ -2433,6 +2558,8 @@ fn inject_hmis(rng: &mut Rng, h: &mut Hmis, fault: Fault, header_twice: &mut boo
             h.b.used_rows.insert(xrow);
             let before = plus_days(&h.enrollments[e].entry, -10);
             h.b.tables[exit_t].set(xrow, "ExitDate", before);
+            let ekey = h.enrollments[e].key.clone();
+            h.b.truth.encounter_end.remove(&ekey);
             h.tolerate_enrollment(e, true);
             let c = h.enrollments[e].client;
             let marker = h.clients[c].marker.clone();
