@@ -362,6 +362,15 @@ fn cases(world: &World) -> Vec<Case> {
             partner(&[200], &[404]),
         ),
         c(
+            "/fhir/{kind}/{id}/_history/{vid}",
+            Method::GET,
+            format!("/fhir/Task/{}/_history/1", world.food_task),
+            None,
+            FOOD_BANK_KEY,
+            HOUSING_KEY,
+            partner(&[200], &[404]),
+        ),
+        c(
             "/fhir/{kind}/$validate",
             Method::POST,
             "/fhir/Patient/$validate".into(),

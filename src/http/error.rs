@@ -17,6 +17,9 @@ pub enum ApiError {
     /// Invalid input.
     #[error("{0}")]
     Invalid(String),
+    /// Invalid FHIR, issue by issue.
+    #[error("invalid FHIR: {} issue(s)", .0.len())]
+    Unprocessable(Vec<crate::validation::Issue>),
     /// A malformed request: a query value out of range, a body that is not JSON (400).
     #[error("{0}")]
     BadRequest(String),
@@ -48,7 +51,9 @@ impl ApiError {
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "login"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found"),
-            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Self::Invalid(_) | Self::Unprocessable(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+            }
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "value"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-costly"),
             Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
@@ -89,13 +94,50 @@ pub fn outcome(severity: &str, code: &str, diagnostics: &str) -> serde_json::Val
     json!({"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]})
 }
 
+/// An OperationOutcome of validation issues, each an error with its element as `expression` (a FHIRPath
+/// such as `Bundle.entry[3].resource.meta`) and its JSON pointer as `location`-like detail in `diagnostics`.
+pub fn issues_outcome(issues: &[crate::validation::Issue]) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = issues
+        .iter()
+        .take(MAX_ISSUES)
+        .map(|i| {
+            json!({"severity": "error", "code": "invalid", "diagnostics": i.to_string(),
+                   "expression": [fhirpath(&i.path)]})
+        })
+        .collect();
+    json!({"resourceType": "OperationOutcome", "issue": list})
+}
+
+/// How many issues an error answer lists.
+const MAX_ISSUES: usize = 100;
+
+/// A JSON pointer (`/entry/3/resource/meta`) as a FHIRPath expression from the resource
+/// (`entry[3].resource.meta`); the root is `$this`.
+pub fn fhirpath(pointer: &str) -> String {
+    let mut out = String::new();
+    for part in pointer.split('/').filter(|p| !p.is_empty()) {
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&part.replace("~1", "/").replace("~0", "~"));
+        }
+    }
+    if out.is_empty() { "$this".into() } else { out }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(detail) = &self {
             tracing::error!(error = %detail, "request failed");
         }
         let (status, code) = self.status_and_code();
-        let body = outcome("error", code, &self.to_string());
+        let body = match &self {
+            Self::Unprocessable(issues) => issues_outcome(issues),
+            _ => outcome("error", code, &self.to_string()),
+        };
         (
             status,
             [("content-type", "application/fhir+json")],

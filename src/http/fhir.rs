@@ -1,24 +1,30 @@
 //! The FHIR R4 REST subset under `/fhir`: `metadata`; ServiceRequest create/read/search; Task
 //! read/search/update (the closed loop); Consent create/read/search/update (IHE PCF ITI-108 style: search
-//! by patient and status); Patient read; transaction Bundle POST; `$validate`. A partner sees only the
-//! referrals it sent or received and the Tasks it owns or requested; anything else is 404, so existence
-//! does not leak.
+//! by patient and status); Patient read; `vread` of every type read; transaction Bundle POST; `$validate`
+//! (with a `profile`). A partner sees only the referrals it sent or received and the Tasks it owns or
+//! requested; anything else is 404, so existence does not leak.
+//!
+//! As FHIR clients expect: `ETag: W/"<versionId>"` and `Last-Modified` on reads, vreads, creates and
+//! updates; `Location` (`.../_history/<versionId>`) on every create; `If-Match` on updates (412 on a stale
+//! version); searchsets paged by `_count`/`_offset` with `self`/`next`/`previous` links and a true
+//! `total`; only the search parameters the CapabilityStatement lists (anything else is 400, FHIR's
+//! `handling=strict`, unless the client sends `Prefer: handling=lenient`); 400 for a body that is not
+//! JSON, 422 for JSON that is not valid FHIR (each issue with its `expression`).
 
 use super::AppState;
 use super::auth::Partner;
 use super::error::{ApiError, outcome};
 use crate::access::{self, Reader};
 use crate::consent::model;
-use crate::store::ResourceIndex;
+use crate::store::{ResourceIndex, StoredResource};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 
-type Params = Query<HashMap<String, String>>;
+type Params = Query<Vec<(String, String)>>;
 
 fn fhir(status: StatusCode, body: Value) -> Response {
     (
@@ -29,58 +35,263 @@ fn fhir(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
+/// A version of a stored resource as the HTTP headers tell it.
+#[derive(Debug, Clone)]
+struct Version {
+    /// `meta.versionId`.
+    id: i64,
+    /// `meta.lastUpdated` of that version.
+    updated: Option<String>,
+}
+
+impl Version {
+    fn of(stored: &StoredResource) -> Self {
+        Self::from_body(stored.version, &stored.body)
+    }
+
+    fn from_body(id: i64, body: &Value) -> Self {
+        let updated = body
+            .pointer("/meta/lastUpdated")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Self { id, updated }
+    }
+}
+
+/// A FHIR response with `ETag` and `Last-Modified` of `version`.
+fn versioned(status: StatusCode, body: Value, version: &Version) -> Response {
+    let mut response = fhir(status, body);
+    let headers = response.headers_mut();
+    if let Ok(etag) = format!("W/\"{}\"", version.id).parse() {
+        headers.insert("etag", etag);
+    }
+    let modified = version
+        .updated
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string()
+        });
+    if let Some(Ok(modified)) = modified.map(|m| m.parse()) {
+        headers.insert("last-modified", modified);
+    }
+    response
+}
+
+/// A created resource's answer: `Location` of its version besides `ETag` and `Last-Modified`.
+fn created(state: &AppState, status: StatusCode, stored: StoredResource) -> Response {
+    let version = Version::of(&stored);
+    let location = location(state, &stored.resource_type, &stored.id, version.id);
+    let mut response = versioned(status, stored.body, &version);
+    if let Ok(location) = location.parse() {
+        response.headers_mut().insert("location", location);
+    }
+    response
+}
+
+/// The absolute URL of one version of a resource.
+fn location(state: &AppState, kind: &str, id: &str, version: i64) -> String {
+    format!(
+        "{}/fhir/{kind}/{id}/_history/{version}",
+        state.gateway.config.server.base_url
+    )
+}
+
+/// The body as JSON: 400 when it is not JSON or not a JSON object.
 fn parse(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::Invalid(format!("body is not JSON: {e}")))
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "body is not a FHIR resource: expected a JSON object".into(),
+        ));
+    }
+    Ok(value)
+}
+
+/// The body as a resource of `kind` that is valid FHIR: 400 when it is not JSON or another type, 422
+/// with every issue (and its `expression`) when it breaks the schema, an invariant or a claimed profile.
+fn parse_resource(body: &[u8], kind: &str) -> Result<Value, ApiError> {
+    let value = parse(body)?;
+    let found = value.get("resourceType").and_then(Value::as_str);
+    if found != Some(kind) {
+        return Err(ApiError::BadRequest(format!(
+            "expected a {kind}, got resourceType {}",
+            found.map_or("(none)".to_owned(), |f| format!("'{f}'"))
+        )));
+    }
+    let issues = crate::validation::Validator::new().validate(&value);
+    if !issues.is_empty() {
+        return Err(ApiError::Unprocessable(issues));
+    }
+    Ok(value)
 }
 
 fn reader(state: &AppState, partner: &Partner) -> Reader {
     Reader::of(&state.gateway, &partner.name, &partner.org)
 }
 
+/// One search parameter a type supports: its name in the CapabilityStatement, the query key a client
+/// sends, its FHIR type, and the indexed column it reads (`None` for `_lastUpdated`).
+struct SearchParam {
+    name: &'static str,
+    key: &'static str,
+    kind: &'static str,
+    column: Option<&'static str>,
+    documentation: &'static str,
+}
+
+const fn param(
+    name: &'static str,
+    key: &'static str,
+    kind: &'static str,
+    column: Option<&'static str>,
+    documentation: &'static str,
+) -> SearchParam {
+    SearchParam {
+        name,
+        key,
+        kind,
+        column,
+        documentation,
+    }
+}
+
+const PATIENT: SearchParam = param(
+    "patient",
+    "patient",
+    "reference",
+    Some("patient"),
+    "The person: patient=Patient/<id>",
+);
+const STATUS: SearchParam = param(
+    "status",
+    "status",
+    "token",
+    Some("status"),
+    "The status code: status=<code>",
+);
+const LAST_UPDATED: SearchParam = param(
+    "_lastUpdated",
+    "_lastUpdated",
+    "date",
+    None,
+    "When the resource last changed: prefixes ge, le, gt, lt (eq or none: the whole precision given)",
+);
+const REQUESTER: SearchParam = param(
+    "requester",
+    "requester:identifier",
+    "reference",
+    Some("sender_org"),
+    "The referring organization by identifier: requester:identifier=<system>|<value>",
+);
+
+/// The search parameters of a type, the same list the CapabilityStatement advertises and search accepts.
+fn search_params(kind: &str) -> Option<&'static [SearchParam]> {
+    const SERVICE_REQUEST: &[SearchParam] = &[
+        PATIENT,
+        STATUS,
+        REQUESTER,
+        param(
+            "performer",
+            "performer:identifier",
+            "reference",
+            Some("receiver_org"),
+            "The receiving organization by identifier: performer:identifier=<system>|<value>",
+        ),
+        LAST_UPDATED,
+    ];
+    const TASK: &[SearchParam] = &[
+        PATIENT,
+        STATUS,
+        REQUESTER,
+        param(
+            "owner",
+            "owner:identifier",
+            "reference",
+            Some("receiver_org"),
+            "The receiving organization by identifier: owner:identifier=<system>|<value>",
+        ),
+        param(
+            "focus",
+            "focus",
+            "reference",
+            Some("focus"),
+            "The referral: focus=ServiceRequest/<id>",
+        ),
+        LAST_UPDATED,
+    ];
+    const CONSENT: &[SearchParam] = &[PATIENT, STATUS, LAST_UPDATED];
+    match kind {
+        "ServiceRequest" => Some(SERVICE_REQUEST),
+        "Task" => Some(TASK),
+        "Consent" => Some(CONSENT),
+        _ => None,
+    }
+}
+
+/// One `rest.resource` of the CapabilityStatement.
+fn capability(kind: &str, interactions: &[&str], versioning: &str) -> Value {
+    let search: Vec<Value> = search_params(kind)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| json!({"name": p.name, "type": p.kind, "documentation": p.documentation}))
+        .collect();
+    let mut resource = json!({
+        "type": kind,
+        "interaction": interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
+        "versioning": versioning,
+        "readHistory": true,
+        "updateCreate": false,
+    });
+    if !search.is_empty() {
+        resource["searchParam"] = Value::Array(search);
+    }
+    resource
+}
+
 /// `GET /fhir/metadata`: what this server really supports.
 pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
-    let resource = |kind: &str, interactions: &[&str], search: &[&str]| {
-        json!({"type": kind, "interaction": interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
-               "searchParam": search.iter().map(|s| json!({"name": s, "type": if *s == "status" { "token" } else { "reference" }})).collect::<Vec<_>>()})
-    };
-    fhir(
-        StatusCode::OK,
-        json!({
-            "resourceType": "CapabilityStatement",
-            "status": "active",
-            "date": "2026-11-28",
-            "kind": "instance",
-            "software": {"name": "onedoor", "version": env!("CARGO_PKG_VERSION")},
-            "implementation": {"description": "onedoor referral gateway", "url": format!("{}/fhir", state.gateway.config.server.base_url)},
-            "fhirVersion": "4.0.1",
-            "format": ["application/fhir+json"],
-            "rest": [{
-                "mode": "server",
-                "security": super::smart::capability_security(&state.gateway.config),
-                "resource": [
-                    resource("ServiceRequest", &["create", "read", "search-type"], &["patient", "status", "requester", "performer"]),
-                    resource("Task", &["read", "update", "search-type"], &["focus", "patient", "status", "requester", "owner"]),
-                    resource("Consent", &["create", "read", "update", "search-type"], &["patient", "status"]),
-                    resource("Patient", &["read"], &[]),
-                ],
-                "interaction": [{"code": "transaction"}],
-                "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]
-            }]
-        }),
-    )
+    fhir(StatusCode::OK, capability_statement(&state))
+}
+
+/// The CapabilityStatement: every interaction and search parameter served, nothing else.
+pub fn capability_statement(state: &AppState) -> Value {
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-12-02",
+        "kind": "instance",
+        "software": {"name": "onedoor", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "onedoor referral gateway", "url": format!("{}/fhir", state.gateway.config.server.base_url)},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Searchsets are paged: _count (default 50, at most 500) and _offset, with self, next and previous links and a total of every match. A search parameter not listed here is refused with 400 (handling=strict) unless the request sends Prefer: handling=lenient. Updates take If-Match: W/\"<versionId>\" (412 when stale).",
+            "security": super::smart::capability_security(&state.gateway.config),
+            "resource": [
+                capability("ServiceRequest", &["create", "read", "vread", "search-type"], "versioned"),
+                capability("Task", &["read", "vread", "update", "history-instance", "search-type"], "versioned-update"),
+                capability("Consent", &["create", "read", "vread", "update", "search-type"], "versioned-update"),
+                capability("Patient", &["read", "vread"], "versioned"),
+            ],
+            "interaction": [{"code": "transaction"}],
+            "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]
+        }]
+    })
 }
 
 /// `POST /fhir/ServiceRequest`: a referral; the gateway builds its Task, routes it, asks consent, stores it,
-/// then answers 201.
+/// then answers 201 with its `Location`.
 pub async fn create_service_request(
     State(state): State<Arc<AppState>>,
     partner: Partner,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let request = parse(&body)?;
-    if request["resourceType"] != "ServiceRequest" {
-        return Err(ApiError::Invalid("expected a ServiceRequest".into()));
-    }
+    let request = parse_resource(&body, "ServiceRequest")?;
     let gateway = &state.gateway;
     let bundle = gateway.referral_from_request(request, &partner.org).await?;
     let accepted = gateway
@@ -97,16 +308,39 @@ pub async fn create_service_request(
     } else {
         StatusCode::OK
     };
-    let mut response = fhir(status, stored.body);
-    if let Ok(location) = format!(
-        "{}/fhir/ServiceRequest/{id}/_history/{}",
-        gateway.config.server.base_url, stored.version
-    )
-    .parse()
-    {
-        response.headers_mut().insert("location", location);
-    }
-    Ok(response)
+    Ok(created(&state, status, stored))
+}
+
+/// A resource as the partner may see it now (through [`access::visible`]) and its current version; 404
+/// when it does not exist or is not visible.
+async fn visible_now(
+    state: &AppState,
+    partner: &Partner,
+    kind: &str,
+    id: &str,
+) -> Result<(Value, StoredVersion), ApiError> {
+    let stored = state
+        .gateway
+        .store
+        .resource(kind, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let reader = reader(state, partner);
+    let version = StoredVersion {
+        version: Version::of(&stored),
+        as_stored: reader.sent(&stored) || stored.resource_type == "Task",
+    };
+    let body = access::visible(&state.gateway, &reader, stored)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok((body, version))
+}
+
+/// The current version of a resource read, and whether the reader sees it as stored (what it sent, or a
+/// Task) rather than as the consent gate releases it now.
+struct StoredVersion {
+    version: Version,
+    as_stored: bool,
 }
 
 /// `GET /fhir/{type}/{id}`: what the partner sent, or what the consent gate releases to it now (the
@@ -116,10 +350,35 @@ pub async fn read(
     partner: Partner,
     Path((kind, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let body = access::read(&state.gateway, &reader(&state, &partner), &kind, &id)
+    let (body, current) = visible_now(&state, &partner, &kind, &id).await?;
+    Ok(versioned(StatusCode::OK, body, &current.version))
+}
+
+/// `GET /fhir/{type}/{id}/_history/{vid}`: one version, through the same access check as a read (the
+/// resource must be visible to the partner now). What a partner sent, and a Task, are served at every
+/// version; a resource the partner reads through the consent gate only at its current version, as the
+/// gate releases it now (older versions were never released to it as such). Unknown version: 404.
+pub async fn vread(
+    State(state): State<Arc<AppState>>,
+    partner: Partner,
+    Path((kind, id, vid)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let (body, current) = visible_now(&state, &partner, &kind, &id).await?;
+    let vid: i64 = vid.parse().map_err(|_| ApiError::NotFound)?;
+    if vid == current.version.id {
+        return Ok(versioned(StatusCode::OK, body, &current.version));
+    }
+    if !current.as_stored {
+        return Err(ApiError::NotFound);
+    }
+    let old = state
+        .gateway
+        .store
+        .resource_at(&kind, &id, vid)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(fhir(StatusCode::OK, body))
+    let version = Version::from_body(vid, &old);
+    Ok(versioned(StatusCode::OK, old, &version))
 }
 
 /// `GET /fhir/Patient/{id}`: as any read.
@@ -131,80 +390,176 @@ pub async fn read_patient(
     read(state, partner, Path(("Patient".to_owned(), id))).await
 }
 
-/// `GET /fhir/{type}?...`: search what this partner may see.
+/// A search as parsed from the query: equality filters on indexed columns, `_lastUpdated` comparisons,
+/// the page asked for, and the query kept for the links (without `_offset`).
+struct SearchQuery {
+    filters: Vec<(&'static str, String)>,
+    updated: Vec<(&'static str, i64)>,
+    count: i64,
+    offset: i64,
+    kept: Vec<(String, String)>,
+}
+
+impl SearchQuery {
+    /// The query of a search of `kind`: an unsupported parameter is 400 naming it, unless `lenient`
+    /// (`Prefer: handling=lenient`), when it is ignored (and left out of the links).
+    fn parse(
+        kind: &str,
+        params: &[(String, String)],
+        supported: &[SearchParam],
+        lenient: bool,
+    ) -> Result<Self, ApiError> {
+        let mut query = Self {
+            filters: Vec::new(),
+            updated: Vec::new(),
+            count: super::params::count(last(params, "_count"))?,
+            offset: super::params::offset(last(params, "_offset"))?,
+            kept: Vec::new(),
+        };
+        for (name, value) in params {
+            if name == "_count" || name == "_offset" {
+                if name == "_count" {
+                    query.kept.push((name.clone(), value.clone()));
+                }
+                continue;
+            }
+            let Some(found) = supported.iter().find(|p| p.key == name) else {
+                if lenient {
+                    continue;
+                }
+                return Err(unsupported(kind, name, supported));
+            };
+            query.add(found, name, value)?;
+            query.kept.push((name.clone(), value.clone()));
+        }
+        Ok(query)
+    }
+
+    fn add(&mut self, found: &SearchParam, name: &str, value: &str) -> Result<(), ApiError> {
+        match found.column {
+            None => self.updated.extend(super::params::last_updated(value)?),
+            Some(_) if value.contains(',') => {
+                return Err(ApiError::BadRequest(format!(
+                    "{name}: a list of values (OR) is not supported; search once per value"
+                )));
+            }
+            Some(column) => self.filters.push((column, value.to_owned())),
+        }
+        Ok(())
+    }
+}
+
+/// The last value of a query parameter.
+fn last<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// 400 naming the parameter and what is supported.
+fn unsupported(kind: &str, name: &str, supported: &[SearchParam]) -> ApiError {
+    let keys: Vec<&str> = supported.iter().map(|p| p.key).collect();
+    ApiError::BadRequest(format!(
+        "unsupported search parameter '{}' for {kind} (supported: {}, _count, _offset)",
+        name.chars().take(60).collect::<String>(),
+        keys.join(", ")
+    ))
+}
+
+/// Whether the request asks for `Prefer: handling=lenient`.
+fn lenient(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("handling=lenient"))
+}
+
+/// `GET /fhir/{type}?...`: search what this partner may see, a page at a time. `total` counts every match
+/// the partner may see now (each decided as a read would be), not the page.
 pub async fn search(
     State(state): State<Arc<AppState>>,
     partner: Partner,
     Path(kind): Path<String>,
+    headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    let allowed: &[&str] = match kind.as_str() {
-        "ServiceRequest" => &[
-            "patient",
-            "status",
-            "requester:identifier",
-            "performer:identifier",
-        ],
-        "Task" => &[
-            "focus",
-            "patient",
-            "status",
-            "requester:identifier",
-            "owner:identifier",
-        ],
-        "Consent" => &["patient", "status"],
-        _ => return Err(ApiError::NotFound),
-    };
-    let mut filters = Vec::new();
-    for (name, value) in &params {
-        match name.as_str() {
-            "_count" => {}
-            n if allowed.contains(&n) => filters.push((column(n), value.clone())),
-            other => {
-                return Err(ApiError::Invalid(format!(
-                    "unsupported search parameter '{other}' for {kind} (supported: {})",
-                    allowed.join(", ")
-                )));
-            }
-        }
-    }
-    let limit = super::params::count(params.get("_count").map(String::as_str))?;
-    let store = &state.gateway.store;
+    let supported = search_params(&kind).ok_or(ApiError::NotFound)?;
+    let query = SearchQuery::parse(&kind, &params, supported, lenient(&headers))?;
+    let gateway = &state.gateway;
+    let matches = gateway
+        .store
+        .search_matches(&kind, &query.filters, &partner.org, &query.updated)
+        .await?;
     let reader = reader(&state, &partner);
     let mut found: Vec<(String, Value)> = Vec::new();
-    for side in ["sender_org", "receiver_org"] {
-        let mut scoped = filters.clone();
-        scoped.push((side, partner.org.clone()));
-        for resource in store.search(&kind, &scoped, limit).await? {
-            if found.iter().any(|(id, _)| *id == resource.id) {
-                continue;
-            }
-            let id = resource.id.clone();
-            if let Some(body) = access::visible(&state.gateway, &reader, resource).await? {
-                found.push((id, body));
-            }
+    for resource in matches {
+        let id = resource.id.clone();
+        if let Some(body) = access::visible(gateway, &reader, resource).await? {
+            found.push((id, body));
         }
     }
-    let entries: Vec<Value> = found
-        .into_iter()
-        .map(|(id, body)| json!({"fullUrl": format!("{}/fhir/{kind}/{id}", state.gateway.config.server.base_url), "resource": body, "search": {"mode": "match"}}))
-        .collect();
     Ok(fhir(
         StatusCode::OK,
-        json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
+        searchset(&state, &kind, &query, found),
     ))
 }
 
-/// The indexed column a search parameter reads. Organizations are searched by identifier
-/// (`performer:identifier=urn:onedoor:agencies|county-food-bank`).
-fn column(param: &str) -> &'static str {
-    match param {
-        "patient" => "patient",
-        "status" => "status",
-        "requester:identifier" => "sender_org",
-        "performer:identifier" | "owner:identifier" => "receiver_org",
-        _ => "focus",
+/// The searchset Bundle of one page of `found`, with its links.
+fn searchset(
+    state: &AppState,
+    kind: &str,
+    query: &SearchQuery,
+    found: Vec<(String, Value)>,
+) -> Value {
+    let base = &state.gateway.config.server.base_url;
+    let total = found.len() as i64;
+    let entries: Vec<Value> = found
+        .into_iter()
+        .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(query.count).unwrap_or_default())
+        .map(|(id, body)| json!({"fullUrl": format!("{base}/fhir/{kind}/{id}"), "resource": body, "search": {"mode": "match"}}))
+        .collect();
+    let link = |relation: &str, offset: i64| {
+        let mut pairs = query.kept.clone();
+        pairs.push(("_offset".into(), offset.to_string()));
+        json!({"relation": relation, "url": format!("{base}/fhir/{kind}?{}", encode_query(&pairs))})
+    };
+    let mut links = vec![link("self", query.offset)];
+    if query.offset + query.count < total {
+        links.push(link("next", query.offset + query.count));
     }
+    if query.offset > 0 {
+        links.push(link("previous", (query.offset - query.count).max(0)));
+    }
+    let mut bundle =
+        json!({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links});
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    bundle
+}
+
+/// `name=value&...` with every byte but the unreserved ones percent-encoded.
+fn encode_query(pairs: &[(String, String)]) -> String {
+    let encode = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// `GET /fhir/Task/{id}/_history`: every version of a Task, newest first (status changes by the receiver,
@@ -239,17 +594,45 @@ pub async fn update_task(
     State(state): State<Arc<AppState>>,
     partner: Partner,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let task = parse(&body)?;
-    if task["resourceType"] != "Task" || task["id"].as_str().is_some_and(|i| i != id) {
-        return Err(ApiError::Invalid(format!("expected Task/{id}")));
+    let task = parse_resource(&body, "Task")?;
+    if task
+        .get("id")
+        .and_then(Value::as_str)
+        .is_some_and(|i| i != id)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the Task's id is not '{id}', the id in the URL"
+        )));
     }
-    let updated = state
-        .gateway
-        .update_task(&reader(&state, &partner), &id, task)
-        .await?;
-    Ok(fhir(StatusCode::OK, updated))
+    let if_match = expected_version(&headers)?;
+    let reader = reader(&state, &partner);
+    if let Some(expected) = if_match {
+        let current = state.gateway.store.resource("Task", &id).await?;
+        if let Some(current) = current.filter(|c| c.version != expected) {
+            access::visible(&state.gateway, &reader, current.clone())
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            return Err(stale("Task", &id, current.version, expected));
+        }
+    }
+    let updated = state.gateway.update_task(&reader, &id, task).await?;
+    let version = updated
+        .pointer("/meta/versionId")
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    let version = Version::from_body(version, &updated);
+    Ok(versioned(StatusCode::OK, updated, &version))
+}
+
+/// 412: the update was based on `expected`, the resource is at `current`.
+fn stale(kind: &str, id: &str, current: i64, expected: i64) -> ApiError {
+    ApiError::PreconditionFailed(format!(
+        "{kind}/{id} is at version {current}, not {expected} (If-Match): it was changed meanwhile; read it again and reapply the change"
+    ))
 }
 
 /// `POST /fhir/Consent` and `PUT /fhir/Consent/{id}`: record a consent (or its revocation). It takes effect
@@ -261,10 +644,7 @@ pub async fn put_consent(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let mut consent = parse(&body)?;
-    if consent["resourceType"] != "Consent" {
-        return Err(ApiError::Invalid("expected a Consent".into()));
-    }
+    let mut consent = parse_resource(&body, "Consent")?;
     let gateway = &state.gateway;
     let reader = reader(&state, &partner);
     let creating = id.is_none();
@@ -317,27 +697,33 @@ pub async fn put_consent(
         .resource("Consent", &id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(fhir(
-        if creating {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        stored.body,
-    ))
+    if creating {
+        return Ok(created(&state, StatusCode::CREATED, stored));
+    }
+    let version = Version::of(&stored);
+    Ok(versioned(StatusCode::OK, stored.body, &version))
 }
 
-/// The version an update is based on, from `If-Match` (`W/"3"` or `"3"`), FHIR's version-aware update.
-fn expected_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+/// The version an update is based on, from `If-Match` (`W/"3"` or `"3"`), FHIR's version-aware update;
+/// anything else is 400.
+pub fn expected_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get("if-match") else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();
-    let inner = text.trim_start_matches("W/").trim_matches('"');
-    inner
-        .parse()
+    let quoted = text.strip_prefix("W/").unwrap_or(text);
+    quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
         .map(Some)
-        .map_err(|_| ApiError::Invalid(format!("If-Match '{text}': expected a version as W/\"N\"")))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "If-Match '{}': expected a version as W/\"N\" or \"N\"",
+                text.chars().take(40).collect::<String>()
+            ))
+        })
 }
 
 /// `POST /fhir`: a transaction Bundle (a whole referral).
@@ -346,9 +732,11 @@ pub async fn transaction(
     partner: Partner,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let bundle = parse(&body)?;
-    if bundle["resourceType"] != "Bundle" || bundle["type"] != "transaction" {
-        return Err(ApiError::Invalid("expected a transaction Bundle".into()));
+    let bundle = parse_resource(&body, "Bundle")?;
+    if bundle.get("type").and_then(Value::as_str) != Some("transaction") {
+        return Err(ApiError::BadRequest(
+            "expected a Bundle of type transaction".into(),
+        ));
     }
     let accepted = state
         .gateway
@@ -363,34 +751,83 @@ pub async fn transaction(
     } else {
         "200 OK"
     };
-    let entries: Vec<Value> = crate::consent::subject::resources(&bundle)
-        .iter()
-        .map(|r| json!({"response": {"status": status, "location": format!("{}/{}", r["resourceType"].as_str().unwrap_or_default(), r["id"].as_str().unwrap_or_default())}}))
-        .collect();
+    let mut entries = Vec::new();
+    for resource in crate::consent::subject::resources(&bundle) {
+        let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+        entries.push(entry_response(&state, status, kind, id).await?);
+    }
     Ok(fhir(
         StatusCode::OK,
         json!({"resourceType": "Bundle", "type": "transaction-response", "entry": entries}),
     ))
 }
 
-/// `POST /fhir/$validate` and `POST /fhir/{type}/$validate`: an OperationOutcome listing every issue.
+/// A transaction-response entry: status, and the stored version's `location`, `etag` and `lastModified`.
+async fn entry_response(
+    state: &AppState,
+    status: &str,
+    kind: &str,
+    id: &str,
+) -> Result<Value, ApiError> {
+    let Some(stored) = state.gateway.store.resource(kind, id).await? else {
+        return Ok(json!({"response": {"status": status, "location": format!("{kind}/{id}")}}));
+    };
+    let version = Version::of(&stored);
+    let mut response = json!({"status": status, "location": location(state, kind, id, version.id),
+                              "etag": format!("W/\"{}\"", version.id)});
+    if let Some(updated) = version.updated {
+        response["lastModified"] = json!(updated);
+    }
+    Ok(json!({"response": response}))
+}
+
+/// The profiles `$validate` knows, with the resource type each constrains: the SDOHCC profiles whose
+/// rules onedoor checks (`canonical::profile`, `validation::invariants`).
+const KNOWN_PROFILES: &[(&str, &str)] = &[
+    (crate::canonical::SDOHCC_SERVICE_REQUEST, "ServiceRequest"),
+    (crate::canonical::SDOHCC_TASK_REFERRAL, "Task"),
+    (
+        "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForPatient",
+        "Task",
+    ),
+    (
+        "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-Condition",
+        "Condition",
+    ),
+    (
+        "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-HealthcareService",
+        "HealthcareService",
+    ),
+];
+
+/// `POST /fhir/$validate` and `POST /fhir/{type}/$validate`: an OperationOutcome listing every issue. The
+/// body is the resource or a Parameters with `resource` (and optionally `profile`); `profile` may also be
+/// a query parameter. With a profile, the resource is validated as claiming it (its rules apply); a
+/// profile onedoor does not know is 400.
 pub async fn validate(
-    State(state): State<Arc<AppState>>,
-    _headers: HeaderMap,
+    Query(params): Params,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let resource = parse(&body)?;
-    let resource = if resource["resourceType"] == "Parameters" {
-        resource["parameter"]
-            .as_array()
-            .and_then(|p| p.iter().find(|x| x["name"] == "resource"))
-            .map(|p| p["resource"].clone())
-            .unwrap_or_default()
-    } else {
-        resource
-    };
+    let body = parse(&body)?;
+    let (mut resource, from_body) =
+        if body.get("resourceType").and_then(Value::as_str) == Some("Parameters") {
+            (
+                parameter(&body, "resource").cloned().unwrap_or(Value::Null),
+                profile_parameter(&body),
+            )
+        } else {
+            (body, None)
+        };
+    if !resource.is_object() {
+        return Err(ApiError::BadRequest(
+            "Parameters: no 'resource' parameter holding the resource to validate".into(),
+        ));
+    }
+    let profile = last(&params, "profile").map(str::to_owned).or(from_body);
+    if let Some(profile) = profile {
+        claim_profile(&mut resource, &profile)?;
+    }
     let issues = crate::validation::Validator::new().validate(&resource);
-    let _ = &state;
     if issues.is_empty() {
         return Ok(fhir(
             StatusCode::OK,
@@ -401,11 +838,71 @@ pub async fn validate(
             ),
         ));
     }
-    let list: Vec<Value> = issues.iter().map(|i| json!({"severity": "error", "code": "invalid", "diagnostics": i.message, "expression": [i.path]})).collect();
-    Ok(fhir(
-        StatusCode::OK,
-        json!({"resourceType": "OperationOutcome", "issue": list}),
-    ))
+    Ok(fhir(StatusCode::OK, super::error::issues_outcome(&issues)))
+}
+
+/// A named parameter's `resource` in a Parameters resource.
+fn parameter<'a>(parameters: &'a Value, name: &str) -> Option<&'a Value> {
+    parameters
+        .get("parameter")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))?
+        .get("resource")
+}
+
+/// The `profile` parameter of a Parameters resource (`valueUri` or `valueCanonical`).
+fn profile_parameter(parameters: &Value) -> Option<String> {
+    let found = parameters
+        .get("parameter")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some("profile"))?;
+    ["valueCanonical", "valueUri", "valueString"]
+        .iter()
+        .find_map(|k| found.get(*k).and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
+/// Make `resource` claim `profile` (in `meta.profile`), so the profile's rules are checked: 400 for a
+/// profile onedoor does not know, 422 for a resource of another type than the profile's.
+fn claim_profile(resource: &mut Value, profile: &str) -> Result<(), ApiError> {
+    let canonical = profile.split('|').next().unwrap_or_default();
+    let Some((_, kind)) = KNOWN_PROFILES.iter().find(|(url, _)| *url == canonical) else {
+        let known: Vec<&str> = KNOWN_PROFILES.iter().map(|(url, _)| *url).collect();
+        return Err(ApiError::BadRequest(format!(
+            "unknown profile '{}': onedoor validates against {}",
+            profile.chars().take(120).collect::<String>(),
+            known.join(", ")
+        )));
+    };
+    let found = resource.get("resourceType").and_then(Value::as_str);
+    if found != Some(*kind) {
+        return Err(ApiError::Unprocessable(vec![crate::validation::Issue {
+            path: "/resourceType".into(),
+            message: format!(
+                "profile {canonical} is for {kind}, not {}",
+                found.unwrap_or("(no resourceType)")
+            ),
+            source: crate::validation::IssueSource::Profile,
+        }]));
+    }
+    let meta = resource
+        .as_object_mut()
+        .map(|o| o.entry("meta").or_insert_with(|| json!({})));
+    let Some(meta) = meta.and_then(Value::as_object_mut) else {
+        return Err(ApiError::BadRequest("meta: expected an object".into()));
+    };
+    let profiles = meta.entry("profile").or_insert_with(|| json!([]));
+    match profiles.as_array_mut() {
+        Some(list) => list.push(json!(canonical)),
+        None => {
+            return Err(ApiError::BadRequest(
+                "meta.profile: expected an array".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Unknown FHIR paths.

@@ -69,12 +69,12 @@ fn routes(server: &crate::config::Server) -> Routes {
         .add(
             "/fhir/ServiceRequest",
             post(fhir::create_service_request)
-                .get(|s, p, q| fhir::search(s, p, Path("ServiceRequest".to_owned()), q)),
+                .get(|s, p, h, q| fhir::search(s, p, Path("ServiceRequest".to_owned()), h, q)),
         )
         .add(
             "/fhir/Consent",
             post(|s, p, h, b| fhir::put_consent(s, p, None, h, b))
-                .get(|s, p, q| fhir::search(s, p, Path("Consent".to_owned()), q)),
+                .get(|s, p, h, q| fhir::search(s, p, Path("Consent".to_owned()), h, q)),
         )
         .add(
             "/fhir/Consent/{id}",
@@ -92,6 +92,7 @@ fn routes(server: &crate::config::Server) -> Routes {
         .add("/fhir/Patient/{id}", get(fhir::read_patient))
         .add("/fhir/{kind}", get(fhir::search))
         .add("/fhir/{kind}/{id}", get(fhir::read))
+        .add("/fhir/{kind}/{id}/_history/{vid}", get(fhir::vread))
         .add("/fhir/{kind}/$validate", post(fhir::validate))
         .add(
             "/ingest/{source}",

@@ -76,18 +76,39 @@ impl Store {
         resource: &Value,
         index: &ResourceIndex,
     ) -> Result<i64, StoreError> {
+        self.upsert_resource_at(tx, resource, index, None).await
+    }
+
+    /// As [`Store::upsert_resource`], and with `expected` an update of that version only: the row is
+    /// updated on the condition that its version is still `expected` (on PostgreSQL the second of two
+    /// simultaneous updates waits for the first's row lock, then finds the version changed), so of two
+    /// writers based on one version exactly one succeeds and the other gets
+    /// [`StoreError::VersionConflict`].
+    pub async fn upsert_resource_at(
+        &self,
+        tx: &mut WriteTx<'_>,
+        resource: &Value,
+        index: &ResourceIndex,
+        expected: Option<i64>,
+    ) -> Result<i64, StoreError> {
         let (kind, id) = crate::canonical::bundle::type_and_id(resource);
         let current = self.resource_version(tx, kind, id).await?;
-        let version = current.map_or(1, |v| v + 1);
-        let body = with_meta(resource, version);
+        let base = expected.or(current);
+        if expected.is_some() && current != expected {
+            return Err(conflict(kind, id, current, expected));
+        }
+        let version = base.map_or(1, |v| v + 1);
+        let now = now_ms();
+        let body = with_meta(resource, version, now);
+        // An update is conditional on the version read (or expected) in this transaction.
         let query = if current.is_some() {
-            "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2"
+            "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2 AND version = $11"
         } else {
             "INSERT INTO resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         };
-        let now = now_ms();
         let text = body.to_string();
-        sqlx::query(&self.sql(query))
+        let sql = self.sql(query);
+        let mut statement = sqlx::query(&sql)
             .bind(kind)
             .bind(id)
             .bind(version)
@@ -97,9 +118,14 @@ impl Store {
             .bind(index.receiver_org.clone())
             .bind(index.status.clone())
             .bind(index.focus.clone())
-            .bind(now)
-            .execute(tx.conn())
-            .await?;
+            .bind(now);
+        if current.is_some() {
+            statement = statement.bind(base.unwrap_or_default());
+        }
+        let done = statement.execute(tx.conn()).await?;
+        if done.rows_affected() == 0 {
+            return Err(conflict(kind, id, current, expected));
+        }
         sqlx::query(&self.sql(
             "INSERT INTO resource_versions (resource_type, id, version, body, updated_at) VALUES ($1, $2, $3, $4, $5)",
         ))
@@ -162,6 +188,63 @@ impl Store {
             .collect()
     }
 
+    /// One version of a resource (`vread`), as it was stored then.
+    pub async fn resource_at(
+        &self,
+        kind: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<Value>, StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT body FROM resource_versions WHERE resource_type = $1 AND id = $2 AND version = $3",
+        ))
+        .bind(kind)
+        .bind(id)
+        .bind(version)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>("body")?)?))
+            .transpose()
+    }
+
+    /// Every resource of a type matching a search, in a stable order (last updated first, then by id):
+    /// the indexed fields equal to their values, sent by or sent to `org`, and last updated as each
+    /// `(operator, milliseconds)` of `updated` says (operators `>=`, `<=`, `>`, `<`).
+    pub async fn search_matches(
+        &self,
+        kind: &str,
+        filters: &[(&str, String)],
+        org: &str,
+        updated: &[(&str, i64)],
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        let mut query = String::from(
+            "SELECT * FROM resources WHERE resource_type = $1 AND (sender_org = $2 OR receiver_org = $2)",
+        );
+        let mut next = 3;
+        for (column, _) in filters {
+            query.push_str(&format!(" AND {} = ${next}", indexed_column(column)?));
+            next += 1;
+        }
+        for (operator, _) in updated {
+            query.push_str(&format!(
+                " AND updated_at {} ${next}",
+                comparison(operator)?
+            ));
+            next += 1;
+        }
+        query.push_str(" ORDER BY updated_at DESC, id ASC");
+        let sql = self.sql(&query);
+        let mut q = sqlx::query(&sql).bind(kind).bind(org);
+        for (_, value) in filters {
+            q = q.bind(value.clone());
+        }
+        for (_, at) in updated {
+            q = q.bind(*at);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter().map(stored_resource).collect()
+    }
+
     /// Search resources of a type by the indexed fields (`patient`, `status`, `focus`, `sender_org`,
     /// `receiver_org`), limited.
     pub async fn search(
@@ -192,6 +275,23 @@ impl Store {
     }
 }
 
+/// Only these comparisons are put into SQL.
+fn comparison(operator: &str) -> Result<&'static str, StoreError> {
+    [">=", "<=", ">", "<"]
+        .into_iter()
+        .find(|c| *c == operator)
+        .ok_or_else(|| StoreError::Corrupt(format!("'{operator}' is not a comparison")))
+}
+
+/// The error of an update based on a version that is no longer current.
+fn conflict(kind: &str, id: &str, current: Option<i64>, expected: Option<i64>) -> StoreError {
+    StoreError::VersionConflict(format!(
+        "{kind}/{id} is at version {}, not {}: it was changed meanwhile; read it again and reapply the change",
+        current.map_or("none".to_owned(), |v| v.to_string()),
+        expected.map_or("none".to_owned(), |v| v.to_string()),
+    ))
+}
+
 /// Only indexed columns can be searched (the name is put into SQL).
 fn indexed_column(column: &str) -> Result<&'static str, StoreError> {
     ["patient", "status", "focus", "sender_org", "receiver_org"]
@@ -202,7 +302,7 @@ fn indexed_column(column: &str) -> Result<&'static str, StoreError> {
 
 /// The resource with `meta.versionId` and `meta.lastUpdated` set (a `meta` that is not an object is
 /// replaced).
-fn with_meta(resource: &Value, version: i64) -> Value {
+fn with_meta(resource: &Value, version: i64, now_ms: i64) -> Value {
     let mut body = resource.clone();
     if let Some(object) = body.as_object_mut() {
         let meta = object
@@ -216,7 +316,9 @@ fn with_meta(resource: &Value, version: i64) -> Value {
             meta.insert(
                 "lastUpdated".into(),
                 Value::String(
-                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    chrono::DateTime::from_timestamp_millis(now_ms)
+                        .unwrap_or_default()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 ),
             );
         }
