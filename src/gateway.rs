@@ -624,6 +624,7 @@ impl Gateway {
         reader: &crate::access::Reader,
         id: &str,
         mut task: Value,
+        if_match: Option<i64>,
     ) -> Result<Value, GatewayError> {
         let stored = self
             .store
@@ -631,6 +632,12 @@ impl Gateway {
             .await?
             .ok_or(GatewayError::NotFound)?;
         let actor = self.task_actor(reader, &stored).await?;
+        if let Some(expected) = if_match.filter(|v| *v != stored.version) {
+            return Err(GatewayError::Store(StoreError::VersionConflict(format!(
+                "Task/{id} is at version {}, not {expected} (If-Match): it was changed meanwhile; read it again and reapply the change",
+                stored.version
+            ))));
+        }
         match task.as_object_mut() {
             Some(object) => object.insert("id".into(), json!(id)),
             None => return Err(GatewayError::Invalid("expected a Task object".into())),
@@ -676,9 +683,14 @@ impl Gateway {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         };
-        // The new version and the referrer's notifications are committed together.
+        // The new version and the referrer's notifications are committed together, on the condition that
+        // the Task is still the version the change was checked against: of two simultaneous updates, the
+        // second finds it changed (412), so a cancelled referral never comes back as accepted.
         let mut tx = self.store.begin().await?;
-        let version = self.store.upsert_resource(&mut tx, &task, &index).await?;
+        let version = self
+            .store
+            .upsert_resource_at(&mut tx, &task, &index, Some(stored.version))
+            .await?;
         if old != new {
             self.notify_referrer(&mut tx, stored.sender_org.as_deref(), id, version)
                 .await?;

@@ -609,16 +609,10 @@ pub async fn update_task(
     }
     let if_match = expected_version(&headers)?;
     let reader = reader(&state, &partner);
-    if let Some(expected) = if_match {
-        let current = state.gateway.store.resource("Task", &id).await?;
-        if let Some(current) = current.filter(|c| c.version != expected) {
-            access::visible(&state.gateway, &reader, current.clone())
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            return Err(stale("Task", &id, current.version, expected));
-        }
-    }
-    let updated = state.gateway.update_task(&reader, &id, task).await?;
+    let updated = state
+        .gateway
+        .update_task(&reader, &id, task, if_match)
+        .await?;
     let version = updated
         .pointer("/meta/versionId")
         .and_then(Value::as_str)
@@ -626,13 +620,6 @@ pub async fn update_task(
         .unwrap_or_default();
     let version = Version::from_body(version, &updated);
     Ok(versioned(StatusCode::OK, updated, &version))
-}
-
-/// 412: the update was based on `expected`, the resource is at `current`.
-fn stale(kind: &str, id: &str, current: i64, expected: i64) -> ApiError {
-    ApiError::PreconditionFailed(format!(
-        "{kind}/{id} is at version {current}, not {expected} (If-Match): it was changed meanwhile; read it again and reapply the change"
-    ))
 }
 
 /// `POST /fhir/Consent` and `PUT /fhir/Consent/{id}`: record a consent (or its revocation). It takes effect
