@@ -687,10 +687,10 @@ impl<'a> Walker<'a, '_> {
                 Seg::Index(_) => None,
             })
             .collect();
-        let Some(kind) = numbers::element_type(scope.kind, &names) else {
+        let Some(kind) = numbers::integer_type(scope.kind, &names) else {
             return;
         };
-        if let Some(message) = numbers::problem(&kind, &number.to_string()) {
+        if let Some(message) = numbers::problem(kind, number.as_str()) {
             let path = self.pointer();
             self.issues.push(Issue {
                 path,

@@ -6,6 +6,42 @@
 //! `unsignedInt` the same from 0, `positiveInt` from 1, all up to 2,147,483,647.
 
 use super::FhirSchema;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// How many element paths the per-thread cache of element types keeps (hostile input can name any
+/// number of unknown elements; past this they are looked up each time).
+const CACHE_LIMIT: usize = 4096;
+
+thread_local! {
+    static INTEGER_TYPES: RefCell<HashMap<String, Option<&'static str>>> = RefCell::new(HashMap::new());
+}
+
+/// The integer type (`integer`, `unsignedInt`, `positiveInt`) of the element at `path` of a
+/// `resource_type`, `None` for any other type; cached per thread (a schema walk per number is costly).
+pub fn integer_type(resource_type: &str, path: &[&str]) -> Option<&'static str> {
+    let mut key = String::with_capacity(64);
+    key.push_str(resource_type);
+    for name in path {
+        key.push('.');
+        key.push_str(name);
+    }
+    if let Some(found) = INTEGER_TYPES.with(|cache| cache.borrow().get(&key).copied()) {
+        return found;
+    }
+    let found = element_type(resource_type, path).and_then(|kind| {
+        ["integer", "unsignedInt", "positiveInt"]
+            .into_iter()
+            .find(|k| *k == kind)
+    });
+    INTEGER_TYPES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() < CACHE_LIMIT {
+            cache.insert(key, found);
+        }
+    });
+    found
+}
 
 /// What is wrong with `number` (its exact JSON text) as a value of the FHIR type `type_name`; `None`
 /// when FHIR can hold it (or the type is not numeric: the schema speaks for the others).
@@ -87,6 +123,18 @@ mod tests {
         ] {
             let message = problem(kind, text).unwrap_or_default();
             assert!(message.contains("refused, not rounded"), "{kind} {text}");
+        }
+    }
+
+    #[test]
+    fn integer_types_are_cached_per_path() {
+        for _ in 0..2 {
+            assert_eq!(integer_type("Bundle", &["total"]), Some("unsignedInt"));
+            assert_eq!(
+                integer_type("Observation", &["valueQuantity", "value"]),
+                None
+            );
+            assert_eq!(integer_type("Observation", &["no", "such"]), None);
         }
     }
 
