@@ -348,11 +348,10 @@ impl<'a> Evaluator<'a> {
         if call.func != Func::Count || inner.func != Func::Children {
             return Ok(None);
         }
-        let focus = match &inner.target {
-            Some(target) => self.eval(target, input)?,
-            None => input.to_vec(),
-        };
-        Ok(Some(count_children(&focus)))
+        Ok(Some(match &inner.target {
+            Some(target) => count_children(&self.eval(target, input)?),
+            None => count_children(input),
+        }))
     }
 
     fn filter(&self, criterion: &'a Expr, focus: Collection<'a>) -> Res<'a> {
