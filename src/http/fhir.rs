@@ -6,10 +6,8 @@
 //!
 //! As FHIR clients expect: `ETag: W/"<versionId>"` and `Last-Modified` on reads, vreads, creates and
 //! updates; `Location` (`.../_history/<versionId>`) on every create; `If-Match` on updates (412 on a stale
-//! version); searchsets paged by `_count`/`_offset` with `self`/`next`/`previous` links and a true
-//! `total`; only the search parameters the CapabilityStatement lists (anything else is 400, FHIR's
-//! `handling=strict`, unless the client sends `Prefer: handling=lenient`); 400 for a body that is not
-//! JSON, 422 for JSON that is not valid FHIR (each issue with its `expression`).
+//! version); 400 for a body that is not JSON, 422 for JSON that is not valid FHIR (each issue with its
+//! `expression`). Search, with its paging and parameters, is in `search`.
 
 use super::AppState;
 use super::auth::Partner;
@@ -26,7 +24,7 @@ use std::sync::Arc;
 
 type Params = Query<Vec<(String, String)>>;
 
-fn fhir(status: StatusCode, body: Value) -> Response {
+pub(super) fn fhir(status: StatusCode, body: Value) -> Response {
     (
         status,
         [("content-type", "application/fhir+json")],
@@ -129,112 +127,13 @@ fn parse_resource(body: &[u8], kind: &str) -> Result<Value, ApiError> {
     Ok(value)
 }
 
-fn reader(state: &AppState, partner: &Partner) -> Reader {
+pub(super) fn reader(state: &AppState, partner: &Partner) -> Reader {
     Reader::of(&state.gateway, &partner.name, &partner.org)
-}
-
-/// One search parameter a type supports: its name in the CapabilityStatement, the query key a client
-/// sends, its FHIR type, and the indexed column it reads (`None` for `_lastUpdated`).
-struct SearchParam {
-    name: &'static str,
-    key: &'static str,
-    kind: &'static str,
-    column: Option<&'static str>,
-    documentation: &'static str,
-}
-
-const fn param(
-    name: &'static str,
-    key: &'static str,
-    kind: &'static str,
-    column: Option<&'static str>,
-    documentation: &'static str,
-) -> SearchParam {
-    SearchParam {
-        name,
-        key,
-        kind,
-        column,
-        documentation,
-    }
-}
-
-const PATIENT: SearchParam = param(
-    "patient",
-    "patient",
-    "reference",
-    Some("patient"),
-    "The person: patient=Patient/<id>",
-);
-const STATUS: SearchParam = param(
-    "status",
-    "status",
-    "token",
-    Some("status"),
-    "The status code: status=<code>",
-);
-const LAST_UPDATED: SearchParam = param(
-    "_lastUpdated",
-    "_lastUpdated",
-    "date",
-    None,
-    "When the resource last changed: prefixes ge, le, gt, lt (eq or none: the whole precision given)",
-);
-const REQUESTER: SearchParam = param(
-    "requester",
-    "requester:identifier",
-    "reference",
-    Some("sender_org"),
-    "The referring organization by identifier: requester:identifier=<system>|<value>",
-);
-
-/// The search parameters of a type, the same list the CapabilityStatement advertises and search accepts.
-fn search_params(kind: &str) -> Option<&'static [SearchParam]> {
-    const SERVICE_REQUEST: &[SearchParam] = &[
-        PATIENT,
-        STATUS,
-        REQUESTER,
-        param(
-            "performer",
-            "performer:identifier",
-            "reference",
-            Some("receiver_org"),
-            "The receiving organization by identifier: performer:identifier=<system>|<value>",
-        ),
-        LAST_UPDATED,
-    ];
-    const TASK: &[SearchParam] = &[
-        PATIENT,
-        STATUS,
-        REQUESTER,
-        param(
-            "owner",
-            "owner:identifier",
-            "reference",
-            Some("receiver_org"),
-            "The receiving organization by identifier: owner:identifier=<system>|<value>",
-        ),
-        param(
-            "focus",
-            "focus",
-            "reference",
-            Some("focus"),
-            "The referral: focus=ServiceRequest/<id>",
-        ),
-        LAST_UPDATED,
-    ];
-    const CONSENT: &[SearchParam] = &[PATIENT, STATUS, LAST_UPDATED];
-    match kind {
-        "ServiceRequest" => Some(SERVICE_REQUEST),
-        "Task" => Some(TASK),
-        "Consent" => Some(CONSENT),
-        _ => None,
-    }
 }
 
 /// One `rest.resource` of the CapabilityStatement.
 fn capability(kind: &str, interactions: &[&str], versioning: &str) -> Value {
-    let search: Vec<Value> = search_params(kind)
+    let search: Vec<Value> = super::search::search_params(kind)
         .unwrap_or_default()
         .iter()
         .map(|p| json!({"name": p.name, "type": p.kind, "documentation": p.documentation}))
@@ -388,178 +287,6 @@ pub async fn read_patient(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     read(state, partner, Path(("Patient".to_owned(), id))).await
-}
-
-/// A search as parsed from the query: equality filters on indexed columns, `_lastUpdated` comparisons,
-/// the page asked for, and the query kept for the links (without `_offset`).
-struct SearchQuery {
-    filters: Vec<(&'static str, String)>,
-    updated: Vec<(&'static str, i64)>,
-    count: i64,
-    offset: i64,
-    kept: Vec<(String, String)>,
-}
-
-impl SearchQuery {
-    /// The query of a search of `kind`: an unsupported parameter is 400 naming it, unless `lenient`
-    /// (`Prefer: handling=lenient`), when it is ignored (and left out of the links).
-    fn parse(
-        kind: &str,
-        params: &[(String, String)],
-        supported: &[SearchParam],
-        lenient: bool,
-    ) -> Result<Self, ApiError> {
-        let mut query = Self {
-            filters: Vec::new(),
-            updated: Vec::new(),
-            count: super::params::count(last(params, "_count"))?,
-            offset: super::params::offset(last(params, "_offset"))?,
-            kept: Vec::new(),
-        };
-        for (name, value) in params {
-            if name == "_count" || name == "_offset" {
-                if name == "_count" {
-                    query.kept.push((name.clone(), value.clone()));
-                }
-                continue;
-            }
-            let Some(found) = supported.iter().find(|p| p.key == name) else {
-                if lenient {
-                    continue;
-                }
-                return Err(unsupported(kind, name, supported));
-            };
-            query.add(found, name, value)?;
-            query.kept.push((name.clone(), value.clone()));
-        }
-        Ok(query)
-    }
-
-    fn add(&mut self, found: &SearchParam, name: &str, value: &str) -> Result<(), ApiError> {
-        match found.column {
-            None => self.updated.extend(super::params::last_updated(value)?),
-            Some(_) if value.contains(',') => {
-                return Err(ApiError::BadRequest(format!(
-                    "{name}: a list of values (OR) is not supported; search once per value"
-                )));
-            }
-            Some(column) => self.filters.push((column, value.to_owned())),
-        }
-        Ok(())
-    }
-}
-
-/// The last value of a query parameter.
-fn last<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .rev()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// 400 naming the parameter and what is supported.
-fn unsupported(kind: &str, name: &str, supported: &[SearchParam]) -> ApiError {
-    let keys: Vec<&str> = supported.iter().map(|p| p.key).collect();
-    ApiError::BadRequest(format!(
-        "unsupported search parameter '{}' for {kind} (supported: {}, _count, _offset)",
-        name.chars().take(60).collect::<String>(),
-        keys.join(", ")
-    ))
-}
-
-/// Whether the request asks for `Prefer: handling=lenient`.
-fn lenient(headers: &HeaderMap) -> bool {
-    headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([',', ';']))
-        .any(|p| p.trim().eq_ignore_ascii_case("handling=lenient"))
-}
-
-/// `GET /fhir/{type}?...`: search what this partner may see, a page at a time. `total` counts every match
-/// the partner may see now (each decided as a read would be), not the page.
-pub async fn search(
-    State(state): State<Arc<AppState>>,
-    partner: Partner,
-    Path(kind): Path<String>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Result<Response, ApiError> {
-    let supported = search_params(&kind).ok_or(ApiError::NotFound)?;
-    let query = SearchQuery::parse(&kind, &params, supported, lenient(&headers))?;
-    let gateway = &state.gateway;
-    let matches = gateway
-        .store
-        .search_matches(&kind, &query.filters, &partner.org, &query.updated)
-        .await?;
-    let reader = reader(&state, &partner);
-    let mut found: Vec<(String, Value)> = Vec::new();
-    for resource in matches {
-        let id = resource.id.clone();
-        if let Some(body) = access::visible(gateway, &reader, resource).await? {
-            found.push((id, body));
-        }
-    }
-    Ok(fhir(
-        StatusCode::OK,
-        searchset(&state, &kind, &query, found),
-    ))
-}
-
-/// The searchset Bundle of one page of `found`, with its links.
-fn searchset(
-    state: &AppState,
-    kind: &str,
-    query: &SearchQuery,
-    found: Vec<(String, Value)>,
-) -> Value {
-    let base = &state.gateway.config.server.base_url;
-    let total = found.len() as i64;
-    let entries: Vec<Value> = found
-        .into_iter()
-        .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(query.count).unwrap_or_default())
-        .map(|(id, body)| json!({"fullUrl": format!("{base}/fhir/{kind}/{id}"), "resource": body, "search": {"mode": "match"}}))
-        .collect();
-    let link = |relation: &str, offset: i64| {
-        let mut pairs = query.kept.clone();
-        pairs.push(("_offset".into(), offset.to_string()));
-        json!({"relation": relation, "url": format!("{base}/fhir/{kind}?{}", encode_query(&pairs))})
-    };
-    let mut links = vec![link("self", query.offset)];
-    if query.offset + query.count < total {
-        links.push(link("next", query.offset + query.count));
-    }
-    if query.offset > 0 {
-        links.push(link("previous", (query.offset - query.count).max(0)));
-    }
-    let mut bundle =
-        json!({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links});
-    if !entries.is_empty() {
-        bundle["entry"] = Value::Array(entries);
-    }
-    bundle
-}
-
-/// `name=value&...` with every byte but the unreserved ones percent-encoded.
-fn encode_query(pairs: &[(String, String)]) -> String {
-    let encode = |text: &str| {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    pairs
-        .iter()
-        .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// `GET /fhir/Task/{id}/_history`: every version of a Task, newest first (status changes by the receiver,
@@ -810,7 +537,9 @@ pub async fn validate(
             "Parameters: no 'resource' parameter holding the resource to validate".into(),
         ));
     }
-    let profile = last(&params, "profile").map(str::to_owned).or(from_body);
+    let profile = super::search::last(&params, "profile")
+        .map(str::to_owned)
+        .or(from_body);
     if let Some(profile) = profile {
         claim_profile(&mut resource, &profile)?;
     }

@@ -1,5 +1,6 @@
-//! The HTTP API (axum): the FHIR R4 REST subset (`fhir`), ingest and jobs (`ingest`), the admin API
-//! (`admin`), operations (`ops`), partner authentication (`auth`) and OperationOutcome errors (`error`).
+//! The HTTP API (axum): the FHIR R4 REST subset (`fhir`, its search in `search`), ingest and jobs
+//! (`ingest`), the admin API (`admin`), operations (`ops`), partner authentication (`auth`) and
+//! OperationOutcome errors (`error`).
 
 pub mod admin;
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod ingest;
 pub mod listener;
 pub mod ops;
 pub mod params;
+pub mod search;
 pub mod smart;
 pub mod tls;
 
@@ -69,12 +71,12 @@ fn routes(server: &crate::config::Server) -> Routes {
         .add(
             "/fhir/ServiceRequest",
             post(fhir::create_service_request)
-                .get(|s, p, h, q| fhir::search(s, p, Path("ServiceRequest".to_owned()), h, q)),
+                .get(|s, p, h, q| search::search(s, p, Path("ServiceRequest".to_owned()), h, q)),
         )
         .add(
             "/fhir/Consent",
             post(|s, p, h, b| fhir::put_consent(s, p, None, h, b))
-                .get(|s, p, h, q| fhir::search(s, p, Path("Consent".to_owned()), h, q)),
+                .get(|s, p, h, q| search::search(s, p, Path("Consent".to_owned()), h, q)),
         )
         .add(
             "/fhir/Consent/{id}",
@@ -90,7 +92,7 @@ fn routes(server: &crate::config::Server) -> Routes {
         )
         .add("/fhir/Task/{id}/_history", get(fhir::task_history))
         .add("/fhir/Patient/{id}", get(fhir::read_patient))
-        .add("/fhir/{kind}", get(fhir::search))
+        .add("/fhir/{kind}", get(search::search))
         .add("/fhir/{kind}/{id}", get(fhir::read))
         .add("/fhir/{kind}/{id}/_history/{vid}", get(fhir::vread))
         .add("/fhir/{kind}/$validate", post(fhir::validate))
