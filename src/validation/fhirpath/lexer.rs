@@ -78,8 +78,8 @@ impl Lexer<'_> {
                 self.pos += c.len_utf8();
             } else if rest.starts_with("//") {
                 self.pos += rest.find('\n').unwrap_or(rest.len());
-            } else if rest.starts_with("/*") {
-                let end = rest[2..].find("*/").ok_or(ParseError::Unterminated {
+            } else if let Some(comment) = rest.strip_prefix("/*") {
+                let end = comment.find("*/").ok_or(ParseError::Unterminated {
                     at: self.pos,
                     what: "comment",
                 })?;
