@@ -69,7 +69,8 @@ pub async fn visible(
     if reader.sent(&stored) {
         return Ok(Some(stored.body));
     }
-    let Some(released) = released_copy(gateway, reader, &stored).await? else {
+    let Some(released) = released_copy(gateway, reader, &stored, Recording::Disclosure).await?
+    else {
         return Ok(None);
     };
     Ok(Some(if stored.resource_type == "Task" {
@@ -85,7 +86,35 @@ pub async fn released_to(
     reader: &Reader,
     stored: &StoredResource,
 ) -> Result<bool, GatewayError> {
-    Ok(released_copy(gateway, reader, stored).await?.is_some())
+    Ok(
+        released_copy(gateway, reader, stored, Recording::Disclosure)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Whether `reader` may see the resource now, decided as a read is but neither audited nor recorded as a
+/// disclosure: nothing is handed over (a search counting its `total` before it reads its page).
+pub async fn may_see(
+    gateway: &Gateway,
+    reader: &Reader,
+    stored: &StoredResource,
+) -> Result<bool, GatewayError> {
+    if reader.sent(stored) {
+        return Ok(true);
+    }
+    Ok(released_copy(gateway, reader, stored, Recording::Nothing)
+        .await?
+        .is_some())
+}
+
+/// What a read-time decision leaves in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recording {
+    /// The decision is audited and a release recorded as a disclosure: the reader gets the data.
+    Disclosure,
+    /// Nothing: the decision only tells whether the reader could get the data.
+    Nothing,
 }
 
 /// The released copy of `stored` in the newest revision delivered to one of the reader's destinations,
@@ -94,6 +123,7 @@ async fn released_copy(
     gateway: &Gateway,
     reader: &Reader,
     stored: &StoredResource,
+    recording: Recording,
 ) -> Result<Option<Value>, GatewayError> {
     let destinations: Vec<String> = gateway
         .config
@@ -116,7 +146,11 @@ async fn released_copy(
     let Some(request) = gateway.disclosing_to(&destination, source.as_deref()) else {
         return Ok(None);
     };
-    let Some(released) = decide_and_audit(gateway, &message.body, request).await? else {
+    let decided = match recording {
+        Recording::Disclosure => decide_and_audit(gateway, &message.body, request).await?,
+        Recording::Nothing => decide_only(gateway, &message.body, request).await?,
+    };
+    let Some(released) = decided else {
         return Ok(None);
     };
     Ok(subject::resources(released.record())
@@ -162,6 +196,23 @@ async fn decide_and_audit(
     };
     tx.commit().await?;
     Ok(released)
+}
+
+/// The read-time decision without a trace: nothing is written (the transaction only reads the consent state).
+async fn decide_only(
+    gateway: &Gateway,
+    record: &Value,
+    request: crate::consent::Disclosing,
+) -> Result<Option<Released<Value>>, GatewayError> {
+    let now = chrono::Utc::now().fixed_offset();
+    let mut tx = gateway.store.begin().await?;
+    let outcome = gateway
+        .with_gate(&mut tx, |gate| {
+            gate.release_for_delivery(record, request, now)
+        })
+        .await?;
+    tx.commit().await?;
+    Ok(outcome.ok())
 }
 
 /// Whether the reader's organization (or one it is custodian for) holds a record of the person: an

@@ -585,3 +585,41 @@ async fn the_capability_statement_is_valid_fhir() {
         assert!(interactions.contains(needed), "{needed}");
     }
 }
+
+/// Read disclosures recorded so far (those not tied to a delivery).
+async fn read_disclosures(gateway: &Gateway) -> i64 {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&gateway.database_url)
+        .await
+        .unwrap();
+    sqlx::query("SELECT COUNT(*) FROM disclosures WHERE outbox_id IS NULL")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get::<i64, _>(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_discloses_its_page_not_every_match_it_counts() {
+    const N: usize = 5;
+    let (_agency, gateway) = with_referrals(N).await;
+    for i in 0..N {
+        food_bank_task(&gateway, i).await;
+    }
+    let before = read_disclosures(&gateway).await;
+    let (status, page) = get(&gateway, FOOD_BANK_KEY, "/fhir/ServiceRequest?_count=2").await;
+    assert_eq!(status, 200, "{page}");
+    let total = page["total"].as_u64().unwrap_or_default();
+    assert!(
+        total >= N as u64,
+        "the food bank sees every referral sent to it: {page}"
+    );
+    assert_eq!(page["entry"].as_array().map(Vec::len), Some(2), "{page}");
+    let after = read_disclosures(&gateway).await;
+    assert_eq!(
+        after - before,
+        2,
+        "only the two resources handed over are recorded as disclosed, not the {total} counted"
+    );
+}

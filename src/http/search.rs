@@ -3,7 +3,8 @@
 //! paged by `_count` (default 50, at most 500) and `_offset` with `self`/`next`/`previous` links and a
 //! `total` of every match the partner may see now. An unsupported parameter is 400 naming it (FHIR's
 //! `handling=strict`); with `Prefer: handling=lenient` it is ignored and left out of the links. Every
-//! match goes through [`access::visible`], as a read does.
+//! match is decided as a read is ([`access::may_see`], which records nothing); only the page handed over
+//! goes through [`access::visible`], audited and recorded as disclosures.
 
 use super::AppState;
 use super::auth::Partner;
@@ -210,7 +211,8 @@ fn lenient(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /fhir/{type}?...`: search what this partner may see, a page at a time. `total` counts every match
-/// the partner may see now (each decided as a read would be), not the page.
+/// the partner may see now (each decided as a read would be, unrecorded), not the page; only the page is
+/// audited as disclosed.
 pub async fn search(
     State(state): State<Arc<AppState>>,
     partner: Partner,
@@ -226,16 +228,27 @@ pub async fn search(
         .search_matches(&kind, &query.filters, &partner.org, &query.updated)
         .await?;
     let reader = reader(&state, &partner);
-    let mut found: Vec<(String, Value)> = Vec::new();
+    let mut seen = Vec::new();
     for resource in matches {
+        if access::may_see(gateway, &reader, &resource).await? {
+            seen.push(resource);
+        }
+    }
+    let total = seen.len() as i64;
+    let mut page: Vec<(String, Value)> = Vec::new();
+    for resource in seen
+        .into_iter()
+        .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(query.count).unwrap_or_default())
+    {
         let id = resource.id.clone();
         if let Some(body) = access::visible(gateway, &reader, resource).await? {
-            found.push((id, body));
+            page.push((id, body));
         }
     }
     Ok(fhir(
         StatusCode::OK,
-        searchset(&state, &kind, &query, found),
+        searchset(&state, &kind, &query, total, page),
     ))
 }
 
@@ -244,14 +257,12 @@ fn searchset(
     state: &AppState,
     kind: &str,
     query: &SearchQuery,
-    found: Vec<(String, Value)>,
+    total: i64,
+    page: Vec<(String, Value)>,
 ) -> Value {
     let base = &state.gateway.config.server.base_url;
-    let total = found.len() as i64;
-    let entries: Vec<Value> = found
+    let entries: Vec<Value> = page
         .into_iter()
-        .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(query.count).unwrap_or_default())
         .map(|(id, body)| json!({"fullUrl": format!("{base}/fhir/{kind}/{id}"), "resource": body, "search": {"mode": "match"}}))
         .collect();
     let link = |relation: &str, offset: i64| {
