@@ -174,8 +174,8 @@ async fn execute(gateway: &Arc<Gateway>, job: ClaimedJob) -> Result<Value, JobEr
 
 type SharedHistory = Arc<std::sync::Mutex<IncidentHistory>>;
 
-/// The repeat-incident history for a `niem` source, loaded from the store and held (one such ingest at a
-/// time on this node) until the job saves it; `None` for other adapters.
+/// The repeat-incident history for a source that keeps one (`niem`), loaded from the store and held (one
+/// such ingest at a time on this node) until the job saves it; `None` for other adapters.
 async fn incident_history(
     gateway: &Arc<Gateway>,
     mapping: &str,
@@ -183,7 +183,9 @@ async fn incident_history(
     let adapter = crate::mapping::catalog::find(&gateway.config.gateway.mappings, mapping)
         .map(|m| m.file.mapping.adapter.get_ref().clone())
         .unwrap_or_default();
-    if adapter != "niem" {
+    let keeps_history = crate::adapters::registry::find(&adapter)
+        .is_some_and(|source| source.keeps_incident_history());
+    if !keeps_history {
         return Ok(None);
     }
     let held = gateway.history_lock.clone().lock_owned().await;

@@ -23,5 +23,6 @@ pub mod http;
 pub mod jobs;
 pub mod mapping;
 pub mod pipeline;
+pub mod record;
 pub mod store;
 pub mod validation;

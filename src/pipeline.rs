@@ -2,30 +2,23 @@
 //! later, ingest). Records stream through one at a time; a record that cannot be decoded, mapped or
 //! validated is rejected with its position and reason and never stops the others.
 
-use crate::adapters::csv_table::TextEncoding;
-use crate::adapters::fhir::FhirSource;
-use crate::adapters::hmis::HmisSource;
-use crate::adapters::niem::{IncidentHistory, NiemOptions};
-use crate::adapters::oneroster::{OneRosterSource, tables as roster_tables};
-use crate::adapters::quirks::Skipped;
-use crate::adapters::referral_csv::ReferralSource;
-use crate::adapters::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
+use crate::adapters::niem::IncidentHistory;
+use crate::adapters::registry;
+use crate::adapters::source::{OpenSource, Source, SourceError, SourceRequest, Tables};
 use crate::canonical::bundle;
 use crate::mapping::{
     self, CompiledMapping, EngineOptions, LoadedMapping, MappingEngine, MappingError,
 };
+use crate::record::quirks::Skipped;
+use crate::record::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
 use crate::validation::Validator;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
-/// The salt of repeat-incident keys counted within one `convert` run only (nothing is kept). It is public,
-/// so it never salts a kept history: `serve` uses `[gateway] history_salt` or a salt generated per
-/// deployment (kept in the store), and `convert --incident-history` requires `--history-salt`.
-pub const DEFAULT_HISTORY_SALT: &str = "onedoor-repeat-incidents";
+pub use crate::adapters::niem::DEFAULT_HISTORY_SALT;
 
 /// How many rejections a summary keeps in full (all are counted).
 const KEPT_REJECTIONS: usize = 1000;
@@ -167,7 +160,7 @@ pub struct RecordOutcome {
 
 impl Summary {
     /// What became of the record at `position` (its line, or its element in a JSON array).
-    fn tally(&mut self, position: &adapters::Position, outcome: LineOutcome) {
+    fn tally(&mut self, position: &record::Position, outcome: LineOutcome) {
         let file = &position.file;
         if let Some(line) = position.unit() {
             let slot = self
@@ -365,22 +358,25 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
     };
     let quirks = QuirkLog::default();
     let adapter = loaded.file.mapping.adapter.get_ref().clone();
-    // An HMIS export is opened first: its Export.csv SourceID is part of the source system its ids derive in.
-    let hmis = match adapter.as_str() {
-        "hmis" => Some(
-            HmisSource::open(&request.input, loaded.file.source.encoding, &quirks)
-                .map_err(|e| PipelineError::Source(e.to_string()))?,
-        ),
-        _ => None,
-    };
+    let source = find_source(&adapter)?;
+    let opened = source
+        .open(SourceRequest {
+            input: &request.input,
+            roster: request.roster.as_deref(),
+            encoding: loaded.file.source.encoding,
+            repeat_window_days: loaded.file.source.repeat_window_days,
+            incident_history: request.incident_history.as_ref(),
+            quirks: &quirks,
+        })
+        .map_err(source_error)?;
     let mut options = request.engine.clone();
-    if let Some(source) = &hmis {
-        let system = source
-            .source_system(
-                &loaded.file.mapping.source_system,
-                request.engine.source_system.as_deref(),
-            )
-            .map_err(|e| PipelineError::Source(e.to_string()))?;
+    if let Some(system) = opened
+        .source_system(
+            &loaded.file.mapping.source_system,
+            request.engine.source_system.as_deref(),
+        )
+        .map_err(source_error)?
+    {
         options.source_system = Some(system);
     }
     let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, &quirks);
@@ -406,28 +402,26 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         keep_outcomes: request.keep_outcomes,
         ..Summary::default()
     };
-    let source_options = (
-        loaded.file.source.encoding,
-        loaded.file.source.repeat_window_days,
-    );
-    let tables = run_adapter(
-        &adapter,
-        hmis,
-        request,
-        source_options,
-        &quirks,
-        &stage,
-        sink,
-        &mut summary,
-    )?;
-    let roster_fields = roster_compiled.as_ref().map(CompiledMapping::fields_read);
+    let tables = read_source(opened, &stage, sink, &mut summary)?;
+    let roster_fields =
+        roster_loaded
+            .as_ref()
+            .zip(roster_compiled.as_ref())
+            .map(|(loaded, compiled)| {
+                (
+                    loaded.file.mapping.adapter.get_ref(),
+                    compiled.fields_read(),
+                )
+            });
     summary.coverage = coverage(
-        &adapter,
+        source,
         tables,
         &compiled.fields_read(),
-        roster_fields.as_ref(),
+        roster_fields
+            .as_ref()
+            .map(|(adapter, fields)| (adapter.as_str(), fields)),
     );
-    summary.reconcile(&quirks, |file| is_record_table(&adapter, file));
+    summary.reconcile(&quirks, |file| source.is_record_table(file));
     summary.quirks = quirks.snapshot();
     (summary.lines_out, summary.resources_out) = sink.written();
     sink.finish()?;
@@ -442,30 +436,6 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
     Ok(summary)
 }
 
-/// Whether a file's rows (or elements, entries, objects) are records, each of which must end converted,
-/// rejected or skipped; the other tables' rows are read by those records (roles, demographics, projects,
-/// an HSDS CSV's link tables). Every file of the XML and JSON adapters holds records (the elements only
-/// read by others, such as Ed-Fi Contacts, are not counted as read).
-fn is_record_table(adapter: &str, file: &str) -> bool {
-    let tables: &[&str] = match adapter {
-        "oneroster" => &["users.csv", "orgs.csv"],
-        "referral-csv" => &["referrals.csv"],
-        "hmis" => &[
-            "client.csv",
-            "enrollment.csv",
-            "exit.csv",
-            "services.csv",
-            "event.csv",
-            "organization.csv",
-        ],
-        "hsds" if file.to_ascii_lowercase().ends_with(".csv") => {
-            &["organizations.csv", "services.csv", "locations.csv"]
-        }
-        _ => return true,
-    };
-    tables.iter().any(|t| t.eq_ignore_ascii_case(file))
-}
-
 fn compile<'e>(
     engine: &'e MappingEngine,
     loaded: &'e LoadedMapping,
@@ -475,107 +445,37 @@ fn compile<'e>(
         .map_err(MappingError::Problems)
 }
 
-type Tables = Vec<(String, Vec<String>)>;
+/// The source mapping files call `adapter`, from the registry.
+fn find_source(adapter: &str) -> Result<&'static dyn Source, PipelineError> {
+    registry::find(adapter).ok_or_else(|| {
+        PipelineError::Source(format!(
+            "unknown adapter '{adapter}' (expected one of: {})",
+            registry::names()
+        ))
+    })
+}
 
-#[allow(clippy::too_many_arguments)]
-fn run_adapter(
-    adapter: &str,
-    hmis: Option<HmisSource>,
-    request: &ConvertRequest,
-    (encoding, repeat_window_days): (TextEncoding, u32),
-    quirks: &QuirkLog,
+fn source_error(err: SourceError) -> PipelineError {
+    PipelineError::Source(err.to_string())
+}
+
+/// Stream the opened source's records through the stage; returns the tables it read.
+fn read_source(
+    opened: Box<dyn OpenSource + '_>,
     stage: &Stage<'_>,
     sink: &mut dyn Sink,
     summary: &mut Summary,
 ) -> Result<Tables, PipelineError> {
-    let source_err = |err: &dyn std::fmt::Display| PipelineError::Source(err.to_string());
-    match adapter {
-        "oneroster" => {
-            let source = OneRosterSource::open(&request.input, encoding, quirks)
-                .map_err(|e| source_err(&e))?;
-            stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
-            Ok(source.tables().to_vec())
-        }
-        "referral-csv" => {
-            let roster_path = request.roster.as_deref().ok_or_else(|| {
-                PipelineError::Source("the referral-csv adapter needs the roster its students are in: pass --roster PATH (a OneRoster export)".into())
-            })?;
-            let roster = OneRosterSource::open(roster_path, encoding, quirks)
-                .map_err(|e| source_err(&format!("roster: {e}")))?;
-            let source = ReferralSource::open(&request.input, &roster, encoding, quirks)
-                .map_err(|e| source_err(&e))?;
-            stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
-            for problem in roster.problems() {
-                quirks.note(
-                    format!("roster: a row that cannot be used: {problem}"),
-                    problem.position.line,
-                );
-            }
-            // Coverage names the table as the adapter knows it, whatever the file was called (an upload).
-            let mut tables = vec![(
-                crate::adapters::referral_csv::REFERRALS.file.to_owned(),
-                source
-                    .columns()
-                    .iter()
-                    .filter(|c| !c.is_empty())
-                    .cloned()
-                    .collect(),
-            )];
-            tables.extend(roster.tables().iter().cloned());
-            Ok(tables)
-        }
-        "hmis" => {
-            let source = match hmis {
-                Some(source) => source,
-                None => HmisSource::open(&request.input, encoding, quirks)
-                    .map_err(|e| source_err(&e))?,
-            };
-            stage.run(source.records().map_err(|e| source_err(&e))?, sink, summary)?;
-            Ok(source.tables().to_vec())
-        }
-        "hsds" => {
-            let source = crate::adapters::hsds::HsdsSource::open(&request.input, encoding, quirks)
-                .map_err(PipelineError::Source)?;
-            stage.run(source.records(), sink, summary)?;
-            Ok(Vec::new())
-        }
-        "edfi" => {
-            let source = crate::adapters::edfi::EdfiSource::open(&request.input, quirks)
-                .map_err(PipelineError::Source)?;
-            stage.run(source.records(), sink, summary)?;
-            Ok(Vec::new())
-        }
-        "sif" => {
-            let source = crate::adapters::sif::SifSource::open(&request.input, quirks)
-                .map_err(PipelineError::Source)?;
-            stage.run(source.records(), sink, summary)?;
-            Ok(Vec::new())
-        }
-        "niem" => {
-            let history = request.incident_history.clone().unwrap_or_else(|| {
-                Arc::new(Mutex::new(IncidentHistory::new(DEFAULT_HISTORY_SALT)))
-            });
-            let mut history = history.lock().unwrap_or_else(|p| p.into_inner());
-            let options = NiemOptions {
-                history: &mut history,
-                window_days: repeat_window_days,
-            };
-            let source = crate::adapters::niem::NiemSource::open(&request.input, quirks, options)
-                .map_err(PipelineError::Source)?;
-            stage.run(source.records(), sink, summary)?;
-            Ok(Vec::new())
-        }
-        "fhir" => {
-            let source = FhirSource::open(&request.input).map_err(|e| {
-                source_err(&format!("{}: cannot read: {e}", request.input.display()))
-            })?;
-            stage.run(source.counted_records(quirks), sink, summary)?;
-            Ok(Vec::new())
-        }
-        other => Err(PipelineError::Source(format!(
-            "unknown adapter '{other}' (expected one of: {})",
-            adapters::ADAPTERS.join(", ")
-        ))),
+    let mut failure = None;
+    let read = opened.read(&mut |records| {
+        stage.run(records, sink, summary).map_err(|err| {
+            failure = Some(err);
+            SourceError::Stopped
+        })
+    });
+    match (read, failure) {
+        (_, Some(err)) => Err(err),
+        (result, None) => result.map_err(source_error),
     }
 }
 
@@ -784,7 +684,7 @@ enum Check {
 }
 
 impl BuiltIds {
-    fn check(&mut self, key: &str, digest: u64, at: &adapters::Position) -> Check {
+    fn check(&mut self, key: &str, digest: u64, at: &record::Position) -> Check {
         let id = hash128(key);
         if let Some(&(first, file, unit)) = self.ids.get(&id) {
             if first == digest {
@@ -814,7 +714,7 @@ impl BuiltIds {
 
 /// Where a record was, from its file and reconciliation unit (a line, or an element of a JSON array).
 fn describe_unit(file: &str, unit: u64) -> String {
-    use adapters::ELEMENT_UNIT;
+    use crate::record::ELEMENT_UNIT;
     match unit {
         0 => file.to_owned(),
         u if u & ELEMENT_UNIT != 0 => format!("{file} element {}", u & !ELEMENT_UNIT),
@@ -855,42 +755,32 @@ impl Group {
     }
 }
 
-/// Referral CSV columns the adapter itself reads (to join and deduplicate).
-const REFERRAL_READ_BY_ADAPTER: &[(&str, &str)] = &[
-    ("referrals.csv", "referral_id"),
-    ("referrals.csv", "student_id"),
-    ("referrals.csv", "referring_staff_id"),
-];
-
 fn coverage(
-    adapter: &str,
+    source: &dyn Source,
     tables: Tables,
     fields: &BTreeSet<String>,
-    roster_fields: Option<&BTreeSet<String>>,
+    roster_fields: Option<(&str, &BTreeSet<String>)>,
 ) -> Vec<TableCoverage> {
     let mut read: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    let mut mark = |adapter: &str, field: &str| {
+    let mut mark = |context: &[record::ContextTable], field: &str| {
         let mut parts = field.split('.');
         let (Some(variable), Some(column)) = (parts.next(), parts.next()) else {
             return;
         };
-        if let Some(table) = adapters::context_tables(adapter)
-            .iter()
-            .find(|c| c.variable == variable)
-        {
+        if let Some(table) = context.iter().find(|c| c.variable == variable) {
             read.entry(table.table)
                 .or_default()
                 .insert(column.to_owned());
         }
     };
-    fields.iter().for_each(|f| mark(adapter, f));
-    if let Some(roster_fields) = roster_fields {
-        roster_fields.iter().for_each(|f| mark("oneroster", f));
-    }
-    let by_adapter = roster_tables::READ_BY_ADAPTER
+    fields
         .iter()
-        .chain(crate::adapters::hmis::tables::READ_BY_ADAPTER)
-        .chain(REFERRAL_READ_BY_ADAPTER);
+        .for_each(|f| mark(source.description().context, f));
+    if let Some((adapter, roster_fields)) = roster_fields {
+        let context = registry::find(adapter).map_or(&[][..], |s| s.description().context);
+        roster_fields.iter().for_each(|f| mark(context, f));
+    }
+    let by_adapter = registry::SOURCES.iter().flat_map(|s| s.read_by_adapter());
     for (table, column) in by_adapter {
         read.entry(table).or_default().insert((*column).to_owned());
     }
@@ -940,7 +830,7 @@ mod tests {
     #[test]
     fn the_collision_check_keeps_hashes_only_and_names_the_first_row() {
         let mut built = BuiltIds::default();
-        let at = |line| adapters::Position::line("users.csv", line);
+        let at = |line| record::Position::line("users.csv", line);
         assert!(matches!(
             built.check("Patient/a", 1, &at(2)),
             Check::New { untracked: false }
@@ -951,7 +841,7 @@ mod tests {
             _ => panic!("a collision"),
         }
         assert_eq!(built.files, vec!["users.csv".to_owned()]);
-        let element = adapters::Position::file("students.json").with_field("[3].studentUniqueId");
+        let element = record::Position::file("students.json").with_field("[3].studentUniqueId");
         built.check("Patient/b", 1, &element);
         match built.check("Patient/b", 2, &at(5)) {
             Check::Collides(first) => assert_eq!(first, "students.json element 3"),

@@ -258,7 +258,8 @@ pub fn mapping_toml(data: &[u8]) {
         return;
     };
     let others = std::collections::BTreeMap::from([(loaded.name(), &loaded)]);
-    let problems = onedoor::mapping::lint::check(&loaded, &others);
+    let sources = onedoor::adapters::registry::descriptions();
+    let problems = onedoor::mapping::lint::check(&loaded, &others, &sources);
     let _ = onedoor::mapping::crosswalk::markdown(&loaded);
     if !problems.is_empty() {
         return;

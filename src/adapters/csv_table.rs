@@ -8,7 +8,6 @@
 //! required column) is an error that names the file, the line and the field.
 
 use super::{Position, QuirkLog, RecordError};
-use serde::Deserialize;
 use std::cell::RefCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -26,18 +25,7 @@ pub struct TableSpec {
     pub aliases: &'static [(&'static str, &'static str)],
 }
 
-/// How text fields are decoded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TextEncoding {
-    /// UTF-8; a field that is not UTF-8 is read as Windows-1252 and reported as a quirk.
-    #[default]
-    Auto,
-    /// UTF-8 only; a field that is not UTF-8 rejects its row.
-    Utf8,
-    /// Windows-1252 (the encoding Excel on Windows writes).
-    Windows1252,
-}
+pub use crate::record::TextEncoding;
 
 /// Why a table cannot be read at all.
 #[derive(Debug, thiserror::Error)]

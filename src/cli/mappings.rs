@@ -2,6 +2,7 @@
 //! or render one as a crosswalk in Markdown or HTML.
 
 use super::{Cli, exit_code};
+use crate::adapters::registry;
 use crate::mapping::{catalog, crosswalk, lint};
 use std::process::ExitCode;
 
@@ -35,7 +36,7 @@ pub enum Format {
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check => {
-            let (count, problems) = lint::check_all(&cli.mappings);
+            let (count, problems) = lint::check_all(&cli.mappings, &registry::descriptions());
             for problem in &problems {
                 println!("{problem}");
             }

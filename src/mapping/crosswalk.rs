@@ -3,7 +3,7 @@
 
 use super::catalog::LoadedMapping;
 use super::engine::{EngineOptions, MappingEngine};
-use crate::adapters::QuirkLog;
+use crate::record::QuirkLog;
 
 /// One row of the crosswalk.
 #[derive(Debug, Clone, PartialEq, Eq)]

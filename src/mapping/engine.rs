@@ -19,8 +19,8 @@ use super::codes::CodeTables;
 use super::dates::{self, DateQuirk};
 use super::model::{DateOrder, MappingFile, ResourceMap, Rule, line_of};
 use super::path::{Cursor, TargetPath, prune};
-use crate::adapters::{Position, QuirkLog, RecordError, SourceRecord};
 use crate::canonical::ids;
+use crate::record::{Position, QuirkLog, RecordError, SourceRecord};
 use crate::validation::FhirSchema;
 use minijinja::{
     Environment, Error, ErrorKind, Expression, UndefinedBehavior, Value as JinjaValue,

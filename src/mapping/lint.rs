@@ -6,13 +6,14 @@
 use super::catalog::{self, LoadedMapping};
 use super::engine::{EngineOptions, MappingEngine, MappingProblem};
 use super::model::line_of;
-use crate::adapters::{self, QuirkLog};
+use crate::record::{QuirkLog, SourceDescription};
 use std::collections::BTreeMap;
 use std::path::Path;
 use toml::Spanned;
 
-/// Lint every mapping under `dir`; returns the number of mappings checked and every problem found.
-pub fn check_all(dir: &Path) -> (usize, Vec<MappingProblem>) {
+/// Lint every mapping under `dir` against the `sources` this build knows; returns the number of mappings
+/// checked and every problem found.
+pub fn check_all(dir: &Path, sources: &[&SourceDescription]) -> (usize, Vec<MappingProblem>) {
     let files = catalog::mapping_files(dir);
     let mut problems = Vec::new();
     let mut loaded = Vec::new();
@@ -36,7 +37,7 @@ pub fn check_all(dir: &Path) -> (usize, Vec<MappingProblem>) {
                 ),
             ));
         }
-        problems.extend(check(mapping, &names));
+        problems.extend(check(mapping, &names, sources));
     }
     if files.is_empty() {
         problems.push(MappingProblem {
@@ -52,6 +53,7 @@ pub fn check_all(dir: &Path) -> (usize, Vec<MappingProblem>) {
 pub fn check(
     mapping: &LoadedMapping,
     others: &BTreeMap<&str, &LoadedMapping>,
+    sources: &[&SourceDescription],
 ) -> Vec<MappingProblem> {
     let mut problems: Vec<MappingProblem> = mapping
         .code_errors
@@ -64,17 +66,17 @@ pub fn check(
         .collect();
     let header = &mapping.file.mapping;
     let adapter = header.adapter.get_ref().as_str();
-    if !adapters::ADAPTERS.contains(&adapter) {
+    let Some(source) = SourceDescription::find(sources, adapter) else {
         problems.push(spanned(
             mapping,
             &header.adapter,
             format!(
                 "unknown adapter '{adapter}' (expected one of: {})",
-                adapters::ADAPTERS.join(", ")
+                SourceDescription::names(sources)
             ),
         ));
         return problems;
-    }
+    };
     let folder = mapping
         .path
         .parent()
@@ -121,17 +123,17 @@ pub fn check(
     {
         problems.append(&mut compile);
     }
-    check_fields(mapping, adapter, &engine, &mut problems);
+    check_fields(mapping, source, &engine, &mut problems);
     problems
 }
 
 fn check_fields(
     mapping: &LoadedMapping,
-    adapter: &str,
+    source: &SourceDescription,
     engine: &MappingEngine,
     problems: &mut Vec<MappingProblem>,
 ) {
-    let kinds = adapters::record_kinds(adapter);
+    let (adapter, kinds) = (source.name, source.record_kinds);
     for resource in &mapping.file.resources {
         if !kinds.contains(&resource.from.get_ref().as_str()) {
             problems.push(spanned(
@@ -153,19 +155,19 @@ fn check_fields(
                     .flat_map(|r| std::iter::once(&r.value).chain(r.when.iter())),
             );
         for expression in expressions {
-            check_expression(mapping, adapter, engine, expression, problems);
+            check_expression(mapping, source, engine, expression, problems);
         }
     }
 }
 
 fn check_expression(
     mapping: &LoadedMapping,
-    adapter: &str,
+    source: &SourceDescription,
     engine: &MappingEngine,
     expression: &Spanned<String>,
     problems: &mut Vec<MappingProblem>,
 ) {
-    let context = adapters::context_tables(adapter);
+    let (adapter, context) = (source.name, source.context);
     if let Ok(fields) = engine.fields_of(expression.get_ref()) {
         for field in fields {
             let mut parts = field.split('.');

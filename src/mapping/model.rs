@@ -1,7 +1,7 @@
 //! The mapping file format (TOML), as a district IT person writes it. Expressions and targets keep their
 //! position in the file so every problem can be reported as `file:line`.
 
-use crate::adapters::csv_table::TextEncoding;
+use crate::record::TextEncoding;
 use serde::Deserialize;
 use toml::Spanned;
 

@@ -11,3 +11,34 @@ mod api;
 mod decode;
 
 pub use decode::{CONTEXT, EdfiSource, RECORD_KINDS};
+
+use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use crate::record::SourceDescription;
+
+/// The `edfi` source.
+pub struct EdFi;
+
+static DESCRIPTION: SourceDescription = SourceDescription {
+    name: "edfi",
+    reads: "Ed-Fi Data Standard 5.x interchange XML or ODS/API JSON",
+    record_kinds: RECORD_KINDS,
+    context: CONTEXT,
+};
+
+impl Source for EdFi {
+    fn description(&self) -> &'static SourceDescription {
+        &DESCRIPTION
+    }
+
+    fn open<'a>(
+        &self,
+        request: SourceRequest<'a>,
+    ) -> Result<Box<dyn OpenSource + 'a>, SourceError> {
+        Ok(Deferred::boxed(request, |request, consume| {
+            let source =
+                EdfiSource::open(request.input, request.quirks).map_err(SourceError::Open)?;
+            consume(&mut source.records())?;
+            Ok(Vec::new())
+        }))
+    }
+}

@@ -4,3 +4,42 @@
 mod decode;
 
 pub use decode::{FhirSource, RECORD_KINDS};
+
+use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use crate::record::ContextTable;
+use crate::record::SourceDescription;
+
+/// The `fhir` source.
+pub struct Fhir;
+
+const CONTEXT: &[ContextTable] = &[ContextTable {
+    variable: "resource",
+    table: "resource",
+    columns: &[],
+}];
+
+static DESCRIPTION: SourceDescription = SourceDescription {
+    name: "fhir",
+    reads: "FHIR R4 JSON: resources, Bundles or NDJSON (a file or a folder)",
+    record_kinds: RECORD_KINDS,
+    context: CONTEXT,
+};
+
+impl Source for Fhir {
+    fn description(&self) -> &'static SourceDescription {
+        &DESCRIPTION
+    }
+
+    fn open<'a>(
+        &self,
+        request: SourceRequest<'a>,
+    ) -> Result<Box<dyn OpenSource + 'a>, SourceError> {
+        Ok(Deferred::boxed(request, |request, consume| {
+            let source = FhirSource::open(request.input).map_err(|e| {
+                SourceError::Open(format!("{}: cannot read: {e}", request.input.display()))
+            })?;
+            consume(&mut source.counted_records(request.quirks))?;
+            Ok(Vec::new())
+        }))
+    }
+}

@@ -9,3 +9,43 @@ mod csv;
 mod decode;
 
 pub use decode::{CONTEXT, HsdsSource, RECORD_KINDS};
+
+use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use crate::record::SourceDescription;
+
+/// The `hsds` source.
+pub struct Hsds;
+
+static DESCRIPTION: SourceDescription = SourceDescription {
+    name: "hsds",
+    reads: "an Open Referral HSDS 3.0 directory: API JSON, or HSDS CSV (a folder or a zip)",
+    record_kinds: RECORD_KINDS,
+    context: CONTEXT,
+};
+
+impl Source for Hsds {
+    fn description(&self) -> &'static SourceDescription {
+        &DESCRIPTION
+    }
+
+    fn open<'a>(
+        &self,
+        request: SourceRequest<'a>,
+    ) -> Result<Box<dyn OpenSource + 'a>, SourceError> {
+        Ok(Deferred::boxed(request, |request, consume| {
+            let source = HsdsSource::open(request.input, request.encoding, request.quirks)
+                .map_err(SourceError::Open)?;
+            consume(&mut source.records())?;
+            Ok(Vec::new())
+        }))
+    }
+
+    /// In HSDS CSV, the organization, service and location tables hold records; the others are links.
+    fn is_record_table(&self, file: &str) -> bool {
+        !file.to_ascii_lowercase().ends_with(".csv")
+            || super::source::table_in(
+                file,
+                &["organizations.csv", "services.csv", "locations.csv"],
+            )
+    }
+}

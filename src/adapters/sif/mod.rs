@@ -14,3 +14,34 @@ mod decode;
 mod namespace;
 
 pub use decode::{CONTEXT, RECORD_KINDS, SifSource};
+
+use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use crate::record::SourceDescription;
+
+/// The `sif` source.
+pub struct Sif;
+
+static DESCRIPTION: SourceDescription = SourceDescription {
+    name: "sif",
+    reads: "SIF AU 3.4 or SIF US 3.x XML objects (a file, a folder or a zip)",
+    record_kinds: RECORD_KINDS,
+    context: CONTEXT,
+};
+
+impl Source for Sif {
+    fn description(&self) -> &'static SourceDescription {
+        &DESCRIPTION
+    }
+
+    fn open<'a>(
+        &self,
+        request: SourceRequest<'a>,
+    ) -> Result<Box<dyn OpenSource + 'a>, SourceError> {
+        Ok(Deferred::boxed(request, |request, consume| {
+            let source =
+                SifSource::open(request.input, request.quirks).map_err(SourceError::Open)?;
+            consume(&mut source.records())?;
+            Ok(Vec::new())
+        }))
+    }
+}
