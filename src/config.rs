@@ -133,6 +133,16 @@ pub struct Server {
     /// After Ctrl-C or SIGTERM, connections still open after this long are dropped (default 10 s).
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_ms: u64,
+    /// At most this many deliveries in flight at once, all destinations together (default 32).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// At most this many deliveries in flight to one destination or notification endpoint, unless the
+    /// destination sets its own `max_in_flight` (default 4).
+    #[serde(default = "default_destination_max_in_flight")]
+    pub destination_max_in_flight: usize,
+    /// How long one notification attempt may take before it counts as failed and is retried (default 10 s).
+    #[serde(default = "default_timeout")]
+    pub notify_timeout_ms: u64,
 }
 
 /// `[server.tls]`.
@@ -169,10 +179,19 @@ impl Default for Server {
             body_read_timeout_ms: default_body_timeout(),
             max_connections: default_max_connections(),
             shutdown_grace_ms: default_shutdown_grace(),
+            max_in_flight: default_max_in_flight(),
+            destination_max_in_flight: default_destination_max_in_flight(),
+            notify_timeout_ms: default_timeout(),
         }
     }
 }
 
+fn default_max_in_flight() -> usize {
+    32
+}
+fn default_destination_max_in_flight() -> usize {
+    4
+}
 fn default_listen() -> String {
     "127.0.0.1:8080".to_owned()
 }
@@ -325,24 +344,12 @@ pub struct Source {
     pub org: Option<String>,
 }
 
-/// How a destination receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DestinationKind {
-    /// POST a transaction Bundle to a FHIR server's base URL.
-    FhirRest,
-    /// POST the Bundle as JSON to a URL.
-    Webhook,
-    /// Append NDJSON to a file.
-    File,
-}
-
 /// `[destinations.NAME]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
-    /// How it receives.
-    pub kind: DestinationKind,
+    /// How it receives: a kind of `delivery::registry` (`fhir-rest`, `webhook`, `file`, `hmis-csv`).
+    pub kind: String,
     /// URL (fhir-rest, webhook) or file path (file).
     pub endpoint: String,
     /// The organization that receives (`system|value`): the consent gate decides for it.
@@ -359,13 +366,35 @@ pub struct Destination {
     /// Client certificate and key (PEM, one file) for mutual TLS.
     #[serde(default)]
     pub client_identity: Option<PathBuf>,
-    /// Request timeout in milliseconds.
+    /// How long one delivery attempt may take, in milliseconds, before it counts as failed and is retried
+    /// (default 10 s).
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
     /// What a `file` destination writes: FHIR NDJSON (`fhir`, the default) or an HMIS CSV folder
     /// (`hmis-csv`; the endpoint is the folder an HMIS imports from).
     #[serde(default)]
     pub format: DestinationFormat,
+    /// At most this many deliveries to it at once (default: `server.destination_max_in_flight`).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+}
+
+impl Destination {
+    /// A destination the CLI writes to itself (its `--output`): `kind` for organization `org`.
+    pub fn local(kind: &str, org: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            endpoint: String::new(),
+            org: org.to_owned(),
+            purpose: default_purpose(),
+            token_env: None,
+            ca_file: None,
+            client_identity: None,
+            timeout_ms: default_timeout(),
+            format: DestinationFormat::default(),
+            max_in_flight: None,
+        }
+    }
 }
 
 /// The encoding a destination receives.
@@ -542,6 +571,9 @@ const SERVER: &[&str] = &[
     "body_read_timeout_ms",
     "max_connections",
     "shutdown_grace_ms",
+    "max_in_flight",
+    "destination_max_in_flight",
+    "notify_timeout_ms",
 ];
 const SERVER_TLS: &[&str] = &["cert", "key", "client_ca"];
 const CONSENT: &[&str] = &[
@@ -570,6 +602,7 @@ const DESTINATION: &[&str] = &[
     "client_identity",
     "timeout_ms",
     "format",
+    "max_in_flight",
 ];
 const ROUTE: &[&str] = &["performer", "need", "directory_category", "destination"];
 const PARTNER: &[&str] = &[
@@ -678,13 +711,8 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
         }
     }
     for (name, destination) in &config.destinations {
-        let url = destination.endpoint.starts_with("http://")
-            || destination.endpoint.starts_with("https://");
-        if destination.kind != DestinationKind::File && !url {
-            problems.push(format!(
-                "{shown}: destinations.{name}.endpoint: '{}' is not an http(s) URL",
-                destination.endpoint
-            ));
+        if let Some(problem) = crate::delivery::registry::check(destination) {
+            problems.push(format!("{shown}: destinations.{name}.{problem}"));
         }
         if !destination.org.contains('|') {
             problems.push(format!(
@@ -776,7 +804,7 @@ mod tests {
         let err = load_with_env(file.path(), std::iter::empty())
             .unwrap_err()
             .0;
-        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, retry_max_delay_ms, retry_window_ms, dead_letter_probe_ms, claim_lease_ms, tls, max_json_bytes, max_header_bytes, header_read_timeout_ms, body_read_timeout_ms, max_connections, shutdown_grace_ms)")), "{err:?}");
+        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, retry_max_delay_ms, retry_window_ms, dead_letter_probe_ms, claim_lease_ms, tls, max_json_bytes, max_header_bytes, header_read_timeout_ms, body_read_timeout_ms, max_connections, shutdown_grace_ms, max_in_flight, destination_max_in_flight, notify_timeout_ms)")), "{err:?}");
         assert!(
             err.iter()
                 .any(|e| e.contains("destinations.a.colour: unknown key")),

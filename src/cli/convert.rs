@@ -11,8 +11,8 @@ use super::{Cli, exit_code};
 use crate::adapters::niem::IncidentHistory;
 use crate::config;
 use crate::consent::{ConsentGate, Disclosing, Registry, bases};
-use crate::delivery::hmis_csv::HmisCsvDestination;
-use crate::delivery::{GatedSink, NdjsonFileDestination};
+use crate::delivery::GatedSink;
+use crate::delivery::registry::{self, LocalOutput};
 use crate::mapping::EngineOptions;
 use crate::pipeline::Sink;
 use crate::pipeline::{self, ConvertRequest, NdjsonSink, OutputFormat, Summary};
@@ -196,34 +196,46 @@ fn convert_gated(
         purpose: args.purpose.clone(),
         source: Some(source),
     };
-    if args.to == Encoding::HmisCsv {
+    let (kind, local, side) = if args.to == Encoding::HmisCsv {
         let dir = output
             .folder()
             .context("--to hmis-csv writes a folder: pass --output DIR")?;
-        let destination = HmisCsvDestination::create(dir, &args.hmis_project)
-            .with_context(|| format!("cannot write {}", dir.display()))?;
-        let mut sink = GatedSink::new(gate, destination, disclosing, time);
-        let summary = pipeline::convert(request, &mut sink)?;
-        report_gate(&sink, recipient, args);
-        return Ok((summary, None));
-    }
-    let out = BufWriter::new(output.writer()?);
-    let side = match (&args.output, output) {
-        (Some(path), Output::File(_)) => Some(StagedFile::create(
-            &crate::delivery::obligations::side_file_for(path),
-        )?),
-        _ => None,
+        let folder = LocalOutput::Folder {
+            dir: dir.to_owned(),
+            project: args.hmis_project.clone(),
+        };
+        ("hmis-csv", folder, None)
+    } else {
+        let side = match (&args.output, output) {
+            (Some(path), Output::File(_)) => Some(StagedFile::create(
+                &crate::delivery::obligations::side_file_for(path),
+            )?),
+            _ => None,
+        };
+        let stream = LocalOutput::Stream {
+            out: Box::new(BufWriter::new(output.stream()?)),
+            side: match &side {
+                Some(staged) => Some(Box::new(BufWriter::new(staged.handle()?))),
+                None => None,
+            },
+        };
+        ("file", stream, side)
     };
-    let destination = match &side {
-        Some(staged) => {
-            NdjsonFileDestination::with_side_file(out, Box::new(BufWriter::new(staged.handle()?)))
-        }
-        None => NdjsonFileDestination::new(out),
-    };
-    let mut sink = GatedSink::new(gate, destination, disclosing, time);
+    let destination = registry::build_local(kind, recipient, local)?;
+    let mut sink = GatedSink::new(
+        gate,
+        destination,
+        runtime.handle().clone(),
+        disclosing,
+        time,
+    );
     let summary = pipeline::convert(request, &mut sink)?;
     report_gate(&sink, recipient, args);
-    let written = sink.destination().obligation_lines > 0;
+    drop(sink);
+    let written = match &side {
+        Some(staged) => staged.temp.as_file().metadata()?.len() > 0,
+        None => false,
+    };
     Ok((summary, side.filter(|_| written)))
 }
 
@@ -251,7 +263,7 @@ fn gate_settings(args: &Args) -> anyhow::Result<(String, crate::consent::decisio
     Ok((source, policy))
 }
 
-fn report_gate<D: crate::delivery::Destination>(sink: &GatedSink<D>, recipient: &str, args: &Args) {
+fn report_gate(sink: &GatedSink, recipient: &str, args: &Args) {
     eprintln!(
         "consent gate: {} released to {recipient}, {} withheld, {} addressed to other agencies (audited in the store{})",
         sink.written().0,
@@ -280,6 +292,14 @@ impl Output {
         match self {
             Output::File(staged) => Ok(Box::new(staged.handle()?)),
             _ => Ok(Box::new(std::io::stdout().lock())),
+        }
+    }
+
+    /// A writer into the output that can move between threads (a destination's).
+    fn stream(&self) -> anyhow::Result<Box<dyn Write + Send>> {
+        match self {
+            Output::File(staged) => Ok(Box::new(staged.handle()?)),
+            _ => Ok(Box::new(std::io::stdout())),
         }
     }
 

@@ -1,5 +1,6 @@
-//! The file destination: released records appended to an NDJSON file (a file drop a receiving agency
-//! picks up).
+//! The `file` destination kind: released records appended to an NDJSON file (a file drop a receiving
+//! agency picks up), with their obligations in a side file beside it (`<file>.obligations.ndjson`, see
+//! `obligations`), written before the record.
 //!
 //! [`append_line`] appends one record atomically: the file is opened with `O_APPEND`, the whole line goes
 //! out in a single `write_all` and is made durable with `sync_data` before the delivery counts as done, so
@@ -12,19 +13,98 @@
 //! [`NdjsonFileDestination`] writes to any writer (`onedoor convert` gives it a temporary file that
 //! replaces the output only when the run succeeds), and the obligation side file to another.
 
-use super::Destination;
+use super::destination::{BoxFuture, Delivery, Destination, Outcome, Payload};
 use super::encode::fhir_json_line;
+use super::obligations;
+use super::registry::{BuildError, Kind, LocalOutput, Spec};
 use crate::consent::Released;
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The registry entry.
+pub const KIND: Kind = Kind {
+    name: "file",
+    remote: false,
+    build,
+};
+
+/// A writer the file kind may be given (standard output, a staged file).
+pub type Stream = Box<dyn Write + Send>;
+
+/// The `file` kind: appends to the configured file, or writes to the stream it was given.
+pub enum FileDrop {
+    /// Append each record to the file (and its side file) atomically.
+    Append(PathBuf),
+    /// Write to a stream (the CLI's output).
+    Stream(Mutex<NdjsonFileDestination<Stream>>),
+}
+
+fn build(spec: Spec<'_>) -> Result<Box<dyn Destination>, BuildError> {
+    Ok(Box::new(match spec.output {
+        Some(LocalOutput::Stream { out, side }) => FileDrop::Stream(Mutex::new(match side {
+            Some(side) => NdjsonFileDestination::with_side_file(out, side),
+            None => NdjsonFileDestination::new(out),
+        })),
+        Some(LocalOutput::Folder { .. }) => {
+            return Err(BuildError::new(
+                spec.name,
+                "kind",
+                "a file destination writes a file, not a folder",
+            ));
+        }
+        None => FileDrop::Append(PathBuf::from(&spec.destination.endpoint)),
+    }))
+}
+
+impl FileDrop {
+    fn write(&self, released: &Released<Value>) -> Outcome {
+        match self {
+            Self::Append(path) => {
+                let side = obligations::side_file_for(path);
+                if let Err(err) = obligations::append(&side, released) {
+                    return Outcome::retry(format!("{}: {err}", side.display()));
+                }
+                Outcome::of_io(append_line(path, &fhir_json_line(released)), path)
+            }
+            Self::Stream(stream) => match stream.lock() {
+                Ok(mut stream) => Outcome::of_io(stream.deliver(released), Path::new("output")),
+                Err(_) => Outcome::permanent("the output failed in an earlier write"),
+            },
+        }
+    }
+}
+
+impl Destination for FileDrop {
+    fn send<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            match delivery.payload {
+                Payload::Released(released) => self.write(released),
+                Payload::Notification(_) => {
+                    Outcome::permanent("a file destination takes no notifications")
+                }
+            }
+        })
+    }
+
+    fn finish(&self) -> std::io::Result<()> {
+        match self {
+            Self::Append(_) => Ok(()),
+            Self::Stream(stream) => stream
+                .lock()
+                .map_err(|_| std::io::Error::other("the output failed in an earlier write"))?
+                .flush(),
+        }
+    }
+}
 
 /// Writes each released record as one NDJSON line (and, with a side file, the obligations it carries: see
 /// `obligations`).
 pub struct NdjsonFileDestination<W: Write> {
     out: W,
-    side: Option<Box<dyn Write>>,
+    side: Option<Stream>,
     /// Side-file lines written.
     pub obligation_lines: u64,
 }
@@ -41,25 +121,25 @@ impl<W: Write> NdjsonFileDestination<W> {
 
     /// Write to `out`, and the obligation line of each released record that carries one to `side` (before
     /// the record).
-    pub fn with_side_file(out: W, side: Box<dyn Write>) -> Self {
+    pub fn with_side_file(out: W, side: Stream) -> Self {
         Self {
             out,
             side: Some(side),
             obligation_lines: 0,
         }
     }
-}
 
-impl<W: Write> Destination for NdjsonFileDestination<W> {
-    fn deliver(&mut self, released: &Released<Value>) -> std::io::Result<()> {
-        if let (Some(side), Some(line)) = (self.side.as_mut(), super::obligations::line(released)) {
+    /// Write one released record (its obligation line first).
+    pub fn deliver(&mut self, released: &Released<Value>) -> std::io::Result<()> {
+        if let (Some(side), Some(line)) = (self.side.as_mut(), obligations::line(released)) {
             side.write_all(&line)?;
             self.obligation_lines += 1;
         }
         self.out.write_all(&fhir_json_line(released))
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
+    /// Flush both writers.
+    pub fn flush(&mut self) -> std::io::Result<()> {
         if let Some(side) = self.side.as_mut() {
             side.flush()?;
         }

@@ -1,8 +1,10 @@
 //! A pipeline sink that sends each referral bundle through the consent gate to a destination: what the
 //! gate releases is delivered (redacted as decided), what it withholds is counted and explained, never
-//! written. Referrals addressed to another agency (their ServiceRequest's performer) are skipped.
+//! written. Referrals addressed to another agency (their ServiceRequest's performer) are skipped. The
+//! destination is any kind of the registry (`onedoor convert --recipient` builds a `file` or `hmis-csv`
+//! one on its staged output); its async send is driven on the runtime handle the sink is given.
 
-use super::Destination;
+use super::destination::{Delivery, Destination, Outcome};
 use crate::canonical::bundle;
 use crate::consent::{ConsentGate, Disclosing, Withheld};
 use crate::pipeline::Sink;
@@ -10,9 +12,10 @@ use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
 
 /// Gate, then deliver.
-pub struct GatedSink<D: Destination> {
+pub struct GatedSink {
     gate: ConsentGate,
-    destination: D,
+    destination: Box<dyn Destination>,
+    runtime: tokio::runtime::Handle,
     request: Disclosing,
     time: DateTime<FixedOffset>,
     lines: u64,
@@ -45,17 +48,20 @@ fn addressed_to(record: &Value, recipient: &str) -> bool {
             .any(|p| crate::consent::model::Party::from_reference(p).is_any_of(&aliases))
 }
 
-impl<D: Destination> GatedSink<D> {
-    /// Send to `destination` what `gate` releases for `request` at `time`.
+impl GatedSink {
+    /// Send to `destination` what `gate` releases for `request` at `time`, driving the sends on `runtime`
+    /// (called from outside it).
     pub fn new(
         gate: ConsentGate,
-        destination: D,
+        destination: Box<dyn Destination>,
+        runtime: tokio::runtime::Handle,
         request: Disclosing,
         time: DateTime<FixedOffset>,
     ) -> Self {
         Self {
             gate,
             destination,
+            runtime,
             request,
             time,
             lines: 0,
@@ -66,14 +72,21 @@ impl<D: Destination> GatedSink<D> {
     }
 }
 
-impl<D: Destination> GatedSink<D> {
-    /// The destination (to read what it counted).
-    pub fn destination(&self) -> &D {
-        &self.destination
+impl GatedSink {
+    /// Deliver one released record; anything but delivered stops the run.
+    fn deliver(&self, released: &crate::consent::Released<Value>) -> std::io::Result<()> {
+        // The CLI's destinations write files: no receiver deduplicates on a key.
+        let delivery = Delivery::released(released, "convert");
+        match self.runtime.block_on(self.destination.send(delivery)) {
+            Outcome::Delivered => Ok(()),
+            failed => Err(std::io::Error::other(
+                failed.reason().unwrap_or_default().to_owned(),
+            )),
+        }
     }
 }
 
-impl<D: Destination> Sink for GatedSink<D> {
+impl Sink for GatedSink {
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
         let record = bundle::group_record(resources, passthrough);
         if !addressed_to(&record, &self.request.recipient) {
@@ -85,7 +98,7 @@ impl<D: Destination> Sink for GatedSink<D> {
                 self.resources +=
                     crate::consent::subject::resources(released.record()).len() as u64;
                 self.lines += 1;
-                self.destination.deliver(&released)
+                self.deliver(&released)
             }
             Err(Withheld::Denied(decision)) => {
                 let reason = decision.explanation.last().cloned().unwrap_or_default();
@@ -104,6 +117,6 @@ impl<D: Destination> Sink for GatedSink<D> {
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
-        self.destination.flush()
+        self.destination.finish()
     }
 }

@@ -1,26 +1,25 @@
-//! Delivery: encoders and destinations. Each accepts only [`Released`] records, which only the consent gate
-//! can produce, so nothing reaches a receiver without a recorded decision. The outbox, retries and the FHIR
-//! REST and webhook destinations are in `send`, the worker in `outbox`. Obligations a format cannot carry
-//! (HMIS CSV, file drops) travel in a side file (`obligations`).
+//! Delivery: encoders and destinations. Each accepts only [`Released`](crate::consent::Released) records,
+//! which only the consent gate can produce, so nothing reaches a receiver without a recorded decision.
+//!
+//! Every destination kind implements one trait, [`Destination`] (in `destination`), in a file of its own
+//! (`fhir_rest`, `webhook`, `file`, `hmis_csv`; the HTTP kinds share `http`), and is listed once in
+//! `registry`, which both the CLI's gated release (`gated`) and the server's outbox build from. The
+//! server's destinations are built in `send`, worked concurrently by `outbox`. Obligations a format cannot
+//! carry (HMIS CSV, file drops) travel in a side file (`obligations`).
 
+pub mod destination;
 pub mod encode;
+pub mod fhir_rest;
 pub mod file;
 pub mod gated;
 pub mod hmis_csv;
+pub mod http;
 pub mod obligations;
 pub mod outbox;
+pub mod registry;
 pub mod send;
+pub mod webhook;
 
+pub use destination::{Delivery, Destination, Outcome, Payload};
 pub use file::NdjsonFileDestination;
 pub use gated::GatedSink;
-
-use crate::consent::Released;
-use serde_json::Value;
-
-/// Something that takes released records to a receiver.
-pub trait Destination {
-    /// Deliver one released record.
-    fn deliver(&mut self, released: &Released<Value>) -> std::io::Result<()>;
-    /// Flush what is buffered.
-    fn flush(&mut self) -> std::io::Result<()>;
-}

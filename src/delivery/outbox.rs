@@ -1,31 +1,92 @@
 //! The outbox worker: claims due deliveries (a lease, `SKIP LOCKED` on PostgreSQL, so several nodes share
-//! the work), re-runs the consent decision at send time, sends, and records the result.
+//! the work), re-runs the consent decision at send time, sends, and records the result. Deliveries run
+//! concurrently, bounded per destination and in all (see [`run`]); the outbox promises no order between
+//! deliveries (a retried one may arrive after a later one, as before): each carries its revision.
 //!
 //! Each step is one store transaction: the send-time decision with its audit entry (and, when withheld,
 //! the withheld mark); after the send, the delivered mark with its disclosure and a `disclosed` audit
 //! entry — a disclosure is recorded only once the receiver acknowledged; or the failure with its next
 //! attempt. Retries span the configured window (`retry_window_ms`, from when the delivery was queued):
 //! capped exponential backoff with jitter, or longer when the receiver's `Retry-After` asks. After the
-//! window a delivery is a dead letter, audited as not disclosed. Dead letters are retried when their
+//! window, or at once when the receiver refuses the request for good (a 4xx other than 408, 409, 425,
+//! 429), a delivery is a dead letter, audited as not disclosed. Dead letters are retried when their
 //! destination answers again: at once after any delivery to it succeeds, and by a probe (one dead letter
 //! per destination every `dead_letter_probe_ms`). Each delivery carries an idempotency key so a receiver
 //! that saw a request before can recognise it.
 
-use super::send::{SendError, Sender};
+use super::destination::Outcome;
+use super::send::Sender;
 use crate::consent::audit::{AuditEntry, EntryKind};
 use crate::consent::{Released, Withheld, gate};
 use crate::gateway::Gateway;
 use crate::store::{DeliveryKind, OutboxItem, StoreError, now_ms};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
 
-const BATCH: i64 = 16;
+const BATCH: usize = 16;
 
-/// Run until `stop` turns true; the batch in hand is finished first (graceful shutdown).
+/// How many deliveries may be in flight: all together, and per destination (or notification endpoint).
+struct Limits {
+    global: Arc<Semaphore>,
+    per: HashMap<String, Arc<Semaphore>>,
+    sender: Arc<Sender>,
+}
+
+/// The two permits a delivery holds while it runs.
+type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+impl Limits {
+    fn new(server: &crate::config::Server, sender: Arc<Sender>) -> Self {
+        Self {
+            global: Arc::new(Semaphore::new(server.max_in_flight.max(1))),
+            per: HashMap::new(),
+            sender,
+        }
+    }
+
+    /// The key of a delivery's destination (the outbox's `kind:destination`).
+    fn key(item: &OutboxItem) -> String {
+        format!("{}:{}", item.kind, item.destination)
+    }
+
+    /// The destinations with no room left, to leave out of the next claim.
+    fn busy(&self) -> Vec<String> {
+        self.per
+            .iter()
+            .filter(|(_, s)| s.available_permits() == 0)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Room for a delivery, or `None` when its destination (or the worker) is full.
+    fn try_acquire(&mut self, item: &OutboxItem) -> Option<Permits> {
+        let notification = item.kind == DeliveryKind::Notification;
+        let sender = &self.sender;
+        let own = self.per.entry(Self::key(item)).or_insert_with(|| {
+            Arc::new(Semaphore::new(
+                sender.max_in_flight(&item.destination, notification),
+            ))
+        });
+        let own = own.clone().try_acquire_owned().ok()?;
+        let global = self.global.clone().try_acquire_owned().ok()?;
+        Some((global, own))
+    }
+}
+
+/// Run until `stop` turns true; the deliveries in flight are finished first (graceful shutdown).
+///
+/// Deliveries run concurrently, each in a task of its own: at most `server.max_in_flight` at once, and at
+/// most `max_in_flight` per destination (`server.destination_max_in_flight` by default), each attempt
+/// bounded by its destination's timeout. A destination with no room left is left out of the claims, so a
+/// slow or silent receiver holds only its own slots and never delays the others.
 pub async fn run(gateway: Arc<Gateway>, sender: Arc<Sender>, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(gateway.config.server.outbox_poll_ms);
+    let mut limits = Limits::new(&gateway.config.server, sender.clone());
+    let mut tasks = JoinSet::new();
     let mut last_probe = now_ms();
     loop {
         if *stop.borrow() {
@@ -35,31 +96,59 @@ pub async fn run(gateway: Arc<Gateway>, sender: Arc<Sender>, mut stop: watch::Re
             last_probe = now_ms();
             probe(&gateway).await;
         }
-        let worked = match gateway
-            .store
-            .claim_due(BATCH, gateway.config.server.claim_lease_ms as i64)
-            .await
-        {
-            Ok(items) => {
-                let count = items.len();
-                for item in items {
-                    deliver_guarded(&gateway, &sender, item).await;
-                }
-                count > 0
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "outbox claim failed");
-                false
-            }
-        };
-        if !worked {
+        while tasks.try_join_next().is_some() {}
+        let started = claim_and_start(&gateway, &sender, &mut limits, &mut tasks).await;
+        if started == 0 {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
     }
+    while tasks.join_next().await.is_some() {}
     tracing::info!("outbox worker stopped");
+}
+
+/// Claim what there is room for and start each delivery; how many started.
+async fn claim_and_start(
+    gateway: &Arc<Gateway>,
+    sender: &Arc<Sender>,
+    limits: &mut Limits,
+    tasks: &mut JoinSet<()>,
+) -> usize {
+    let room = limits.global.available_permits().min(BATCH);
+    if room == 0 {
+        return 0;
+    }
+    let lease = gateway.config.server.claim_lease_ms as i64;
+    let items = match gateway
+        .store
+        .claim_due_except(room as i64, lease, &limits.busy())
+        .await
+    {
+        Ok(items) => items,
+        Err(err) => {
+            tracing::error!(error = %err, "outbox claim failed");
+            return 0;
+        }
+    };
+    let mut started = 0;
+    for item in items {
+        let Some(permits) = limits.try_acquire(&item) else {
+            if let Err(err) = gateway.store.release_claim(&item).await {
+                tracing::warn!(outbox = %item.id, error = %err, "could not give back a claim; it comes back when its lease ends");
+            }
+            continue;
+        };
+        let (gateway, sender) = (gateway.clone(), sender.clone());
+        tasks.spawn(async move {
+            deliver_guarded(&gateway, &sender, item).await;
+            drop(permits);
+        });
+        started += 1;
+    }
+    started
 }
 
 async fn probe(gateway: &Gateway) {
@@ -80,8 +169,9 @@ enum Attempt {
     Delivered(Option<(AuditEntry, crate::consent::audit::Disclosure)>),
     /// The gate withheld it at send time (already recorded).
     Withheld,
-    /// The send failed; the decision's audit entry (referrals), for a dead letter.
-    Failed(SendError, Option<AuditEntry>),
+    /// The send failed (a retry or a permanent failure); the decision's audit entry (referrals), for a
+    /// dead letter.
+    Failed(Outcome, Option<AuditEntry>),
 }
 
 /// Deliver in a task of its own, so that a panic fails that delivery (retried like a failed send, never
@@ -93,7 +183,7 @@ async fn deliver_guarded(gateway: &Arc<Gateway>, sender: &Arc<Sender>, item: Out
     });
     let Err(err) = task.await else { return };
     tracing::error!(outbox = %item.id, panicked = err.is_panic(), "the delivery stopped on an internal error; retried later");
-    let error = SendError::Other("internal error while delivering (a bug, logged)".into());
+    let error = Outcome::retry("internal error while delivering (a bug, logged)");
     if let Err(err) = failed(gateway, &item, &error, None).await {
         tracing::error!(outbox = %item.id, error = %err, "could not record the failure; the lease will expire and it will be retried");
     }
@@ -162,20 +252,24 @@ async fn delivered(
 async fn failed(
     gateway: &Gateway,
     item: &OutboxItem,
-    error: &SendError,
+    error: &Outcome,
     entry: Option<AuditEntry>,
 ) -> Result<(), StoreError> {
     let attempts = item.attempts + 1;
-    let next = next_attempt(&gateway.config.server, item, attempts, error.retry_after());
+    let next = match error {
+        Outcome::Retry { after, .. } => {
+            next_attempt(&gateway.config.server, item, attempts, *after)
+        }
+        Outcome::Delivered | Outcome::Permanent { .. } => None,
+    };
+    let error = error.reason().unwrap_or_default();
     let outcome = if next.is_some() { "retried" } else { "dead" };
     metrics::counter!("onedoor_deliveries_total", "outcome" => outcome).increment(1);
     tracing::warn!(outbox = %item.id, message = %item.message_id, attempts, outcome, error = %error, "delivery failed");
     let store = &gateway.store;
     let mut tx = store.begin().await?;
     let mut head = store.lock_chain(&mut tx).await?;
-    store
-        .mark_failed(&mut tx, &item.id, &error.to_string(), next)
-        .await?;
+    store.mark_failed(&mut tx, &item.id, error, next).await?;
     if let (None, Some(entry)) = (next, entry) {
         let entry = entry.for_delivery(EntryKind::NotDisclosed, &item.id);
         store.append_audit(&mut tx, &mut head, vec![entry]).await?;
@@ -206,10 +300,7 @@ async fn attempt(
     item: &OutboxItem,
 ) -> Result<Attempt, StoreError> {
     let Some(message) = gateway.store.message(&item.message_id).await? else {
-        return Ok(Attempt::Failed(
-            SendError::Other("message not found".into()),
-            None,
-        ));
+        return Ok(Attempt::Failed(Outcome::retry("message not found"), None));
     };
     crate::http::guard::test_panic_if_marked(
         &message.body,
@@ -221,14 +312,14 @@ async fn attempt(
                 .notify(&item.destination, &message.body, &item.idempotency_key)
                 .await
             {
-                Ok(()) => Attempt::Delivered(None),
-                Err(error) => Attempt::Failed(error, None),
+                Outcome::Delivered => Attempt::Delivered(None),
+                failed => Attempt::Failed(failed, None),
             },
         );
     }
     let source = gateway.source_of(&message).await?;
     let Some(request) = gateway.disclosing_to(&item.destination, source.as_deref()) else {
-        let error = SendError::Other(format!(
+        let error = Outcome::retry(format!(
             "destination '{}' is no longer configured",
             item.destination
         ));
@@ -243,8 +334,8 @@ async fn attempt(
             .send(&item.destination, &released, &item.idempotency_key)
             .await
         {
-            Ok(()) => Attempt::Delivered(Some((entry, released.disclosure().clone()))),
-            Err(error) => Attempt::Failed(error, Some(entry)),
+            Outcome::Delivered => Attempt::Delivered(Some((entry, released.disclosure().clone()))),
+            failed => Attempt::Failed(failed, Some(entry)),
         },
     )
 }

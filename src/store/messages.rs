@@ -332,6 +332,63 @@ impl Store {
         rows.iter().map(outbox_item).collect()
     }
 
+    /// Like [`Store::claim_due`], leaving out the deliveries of `busy` destinations (`kind:destination`,
+    /// those with as many deliveries in flight as they may have), so one slow receiver's backlog never
+    /// takes the claims of the others.
+    pub async fn claim_due_except(
+        &self,
+        limit: i64,
+        lease_ms: i64,
+        busy: &[String],
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        if busy.is_empty() {
+            return self.claim_due(limit, lease_ms).await;
+        }
+        let listed: Vec<String> = (0..busy.len()).map(|i| format!("${}", i + 4)).collect();
+        let skip = format!(
+            "AND (kind || ':' || destination) NOT IN ({})",
+            listed.join(", ")
+        );
+        let query = match self.backend {
+            Backend::Postgres => format!(
+                "WITH due AS (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 \
+                 AND claimed_until <= $2 {skip} ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 UPDATE outbox SET claimed_until = $1 FROM due WHERE outbox.id = due.id AND outbox.claimed_until <= $2 \
+                 RETURNING outbox.id, outbox.message_id, outbox.kind, outbox.destination, outbox.attempts, \
+                 outbox.idempotency_key, outbox.created_at, outbox.claimed_until"
+            ),
+            Backend::Sqlite => format!(
+                "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' \
+                 AND next_attempt_at <= $2 AND claimed_until <= $2 {skip} ORDER BY next_attempt_at LIMIT $3) \
+                 RETURNING id, message_id, kind, destination, attempts, idempotency_key, created_at, claimed_until"
+            ),
+        };
+        let now = now_ms();
+        let sql = self.sql(&query);
+        let mut q = sqlx::query(&sql).bind(now + lease_ms).bind(now).bind(limit);
+        for key in busy {
+            q = q.bind(key);
+        }
+        let mut tx = self.begin().await?;
+        let rows = q.fetch_all(tx.conn()).await?;
+        tx.commit().await?;
+        rows.iter().map(outbox_item).collect()
+    }
+
+    /// Give back a claim this worker will not work on now (its destination has no room): claimable again
+    /// at once. A claim that is no longer this worker's is left alone.
+    pub async fn release_claim(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(&self.sql(
+            "UPDATE outbox SET claimed_until = 0 WHERE id = $1 AND claimed_until = $2 AND status = 'pending'",
+        ))
+        .bind(&item.id)
+        .bind(item.claimed_until)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
     /// Extend this worker's claim on a delivery just before working on it (a slow batch must not outlive
     /// its lease). False when the claim is no longer this worker's: its lease ran out and another worker
     /// (or node) claimed the delivery, or it was recorded meanwhile; the caller leaves it.
