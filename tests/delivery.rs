@@ -10,15 +10,22 @@
 //!   delivered, once each, when it answers again, without an operator.
 //! - A consent update based on an old version is refused (412); an upload cut off mid-body is refused and
 //!   nothing is stored.
+//! - A slow receiver (answering after 2 s) and a notification endpoint that accepts connections and never
+//!   answers leave the other destination's delivery time close to what it is alone: deliveries run
+//!   concurrently per destination, bounded, each attempt within its timeout (the silent one is retried
+//!   after it).
 
 mod support;
 
 use serde_json::{Value, json};
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use std::time::Instant;
 use support::{
     ADMIN_TOKEN, FOOD_BANK_KEY, Gateway, Options, SCHOOL_KEY, client, get, ingest, outbox,
-    post_bundle, receiver, referral, root, send_json, tally, wait_until,
+    post_bundle, receiver, referral, referrals_csv, root, send_json, tally, wait_until,
 };
 
 const FOOD_BANK: &str = "/food-bank";
@@ -358,5 +365,129 @@ async fn a_dead_lettered_notification_can_be_replayed() {
     wait_until("the replayed notification", Duration::from_secs(20), || {
         !agency.accepted_on("/riverside/notifications").is_empty()
     })
+    .await;
+}
+
+/// A notification endpoint that accepts TCP connections, reads, and never answers; counts connections.
+async fn silent_endpoint() -> (Arc<AtomicUsize>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/silent", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while tokio::io::AsyncReadExt::read(&mut socket, &mut buffer)
+                    .await
+                    .is_ok_and(|n| n > 0)
+                {}
+            });
+        }
+    });
+    (connections, url)
+}
+
+/// Four Tasks accepted (four notifications to the referrer), then eight new food-bank referrals: how long
+/// from their upload until the food bank has all of them.
+async fn food_bank_time_behind_notifications(
+    gateway: &Gateway,
+    agency: &onedoor::example_receiver::Receiver,
+) -> Duration {
+    let report = ingest(
+        gateway,
+        SCHOOL_KEY,
+        "riverside-referrals",
+        referrals_csv("WARM", 4),
+    )
+    .await;
+    assert_eq!(report["status"], "done", "{report}");
+    wait_until("the first four deliveries", Duration::from_secs(30), || {
+        tally(agency, FOOD_BANK).distinct_requests().len() >= 4
+    })
+    .await;
+    let (_, tasks) = get(gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
+    let tasks = tasks["entry"].as_array().cloned().unwrap_or_default();
+    assert!(tasks.len() >= 4, "the food bank sees its four Tasks");
+    for entry in tasks.iter().take(4) {
+        let mut task = entry["resource"].clone();
+        let id = task["id"].as_str().unwrap().to_owned();
+        task["status"] = json!("accepted");
+        let path = format!("/fhir/Task/{id}");
+        let (status, body) =
+            send_json(gateway, reqwest::Method::PUT, FOOD_BANK_KEY, &path, &task).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let started = Instant::now();
+    let report = ingest(
+        gateway,
+        SCHOOL_KEY,
+        "riverside-referrals",
+        referrals_csv("TIMED", 8),
+    )
+    .await;
+    assert_eq!(report["status"], "done", "{report}");
+    wait_until("the eight new deliveries", Duration::from_secs(60), || {
+        tally(agency, FOOD_BANK).distinct_requests().len() >= 12
+    })
+    .await;
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_and_a_silent_notification_endpoint_do_not_delay_the_others() {
+    let options = Options {
+        claim_lease_ms: 10_000,
+        server_extra: "notify_timeout_ms = 1000\ndestination_max_in_flight = 4".into(),
+        ..Options::default()
+    };
+    // Alone: the food bank and a referrer's notification endpoint that answers.
+    let (agency, url) = receiver(0, 0).await;
+    let alone = {
+        let gateway = Gateway::start_with(&url, options.clone()).await;
+        food_bank_time_behind_notifications(&gateway, &agency).await
+    };
+
+    // Loaded: every referral also goes to a receiver that answers after 2 s, and the referrer's
+    // notification endpoint never answers.
+    let (agency, url) = receiver(0, 0).await;
+    let (slow, slow_url) = receiver(0, 2_000).await;
+    let (silent, silent_url) = silent_endpoint().await;
+    let mut gateway = Gateway::prepare(&url, options).await;
+    let config = std::fs::read_to_string(&gateway.config).unwrap();
+    let notify = format!("notify_url = \"{url}/riverside/notifications\"");
+    assert!(config.contains(&notify));
+    let mut config = config.replace(&notify, &format!("notify_url = \"{silent_url}\""));
+    config.push_str(&format!(
+        "[destinations.slow-mirror]\nkind = \"fhir-rest\"\nendpoint = \"{slow_url}/mirror/fhir\"\n\
+         org = \"urn:onedoor:agencies|county-food-bank\"\ntimeout_ms = 5000\n\
+         [[routes]]\nneed = \"food-insecurity\"\ndestination = \"slow-mirror\"\n\
+         [[routes]]\nperformer = \"urn:onedoor:agencies|county-food-bank\"\ndestination = \"slow-mirror\"\n"
+    ));
+    std::fs::write(&gateway.config, config).unwrap();
+    gateway.spawn();
+    let loaded = food_bank_time_behind_notifications(&gateway, &agency).await;
+    eprintln!(
+        "food bank: 8 referrals delivered in {alone:?} alone, {loaded:?} beside a 2 s receiver and a silent \
+         notification endpoint"
+    );
+    assert!(
+        loaded < alone * 2 + Duration::from_secs(1),
+        "alone {alone:?}, loaded {loaded:?}"
+    );
+    // The silent endpoint's four notifications time out after 1 s and are tried again.
+    wait_until(
+        "the silent notifications retried",
+        Duration::from_secs(30),
+        || silent.load(Ordering::SeqCst) > 4,
+    )
+    .await;
+    // The slow receiver gets its deliveries too, several at once.
+    wait_until(
+        "the slow receiver's deliveries",
+        Duration::from_secs(60),
+        || tally(&slow, "/mirror").distinct_requests().len() >= 12,
+    )
     .await;
 }
