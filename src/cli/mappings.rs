@@ -1,5 +1,5 @@
-//! `onedoor mappings check | list | show NAME`: lint every mapping (file:line for each problem), list them,
-//! or render one as a crosswalk in Markdown or HTML.
+//! `onedoor mappings check | list | sources | show NAME`: lint every mapping (file:line for each problem),
+//! list them, list the sources (adapters) they may read, or render one as a crosswalk in Markdown or HTML.
 
 use super::{Cli, exit_code};
 use crate::adapters::registry;
@@ -13,6 +13,8 @@ pub enum Command {
     Check,
     /// List the mappings with their adapter and title.
     List,
+    /// List the sources (adapters) mappings may name: what each reads and the record kinds it yields.
+    Sources,
     /// Render a mapping as a crosswalk (source field → target element → transformation).
     Show {
         /// The mapping's name.
@@ -54,6 +56,13 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
                     ),
                     Err(problem) => println!("{problem}"),
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sources => {
+            for source in registry::descriptions() {
+                println!("{:<14} {}", source.name, source.reads);
+                println!("{:<14} records: {}", "", source.record_kinds.join(", "));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -5,9 +5,10 @@
 
 use super::case::{self, CaseFile, Expect};
 use super::compare;
-use crate::adapters::Quirk;
+use crate::adapters::registry;
 use crate::mapping::{EngineOptions, catalog};
 use crate::pipeline::{self, ConvertRequest, NdjsonSink, PipelineError, Summary};
+use crate::record::Quirk;
 use crate::validation::Validator;
 use serde::Serialize;
 use serde_json::Value;
@@ -67,21 +68,45 @@ pub fn run_suite(path: &Path, mappings_dir: &Path, require_cases: bool) -> Suite
     }
     if require_cases {
         let covered: BTreeSet<&str> = result.cases.iter().map(|c| c.mapping.as_str()).collect();
+        let mut sources_covered = BTreeSet::new();
         for file in catalog::mapping_files(mappings_dir) {
-            if let Ok(mapping) = catalog::load(&file)
-                && !covered.contains(mapping.name())
-            {
-                result.mappings_without_cases.push(format!(
-                        "{} ({}) has no conformance cases (expected conformance/{}/{}/<case>/case.toml)",
-                        mapping.name(),
-                        mapping.display_path(),
-                        mapping.file.mapping.adapter.get_ref(),
-                        mapping.name()
-                    ));
+            let Ok(mapping) = catalog::load(&file) else {
+                continue;
+            };
+            let adapter = mapping.file.mapping.adapter.get_ref();
+            if covered.contains(mapping.name()) {
+                sources_covered.insert(adapter.clone());
+                continue;
             }
+            result.mappings_without_cases.push(format!(
+                "{} ({}) has no conformance cases (expected conformance/{adapter}/{}/<case>/case.toml)",
+                mapping.name(),
+                mapping.display_path(),
+                mapping.name()
+            ));
         }
+        result
+            .mappings_without_cases
+            .extend(sources_without_cases(&sources_covered));
     }
     result
+}
+
+/// A line for each registered source no mapping with conformance cases reads.
+fn sources_without_cases(covered: &BTreeSet<String>) -> Vec<String> {
+    registry::SOURCES
+        .iter()
+        .map(|source| source.description())
+        .filter(|source| !covered.contains(source.name))
+        .map(|source| {
+            format!(
+                "source '{name}' ({}) has no mapping with conformance cases (expected \
+                 mappings/{name}/<mapping>.toml and conformance/{name}/<mapping>/<case>/case.toml)",
+                source.reads,
+                name = source.name
+            )
+        })
+        .collect()
 }
 
 /// Case folders (those holding a `case.toml`) under `path`, sorted.
@@ -306,4 +331,23 @@ fn read_json(path: &Path) -> Result<Value, String> {
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     serde_json::from_str(&text)
         .map_err(|e| format!("{}:{}: invalid JSON: {e}", path.display(), e.line()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registered_source_no_mapping_with_cases_reads_is_named() {
+        let all: BTreeSet<String> = registry::SOURCES
+            .iter()
+            .map(|s| s.description().name.to_owned())
+            .collect();
+        assert!(sources_without_cases(&all).is_empty());
+        let mut some = all.clone();
+        some.remove("sif");
+        let missing = sources_without_cases(&some);
+        assert_eq!(missing.len(), 1);
+        assert!(missing[0].starts_with("source 'sif'"), "{}", missing[0]);
+    }
 }
