@@ -87,20 +87,24 @@ fn without_url(err: reqwest::Error) -> String {
 
 /// The outcome of an answer.
 pub fn outcome_of(response: &reqwest::Response) -> Outcome {
-    let status = response.status();
-    if status.is_success() {
-        return Outcome::Delivered;
-    }
-    let reason = format!("receiver answered HTTP {}", status.as_u16());
-    let retryable = status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 425 | 429);
-    if !retryable && status.is_client_error() {
-        return Outcome::Permanent { reason };
-    }
-    let after = response
+    let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+        .and_then(|v| v.to_str().ok());
+    outcome_of_status(response.status().as_u16(), retry_after)
+}
+
+/// The outcome of an answer's status and `Retry-After` header.
+pub fn outcome_of_status(status: u16, retry_after: Option<&str>) -> Outcome {
+    if (200..300).contains(&status) {
+        return Outcome::Delivered;
+    }
+    let reason = format!("receiver answered HTTP {status}");
+    let retryable = status >= 500 || matches!(status, 408 | 409 | 425 | 429);
+    if !retryable && (400..500).contains(&status) {
+        return Outcome::Permanent { reason };
+    }
+    let after = retry_after.and_then(parse_retry_after);
     Outcome::Retry { reason, after }
 }
 
@@ -117,8 +121,33 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_retry_after;
+    use super::{outcome_of_status, parse_retry_after};
+    use crate::delivery::Outcome;
     use std::time::Duration;
+
+    #[test]
+    fn answers_are_delivered_retried_or_refused_for_good() {
+        assert_eq!(outcome_of_status(201, None), Outcome::Delivered);
+        assert_eq!(
+            outcome_of_status(503, Some("7")),
+            Outcome::Retry {
+                reason: "receiver answered HTTP 503".into(),
+                after: Some(Duration::from_secs(7))
+            }
+        );
+        for retried in [408, 409, 425, 429, 500, 502] {
+            assert!(
+                matches!(outcome_of_status(retried, None), Outcome::Retry { .. }),
+                "{retried}"
+            );
+        }
+        for refused in [400, 401, 403, 404, 413, 422] {
+            assert!(
+                matches!(outcome_of_status(refused, None), Outcome::Permanent { .. }),
+                "{refused}"
+            );
+        }
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {

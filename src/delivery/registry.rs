@@ -139,3 +139,30 @@ fn build_with(
         output,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{KINDS, check, kind_name};
+    use crate::config::{Destination, DestinationFormat};
+
+    #[test]
+    fn every_kind_is_listed_once_and_the_configuration_is_checked_against_them() {
+        let mut names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names, ["fhir-rest", "file", "hmis-csv", "webhook"]);
+        let mut drop = Destination::local("file", "s|v");
+        drop.endpoint = "var/drop.ndjson".into();
+        assert_eq!(check(&drop), None);
+        drop.format = DestinationFormat::HmisCsv;
+        assert_eq!(kind_name(&drop), "hmis-csv");
+        let mut rest = Destination::local("fhir-rest", "s|v");
+        rest.endpoint = "var/x".into();
+        assert!(check(&rest).is_some_and(|p| p.starts_with("endpoint:")));
+        let unknown = Destination::local("carrier-pigeon", "s|v");
+        assert!(
+            check(&unknown)
+                .is_some_and(|p| p.contains("unknown destination kind 'carrier-pigeon'"))
+        );
+    }
+}
