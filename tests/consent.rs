@@ -519,7 +519,7 @@ fn the_part2_notice_travels_with_the_released_data() {
 #[test]
 fn the_part2_notice_travels_beside_hmis_csv_and_file_drops() {
     use onedoor::delivery::obligations;
-    use onedoor::delivery::{Destination, hmis_csv::HmisCsvDestination};
+    use onedoor::delivery::hmis_csv::HmisCsvDestination;
     let case = "leak-part2-notice-travels";
     let gate = ConsentGate::new(registry_of(&consents_of(case)), Vec::new(), None);
     let released = gate
