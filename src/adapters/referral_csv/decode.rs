@@ -212,7 +212,7 @@ impl ReferralSource<'_> {
             && !written.contains(&family)
         {
             self.quirks.note(
-                format!("{file}: referring_staff_name that does not hold the roster's family name for referring_staff_id (the name as written is the Practitioner's text, the roster's its parts)"),
+                format!("{file}: referring_staff_name that does not hold the roster's family name for referring_staff_id (the Practitioner is the roster's; the name as written stays the referral's requester display)"),
                 Some(line),
             );
         }
