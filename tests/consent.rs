@@ -398,7 +398,11 @@ fn convert_with_a_recipient_releases_only_what_consent_permits() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| !name.starts_with("onedoor.db"))
         .collect();
-    assert_eq!(others, ["to-food-bank.ndjson"], "only the output and the store");
+    assert_eq!(
+        others,
+        ["to-food-bank.ndjson"],
+        "only the output and the store"
+    );
     let shown = onedoor(&[
         "consent",
         "disclosures",
@@ -518,8 +522,8 @@ fn the_part2_notice_travels_with_the_released_data() {
 /// before its rows), a file drop `<file>.obligations.ndjson`; a record without an obligation writes none.
 #[test]
 fn the_part2_notice_travels_beside_hmis_csv_and_file_drops() {
-    use onedoor::delivery::obligations;
     use onedoor::delivery::hmis_csv::HmisCsvDestination;
+    use onedoor::delivery::obligations;
     let case = "leak-part2-notice-travels";
     let gate = ConsentGate::new(registry_of(&consents_of(case)), Vec::new(), None);
     let released = gate
