@@ -4,7 +4,6 @@
 
 use super::task_status::TaskStatus;
 use super::{SDOHCC_SERVICE_REQUEST, SDOHCC_TASK_REFERRAL, SDOHCC_TEMPORARY_CODES};
-use crate::validation::{Issue, IssueSource};
 use serde_json::Value;
 
 /// The SDOH category codes of the SDOHCC category value set.
@@ -32,8 +31,18 @@ pub const SDOH_CATEGORIES: &[&str] = &[
     "sdoh-category-unspecified",
 ];
 
-/// Every profile issue of one resource (not of the resources inside a Bundle).
-pub fn check(resource: &Value) -> Vec<Issue> {
+/// One profile rule a resource breaks: the JSON pointer of the element concerned (`/status`) and what is
+/// wrong. `validation` reports it as an issue of source `profile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON pointer of the element, relative to the resource.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Every profile violation of one resource (not of the resources inside a Bundle).
+pub fn check(resource: &Value) -> Vec<Violation> {
     let mut issues = Vec::new();
     let kind = resource
         .get("resourceType")
@@ -60,15 +69,14 @@ fn claims(resource: &Value, profile: &str) -> bool {
         })
 }
 
-fn issue(issues: &mut Vec<Issue>, path: &str, message: impl Into<String>) {
-    issues.push(Issue {
+fn issue(issues: &mut Vec<Violation>, path: &str, message: impl Into<String>) {
+    issues.push(Violation {
         path: path.to_owned(),
         message: message.into(),
-        source: IssueSource::Profile,
     });
 }
 
-fn require(resource: &Value, element: &str, why: &str, issues: &mut Vec<Issue>) {
+fn require(resource: &Value, element: &str, why: &str, issues: &mut Vec<Violation>) {
     if resource.get(element).is_none_or(is_empty) {
         issue(
             issues,
@@ -88,7 +96,7 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-fn check_service_request(sr: &Value, issues: &mut Vec<Issue>) {
+fn check_service_request(sr: &Value, issues: &mut Vec<Violation>) {
     let why = "SDOHCC ServiceRequest";
     for element in ["status", "intent", "code", "subject"] {
         require(sr, element, why, issues);
@@ -143,7 +151,7 @@ fn check_service_request(sr: &Value, issues: &mut Vec<Issue>) {
     }
 }
 
-fn check_referral_task(task: &Value, issues: &mut Vec<Issue>) {
+fn check_referral_task(task: &Value, issues: &mut Vec<Violation>) {
     let why = "SDOHCC TaskForReferralManagement";
     for element in ["status", "focus", "for", "authoredOn", "requester", "code"] {
         require(task, element, why, issues);
@@ -198,7 +206,7 @@ fn check_referral_task(task: &Value, issues: &mut Vec<Issue>) {
     check_task_status(task, issues);
 }
 
-fn check_task_status(task: &Value, issues: &mut Vec<Issue>) {
+fn check_task_status(task: &Value, issues: &mut Vec<Violation>) {
     let Some(code) = task.get("status").and_then(Value::as_str) else {
         return;
     };

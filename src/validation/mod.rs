@@ -122,10 +122,11 @@ impl Validator {
             // Walks the whole document: contained resources and Bundle entries (nested Bundles too).
             issues.extend(invariants::check(resource, prefix));
         }
-        for issue in profile::check(resource) {
+        for violation in profile::check(resource) {
             issues.push(Issue {
-                path: format!("{prefix}{}", issue.path),
-                ..issue
+                path: format!("{prefix}{}", violation.path),
+                message: violation.message,
+                source: IssueSource::Profile,
             });
         }
         if kind == "Bundle" {
