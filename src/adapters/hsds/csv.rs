@@ -7,7 +7,7 @@
 //! held in memory. Every row keeps its position (file and line); a row pointing at an id that is not in its
 //! table is rejected with its line and column.
 
-use super::decode::{record, service_records};
+use super::records::{record, service_records};
 use crate::adapters::csv_table::{Row, TableSpec, TextEncoding};
 use crate::adapters::oneroster::Export;
 use crate::adapters::{Decoded, Position, QuirkLog, RecordError};

@@ -7,6 +7,7 @@
 
 mod csv;
 mod decode;
+mod records;
 
 pub use decode::{CONTEXT, HsdsSource, RECORD_KINDS};
 
