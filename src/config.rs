@@ -9,7 +9,7 @@
 //! the first, and each names the file and the key.
 
 use crate::mapping::catalog;
-use crate::pipeline::OutputFormat;
+use crate::record::OutputFormat;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

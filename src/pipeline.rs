@@ -19,6 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use crate::adapters::niem::DEFAULT_HISTORY_SALT;
+pub use crate::record::OutputFormat;
 
 /// How many rejections a summary keeps in full (all are counted).
 const KEPT_REJECTIONS: usize = 1000;
@@ -40,17 +41,6 @@ pub struct ConvertRequest {
     pub keep_outcomes: bool,
     /// The incident history repeat counts come from (`niem`); `None`: only this run's incidents count.
     pub incident_history: Option<std::sync::Arc<std::sync::Mutex<IncidentHistory>>>,
-}
-
-/// How output is written (also as written in configuration and case files: `ndjson`, `bundle`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    /// One resource per line (each resource once).
-    #[default]
-    Ndjson,
-    /// One transaction Bundle per referral (or per roster entry) per line.
-    Bundle,
 }
 
 /// Why a conversion could not run at all.

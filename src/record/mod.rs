@@ -1,7 +1,9 @@
 //! The types every stage shares, below the adapters and the mappings: a decoded [`SourceRecord`] with its
 //! [`Position`], the [`RecordError`] a record is rejected with, the [`QuirkLog`] of what an export did
-//! unexpectedly, the text encoding a source is read in, and the [`ContextTable`]s a mapping may read.
-//! Adapters produce these, mappings consume them, and neither depends on the other.
+//! unexpectedly, the text encoding a source is read in, the [`ContextTable`]s a mapping may read, the
+//! [`OutputFormat`] a conversion writes (also read by the configuration) and the repeat-incident
+//! [`Sighting`] the `niem` history keeps and the store persists. Adapters produce these, mappings, the
+//! pipeline, the configuration and the store consume them, and none depends on another through them.
 
 pub mod quirks;
 
@@ -182,4 +184,29 @@ impl SourceDescription {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// How output is written (also as written in configuration and case files: `ndjson`, `bundle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// One resource per line (each resource once).
+    #[default]
+    Ndjson,
+    /// One transaction Bundle per referral (or per roster entry) per line.
+    Bundle,
+}
+
+/// One incident seen for one hashed person or address key: what the repeat-incident history (`niem`) keeps
+/// and the store persists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    /// The hashed person or address key.
+    pub key: String,
+    /// The incident (`ORI/incident number`).
+    pub incident: String,
+    /// When it happened.
+    pub date: chrono::NaiveDate,
+    /// Order of arrival, for incidents on the same day.
+    pub seq: u64,
 }

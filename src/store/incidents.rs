@@ -1,7 +1,7 @@
 //! Repeat-incident history for police sources: salted hashes of person and address keys, never names.
 
 use super::{Store, StoreError};
-use crate::adapters::niem::history::Sighting;
+use crate::record::Sighting;
 use sqlx::Row;
 
 impl Store {

@@ -8,24 +8,13 @@
 //! (action R) re-records them.
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-/// One incident seen for one key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sighting {
-    /// The hashed person or address key.
-    pub key: String,
-    /// The incident (`ORI/incident number`).
-    pub incident: String,
-    /// When it happened.
-    pub date: NaiveDate,
-    /// Order of arrival, for incidents on the same day.
-    pub seq: u64,
-}
+pub use crate::record::Sighting;
 
 /// What the history says about one victim of one incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
