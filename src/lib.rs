@@ -26,3 +26,6 @@ pub mod pipeline;
 pub mod record;
 pub mod store;
 pub mod validation;
+
+#[cfg(test)]
+mod architecture_tests;
