@@ -1,0 +1,41 @@
+//! Which records a sender may write: its own (or new ones); another organization's referral, person or
+//! consent is never overwritten, while directory resources are shared.
+
+use super::{Gateway, GatewayError};
+use crate::consent::subject;
+use crate::store::WriteTx;
+use serde_json::Value;
+
+/// Resources that describe organizations and services, not people: many senders' referrals share them
+/// (the food bank's Organization is in every referral to it). The consent gate reads them the same way.
+const DIRECTORY_TYPES: &[&str] = crate::consent::codes::DIRECTORY_TYPES;
+
+impl Gateway {
+    /// A submission may carry only records that are new or that its sender's organization sent before:
+    /// another organization's referral, person or consent is never overwritten (directory resources,
+    /// [`DIRECTORY_TYPES`], are shared).
+    pub(super) async fn owned_by_sender(
+        &self,
+        tx: &mut WriteTx<'_>,
+        bundle: &Value,
+        sender_org: &str,
+    ) -> Result<(), GatewayError> {
+        for resource in subject::resources(bundle) {
+            let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+            if DIRECTORY_TYPES.contains(&kind) {
+                continue;
+            }
+            if let Some(held) = self.store.resource_in(tx, kind, id).await?
+                && held
+                    .sender_org
+                    .as_deref()
+                    .is_some_and(|org| org != sender_org)
+            {
+                return Err(GatewayError::NotAllowed(format!(
+                    "{kind}/{id} is held for another organization: a partner may create or update only its own records"
+                )));
+            }
+        }
+        Ok(())
+    }
+}

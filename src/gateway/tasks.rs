@@ -1,0 +1,178 @@
+//! The Tasks and Organizations the gateway writes itself: the referral built around a ServiceRequest
+//! posted on its own (Patient, guardians, Organizations, a new Task), and a revised referral's held Task.
+
+use super::plan::Plan;
+use super::{Gateway, GatewayError};
+use crate::consent::model::Party;
+use crate::store::WriteTx;
+use serde_json::{Value, json};
+
+impl Gateway {
+    /// Build the referral around a ServiceRequest posted on its own: the Patient and guardians already
+    /// held, the performer Organization, and a new referral Task (requested, owned by the performer).
+    pub async fn referral_from_request(
+        &self,
+        mut request: Value,
+        sender_org: &str,
+    ) -> Result<Value, GatewayError> {
+        let invalid = |e: crate::checked::NotAnObject| GatewayError::Invalid(e.to_string());
+        if request["id"].as_str().is_none_or(str::is_empty) {
+            let id = json!(uuid::Uuid::new_v4().to_string());
+            crate::checked::set(&mut request, "ServiceRequest", "id", id).map_err(invalid)?;
+        }
+        let sr_id = request["id"].as_str().unwrap_or_default().to_owned();
+        let mut resources = vec![request.clone()];
+        resources.extend(self.held_for_subject(&request, sender_org).await?);
+        let performer = request["performer"]
+            .as_array()
+            .and_then(|p| p.first())
+            .map(Party::from_reference)
+            .and_then(|p| p.identifier);
+        let performer_ref = performer
+            .as_deref()
+            .map(|org| organization_for(org, &mut resources));
+        let requester_ref = organization_for(sender_org, &mut resources);
+        if let Some(reference) = &performer_ref {
+            let performer = json!([{"reference": reference}]);
+            crate::checked::set(&mut request, "ServiceRequest", "performer", performer)
+                .map_err(invalid)?;
+            resources[0] = request.clone();
+        }
+        resources.push(referral_task(
+            &request,
+            &sr_id,
+            requester_ref,
+            performer_ref,
+        ));
+        let resources: Vec<Value> = resources
+            .into_iter()
+            .map(|r| crate::mapping::path::prune(r).unwrap_or_default())
+            .collect();
+        Ok(crate::canonical::bundle::transaction(&resources))
+    }
+
+    /// The request's Patient and its guardians (RelatedPersons), as far as this sender itself holds them.
+    async fn held_for_subject(
+        &self,
+        request: &Value,
+        sender_org: &str,
+    ) -> Result<Vec<Value>, GatewayError> {
+        let mut resources = Vec::new();
+        let Some(patient) = request
+            .pointer("/subject/reference")
+            .and_then(Value::as_str)
+        else {
+            return Ok(resources);
+        };
+        let (kind, id) = patient.split_once('/').unwrap_or_default();
+        // Only what this sender itself holds here: never another organization's record of the person.
+        let own = |r: &crate::store::StoredResource| r.sender_org.as_deref() == Some(sender_org);
+        if let Some(found) = self.store.resource(kind, id).await?.filter(own) {
+            resources.push(found.body);
+        }
+        for guardian in self
+            .store
+            .search("RelatedPerson", &[("patient", patient.to_owned())], 20)
+            .await?
+            .into_iter()
+            .filter(own)
+        {
+            resources.push(guardian.body);
+        }
+        Ok(resources)
+    }
+
+    /// A new revision keeps the Task as the receiver left it (its status is not reset), with a note that
+    /// the referral was revised; the bundle carries that Task.
+    pub(super) async fn keep_held_task(
+        &self,
+        tx: &mut WriteTx<'_>,
+        mut bundle: Value,
+        plan: &Plan,
+        revision: i64,
+    ) -> Result<Value, GatewayError> {
+        let Some(task_id) = plan.task.as_deref() else {
+            return Ok(bundle);
+        };
+        let Some(held) = self.store.resource_in(tx, "Task", task_id).await? else {
+            return Ok(bundle);
+        };
+        let mut task = held.body;
+        if revision > 1 {
+            note_revision(&mut task, revision);
+        }
+        if let Some(meta) = task.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.remove("versionId");
+            meta.remove("lastUpdated");
+        }
+        replace_entry(&mut bundle, "Task", task_id, task);
+        Ok(bundle)
+    }
+}
+
+/// A new referral Task for the request: requested, owned by the performer when there is one.
+fn referral_task(
+    request: &Value,
+    sr_id: &str,
+    requester_ref: String,
+    performer_ref: Option<String>,
+) -> Value {
+    json!({
+        "resourceType": "Task",
+        "id": crate::canonical::ids::resource_id("urn:onedoor:gateway", "Task", sr_id),
+        "meta": {"profile": [crate::canonical::SDOHCC_TASK_REFERRAL]},
+        "status": "requested",
+        "intent": "order",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill", "display": "Fulfill the focal request"}]},
+        "focus": {"reference": format!("ServiceRequest/{sr_id}")},
+        "for": request["subject"].clone(),
+        "authoredOn": request["authoredOn"].as_str().map(str::to_owned).unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "requester": {"reference": requester_ref},
+        "owner": performer_ref.map(|r| json!({"reference": r})).unwrap_or(Value::Null),
+    })
+}
+
+/// Add a note to a held Task that the referrer sent revision `revision`.
+fn note_revision(task: &mut Value, revision: i64) {
+    let note = json!({
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "text": format!("The referrer sent revision {revision} of this referral; it was delivered again."),
+    });
+    match task.get_mut("note").and_then(Value::as_array_mut) {
+        Some(notes) => notes.push(note),
+        None => {
+            if let Some(object) = task.as_object_mut() {
+                object.insert("note".into(), json!([note]));
+            }
+        }
+    }
+}
+
+/// Replace the resource `kind/id` in a bundle's entries.
+fn replace_entry(bundle: &mut Value, kind: &str, id: &str, resource: Value) {
+    let Some(entries) = bundle.get_mut("entry").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for entry in entries {
+        let matches = entry.get("resource").is_some_and(|r| {
+            r.get("resourceType").and_then(Value::as_str) == Some(kind)
+                && r.get("id").and_then(Value::as_str) == Some(id)
+        });
+        if matches && let Some(object) = entry.as_object_mut() {
+            object.insert("resource".into(), resource.clone());
+        }
+    }
+}
+
+/// Find or add the Organization for `system|value`; returns its reference.
+fn organization_for(org: &str, resources: &mut Vec<Value>) -> String {
+    let (system, value) = org.split_once('|').unwrap_or(("", org));
+    let id = crate::canonical::ids::resource_id(system, "Organization", value);
+    if !resources
+        .iter()
+        .any(|r| r["resourceType"] == "Organization" && r["id"] == id.as_str())
+    {
+        resources.push(json!({"resourceType": "Organization", "id": id, "identifier": [{"system": system, "value": value}], "name": value}));
+    }
+    format!("Organization/{id}")
+}
