@@ -9,7 +9,7 @@
 //! the first, and each names the file and the key.
 
 use crate::mapping::catalog;
-use crate::record::OutputFormat;
+use crate::record::{OrgRef, OutputFormat};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -714,11 +714,8 @@ fn check(config: &Config, shown: &str) -> Vec<String> {
         if let Some(problem) = crate::delivery::registry::check(destination) {
             problems.push(format!("{shown}: destinations.{name}.{problem}"));
         }
-        if !destination.org.contains('|') {
-            problems.push(format!(
-                "{shown}: destinations.{name}.org: '{}' must be system|value",
-                destination.org
-            ));
+        if let Err(not) = OrgRef::parse(&destination.org) {
+            problems.push(format!("{shown}: destinations.{name}.org: {not}"));
         }
         if let Some(var) = &destination.token_env
             && std::env::var_os(var).is_none()

@@ -5,11 +5,13 @@
 //! [`Sighting`] the `niem` history keeps and the store persists. Adapters produce these, mappings, the
 //! pipeline, the configuration and the store consume them, and none depends on another through them.
 
+pub mod org_ref;
 pub mod quirks;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub use org_ref::OrgRef;
 pub use quirks::{Quirk, QuirkLog};
 
 /// The bit marking a reconciliation unit as an element ordinal rather than a line.
