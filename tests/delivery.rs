@@ -407,8 +407,17 @@ async fn food_bank_time_behind_notifications(
         tally(agency, FOOD_BANK).distinct_requests().len() >= 4
     })
     .await;
-    let (_, tasks) = get(gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
-    let tasks = tasks["entry"].as_array().cloned().unwrap_or_default();
+    // The receiver has them before the gateway has recorded them delivered (and so readable by the food
+    // bank): wait for the record too.
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (_, found) = get(gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
+        tasks = found["entry"].as_array().cloned().unwrap_or_default();
+        if tasks.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(tasks.len() >= 4, "the food bank sees its four Tasks");
     for entry in tasks.iter().take(4) {
         let mut task = entry["resource"].clone();
