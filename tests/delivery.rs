@@ -25,7 +25,8 @@ use std::time::Duration;
 use std::time::Instant;
 use support::{
     ADMIN_TOKEN, FOOD_BANK_KEY, Gateway, Options, SCHOOL_KEY, client, get, ingest, outbox,
-    post_bundle, receiver, referral, referrals_csv, root, send_json, tally, wait_until,
+    post_bundle, receiver, referral, referrals_csv, requested_tasks, root, send_json, tally,
+    wait_until,
 };
 
 const FOOD_BANK: &str = "/food-bank";
@@ -54,8 +55,8 @@ fn stored_bundle_of_the_first_referral(gateway: &Gateway) -> Value {
 }
 
 async fn accept_the_task(gateway: &Gateway) -> String {
-    let (_, tasks) = get(gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
-    let mut task = tasks["entry"][0]["resource"].clone();
+    let tasks = requested_tasks(gateway, FOOD_BANK_KEY, 1).await;
+    let mut task = tasks[0]["resource"].clone();
     let id = task["id"]
         .as_str()
         .expect("the food bank sees its Task")
@@ -315,8 +316,8 @@ async fn a_dead_lettered_notification_can_be_replayed() {
     })
     .await;
     agency.fail_next(1_000);
-    let (_, tasks) = get(&gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
-    let mut task = tasks["entry"][0]["resource"].clone();
+    let tasks = requested_tasks(&gateway, FOOD_BANK_KEY, 1).await;
+    let mut task = tasks[0]["resource"].clone();
     let id = task["id"]
         .as_str()
         .expect("the food bank sees its Task")
@@ -407,18 +408,7 @@ async fn food_bank_time_behind_notifications(
         tally(agency, FOOD_BANK).distinct_requests().len() >= 4
     })
     .await;
-    // The receiver has them before the gateway has recorded them delivered (and so readable by the food
-    // bank): wait for the record too.
-    let mut tasks = Vec::new();
-    for _ in 0..200 {
-        let (_, found) = get(gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
-        tasks = found["entry"].as_array().cloned().unwrap_or_default();
-        if tasks.len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(tasks.len() >= 4, "the food bank sees its four Tasks");
+    let tasks = requested_tasks(gateway, FOOD_BANK_KEY, 4).await;
     for entry in tasks.iter().take(4) {
         let mut task = entry["resource"].clone();
         let id = task["id"].as_str().unwrap().to_owned();

@@ -45,9 +45,8 @@ async fn referral_goes_from_ingest_to_delivery_and_status_comes_back() {
         "{kinds:?}"
     );
 
-    let (status, tasks) = get(&gateway, FOOD_BANK_KEY, "/fhir/Task?status=requested").await;
-    assert_eq!(status, 200);
-    let mut task = tasks["entry"][0]["resource"].clone();
+    let tasks = support::requested_tasks(&gateway, FOOD_BANK_KEY, 1).await;
+    let mut task = tasks[0]["resource"].clone();
     let id = task["id"].as_str().unwrap().to_owned();
     let focus = task["focus"]["reference"].as_str().unwrap().to_owned();
     task["status"] = json!("completed");

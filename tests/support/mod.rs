@@ -459,6 +459,26 @@ pub async fn wait_recorded_delivered(node: &impl Base, destination: &str) {
     panic!("no delivery to {destination} recorded as delivered");
 }
 
+/// The Tasks in `requested` status that the partner of `key` sees, once there are at least `at_least` of
+/// them (polling every 50 ms for up to 20 s): a receiver has a delivery a moment before the gateway records
+/// it delivered, and only then may the receiving partner read it.
+pub async fn requested_tasks(node: &impl Base, key: &str, at_least: usize) -> Vec<Value> {
+    let mut tasks = Vec::new();
+    for _ in 0..400 {
+        let (status, found) = get(node, key, "/fhir/Task?status=requested").await;
+        assert_eq!(status, 200, "{found}");
+        tasks = found["entry"].as_array().cloned().unwrap_or_default();
+        if tasks.len() >= at_least {
+            return tasks;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{} requested Tasks seen, expected at least {at_least}",
+        tasks.len()
+    );
+}
+
 /// Wait (polling every 50 ms) until `done`, failing the test after `timeout`.
 pub async fn wait_until<F: FnMut() -> bool>(what: &str, timeout: Duration, mut done: F) {
     let started = Instant::now();
