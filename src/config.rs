@@ -440,7 +440,8 @@ pub struct Route {
 pub struct Partner {
     /// The organization it acts for (`system|value`).
     pub org: String,
-    /// Where status changes of the referrals it sent are notified (rest-hook, id-only).
+    /// Where status changes of the referrals it sent are notified (rest-hook, id-only): the shortcut for
+    /// one FHIR Subscription (`notify-url-<partner>`), created or updated at start-up without a handshake.
     #[serde(default)]
     pub notify_url: Option<String>,
     /// Mutual TLS: the client certificate subject (common name, or the whole `CN=..., O=...`) bound to it.

@@ -21,6 +21,8 @@ use support::{
 const RETIRED_KEY: &str = "od_retired_partner_key_0001";
 const LAPSED_KEY: &str = "od_lapsed_partner_key_00001";
 const NOBODY_KEY: &str = "od_nobody_has_this_key_0001";
+/// The Subscription the district's `notify_url` stands for.
+const SHORTCUT: &str = "notify-url-riverside-sis";
 /// What must not reach anyone but the sender and the receiver the gate released it to.
 const PRIVATE: &[&str] = &["Martinez", "Patel", "eviction", "skipping meals", "Lucia"];
 
@@ -84,6 +86,10 @@ struct World {
     consent: Value,
     job: String,
     message: String,
+    /// The receiver's URL (a Subscription endpoint that accepts the handshake).
+    hooks: String,
+    /// A Subscription the district created (the one the matrix deletes).
+    subscription: String,
 }
 
 async fn world() -> World {
@@ -127,7 +133,19 @@ async fn world() -> World {
     .await;
     assert_eq!(status, 201, "{posted}");
     let (_, deliveries) = get(&gateway, ADMIN_TOKEN, "/admin/messages").await;
+    let hooks = format!("{url}/district/hooks");
+    let (status, subscription) = send_json(
+        &gateway,
+        Method::POST,
+        SCHOOL_KEY,
+        "/fhir/Subscription",
+        &support::subscription_request(&hooks, "district-chose-this"),
+    )
+    .await;
+    assert_eq!(status, 201, "{subscription}");
     World {
+        hooks,
+        subscription: subscription["id"].as_str().unwrap_or_default().to_owned(),
         food_request,
         food_task: food_task["id"].as_str().unwrap_or_default().to_owned(),
         food_patient: reference_id(&request["subject"]),
@@ -331,6 +349,51 @@ fn cases(world: &World) -> Vec<Case> {
             format!("/fhir/Task/{}/_history", world.food_task),
             None,
             FOOD_BANK_KEY,
+            HOUSING_KEY,
+            partner(&[200], &[404]),
+        ),
+        c(
+            "/fhir/Subscription",
+            Method::POST,
+            "/fhir/Subscription".into(),
+            json_body(&support::subscription_request(&world.hooks, "t")),
+            SCHOOL_KEY,
+            HOUSING_KEY,
+            partner(&[201], &[201]),
+        ),
+        c(
+            "/fhir/Subscription/{id}",
+            Method::GET,
+            format!("/fhir/Subscription/{SHORTCUT}"),
+            None,
+            SCHOOL_KEY,
+            HOUSING_KEY,
+            partner(&[200], &[404]),
+        ),
+        c(
+            "/fhir/Subscription/{id}",
+            Method::DELETE,
+            format!("/fhir/Subscription/{}", world.subscription),
+            None,
+            SCHOOL_KEY,
+            HOUSING_KEY,
+            partner(&[200], &[404]),
+        ),
+        c(
+            "/fhir/Subscription/{id}/_history/{vid}",
+            Method::GET,
+            format!("/fhir/Subscription/{SHORTCUT}/_history/1"),
+            None,
+            SCHOOL_KEY,
+            HOUSING_KEY,
+            partner(&[200], &[404]),
+        ),
+        c(
+            "/fhir/Subscription/{id}/$status",
+            Method::GET,
+            format!("/fhir/Subscription/{SHORTCUT}/$status"),
+            None,
+            SCHOOL_KEY,
             HOUSING_KEY,
             partner(&[200], &[404]),
         ),

@@ -87,10 +87,16 @@ async fn referral_goes_from_ingest_to_delivery_and_status_comes_back() {
     .await;
     let note = &agency.accepted_on("/riverside/notifications")[0];
     assert_eq!(note["type"], "history");
-    assert_eq!(
-        note["entry"][0]["resource"]["parameter"][1]["part"][1]["valueReference"]["reference"],
-        format!("Task/{id}")
-    );
+    let event = note["entry"][0]["resource"]["parameter"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "notification-event"))
+        .expect("an event notification");
+    let focused = event["part"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "focus"))
+        .and_then(|p| p["valueReference"]["reference"].as_str())
+        .unwrap_or_default();
+    assert!(focused.ends_with(&format!("/fhir/Task/{id}")), "{note}");
     assert!(
         !note.to_string().contains("Martinez"),
         "notifications carry ids only"

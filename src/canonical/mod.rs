@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod ids;
 pub mod profile;
+pub mod subscription;
 pub mod task_status;
 
 /// SDOHCC ServiceRequest profile.

@@ -91,11 +91,16 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     let store = connect(&url).await?;
     prepare_store(&config, &store).await?;
     let sender = Arc::new(Sender::new(&config).map_err(|e| anyhow::anyhow!(e))?);
+    let channels = sender.channels().clone();
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let address = listener.local_addr()?;
     let gateway = Gateway::new(store, config);
+    gateway
+        .subscribe_notify_urls()
+        .await
+        .context("cannot set up the Subscriptions of partners' notify_url")?;
     // Credentials: keys, tokens and the admin token are HMACs under the server secret.
     let credentials = auth::Credentials::load(&gateway.store).await?;
     let admin_token_hash = std::env::var("ONEDOOR_ADMIN_TOKEN")
@@ -107,9 +112,15 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
         metrics: http::metrics_handle(),
         admin_token_hash,
         credentials,
+        channels: channels.clone(),
     });
     let (stop, stopped) = watch::channel(false);
     let worker = tokio::spawn(outbox::run(gateway.clone(), sender, stopped.clone()));
+    let heartbeats = tokio::spawn(crate::delivery::channel::run_heartbeats(
+        gateway.clone(),
+        channels,
+        stopped.clone(),
+    ));
     let jobs = tokio::spawn(crate::jobs::run(gateway.clone(), stopped));
     let router = http::router(state);
     let limits = connection_limits(&gateway.config.server);
@@ -129,6 +140,7 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = worker.await;
     let _ = jobs.await;
+    let _ = heartbeats.await;
     eprintln!("onedoor stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! What the HTTP destination kinds (`fhir-rest`, `webhook`) and notifications share: a reqwest client with
 //! rustls (TLS verification always on; a destination may add a CA and a client identity for mutual TLS),
-//! the POST with `Idempotency-Key` and `X-Request-Id`, an optional bearer token from the environment, and
+//! the POST with `Idempotency-Key` and `X-Request-Id`, an optional bearer token from the environment (or a
+//! Subscription channel's own headers), and
 //! the reading of the answer: 2xx delivered; 408, 409, 425, 429 and 5xx retried (at least `Retry-After`);
 //! other 4xx permanent; a request that does not complete retried.
 
@@ -14,6 +15,7 @@ pub struct HttpPost {
     client: reqwest::Client,
     endpoint: String,
     token_env: Option<String>,
+    headers: reqwest::header::HeaderMap,
 }
 
 impl HttpPost {
@@ -41,7 +43,32 @@ impl HttpPost {
             client,
             endpoint: destination.endpoint.clone(),
             token_env: destination.token_env.clone(),
+            headers: reqwest::header::HeaderMap::new(),
         })
+    }
+
+    /// A Subscription's channel: `client` (shared by every channel) POSTing to `endpoint` with the
+    /// channel's `headers` (`Name: value`, checked when the Subscription was created; any that no longer
+    /// parse are left out).
+    pub fn channel(client: reqwest::Client, endpoint: &str, headers: &[String]) -> Self {
+        let mut map = reqwest::header::HeaderMap::new();
+        for header in headers {
+            let Some((name, value)) = header.split_once(':') else {
+                continue;
+            };
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()),
+                reqwest::header::HeaderValue::from_str(value.trim()),
+            ) {
+                map.append(name, value);
+            }
+        }
+        Self {
+            client,
+            endpoint: endpoint.to_owned(),
+            token_env: None,
+            headers: map,
+        }
     }
 
     /// POST the delivery's JSON with `content_type`.
@@ -54,6 +81,7 @@ impl HttpPost {
             let mut request = self
                 .client
                 .post(&self.endpoint)
+                .headers(self.headers.clone())
                 .header("Content-Type", content_type)
                 .header("Idempotency-Key", delivery.key)
                 .header("X-Request-Id", delivery.key)

@@ -307,15 +307,18 @@ async fn attempt(
         crate::http::guard::TEST_PANIC_DELIVERY,
     );
     if item.kind == DeliveryKind::Notification {
-        return Ok(
-            match sender
-                .notify(&item.destination, &message.body, &item.idempotency_key)
-                .await
-            {
-                Outcome::Delivered => Attempt::Delivered(None),
-                failed => Attempt::Failed(failed, None),
-            },
-        );
+        let subscription = gateway.store.subscription(&item.destination).await?;
+        let outcome = sender
+            .channels()
+            .notify(subscription.as_ref(), &message.body, &item.idempotency_key)
+            .await;
+        return Ok(match outcome {
+            Outcome::Delivered => {
+                gateway.store.subscription_sent(&item.destination).await?;
+                Attempt::Delivered(None)
+            }
+            failed => Attempt::Failed(failed, None),
+        });
     }
     let source = gateway.source_of(&message).await?;
     let Some(request) = gateway.disclosing_to(&item.destination, source.as_deref()) else {

@@ -1,11 +1,13 @@
 //! The server's destinations, built once from the configuration through the
-//! [`registry`](super::registry): one per `[destinations.NAME]`, and a webhook per partner with a
-//! `notify_url` for the id-only notifications to referrers. Each attempt is bounded by its destination's
-//! `timeout_ms` (notifications: `server.notify_timeout_ms`); a timeout is a retryable failure.
+//! [`registry`](super::registry): one per `[destinations.NAME]`, and the client of the Subscription
+//! channels the referrers' id-only notifications go through (`channel`). Each attempt is bounded by its
+//! destination's `timeout_ms` (notifications: `server.notify_timeout_ms`); a timeout is a retryable
+//! failure.
 
+use super::channel::Channels;
 use super::destination::{Delivery, Destination, Outcome};
 use super::registry::{self, BuildError};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::consent::Released;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -21,7 +23,7 @@ struct Target {
 /// Every destination and notification endpoint of the configuration, built once.
 pub struct Sender {
     destinations: HashMap<String, Target>,
-    notifiers: HashMap<String, Target>,
+    channels: Channels,
     default_in_flight: usize,
 }
 
@@ -45,39 +47,29 @@ impl Sender {
             };
             destinations.insert(name.clone(), target);
         }
-        let mut notifiers = HashMap::new();
-        for (name, partner) in &config.partners {
-            let Some(url) = &partner.notify_url else {
-                continue;
-            };
-            let mut endpoint = config::Destination::local(super::webhook::KIND.name, &partner.org);
-            endpoint.endpoint = url.clone();
-            endpoint.timeout_ms = config.server.notify_timeout_ms;
-            let target = Target {
-                destination: registry::build(&format!("notify:{name}"), &endpoint)?,
-                timeout: Duration::from_millis(config.server.notify_timeout_ms),
-                max_in_flight: default_in_flight,
-            };
-            notifiers.insert(name.clone(), target);
-        }
+        let channels = Channels::new(config.server.notify_timeout_ms)
+            .map_err(|detail| BuildError::new("notifications", "notify_timeout_ms", detail))?;
         Ok(Self {
             destinations,
-            notifiers,
+            channels,
             default_in_flight,
         })
     }
 
-    /// How many deliveries may be in flight at once to a destination (`notification`: to a partner's
-    /// notification endpoint).
+    /// How many deliveries may be in flight at once to a destination (`notification`: to a
+    /// Subscription's endpoint, which takes the default).
     pub fn max_in_flight(&self, name: &str, notification: bool) -> usize {
-        let targets = if notification {
-            &self.notifiers
-        } else {
-            &self.destinations
-        };
-        targets
+        if notification {
+            return self.default_in_flight;
+        }
+        self.destinations
             .get(name)
             .map_or(self.default_in_flight, |t| t.max_in_flight)
+    }
+
+    /// The Subscription channels' client.
+    pub fn channels(&self) -> &Channels {
+        &self.channels
     }
 
     /// Deliver a released referral to a destination.
@@ -86,14 +78,6 @@ impl Sender {
             return Outcome::retry(format!("no destination '{destination}'"));
         };
         attempt(target, Delivery::released(released, key)).await
-    }
-
-    /// Deliver an id-only notification to a partner's `notify_url`.
-    pub async fn notify(&self, partner: &str, body: &Value, key: &str) -> Outcome {
-        let Some(target) = self.notifiers.get(partner) else {
-            return Outcome::retry(format!("partner '{partner}' has no notify_url"));
-        };
-        attempt(target, Delivery::notification(body, key)).await
     }
 }
 

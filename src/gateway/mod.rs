@@ -23,7 +23,7 @@ mod routing;
 mod tasks;
 mod workflow;
 
-pub use notifications::notification;
+pub use notifications::shortcut_id;
 pub use performer::performer_org;
 
 use crate::config::Config;

@@ -1,66 +1,114 @@
-//! The referrer's notifications of a Task change: id-only (Gravity subscription style), queued in the
-//! outbox in the transaction that stores the change.
+//! The referrer's notifications of a Task status change, through FHIR Subscriptions (R5 Backport IG for
+//! R4, topic [`TASK_STATUS_TOPIC`](crate::canonical::subscription::TASK_STATUS_TOPIC)): every active
+//! Subscription of the referring organization's partners that wants the new status gets an id-only
+//! event notification, numbered and queued in the outbox in the transaction that stores the change. A
+//! partner's `notify_url` is the shortcut for one such Subscription, kept in step with the configuration
+//! at start-up.
 
 use super::{Gateway, GatewayError};
+use crate::canonical::subscription::{self, Notification, NotificationType};
 use crate::store::messages::NewDelivery;
-use crate::store::{DeliveryKind, DeliveryStatus, Message, WriteTx};
-use serde_json::{Value, json};
+use crate::store::{
+    DeliveryKind, DeliveryStatus, Message, StoredSubscription, SubscriptionStatus, WriteTx,
+};
+
+/// The id of the Subscription a partner's `notify_url` stands for.
+pub fn shortcut_id(partner: &str) -> String {
+    let clean: String = partner
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(48)
+        .collect();
+    format!("notify-url-{clean}")
+}
 
 impl Gateway {
-    /// Queue an id-only notification (Gravity subscription style) for the partners acting for the
-    /// referrer, inside `tx`.
+    /// Queue an event notification of Task `task_id` (now at `version`, status `status`) for every active
+    /// Subscription of the referring organization `org` that wants it, inside `tx`.
     pub(super) async fn notify_referrer(
         &self,
         tx: &mut WriteTx<'_>,
         org: Option<&str>,
         task_id: &str,
         version: i64,
+        status: &str,
     ) -> Result<(), GatewayError> {
         let Some(org) = org else { return Ok(()) };
-        for (name, _) in self
-            .config
-            .partners
-            .iter()
-            .filter(|(_, p)| p.org == org && p.notify_url.is_some())
-        {
+        for listener in self.store.active_subscriptions(tx, org).await? {
+            if !listener.wants(status) {
+                continue;
+            }
+            let events = self.store.next_event(tx, &listener.id).await?;
+            let body = subscription::notification_bundle(&Notification {
+                base_url: &self.config.server.base_url,
+                subscription: &listener.id,
+                status: SubscriptionStatus::Active.as_str(),
+                kind: NotificationType::EventNotification,
+                events,
+                focus: Some(task_id),
+            });
             let message = Message {
                 id: uuid::Uuid::new_v4().to_string(),
                 source: "notification".into(),
-                referral_key: format!("notification:Task/{task_id}/_history/{version}/{name}"),
+                referral_key: format!(
+                    "notification:Task/{task_id}/_history/{version}/Subscription/{}",
+                    listener.id
+                ),
                 revision: 1,
                 content_hash: String::new(),
-                body: notification(&self.config.server.base_url, task_id, version),
+                body,
             };
             let delivery = NewDelivery {
                 kind: DeliveryKind::Notification,
-                destination: name.clone(),
+                destination: listener.id.clone(),
                 status: DeliveryStatus::Pending,
             };
             self.store.insert_message(tx, &message, &[delivery]).await?;
         }
         Ok(())
     }
-}
 
-/// The id-only notification of a Task change: a `history` Bundle whose first entry is the
-/// SubscriptionStatus-style Parameters and whose second names the Task, without its content.
-pub fn notification(base_url: &str, task_id: &str, version: i64) -> Value {
-    json!({
-        "resourceType": "Bundle",
-        "type": "history",
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "entry": [
-            {"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": {
-                "resourceType": "Parameters",
-                "parameter": [
-                    {"name": "type", "valueCode": "event-notification"},
-                    {"name": "notification-event", "part": [
-                        {"name": "event-number", "valueString": version.to_string()},
-                        {"name": "focus", "valueReference": {"reference": format!("Task/{task_id}")}}
-                    ]}
-                ]
-            }, "request": {"method": "GET", "url": "$status"}, "response": {"status": "200"}},
-            {"fullUrl": format!("{base_url}/fhir/Task/{task_id}"), "request": {"method": "PUT", "url": format!("Task/{task_id}")}, "response": {"status": "200"}}
-        ]
-    })
+    /// Keep the Subscriptions that partners' `notify_url`s stand for in step with the configuration: one
+    /// active Subscription per partner with a `notify_url` (its endpoint as configured), and those of
+    /// partners without one any more turned off. No handshake: the configuration is trusted.
+    pub async fn subscribe_notify_urls(&self) -> Result<(), GatewayError> {
+        for (name, partner) in &self.config.partners {
+            let id = shortcut_id(name);
+            let Some(url) = &partner.notify_url else {
+                self.store
+                    .set_subscription_status(&id, SubscriptionStatus::Off)
+                    .await?;
+                continue;
+            };
+            let existing = self.store.subscription(&id).await?;
+            if existing.as_ref().is_some_and(|s| {
+                s.endpoint == *url && s.org == partner.org && s.status == SubscriptionStatus::Active
+            }) {
+                continue;
+            }
+            let asked = subscription::shortcut(name, url);
+            let stored = StoredSubscription {
+                id: id.clone(),
+                partner: name.clone(),
+                org: partner.org.clone(),
+                version: 1,
+                status: SubscriptionStatus::Active,
+                endpoint: url.clone(),
+                headers: Vec::new(),
+                heartbeat_secs: 0,
+                statuses: Vec::new(),
+                events: 0,
+                last_sent_ms: crate::store::now_ms(),
+                body: subscription::resource(&asked, &id, "active"),
+            };
+            self.store.put_subscription(&stored).await?;
+        }
+        Ok(())
+    }
 }

@@ -47,8 +47,14 @@ impl Gateway {
             .upsert_resource_at(&mut tx, &task, &index, Some(stored.version))
             .await?;
         if old != new {
-            self.notify_referrer(&mut tx, stored.sender_org.as_deref(), id, version)
-                .await?;
+            self.notify_referrer(
+                &mut tx,
+                stored.sender_org.as_deref(),
+                id,
+                version,
+                new.code(),
+            )
+            .await?;
         }
         tx.commit().await?;
         tracing::info!(task = %id, status = %new, "task status changed");

@@ -35,11 +35,11 @@ pub(super) fn fhir(status: StatusCode, body: Value) -> Response {
 
 /// A version of a stored resource as the HTTP headers tell it.
 #[derive(Debug, Clone)]
-struct Version {
+pub(super) struct Version {
     /// `meta.versionId`.
-    id: i64,
+    pub(super) id: i64,
     /// `meta.lastUpdated` of that version.
-    updated: Option<String>,
+    pub(super) updated: Option<String>,
 }
 
 impl Version {
@@ -47,7 +47,7 @@ impl Version {
         Self::from_body(stored.version, &stored.body)
     }
 
-    fn from_body(id: i64, body: &Value) -> Self {
+    pub(super) fn from_body(id: i64, body: &Value) -> Self {
         let updated = body
             .pointer("/meta/lastUpdated")
             .and_then(Value::as_str)
@@ -57,7 +57,7 @@ impl Version {
 }
 
 /// A FHIR response with `ETag` and `Last-Modified` of `version`.
-fn versioned(status: StatusCode, body: Value, version: &Version) -> Response {
+pub(super) fn versioned(status: StatusCode, body: Value, version: &Version) -> Response {
     let mut response = fhir(status, body);
     let headers = response.headers_mut();
     if let Ok(etag) = format!("W/\"{}\"", version.id).parse() {
@@ -90,7 +90,7 @@ fn created(state: &AppState, status: StatusCode, stored: StoredResource) -> Resp
 }
 
 /// The absolute URL of one version of a resource.
-fn location(state: &AppState, kind: &str, id: &str, version: i64) -> String {
+pub(super) fn location(state: &AppState, kind: &str, id: &str, version: i64) -> String {
     format!(
         "{}/fhir/{kind}/{id}/_history/{version}",
         state.gateway.config.server.base_url
@@ -111,7 +111,7 @@ fn parse(body: &[u8]) -> Result<Value, ApiError> {
 
 /// The body as a resource of `kind` that is valid FHIR: 400 when it is not JSON or another type, 422
 /// with every issue (and its `expression`) when it breaks the schema, an invariant or a claimed profile.
-fn parse_resource(body: &[u8], kind: &str) -> Result<Value, ApiError> {
+pub(super) fn parse_resource(body: &[u8], kind: &str) -> Result<Value, ApiError> {
     let value = parse(body)?;
     let found = value.get("resourceType").and_then(Value::as_str);
     if found != Some(kind) {
@@ -151,6 +151,28 @@ fn capability(kind: &str, interactions: &[&str], versioning: &str) -> Value {
     resource
 }
 
+/// The Subscription resource of the CapabilityStatement: the Backport IG profile and the one topic.
+fn subscription_capability() -> Value {
+    use crate::canonical::subscription::{
+        BACKPORT_SUBSCRIPTION, TASK_STATUS_TOPIC, TOPIC_CANONICAL_EXTENSION,
+    };
+    let mut resource = capability(
+        "Subscription",
+        &["create", "read", "vread", "delete", "search-type"],
+        "versioned",
+    );
+    if let Some(object) = resource.as_object_mut() {
+        object.insert(
+            "extension".into(),
+            json!([{"url": TOPIC_CANONICAL_EXTENSION, "valueCanonical": TASK_STATUS_TOPIC}]),
+        );
+        object.insert("supportedProfile".into(), json!([BACKPORT_SUBSCRIPTION]));
+        object.insert("searchParam".into(), json!([{"name": "status", "type": "token", "documentation": "The Subscription's status (requested, active, error, off)"}]));
+        object.insert("operation".into(), json!([{"name": "status", "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"}]));
+    }
+    resource
+}
+
 /// `GET /fhir/metadata`: what this server really supports.
 pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
     fhir(StatusCode::OK, capability_statement(&state))
@@ -176,9 +198,13 @@ pub fn capability_statement(state: &AppState) -> Value {
                 capability("Task", &["read", "vread", "update", "history-instance", "search-type"], "versioned-update"),
                 capability("Consent", &["create", "read", "vread", "update", "search-type"], "versioned-update"),
                 capability("Patient", &["read", "vread"], "versioned"),
+                subscription_capability(),
             ],
             "interaction": [{"code": "transaction"}],
-            "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]
+            "operation": [
+                {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
+                {"name": "status", "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"}
+            ]
         }]
     })
 }

@@ -1,4 +1,5 @@
-//! The HTTP API (axum): the FHIR R4 REST subset (`fhir`, its search in `search`), ingest and jobs
+//! The HTTP API (axum): the FHIR R4 REST subset (`fhir`, its search in `search`, Subscriptions in
+//! `subscriptions`), ingest and jobs
 //! (`ingest`), the admin API (`admin`), operations (`ops`), partner authentication (`auth`) and
 //! OperationOutcome errors (`error`).
 
@@ -13,6 +14,7 @@ pub mod ops;
 pub mod params;
 pub mod search;
 pub mod smart;
+pub mod subscriptions;
 pub mod tls;
 
 use crate::gateway::Gateway;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub admin_token_hash: Option<String>,
     /// The server secret keys, tokens and the admin token are hashed under.
     pub credentials: auth::Credentials,
+    /// The client Subscription handshakes go through.
+    pub channels: crate::delivery::channel::Channels,
 }
 
 /// The process-wide Prometheus recorder (installed once).
@@ -91,6 +95,22 @@ fn routes(server: &crate::config::Server) -> Routes {
             }),
         )
         .add("/fhir/Task/{id}/_history", get(fhir::task_history))
+        .add(
+            "/fhir/Subscription",
+            post(subscriptions::create).get(subscriptions::search),
+        )
+        .add(
+            "/fhir/Subscription/{id}",
+            get(subscriptions::read).delete(subscriptions::delete),
+        )
+        .add(
+            "/fhir/Subscription/{id}/_history/{vid}",
+            get(subscriptions::vread),
+        )
+        .add(
+            "/fhir/Subscription/{id}/$status",
+            get(subscriptions::status),
+        )
         .add("/fhir/Patient/{id}", get(fhir::read_patient))
         .add("/fhir/{kind}", get(search::search))
         .add("/fhir/{kind}/{id}", get(fhir::read))

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_reads_and_rights.sql",
         include_str!("migrations/0006_reads_and_rights.sql"),
     ),
+    (
+        7,
+        "0007_subscriptions.sql",
+        include_str!("migrations/0007_subscriptions.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

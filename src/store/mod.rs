@@ -22,9 +22,11 @@ mod migrations;
 pub mod partners;
 pub mod resources;
 pub mod settings;
+pub mod subscriptions;
 
 pub use messages::{DeliveryKind, DeliveryStatus, Message, OutboxItem};
 pub use resources::{ResourceIndex, StoredResource};
+pub use subscriptions::{StoredSubscription, SubscriptionStatus};
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;

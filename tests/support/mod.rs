@@ -915,3 +915,24 @@ pub fn listening_address(child: &mut std::process::Child) -> String {
         .unwrap_or_else(|| panic!("the server prints its address, got {line:?}"))
         .to_owned()
 }
+
+/// A Subscription (R5 Backport IG for R4) to referral Task status changes, notified id-only to
+/// `endpoint` with the channel header `Authorization: Bearer <token>`.
+pub fn subscription_request(endpoint: &str, token: &str) -> Value {
+    serde_json::json!({
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "Know whether help arrived",
+        "criteria": onedoor::canonical::subscription::TASK_STATUS_TOPIC,
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": endpoint,
+            "payload": "application/fhir+json",
+            "_payload": {"extension": [{
+                "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content",
+                "valueCode": "id-only"
+            }]},
+            "header": [format!("Authorization: Bearer {token}")]
+        }
+    })
+}
