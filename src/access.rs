@@ -222,8 +222,11 @@ pub async fn holds_person(
     reader: &Reader,
     person: &crate::consent::model::Party,
 ) -> Result<bool, GatewayError> {
-    if let Some((kind, id)) = person.reference.as_deref().and_then(|r| r.split_once('/'))
-        && let Some(stored) = gateway.store.resource(kind, id).await?
+    if let Some(person) = person
+        .reference
+        .as_deref()
+        .and_then(|r| crate::record::ResourceRef::parse(r).ok())
+        && let Some(stored) = gateway.store.resource(person.kind(), person.id()).await?
     {
         return Ok(reader.sent(&stored));
     }

@@ -148,6 +148,16 @@ fn flow_is_one_way() {
         "the record types are in crate::record",
     );
     assert_does_not_name(
+        "gateway",
+        &["crate::delivery", "crate::http", "crate::cli"],
+        "the outbox and the API call the gateway, never the reverse",
+    );
+    assert_does_not_name(
+        "store",
+        &["crate::gateway", "crate::delivery", "crate::http"],
+        "the store is below every stage that uses it",
+    );
+    assert_does_not_name(
         "record",
         &[
             "crate::adapters",

@@ -112,6 +112,16 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     )
     .or_else(|_| serde_json::from_str(&text))
     .with_context(|| format!("{}: not a FHIR JSON record", args.bundle.display()))?;
+    // Validated here, where it enters: the gate validates only what it changes.
+    let issues = crate::validation::Validator::new().validate(&record);
+    if !issues.is_empty() {
+        let listed: Vec<String> = issues.iter().take(20).map(ToString::to_string).collect();
+        anyhow::bail!(
+            "{}: not valid FHIR, so nothing is released:\n  {}",
+            args.bundle.display(),
+            listed.join("\n  ")
+        );
+    }
     let registry = load_registry(args.consents.as_deref(), &record)?;
     let legal = match &args.bases {
         Some(path) => bases::load(path).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?,

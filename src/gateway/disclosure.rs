@@ -70,8 +70,8 @@ impl Gateway {
         &self,
         message: &crate::store::Message,
     ) -> Result<Option<String>, StoreError> {
-        if let Some((kind, id)) = message.referral_key.split_once('/')
-            && let Some(held) = self.store.resource(kind, id).await?
+        if let Ok(referral) = crate::record::ResourceRef::parse(&message.referral_key)
+            && let Some(held) = self.store.resource(referral.kind(), referral.id()).await?
             && let Some(org) = held.sender_org
         {
             return Ok(Some(org));

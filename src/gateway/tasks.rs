@@ -64,10 +64,15 @@ impl Gateway {
         else {
             return Ok(resources);
         };
-        let (kind, id) = patient.split_once('/').unwrap_or_default();
         // Only what this sender itself holds here: never another organization's record of the person.
         let own = |r: &crate::store::StoredResource| r.sender_org.as_deref() == Some(sender_org);
-        if let Some(found) = self.store.resource(kind, id).await?.filter(own) {
+        if let Ok(subject) = crate::record::ResourceRef::parse(patient)
+            && let Some(found) = self
+                .store
+                .resource(subject.kind(), subject.id())
+                .await?
+                .filter(own)
+        {
             resources.push(found.body);
         }
         for guardian in self
@@ -166,7 +171,10 @@ fn replace_entry(bundle: &mut Value, kind: &str, id: &str, resource: Value) {
 
 /// Find or add the Organization for `system|value`; returns its reference.
 fn organization_for(org: &str, resources: &mut Vec<Value>) -> String {
-    let (system, value) = org.split_once('|').unwrap_or(("", org));
+    let parsed = crate::record::OrgRef::parse(org).ok();
+    let (system, value) = parsed
+        .as_ref()
+        .map_or(("", org), |o| (o.system(), o.value()));
     let id = crate::canonical::ids::resource_id(system, "Organization", value);
     if !resources
         .iter()

@@ -2,17 +2,20 @@
 //! [`Position`], the [`RecordError`] a record is rejected with, the [`QuirkLog`] of what an export did
 //! unexpectedly, the text encoding a source is read in, the [`ContextTable`]s a mapping may read, the
 //! [`OutputFormat`] a conversion writes (also read by the configuration) and the repeat-incident
-//! [`Sighting`] the `niem` history keeps and the store persists. Adapters produce these, mappings, the
+//! [`Sighting`] the `niem` history keeps and the store persists; [`OrgRef`] and [`ResourceRef`] are
+//! organisation and resource references parsed once at the edge. Adapters produce these, mappings, the
 //! pipeline, the configuration and the store consume them, and none depends on another through them.
 
 pub mod org_ref;
 pub mod quirks;
+pub mod resource_ref;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub use org_ref::OrgRef;
 pub use quirks::{Quirk, QuirkLog};
+pub use resource_ref::ResourceRef;
 
 /// The bit marking a reconciliation unit as an element ordinal rather than a line.
 pub const ELEMENT_UNIT: u64 = 1 << 63;
