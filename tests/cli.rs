@@ -499,3 +499,67 @@ fn a_successful_convert_replaces_the_output_and_leaves_no_temporary_file() {
         );
     }
 }
+
+#[test]
+fn an_export_read_from_standard_input_converts_as_the_file_does() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("file.ndjson");
+    let from_stdin = dir.path().join("stdin.ndjson");
+    let common = [
+        "--mapping",
+        "student-referrals",
+        "--roster",
+        "examples/district-export",
+        "--now",
+        "2026-01-01T00:00:00Z",
+    ];
+    let out = onedoor(
+        &[
+            &["convert", "--input", "examples/referrals.csv", "-o"],
+            &[from_file.to_str().unwrap()][..],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onedoor"))
+        .args([
+            "convert",
+            "--input",
+            "-",
+            "--input-name",
+            "referrals.csv",
+            "-o",
+        ])
+        .arg(&from_stdin)
+        .args(common)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let csv = std::fs::read(root().join("examples/referrals.csv")).unwrap();
+    child.stdin.take().unwrap().write_all(&csv).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let file = ndjson(&from_file);
+    assert!(!file.is_empty());
+    assert_eq!(file, ndjson(&from_stdin));
+    // A stream named as no file is refused by name.
+    let out = onedoor(&[
+        "convert",
+        "--mapping",
+        "oneroster",
+        "--input",
+        "-",
+        "--input-name",
+        "..",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a file name"),
+        "{}",
+        text(&out.stderr)
+    );
+}

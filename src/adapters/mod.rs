@@ -13,6 +13,7 @@ pub mod edfi;
 pub mod fhir;
 pub mod hmis;
 pub mod hsds;
+pub mod input;
 pub mod niem;
 pub mod oneroster;
 pub mod referral_csv;

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use tempfile::{NamedTempFile, TempDir};
 
 /// Arguments of `convert`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// A source configured in the configuration file (gives mapping, input, roster, format).
     #[arg(long, conflicts_with = "mapping")]
@@ -36,9 +36,13 @@ pub struct Args {
     /// The mapping's name (`onedoor mappings list` shows them).
     #[arg(long, required_unless_present = "source", requires = "input")]
     mapping: Option<String>,
-    /// The export: a folder, a zip, a CSV, JSON or NDJSON file.
+    /// The export: a folder, a zip, a CSV, JSON or NDJSON file; `-` reads it from standard input (named
+    /// by --input-name).
     #[arg(long)]
     input: Option<PathBuf>,
+    /// With `--input -`: the file name the stream is read as (its extension says what it is, `.zip` a zip).
+    #[arg(long, default_value = "stdin.csv")]
+    input_name: String,
     /// For referral mappings: the OneRoster export the referred students are in.
     #[arg(long)]
     roster: Option<PathBuf>,
@@ -117,6 +121,25 @@ fn history_salt(args: &Args) -> anyhow::Result<&str> {
 
 /// Run `convert`.
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    // `--input -`: the export arrives on standard input and is spooled to a file of its name.
+    let stdin = match args.input.as_deref() {
+        Some(path) if path == Path::new("-") => Some(crate::adapters::input::spool(
+            &args.input_name,
+            &mut std::io::stdin().lock(),
+        )?),
+        _ => None,
+    };
+    let spooled_args;
+    let args = match &stdin {
+        Some(spooled) => {
+            spooled_args = Args {
+                input: Some(spooled.path().to_owned()),
+                ..args.clone()
+            };
+            &spooled_args
+        }
+        None => args,
+    };
     let (mut request, format) = resolve(cli, args)?;
     let history = args
         .incident_history
