@@ -162,6 +162,82 @@ def receivers_task():
     raise AssertionError("the receiver never saw a requested Task")
 
 
+class Hooks:
+    """A subscriber's endpoint on a free port: records (path, Authorization, body); paths under /refuse get 403."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        hits = self.hits = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                hits.append((self.path, self.headers.get("Authorization"), json.loads(body or b"null")))
+                self.send_response(403 if self.path.startswith("/refuse") else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def of_type(self, path, kind):
+        found = []
+        for p, auth, body in self.hits:
+            params = (body or {}).get("entry", [{}])[0].get("resource", {}).get("parameter", [])
+            if p == path and any(x.get("name") == "type" and x.get("valueCode") == kind for x in params):
+                found.append((auth, body))
+        return found
+
+
+def subscription(endpoint):
+    backport = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+    return {"resourceType": "Subscription", "status": "requested", "reason": "did help arrive",
+            "criteria": "http://onedoor.dev/fhir/SubscriptionTopic/referral-task-status",
+            "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+                        "_payload": {"extension": [{"url": backport + "backport-payload-content", "valueCode": "id-only"}]},
+                        "header": ["Authorization: Bearer client-chose-this"]}}
+
+
+def test_subscription_handshake_then_id_only_events_with_the_channel_header():
+    hooks = Hooks()
+    created = call("POST", "/fhir/Subscription", REFERRER, json=subscription(hooks.url + "/events"))
+    assert created.status_code == 201, created.text
+    parsed = model(created, "Subscription")
+    assert parsed.status == "active"
+    assert created.headers["Location"].endswith(f"/fhir/Subscription/{parsed.id}/_history/1")
+    [(auth, handshake)] = hooks.of_type("/events", "handshake")
+    assert auth == "Bearer client-chose-this"
+    model_of = get_fhir_model_class("Bundle").model_validate(handshake)
+    assert model_of.type == "history"
+    read = call("GET", f"/fhir/Subscription/{parsed.id}", REFERRER)
+    assert model(read, "Subscription").channel.endpoint == hooks.url + "/events"
+    refused = call("POST", "/fhir/Subscription", REFERRER, json=subscription(hooks.url + "/refuse"))
+    outcome(refused, 422, "handshake")
+    task = receivers_task()
+    body = call("GET", f"/fhir/Task/{task.id}", RECEIVER).json()
+    body["status"] = "accepted"
+    assert call("PUT", f"/fhir/Task/{task.id}", RECEIVER, json=body).status_code == 200
+    for _ in range(400):
+        events = hooks.of_type("/events", "event-notification")
+        if events:
+            break
+        time.sleep(0.05)
+    assert events, "no event notification"
+    auth, event = events[0]
+    assert auth == "Bearer client-chose-this"
+    bundle = get_fhir_model_class("Bundle").model_validate(event)
+    assert bundle.entry[1].fullUrl.endswith(f"/fhir/Task/{task.id}") and bundle.entry[1].resource is None
+    gone = call("DELETE", f"/fhir/Subscription/{parsed.id}", REFERRER)
+    assert gone.status_code == 200, gone.text
+    assert call("GET", f"/fhir/Subscription/{parsed.id}", REFERRER).status_code == 404
+
+
 def test_task_update_with_if_match_and_412_when_stale():
     task = receivers_task()
     path = f"/fhir/Task/{task.id}"
