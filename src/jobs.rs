@@ -272,6 +272,7 @@ impl Sink for GatewaySink {
                 Ok(())
             }
             Err(GatewayError::Invalid(why)) => self.refuse(why),
+            Err(invalid @ GatewayError::Unprocessable(_)) => self.refuse(invalid.to_string()),
             Err(GatewayError::Store(err)) => Err(err),
             Err(other) => Err(StoreError::Corrupt(other.to_string())),
         };

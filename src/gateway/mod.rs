@@ -42,6 +42,9 @@ pub enum GatewayError {
     /// The resource is not valid FHIR R4 / SDOHCC.
     #[error("{0}")]
     Invalid(String),
+    /// The record is not valid FHIR R4 / SDOHCC: every issue with its path.
+    #[error("{}", .0.iter().take(10).map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unprocessable(Vec<crate::validation::Issue>),
     /// A workflow rule forbids it (Task status change).
     #[error("{0}")]
     Conflict(String),
@@ -141,13 +144,6 @@ impl Gateway {
         if issues.is_empty() {
             return Ok(());
         }
-        Err(GatewayError::Invalid(
-            issues
-                .iter()
-                .take(10)
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        ))
+        Err(GatewayError::Unprocessable(issues))
     }
 }

@@ -71,6 +71,7 @@ impl From<crate::gateway::GatewayError> for ApiError {
         use crate::gateway::GatewayError as G;
         match err {
             G::Invalid(why) => Self::Invalid(why),
+            G::Unprocessable(issues) => Self::Unprocessable(issues),
             G::Conflict(why) => Self::Conflict(why),
             G::NotFound => Self::NotFound,
             G::NotAllowed(why) => Self::NotAllowed(why),

@@ -1,7 +1,8 @@
 //! FHIR Subscriptions as the store keeps them (`subscriptions` table): the partner and organization that
 //! asked, the channel (endpoint, headers, heartbeat period), the Task statuses it filters on, its status,
 //! and the event counter, advanced in the transaction that queues each event notification so event
-//! numbers are never reused, on any node.
+//! numbers are never reused, on any node. Every write goes through a [`WriteTx`] (on SQLite, this
+//! process's writer turn), never straight to the pool.
 
 use super::messages::text_enum;
 use super::{Store, StoreError, WriteTx, now_ms};
@@ -143,12 +144,13 @@ impl Store {
 
     /// Record that something was sent to a Subscription now (its heartbeat starts again).
     pub async fn subscription_sent(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         sqlx::query(&self.sql("UPDATE subscriptions SET last_sent_ms = $2 WHERE id = $1"))
             .bind(id)
             .bind(now_ms())
-            .execute(self.pool())
+            .execute(tx.conn())
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Change a Subscription's status (its served body too); false when there is none.
@@ -163,6 +165,7 @@ impl Store {
         if let Some(body) = found.body.as_object_mut() {
             body.insert("status".into(), Value::from(status.as_str()));
         }
+        let mut tx = self.begin().await?;
         let done = sqlx::query(&self.sql(
             "UPDATE subscriptions SET status = $2, body = $3, version = version + 1, updated_ms = $4 WHERE id = $1",
         ))
@@ -170,17 +173,20 @@ impl Store {
         .bind(status.as_str())
         .bind(found.body.to_string())
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(tx.conn())
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Remove a Subscription (its queued notifications then fail as ended); false when there was none.
     pub async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(&self.sql("DELETE FROM subscriptions WHERE id = $1"))
             .bind(id)
-            .execute(self.pool())
+            .execute(tx.conn())
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
