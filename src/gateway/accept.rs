@@ -8,15 +8,29 @@ use crate::store::messages::{NewDelivery, Revision};
 use crate::store::{DeliveryKind, DeliveryStatus, Message, Store, StoreError, WriteTx};
 use serde_json::Value;
 
+/// A submission checked and planned, ready for its transaction.
+pub(super) struct Prepared {
+    source: String,
+    sender_org: String,
+    bundle: Value,
+    plan: Plan,
+}
+
 impl Gateway {
-    /// Accept a referral bundle (or any bundle) from `source`, sent on behalf of `sender_org`.
+    /// Accept a referral bundle (or any bundle) from `source`, sent on behalf of `sender_org`. On SQLite,
+    /// submissions arriving together share one transaction (group commit, `commits`); none is answered
+    /// before that transaction commits.
     pub async fn accept(
-        &self,
+        self: &std::sync::Arc<Self>,
         source: &str,
         sender_org: &str,
         bundle: Value,
     ) -> Result<Accepted, GatewayError> {
-        self.accept_for_job(source, sender_org, bundle, None).await
+        let prepared = self.prepare(source, sender_org, bundle).await?;
+        match self.store.backend() {
+            crate::store::Backend::Sqlite => self.commit_grouped(prepared).await,
+            crate::store::Backend::Postgres => self.accept_alone(prepared, None).await,
+        }
     }
 
     /// Accept a bundle; with a job cursor, the job advances in the same transaction.
@@ -32,17 +46,63 @@ impl Gateway {
         bundle: Value,
         job: Option<&mut JobCursor>,
     ) -> Result<Accepted, GatewayError> {
+        let prepared = self.prepare(source, sender_org, bundle).await?;
+        self.accept_alone(prepared, job).await
+    }
+
+    /// What is worked out before the transaction: the bundle validated (once, here), its performer from
+    /// the directory, its plan.
+    async fn prepare(
+        &self,
+        source: &str,
+        sender_org: &str,
+        bundle: Value,
+    ) -> Result<Prepared, GatewayError> {
         self.check(&bundle)?;
         let bundle = self.assign_from_directory(bundle).await?;
         let plan = Plan::of(&bundle, sender_org);
+        Ok(Prepared {
+            source: source.to_owned(),
+            sender_org: sender_org.to_owned(),
+            bundle,
+            plan,
+        })
+    }
+
+    /// Accept a prepared submission in a transaction of its own.
+    async fn accept_alone(
+        &self,
+        prepared: Prepared,
+        job: Option<&mut JobCursor>,
+    ) -> Result<Accepted, GatewayError> {
         let mut tx = self.store.begin().await?;
-        let mut head = self.store.lock_chain(&mut tx).await?;
-        self.owned_by_sender(&mut tx, &bundle, sender_org).await?;
-        let latest = self.store.latest_revision(&mut tx, &plan.key).await?;
+        let accepted = self.accept_in(&mut tx, prepared, job).await?;
+        tx.commit().await?;
+        accepted_now(&accepted);
+        Ok(accepted)
+    }
+
+    /// Everything an acceptance writes, inside `tx`: the audit chain's head is taken first (the first
+    /// write), then the arrival is decided, consent asked per destination and audited, the resources,
+    /// the message and its outbox rows stored, and the job advanced.
+    pub(super) async fn accept_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        prepared: Prepared,
+        job: Option<&mut JobCursor>,
+    ) -> Result<Accepted, GatewayError> {
+        let Prepared {
+            source,
+            sender_org,
+            bundle,
+            plan,
+        } = prepared;
+        let mut head = self.store.lock_chain(tx).await?;
+        self.owned_by_sender(tx, &bundle, &sender_org).await?;
+        let latest = self.store.latest_revision(tx, &plan.key).await?;
         let (arrival, revision) = arrival_of(latest.as_ref(), &plan);
         if arrival == Arrival::Duplicate {
-            advance(&self.store, &mut tx, job, arrival).await?;
-            tx.commit().await?;
+            advance(&self.store, tx, job, arrival).await?;
             return Ok(plan.accepted(
                 latest.map(|l| l.id).unwrap_or_default(),
                 arrival,
@@ -50,34 +110,27 @@ impl Gateway {
                 Vec::new(),
             ));
         }
-        let destinations = self.destinations(&mut tx, &plan, &bundle, arrival).await?;
-        let body = self
-            .keep_held_task(&mut tx, bundle, &plan, revision)
-            .await?;
+        let destinations = self.destinations(tx, &plan, &bundle, arrival).await?;
+        let body = self.keep_held_task(tx, bundle, &plan, revision).await?;
         let (routed, entries) = self
-            .decide_all(&mut tx, &body, &destinations, sender_org)
+            .decide_all(tx, &body, &destinations, &sender_org)
             .await?;
-        self.store.append_audit(&mut tx, &mut head, entries).await?;
+        self.store.append_audit(tx, &mut head, entries).await?;
         for (resource, index) in plan.indexed(&body) {
-            self.store
-                .upsert_resource(&mut tx, &resource, &index)
-                .await?;
+            self.store.upsert_resource(tx, &resource, &index).await?;
         }
         let message = Message {
             id: uuid::Uuid::new_v4().to_string(),
-            source: source.to_owned(),
+            source,
             referral_key: plan.key.clone(),
             revision,
             content_hash: plan.content_hash.clone(),
             body,
         };
         self.store
-            .insert_message(&mut tx, &message, &deliveries(&routed))
+            .insert_message(tx, &message, &deliveries(&routed))
             .await?;
-        advance(&self.store, &mut tx, job, arrival).await?;
-        tx.commit().await?;
-        metrics::counter!("onedoor_messages_accepted_total").increment(1);
-        tracing::info!(message = %message.id, revision, arrival = ?arrival, destinations = routed.len(), "message accepted");
+        advance(&self.store, tx, job, arrival).await?;
         Ok(plan.accepted(message.id, arrival, revision, routed))
     }
 
@@ -100,6 +153,14 @@ impl Gateway {
         }
         Ok(destinations)
     }
+}
+
+/// Count and log an acceptance once its transaction has committed.
+pub(super) fn accepted_now(accepted: &Accepted) {
+    if accepted.arrival != Arrival::Duplicate {
+        metrics::counter!("onedoor_messages_accepted_total").increment(1);
+    }
+    tracing::info!(message = %accepted.message, revision = accepted.revision, arrival = ?accepted.arrival, destinations = accepted.routed.len(), "message accepted");
 }
 
 /// New, a changed copy (the next revision) or an identical copy of the revision held, with its revision.

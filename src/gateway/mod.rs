@@ -5,7 +5,8 @@
 //! workflow, stored, and notified to the referrer.
 //!
 //! This module holds the [`Gateway`] itself, its construction and its errors; each role is a submodule:
-//! `accept` (the one transaction a submission is), `plan` (what a submitted bundle is worked out to
+//! `accept` (the one transaction a submission is), `commits` (group commit: submissions arriving
+//! together share that transaction on SQLite), `plan` (what a submitted bundle is worked out to
 //! be), `routing` (which destinations it goes to), `performer` (the directory's performer, and the
 //! organization a performer resolves to), `ownership` (which records a sender may write),
 //! `disclosure` (the consent decision per destination), `consent_state` (the cached consent gate),
@@ -13,6 +14,7 @@
 //! `notifications` (the referrer's notifications).
 
 mod accept;
+mod commits;
 mod consent_state;
 mod disclosure;
 mod notifications;
@@ -122,6 +124,8 @@ pub struct Gateway {
     /// Held while a `niem` ingest reads, counts and saves the repeat-incident history (one at a time).
     pub history_lock: Arc<Mutex<()>>,
     validator: Validator,
+    /// The group committer's queue (SQLite), started with the first submission.
+    commits: std::sync::OnceLock<commits::CommitQueue>,
 }
 
 impl Gateway {
@@ -135,6 +139,7 @@ impl Gateway {
             consents: Mutex::new(ConsentState::unloaded()),
             history_lock: Arc::new(Mutex::new(())),
             validator: Validator::new(),
+            commits: std::sync::OnceLock::new(),
         })
     }
 

@@ -70,6 +70,9 @@ pub enum StoreError {
     /// An update was based on a version that is no longer current (another node changed it meanwhile).
     #[error("version conflict: {0}")]
     VersionConflict(String),
+    /// A group commit failed (every submission in it was answered with this).
+    #[error("store: {0}")]
+    Batch(String),
     /// A claim (job, delivery) was taken over by another node after its lease ran out.
     #[error("claim lost: {0}")]
     ClaimLost(String),

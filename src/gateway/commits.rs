@@ -1,0 +1,147 @@
+//! Group commit (SQLite): submissions that arrive together share one transaction. SQLite has one writer
+//! and every commit waits for its fsync, so one transaction per referral caps a server at the disk's
+//! commit rate; here a single committer takes whatever submissions are queued (up to [`MAX_BATCH`]),
+//! accepts each inside the one transaction under a savepoint of its own (a submission that fails is rolled
+//! back alone and answered with its error), commits once, and only then answers the others: none is
+//! acknowledged before the commit that holds it, and if the commit fails every one of them is answered
+//! with the failure. PostgreSQL groups concurrent commits in its own WAL flush, so there each submission
+//! keeps its own transaction and they run side by side.
+
+use super::accept::{Prepared, accepted_now};
+use super::{Accepted, Gateway, GatewayError};
+use crate::store::{StoreError, WriteTx};
+use std::sync::{Arc, Weak};
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many submissions in one transaction.
+pub const MAX_BATCH: usize = 128;
+/// Submissions waiting for the committer (more wait for room in the queue).
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// The committer's queue.
+pub(super) struct CommitQueue {
+    sender: mpsc::Sender<Pending>,
+}
+
+/// A submission waiting for its transaction, and where its answer goes.
+struct Pending {
+    prepared: Prepared,
+    reply: oneshot::Sender<Result<Accepted, GatewayError>>,
+}
+
+impl Gateway {
+    /// Accept a prepared submission in the next group commit; answered once that has committed.
+    pub(super) async fn commit_grouped(
+        self: &Arc<Self>,
+        prepared: Prepared,
+    ) -> Result<Accepted, GatewayError> {
+        let queue = self.commits.get_or_init(|| CommitQueue::start(self));
+        let (reply, answer) = oneshot::channel();
+        let stopped = || GatewayError::Store(StoreError::Batch("the committer stopped".into()));
+        queue
+            .sender
+            .send(Pending { prepared, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// One transaction for `batch`: each submission under its own savepoint; answers after the commit.
+    async fn commit_batch(&self, batch: Vec<Pending>) {
+        let mut tx = match self.store.begin().await {
+            Ok(tx) => tx,
+            Err(err) => return fail_all(batch, &err),
+        };
+        let mut done = Vec::with_capacity(batch.len());
+        for pending in batch {
+            match self.accept_saved(&mut tx, pending.prepared).await {
+                Ok(Ok(accepted)) => done.push((pending.reply, accepted)),
+                Ok(Err(refused)) => {
+                    let _ = pending.reply.send(Err(refused));
+                }
+                Err(err) => {
+                    let _ = pending.reply.send(Err(err.into()));
+                    let rest: Vec<_> = done.into_iter().map(|(reply, _)| reply).collect();
+                    return fail_replies(
+                        rest,
+                        &StoreError::Batch(
+                            "a savepoint could not be rolled back; the batch was abandoned".into(),
+                        ),
+                    );
+                }
+            }
+        }
+        metrics::histogram!("onedoor_group_commit_size").record(done.len() as f64);
+        if let Err(err) = tx.commit().await {
+            let replies = done.into_iter().map(|(reply, _)| reply).collect();
+            return fail_replies(replies, &err);
+        }
+        for (reply, accepted) in done {
+            accepted_now(&accepted);
+            let _ = reply.send(Ok(accepted));
+        }
+    }
+
+    /// Accept one submission under a savepoint: `Ok(Err(_))` when it was refused and rolled back alone,
+    /// `Err` when the savepoint itself failed (the transaction cannot go on).
+    async fn accept_saved(
+        &self,
+        tx: &mut WriteTx<'_>,
+        prepared: Prepared,
+    ) -> Result<Result<Accepted, GatewayError>, StoreError> {
+        savepoint(tx, "SAVEPOINT submission").await?;
+        match self.accept_in(tx, prepared, None).await {
+            Ok(accepted) => {
+                savepoint(tx, "RELEASE SAVEPOINT submission").await?;
+                Ok(Ok(accepted))
+            }
+            Err(refused) => {
+                savepoint(tx, "ROLLBACK TO SAVEPOINT submission").await?;
+                savepoint(tx, "RELEASE SAVEPOINT submission").await?;
+                Ok(Err(refused))
+            }
+        }
+    }
+}
+
+impl CommitQueue {
+    /// Start the committer for `gateway` (it holds the gateway weakly and ends with it).
+    fn start(gateway: &Arc<Gateway>) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(run(Arc::downgrade(gateway), receiver));
+        Self { sender }
+    }
+}
+
+/// The committer: wait for a submission, take every other one queued (up to [`MAX_BATCH`]), commit them.
+async fn run(gateway: Weak<Gateway>, mut queue: mpsc::Receiver<Pending>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let Some(gateway) = gateway.upgrade() else {
+            return;
+        };
+        gateway.commit_batch(batch).await;
+    }
+}
+
+async fn savepoint(tx: &mut WriteTx<'_>, statement: &str) -> Result<(), StoreError> {
+    sqlx::query(statement).execute(tx.conn()).await?;
+    Ok(())
+}
+
+fn fail_all(batch: Vec<Pending>, err: &StoreError) {
+    fail_replies(batch.into_iter().map(|p| p.reply).collect(), err);
+}
+
+fn fail_replies(replies: Vec<oneshot::Sender<Result<Accepted, GatewayError>>>, err: &StoreError) {
+    tracing::error!(error = %err, submissions = replies.len(), "group commit failed; nothing of it was stored");
+    for reply in replies {
+        let _ = reply.send(Err(GatewayError::Store(StoreError::Batch(err.to_string()))));
+    }
+}
