@@ -121,15 +121,10 @@ impl Store {
             .collect()
     }
 
-    /// The chain's entries in order, and its head.
+    /// The chain's entries in order, and its head. The head is read first and the entries up to it: the
+    /// entries and the head move in one transaction, so entries a running server appends meanwhile (after
+    /// the head read) are left out rather than seen as a chain longer than its head.
     pub async fn audit_chain(&self) -> Result<(Vec<AuditEntry>, ChainHead), StoreError> {
-        let rows = sqlx::query("SELECT entry FROM audit_entries ORDER BY seq")
-            .fetch_all(self.pool())
-            .await?;
-        let entries = rows
-            .iter()
-            .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>("entry")?)?))
-            .collect::<Result<Vec<AuditEntry>, StoreError>>()?;
         let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_one(self.pool())
             .await?;
@@ -137,6 +132,34 @@ impl Store {
             length: row.try_get::<i64, _>("seq")? as u64,
             hash: row.try_get("hash")?,
         };
+        let rows =
+            sqlx::query(&self.sql("SELECT entry FROM audit_entries WHERE seq <= $1 ORDER BY seq"))
+                .bind(head.length as i64)
+                .fetch_all(self.pool())
+                .await?;
+        let mut entries = rows
+            .iter()
+            .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>("entry")?)?))
+            .collect::<Result<Vec<AuditEntry>, StoreError>>()?;
+        // Entries beyond the head in one statement's snapshot were written without moving it (tampering):
+        // they are returned too, so verification reports a chain longer than its head.
+        let orphans: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM audit_entries WHERE seq > (SELECT seq FROM audit_head WHERE id = 1)",
+        )
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
+        if orphans > 0 {
+            let rows = sqlx::query(
+                &self.sql("SELECT entry FROM audit_entries WHERE seq > $1 ORDER BY seq"),
+            )
+            .bind(head.length as i64)
+            .fetch_all(self.pool())
+            .await?;
+            for row in &rows {
+                entries.push(serde_json::from_str(&row.try_get::<String, _>("entry")?)?);
+            }
+        }
         Ok((entries, head))
     }
 
