@@ -7,7 +7,7 @@
 
 use crate::adapters::niem::IncidentHistory;
 use crate::canonical::bundle;
-use crate::gateway::{Arrival, Gateway, GatewayError, JobCursor};
+use crate::gateway::{Arrival, Gateway, GatewayError, JOB_BATCH, JobCursor, JobRecord};
 use crate::mapping::EngineOptions;
 use crate::pipeline::{self, Sink};
 use crate::store::StoreError;
@@ -213,6 +213,8 @@ struct GatewaySink {
     lines: u64,
     resources: u64,
     stopped: Option<JobError>,
+    /// Records waiting for the next batch commit, with their ordinals.
+    pending: Vec<(i64, Value)>,
 }
 
 impl GatewaySink {
@@ -234,18 +236,38 @@ impl GatewaySink {
             lines: 0,
             resources: 0,
             stopped: None,
+            pending: Vec::new(),
         }
     }
 
-    fn refuse(&mut self, why: String) -> Result<(), StoreError> {
-        let job = &mut self.cursor.job;
-        job.records_done += 1;
-        job.refused.push(json!({"record": self.seen, "error": why}));
-        self.runtime.block_on(self.gateway.store.job_step(
-            &self.cursor.job,
-            &self.cursor.node,
-            self.cursor.lease_ms,
-        ))
+    /// Commit the pending records in one transaction (the job's progress with them).
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() || self.stopped.is_some() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.pending);
+        let batch = self.runtime.block_on(self.gateway.accept_job_batch(
+            &self.source,
+            &self.org,
+            records,
+            &mut self.cursor,
+        ));
+        let stored = match batch {
+            Ok(outcomes) => {
+                self.lines += outcomes
+                    .iter()
+                    .filter(
+                        |o| matches!(o, JobRecord::Accepted(a) if a.arrival != Arrival::Duplicate),
+                    )
+                    .count() as u64;
+                return Ok(());
+            }
+            Err(GatewayError::Store(err)) => err,
+            Err(other) => StoreError::Corrupt(other.to_string()),
+        };
+        let message = stored.to_string();
+        self.stopped = Some(stored.into());
+        Err(std::io::Error::other(message))
     }
 }
 
@@ -258,28 +280,9 @@ impl Sink for GatewaySink {
         let record = bundle::group_record(resources, passthrough);
         crate::http::guard::test_panic_if_marked(&record, crate::http::guard::TEST_PANIC_JOB);
         self.resources += crate::consent::subject::resources(&record).len() as u64;
-        let accepted = self.runtime.block_on(self.gateway.accept_for_job(
-            &self.source,
-            &self.org,
-            record,
-            Some(&mut self.cursor),
-        ));
-        let stored = match accepted {
-            Ok(accepted) => {
-                if accepted.arrival != Arrival::Duplicate {
-                    self.lines += 1;
-                }
-                Ok(())
-            }
-            Err(GatewayError::Invalid(why)) => self.refuse(why),
-            Err(invalid @ GatewayError::Unprocessable(_)) => self.refuse(invalid.to_string()),
-            Err(GatewayError::Store(err)) => Err(err),
-            Err(other) => Err(StoreError::Corrupt(other.to_string())),
-        };
-        if let Err(err) = stored {
-            let message = err.to_string();
-            self.stopped = Some(err.into());
-            return Err(std::io::Error::other(message));
+        self.pending.push((self.seen, record));
+        if self.pending.len() >= JOB_BATCH {
+            return self.flush();
         }
         Ok(())
     }
@@ -289,6 +292,6 @@ impl Sink for GatewaySink {
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.flush()
     }
 }

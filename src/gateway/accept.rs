@@ -52,7 +52,7 @@ impl Gateway {
 
     /// What is worked out before the transaction: the bundle validated (once, here), its performer from
     /// the directory, its plan.
-    async fn prepare(
+    pub(super) async fn prepare(
         &self,
         source: &str,
         sender_org: &str,

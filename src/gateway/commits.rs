@@ -145,3 +145,89 @@ fn fail_replies(replies: Vec<oneshot::Sender<Result<Accepted, GatewayError>>>, e
         let _ = reply.send(Err(GatewayError::Store(StoreError::Batch(err.to_string()))));
     }
 }
+
+/// What became of one record of a job's batch.
+pub enum JobRecord {
+    /// Stored (new, a revision or a duplicate).
+    Accepted(Accepted),
+    /// Not valid: refused with why (and counted in the job's refusals).
+    Refused,
+}
+
+/// Records a job commits together: the ingest path's group commit.
+pub const JOB_BATCH: usize = 64;
+
+impl Gateway {
+    /// Accept a job's records (each with its ordinal in the upload) in one transaction: each record under
+    /// a savepoint; one that is not valid FHIR is refused alone and listed in the job's refusals; the job's
+    /// progress is written once, in the same transaction, so after a crash the job resumes after the last
+    /// batch committed. Any other failure stops the batch and nothing of it is kept.
+    pub async fn accept_job_batch(
+        &self,
+        source: &str,
+        sender_org: &str,
+        records: Vec<(i64, serde_json::Value)>,
+        cursor: &mut super::JobCursor,
+    ) -> Result<Vec<JobRecord>, GatewayError> {
+        let mut prepared = Vec::with_capacity(records.len());
+        for (ordinal, record) in records {
+            prepared.push((ordinal, self.prepare(source, sender_org, record).await));
+        }
+        let mut tx = self.store.begin().await?;
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        for (ordinal, ready) in prepared {
+            let outcome = match ready {
+                Ok(ready) => self.job_record_saved(&mut tx, ready, cursor).await?,
+                Err(refused) => Err(refused),
+            };
+            outcomes.push(match outcome {
+                Ok(accepted) => JobRecord::Accepted(accepted),
+                Err(refused) if is_refusal(&refused) => {
+                    cursor.refuse(ordinal, refused.to_string());
+                    JobRecord::Refused
+                }
+                Err(other) => return Err(other),
+            });
+        }
+        self.store
+            .job_progress(&mut tx, &cursor.job, &cursor.node, cursor.lease_ms)
+            .await?;
+        tx.commit().await?;
+        for outcome in &outcomes {
+            if let JobRecord::Accepted(accepted) = outcome {
+                accepted_now(accepted);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// One record of a job under a savepoint: refused ones are rolled back alone.
+    async fn job_record_saved(
+        &self,
+        tx: &mut WriteTx<'_>,
+        prepared: Prepared,
+        cursor: &mut super::JobCursor,
+    ) -> Result<Result<Accepted, GatewayError>, GatewayError> {
+        savepoint(tx, "SAVEPOINT job_record").await?;
+        match self.accept_in(tx, prepared, Some(cursor)).await {
+            Ok(accepted) => {
+                savepoint(tx, "RELEASE SAVEPOINT job_record").await?;
+                Ok(Ok(accepted))
+            }
+            Err(refused) if is_refusal(&refused) => {
+                savepoint(tx, "ROLLBACK TO SAVEPOINT job_record").await?;
+                savepoint(tx, "RELEASE SAVEPOINT job_record").await?;
+                Ok(Err(refused))
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// A record's own fault (not valid FHIR): refused, the job goes on.
+fn is_refusal(error: &GatewayError) -> bool {
+    matches!(
+        error,
+        GatewayError::Invalid(_) | GatewayError::Unprocessable(_)
+    )
+}

@@ -25,6 +25,7 @@ mod routing;
 mod tasks;
 mod workflow;
 
+pub use commits::{JOB_BATCH, JobRecord};
 pub use notifications::shortcut_id;
 pub use performer::performer_org;
 
@@ -108,6 +109,16 @@ pub struct JobCursor {
     pub node: String,
     /// Its lease, extended at each record.
     pub lease_ms: i64,
+}
+
+impl JobCursor {
+    /// Count a refused record (its ordinal in the upload and why) in the job's progress.
+    pub fn refuse(&mut self, record: i64, why: String) {
+        self.job.records_done += 1;
+        self.job
+            .refused
+            .push(serde_json::json!({"record": record, "error": why}));
+    }
 }
 
 /// The shared gateway state.
