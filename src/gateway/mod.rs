@@ -101,7 +101,7 @@ impl Accepted {
     }
 }
 
-/// A job's place, advanced in the transaction that stores each of its records.
+/// A job's place, advanced in the transaction that stores each batch of its records.
 pub struct JobCursor {
     /// The job as claimed, with its counts so far.
     pub job: ClaimedJob,
