@@ -1,9 +1,9 @@
 //! The ingest job runner: any node claims a stored job (a lease, like outbox work), writes its upload out
 //! of the store into a temporary folder under its own name, runs the source's mapping through the
-//! pipeline, and hands every bundle to the gateway, which stores it and advances the job in one
-//! transaction. A job interrupted by a crash or a restart is claimed again when its lease ends; the
-//! records already committed are skipped, so it resumes from the last one, and its report counts the
-//! resumption. Re-ingesting the same records never duplicates them (the gateway knows each referral).
+//! pipeline, and hands the bundles to the gateway in batches of [`JOB_BATCH`], each stored with the job's
+//! progress in one transaction (group commit). A job interrupted by a crash or a restart is claimed again
+//! when its lease ends; the records already committed are skipped, so it resumes after the last batch,
+//! and its report counts the resumption. Re-ingesting the same records never duplicates them (the gateway knows each referral).
 
 use crate::adapters::niem::IncidentHistory;
 use crate::canonical::bundle;
