@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-15}
 connections=${2:-16}
-cargo build --release --bin onedoor --example noop_server >/dev/null
+# ONEDOOR_BENCH_NO_BUILD=1 measures the binaries already built (to compare two builds in one session).
+[ "${ONEDOOR_BENCH_NO_BUILD:-}" = 1 ] || cargo build --release --bin onedoor --example noop_server >/dev/null
 bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
