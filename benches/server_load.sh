@@ -2,6 +2,7 @@
 # Referrals accepted per second and latency for POST /fhir/ServiceRequest with a durable SQLite commit,
 # against an axum handler that does nothing, both loaded by wrk from a second process in the same run.
 # Usage: bash benches/server_load.sh [seconds] [connections]     (needs wrk: apt-get install wrk)
+# ONEDOOR_BENCH_DATABASE_URL=postgres://.../empty_db measures PostgreSQL instead of a fresh SQLite file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-15}
@@ -13,7 +14,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 sed -e "s#^listen = .*#listen = \"127.0.0.1:8097\"#" \
-    -e "s#^database_url = .*#database_url = \"sqlite://$work/onedoor.db\"#" \
+    -e "s#^database_url = .*#database_url = \"${ONEDOOR_BENCH_DATABASE_URL:-sqlite://$work/onedoor.db}\"#" \
     -e "s#^audit_dir = .*#audit_dir = \"$work/audit\"#" config/onedoor.toml > "$work/onedoor.toml"
 key=$("$bin/onedoor" partners add riverside-sis --config "$work/onedoor.toml" 2>/dev/null)
 "$bin/onedoor" serve --config "$work/onedoor.toml" > "$work/serve.log" 2>&1 &

@@ -17,8 +17,13 @@ pub(super) struct Prepared {
 }
 
 impl Gateway {
-    /// Accept a referral bundle (or any bundle) from `source`, sent on behalf of `sender_org`. On SQLite,
-    /// submissions arriving together share one transaction (group commit, `commits`); none is answered
+    /// Accept a referral bundle (or any bundle) from `source`, sent on behalf of `sender_org`.
+    ///
+    /// One referral is one referral whatever path it comes by: its key is its ServiceRequest (whose id the
+    /// mappings derive from the source system and record id). An identical copy is a duplicate; a changed
+    /// copy is the next revision, decided again and delivered to every destination that had the earlier
+    /// one as well as to the current routes; the Task keeps its status and its history shows the revision.
+    /// Submissions arriving together share one transaction (group commit, `commits`); none is answered
     /// before that transaction commits.
     pub async fn accept(
         self: &std::sync::Arc<Self>,
@@ -27,27 +32,7 @@ impl Gateway {
         bundle: Value,
     ) -> Result<Accepted, GatewayError> {
         let prepared = self.prepare(source, sender_org, bundle).await?;
-        match self.store.backend() {
-            crate::store::Backend::Sqlite => self.commit_grouped(prepared).await,
-            crate::store::Backend::Postgres => self.accept_alone(prepared, None).await,
-        }
-    }
-
-    /// Accept a bundle; with a job cursor, the job advances in the same transaction.
-    ///
-    /// One referral is one referral whatever path it comes by: its key is its ServiceRequest (whose id the
-    /// mappings derive from the source system and record id). An identical copy is a duplicate; a changed
-    /// copy is the next revision, decided again and delivered to every destination that had the earlier
-    /// one as well as to the current routes; the Task keeps its status and its history shows the revision.
-    pub async fn accept_for_job(
-        &self,
-        source: &str,
-        sender_org: &str,
-        bundle: Value,
-        job: Option<&mut JobCursor>,
-    ) -> Result<Accepted, GatewayError> {
-        let prepared = self.prepare(source, sender_org, bundle).await?;
-        self.accept_alone(prepared, job).await
+        self.commit_grouped(prepared).await
     }
 
     /// What is worked out before the transaction: the bundle validated (once, here), its performer from
@@ -69,21 +54,8 @@ impl Gateway {
         })
     }
 
-    /// Accept a prepared submission in a transaction of its own.
-    async fn accept_alone(
-        &self,
-        prepared: Prepared,
-        job: Option<&mut JobCursor>,
-    ) -> Result<Accepted, GatewayError> {
-        let mut tx = self.store.begin().await?;
-        let accepted = self.accept_in(&mut tx, prepared, job).await?;
-        tx.commit().await?;
-        accepted_now(&accepted);
-        Ok(accepted)
-    }
-
-    /// Everything an acceptance writes, inside `tx`: the audit chain's head is taken first (the first
-    /// write), then the arrival is decided, consent asked per destination and audited, the resources,
+    /// Everything an acceptance writes, inside `tx` (a group commit's, under a savepoint of its own): the
+    /// audit chain's head is taken first (the first write), then the arrival is decided, consent asked per destination and audited, the resources,
     /// the message and its outbox rows stored, and the job advanced.
     pub(super) async fn accept_in(
         &self,

@@ -1,11 +1,13 @@
-//! Group commit (SQLite): submissions that arrive together share one transaction. SQLite has one writer
-//! and every commit waits for its fsync, so one transaction per referral caps a server at the disk's
-//! commit rate; here a single committer takes whatever submissions are queued (up to [`MAX_BATCH`]),
+//! Group commit: submissions that arrive together share one transaction. Every acceptance appends to the
+//! one audit chain (its head row is the first write, so acceptances are serialised by the database on
+//! SQLite and PostgreSQL alike) and every commit waits for its fsync, so one transaction per referral caps
+//! a node at the disk's commit rate; here a single committer per node takes whatever submissions are
+//! queued (up to [`MAX_BATCH`]),
 //! accepts each inside the one transaction under a savepoint of its own (a submission that fails is rolled
 //! back alone and answered with its error), commits once, and only then answers the others: none is
 //! acknowledged before the commit that holds it, and if the commit fails every one of them is answered
-//! with the failure. PostgreSQL groups concurrent commits in its own WAL flush, so there each submission
-//! keeps its own transaction and they run side by side.
+//! with the failure. Several nodes over one PostgreSQL each run a committer; their batches take turns at
+//! the chain's head.
 
 use super::accept::{Prepared, accepted_now};
 use super::{Accepted, Gateway, GatewayError};
