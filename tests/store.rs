@@ -101,3 +101,35 @@ fn an_audit_folder_of_an_earlier_version_is_migrated_into_the_store_once() {
             .contains(&format!("{written} entries, chain intact"))
     );
 }
+
+#[test]
+fn an_update_that_changes_nothing_keeps_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = onedoor::store::Store::connect(&url).await.unwrap();
+        let index = onedoor::store::ResourceIndex {
+            sender_org: Some("urn:onedoor:schools|riverside".into()),
+            ..Default::default()
+        };
+        let patient =
+            serde_json::json!({"resourceType": "Patient", "id": "p1", "birthDate": "2010-01-01"});
+        assert_eq!(store.put_resource(&patient, &index).await.unwrap(), 1);
+        // The same again (as a client re-sends it, or with the store's own meta): no new version.
+        assert_eq!(store.put_resource(&patient, &index).await.unwrap(), 1);
+        let held = store.resource("Patient", "p1").await.unwrap().unwrap().body;
+        assert_eq!(store.put_resource(&held, &index).await.unwrap(), 1);
+        assert_eq!(store.history("Patient", "p1").await.unwrap().len(), 1);
+        // A change, or the same body indexed for another sender, is a new version.
+        let mut changed = patient.clone();
+        changed["birthDate"] = serde_json::json!("2010-01-02");
+        assert_eq!(store.put_resource(&changed, &index).await.unwrap(), 2);
+        let other = onedoor::store::ResourceIndex {
+            sender_org: Some("urn:onedoor:agencies|county-food-bank".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.put_resource(&changed, &other).await.unwrap(), 3);
+        assert_eq!(store.history("Patient", "p1").await.unwrap().len(), 3);
+    });
+}

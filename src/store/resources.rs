@@ -92,7 +92,14 @@ impl Store {
         expected: Option<i64>,
     ) -> Result<i64, StoreError> {
         let (kind, id) = crate::canonical::bundle::type_and_id(resource);
-        let current = self.resource_version(tx, kind, id).await?;
+        let held = self.held(tx, kind, id).await?;
+        if expected.is_none()
+            && let Some(held) = held.as_ref().filter(|h| h.is(resource, index))
+        {
+            // The same resource, indexed the same: a no-op update keeps its version (as FHIR servers do).
+            return Ok(held.version);
+        }
+        let current = held.map(|h| h.version);
         let base = expected.or(current);
         if expected.is_some() && current != expected {
             return Err(conflict(kind, id, current, expected));
@@ -138,7 +145,81 @@ impl Store {
         .await?;
         Ok(version)
     }
+}
 
+/// What the store holds of a resource, to tell a no-op update.
+struct Held {
+    version: i64,
+    body: String,
+    index: ResourceIndex,
+}
+
+impl Held {
+    /// Whether `resource` with `index` is what is held (its `meta.versionId` and `meta.lastUpdated` aside).
+    fn is(&self, resource: &Value, index: &ResourceIndex) -> bool {
+        let same_index = self.index.patient == index.patient
+            && self.index.sender_org == index.sender_org
+            && self.index.receiver_org == index.receiver_org
+            && self.index.status == index.status
+            && self.index.focus == index.focus;
+        same_index
+            && serde_json::from_str::<Value>(&self.body)
+                .is_ok_and(|held| without_store_meta(held) == without_store_meta(resource.clone()))
+    }
+}
+
+/// A resource without the store's own `meta.versionId` and `meta.lastUpdated` (and without `meta` when
+/// nothing else is in it).
+fn without_store_meta(mut resource: Value) -> Value {
+    if let Some(object) = resource.as_object_mut() {
+        let empty = object
+            .get_mut("meta")
+            .and_then(Value::as_object_mut)
+            .map(|meta| {
+                meta.remove("versionId");
+                meta.remove("lastUpdated");
+                meta.is_empty()
+            });
+        if empty == Some(true) {
+            object.remove("meta");
+        }
+    }
+    resource
+}
+
+impl Store {
+    /// The version, body and index of a held resource, read inside `tx`.
+    async fn held(
+        &self,
+        tx: &mut WriteTx<'_>,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<Held>, StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT version, body, patient, sender_org, receiver_org, status, focus FROM resources WHERE resource_type = $1 AND id = $2",
+        ))
+        .bind(kind)
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?;
+        row.map(|r| {
+            Ok(Held {
+                version: r.try_get("version")?,
+                body: r.try_get("body")?,
+                index: ResourceIndex {
+                    patient: r.try_get("patient")?,
+                    sender_org: r.try_get("sender_org")?,
+                    receiver_org: r.try_get("receiver_org")?,
+                    status: r.try_get("status")?,
+                    focus: r.try_get("focus")?,
+                },
+            })
+        })
+        .transpose()
+    }
+}
+
+impl Store {
     /// A resource by type and id.
     pub async fn resource(
         &self,
