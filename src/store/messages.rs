@@ -186,17 +186,31 @@ impl Store {
         for delivery in deliveries {
             self.insert_outbox(tx, &message.id, delivery, now).await?;
         }
-        for resource in crate::consent::subject::resources(&message.body) {
-            let (kind, id) = crate::canonical::bundle::type_and_id(resource);
-            sqlx::query(&self.sql(
-                "INSERT INTO message_resources (message_id, resource_type, resource_id) VALUES ($1, $2, $3) \
+        self.insert_message_resources(tx, message).await
+    }
+
+    /// Which resources a message carries, in one statement (a few hundred rows at most per statement).
+    async fn insert_message_resources(
+        &self,
+        tx: &mut WriteTx<'_>,
+        message: &Message,
+    ) -> Result<(), StoreError> {
+        let resources = crate::consent::subject::resources(&message.body);
+        for chunk in resources.chunks(300) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+                .collect();
+            let sql = self.sql(&format!(
+                "INSERT INTO message_resources (message_id, resource_type, resource_id) VALUES {} \
                  ON CONFLICT DO NOTHING",
-            ))
-            .bind(&message.id)
-            .bind(kind)
-            .bind(id)
-            .execute(tx.conn())
-            .await?;
+                rows.join(", ")
+            ));
+            let mut statement = sqlx::query(&sql).bind(&message.id);
+            for resource in chunk {
+                let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+                statement = statement.bind(kind).bind(id);
+            }
+            statement.execute(tx.conn()).await?;
         }
         Ok(())
     }
