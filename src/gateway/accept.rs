@@ -4,6 +4,7 @@
 
 use super::plan::Plan;
 use super::{Accepted, Arrival, Gateway, GatewayError, JobCursor};
+use crate::consent::audit::ChainHead;
 use crate::store::messages::{NewDelivery, Revision};
 use crate::store::{DeliveryKind, DeliveryStatus, Message, Store, StoreError, WriteTx};
 use serde_json::Value;
@@ -54,12 +55,13 @@ impl Gateway {
         })
     }
 
-    /// Everything an acceptance writes, inside `tx` (a group commit's, under a savepoint of its own): the
-    /// audit chain's head is taken first (the first write), then the arrival is decided, consent asked per destination and audited, the resources,
+    /// Everything an acceptance writes, inside `tx` (a group commit's, under a savepoint of its own, after
+    /// the batch took the audit chain's head as its first write, `head`): the arrival is decided, consent asked per destination and audited, the resources,
     /// the message and its outbox rows stored, and the job advanced.
     pub(super) async fn accept_in(
         &self,
         tx: &mut WriteTx<'_>,
+        head: &mut ChainHead,
         prepared: Prepared,
         job: Option<&mut JobCursor>,
     ) -> Result<Accepted, GatewayError> {
@@ -69,7 +71,6 @@ impl Gateway {
             bundle,
             plan,
         } = prepared;
-        let mut head = self.store.lock_chain(tx).await?;
         self.owned_by_sender(tx, &bundle, &sender_org).await?;
         let latest = self.store.latest_revision(tx, &plan.key).await?;
         let (arrival, revision) = arrival_of(latest.as_ref(), &plan);
@@ -87,7 +88,7 @@ impl Gateway {
         let (routed, entries) = self
             .decide_all(tx, &body, &destinations, &sender_org)
             .await?;
-        self.store.append_audit(tx, &mut head, entries).await?;
+        self.store.append_audit(tx, head, entries).await?;
         for (resource, index) in plan.indexed(&body) {
             self.store.upsert_resource(tx, &resource, &index).await?;
         }

@@ -11,6 +11,7 @@
 
 use super::accept::{Prepared, accepted_now};
 use super::{Accepted, Gateway, GatewayError};
+use crate::consent::audit::ChainHead;
 use crate::store::{StoreError, WriteTx};
 use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, oneshot};
@@ -54,9 +55,17 @@ impl Gateway {
             Ok(tx) => tx,
             Err(err) => return fail_all(batch, &err),
         };
+        // The chain's head first: the batch's first write, held to its commit.
+        let mut head = match self.store.lock_chain(&mut tx).await {
+            Ok(head) => head,
+            Err(err) => return fail_all(batch, &err),
+        };
         let mut done = Vec::with_capacity(batch.len());
         for pending in batch {
-            match self.accept_saved(&mut tx, pending.prepared).await {
+            match self
+                .accept_saved(&mut tx, &mut head, pending.prepared)
+                .await
+            {
                 Ok(Ok(accepted)) => done.push((pending.reply, accepted)),
                 Ok(Err(refused)) => {
                     let _ = pending.reply.send(Err(refused));
@@ -89,15 +98,19 @@ impl Gateway {
     async fn accept_saved(
         &self,
         tx: &mut WriteTx<'_>,
+        head: &mut ChainHead,
         prepared: Prepared,
     ) -> Result<Result<Accepted, GatewayError>, StoreError> {
         savepoint(tx, "SAVEPOINT submission").await?;
-        match self.accept_in(tx, prepared, None).await {
+        let before = head.clone();
+        match self.accept_in(tx, head, prepared, None).await {
             Ok(accepted) => {
                 savepoint(tx, "RELEASE SAVEPOINT submission").await?;
                 Ok(Ok(accepted))
             }
             Err(refused) => {
+                // The head goes back with the rows its entries were in.
+                *head = before;
                 savepoint(tx, "ROLLBACK TO SAVEPOINT submission").await?;
                 savepoint(tx, "RELEASE SAVEPOINT submission").await?;
                 Ok(Err(refused))
@@ -176,10 +189,14 @@ impl Gateway {
             prepared.push((ordinal, self.prepare(source, sender_org, record).await));
         }
         let mut tx = self.store.begin().await?;
+        let mut head = self.store.lock_chain(&mut tx).await?;
         let mut outcomes = Vec::with_capacity(prepared.len());
         for (ordinal, ready) in prepared {
             let outcome = match ready {
-                Ok(ready) => self.job_record_saved(&mut tx, ready, cursor).await?,
+                Ok(ready) => {
+                    self.job_record_saved(&mut tx, &mut head, ready, cursor)
+                        .await?
+                }
                 Err(refused) => Err(refused),
             };
             outcomes.push(match outcome {
@@ -207,16 +224,19 @@ impl Gateway {
     async fn job_record_saved(
         &self,
         tx: &mut WriteTx<'_>,
+        head: &mut ChainHead,
         prepared: Prepared,
         cursor: &mut super::JobCursor,
     ) -> Result<Result<Accepted, GatewayError>, GatewayError> {
         savepoint(tx, "SAVEPOINT job_record").await?;
-        match self.accept_in(tx, prepared, Some(cursor)).await {
+        let before = head.clone();
+        match self.accept_in(tx, head, prepared, Some(cursor)).await {
             Ok(accepted) => {
                 savepoint(tx, "RELEASE SAVEPOINT job_record").await?;
                 Ok(Ok(accepted))
             }
             Err(refused) if is_refusal(&refused) => {
+                *head = before;
                 savepoint(tx, "ROLLBACK TO SAVEPOINT job_record").await?;
                 savepoint(tx, "RELEASE SAVEPOINT job_record").await?;
                 Ok(Err(refused))
