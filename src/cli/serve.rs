@@ -8,7 +8,7 @@ use crate::delivery::outbox;
 use crate::delivery::send::Sender;
 use crate::gateway::Gateway;
 use crate::http::{self, AppState, auth, listener};
-use crate::store::Store;
+use crate::store::{Checkpoints, Store};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,6 +70,11 @@ pub(crate) fn load(args: &Args) -> anyhow::Result<(Config, String)> {
 }
 
 pub(crate) async fn connect(url: &str) -> anyhow::Result<Store> {
+    connect_with(url, Checkpoints::InCommit).await
+}
+
+/// Open the store (creating a SQLite file's folder) with the checkpointing `checkpoints` says.
+async fn connect_with(url: &str, checkpoints: Checkpoints) -> anyhow::Result<Store> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .map(|p| p.split('?').next().unwrap_or(p))
@@ -80,7 +85,7 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Store> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    Store::connect(url)
+    Store::connect_with(url, checkpoints)
         .await
         .with_context(|| "cannot open the store".to_owned())
 }
@@ -88,7 +93,7 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Store> {
 async fn serve(args: &Args) -> anyhow::Result<()> {
     http::guard::install_panic_hook();
     let (config, url) = load(args)?;
-    let store = connect(&url).await?;
+    let store = connect_with(&url, Checkpoints::Background).await?;
     prepare_store(&config, &store).await?;
     let sender = Arc::new(Sender::new(&config).map_err(|e| anyhow::anyhow!(e))?);
     let channels = sender.channels().clone();
@@ -121,6 +126,11 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
         channels,
         stopped.clone(),
     ));
+    let checkpoints = tokio::spawn({
+        let store = gateway.store.clone();
+        let stopped = stopped.clone();
+        async move { store.checkpoint_wal(CHECKPOINT_EVERY, stopped).await }
+    });
     let jobs = tokio::spawn(crate::jobs::run(gateway.clone(), stopped));
     let router = http::router(state);
     let limits = connection_limits(&gateway.config.server);
@@ -141,9 +151,13 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     let _ = worker.await;
     let _ = jobs.await;
     let _ = heartbeats.await;
+    let _ = checkpoints.await;
     eprintln!("onedoor stopped");
     Ok(())
 }
+
+/// How often the server checkpoints SQLite's write-ahead log (beside the writer, never in a commit).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// File descriptors kept for the store's pool, outbound deliveries, uploads and logs.
 const RESERVED_FDS: u64 = 128;

@@ -78,6 +78,15 @@ pub enum StoreError {
     ClaimLost(String),
 }
 
+/// Who checkpoints SQLite's write-ahead log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// SQLite, in the commit that fills the log past 1,000 pages (that commit waits for it): the CLI.
+    InCommit,
+    /// A background task ([`Store::checkpoint_wal`]): the server, whose commits must not stall.
+    Background,
+}
+
 /// The store.
 #[derive(Clone)]
 pub struct Store {
@@ -115,8 +124,14 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Connect (`sqlite://path` — created if missing — or `postgres://...`) and migrate.
+    /// Connect (`sqlite://path` — created if missing — or `postgres://...`) and migrate. SQLite checkpoints
+    /// its write-ahead log itself, in the commit that fills it.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, Checkpoints::InCommit).await
+    }
+
+    /// Connect with the checkpointing `checkpoints` says (SQLite; PostgreSQL ignores it).
+    pub async fn connect_with(url: &str, checkpoints: Checkpoints) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url)?;
         let url = match backend {
@@ -139,6 +154,12 @@ impl Store {
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
+                        if checkpoints == Checkpoints::Background {
+                            // No commit waits for a checkpoint; `checkpoint_wal` does them beside the writer.
+                            sqlx::query("PRAGMA wal_autocheckpoint=0")
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                     }
                     Ok(())
                 })
@@ -152,6 +173,31 @@ impl Store {
         };
         migrations::run(&store).await?;
         Ok(store)
+    }
+
+    /// Copy what the SQLite write-ahead log holds into the database file, without blocking the writer
+    /// (a passive checkpoint), every `every` until `stop` turns true: with [`Checkpoints::Background`] no
+    /// commit pays for a checkpoint. PostgreSQL: returns at once.
+    pub async fn checkpoint_wal(
+        &self,
+        every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        loop {
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(%error, "write-ahead log checkpoint failed; retried");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     /// Which database.
