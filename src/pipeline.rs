@@ -316,7 +316,10 @@ impl<W: Write> Sink for NdjsonSink<W> {
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
         if self.format == OutputFormat::Bundle && !passthrough {
             self.resources += resources.len() as u64;
-            return self.line(&bundle::transaction(&resources));
+            bundle::write_transaction(&mut self.out, &resources)?;
+            self.out.write_all(b"\n")?;
+            self.lines += 1;
+            return Ok(());
         }
         for resource in resources {
             let key = resource_key(&resource);

@@ -2,7 +2,7 @@
 
 use crate::adapters::csv_table::display_name;
 use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -169,7 +169,8 @@ fn record(name: String, line: u64, value: Value) -> Decoded {
         key,
         group,
         position,
-        context: json!({ "resource": value }),
+        // Moved in, never copied (`json!` would serialize the whole resource into a new value).
+        context: Value::Object(serde_json::Map::from_iter([("resource".to_owned(), value)])),
         related: Vec::new(),
         joined: Vec::new(),
     })
