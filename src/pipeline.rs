@@ -9,7 +9,7 @@ use crate::canonical::bundle;
 use crate::mapping::{
     self, CompiledMapping, EngineOptions, LoadedMapping, MappingEngine, MappingError,
 };
-use crate::record::quirks::Skipped;
+use crate::record::quirks::{QuirkEvent, Skipped};
 use crate::record::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
 use crate::validation::Validator;
 use serde::Serialize;
@@ -17,6 +17,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+mod parallel;
 
 pub use crate::adapters::niem::DEFAULT_HISTORY_SALT;
 pub use crate::record::OutputFormat;
@@ -381,13 +383,24 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         (Some(e), Some(l)) => Some(compile(e, l)?),
         _ => None,
     };
+    let passthrough = loaded.file.mapping.passthrough;
     let stage = Stage {
-        compiled: &compiled,
-        roster: roster_compiled.as_ref(),
-        passthrough: loaded.file.mapping.passthrough,
-        validator: Validator::new(),
+        mapper: Mapper {
+            compiled: &compiled,
+            roster: roster_compiled.as_ref(),
+            passthrough,
+            validator: Validator::new(),
+            quirks: quirks.clone(),
+        },
+        passthrough,
         quirks: quirks.clone(),
         built: Default::default(),
+        plan: Plan {
+            loaded: &loaded,
+            roster: roster_loaded.as_ref(),
+            options: &options,
+            threads: parallel::threads(),
+        },
     };
     let mut summary = Summary {
         mapping: loaded.name().to_owned(),
@@ -472,16 +485,46 @@ fn read_source(
     }
 }
 
-/// The mapping and validation applied to each record.
+/// The records of a run, in order: grouping, the id collision check, the summary and the output, with the
+/// mapping and validation of each record done here or, for a long run, on worker threads (`parallel`).
 struct Stage<'m> {
+    mapper: Mapper<'m>,
+    passthrough: bool,
+    quirks: QuirkLog,
+    /// The id of each record's lead resource, with a digest of its content and where it was built.
+    built: std::cell::RefCell<BuiltIds>,
+    /// How worker threads build their own mapping, and how many there are.
+    plan: Plan<'m>,
+}
+
+/// The mapping and validation applied to each record (one per thread).
+struct Mapper<'m> {
     compiled: &'m CompiledMapping<'m>,
     roster: Option<&'m CompiledMapping<'m>>,
     passthrough: bool,
     validator: Validator,
+    /// Where mapping problems of joined rows are reported.
     quirks: QuirkLog,
-    /// The id of each record's lead resource, with a digest of its content and where it was built.
-    built: std::cell::RefCell<BuiltIds>,
 }
+
+/// What a worker thread builds its own mapping engines from (each thread has its own: the date filters note
+/// their quirks at the position of the record being mapped).
+struct Plan<'m> {
+    loaded: &'m LoadedMapping,
+    roster: Option<&'m LoadedMapping>,
+    options: &'m EngineOptions,
+    /// Worker threads (1: every record is mapped on the reading thread).
+    threads: usize,
+}
+
+/// A record mapped on a worker thread: the resources (or why not) and the quirk log calls made meanwhile.
+struct Mapped {
+    processed: Result<Vec<Value>, RecordError>,
+    events: Vec<QuirkEvent>,
+}
+
+/// Records mapped on the reading thread before worker threads are started (a short run never starts them).
+const SEQUENTIAL_FIRST: usize = 256;
 
 impl Stage<'_> {
     fn run(
@@ -491,37 +534,86 @@ impl Stage<'_> {
         summary: &mut Summary,
     ) -> Result<(), PipelineError> {
         let mut group = Group::default();
-        for decoded in records {
-            summary.records_in += 1;
-            let record = match decoded {
-                Ok(record) => record,
-                Err(error) => {
-                    summary.reject(error);
-                    continue;
-                }
-            };
-            if record.group != group.id {
-                group.flush(sink, self.passthrough)?;
-                group = Group {
-                    id: record.group.clone(),
-                    ..Group::default()
-                };
-            }
-            self.add(&record, &mut group, summary);
+        let mut records = records.peekable();
+        let first = if self.plan.threads > 1 {
+            SEQUENTIAL_FIRST
+        } else {
+            usize::MAX
+        };
+        for decoded in records.by_ref().take(first) {
+            self.settle(decoded, None, &mut group, sink, summary)?;
+        }
+        if self.plan.threads > 1 && records.peek().is_some() {
+            parallel::run(self, records, &mut group, sink, summary)?;
         }
         group.flush(sink, self.passthrough)?;
         Ok(())
     }
 
-    fn add(&self, record: &SourceRecord, group: &mut Group, summary: &mut Summary) {
-        if let Some(failed) = &group.failed_lead {
-            summary.reject(RecordError::new(
-                record.position.clone(),
-                format!("not converted: it belongs with {failed}, which was rejected"),
-            ));
-            return;
+    /// One record, in order: mapped here, or `mapped` on a worker thread already (with the quirk log calls
+    /// that made, applied now; dropped with the mapping when the record follows a rejected lead record).
+    fn settle(
+        &self,
+        decoded: Decoded,
+        mapped: Option<Mapped>,
+        group: &mut Group,
+        sink: &mut dyn Sink,
+        summary: &mut Summary,
+    ) -> Result<(), PipelineError> {
+        summary.records_in += 1;
+        let record = match decoded {
+            Ok(record) => record,
+            Err(error) => {
+                summary.reject(error);
+                return Ok(());
+            }
+        };
+        if record.group != group.id {
+            group.flush(sink, self.passthrough)?;
+            *group = Group {
+                id: record.group.clone(),
+                ..Group::default()
+            };
         }
-        let processed = self.process(record).and_then(|resources| {
+        if self.follows_rejected(&record, group, summary) {
+            return Ok(());
+        }
+        let processed = match mapped {
+            Some(Mapped { processed, events }) => {
+                self.quirks.replay(events);
+                processed
+            }
+            None => self.mapper.process(&record),
+        };
+        self.add(&record, processed, group, summary);
+        Ok(())
+    }
+
+    /// Whether the record goes with a lead record that was rejected (then it is rejected too, unmapped).
+    fn follows_rejected(
+        &self,
+        record: &SourceRecord,
+        group: &Group,
+        summary: &mut Summary,
+    ) -> bool {
+        let Some(failed) = &group.failed_lead else {
+            return false;
+        };
+        summary.reject(RecordError::new(
+            record.position.clone(),
+            format!("not converted: it belongs with {failed}, which was rejected"),
+        ));
+        true
+    }
+
+    fn add(
+        &self,
+        record: &SourceRecord,
+        processed: Result<Vec<Value>, RecordError>,
+        group: &mut Group,
+        summary: &mut Summary,
+    ) {
+        let processed = processed.and_then(|resources| {
             self.check_collision(record, resources.first())?;
             Ok(resources)
         });
@@ -584,7 +676,9 @@ impl Stage<'_> {
             }
         }
     }
+}
 
+impl Mapper<'_> {
     fn process(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
         let mut resources = if self.passthrough {
             vec![record.context.get("resource").cloned().unwrap_or_default()]
