@@ -521,6 +521,8 @@ struct Plan<'m> {
 struct Mapped {
     processed: Result<Vec<Value>, RecordError>,
     events: Vec<QuirkEvent>,
+    /// [`content_digest`] of the lead resource, for the collision check.
+    digest: Option<u64>,
 }
 
 /// Records mapped on the reading thread before worker threads are started (a short run never starts them).
@@ -578,14 +580,18 @@ impl Stage<'_> {
         if self.follows_rejected(&record, group, summary) {
             return Ok(());
         }
-        let processed = match mapped {
-            Some(Mapped { processed, events }) => {
+        let (processed, digest) = match mapped {
+            Some(Mapped {
+                processed,
+                events,
+                digest,
+            }) => {
                 self.quirks.replay(events);
-                processed
+                (processed, digest)
             }
-            None => self.mapper.process(&record),
+            None => (self.mapper.process(&record), None),
         };
-        self.add(&record, processed, group, summary);
+        self.add(&record, processed, digest, group, summary);
         Ok(())
     }
 
@@ -610,11 +616,12 @@ impl Stage<'_> {
         &self,
         record: &SourceRecord,
         processed: Result<Vec<Value>, RecordError>,
+        digest: Option<u64>,
         group: &mut Group,
         summary: &mut Summary,
     ) {
         let processed = processed.and_then(|resources| {
-            self.check_collision(record, resources.first())?;
+            self.check_collision(record, resources.first(), digest)?;
             Ok(resources)
         });
         match processed {
@@ -651,13 +658,17 @@ impl Stage<'_> {
         &self,
         record: &SourceRecord,
         lead: Option<&Value>,
+        digest: Option<u64>,
     ) -> Result<(), RecordError> {
-        let Some(key) = lead.filter(|_| !self.passthrough).and_then(resource_key) else {
+        let Some((lead, key)) = lead
+            .filter(|_| !self.passthrough)
+            .and_then(|lead| Some((lead, resource_key(lead)?)))
+        else {
             return Ok(());
         };
-        let content = serde_json::to_string(lead.unwrap_or_default()).unwrap_or_default();
+        let digest = digest.unwrap_or_else(|| content_digest(lead));
         let mut built = self.built.borrow_mut();
-        match built.check(&key, hash64(&content), &record.position) {
+        match built.check(&key, digest, &record.position) {
             Check::Collides(at) => Err(RecordError::new(
                 record.position.clone(),
                 format!(
@@ -807,6 +818,26 @@ fn describe_unit(file: &str, unit: u64) -> String {
         u if u & ELEMENT_UNIT != 0 => format!("{file} element {}", u & !ELEMENT_UNIT),
         line => format!("{file} line {line}"),
     }
+}
+
+/// A 64-bit digest of a resource's JSON text, serialized straight into the hasher.
+fn content_digest(resource: &Value) -> u64 {
+    use std::hash::Hasher;
+    /// Feeds written bytes to a hasher.
+    struct HashWriter(std::collections::hash_map::DefaultHasher);
+    impl Write for HashWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut writer = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    // Writing into a hasher cannot fail; a value serde cannot write hashes what was written.
+    let _ = serde_json::to_writer(&mut writer, resource);
+    writer.0.finish()
 }
 
 fn hash64(text: &str) -> u64 {

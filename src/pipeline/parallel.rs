@@ -174,7 +174,17 @@ fn work(
                     Err(error) => Err(error.clone()),
                 };
                 let events = quirks.take_recorded();
-                (decoded, Mapped { processed, events })
+                let digest = processed
+                    .as_ref()
+                    .ok()
+                    .and_then(|resources| resources.first())
+                    .map(super::content_digest);
+                let mapped = Mapped {
+                    processed,
+                    events,
+                    digest,
+                };
+                (decoded, mapped)
             })
             .collect();
         if done.send((number, mapped)).is_err() {
