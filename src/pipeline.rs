@@ -9,7 +9,7 @@ use crate::canonical::bundle;
 use crate::mapping::{
     self, CompiledMapping, EngineOptions, LoadedMapping, MappingEngine, MappingError,
 };
-use crate::record::quirks::Skipped;
+use crate::record::quirks::{QuirkEvent, Skipped};
 use crate::record::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
 use crate::validation::Validator;
 use serde::Serialize;
@@ -17,6 +17,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+mod parallel;
 
 pub use crate::adapters::niem::DEFAULT_HISTORY_SALT;
 pub use crate::record::OutputFormat;
@@ -316,7 +318,10 @@ impl<W: Write> Sink for NdjsonSink<W> {
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
         if self.format == OutputFormat::Bundle && !passthrough {
             self.resources += resources.len() as u64;
-            return self.line(&bundle::transaction(&resources));
+            bundle::write_transaction(&mut self.out, &resources)?;
+            self.out.write_all(b"\n")?;
+            self.lines += 1;
+            return Ok(());
         }
         for resource in resources {
             let key = resource_key(&resource);
@@ -378,13 +383,24 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
         (Some(e), Some(l)) => Some(compile(e, l)?),
         _ => None,
     };
+    let passthrough = loaded.file.mapping.passthrough;
     let stage = Stage {
-        compiled: &compiled,
-        roster: roster_compiled.as_ref(),
-        passthrough: loaded.file.mapping.passthrough,
-        validator: Validator::new(),
+        mapper: Mapper {
+            compiled: &compiled,
+            roster: roster_compiled.as_ref(),
+            passthrough,
+            validator: Validator::new(),
+            quirks: quirks.clone(),
+        },
+        passthrough,
         quirks: quirks.clone(),
         built: Default::default(),
+        plan: Plan {
+            loaded: &loaded,
+            roster: roster_loaded.as_ref(),
+            options: &options,
+            threads: parallel::threads(),
+        },
     };
     let mut summary = Summary {
         mapping: loaded.name().to_owned(),
@@ -469,16 +485,48 @@ fn read_source(
     }
 }
 
-/// The mapping and validation applied to each record.
+/// The records of a run, in order: grouping, the id collision check, the summary and the output, with the
+/// mapping and validation of each record done here or, for a long run, on worker threads (`parallel`).
 struct Stage<'m> {
+    mapper: Mapper<'m>,
+    passthrough: bool,
+    quirks: QuirkLog,
+    /// The id of each record's lead resource, with a digest of its content and where it was built.
+    built: std::cell::RefCell<BuiltIds>,
+    /// How worker threads build their own mapping, and how many there are.
+    plan: Plan<'m>,
+}
+
+/// The mapping and validation applied to each record (one per thread).
+struct Mapper<'m> {
     compiled: &'m CompiledMapping<'m>,
     roster: Option<&'m CompiledMapping<'m>>,
     passthrough: bool,
     validator: Validator,
+    /// Where mapping problems of joined rows are reported.
     quirks: QuirkLog,
-    /// The id of each record's lead resource, with a digest of its content and where it was built.
-    built: std::cell::RefCell<BuiltIds>,
 }
+
+/// What a worker thread builds its own mapping engines from (each thread has its own: the date filters note
+/// their quirks at the position of the record being mapped).
+struct Plan<'m> {
+    loaded: &'m LoadedMapping,
+    roster: Option<&'m LoadedMapping>,
+    options: &'m EngineOptions,
+    /// Worker threads (1: every record is mapped on the reading thread).
+    threads: usize,
+}
+
+/// A record mapped on a worker thread: the resources (or why not) and the quirk log calls made meanwhile.
+struct Mapped {
+    processed: Result<Vec<Value>, RecordError>,
+    events: Vec<QuirkEvent>,
+    /// [`content_digest`] of the lead resource, for the collision check.
+    digest: Option<u64>,
+}
+
+/// Records mapped on the reading thread before worker threads are started (a short run never starts them).
+const SEQUENTIAL_FIRST: usize = 256;
 
 impl Stage<'_> {
     fn run(
@@ -488,38 +536,92 @@ impl Stage<'_> {
         summary: &mut Summary,
     ) -> Result<(), PipelineError> {
         let mut group = Group::default();
-        for decoded in records {
-            summary.records_in += 1;
-            let record = match decoded {
-                Ok(record) => record,
-                Err(error) => {
-                    summary.reject(error);
-                    continue;
-                }
-            };
-            if record.group != group.id {
-                group.flush(sink, self.passthrough)?;
-                group = Group {
-                    id: record.group.clone(),
-                    ..Group::default()
-                };
-            }
-            self.add(&record, &mut group, summary);
+        let mut records = records.peekable();
+        let first = if self.plan.threads > 1 {
+            SEQUENTIAL_FIRST
+        } else {
+            usize::MAX
+        };
+        for decoded in records.by_ref().take(first) {
+            self.settle(decoded, None, &mut group, sink, summary)?;
+        }
+        if self.plan.threads > 1 && records.peek().is_some() {
+            parallel::run(self, records, &mut group, sink, summary)?;
         }
         group.flush(sink, self.passthrough)?;
         Ok(())
     }
 
-    fn add(&self, record: &SourceRecord, group: &mut Group, summary: &mut Summary) {
-        if let Some(failed) = &group.failed_lead {
-            summary.reject(RecordError::new(
-                record.position.clone(),
-                format!("not converted: it belongs with {failed}, which was rejected"),
-            ));
-            return;
+    /// One record, in order: mapped here, or `mapped` on a worker thread already (with the quirk log calls
+    /// that made, applied now; dropped with the mapping when the record follows a rejected lead record).
+    fn settle(
+        &self,
+        decoded: Decoded,
+        mapped: Option<Mapped>,
+        group: &mut Group,
+        sink: &mut dyn Sink,
+        summary: &mut Summary,
+    ) -> Result<(), PipelineError> {
+        summary.records_in += 1;
+        let record = match decoded {
+            Ok(record) => record,
+            Err(error) => {
+                summary.reject(error);
+                return Ok(());
+            }
+        };
+        if record.group != group.id {
+            group.flush(sink, self.passthrough)?;
+            *group = Group {
+                id: record.group.clone(),
+                ..Group::default()
+            };
         }
-        let processed = self.process(record).and_then(|resources| {
-            self.check_collision(record, resources.first())?;
+        if self.follows_rejected(&record, group, summary) {
+            return Ok(());
+        }
+        let (processed, digest) = match mapped {
+            Some(Mapped {
+                processed,
+                events,
+                digest,
+            }) => {
+                self.quirks.replay(events);
+                (processed, digest)
+            }
+            None => (self.mapper.process(&record), None),
+        };
+        self.add(&record, processed, digest, group, summary);
+        Ok(())
+    }
+
+    /// Whether the record goes with a lead record that was rejected (then it is rejected too, unmapped).
+    fn follows_rejected(
+        &self,
+        record: &SourceRecord,
+        group: &Group,
+        summary: &mut Summary,
+    ) -> bool {
+        let Some(failed) = &group.failed_lead else {
+            return false;
+        };
+        summary.reject(RecordError::new(
+            record.position.clone(),
+            format!("not converted: it belongs with {failed}, which was rejected"),
+        ));
+        true
+    }
+
+    fn add(
+        &self,
+        record: &SourceRecord,
+        processed: Result<Vec<Value>, RecordError>,
+        digest: Option<u64>,
+        group: &mut Group,
+        summary: &mut Summary,
+    ) {
+        let processed = processed.and_then(|resources| {
+            self.check_collision(record, resources.first(), digest)?;
             Ok(resources)
         });
         match processed {
@@ -556,13 +658,17 @@ impl Stage<'_> {
         &self,
         record: &SourceRecord,
         lead: Option<&Value>,
+        digest: Option<u64>,
     ) -> Result<(), RecordError> {
-        let Some(key) = lead.filter(|_| !self.passthrough).and_then(resource_key) else {
+        let Some((lead, key)) = lead
+            .filter(|_| !self.passthrough)
+            .and_then(|lead| Some((lead, resource_key(lead)?)))
+        else {
             return Ok(());
         };
-        let content = serde_json::to_string(lead.unwrap_or_default()).unwrap_or_default();
+        let digest = digest.unwrap_or_else(|| content_digest(lead));
         let mut built = self.built.borrow_mut();
-        match built.check(&key, hash64(&content), &record.position) {
+        match built.check(&key, digest, &record.position) {
             Check::Collides(at) => Err(RecordError::new(
                 record.position.clone(),
                 format!(
@@ -581,7 +687,9 @@ impl Stage<'_> {
             }
         }
     }
+}
 
+impl Mapper<'_> {
     fn process(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
         let mut resources = if self.passthrough {
             vec![record.context.get("resource").cloned().unwrap_or_default()]
@@ -710,6 +818,26 @@ fn describe_unit(file: &str, unit: u64) -> String {
         u if u & ELEMENT_UNIT != 0 => format!("{file} element {}", u & !ELEMENT_UNIT),
         line => format!("{file} line {line}"),
     }
+}
+
+/// A 64-bit digest of a resource's JSON text, serialized straight into the hasher.
+fn content_digest(resource: &Value) -> u64 {
+    use std::hash::Hasher;
+    /// Feeds written bytes to a hasher.
+    struct HashWriter(std::collections::hash_map::DefaultHasher);
+    impl Write for HashWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut writer = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    // Writing into a hasher cannot fail; a value serde cannot write hashes what was written.
+    let _ = serde_json::to_writer(&mut writer, resource);
+    writer.0.finish()
 }
 
 fn hash64(text: &str) -> u64 {

@@ -51,14 +51,42 @@ pub fn parse_resource(bytes: &[u8]) -> Result<TypedResource, TypedError> {
 
 /// Check that a JSON value deserializes into the typed model (required elements present, codes known).
 pub fn check_value(value: &serde_json::Value) -> Result<(), TypedError> {
-    use serde::Deserialize;
-    // The fast path: most records are valid. Only a failure pays for path tracking.
-    if Resource::deserialize(value).is_ok() {
+    // The fast path: most records are valid. Only a failure pays for path tracking (and the verdict is
+    // always the tagged `Resource` one's: a fast path that fails falls back to it).
+    if deserializes(value) {
         return Ok(());
     }
     serde_path_to_error::deserialize::<_, Resource>(value)
         .map(|_| ())
         .map_err(to_typed_error)
+}
+
+/// Whether `value` deserializes into the typed model. The types onedoor emits and reads most are
+/// deserialized as their own type, chosen by `resourceType`: through the tagged `Resource` enum, serde
+/// would first copy the whole value into its generic buffered content and deserialize that. Both accept
+/// the same documents (the own type reads `resourceType` as its resource type; the enum removes it).
+fn deserializes(value: &serde_json::Value) -> bool {
+    use fhir_sdk::r4b::resources as r;
+    use serde::Deserialize;
+    fn own<'de, T: Deserialize<'de>>(value: &'de serde_json::Value) -> bool {
+        T::deserialize(value).is_ok()
+    }
+    match value
+        .get("resourceType")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some("ServiceRequest") => own::<r::ServiceRequest>(value),
+        Some("Task") => own::<r::Task>(value),
+        Some("Patient") => own::<r::Patient>(value),
+        Some("Organization") => own::<r::Organization>(value),
+        Some("Practitioner") => own::<r::Practitioner>(value),
+        Some("RelatedPerson") => own::<r::RelatedPerson>(value),
+        Some("Consent") => own::<r::Consent>(value),
+        Some("PractitionerRole") => own::<r::PractitionerRole>(value),
+        Some("HealthcareService") => own::<r::HealthcareService>(value),
+        Some("Location") => own::<r::Location>(value),
+        _ => Resource::deserialize(value).is_ok(),
+    }
 }
 
 /// Serialize a typed resource back to FHIR JSON.
@@ -89,6 +117,39 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&to_json(&parsed).unwrap()).unwrap();
         assert_eq!(json["status"], "requested");
         assert_eq!(json["code"]["coding"][0]["code"], "fulfill");
+    }
+
+    /// The fast path and the tagged enum agree, on valid documents and on each kind of invalid one.
+    #[test]
+    fn the_own_type_and_the_tagged_enum_agree() {
+        use serde::Deserialize;
+        let documents = [
+            TASK.to_owned(),
+            TASK.replace("requested", "sleeping"),
+            TASK.replace(r#""intent":"order","#, ""),
+            TASK.replace(r#""status":"requested""#, r#""status":3"#),
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"authoredOn":"2026-01-01T08:30:00Z","quantityQuantity":{"value":1.50}}"#.to_owned(),
+            r#"{"resourceType":"ServiceRequest","status":"bogus","intent":"order","subject":{"reference":"Patient/1"}}"#.to_owned(),
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order"}"#.to_owned(),
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"authoredOn":"yesterday"}"#.to_owned(),
+            r#"{"resourceType":"Patient","birthDate":"2010-02-30","multipleBirthInteger":2}"#.to_owned(),
+            r#"{"resourceType":"Patient","gender":"robot"}"#.to_owned(),
+            r#"{"resourceType":"Patient","contained":[{"resourceType":"Organization","active":"yes"}]}"#.to_owned(),
+            r#"{"resourceType":"Organization","name":"A","unknownElement":1}"#.to_owned(),
+            r#"{"resourceType":"Location","position":{"longitude":1.5,"latitude":-2.25}}"#.to_owned(),
+            r#"{"resourceType":"Location","position":{"longitude":"east"}}"#.to_owned(),
+            r#"{"resourceType":"Consent","status":"active"}"#.to_owned(),
+            r#"{"resourceType":"Practitioner","name":[{"family":1}]}"#.to_owned(),
+            r#"{"resourceType":"RelatedPerson","patient":{"reference":"Patient/1"}}"#.to_owned(),
+            r#"{"resourceType":"HealthcareService","active":true}"#.to_owned(),
+            r#"{"resourceType":"PractitionerRole","active":"no"}"#.to_owned(),
+        ];
+        for text in documents {
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let tagged = Resource::deserialize(&value).is_ok();
+            assert_eq!(deserializes(&value), tagged, "{text}");
+            assert_eq!(check_value(&value).is_ok(), tagged, "{text}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! whose entries `PUT` each resource at its derived id, so posting the same bundle twice is idempotent.
 
 use serde_json::{Value, json};
+use std::io::Write;
 
 /// A resource's `resourceType` and `id` (empty when absent or not text).
 pub fn type_and_id(resource: &Value) -> (&str, &str) {
@@ -30,6 +31,26 @@ pub fn transaction(resources: &[Value]) -> Value {
     json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
 }
 
+/// Write [`transaction`]`(resources)` as one line of JSON, byte for byte what serializing it gives, without
+/// building it: each resource is serialized where it is, never copied into a Bundle value first.
+pub fn write_transaction(out: &mut impl Write, resources: &[Value]) -> std::io::Result<()> {
+    out.write_all(br#"{"resourceType":"Bundle","type":"transaction","entry":["#)?;
+    for (index, resource) in resources.iter().enumerate() {
+        if index > 0 {
+            out.write_all(b",")?;
+        }
+        let (kind, id) = type_and_id(resource);
+        out.write_all(br#"{"fullUrl":"#)?;
+        serde_json::to_writer(&mut *out, &format!("urn:uuid:{id}"))?;
+        out.write_all(br#","resource":"#)?;
+        serde_json::to_writer(&mut *out, resource)?;
+        out.write_all(br#","request":{"method":"PUT","url":"#)?;
+        serde_json::to_writer(&mut *out, &format!("{kind}/{id}"))?;
+        out.write_all(b"}}")?;
+    }
+    out.write_all(b"]}")
+}
+
 /// The record a pipeline group becomes: FHIR input passed through stays as it came (one resource or Bundle);
 /// anything mapped becomes a transaction Bundle.
 pub fn group_record(resources: Vec<Value>, passthrough: bool) -> Value {
@@ -50,5 +71,20 @@ mod tests {
         assert_eq!(bundle["type"], "transaction");
         assert_eq!(bundle["entry"][0]["request"]["url"], "Patient/abc");
         assert_eq!(bundle["entry"][0]["fullUrl"], "urn:uuid:abc");
+    }
+
+    #[test]
+    fn a_written_transaction_is_the_serialized_bundle() {
+        let resources = [
+            json!({"resourceType": "Patient", "id": "a\"b", "name": [{"family": "Ng"}], "n": 1.50}),
+            json!({"resourceType": "Task", "id": "t1", "status": "requested"}),
+            json!({"status": "no type or id"}),
+        ];
+        for count in 0..=resources.len() {
+            let mut written = Vec::new();
+            write_transaction(&mut written, &resources[..count]).unwrap();
+            let expected = serde_json::to_vec(&transaction(&resources[..count])).unwrap();
+            assert_eq!(String::from_utf8(written), String::from_utf8(expected));
+        }
     }
 }

@@ -24,6 +24,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tempfile::{NamedTempFile, TempDir};
 
+/// Bytes buffered before each write to the output (a 2 KB resource line at a time would be a system call
+/// every few lines with the default 8 KB).
+const OUTPUT_BUFFER: usize = 256 * 1024;
+
 /// Arguments of `convert`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -151,7 +155,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let mut side_file = None;
     let summary = match &args.recipient {
         None => {
-            let out = BufWriter::new(output.writer()?);
+            let out = BufWriter::with_capacity(OUTPUT_BUFFER, output.writer()?);
             pipeline::convert(&request, &mut NdjsonSink::new(out, format))?
         }
         Some(recipient) => {

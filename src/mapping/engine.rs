@@ -107,6 +107,9 @@ struct CompiledRule<'e> {
     sources: String,
     /// The one variable every source field of the rule is in (`demographics`), when there is one.
     variable: Option<String>,
+    /// The value of a rule that reads nothing and calls nothing (`'active'`, a literal Coding), evaluated
+    /// once when the mapping is compiled (`None` inside: it is empty).
+    constant: Option<Option<Value>>,
 }
 
 impl MappingEngine {
@@ -197,6 +200,9 @@ impl MappingEngine {
                     let fields = source_fields(&value);
                     let variable = only_variable(&fields);
                     let sources = fields.into_iter().collect::<Vec<_>>().join(", ");
+                    let constant = (rule_when.is_none())
+                        .then(|| constant_value(rule.value.get_ref(), &value))
+                        .flatten();
                     rules.push(CompiledRule {
                         spec: rule,
                         target,
@@ -204,6 +210,7 @@ impl MappingEngine {
                         when: rule_when,
                         sources,
                         variable,
+                        constant,
                     });
                 }
             }
@@ -246,6 +253,22 @@ impl MappingEngine {
             }
         }
     }
+}
+
+/// The value of an expression that reads no record field, calls no function and applies no filter, with
+/// `source_system` the only global it may read: the same for every record, so evaluated once here (the
+/// rule then writes a copy). `None`: not such an expression, or it does not evaluate.
+fn constant_value(text: &str, expression: &Expression<'_, '_>) -> Option<Option<Value>> {
+    if text.contains(['(', '|']) {
+        return None;
+    }
+    let reads = expression.undeclared_variables(true);
+    if reads.iter().any(|name| name != "source_system") {
+        return None;
+    }
+    let value = expression.eval(minijinja::context! {}).ok()?;
+    let json = serde_json::to_value(&value).ok()?;
+    Some(prune(json))
 }
 
 /// The variable all these fields are in (`demographics` for `demographics.sex, demographics.birthDate`).
@@ -432,6 +455,19 @@ fn apply_rule(
             rule.spec.value.get_ref()
         )
     };
+    if let Some(constant) = &rule.constant {
+        return match constant {
+            Some(json) => rule
+                .target
+                .set(built, json.clone(), cursor)
+                .map_err(|why| format!("{}: {why}", label())),
+            None if rule.spec.required => Err(format!(
+                "{}: required value is empty (expected a value)",
+                label()
+            )),
+            None => Ok(()),
+        };
+    }
     if let Some(when) = &rule.when
         && !when
             .eval(context)

@@ -100,6 +100,22 @@ impl Occurrences {
 pub struct QuirkLog {
     inner: Arc<Mutex<(BTreeMap<String, Quirk>, Occurrences)>>,
     ledger: Arc<Mutex<Ledger>>,
+    /// A recorder keeps the calls instead, to be replayed into the run's log in record order (records
+    /// mapped on several threads leave the same log as one after the other).
+    recorded: Option<Arc<Mutex<Vec<QuirkEvent>>>>,
+}
+
+/// One call made on a recording [`QuirkLog`].
+#[derive(Debug, Clone)]
+pub enum QuirkEvent {
+    /// [`QuirkLog::note`].
+    Note(String, Option<u64>),
+    /// [`QuirkLog::skip_at`].
+    Skip(super::Position, String),
+    /// [`QuirkLog::reject_joined`].
+    RejectJoined(RecordError),
+    /// [`QuirkLog::rows_read`].
+    RowsRead(String, u64),
 }
 
 impl QuirkLog {
@@ -107,6 +123,9 @@ impl QuirkLog {
     /// The same quirk at the same line is one occurrence, however often the row is read.
     pub fn note(&self, message: impl Into<String>, line: Option<u64>) {
         let message = message.into();
+        if self.record(|| QuirkEvent::Note(message.clone(), line)) {
+            return;
+        }
         let mut guard = self
             .inner
             .lock()
@@ -132,6 +151,10 @@ impl QuirkLog {
 
     /// An element read and not converted, on purpose, where it is (a line, or an element of a JSON array).
     pub fn skip_at(&self, position: &super::Position, reason: impl Into<String>) {
+        let reason = reason.into();
+        if self.record(|| QuirkEvent::Skip(position.clone(), reason.clone())) {
+            return;
+        }
         let Some(unit) = position.unit() else { return };
         let file = &position.file;
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
@@ -152,7 +175,7 @@ impl QuirkLog {
                     .is_none()
                     .then(|| position.field.clone())
                     .flatten(),
-                reason: reason.into(),
+                reason,
                 unit,
             });
         }
@@ -162,6 +185,15 @@ impl QuirkLog {
     /// value that is not valid): rejected at its own line and left out of the record that reads it, which
     /// still converts. Reported once per row and field, however many records read it.
     pub fn reject_joined(&self, error: RecordError) {
+        let error = match &self.recorded {
+            Some(recorded) => {
+                return recorded
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(QuirkEvent::RejectJoined(error));
+            }
+            None => error,
+        };
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         let Some(line) = error.position.line else {
             return ledger.joined_problems.push(error);
@@ -178,8 +210,51 @@ impl QuirkLog {
 
     /// A complete pass over a table read `rows` data rows (every pass reads the same rows).
     pub fn rows_read(&self, file: &str, rows: u64) {
+        if self.record(|| QuirkEvent::RowsRead(file.to_owned(), rows)) {
+            return;
+        }
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         ledger.rows_read.insert(file.to_owned(), rows);
+    }
+
+    /// A log that records every call instead of applying it (see [`QuirkLog::take_recorded`]).
+    pub fn recorder() -> Self {
+        Self {
+            recorded: Some(Arc::default()),
+            ..Self::default()
+        }
+    }
+
+    /// The calls recorded since the last take (none for a log that is not a recorder).
+    pub fn take_recorded(&self) -> Vec<QuirkEvent> {
+        self.recorded
+            .as_ref()
+            .map(|r| std::mem::take(&mut *r.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
+    }
+
+    /// Apply recorded calls, in their order, as if they had been made on this log.
+    pub fn replay(&self, events: Vec<QuirkEvent>) {
+        for event in events {
+            match event {
+                QuirkEvent::Note(message, line) => self.note(message, line),
+                QuirkEvent::Skip(position, reason) => self.skip_at(&position, reason),
+                QuirkEvent::RejectJoined(error) => self.reject_joined(error),
+                QuirkEvent::RowsRead(file, rows) => self.rows_read(&file, rows),
+            }
+        }
+    }
+
+    /// Record the call when this log is a recorder (`true`: recorded, not to be applied).
+    fn record(&self, event: impl FnOnce() -> QuirkEvent) -> bool {
+        let Some(recorded) = &self.recorded else {
+            return false;
+        };
+        recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event());
+        true
     }
 
     /// The skipped rows kept, the lines skipped per file, the rows each fully read table holds, and the
@@ -229,5 +304,33 @@ mod tests {
                 ("enrollments.csv: conflicting roles".to_owned(), 2, None),
             ]
         );
+    }
+
+    #[test]
+    fn recorded_calls_replayed_leave_the_same_log() {
+        let calls = |log: &QuirkLog| {
+            log.note("dates read as month/day/year", Some(4));
+            log.note("dates read as month/day/year", Some(4));
+            log.skip("users.csv", 3, "not a student");
+            log.reject_joined(RecordError::new(
+                super::super::Position::line("demographics.csv", 7),
+                "bad date",
+            ));
+            log.rows_read("users.csv", 9);
+        };
+        let direct = QuirkLog::default();
+        calls(&direct);
+        let recorder = QuirkLog::recorder();
+        calls(&recorder);
+        assert!(recorder.snapshot().is_empty());
+        let replayed = QuirkLog::default();
+        replayed.replay(recorder.take_recorded());
+        assert!(recorder.take_recorded().is_empty());
+        assert_eq!(replayed.snapshot(), direct.snapshot());
+        let (a, b) = (replayed.ledger(), direct.ledger());
+        assert_eq!(a.skipped, b.skipped);
+        assert_eq!(a.rows_read, b.rows_read);
+        assert_eq!(a.joined_problems, b.joined_problems);
+        assert_eq!(a.joined_problems.len(), 1);
     }
 }

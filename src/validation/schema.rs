@@ -2,6 +2,7 @@
 //! element lookup for `mappings check` (does `Patient.name.given` exist, is it a list?).
 
 use super::{Issue, IssueSource};
+use jsonschema::Registry;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -25,9 +26,17 @@ pub struct ElementInfo {
 /// schema is kept with `ResourceList` reduced to "an object with a resourceType"; the resources inside
 /// (`contained`, Bundle entries) are validated against their own types by `Validator`, with precise paths.
 pub struct FhirSchema {
-    definitions: Value,
+    /// `{"$schema": draft-06, "definitions": {...}}`: the one document every resource type's validator
+    /// refers into.
+    document: Value,
+    /// The document, indexed once and shared by the validators of every resource type (each compiles only
+    /// the definitions its type reaches, each definition once).
+    registry: OnceLock<Option<Registry<'static>>>,
     validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
 }
+
+/// The URI the shared schema document is registered under.
+const DOCUMENT_URI: &str = "urn:onedoor:fhir-r4-schema";
 
 impl FhirSchema {
     /// The process-wide schema (parsed on first use).
@@ -48,7 +57,11 @@ impl FhirSchema {
                 json!({"type": "object", "required": ["resourceType"]}),
             );
             FhirSchema {
-                definitions: Value::Object(definitions),
+                document: json!({
+                    "$schema": "http://json-schema.org/draft-06/schema#",
+                    "definitions": Value::Object(definitions),
+                }),
+                registry: OnceLock::new(),
                 validators: Mutex::new(HashMap::new()),
             }
         })
@@ -56,14 +69,14 @@ impl FhirSchema {
 
     /// Whether the schema defines this resource type.
     pub fn is_resource_type(&self, name: &str) -> bool {
-        self.definitions
+        self.definitions()
             .get(name)
             .and_then(|d| d.pointer("/properties/resourceType/const"))
             .is_some_and(|c| c == name)
     }
 
     /// Validate a resource against its type's definition. Issue paths are JSON pointers.
-    pub fn validate(&self, resource_type: &str, resource: &Value) -> Vec<Issue> {
+    pub fn validate(&'static self, resource_type: &str, resource: &Value) -> Vec<Issue> {
         let Some(validator) = self.validator(resource_type) else {
             return vec![Issue {
                 path: "/resourceType".into(),
@@ -79,7 +92,7 @@ impl FhirSchema {
         validator
             .iter_errors(resource)
             .map(|err| Issue {
-                path: err.instance_path.to_string(),
+                path: err.instance_path().to_string(),
                 message: shorten(err.to_string()),
                 source: IssueSource::Schema,
             })
@@ -96,7 +109,7 @@ impl FhirSchema {
         let mut walked = resource_type.to_owned();
         for name in path {
             let definition = self
-                .definitions
+                .definitions()
                 .get(&type_name)
                 .ok_or_else(|| format!("{walked} has no definition"))?;
             let property = definition
@@ -110,7 +123,25 @@ impl FhirSchema {
         Ok(info)
     }
 
-    fn validator(&self, resource_type: &str) -> Option<Arc<jsonschema::Validator>> {
+    fn definitions(&self) -> &Value {
+        &self.document["definitions"]
+    }
+
+    /// The shared registry over the schema document (indexed on first use).
+    fn registry(&'static self) -> Option<&'static Registry<'static>> {
+        self.registry
+            .get_or_init(|| {
+                let resource = jsonschema::Draft::Draft6.create_resource_ref(&self.document);
+                Registry::new()
+                    .draft(jsonschema::Draft::Draft6)
+                    .add(DOCUMENT_URI, resource)
+                    .and_then(|builder| builder.prepare())
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    fn validator(&'static self, resource_type: &str) -> Option<Arc<jsonschema::Validator>> {
         if !self.is_resource_type(resource_type) {
             return None;
         }
@@ -118,15 +149,16 @@ impl FhirSchema {
         if let Some(found) = cache.get(resource_type) {
             return Some(found.clone());
         }
+        let registry = self.registry()?;
         let schema = json!({
             "$schema": "http://json-schema.org/draft-06/schema#",
-            "definitions": self.definitions,
-            "$ref": format!("#/definitions/{resource_type}"),
+            "$ref": format!("{DOCUMENT_URI}#/definitions/{resource_type}"),
         });
         let compiled = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft6)
+            .with_registry(registry)
             .build(&schema)
-            .expect("the vendored FHIR schema compiles");
+            .ok()?;
         let compiled = Arc::new(compiled);
         cache.insert(resource_type.to_owned(), compiled.clone());
         Some(compiled)

@@ -2,7 +2,7 @@
 
 use crate::adapters::csv_table::display_name;
 use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -120,34 +120,45 @@ fn json_record(name: String, file: File) -> Decoded {
 }
 
 fn ndjson_records(name: String, file: File) -> impl Iterator<Item = Decoded> {
-    BufReader::new(file)
-        .lines()
-        .enumerate()
-        .filter_map(move |(index, line)| {
-            let number = index as u64 + 1;
-            let line = match line {
-                Ok(line) => line,
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    // One line buffer for the whole file, not a new String per line.
+    let mut line = String::new();
+    let mut number = 0u64;
+    let mut ended = false;
+    std::iter::from_fn(move || {
+        while !ended {
+            line.clear();
+            number += 1;
+            match reader.read_line(&mut line) {
+                Ok(0) => return None,
+                Ok(_) if line.trim().is_empty() => continue,
+                Ok(_) => return Some(ndjson_record(&name, number, &line)),
                 Err(err) => {
+                    // A line that is not UTF-8 is reported and passed over; any other read error is
+                    // reported once and ends the file.
+                    ended = err.kind() != std::io::ErrorKind::InvalidData;
                     return Some(Err(RecordError::new(
                         Position::line(&name, number),
                         format!("cannot read line: {err}"),
                     )));
                 }
-            };
-            if line.trim().is_empty() {
-                return None;
             }
-            let parsed = serde_json::from_str::<Value>(&line).map_err(|err| {
-                RecordError::new(
-                    Position::line(&name, number),
-                    format!(
-                        "invalid JSON at column {}: {err} (expected one resource per line)",
-                        err.column()
-                    ),
-                )
-            });
-            Some(parsed.and_then(|value| record(name.clone(), number, value)))
-        })
+        }
+        None
+    })
+}
+
+fn ndjson_record(name: &str, number: u64, line: &str) -> Decoded {
+    let value = serde_json::from_str::<Value>(line).map_err(|err| {
+        RecordError::new(
+            Position::line(name, number),
+            format!(
+                "invalid JSON at column {}: {err} (expected one resource per line)",
+                err.column()
+            ),
+        )
+    })?;
+    record(name.to_owned(), number, value)
 }
 
 fn record(name: String, line: u64, value: Value) -> Decoded {
@@ -169,7 +180,8 @@ fn record(name: String, line: u64, value: Value) -> Decoded {
         key,
         group,
         position,
-        context: json!({ "resource": value }),
+        // Moved in, never copied (`json!` would serialize the whole resource into a new value).
+        context: Value::Object(serde_json::Map::from_iter([("resource".to_owned(), value)])),
         related: Vec::new(),
         joined: Vec::new(),
     })

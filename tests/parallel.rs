@@ -1,0 +1,170 @@
+//! A long conversion mapped on worker threads gives, byte for byte, the output, the report and the messages
+//! of the same conversion on one thread: rejected rows, rows that follow nothing, tolerated date quirks
+//! (counted once per line, with the first line) and problems of joined rows included.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Rows: enough that most of them go through the worker threads (the first 256 records are mapped on the
+/// reading thread).
+const ROWS: usize = 1500;
+
+const USERS: &str = "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,\
+middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,\
+preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns\n";
+const ROLES: &str = "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,\
+orgSourcedId,userProfileSourcedId\n";
+const DEMOGRAPHICS: &str = "sourcedId,status,dateLastModified,birthDate,sex,americanIndianOrAlaskaNative,\
+asian,blackOrAfricanAmerican,nativeHawaiianOrOtherPacificIslander,white,demographicRaceTwoOrMoreRaces,\
+hispanicOrLatinoEthnicity,countryOfBirthCode,stateOfBirthAbbreviation,cityOfBirth,publicSchoolResidenceStatus\n";
+const REFERRALS: &str = "referral_id,student_id,need_category,urgency,referred_on,referring_staff_id,\
+referring_staff_name,target_agency,target_service,reason,notes,consent_reference\n";
+const STAMP: &str = "2026-01-15T10:00:00Z";
+
+/// The roster and referral CSV, with a problem or a quirk every few rows.
+fn write_export(dir: &Path) -> (PathBuf, PathBuf) {
+    let roster = dir.join("roster");
+    std::fs::create_dir_all(&roster).unwrap();
+    let mut orgs =
+        String::from("sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\n");
+    writeln!(orgs, "dist-0,active,{STAMP},District,district,0600000,").unwrap();
+    for k in 0..5 {
+        writeln!(
+            orgs,
+            "sch-{k},active,{STAMP},School {k},school,0600000{k:04},dist-0"
+        )
+        .unwrap();
+    }
+    let (mut users, mut roles, mut demographics) = (
+        String::from(USERS),
+        String::from(ROLES),
+        String::from(DEMOGRAPHICS),
+    );
+    let mut referrals = String::from(REFERRALS);
+    for i in 0..ROWS {
+        let school = format!("sch-{}", i % 5);
+        if i % 97 != 13 {
+            writeln!(
+                users,
+                "stu-{i},active,{STAMP},true,stu-{i},,Ana{i},Nguyen,,stu-{i},,,,,,,,,,,{school},"
+            )
+            .unwrap();
+            writeln!(
+                roles,
+                "rol-{i},active,{STAMP},stu-{i},primary,student,2025-08-20,2026-06-10,{school},"
+            )
+            .unwrap();
+            // A birth date nobody can read is a problem of the demographics row, not of the referral.
+            let birth = match i % 41 {
+                7 => "31/31/2010".to_owned(),
+                9 => format!("03/0{}/2010", 1 + i % 9),
+                _ => "2010-01-01".to_owned(),
+            };
+            writeln!(
+                demographics,
+                "stu-{i},active,{STAMP},{birth},female,,,,,,,,,,,"
+            )
+            .unwrap();
+        }
+        let agency = if i % 89 == 5 {
+            "nowhere"
+        } else {
+            "family-services"
+        };
+        let date = match i % 7 {
+            3 => format!("0{}/0{}/2026", 1 + i % 9, 1 + (i / 9) % 9),
+            4 => "2026-02-30".to_owned(),
+            _ => "2026-02-02".to_owned(),
+        };
+        writeln!(
+            referrals,
+            "ref-{i},stu-{i},other,,{date},staff-{s},Staff {s},{agency},Counselling,,Note {i},",
+            s = i % 3
+        )
+        .unwrap();
+    }
+    for (name, text) in [
+        ("orgs.csv", orgs),
+        ("users.csv", users),
+        ("roles.csv", roles),
+        ("demographics.csv", demographics),
+        (
+            "manifest.csv",
+            "propertyName,value\nmanifest.version,1.0\noneroster.version,1.2\n".to_owned(),
+        ),
+    ] {
+        std::fs::write(roster.join(name), text).unwrap();
+    }
+    let input = dir.join("referrals.csv");
+    std::fs::write(&input, referrals).unwrap();
+    (input, roster)
+}
+
+/// `convert` with `threads` worker threads: (process output, the NDJSON, the report).
+fn convert(dir: &Path, input: &Path, roster: &Path, threads: &str) -> (Output, Vec<u8>, Vec<u8>) {
+    let out = dir.join(format!("out-{threads}.ndjson"));
+    let report = dir.join(format!("report-{threads}.json"));
+    let run = Command::new(env!("CARGO_BIN_EXE_onedoor"))
+        .args([
+            "convert",
+            "--mapping",
+            "student-referrals",
+            "--format",
+            "bundle",
+        ])
+        .arg("--input")
+        .arg(input)
+        .arg("--roster")
+        .arg(roster)
+        .arg("--output")
+        .arg(&out)
+        .arg("--report")
+        .arg(&report)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ONEDOOR_MAPPINGS")
+        .env_remove("ONEDOOR_LOG")
+        .env("ONEDOOR_THREADS", threads)
+        .output()
+        .expect("onedoor runs");
+    let read = |path: &Path| std::fs::read(path).unwrap_or_default();
+    (run, read(&out), read(&report))
+}
+
+#[test]
+fn worker_threads_give_the_output_and_report_of_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, roster) = write_export(dir.path());
+    let (one, one_out, one_report) = convert(dir.path(), &input, &roster, "1");
+    let report: serde_json::Value = serde_json::from_slice(&one_report).expect("a JSON report");
+    assert!(
+        report["records_rejected"].as_u64().unwrap_or_default() > 10,
+        "{report}"
+    );
+    assert!(
+        report["records_converted"].as_u64().unwrap_or_default() > 1000,
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(text.contains("non-ISO dates read as"), "{report}");
+    assert!(text.contains("demographics.csv"), "{report}");
+    assert!(text.contains("nowhere"), "{report}");
+    assert!(one_out.len() > 1_000_000);
+    for threads in ["2", "3"] {
+        let (many, many_out, many_report) = convert(dir.path(), &input, &roster, threads);
+        assert_eq!(many.status.code(), one.status.code());
+        assert_eq!(
+            String::from_utf8_lossy(&many.stderr),
+            String::from_utf8_lossy(&one.stderr)
+        );
+        assert_eq!(many.stdout, one.stdout);
+        assert!(
+            many_out == one_out,
+            "the NDJSON differs with {threads} threads"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&many_report),
+            String::from_utf8_lossy(&one_report)
+        );
+    }
+}
