@@ -10,6 +10,7 @@
 
 mod support;
 
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::{
     Cluster, Consents, FOOD_BANK, Options, SCHOOL_KEY, assert_done_and_resumed,
@@ -117,6 +118,20 @@ async fn first_refused_attempt(node: &support::Node, agency: &onedoor::example_r
     }
 }
 
+/// Poll a job on `node` until it reports committed rows (or stops running, or 30 s pass); the last report.
+async fn first_progress(node: &support::Node, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let report = job(node, SCHOOL_KEY, id).await.unwrap_or_default();
+        let committed = report["records_done"].as_u64().unwrap_or_default() > 0;
+        let under_way = matches!(report["status"].as_str(), Some("queued" | "running") | None);
+        if committed || !under_way || started.elapsed() > Duration::from_secs(30) {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Wait (up to 30 s) until node B's outbox lists a withheld delivery to the food bank; false when the
 /// receiver accepts the referral first or time runs out.
 async fn withheld_on(node: &support::Node, agency: &onedoor::example_receiver::Receiver) -> bool {
@@ -139,7 +154,7 @@ async fn killing_node_a_mid_job_leaves_node_b_to_finish_it() {
     if !postgres_or_skip("killing_node_a_mid_job_leaves_node_b_to_finish_it") {
         return;
     }
-    const REFERRALS: usize = 300;
+    const REFERRALS: usize = 600;
     let (agency, url) = receiver(0, 0).await;
     let options = Options {
         claim_lease_ms: 1500,
@@ -147,12 +162,21 @@ async fn killing_node_a_mid_job_leaves_node_b_to_finish_it() {
     };
     let mut cluster = Cluster::start(&url, options).await;
     let csv = referrals_csv("REF-2026-J", REFERRALS);
-    let source = "riverside-referrals?filename=referrals-300.csv";
+    let source = "riverside-referrals?filename=referrals-600.csv";
     let id = start_ingest(&cluster.a, SCHOOL_KEY, source, csv).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = job(&cluster.a, SCHOOL_KEY, &id).await.unwrap_or_default();
+    // Kill A as soon as it has committed part of the job (a batch or more), never on a timer: a fast
+    // machine finishes a few hundred rows within a fixed delay.
+    let before = first_progress(&cluster.a, &id).await;
     cluster.a.kill9();
-    assert_eq!(before["status"], "running", "node A was killed mid-job");
+    assert_eq!(
+        before["status"], "running",
+        "node A was killed mid-job: {before}"
+    );
+    let done = before["records_done"].as_u64().unwrap_or_default();
+    assert!(
+        done > 0 && done < REFERRALS as u64,
+        "node A was killed part-way ({done} of {REFERRALS} rows committed)"
+    );
     let stall = Duration::from_secs(30);
     let (report, seen) =
         wait_for_job_and_deliveries(&cluster.b, &agency, &id, REFERRALS, stall).await;
