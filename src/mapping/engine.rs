@@ -15,8 +15,9 @@
 //!
 //! An empty result leaves the element out; `required = true` turns an empty result into a rejection.
 
-use super::codes::CodeTables;
+use super::codes::{CodeTable, CodeTables};
 use super::dates::{self, DateQuirk};
+use super::direct::{self, Direct, Stop};
 use super::model::{DateOrder, MappingFile, ResourceMap, Rule, line_of};
 use super::path::{Cursor, TargetPath, prune};
 use crate::canonical::ids;
@@ -26,6 +27,7 @@ use minijinja::{
     Environment, Error, ErrorKind, Expression, UndefinedBehavior, Value as JinjaValue,
 };
 use serde_json::{Value, json};
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use toml::Spanned;
@@ -84,6 +86,29 @@ pub struct MappingEngine {
     source_system: String,
     current: Arc<Mutex<Position>>,
     quirks: QuirkLog,
+    codes: Arc<CodeTables>,
+    now: String,
+    date_order: DateOrder,
+    date_notes: DateNotes,
+}
+
+/// An expression of a mapping: MiniJinja's compiled form, and the direct form when it has one
+/// (`super::direct`: evaluated on the record's JSON, MiniJinja used when it defers).
+struct Compiled<'e> {
+    jinja: Expression<'e, 'static>,
+    direct: Option<Direct>,
+}
+
+/// One record being mapped: its values, and their template form built only if an expression needs it.
+struct RecordScope<'r> {
+    record: &'r SourceRecord,
+    jinja: OnceCell<JinjaValue>,
+}
+
+impl RecordScope<'_> {
+    fn jinja(&self) -> &JinjaValue {
+        self.jinja.get_or_init(|| jinja_value(&self.record.context))
+    }
 }
 
 /// A compiled mapping, ready to map records.
@@ -94,16 +119,16 @@ pub struct CompiledMapping<'e> {
 
 struct CompiledResource<'e> {
     spec: &'e ResourceMap,
-    id: Expression<'e, 'static>,
-    when: Option<Expression<'e, 'static>>,
+    id: Compiled<'e>,
+    when: Option<Compiled<'e>>,
     rules: Vec<CompiledRule<'e>>,
 }
 
 struct CompiledRule<'e> {
     spec: &'e Rule,
     target: TargetPath,
-    value: Expression<'e, 'static>,
-    when: Option<Expression<'e, 'static>>,
+    value: Compiled<'e>,
+    when: Option<Compiled<'e>>,
     sources: String,
     /// The one variable every source field of the rule is in (`demographics`), when there is one.
     variable: Option<String>,
@@ -125,23 +150,27 @@ impl MappingEngine {
             .clone()
             .unwrap_or_else(|| file.mapping.source_system.clone());
         let current = Arc::new(Mutex::new(Position::file("")));
+        let codes = Arc::new(codes);
+        let date_notes = DateNotes {
+            quirks: quirks.clone(),
+            current: current.clone(),
+        };
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.add_global("source_system", source_system.clone());
-        add_code_filter(&mut env, Arc::new(codes));
+        add_code_filter(&mut env, codes.clone());
         add_list_filter(&mut env);
-        add_date_filters(
-            &mut env,
-            file.source.ambiguous_dates,
-            quirks.clone(),
-            current.clone(),
-        );
+        add_date_filters(&mut env, file.source.ambiguous_dates, date_notes.clone());
         add_reference_functions(&mut env, source_system.clone(), options.now.clone());
         Self {
             env,
             source_system,
             current,
             quirks: quirks.clone(),
+            codes,
+            now: options.now.clone(),
+            date_order: file.source.ambiguous_dates,
+            date_notes,
         }
     }
 
@@ -197,11 +226,11 @@ impl MappingEngine {
                     .as_ref()
                     .and_then(|w| self.expression(w, &mut problem));
                 if let (Some(target), Some(value)) = (target, value) {
-                    let fields = source_fields(&value);
+                    let fields = source_fields(&value.jinja);
                     let variable = only_variable(&fields);
                     let sources = fields.into_iter().collect::<Vec<_>>().join(", ");
                     let constant = (rule_when.is_none())
-                        .then(|| constant_value(rule.value.get_ref(), &value))
+                        .then(|| constant_value(rule.value.get_ref(), &value.jinja))
                         .flatten();
                     rules.push(CompiledRule {
                         spec: rule,
@@ -237,9 +266,12 @@ impl MappingEngine {
         &self,
         source: &Spanned<String>,
         problem: &mut impl FnMut(std::ops::Range<usize>, String),
-    ) -> Option<Expression<'_, 'static>> {
+    ) -> Option<Compiled<'_>> {
         match self.env.compile_expression_owned(source.get_ref().clone()) {
-            Ok(expr) => Some(expr),
+            Ok(jinja) => Some(Compiled {
+                jinja,
+                direct: Direct::compile(source.get_ref()),
+            }),
             Err(err) => {
                 problem(
                     source.span(),
@@ -297,14 +329,17 @@ impl CompiledMapping<'_> {
             .current
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = record.position.clone();
-        let context = jinja_value(&record.context);
+        let scope = RecordScope {
+            record,
+            jinja: OnceCell::new(),
+        };
         let mut out = Vec::new();
         for resource in self
             .resources
             .iter()
             .filter(|r| r.spec.from.get_ref() == record.kind)
         {
-            if let Some(built) = self.build(resource, record, &context)? {
+            if let Some(built) = self.build(resource, &scope)? {
                 out.push(built);
             }
         }
@@ -319,12 +354,13 @@ impl CompiledMapping<'_> {
     /// Every record field the mapping reads (for coverage).
     pub fn fields_read(&self) -> BTreeSet<String> {
         let mut fields = BTreeSet::new();
+        let of = |compiled: &Compiled<'_>| source_fields(&compiled.jinja);
         for resource in &self.resources {
-            fields.extend(source_fields(&resource.id));
-            fields.extend(resource.when.iter().flat_map(source_fields));
+            fields.extend(of(&resource.id));
+            fields.extend(resource.when.iter().flat_map(of));
             for rule in &resource.rules {
-                fields.extend(source_fields(&rule.value));
-                fields.extend(rule.when.iter().flat_map(source_fields));
+                fields.extend(of(&rule.value));
+                fields.extend(rule.when.iter().flat_map(of));
             }
         }
         fields
@@ -333,34 +369,26 @@ impl CompiledMapping<'_> {
     fn build(
         &self,
         resource: &CompiledResource<'_>,
-        record: &SourceRecord,
-        context: &JinjaValue,
+        scope: &RecordScope<'_>,
     ) -> Result<Option<Value>, RecordError> {
+        let record = scope.record;
         let resource_type = resource.spec.resource_type.get_ref();
         let fail = |what: &str, message: String| {
             RecordError::new(record.position.clone().with_field(what.to_owned()), message)
         };
         if let Some(when) = &resource.when {
-            let keep = when.eval(context).map_err(|e| {
-                fail(
-                    resource_type,
-                    format!("{resource_type} 'when': {}", describe(&e)),
-                )
-            })?;
-            if !keep.is_true() {
+            let keep = self
+                .engine
+                .truth(when, scope)
+                .map_err(|e| fail(resource_type, format!("{resource_type} 'when': {e}")))?;
+            if !keep {
                 return Ok(None);
             }
         }
-        let source_id = resource.id.eval(context).map_err(|e| {
-            fail(
-                resource_type,
-                format!("{resource_type}.id: {}", describe(&e)),
-            )
-        })?;
-        let source_id = source_id
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| source_id.to_string());
+        let source_id = self
+            .engine
+            .text(&resource.id, scope)
+            .map_err(|e| fail(resource_type, format!("{resource_type}.id: {e}")))?;
         if source_id.trim().is_empty() || source_id == "none" {
             return Err(fail(
                 resource_type,
@@ -381,7 +409,7 @@ impl CompiledMapping<'_> {
             if let Some(at) = joined {
                 self.engine.set_current(at.clone());
             }
-            let applied = apply_rule(rule, resource_type, context, &mut built, &mut cursor);
+            let applied = self.apply_rule(rule, resource_type, scope, &mut built, &mut cursor);
             if joined.is_some() {
                 self.engine.set_current(record.position.clone());
             }
@@ -431,6 +459,54 @@ impl CompiledMapping<'_> {
     }
 }
 
+impl CompiledMapping<'_> {
+    fn apply_rule(
+        &self,
+        rule: &CompiledRule<'_>,
+        resource_type: &str,
+        scope: &RecordScope<'_>,
+        built: &mut Value,
+        cursor: &mut Cursor,
+    ) -> Result<(), String> {
+        let label = || {
+            format!(
+                "{resource_type}.{} ← {}",
+                rule.target.as_str(),
+                rule.spec.value.get_ref()
+            )
+        };
+        let value = match &rule.constant {
+            Some(constant) => constant.clone(),
+            None => {
+                if let Some(when) = &rule.when
+                    && !self
+                        .engine
+                        .truth(when, scope)
+                        .map_err(|e| format!("{} ('when'): {e}", label()))?
+                {
+                    return Ok(());
+                }
+                let json = self
+                    .engine
+                    .json(&rule.value, scope)
+                    .map_err(|e| format!("{}: {e}", label()))?;
+                prune(json)
+            }
+        };
+        match value {
+            Some(json) => rule
+                .target
+                .set(built, json, cursor)
+                .map_err(|why| format!("{}: {why}", label())),
+            None if rule.spec.required => Err(format!(
+                "{}: required value is empty (expected a value)",
+                label()
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The joined row (a demographics row) every value of the rule comes from, when there is one.
 fn joined_row<'r>(rule: &CompiledRule<'_>, record: &'r SourceRecord) -> Option<&'r Position> {
     let variable = rule.variable.as_deref()?;
@@ -439,59 +515,6 @@ fn joined_row<'r>(rule: &CompiledRule<'_>, record: &'r SourceRecord) -> Option<&
         .iter()
         .find(|(name, _)| *name == variable)
         .map(|(_, at)| at)
-}
-
-fn apply_rule(
-    rule: &CompiledRule<'_>,
-    resource_type: &str,
-    context: &JinjaValue,
-    built: &mut Value,
-    cursor: &mut Cursor,
-) -> Result<(), String> {
-    let label = || {
-        format!(
-            "{resource_type}.{} ← {}",
-            rule.target.as_str(),
-            rule.spec.value.get_ref()
-        )
-    };
-    if let Some(constant) = &rule.constant {
-        return match constant {
-            Some(json) => rule
-                .target
-                .set(built, json.clone(), cursor)
-                .map_err(|why| format!("{}: {why}", label())),
-            None if rule.spec.required => Err(format!(
-                "{}: required value is empty (expected a value)",
-                label()
-            )),
-            None => Ok(()),
-        };
-    }
-    if let Some(when) = &rule.when
-        && !when
-            .eval(context)
-            .map_err(|e| format!("{} ('when'): {}", label(), describe(&e)))?
-            .is_true()
-    {
-        return Ok(());
-    }
-    let value = rule
-        .value
-        .eval(context)
-        .map_err(|e| format!("{}: {}", label(), describe(&e)))?;
-    let json = serde_json::to_value(&value).map_err(|e| format!("{}: {e}", label()))?;
-    match prune(json) {
-        Some(json) => rule
-            .target
-            .set(built, json, cursor)
-            .map_err(|why| format!("{}: {why}", label())),
-        None if rule.spec.required => Err(format!(
-            "{}: required value is empty (expected a value)",
-            label()
-        )),
-        None => Ok(()),
-    }
 }
 
 fn describe(err: &Error) -> String {
@@ -527,18 +550,24 @@ fn look_up(tables: &CodeTables, value: &JinjaValue, table: &str) -> Result<Looke
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| value.to_string());
-    let codes_of = tables.get(table).ok_or_else(|| {
-        invalid(format!(
-            "no code table '{table}' (expected codes/{table}.csv)"
-        ))
-    })?;
+    let codes_of = tables.get(table).ok_or_else(|| invalid(no_table(table)))?;
     Ok(match codes_of.lookup(&text) {
         Some(coding) => Looked::Found(JinjaValue::from_serialize(coding)),
-        None => Looked::Unknown(format!(
-            "unknown code '{text}' in code table '{table}' (expected one of: {})",
-            codes_of.source_codes().join(", ")
-        )),
+        None => Looked::Unknown(unknown_code(&text, table, codes_of)),
     })
+}
+
+/// The error of a lookup in a code table the mapping does not have.
+pub(super) fn no_table(table: &str) -> String {
+    format!("no code table '{table}' (expected codes/{table}.csv)")
+}
+
+/// The error of a source code a table does not list.
+pub(super) fn unknown_code(text: &str, table: &str, codes: &CodeTable) -> String {
+    format!(
+        "unknown code '{text}' in code table '{table}' (expected one of: {})",
+        codes.source_codes().join(", ")
+    )
 }
 
 fn add_code_filter(env: &mut Environment<'static>, codes: Arc<CodeTables>) {
@@ -564,15 +593,21 @@ fn add_code_filter(env: &mut Environment<'static>, codes: Arc<CodeTables>) {
     );
 }
 
-fn add_date_filters(
-    env: &mut Environment<'static>,
-    order: DateOrder,
+/// Notes the date quirks the date filters meet, at the position of the values being mapped.
+#[derive(Clone)]
+struct DateNotes {
     quirks: QuirkLog,
     current: Arc<Mutex<Position>>,
-) {
-    let note = move |quirk: Option<DateQuirk>| {
+}
+
+impl DateNotes {
+    fn note(&self, quirk: Option<DateQuirk>) {
         let Some(quirk) = quirk else { return };
-        let position = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let position = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let how = match quirk {
             DateQuirk::DayFirst => "day/month/year".to_owned(),
             DateQuirk::MonthFirst => "month/day/year".to_owned(),
@@ -583,7 +618,7 @@ fn add_date_filters(
                 "day/month/year (ambiguous; set [source] ambiguous_dates)".to_owned()
             }
             DateQuirk::NoOffset => {
-                return quirks.note(
+                return self.quirks.note(
                     format!(
                         "date-times without a UTC offset kept to their date (in records of {}; give one: | datetime('+10:00'))",
                         position.file
@@ -592,14 +627,18 @@ fn add_date_filters(
                 );
             }
         };
-        quirks.note(
+        self.quirks.note(
             format!(
                 "non-ISO dates read as {how} (in records of {})",
                 position.file
             ),
             position.line,
         );
-    };
+    }
+}
+
+fn add_date_filters(env: &mut Environment<'static>, order: DateOrder, notes: DateNotes) {
+    let note = move |quirk: Option<DateQuirk>| notes.note(quirk);
     let note_date = note.clone();
     env.add_filter(
         "date",
@@ -715,6 +754,82 @@ fn add_reference_functions(env: &mut Environment<'static>, source_system: String
     });
 }
 
+/// Evaluating one expression on one record: directly when it can be, else with MiniJinja. Errors are
+/// MiniJinja's detail text (the direct form gives the same).
+impl MappingEngine {
+    fn scope(&self) -> direct::Scope<'_> {
+        direct::Scope {
+            codes: &self.codes,
+            source_system: &self.source_system,
+            now: &self.now,
+            date_order: self.date_order,
+        }
+    }
+
+    /// Evaluate directly; `None` when the expression has no direct form or the evaluation defers.
+    fn direct<T>(
+        &self,
+        expr: &Compiled<'_>,
+        scope: &RecordScope<'_>,
+        finish: impl FnOnce(direct::Val<'_>) -> Result<T, Stop>,
+    ) -> Option<Result<T, String>> {
+        let compiled = expr.direct.as_ref()?;
+        let context = self.scope();
+        let mut quirks = Vec::new();
+        let result = compiled
+            .eval(&scope.record.context, &context, &mut quirks)
+            .and_then(finish);
+        match result {
+            Err(Stop::Defer) => None,
+            Ok(value) => {
+                quirks
+                    .into_iter()
+                    .for_each(|q| self.date_notes.note(Some(q)));
+                Some(Ok(value))
+            }
+            Err(Stop::Fail(message)) => {
+                quirks
+                    .into_iter()
+                    .for_each(|q| self.date_notes.note(Some(q)));
+                Some(Err(message))
+            }
+        }
+    }
+
+    fn template(&self, expr: &Compiled<'_>, scope: &RecordScope<'_>) -> Result<JinjaValue, String> {
+        expr.jinja.eval(scope.jinja()).map_err(|e| describe(&e))
+    }
+
+    /// The JSON an expression gives.
+    fn json(&self, expr: &Compiled<'_>, scope: &RecordScope<'_>) -> Result<Value, String> {
+        if let Some(done) = self.direct(expr, scope, direct::to_json) {
+            return done;
+        }
+        let value = self.template(expr, scope)?;
+        serde_json::to_value(&value).map_err(|e| e.to_string())
+    }
+
+    /// Whether an expression is true (`when`).
+    fn truth(&self, expr: &Compiled<'_>, scope: &RecordScope<'_>) -> Result<bool, String> {
+        if let Some(done) = self.direct(expr, scope, |v| direct::is_true(&v)) {
+            return done;
+        }
+        Ok(self.template(expr, scope)?.is_true())
+    }
+
+    /// An expression's value as text (an id).
+    fn text(&self, expr: &Compiled<'_>, scope: &RecordScope<'_>) -> Result<String, String> {
+        if let Some(done) = self.direct(expr, scope, |v| direct::id_text(&v)) {
+            return done;
+        }
+        let value = self.template(expr, scope)?;
+        Ok(value
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string()))
+    }
+}
+
 impl MappingEngine {
     /// The record fields an expression reads, or why it does not compile.
     pub fn fields_of(&self, expression: &str) -> Result<BTreeSet<String>, String> {
@@ -780,4 +895,173 @@ fn decimal_parts(text: &str) -> Option<(bool, String, i64)> {
         return Some((false, String::new(), 0));
     }
     Some((negative, significant.to_owned(), exponent))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The direct evaluation of expressions (`super::direct`) against MiniJinja's, on every expression
+    //! of the shipped mappings and generated records.
+    use super::*;
+    use crate::mapping::catalog;
+    use std::path::Path;
+
+    /// Values a record field takes in the generated records (text, codes, dates, numbers, none, nested).
+    const POOL: &[&str] = &[
+        r#""""#,
+        r#""  ""#,
+        r#""abc""#,
+        r#""Y""#,
+        r#""true""#,
+        r#""false""#,
+        r#""inactive""#,
+        r#""2024-01-05""#,
+        r#""03/04/2020""#,
+        r#""13/04/2020""#,
+        r#""2020-03-04T10:00:00""#,
+        r#""2020-03-04T10:00:00Z""#,
+        "0",
+        "7",
+        "1.50",
+        "null",
+        "true",
+        r##"{"#text": "x", "Type": "06", "a": "b"}"##,
+        r#"["a", "", "b"]"#,
+        r#"[{"z": "1", "b": "c"}]"#,
+    ];
+
+    /// A small deterministic generator (xorshift), so a failure names a seed that reproduces it.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            usize::try_from(self.0 % n as u64).unwrap_or(0)
+        }
+    }
+
+    /// A record whose fields (`referral.need_category`) hold generated values; code-table codes are
+    /// offered too, so lookups find something.
+    fn record(fields: &BTreeSet<String>, codes: &[String], rng: &mut Rng) -> Value {
+        let mut context = serde_json::Map::new();
+        for field in fields {
+            let pick = rng.below(POOL.len() + codes.len() + 2);
+            let value = if pick < POOL.len() {
+                serde_json::from_str(POOL[pick]).unwrap()
+            } else if pick < POOL.len() + codes.len() {
+                Value::String(codes[pick - POOL.len()].clone())
+            } else {
+                continue;
+            };
+            let mut parts = field.split('.').peekable();
+            let mut at = &mut context;
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    at.insert(part.to_owned(), value);
+                    break;
+                }
+                let entry = at
+                    .entry(part.to_owned())
+                    .or_insert_with(|| Value::Object(serde_json::Map::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(serde_json::Map::new());
+                }
+                let Value::Object(inner) = entry else { break };
+                at = inner;
+            }
+        }
+        Value::Object(context)
+    }
+
+    #[test]
+    fn direct_and_template_evaluation_agree() {
+        let mappings = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let files = catalog::mapping_files(&mappings);
+        assert!(files.len() > 5, "no mappings under {}", mappings.display());
+        let (mut compared, mut deferred, mut direct_forms, mut expressions) = (0, 0, 0, 0);
+        for path in files {
+            let loaded = catalog::load(&path).unwrap();
+            let codes: Vec<String> = loaded
+                .codes
+                .values()
+                .flat_map(|t| t.source_codes().iter().cloned())
+                .collect();
+            let options = EngineOptions {
+                now: "2026-01-01T00:00:00Z".into(),
+                source_system: None,
+            };
+            let engine = MappingEngine::new(
+                &loaded.file,
+                loaded.codes.clone(),
+                &options,
+                &QuirkLog::default(),
+            );
+            let mapping = engine
+                .compile(&loaded.file, &loaded.text, &loaded.display_path())
+                .unwrap();
+            let mut all: Vec<(&Compiled<'_>, String)> = Vec::new();
+            for resource in &mapping.resources {
+                all.push((&resource.id, resource.spec.id.get_ref().clone()));
+                all.extend(resource.when.iter().map(|w| (w, "when".to_owned())));
+                for rule in &resource.rules {
+                    all.push((&rule.value, rule.spec.value.get_ref().clone()));
+                    all.extend(rule.when.iter().map(|w| (w, "when".to_owned())));
+                }
+            }
+            for (index, (expr, text)) in all.into_iter().enumerate() {
+                expressions += 1;
+                if expr.direct.is_none() {
+                    continue;
+                }
+                direct_forms += 1;
+                let fields = source_fields(&expr.jinja);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1));
+                for round in 0..48 {
+                    let context = record(&fields, &codes, &mut rng);
+                    let source = SourceRecord {
+                        kind: "test",
+                        key: String::new(),
+                        group: String::new(),
+                        position: Position::file("test.csv"),
+                        context,
+                        related: Vec::new(),
+                        joined: Vec::new(),
+                    };
+                    let scope = RecordScope {
+                        record: &source,
+                        jinja: OnceCell::new(),
+                    };
+                    let template = engine
+                        .template(expr, &scope)
+                        .and_then(|v| serde_json::to_value(&v).map_err(|e| e.to_string()));
+                    let truth = engine.template(expr, &scope).map(|v| v.is_true());
+                    let Some(direct) = engine.direct(expr, &scope, direct::to_json) else {
+                        deferred += 1;
+                        continue;
+                    };
+                    compared += 1;
+                    let shown = format!(
+                        "{}: {text} (round {round}) on {}",
+                        path.display(),
+                        source.context
+                    );
+                    assert_eq!(direct, template, "{shown}");
+                    let direct_truth = engine.direct(expr, &scope, |v| direct::is_true(&v));
+                    assert_eq!(direct_truth.unwrap(), truth, "truth of {shown}");
+                }
+            }
+        }
+        eprintln!(
+            "{direct_forms} of {expressions} expressions direct; {compared} evaluations compared, {deferred} deferred"
+        );
+        assert!(
+            direct_forms * 10 >= expressions * 6,
+            "only {direct_forms} of {expressions} expressions have a direct form"
+        );
+        assert!(
+            compared >= deferred * 2,
+            "{compared} evaluations compared, {deferred} deferred"
+        );
+    }
 }

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod codes;
 pub mod crosswalk;
 pub mod dates;
+mod direct;
 pub mod engine;
 pub mod lint;
 pub mod model;
