@@ -390,6 +390,7 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
             roster: roster_compiled.as_ref(),
             passthrough,
             validator: Validator::new(),
+            memo: Default::default(),
             quirks: quirks.clone(),
         },
         passthrough,
@@ -503,6 +504,8 @@ struct Mapper<'m> {
     roster: Option<&'m CompiledMapping<'m>>,
     passthrough: bool,
     validator: Validator,
+    /// Resources this thread already found valid (the same school on every referral).
+    memo: std::cell::RefCell<crate::validation::ValidMemo>,
     /// Where mapping problems of joined rows are reported.
     quirks: QuirkLog,
 }
@@ -732,7 +735,7 @@ impl Mapper<'_> {
     }
 
     fn check(&self, resource: &Value, record: &SourceRecord) -> Result<(), RecordError> {
-        let issues = self.validator.validate(resource);
+        let issues = self.memo.borrow_mut().validate(&self.validator, resource);
         if issues.is_empty() {
             return Ok(());
         }

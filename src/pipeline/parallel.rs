@@ -159,6 +159,7 @@ fn work(
         roster: roster.as_ref(),
         passthrough,
         validator: Validator::new(),
+        memo: Default::default(),
         quirks: quirks.clone(),
     };
     loop {

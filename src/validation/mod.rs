@@ -6,9 +6,11 @@
 
 pub mod fhirpath;
 pub mod invariants;
+mod memo;
 pub mod numbers;
 mod schema;
 
+pub use memo::ValidMemo;
 pub use schema::{ElementInfo, FhirSchema};
 
 use crate::canonical::profile;

@@ -157,6 +157,8 @@ impl FhirSchema {
         let compiled = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft6)
             .with_registry(registry)
+            // The R4 patterns use no look-around or back-references: the plain `regex` engine runs them all.
+            .with_pattern_options(jsonschema::PatternOptions::regex())
             .build(&schema)
             .ok()?;
         let compiled = Arc::new(compiled);

@@ -1,0 +1,127 @@
+//! Resources already found valid in a run, remembered so that an identical one is not validated again.
+//!
+//! A referral export repeats resources: the same school, agency and staff member stand in thousands of
+//! referral bundles, identical to the byte. Validation is a pure function of the resource, so an identical
+//! resource gets the verdict it got before: nothing is checked less. A resource is remembered (a copy, to
+//! compare with in full: a digest alone could collide) the second time it is seen valid, so resources that
+//! occur once (each referral's ServiceRequest and Task) cost only a digest; both tables are bounded.
+
+use super::{Issue, Validator};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+/// Digests of resources seen valid once, at most (then forgotten, and counting starts again).
+const MAX_SEEN: usize = 65_536;
+
+/// Copies of resources seen valid twice or more, at most (then no more are remembered).
+const MAX_REMEMBERED: usize = 4_096;
+
+/// The memo of one mapping thread.
+#[derive(Default)]
+pub struct ValidMemo {
+    seen_once: HashSet<u64>,
+    remembered: HashMap<u64, Vec<Value>>,
+    count: usize,
+}
+
+impl ValidMemo {
+    /// Every issue of a resource, as [`Validator::validate`] gives them; none when an identical resource
+    /// was found valid before.
+    pub fn validate(&mut self, validator: &Validator, resource: &Value) -> Vec<Issue> {
+        let digest = digest(resource);
+        if self
+            .remembered
+            .get(&digest)
+            .is_some_and(|copies| copies.iter().any(|copy| copy == resource))
+        {
+            return Vec::new();
+        }
+        let issues = validator.validate(resource);
+        if issues.is_empty() {
+            self.remember(digest, resource);
+        }
+        issues
+    }
+
+    fn remember(&mut self, digest: u64, resource: &Value) {
+        if !self.seen_once.contains(&digest) {
+            if self.seen_once.len() >= MAX_SEEN {
+                self.seen_once.clear();
+            }
+            self.seen_once.insert(digest);
+        } else if self.count < MAX_REMEMBERED {
+            self.remembered
+                .entry(digest)
+                .or_default()
+                .push(resource.clone());
+            self.count += 1;
+        }
+    }
+}
+
+/// A 64-bit digest of a JSON value's structure and content (keys in their order).
+fn digest(value: &Value) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    feed(value, &mut hasher);
+    hasher.finish()
+}
+
+fn feed(value: &Value, hasher: &mut impl Hasher) {
+    match value {
+        Value::Null => hasher.write_u8(0),
+        Value::Bool(b) => {
+            hasher.write_u8(1);
+            b.hash(hasher);
+        }
+        Value::Number(number) => {
+            hasher.write_u8(2);
+            number.hash(hasher);
+        }
+        Value::String(text) => {
+            hasher.write_u8(3);
+            text.hash(hasher);
+        }
+        Value::Array(items) => {
+            hasher.write_u8(4);
+            hasher.write_usize(items.len());
+            items.iter().for_each(|item| feed(item, hasher));
+        }
+        Value::Object(map) => {
+            hasher.write_u8(5);
+            hasher.write_usize(map.len());
+            for (key, item) in map {
+                key.hash(hasher);
+                feed(item, hasher);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_repeated_valid_resource_is_not_validated_again_and_an_invalid_one_always_is() {
+        let validator = Validator::new();
+        let mut memo = ValidMemo::default();
+        let valid = json!({"resourceType": "Organization", "id": "o1", "name": "Food bank"});
+        for _ in 0..3 {
+            assert!(memo.validate(&validator, &valid).is_empty());
+        }
+        assert_eq!(
+            memo.count, 1,
+            "remembered once, the second time it was valid"
+        );
+        let invalid =
+            json!({"resourceType": "Organization", "id": "o1", "name": "Food bank", "bogus": 1});
+        for _ in 0..3 {
+            assert!(!memo.validate(&validator, &invalid).is_empty());
+        }
+        let other = json!({"resourceType": "Organization", "id": "o1", "name": "Food bank 2"});
+        assert_ne!(digest(&other), digest(&valid));
+        assert!(memo.validate(&validator, &other).is_empty());
+    }
+}
