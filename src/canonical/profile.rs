@@ -59,7 +59,8 @@ pub fn check(resource: &Value) -> Vec<Violation> {
 
 fn claims(resource: &Value, profile: &str) -> bool {
     resource
-        .pointer("/meta/profile")
+        .get("meta")
+        .and_then(|meta| meta.get("profile"))
         .and_then(Value::as_array)
         .is_some_and(|profiles| {
             profiles.iter().any(|p| {

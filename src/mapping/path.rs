@@ -221,22 +221,24 @@ fn assign(
 
 /// Remove what FHIR forbids: `null`, empty strings, empty lists and empty objects, recursively. Returns
 /// `None` when nothing is left.
-pub fn prune(value: Value) -> Option<Value> {
+pub fn prune(mut value: Value) -> Option<Value> {
+    keeps(&mut value).then_some(value)
+}
+
+/// Prune in place; whether anything is left.
+fn keeps(value: &mut Value) -> bool {
     match value {
-        Value::Null => None,
-        Value::String(s) if s.trim().is_empty() => None,
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
         Value::Array(items) => {
-            let kept: Vec<Value> = items.into_iter().filter_map(prune).collect();
-            (!kept.is_empty()).then_some(Value::Array(kept))
+            items.retain_mut(keeps);
+            !items.is_empty()
         }
         Value::Object(map) => {
-            let kept: Map<String, Value> = map
-                .into_iter()
-                .filter_map(|(k, v)| prune(v).map(|v| (k, v)))
-                .collect();
-            (!kept.is_empty()).then_some(Value::Object(kept))
+            map.retain(|_, v| keeps(v));
+            !map.is_empty()
         }
-        other => Some(other),
+        _ => true,
     }
 }
 

@@ -71,7 +71,7 @@ impl FhirSchema {
     pub fn is_resource_type(&self, name: &str) -> bool {
         self.definitions()
             .get(name)
-            .and_then(|d| d.pointer("/properties/resourceType/const"))
+            .and_then(|d| d.get("properties")?.get("resourceType")?.get("const"))
             .is_some_and(|c| c == name)
     }
 
@@ -142,12 +142,12 @@ impl FhirSchema {
     }
 
     fn validator(&'static self, resource_type: &str) -> Option<Arc<jsonschema::Validator>> {
-        if !self.is_resource_type(resource_type) {
-            return None;
-        }
         let mut cache = self.validators.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(found) = cache.get(resource_type) {
             return Some(found.clone());
+        }
+        if !self.is_resource_type(resource_type) {
+            return None;
         }
         let registry = self.registry()?;
         let schema = json!({
