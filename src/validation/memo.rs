@@ -7,8 +7,8 @@
 //! occur once (each referral's ServiceRequest and Task) cost only a digest; both tables are bounded.
 
 use super::{Issue, Validator};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 /// Digests of resources seen valid once, at most (then forgotten, and counting starts again).
@@ -20,8 +20,8 @@ const MAX_REMEMBERED: usize = 4_096;
 /// The memo of one mapping thread.
 #[derive(Default)]
 pub struct ValidMemo {
-    seen_once: HashSet<u64>,
-    remembered: HashMap<u64, Vec<Value>>,
+    seen_once: FxHashSet<u64>,
+    remembered: FxHashMap<u64, Vec<Value>>,
     count: usize,
 }
 
@@ -60,9 +60,10 @@ impl ValidMemo {
     }
 }
 
-/// A 64-bit digest of a JSON value's structure and content (keys in their order).
+/// A 64-bit digest of a JSON value's structure and content (keys in their order). A fast hash: a match is
+/// confirmed by comparing the whole resource.
 fn digest(value: &Value) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut hasher = rustc_hash::FxHasher::default();
     feed(value, &mut hasher);
     hasher.finish()
 }
