@@ -537,8 +537,8 @@ pub(super) fn is_empty(value: &Val<'_>) -> bool {
     }
 }
 
-/// A template value's truth.
-fn truthy(value: &Val<'_>) -> Result<bool, Stop> {
+/// A template value's truth (`when`, `or`, `if`).
+pub(super) fn truthy(value: &Val<'_>) -> Result<bool, Stop> {
     Ok(match value {
         Val::Undefined => false,
         Val::Bool(b) => *b,
@@ -638,9 +638,4 @@ pub(super) fn id_text(value: &Val<'_>) -> Result<String, Stop> {
         Val::Json(Value::Null) => Ok("none".to_owned()),
         other => display(other),
     }
-}
-
-/// A value's truth, for `when`.
-pub(super) fn is_true(value: &Val<'_>) -> Result<bool, Stop> {
-    truthy(value)
 }

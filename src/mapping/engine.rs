@@ -457,9 +457,7 @@ impl CompiledMapping<'_> {
             )),
         }
     }
-}
 
-impl CompiledMapping<'_> {
     fn apply_rule(
         &self,
         rule: &CompiledRule<'_>,
@@ -779,21 +777,15 @@ impl MappingEngine {
         let result = compiled
             .eval(&scope.record.context, &context, &mut quirks)
             .and_then(finish);
-        match result {
-            Err(Stop::Defer) => None,
-            Ok(value) => {
-                quirks
-                    .into_iter()
-                    .for_each(|q| self.date_notes.note(Some(q)));
-                Some(Ok(value))
-            }
-            Err(Stop::Fail(message)) => {
-                quirks
-                    .into_iter()
-                    .for_each(|q| self.date_notes.note(Some(q)));
-                Some(Err(message))
-            }
-        }
+        let kept = match result {
+            Err(Stop::Defer) => return None,
+            Ok(value) => Ok(value),
+            Err(Stop::Fail(message)) => Err(message),
+        };
+        quirks
+            .into_iter()
+            .for_each(|q| self.date_notes.note(Some(q)));
+        Some(kept)
     }
 
     fn template(&self, expr: &Compiled<'_>, scope: &RecordScope<'_>) -> Result<JinjaValue, String> {
@@ -811,7 +803,7 @@ impl MappingEngine {
 
     /// Whether an expression is true (`when`).
     fn truth(&self, expr: &Compiled<'_>, scope: &RecordScope<'_>) -> Result<bool, String> {
-        if let Some(done) = self.direct(expr, scope, |v| direct::is_true(&v)) {
+        if let Some(done) = self.direct(expr, scope, |v| direct::truthy(&v)) {
             return done;
         }
         Ok(self.template(expr, scope)?.is_true())
@@ -1047,7 +1039,7 @@ mod tests {
                         source.context
                     );
                     assert_eq!(direct, template, "{shown}");
-                    let direct_truth = engine.direct(expr, &scope, |v| direct::is_true(&v));
+                    let direct_truth = engine.direct(expr, &scope, |v| direct::truthy(&v));
                     assert_eq!(direct_truth.unwrap(), truth, "truth of {shown}");
                 }
             }
