@@ -18,7 +18,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod built;
 mod parallel;
+
+use built::Built;
+pub use built::ResourceText;
 
 pub use crate::adapters::niem::DEFAULT_HISTORY_SALT;
 pub use crate::record::OutputFormat;
@@ -265,6 +269,23 @@ impl Summary {
 pub trait Sink {
     /// Take one group's resources (`passthrough`: FHIR input, written as it came).
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()>;
+    /// Whether the sink writes JSON text: then each record's resources are serialized where they were
+    /// mapped (on the worker thread) and handed over with [`Sink::accept_text`].
+    fn takes_text(&self) -> bool {
+        false
+    }
+    /// Take one group's resources as JSON text (parsed back into values by default).
+    fn accept_text(
+        &mut self,
+        resources: Vec<ResourceText>,
+        passthrough: bool,
+    ) -> std::io::Result<()> {
+        let values = resources
+            .iter()
+            .map(ResourceText::value)
+            .collect::<serde_json::Result<Vec<Value>>>()?;
+        self.accept(values, passthrough)
+    }
     /// Lines and resources written so far.
     fn written(&self) -> (u64, u64);
     /// Flush what is buffered.
@@ -330,6 +351,35 @@ impl<W: Write> Sink for NdjsonSink<W> {
             }
             self.resources += 1;
             self.line(&resource)?;
+        }
+        Ok(())
+    }
+
+    fn takes_text(&self) -> bool {
+        true
+    }
+
+    fn accept_text(
+        &mut self,
+        resources: Vec<ResourceText>,
+        passthrough: bool,
+    ) -> std::io::Result<()> {
+        if self.format == OutputFormat::Bundle && !passthrough {
+            self.resources += resources.len() as u64;
+            built::write_transaction(&mut self.out, &resources)?;
+            self.out.write_all(b"\n")?;
+            self.lines += 1;
+            return Ok(());
+        }
+        for resource in resources {
+            let key = resource.key();
+            if key.as_ref().is_some_and(|k| !self.seen.insert(hash128(k))) {
+                continue;
+            }
+            self.resources += 1;
+            self.out.write_all(resource.json())?;
+            self.out.write_all(b"\n")?;
+            self.lines += 1;
         }
         Ok(())
     }
@@ -401,6 +451,7 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
             roster: roster_loaded.as_ref(),
             options: &options,
             threads: parallel::threads(),
+            as_text: sink.takes_text(),
         },
     };
     let mut summary = Summary {
@@ -518,13 +569,15 @@ struct Plan<'m> {
     options: &'m EngineOptions,
     /// Worker threads (1: every record is mapped on the reading thread).
     threads: usize,
+    /// Whether the sink takes resources as JSON text (serialized where they are mapped).
+    as_text: bool,
 }
 
 /// A record mapped on a worker thread: the resources (or why not) and the quirk log calls made meanwhile.
 struct Mapped {
-    processed: Result<Vec<Value>, RecordError>,
+    processed: Result<Built, RecordError>,
     events: Vec<QuirkEvent>,
-    /// [`content_digest`] of the lead resource, for the collision check.
+    /// [`Built::lead_digest`], for the collision check.
     digest: Option<u64>,
 }
 
@@ -538,7 +591,7 @@ impl Stage<'_> {
         sink: &mut dyn Sink,
         summary: &mut Summary,
     ) -> Result<(), PipelineError> {
-        let mut group = Group::default();
+        let mut group = Group::new(String::new(), self.plan.as_text);
         let mut records = records.peekable();
         let first = if self.plan.threads > 1 {
             SEQUENTIAL_FIRST
@@ -575,10 +628,7 @@ impl Stage<'_> {
         };
         if record.group != group.id {
             group.flush(sink, self.passthrough)?;
-            *group = Group {
-                id: record.group.clone(),
-                ..Group::default()
-            };
+            *group = Group::new(record.group.clone(), self.plan.as_text);
         }
         if self.follows_rejected(&record, group, summary) {
             return Ok(());
@@ -592,9 +642,14 @@ impl Stage<'_> {
                 self.quirks.replay(events);
                 (processed, digest)
             }
-            None => (self.mapper.process(&record), None),
+            None => (
+                self.mapper
+                    .process(&record)
+                    .map(|resources| Built::new(resources, self.plan.as_text)),
+                None,
+            ),
         };
-        self.add(&record, processed, digest, group, summary);
+        self.add(&record, processed, digest, group, summary)?;
         Ok(())
     }
 
@@ -618,13 +673,13 @@ impl Stage<'_> {
     fn add(
         &self,
         record: &SourceRecord,
-        processed: Result<Vec<Value>, RecordError>,
+        processed: Result<Built, RecordError>,
         digest: Option<u64>,
         group: &mut Group,
         summary: &mut Summary,
-    ) {
+    ) -> std::io::Result<()> {
         let processed = processed.and_then(|resources| {
-            self.check_collision(record, resources.first(), digest)?;
+            self.check_collision(record, &resources, digest)?;
             Ok(resources)
         });
         match processed {
@@ -636,12 +691,8 @@ impl Stage<'_> {
             Ok(resources) => {
                 summary.tally(&record.position, LineOutcome::Converted);
                 summary.records_converted += 1;
-                let built: Vec<&str> = resources
-                    .iter()
-                    .filter_map(|r| r.get("resourceType").and_then(Value::as_str))
-                    .collect();
-                summary.outcome(record, "converted", built.join(", "));
-                group.resources.extend(resources);
+                summary.outcome(record, "converted", resources.kinds().join(", "));
+                group.resources.extend(resources)?;
             }
             Err(error) => {
                 if group.resources.is_empty() && !group.had_output {
@@ -652,6 +703,7 @@ impl Stage<'_> {
             }
         }
         group.had_output |= !group.resources.is_empty();
+        Ok(())
     }
 
     /// The resource a record stands for (the first it builds) must not take the id of another record's
@@ -660,16 +712,15 @@ impl Stage<'_> {
     fn check_collision(
         &self,
         record: &SourceRecord,
-        lead: Option<&Value>,
+        resources: &Built,
         digest: Option<u64>,
     ) -> Result<(), RecordError> {
-        let Some((lead, key)) = lead
-            .filter(|_| !self.passthrough)
-            .and_then(|lead| Some((lead, resource_key(lead)?)))
-        else {
+        let Some(key) = resources.lead_key().filter(|_| !self.passthrough) else {
             return Ok(());
         };
-        let digest = digest.unwrap_or_else(|| content_digest(lead));
+        let Some(digest) = digest.or_else(|| resources.lead_digest()) else {
+            return Ok(());
+        };
         let mut built = self.built.borrow_mut();
         match built.check(&key, digest, &record.position) {
             Check::Collides(at) => Err(RecordError::new(
@@ -823,26 +874,6 @@ fn describe_unit(file: &str, unit: u64) -> String {
     }
 }
 
-/// A 64-bit digest of a resource's JSON text, serialized straight into the hasher.
-fn content_digest(resource: &Value) -> u64 {
-    use std::hash::Hasher;
-    /// Feeds written bytes to a hasher.
-    struct HashWriter(std::collections::hash_map::DefaultHasher);
-    impl Write for HashWriter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.write(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut writer = HashWriter(std::collections::hash_map::DefaultHasher::new());
-    // Writing into a hasher cannot fail; a value serde cannot write hashes what was written.
-    let _ = serde_json::to_writer(&mut writer, resource);
-    writer.0.finish()
-}
-
 fn hash64(text: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -859,20 +890,30 @@ fn hash128(text: &str) -> u128 {
     (u128::from(hash64(text)) << 64) | u128::from(second.finish())
 }
 
-#[derive(Default)]
 struct Group {
     id: String,
-    resources: Vec<Value>,
+    resources: Built,
     had_output: bool,
     failed_lead: Option<String>,
 }
 
 impl Group {
+    /// The group `id`, empty, gathering resources in the form the sink takes (`as_text`).
+    fn new(id: String, as_text: bool) -> Self {
+        Self {
+            id,
+            resources: Built::empty(as_text),
+            had_output: false,
+            failed_lead: None,
+        }
+    }
+
     fn flush(&mut self, sink: &mut dyn Sink, passthrough: bool) -> std::io::Result<()> {
         if self.resources.is_empty() {
             return Ok(());
         }
-        sink.accept(std::mem::take(&mut self.resources), passthrough)
+        let as_text = matches!(self.resources, Built::Text(_));
+        std::mem::replace(&mut self.resources, Built::empty(as_text)).send(sink, passthrough)
     }
 }
 

@@ -34,16 +34,29 @@ pub fn transaction(resources: &[Value]) -> Value {
 /// Write [`transaction`]`(resources)` as one line of JSON, byte for byte what serializing it gives, without
 /// building it: each resource is serialized where it is, never copied into a Bundle value first.
 pub fn write_transaction(out: &mut impl Write, resources: &[Value]) -> std::io::Result<()> {
+    write_entries(out, resources, type_and_id, |out, resource| {
+        serde_json::to_writer(out, resource).map_err(Into::into)
+    })
+}
+
+/// Write a transaction Bundle of `items` as one line of JSON: `parts` gives each item's resource type and id,
+/// `resource` writes its JSON (an already serialized resource is written as it is).
+pub fn write_entries<W: Write, T>(
+    out: &mut W,
+    items: &[T],
+    parts: impl Fn(&T) -> (&str, &str),
+    resource: impl Fn(&mut W, &T) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     out.write_all(br#"{"resourceType":"Bundle","type":"transaction","entry":["#)?;
-    for (index, resource) in resources.iter().enumerate() {
+    for (index, item) in items.iter().enumerate() {
         if index > 0 {
             out.write_all(b",")?;
         }
-        let (kind, id) = type_and_id(resource);
+        let (kind, id) = parts(item);
         out.write_all(br#"{"fullUrl":"#)?;
         serde_json::to_writer(&mut *out, &format!("urn:uuid:{id}"))?;
         out.write_all(br#","resource":"#)?;
-        serde_json::to_writer(&mut *out, resource)?;
+        resource(out, item)?;
         out.write_all(br#","request":{"method":"PUT","url":"#)?;
         serde_json::to_writer(&mut *out, &format!("{kind}/{id}"))?;
         out.write_all(b"}}")?;

@@ -9,7 +9,7 @@
 //! lead record (which one thread would not have mapped at all). At most [`IN_FLIGHT`] batches are out at
 //! once, so memory stays bounded whatever the size of the export.
 
-use super::{Group, Mapped, Mapper, PipelineError, Plan, Sink, Stage, Summary};
+use super::{Built, Group, Mapped, Mapper, PipelineError, Plan, Sink, Stage, Summary};
 use crate::mapping::{MappingEngine, MappingError};
 use crate::record::{Decoded, QuirkLog};
 use crate::validation::Validator;
@@ -171,15 +171,13 @@ fn work(
             .into_iter()
             .map(|decoded| {
                 let processed = match &decoded {
-                    Ok(record) => mapper.process(record),
+                    Ok(record) => mapper
+                        .process(record)
+                        .map(|resources| Built::new(resources, plan.as_text)),
                     Err(error) => Err(error.clone()),
                 };
                 let events = quirks.take_recorded();
-                let digest = processed
-                    .as_ref()
-                    .ok()
-                    .and_then(|resources| resources.first())
-                    .map(super::content_digest);
+                let digest = processed.as_ref().ok().and_then(Built::lead_digest);
                 let mapped = Mapped {
                     processed,
                     events,
