@@ -133,3 +133,85 @@ fn an_update_that_changes_nothing_keeps_the_version() {
         assert_eq!(store.history("Patient", "p1").await.unwrap().len(), 3);
     });
 }
+
+/// An acceptance's resources written together (one read, multi-row inserts) end as the same rows and
+/// versions as written one by one: a new one at 1, an unchanged one kept, a changed one at the next
+/// version, a resource listed twice as two successive writes, and a stale read refused as a conflict.
+#[test]
+fn resources_written_together_end_as_written_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let connect = |name: &str| {
+            let url = format!("sqlite://{}", dir.path().join(name).display());
+            async move { onedoor::store::Store::connect(&url).await.unwrap() }
+        };
+        let (together, one_by_one) = (connect("together.db").await, connect("single.db").await);
+        let index = onedoor::store::ResourceIndex {
+            sender_org: Some("urn:onedoor:schools|riverside".into()),
+            ..Default::default()
+        };
+        let resource = |kind: &str, id: &str, n: i64| {
+            serde_json::json!({"resourceType": kind, "id": id, "text": {"status": "generated", "div": format!("<div>{n}</div>")}})
+        };
+        let first = vec![
+            (resource("Patient", "p1", 1), index.clone()),
+            (resource("Organization", "o1", 1), index.clone()),
+        ];
+        let second = vec![
+            (resource("Patient", "p1", 1), index.clone()), // unchanged
+            (resource("Organization", "o1", 2), index.clone()), // changed
+            (resource("Task", "t1", 1), index.clone()), // new
+        ];
+        let twice = vec![
+            (resource("Task", "t1", 2), index.clone()),
+            (resource("Task", "t1", 3), index.clone()),
+        ];
+        for batch in [&first, &second, &twice] {
+            let keys: Vec<(&str, &str)> = batch
+                .iter()
+                .map(|(r, _)| onedoor::canonical::bundle::type_and_id(r))
+                .collect();
+            let mut tx = together.begin().await.unwrap();
+            let held = together.held_resources(&mut tx, &keys).await.unwrap();
+            together.upsert_resources(&mut tx, batch, &held).await.unwrap();
+            tx.commit().await.unwrap();
+            for (resource, index) in batch {
+                one_by_one.put_resource(resource, index).await.unwrap();
+            }
+        }
+        for (kind, id, versions) in [("Patient", "p1", 1), ("Organization", "o1", 2), ("Task", "t1", 3)] {
+            let (a, b) = (
+                together.history(kind, id).await.unwrap(),
+                one_by_one.history(kind, id).await.unwrap(),
+            );
+            assert_eq!(a.len(), versions, "{kind}/{id}");
+            let strip = |mut v: serde_json::Value| {
+                v["meta"]["lastUpdated"] = serde_json::Value::Null;
+                v
+            };
+            let (a, b): (Vec<_>, Vec<_>) = (a.into_iter().map(strip).collect(), b.into_iter().map(strip).collect());
+            assert_eq!(a, b, "{kind}/{id}");
+            let held = together.resource(kind, id).await.unwrap().unwrap();
+            assert_eq!(held.version, versions as i64);
+            assert_eq!(held.sender_org, index.sender_org);
+        }
+        // A read that another writer overtook: the conditional update finds the version changed.
+        let keys = [("Organization", "o1")];
+        let mut tx = together.begin().await.unwrap();
+        let stale = together.held_resources(&mut tx, &keys).await.unwrap();
+        tx.commit().await.unwrap();
+        together
+            .put_resource(&resource("Organization", "o1", 3), &index)
+            .await
+            .unwrap();
+        let mut tx = together.begin().await.unwrap();
+        let refused = together
+            .upsert_resources(&mut tx, &[(resource("Organization", "o1", 4), index.clone())], &stale)
+            .await;
+        assert!(
+            matches!(refused, Err(onedoor::store::StoreError::VersionConflict(_))),
+            "{refused:?}"
+        );
+    });
+}

@@ -71,7 +71,8 @@ impl Gateway {
             bundle,
             plan,
         } = prepared;
-        self.owned_by_sender(tx, &bundle, &sender_org).await?;
+        let held = self.store.held_resources(tx, &plan.keys(&bundle)).await?;
+        self.owned_by_sender(&held, &bundle, &sender_org)?;
         let latest = self.store.latest_revision(tx, &plan.key).await?;
         let (arrival, revision) = arrival_of(latest.as_ref(), &plan);
         if arrival == Arrival::Duplicate {
@@ -84,14 +85,14 @@ impl Gateway {
             ));
         }
         let destinations = self.destinations(tx, &plan, &bundle, arrival).await?;
-        let body = self.keep_held_task(tx, bundle, &plan, revision).await?;
+        let body = self.keep_held_task(&held, bundle, &plan, revision)?;
         let (routed, entries) = self
             .decide_all(tx, &body, &destinations, &sender_org)
             .await?;
-        self.store.append_audit(tx, head, entries).await?;
-        for (resource, index) in plan.indexed(&body) {
-            self.store.upsert_resource(tx, &resource, &index).await?;
-        }
+        self.store.append_audit_entries(tx, head, entries).await?;
+        self.store
+            .upsert_resources(tx, &plan.indexed(&body), &held)
+            .await?;
         let message = Message {
             id: uuid::Uuid::new_v4().to_string(),
             source,

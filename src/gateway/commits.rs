@@ -83,7 +83,12 @@ impl Gateway {
             }
         }
         metrics::histogram!("onedoor_group_commit_size").record(done.len() as f64);
-        if let Err(err) = tx.commit().await {
+        // The head row moves once, to where the batch's entries left it.
+        let settled = match self.store.settle_chain(&mut tx, &head).await {
+            Ok(()) => tx.commit().await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = settled {
             let replies = done.into_iter().map(|(reply, _)| reply).collect();
             return fail_replies(replies, &err);
         }
@@ -211,6 +216,7 @@ impl Gateway {
         self.store
             .job_progress(&mut tx, &cursor.job, &cursor.node, cursor.lease_ms)
             .await?;
+        self.store.settle_chain(&mut tx, &head).await?;
         tx.commit().await?;
         for outcome in &outcomes {
             if let JobRecord::Accepted(accepted) = outcome {

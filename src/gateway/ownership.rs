@@ -3,7 +3,7 @@
 
 use super::{Gateway, GatewayError};
 use crate::consent::subject;
-use crate::store::WriteTx;
+use crate::store::HeldResources;
 use serde_json::Value;
 
 /// Resources that describe organizations and services, not people: many senders' referrals share them
@@ -14,9 +14,10 @@ impl Gateway {
     /// A submission may carry only records that are new or that its sender's organization sent before:
     /// another organization's referral, person or consent is never overwritten (directory resources,
     /// [`DIRECTORY_TYPES`], are shared).
-    pub(super) async fn owned_by_sender(
+    /// `held`: what the store holds of the bundle's resources, read in the acceptance's transaction.
+    pub(super) fn owned_by_sender(
         &self,
-        tx: &mut WriteTx<'_>,
+        held: &HeldResources,
         bundle: &Value,
         sender_org: &str,
     ) -> Result<(), GatewayError> {
@@ -25,7 +26,7 @@ impl Gateway {
             if DIRECTORY_TYPES.contains(&kind) {
                 continue;
             }
-            if let Some(held) = self.store.resource_in(tx, kind, id).await?
+            if let Some(held) = held.get(kind, id)
                 && held
                     .sender_org
                     .as_deref()

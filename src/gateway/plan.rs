@@ -60,6 +60,18 @@ impl Plan {
             .find(|r| r.get("resourceType").and_then(Value::as_str) == Some("ServiceRequest"))
     }
 
+    /// The type and id of each resource of `bundle`, and of the referral's Task (which a revision keeps).
+    pub(super) fn keys<'b>(&'b self, bundle: &'b Value) -> Vec<(&'b str, &'b str)> {
+        let mut keys: Vec<(&str, &str)> = subject::resources(bundle)
+            .into_iter()
+            .map(crate::canonical::bundle::type_and_id)
+            .collect();
+        if let Some(task) = self.task.as_deref() {
+            keys.push(("Task", task));
+        }
+        keys
+    }
+
     pub(super) fn indexed(&self, bundle: &Value) -> Vec<(Value, ResourceIndex)> {
         subject::resources(bundle)
             .into_iter()

@@ -4,7 +4,7 @@
 use super::plan::Plan;
 use super::{Gateway, GatewayError};
 use crate::consent::model::Party;
-use crate::store::WriteTx;
+use crate::store::HeldResources;
 use serde_json::{Value, json};
 
 impl Gateway {
@@ -89,9 +89,9 @@ impl Gateway {
 
     /// A new revision keeps the Task as the receiver left it (its status is not reset), with a note that
     /// the referral was revised; the bundle carries that Task.
-    pub(super) async fn keep_held_task(
+    pub(super) fn keep_held_task(
         &self,
-        tx: &mut WriteTx<'_>,
+        held: &HeldResources,
         mut bundle: Value,
         plan: &Plan,
         revision: i64,
@@ -99,10 +99,10 @@ impl Gateway {
         let Some(task_id) = plan.task.as_deref() else {
             return Ok(bundle);
         };
-        let Some(held) = self.store.resource_in(tx, "Task", task_id).await? else {
+        let Some(held) = held.get("Task", task_id) else {
             return Ok(bundle);
         };
-        let mut task = held.body;
+        let mut task = held.body.clone();
         if revision > 1 {
             note_revision(&mut task, revision);
         }

@@ -14,13 +14,12 @@ use sqlx::Row;
 impl Store {
     /// Take the chain's head for this transaction (every other appender waits until it ends).
     pub async fn lock_chain(&self, tx: &mut WriteTx<'_>) -> Result<ChainHead, StoreError> {
-        sqlx::query(&self.sql("UPDATE audit_head SET updated_at = $1 WHERE id = 1"))
-            .bind(now_ms())
-            .execute(tx.conn())
-            .await?;
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(tx.conn())
-            .await?;
+        let row = sqlx::query(&self.sql(
+            "UPDATE audit_head SET updated_at = $1 WHERE id = 1 RETURNING seq, hash",
+        ))
+        .bind(now_ms())
+        .fetch_one(tx.conn())
+        .await?;
         Ok(ChainHead {
             length: row.try_get::<i64, _>("seq")? as u64,
             hash: row.try_get("hash")?,
@@ -37,12 +36,35 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
+        self.append_audit_entries(tx, head, entries).await?;
+        self.move_head(tx, head).await
+    }
+
+    /// Append entries after `head` (in one insert) and advance `head`, leaving the head row to
+    /// [`Store::settle_chain`]: a group commit moves it once, before its commit, whatever the number of
+    /// acceptances it holds.
+    pub async fn append_audit_entries(
+        &self,
+        tx: &mut WriteTx<'_>,
+        head: &mut ChainHead,
+        entries: Vec<AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut sealed = Vec::with_capacity(entries.len());
         for entry in entries {
-            let sealed = entry.sealed(head.length + 1, &head.hash);
-            self.insert_entry(tx, &sealed).await?;
-            head.length = sealed.seq;
-            head.hash = sealed.hash;
+            let entry = entry.sealed(head.length + 1, &head.hash);
+            head.length = entry.seq;
+            head.hash = entry.hash.clone();
+            sealed.push(entry);
         }
+        self.insert_entries(tx, &sealed).await
+    }
+
+    /// Write `head` (advanced by [`Store::append_audit_entries`]) to the head row, inside `tx`.
+    pub async fn settle_chain(
+        &self,
+        tx: &mut WriteTx<'_>,
+        head: &ChainHead,
+    ) -> Result<(), StoreError> {
         self.move_head(tx, head).await
     }
 
@@ -55,17 +77,28 @@ impl Store {
         Ok(())
     }
 
-    async fn insert_entry(
+    async fn insert_entries(
         &self,
         tx: &mut WriteTx<'_>,
-        entry: &AuditEntry,
+        entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql("INSERT INTO audit_entries (seq, hash, entry) VALUES ($1, $2, $3)"))
-            .bind(entry.seq as i64)
-            .bind(&entry.hash)
-            .bind(serde_json::to_string(entry)?)
-            .execute(tx.conn())
-            .await?;
+        for chunk in entries.chunks(64) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect();
+            let sql = self.sql(&format!(
+                "INSERT INTO audit_entries (seq, hash, entry) VALUES {}",
+                values.join(", ")
+            ));
+            let mut query = sqlx::query(&sql);
+            for entry in chunk {
+                query = query
+                    .bind(entry.seq as i64)
+                    .bind(&entry.hash)
+                    .bind(serde_json::to_string(entry)?);
+            }
+            query.execute(tx.conn()).await?;
+        }
         Ok(())
     }
 
@@ -207,9 +240,7 @@ impl Store {
         entries: &[AuditEntry],
         head: &ChainHead,
     ) -> Result<(), StoreError> {
-        for entry in entries {
-            self.insert_entry(tx, entry).await?;
-        }
+        self.insert_entries(tx, entries).await?;
         self.move_head(tx, head).await
     }
 }

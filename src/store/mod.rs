@@ -25,7 +25,7 @@ pub mod settings;
 pub mod subscriptions;
 
 pub use messages::{DeliveryKind, DeliveryStatus, Message, OutboxItem};
-pub use resources::{ResourceIndex, StoredResource};
+pub use resources::{HeldResources, ResourceIndex, StoredResource};
 pub use subscriptions::{StoredSubscription, SubscriptionStatus};
 
 use sqlx::AnyPool;

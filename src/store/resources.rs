@@ -147,6 +147,244 @@ impl Store {
     }
 }
 
+/// The rows held for a set of resources, read in one query (an acceptance reads each of its resources once:
+/// for the ownership check, the Task it keeps, and its writes).
+#[derive(Debug, Default)]
+pub struct HeldResources {
+    rows: std::collections::HashMap<(String, String), (StoredResource, ResourceIndex)>,
+}
+
+impl HeldResources {
+    /// The held resource `kind`/`id`, if it was asked for and is held.
+    pub fn get(&self, kind: &str, id: &str) -> Option<&StoredResource> {
+        self.rows
+            .get(&(kind.to_owned(), id.to_owned()))
+            .map(|(stored, _)| stored)
+    }
+}
+
+/// At most this many resources in one multi-row statement (2 or 10 parameters each, well inside SQLite's
+/// and PostgreSQL's limits).
+const ROWS_PER_STATEMENT: usize = 64;
+
+impl Store {
+    /// The held rows of the resources `keys` (type and id), read inside `tx` in one query per
+    /// [`ROWS_PER_STATEMENT`] keys.
+    pub async fn held_resources(
+        &self,
+        tx: &mut WriteTx<'_>,
+        keys: &[(&str, &str)],
+    ) -> Result<HeldResources, StoreError> {
+        let mut held = HeldResources::default();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let wanted: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(resource_type = ${} AND id = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = self.sql(&format!(
+                "SELECT * FROM resources WHERE {}",
+                wanted.join(" OR ")
+            ));
+            let mut query = sqlx::query(&sql);
+            for (kind, id) in chunk {
+                query = query.bind(*kind).bind(*id);
+            }
+            for row in query.fetch_all(tx.conn()).await? {
+                let index = ResourceIndex {
+                    patient: row.try_get("patient")?,
+                    sender_org: row.try_get("sender_org")?,
+                    receiver_org: row.try_get("receiver_org")?,
+                    status: row.try_get("status")?,
+                    focus: row.try_get("focus")?,
+                };
+                let stored = stored_resource(&row)?;
+                let key = (stored.resource_type.clone(), stored.id.clone());
+                held.rows.insert(key, (stored, index));
+            }
+        }
+        Ok(held)
+    }
+
+    /// Insert or update `resources` inside `tx` as [`Store::upsert_resource`] does each, given what
+    /// [`Store::held_resources`] read of them in this transaction: unchanged ones keep their version,
+    /// changed ones are updated on the condition that their version is still the one read, and new ones
+    /// and every new version are written with one multi-row insert each. A resource listed twice is
+    /// written as two successive upserts.
+    pub async fn upsert_resources(
+        &self,
+        tx: &mut WriteTx<'_>,
+        resources: &[(Value, ResourceIndex)],
+        held: &HeldResources,
+    ) -> Result<(), StoreError> {
+        let mut keys = std::collections::HashSet::new();
+        if !resources
+            .iter()
+            .all(|(resource, _)| keys.insert(crate::canonical::bundle::type_and_id(resource)))
+        {
+            for (resource, index) in resources {
+                self.upsert_resource(tx, resource, index).await?;
+            }
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut written = Vec::new();
+        for (resource, index) in resources {
+            let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+            let current = held.rows.get(&(kind.to_owned(), id.to_owned()));
+            if let Some((stored, held_index)) = current
+                && same_resource(&stored.body, held_index, resource, index)
+            {
+                continue;
+            }
+            let version = current.map_or(1, |(stored, _)| stored.version + 1);
+            let text = with_meta(resource, version, now).to_string();
+            if let Some((stored, _)) = current {
+                self.update_row(tx, (kind, id), version, &text, index, stored.version, now)
+                    .await?;
+            }
+            written.push(Written {
+                kind,
+                id,
+                version,
+                text,
+                index,
+                new: current.is_none(),
+            });
+        }
+        self.insert_rows(tx, &written, now).await?;
+        self.insert_versions(tx, &written, now).await
+    }
+
+    /// Update one held row, on the condition that its version is still `base`.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_row(
+        &self,
+        tx: &mut WriteTx<'_>,
+        (kind, id): (&str, &str),
+        version: i64,
+        text: &str,
+        index: &ResourceIndex,
+        base: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2 AND version = $11",
+        ))
+        .bind(kind)
+        .bind(id)
+        .bind(version)
+        .bind(text)
+        .bind(index.patient.clone())
+        .bind(index.sender_org.clone())
+        .bind(index.receiver_org.clone())
+        .bind(index.status.clone())
+        .bind(index.focus.clone())
+        .bind(now)
+        .bind(base)
+        .execute(tx.conn())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(conflict(kind, id, Some(base), None));
+        }
+        Ok(())
+    }
+
+    /// The new resources of `written`, in multi-row inserts.
+    async fn insert_rows(
+        &self,
+        tx: &mut WriteTx<'_>,
+        written: &[Written<'_>],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let new: Vec<&Written> = written.iter().filter(|w| w.new).collect();
+        for chunk in new.chunks(ROWS_PER_STATEMENT) {
+            let sql = self.sql(&format!(
+                "INSERT INTO resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at) VALUES {}",
+                placeholders(chunk.len(), 9, "$1")
+            ));
+            let mut query = sqlx::query(&sql).bind(now);
+            for row in chunk {
+                query = query
+                    .bind(row.kind)
+                    .bind(row.id)
+                    .bind(row.version)
+                    .bind(&row.text)
+                    .bind(row.index.patient.clone())
+                    .bind(row.index.sender_org.clone())
+                    .bind(row.index.receiver_org.clone())
+                    .bind(row.index.status.clone())
+                    .bind(row.index.focus.clone());
+            }
+            query.execute(tx.conn()).await?;
+        }
+        Ok(())
+    }
+
+    /// Every version of `written` into the history, in multi-row inserts.
+    async fn insert_versions(
+        &self,
+        tx: &mut WriteTx<'_>,
+        written: &[Written<'_>],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for chunk in written.chunks(ROWS_PER_STATEMENT) {
+            let sql = self.sql(&format!(
+                "INSERT INTO resource_versions (resource_type, id, version, body, updated_at) VALUES {}",
+                placeholders(chunk.len(), 4, "$1")
+            ));
+            let mut query = sqlx::query(&sql).bind(now);
+            for row in chunk {
+                query = query
+                    .bind(row.kind)
+                    .bind(row.id)
+                    .bind(row.version)
+                    .bind(&row.text);
+            }
+            query.execute(tx.conn()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A resource version to write.
+struct Written<'r> {
+    kind: &'r str,
+    id: &'r str,
+    version: i64,
+    text: String,
+    index: &'r ResourceIndex,
+    /// Not held before: a new row.
+    new: bool,
+}
+
+/// `rows` groups of `columns` numbered parameters after `$1`, each group followed by `last` (the shared
+/// `$1`): `($2, $3, $1), ($4, $5, $1)` for 2 rows of 2 columns.
+fn placeholders(rows: usize, columns: usize, last: &str) -> String {
+    (0..rows)
+        .map(|row| {
+            let numbered: Vec<String> = (0..columns)
+                .map(|column| format!("${}", 2 + row * columns + column))
+                .collect();
+            format!("({}, {last})", numbered.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether `resource` with `index` is what is held (its `meta.versionId` and `meta.lastUpdated` aside).
+fn same_resource(
+    held: &Value,
+    held_index: &ResourceIndex,
+    resource: &Value,
+    index: &ResourceIndex,
+) -> bool {
+    held_index.patient == index.patient
+        && held_index.sender_org == index.sender_org
+        && held_index.receiver_org == index.receiver_org
+        && held_index.status == index.status
+        && held_index.focus == index.focus
+        && without_store_meta(held.clone()) == without_store_meta(resource.clone())
+}
+
 /// What the store holds of a resource, to tell a no-op update.
 struct Held {
     version: i64,
@@ -157,14 +395,8 @@ struct Held {
 impl Held {
     /// Whether `resource` with `index` is what is held (its `meta.versionId` and `meta.lastUpdated` aside).
     fn is(&self, resource: &Value, index: &ResourceIndex) -> bool {
-        let same_index = self.index.patient == index.patient
-            && self.index.sender_org == index.sender_org
-            && self.index.receiver_org == index.receiver_org
-            && self.index.status == index.status
-            && self.index.focus == index.focus;
-        same_index
-            && serde_json::from_str::<Value>(&self.body)
-                .is_ok_and(|held| without_store_meta(held) == without_store_meta(resource.clone()))
+        serde_json::from_str::<Value>(&self.body)
+            .is_ok_and(|held| same_resource(&held, &self.index, resource, index))
     }
 }
 
