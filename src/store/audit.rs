@@ -14,9 +14,9 @@ use sqlx::Row;
 impl Store {
     /// Take the chain's head for this transaction (every other appender waits until it ends).
     pub async fn lock_chain(&self, tx: &mut WriteTx<'_>) -> Result<ChainHead, StoreError> {
-        let row = sqlx::query(&self.sql(
-            "UPDATE audit_head SET updated_at = $1 WHERE id = 1 RETURNING seq, hash",
-        ))
+        let row = sqlx::query(
+            &self.sql("UPDATE audit_head SET updated_at = $1 WHERE id = 1 RETURNING seq, hash"),
+        )
         .bind(now_ms())
         .fetch_one(tx.conn())
         .await?;
