@@ -5,7 +5,6 @@
 use crate::adapters::niem::IncidentHistory;
 use crate::adapters::registry;
 use crate::adapters::source::{OpenSource, Source, SourceError, SourceRequest, Tables};
-use crate::canonical::bundle;
 use crate::mapping::{
     self, CompiledMapping, EngineOptions, LoadedMapping, MappingEngine, MappingError,
 };
@@ -318,13 +317,6 @@ impl<W: Write> NdjsonSink<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
-
-    fn line(&mut self, value: &Value) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, value)?;
-        self.out.write_all(b"\n")?;
-        self.lines += 1;
-        Ok(())
-    }
 }
 
 impl<W: Write> Sink for NdjsonSink<W> {
@@ -337,22 +329,8 @@ impl<W: Write> Sink for NdjsonSink<W> {
     }
 
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()> {
-        if self.format == OutputFormat::Bundle && !passthrough {
-            self.resources += resources.len() as u64;
-            bundle::write_transaction(&mut self.out, &resources)?;
-            self.out.write_all(b"\n")?;
-            self.lines += 1;
-            return Ok(());
-        }
-        for resource in resources {
-            let key = resource_key(&resource);
-            if key.as_ref().is_some_and(|k| !self.seen.insert(hash128(k))) {
-                continue;
-            }
-            self.resources += 1;
-            self.line(&resource)?;
-        }
-        Ok(())
+        let texts = resources.iter().map(ResourceText::of).collect();
+        self.accept_text(texts, passthrough)
     }
 
     fn takes_text(&self) -> bool {

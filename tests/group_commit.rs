@@ -94,6 +94,56 @@ async fn referrals_posted_together_share_commits_and_a_refused_one_is_rolled_bac
     gateway.assert_audit_chain_intact();
 }
 
+/// Copies and changed copies of one referral posted together land in shared transactions: each changed
+/// copy is the next version (a submission reads what an earlier one of its batch wrote), an identical copy
+/// writes nothing, and the versions are consecutive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revisions_of_one_referral_posted_together_are_consecutive_versions() {
+    let (_agency, url) = receiver(0, 0).await;
+    let gateway = Gateway::start(&url, 50).await;
+    let variant = |k: usize| {
+        let mut bundle = referral(20_000);
+        bundle["entry"][0]["resource"]["note"] = json!([{"text": format!("variant {k}")}]);
+        bundle
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let (base, bundle) = (gateway.base.clone(), variant(i % 3));
+        tasks.spawn(async move { (i, post(&base, SCHOOL_KEY, &bundle).await) });
+    }
+    for (i, status) in tasks.join_all().await {
+        assert_eq!(status, 200, "submission {i}");
+    }
+    let path = "/fhir/ServiceRequest/sr-20000";
+    let (_, current) = get(&gateway, SCHOOL_KEY, path).await;
+    let latest: usize = current["meta"]["versionId"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no version: {current}"));
+    assert!((1..=30).contains(&latest), "{latest} versions");
+    let mut previous = None;
+    for version in 1..=latest {
+        let (status, body) = get(&gateway, SCHOOL_KEY, &format!("{path}/_history/{version}")).await;
+        assert_eq!(status, 200, "version {version}");
+        let note = body["note"][0]["text"].clone();
+        assert_ne!(
+            Some(&note),
+            previous.as_ref(),
+            "version {version} repeats the one before"
+        );
+        previous = Some(note);
+    }
+    assert_eq!(previous.as_ref(), Some(&current["note"][0]["text"]));
+    let (status, _) = get(
+        &gateway,
+        SCHOOL_KEY,
+        &format!("{path}/_history/{}", latest + 1),
+    )
+    .await;
+    assert_eq!(status, 404, "no version after the latest");
+    gateway.assert_audit_chain_intact();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kill_in_the_middle_of_a_burst_loses_no_acknowledged_referral() {
     let (_agency, url) = receiver(0, 0).await;

@@ -93,6 +93,9 @@ impl RowOffset {
     }
 }
 
+/// Bytes read at a time when one row is read at its offset (rows are longer than that are read in pieces).
+const RANDOM_ACCESS_BUFFER: usize = 1024;
+
 /// An opened CSV table with its header resolved.
 pub struct CsvTable {
     file: String,
@@ -234,9 +237,12 @@ impl CsvTable {
     pub fn read_at(&self, offset: RowOffset) -> Result<Row, RecordError> {
         let mut slot = self.random_access.borrow_mut();
         if slot.is_none() {
+            // Each read seeks first, which empties the buffer: a buffer of a few rows (not csv's 8 KiB)
+            // is refilled for each row read.
             let reader = csv::ReaderBuilder::new()
                 .flexible(true)
                 .has_headers(false)
+                .buffer_capacity(RANDOM_ACCESS_BUFFER)
                 .from_path(&self.path)
                 .map_err(|err| self.csv_error(err, offset.line))?;
             *slot = Some(reader);

@@ -35,6 +35,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Convert an export with a mapping into FHIR R4 NDJSON or Bundles.

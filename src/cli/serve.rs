@@ -184,6 +184,7 @@ fn connection_limits(server: &config::Server) -> listener::Limits {
 
 /// Raise the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is u64 on Linux, not on every Unix
 fn raise_fd_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -2,11 +2,12 @@
 //! routes it, asks the consent gate per destination (audited), stores its resources and the message with
 //! its outbox rows, and advances the job it came in — all committed before anything is acknowledged.
 
+use super::batch::{BatchWrites, SubmissionWrites};
 use super::plan::Plan;
 use super::{Accepted, Arrival, Gateway, GatewayError, JobCursor};
 use crate::consent::audit::ChainHead;
 use crate::store::messages::{NewDelivery, Revision};
-use crate::store::{DeliveryKind, DeliveryStatus, Message, Store, StoreError, WriteTx};
+use crate::store::{DeliveryKind, DeliveryStatus, Message, StoreError, WriteTx};
 use serde_json::Value;
 
 /// A submission checked and planned, ready for its transaction.
@@ -55,12 +56,31 @@ impl Gateway {
         })
     }
 
-    /// Everything an acceptance writes, inside `tx` (a group commit's, under a savepoint of its own, after
-    /// the batch took the audit chain's head as its first write, `head`): the arrival is decided, consent asked per destination and audited, the resources,
-    /// the message and its outbox rows stored, and the job advanced.
-    pub(super) async fn accept_in(
+    /// An acceptance inside a group commit's transaction `tx`: the arrival is decided, consent asked per
+    /// destination, and what it writes (audit entries sealed on `head`, resources, the message and its
+    /// outbox rows) gathered into `batch`, written with the batch's others; the job (if any) advanced.
+    /// `Ok(Err(_))`: refused (nothing of it gathered); `Err`: the batch's earlier writes, written first
+    /// because this submission reads what they wrote, failed: the transaction cannot go on.
+    pub(super) async fn accept_into(
         &self,
         tx: &mut WriteTx<'_>,
+        batch: &mut BatchWrites,
+        head: &mut ChainHead,
+        prepared: Prepared,
+        job: Option<&mut JobCursor>,
+    ) -> Result<Result<Accepted, GatewayError>, StoreError> {
+        let keys = prepared.plan.keys(&prepared.bundle);
+        let references: Vec<String> = keys.iter().map(|(k, i)| format!("{k}/{i}")).collect();
+        if batch.touches(&prepared.plan.key, references.iter().map(String::as_str)) {
+            batch.write(&self.store, tx).await?;
+        }
+        Ok(self.decide_submission(tx, batch, head, prepared, job).await)
+    }
+
+    async fn decide_submission(
+        &self,
+        tx: &mut WriteTx<'_>,
+        batch: &mut BatchWrites,
         head: &mut ChainHead,
         prepared: Prepared,
         job: Option<&mut JobCursor>,
@@ -76,7 +96,7 @@ impl Gateway {
         let latest = self.store.latest_revision(tx, &plan.key).await?;
         let (arrival, revision) = arrival_of(latest.as_ref(), &plan);
         if arrival == Arrival::Duplicate {
-            advance(&self.store, tx, job, arrival).await?;
+            advance(job, arrival);
             return Ok(plan.accepted(
                 latest.map(|l| l.id).unwrap_or_default(),
                 arrival,
@@ -89,10 +109,7 @@ impl Gateway {
         let (routed, entries) = self
             .decide_all(tx, &body, &destinations, &sender_org)
             .await?;
-        self.store.append_audit_entries(tx, head, entries).await?;
-        self.store
-            .upsert_resources(tx, &plan.indexed(&body), &held)
-            .await?;
+        let resources = held.plan_writes(&plan.indexed(&body));
         let message = Message {
             id: uuid::Uuid::new_v4().to_string(),
             source,
@@ -101,11 +118,18 @@ impl Gateway {
             content_hash: plan.content_hash.clone(),
             body,
         };
-        self.store
-            .insert_message(tx, &message, &deliveries(&routed))
-            .await?;
-        advance(&self.store, tx, job, arrival).await?;
-        Ok(plan.accepted(message.id, arrival, revision, routed))
+        let accepted = plan.accepted(message.id.clone(), arrival, revision, routed);
+        batch.add(
+            head,
+            SubmissionWrites {
+                entries,
+                resources,
+                message,
+                deliveries: deliveries(&accepted.routed),
+            },
+        );
+        advance(job, arrival);
+        Ok(accepted)
     }
 
     /// The destinations of a new or updated referral: its current routes, and for a revision every
@@ -162,21 +186,13 @@ fn deliveries(routed: &[(String, String)]) -> Vec<NewDelivery> {
         .collect()
 }
 
-/// Advance a job (if any) by one record in `tx`.
-async fn advance(
-    store: &Store,
-    tx: &mut WriteTx<'_>,
-    job: Option<&mut JobCursor>,
-    arrival: Arrival,
-) -> Result<(), StoreError> {
-    let Some(cursor) = job else { return Ok(()) };
+/// Advance a job (if any) by one record (its progress is written with the job's batch).
+fn advance(job: Option<&mut JobCursor>, arrival: Arrival) {
+    let Some(cursor) = job else { return };
     cursor.job.records_done += 1;
     match arrival {
         Arrival::New => cursor.job.counts.accepted += 1,
         Arrival::Updated => cursor.job.counts.updated += 1,
         Arrival::Duplicate => cursor.job.counts.duplicates += 1,
     }
-    store
-        .job_progress(tx, &cursor.job, &cursor.node, cursor.lease_ms)
-        .await
 }

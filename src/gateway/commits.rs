@@ -2,14 +2,15 @@
 //! one audit chain (its head row is the first write, so acceptances are serialised by the database on
 //! SQLite and PostgreSQL alike) and every commit waits for its fsync, so one transaction per referral caps
 //! a node at the disk's commit rate; here a single committer per node takes whatever submissions are
-//! queued (up to [`MAX_BATCH`]),
-//! accepts each inside the one transaction under a savepoint of its own (a submission that fails is rolled
-//! back alone and answered with its error), commits once, and only then answers the others: none is
+//! queued (up to [`MAX_BATCH`]), decides each in turn inside the one transaction (a submission that is
+//! refused writes nothing and is answered with its error), writes what the accepted ones write together
+//! (`batch`), commits once, and only then answers the others: none is
 //! acknowledged before the commit that holds it, and if the commit fails every one of them is answered
 //! with the failure. Several nodes over one PostgreSQL each run a committer; their batches take turns at
 //! the chain's head.
 
 use super::accept::{Prepared, accepted_now};
+use super::batch::BatchWrites;
 use super::{Accepted, Gateway, GatewayError};
 use crate::consent::audit::ChainHead;
 use crate::store::{StoreError, WriteTx};
@@ -49,7 +50,8 @@ impl Gateway {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// One transaction for `batch`: each submission under its own savepoint; answers after the commit.
+    /// One transaction for `batch`: each submission decided in turn, their writes gathered and written
+    /// together ([`BatchWrites`]); answers after the commit.
     async fn commit_batch(&self, batch: Vec<Pending>) {
         let mut tx = match self.store.begin().await {
             Ok(tx) => tx,
@@ -60,35 +62,28 @@ impl Gateway {
             Ok(head) => head,
             Err(err) => return fail_all(batch, &err),
         };
+        let mut writes = BatchWrites::default();
         let mut done = Vec::with_capacity(batch.len());
-        for pending in batch {
+        let mut pending = batch.into_iter();
+        while let Some(next) = pending.next() {
             match self
-                .accept_saved(&mut tx, &mut head, pending.prepared)
+                .accept_into(&mut tx, &mut writes, &mut head, next.prepared, None)
                 .await
             {
-                Ok(Ok(accepted)) => done.push((pending.reply, accepted)),
+                Ok(Ok(accepted)) => done.push((next.reply, accepted)),
                 Ok(Err(refused)) => {
-                    let _ = pending.reply.send(Err(refused));
+                    let _ = next.reply.send(Err(refused));
                 }
                 Err(err) => {
-                    let _ = pending.reply.send(Err(err.into()));
-                    let rest: Vec<_> = done.into_iter().map(|(reply, _)| reply).collect();
-                    return fail_replies(
-                        rest,
-                        &StoreError::Batch(
-                            "a savepoint could not be rolled back; the batch was abandoned".into(),
-                        ),
-                    );
+                    let mut replies: Vec<_> = done.into_iter().map(|(reply, _)| reply).collect();
+                    replies.push(next.reply);
+                    replies.extend(pending.map(|p| p.reply));
+                    return fail_replies(replies, &err);
                 }
             }
         }
         metrics::histogram!("onedoor_group_commit_size").record(done.len() as f64);
-        // The head row moves once, to where the batch's entries left it.
-        let settled = match self.store.settle_chain(&mut tx, &head).await {
-            Ok(()) => tx.commit().await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = settled {
+        if let Err(err) = self.finish_batch(tx, writes, &head).await {
             let replies = done.into_iter().map(|(reply, _)| reply).collect();
             return fail_replies(replies, &err);
         }
@@ -98,29 +93,16 @@ impl Gateway {
         }
     }
 
-    /// Accept one submission under a savepoint: `Ok(Err(_))` when it was refused and rolled back alone,
-    /// `Err` when the savepoint itself failed (the transaction cannot go on).
-    async fn accept_saved(
+    /// Write what a batch gathered, move the chain's head once, and commit.
+    async fn finish_batch(
         &self,
-        tx: &mut WriteTx<'_>,
-        head: &mut ChainHead,
-        prepared: Prepared,
-    ) -> Result<Result<Accepted, GatewayError>, StoreError> {
-        savepoint(tx, "SAVEPOINT submission").await?;
-        let before = head.clone();
-        match self.accept_in(tx, head, prepared, None).await {
-            Ok(accepted) => {
-                savepoint(tx, "RELEASE SAVEPOINT submission").await?;
-                Ok(Ok(accepted))
-            }
-            Err(refused) => {
-                // The head goes back with the rows its entries were in.
-                *head = before;
-                savepoint(tx, "ROLLBACK TO SAVEPOINT submission").await?;
-                savepoint(tx, "RELEASE SAVEPOINT submission").await?;
-                Ok(Err(refused))
-            }
-        }
+        mut tx: WriteTx<'_>,
+        mut writes: BatchWrites,
+        head: &ChainHead,
+    ) -> Result<(), StoreError> {
+        writes.write(&self.store, &mut tx).await?;
+        self.store.settle_chain(&mut tx, head).await?;
+        tx.commit().await
     }
 }
 
@@ -148,11 +130,6 @@ async fn run(gateway: Weak<Gateway>, mut queue: mpsc::Receiver<Pending>) {
         };
         gateway.commit_batch(batch).await;
     }
-}
-
-async fn savepoint(tx: &mut WriteTx<'_>, statement: &str) -> Result<(), StoreError> {
-    sqlx::query(statement).execute(tx.conn()).await?;
-    Ok(())
 }
 
 fn fail_all(batch: Vec<Pending>, err: &StoreError) {
@@ -195,11 +172,12 @@ impl Gateway {
         }
         let mut tx = self.store.begin().await?;
         let mut head = self.store.lock_chain(&mut tx).await?;
+        let mut writes = BatchWrites::default();
         let mut outcomes = Vec::with_capacity(prepared.len());
         for (ordinal, ready) in prepared {
             let outcome = match ready {
                 Ok(ready) => {
-                    self.job_record_saved(&mut tx, &mut head, ready, cursor)
+                    self.accept_into(&mut tx, &mut writes, &mut head, ready, Some(cursor))
                         .await?
                 }
                 Err(refused) => Err(refused),
@@ -213,6 +191,7 @@ impl Gateway {
                 Err(other) => return Err(other),
             });
         }
+        writes.write(&self.store, &mut tx).await?;
         self.store
             .job_progress(&mut tx, &cursor.job, &cursor.node, cursor.lease_ms)
             .await?;
@@ -224,31 +203,6 @@ impl Gateway {
             }
         }
         Ok(outcomes)
-    }
-
-    /// One record of a job under a savepoint: refused ones are rolled back alone.
-    async fn job_record_saved(
-        &self,
-        tx: &mut WriteTx<'_>,
-        head: &mut ChainHead,
-        prepared: Prepared,
-        cursor: &mut super::JobCursor,
-    ) -> Result<Result<Accepted, GatewayError>, GatewayError> {
-        savepoint(tx, "SAVEPOINT job_record").await?;
-        let before = head.clone();
-        match self.accept_in(tx, head, prepared, Some(cursor)).await {
-            Ok(accepted) => {
-                savepoint(tx, "RELEASE SAVEPOINT job_record").await?;
-                Ok(Ok(accepted))
-            }
-            Err(refused) if is_refusal(&refused) => {
-                *head = before;
-                savepoint(tx, "ROLLBACK TO SAVEPOINT job_record").await?;
-                savepoint(tx, "RELEASE SAVEPOINT job_record").await?;
-                Ok(Err(refused))
-            }
-            Err(other) => Err(other),
-        }
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! This module holds the [`Gateway`] itself, its construction and its errors; each role is a submodule:
 //! `accept` (the one transaction a submission is), `commits` (group commit: submissions arriving
-//! together share that transaction on SQLite), `plan` (what a submitted bundle is worked out to
+//! together share that transaction), `batch` (their writes, written together), `plan` (what a submitted bundle is worked out to
 //! be), `routing` (which destinations it goes to), `performer` (the directory's performer, and the
 //! organization a performer resolves to), `ownership` (which records a sender may write),
 //! `disclosure` (the consent decision per destination), `consent_state` (the cached consent gate),
@@ -14,6 +14,7 @@
 //! `notifications` (the referrer's notifications).
 
 mod accept;
+mod batch;
 mod commits;
 mod consent_state;
 mod disclosure;

@@ -7,7 +7,7 @@
 //! head can be exported as a signed checkpoint (Ed25519) an auditor keeps: a chain rewritten behind it no
 //! longer matches it.
 
-use super::{Store, StoreError, WriteTx, now_ms};
+use super::{ROWS_PER_STATEMENT, Store, StoreError, WriteTx, now_ms, numbered_rows};
 use crate::consent::audit::{self, AuditEntry, AuditError, AuditTrail, ChainHead, Disclosure};
 use sqlx::Row;
 
@@ -36,30 +36,12 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        self.append_audit_entries(tx, head, entries).await?;
+        let sealed = seal(head, entries);
+        self.insert_sealed(tx, &sealed).await?;
         self.move_head(tx, head).await
     }
 
-    /// Append entries after `head` (in one insert) and advance `head`, leaving the head row to
-    /// [`Store::settle_chain`]: a group commit moves it once, before its commit, whatever the number of
-    /// acceptances it holds.
-    pub async fn append_audit_entries(
-        &self,
-        tx: &mut WriteTx<'_>,
-        head: &mut ChainHead,
-        entries: Vec<AuditEntry>,
-    ) -> Result<(), StoreError> {
-        let mut sealed = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let entry = entry.sealed(head.length + 1, &head.hash);
-            head.length = entry.seq;
-            head.hash = entry.hash.clone();
-            sealed.push(entry);
-        }
-        self.insert_entries(tx, &sealed).await
-    }
-
-    /// Write `head` (advanced by [`Store::append_audit_entries`]) to the head row, inside `tx`.
+    /// Write `head` (advanced by [`seal`]) to the head row, inside `tx`.
     pub async fn settle_chain(
         &self,
         tx: &mut WriteTx<'_>,
@@ -77,18 +59,16 @@ impl Store {
         Ok(())
     }
 
-    async fn insert_entries(
+    /// Insert entries sealed by [`seal`] (the head row is moved by [`Store::settle_chain`]).
+    pub async fn insert_sealed(
         &self,
         tx: &mut WriteTx<'_>,
         entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
-        for chunk in entries.chunks(64) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                .collect();
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
             let sql = self.sql(&format!(
                 "INSERT INTO audit_entries (seq, hash, entry) VALUES {}",
-                values.join(", ")
+                numbered_rows(chunk.len(), &["", "", ""], 1)
             ));
             let mut query = sqlx::query(&sql);
             for entry in chunk {
@@ -240,9 +220,22 @@ impl Store {
         entries: &[AuditEntry],
         head: &ChainHead,
     ) -> Result<(), StoreError> {
-        self.insert_entries(tx, entries).await?;
+        self.insert_sealed(tx, entries).await?;
         self.move_head(tx, head).await
     }
+}
+
+/// Seal `entries` after `head`, in order, and advance `head` to the last of them.
+pub fn seal(head: &mut ChainHead, entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let sealed = entry.sealed(head.length + 1, &head.hash);
+            head.length = sealed.seq;
+            head.hash = sealed.hash.clone();
+            sealed
+        })
+        .collect()
 }
 
 fn rename_migrated(dir: &std::path::Path) {

@@ -6,7 +6,7 @@
 //! with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic `UPDATE ... RETURNING` on SQLite) so any
 //! node can make it and a crashed node's claims come back when the lease ends.
 
-use super::{Backend, Store, StoreError, WriteTx, now_ms};
+use super::{Backend, ROWS_PER_STATEMENT, Store, StoreError, WriteTx, now_ms, numbered_rows};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -170,47 +170,99 @@ impl Store {
         message: &Message,
         deliveries: &[NewDelivery],
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        sqlx::query(&self.sql(
-            "INSERT INTO messages (id, source, referral_key, revision, content_hash, received_at, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        ))
-        .bind(&message.id)
-        .bind(&message.source)
-        .bind(&message.referral_key)
-        .bind(message.revision)
-        .bind(&message.content_hash)
-        .bind(now)
-        .bind(message.body.to_string())
-        .execute(tx.conn())
-        .await?;
-        for delivery in deliveries {
-            self.insert_outbox(tx, &message.id, delivery, now).await?;
-        }
-        self.insert_message_resources(tx, message).await
+        self.insert_messages(tx, &[(message, deliveries)]).await
     }
 
-    /// Which resources a message carries, in one statement (a few hundred rows at most per statement).
+    /// Store messages with their deliveries and the resources each carries inside `tx`, with one
+    /// multi-row insert per table (per [`ROWS_PER_STATEMENT`] rows).
+    pub async fn insert_messages(
+        &self,
+        tx: &mut WriteTx<'_>,
+        messages: &[(&Message, &[NewDelivery])],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+            let sql = self.sql(&format!(
+                "INSERT INTO messages (id, source, referral_key, revision, content_hash, received_at, body) VALUES {}",
+                numbered_rows(chunk.len(), &["", "", "", "", "", "$1", ""], 2)
+            ));
+            let mut query = sqlx::query(&sql).bind(now);
+            for (message, _) in chunk {
+                query = query
+                    .bind(&message.id)
+                    .bind(&message.source)
+                    .bind(&message.referral_key)
+                    .bind(message.revision)
+                    .bind(&message.content_hash)
+                    .bind(message.body.to_string());
+            }
+            query.execute(tx.conn()).await?;
+        }
+        let deliveries: Vec<(&str, &NewDelivery)> = messages
+            .iter()
+            .flat_map(|(message, deliveries)| deliveries.iter().map(|d| (message.id.as_str(), d)))
+            .collect();
+        self.insert_outbox(tx, &deliveries, now).await?;
+        self.insert_message_resources(tx, messages).await
+    }
+
+    /// Queue deliveries (message id and delivery), due now.
+    async fn insert_outbox(
+        &self,
+        tx: &mut WriteTx<'_>,
+        deliveries: &[(&str, &NewDelivery)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
+            let sql = self.sql(&format!(
+                "INSERT INTO outbox (id, message_id, kind, destination, status, attempts, next_attempt_at, claimed_until, idempotency_key, created_at) VALUES {}",
+                numbered_rows(chunk.len(), &["", "", "", "", "", "0", "$1", "0", "", "$1"], 2)
+            ));
+            let mut query = sqlx::query(&sql).bind(now);
+            for (message_id, delivery) in chunk {
+                query = query
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(*message_id)
+                    .bind(delivery.kind.as_str())
+                    .bind(&delivery.destination)
+                    .bind(delivery.status.as_str())
+                    .bind(format!(
+                        "{message_id}:{}:{}",
+                        delivery.destination, delivery.kind
+                    ));
+            }
+            query.execute(tx.conn()).await?;
+        }
+        Ok(())
+    }
+
+    /// Which resources each message carries.
     async fn insert_message_resources(
         &self,
         tx: &mut WriteTx<'_>,
-        message: &Message,
+        messages: &[(&Message, &[NewDelivery])],
     ) -> Result<(), StoreError> {
-        let resources = crate::consent::subject::resources(&message.body);
-        for chunk in resources.chunks(300) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
-                .collect();
+        let rows: Vec<(&str, &str, &str)> = messages
+            .iter()
+            .flat_map(|(message, _)| {
+                crate::consent::subject::resources(&message.body)
+                    .into_iter()
+                    .map(|resource| {
+                        let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+                        (message.id.as_str(), kind, id)
+                    })
+            })
+            .collect();
+        for chunk in rows.chunks(3 * ROWS_PER_STATEMENT) {
             let sql = self.sql(&format!(
-                "INSERT INTO message_resources (message_id, resource_type, resource_id) VALUES {} \
-                 ON CONFLICT DO NOTHING",
-                rows.join(", ")
+                "INSERT INTO message_resources (message_id, resource_type, resource_id) VALUES {} ON CONFLICT DO NOTHING",
+                numbered_rows(chunk.len(), &["", "", ""], 1)
             ));
-            let mut statement = sqlx::query(&sql).bind(&message.id);
-            for resource in chunk {
-                let (kind, id) = crate::canonical::bundle::type_and_id(resource);
-                statement = statement.bind(kind).bind(id);
+            let mut query = sqlx::query(&sql);
+            for (message_id, kind, id) in chunk {
+                query = query.bind(*message_id).bind(*kind).bind(*id);
             }
-            statement.execute(tx.conn()).await?;
+            query.execute(tx.conn()).await?;
         }
         Ok(())
     }
@@ -264,30 +316,6 @@ impl Store {
         self.insert_message(&mut tx, message, deliveries).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn insert_outbox(
-        &self,
-        tx: &mut WriteTx<'_>,
-        message_id: &str,
-        delivery: &NewDelivery,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(&self.sql(
-            "INSERT INTO outbox (id, message_id, kind, destination, status, attempts, next_attempt_at, claimed_until, idempotency_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, 0, $7, $6)",
-        ))
-        .bind(&id)
-        .bind(message_id)
-        .bind(delivery.kind.as_str())
-        .bind(&delivery.destination)
-        .bind(delivery.status.as_str())
-        .bind(now)
-        .bind(format!("{message_id}:{}:{}", delivery.destination, delivery.kind))
-        .execute(tx.conn())
-        .await?;
-        Ok(())
     }
 
     /// A message by id.

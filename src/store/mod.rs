@@ -259,3 +259,47 @@ pub(crate) fn reference_of(resource: &serde_json::Value) -> String {
             .unwrap_or_default()
     )
 }
+
+/// At most this many rows in one multi-row statement (a few hundred parameters, well inside SQLite's and
+/// PostgreSQL's limits).
+pub(crate) const ROWS_PER_STATEMENT: usize = 64;
+
+/// `rows` value groups for a multi-row insert: each column of `columns` that is empty gets the next
+/// numbered parameter, from `$first` (parameters before it are shared values the columns name, as `$1`).
+/// `numbered_rows(2, &["", "$1"], 2)` is `($2, $1), ($3, $1)`.
+pub(crate) fn numbered_rows(rows: usize, columns: &[&str], first: usize) -> String {
+    let per_row = columns.iter().filter(|c| c.is_empty()).count();
+    (0..rows)
+        .map(|row| {
+            let mut next = first + row * per_row;
+            let values: Vec<String> = columns
+                .iter()
+                .map(|column| {
+                    if column.is_empty() {
+                        next += 1;
+                        format!("${}", next - 1)
+                    } else {
+                        (*column).to_owned()
+                    }
+                })
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod numbered_rows_tests {
+    #[test]
+    fn open_columns_are_numbered_in_order_after_the_shared_ones() {
+        assert_eq!(
+            super::numbered_rows(2, &["", "$1"], 2),
+            "($2, $1), ($3, $1)"
+        );
+        assert_eq!(
+            super::numbered_rows(2, &["", "0", ""], 1),
+            "($1, 0, $2), ($3, 0, $4)"
+        );
+    }
+}

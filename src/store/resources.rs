@@ -2,7 +2,7 @@
 //! organizations, patient, status, Task focus), and every version kept in `resource_versions` so a
 //! Task's history shows each change (a status from the receiver, a new revision from the referrer).
 
-use super::{Store, StoreError, WriteTx, now_ms};
+use super::{ROWS_PER_STATEMENT, Store, StoreError, WriteTx, now_ms, numbered_rows};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -163,10 +163,6 @@ impl HeldResources {
     }
 }
 
-/// At most this many resources in one multi-row statement (2 or 10 parameters each, well inside SQLite's
-/// and PostgreSQL's limits).
-const ROWS_PER_STATEMENT: usize = 64;
-
 impl Store {
     /// The held rows of the resources `keys` (type and id), read inside `tx` in one query per
     /// [`ROWS_PER_STATEMENT`] keys.
@@ -205,85 +201,61 @@ impl Store {
     }
 
     /// Insert or update `resources` inside `tx` as [`Store::upsert_resource`] does each, given what
-    /// [`Store::held_resources`] read of them in this transaction: unchanged ones keep their version,
-    /// changed ones are updated on the condition that their version is still the one read, and new ones
-    /// and every new version are written with one multi-row insert each. A resource listed twice is
-    /// written as two successive upserts.
+    /// [`Store::held_resources`] read of them in this transaction ([`HeldResources::plan_writes`], then
+    /// [`Store::write_resources`]).
     pub async fn upsert_resources(
         &self,
         tx: &mut WriteTx<'_>,
         resources: &[(Value, ResourceIndex)],
         held: &HeldResources,
     ) -> Result<(), StoreError> {
-        let mut keys = std::collections::HashSet::new();
-        if !resources
-            .iter()
-            .all(|(resource, _)| keys.insert(crate::canonical::bundle::type_and_id(resource)))
-        {
-            for (resource, index) in resources {
-                self.upsert_resource(tx, resource, index).await?;
-            }
-            return Ok(());
-        }
-        let now = now_ms();
-        let mut written = Vec::new();
-        for (resource, index) in resources {
-            let (kind, id) = crate::canonical::bundle::type_and_id(resource);
-            let current = held.rows.get(&(kind.to_owned(), id.to_owned()));
-            if let Some((stored, held_index)) = current
-                && same_resource(&stored.body, held_index, resource, index)
-            {
-                continue;
-            }
-            let version = current.map_or(1, |(stored, _)| stored.version + 1);
-            let text = with_meta(resource, version, now).to_string();
-            if let Some((stored, _)) = current {
-                self.update_row(tx, (kind, id), version, &text, index, stored.version, now)
-                    .await?;
-            }
-            written.push(Written {
-                kind,
-                id,
-                version,
-                text,
-                index,
-                new: current.is_none(),
-            });
-        }
-        self.insert_rows(tx, &written, now).await?;
-        self.insert_versions(tx, &written, now).await
+        self.write_resources(tx, &held.plan_writes(resources)).await
     }
 
-    /// Update one held row, on the condition that its version is still `base`.
-    #[allow(clippy::too_many_arguments)]
+    /// Write planned resource versions inside `tx`: new rows and every version with one multi-row insert
+    /// each, and each changed row updated on the condition that its version is still the one read (else
+    /// [`StoreError::VersionConflict`]).
+    pub async fn write_resources(
+        &self,
+        tx: &mut WriteTx<'_>,
+        writes: &[ResourceWrite],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        for write in writes {
+            if let RowWrite::Update { base } = write.row {
+                self.update_row(tx, write, base, now).await?;
+            }
+        }
+        self.insert_rows(tx, writes, now).await?;
+        self.insert_versions(tx, writes, now).await
+    }
+
+    /// Update one held row to `write`, on the condition that its version is still `base`.
     async fn update_row(
         &self,
         tx: &mut WriteTx<'_>,
-        (kind, id): (&str, &str),
-        version: i64,
-        text: &str,
-        index: &ResourceIndex,
+        write: &ResourceWrite,
         base: i64,
         now: i64,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(&self.sql(
             "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2 AND version = $11",
         ))
-        .bind(kind)
-        .bind(id)
-        .bind(version)
-        .bind(text)
-        .bind(index.patient.clone())
-        .bind(index.sender_org.clone())
-        .bind(index.receiver_org.clone())
-        .bind(index.status.clone())
-        .bind(index.focus.clone())
+        .bind(&write.kind)
+        .bind(&write.id)
+        .bind(write.version)
+        .bind(&write.text)
+        .bind(write.index.patient.clone())
+        .bind(write.index.sender_org.clone())
+        .bind(write.index.receiver_org.clone())
+        .bind(write.index.status.clone())
+        .bind(write.index.focus.clone())
         .bind(now)
         .bind(base)
         .execute(tx.conn())
         .await?;
         if done.rows_affected() == 0 {
-            return Err(conflict(kind, id, Some(base), None));
+            return Err(conflict(&write.kind, &write.id, Some(base), None));
         }
         Ok(())
     }
@@ -292,82 +264,170 @@ impl Store {
     async fn insert_rows(
         &self,
         tx: &mut WriteTx<'_>,
-        written: &[Written<'_>],
+        written: &[ResourceWrite],
         now: i64,
     ) -> Result<(), StoreError> {
-        let new: Vec<&Written> = written.iter().filter(|w| w.new).collect();
-        for chunk in new.chunks(ROWS_PER_STATEMENT) {
-            let sql = self.sql(&format!(
-                "INSERT INTO resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at) VALUES {}",
-                placeholders(chunk.len(), 9, "$1")
-            ));
-            let mut query = sqlx::query(&sql).bind(now);
-            for row in chunk {
-                query = query
-                    .bind(row.kind)
-                    .bind(row.id)
+        let new: Vec<&ResourceWrite> = written
+            .iter()
+            .filter(|w| w.row == RowWrite::Insert)
+            .collect();
+        let into = "resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at)";
+        self.insert_many(
+            tx,
+            into,
+            &["", "", "", "", "", "", "", "", "", "$1"],
+            &new,
+            now,
+            |query, row| {
+                query
+                    .bind(&row.kind)
+                    .bind(&row.id)
                     .bind(row.version)
                     .bind(&row.text)
                     .bind(row.index.patient.clone())
                     .bind(row.index.sender_org.clone())
                     .bind(row.index.receiver_org.clone())
                     .bind(row.index.status.clone())
-                    .bind(row.index.focus.clone());
-            }
-            query.execute(tx.conn()).await?;
-        }
-        Ok(())
+                    .bind(row.index.focus.clone())
+            },
+        )
+        .await
     }
 
     /// Every version of `written` into the history, in multi-row inserts.
     async fn insert_versions(
         &self,
         tx: &mut WriteTx<'_>,
-        written: &[Written<'_>],
+        written: &[ResourceWrite],
         now: i64,
     ) -> Result<(), StoreError> {
-        for chunk in written.chunks(ROWS_PER_STATEMENT) {
-            let sql = self.sql(&format!(
-                "INSERT INTO resource_versions (resource_type, id, version, body, updated_at) VALUES {}",
-                placeholders(chunk.len(), 4, "$1")
-            ));
-            let mut query = sqlx::query(&sql).bind(now);
-            for row in chunk {
-                query = query
-                    .bind(row.kind)
-                    .bind(row.id)
+        let rows: Vec<&ResourceWrite> = written.iter().collect();
+        let into = "resource_versions (resource_type, id, version, body, updated_at)";
+        self.insert_many(
+            tx,
+            into,
+            &["", "", "", "", "$1"],
+            &rows,
+            now,
+            |query, row| {
+                query
+                    .bind(&row.kind)
+                    .bind(&row.id)
                     .bind(row.version)
-                    .bind(&row.text);
-            }
+                    .bind(&row.text)
+            },
+        )
+        .await
+    }
+
+    /// `INSERT INTO {into} VALUES …` of `rows`, [`ROWS_PER_STATEMENT`] at a time: `columns` as
+    /// [`numbered_rows`] takes them, `$1` being `now`; `bind` binds a row's open columns.
+    async fn insert_many<T: Sync>(
+        &self,
+        tx: &mut WriteTx<'_>,
+        into: &str,
+        columns: &[&str],
+        rows: &[T],
+        now: i64,
+        bind: impl for<'a> Fn(AnyQuery<'a>, &'a T) -> AnyQuery<'a>,
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = self.sql(&format!(
+                "INSERT INTO {into} VALUES {}",
+                numbered_rows(chunk.len(), columns, 2)
+            ));
+            let query = chunk.iter().fold(sqlx::query(&sql).bind(now), &bind);
             query.execute(tx.conn()).await?;
         }
         Ok(())
     }
 }
 
-/// A resource version to write.
-struct Written<'r> {
-    kind: &'r str,
-    id: &'r str,
+/// A query on the store's connection, as built with `sqlx::query` and its binds.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// A resource version to write, planned against what is held ([`HeldResources::plan_writes`]) and written
+/// later, with others, by [`Store::write_resources`].
+#[derive(Debug, Clone)]
+pub struct ResourceWrite {
+    kind: String,
+    id: String,
     version: i64,
+    /// The body with the store's `meta.versionId` and `meta.lastUpdated`, as JSON text.
     text: String,
-    index: &'r ResourceIndex,
-    /// Not held before: a new row.
-    new: bool,
+    index: ResourceIndex,
+    /// What happens to the row (the last version of a resource written carries it).
+    row: RowWrite,
 }
 
-/// `rows` groups of `columns` numbered parameters after `$1`, each group followed by `last` (the shared
-/// `$1`): `($2, $3, $1), ($4, $5, $1)` for 2 rows of 2 columns.
-fn placeholders(rows: usize, columns: usize, last: &str) -> String {
-    (0..rows)
-        .map(|row| {
-            let numbered: Vec<String> = (0..columns)
-                .map(|column| format!("${}", 2 + row * columns + column))
-                .collect();
-            format!("({}, {last})", numbered.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+impl ResourceWrite {
+    /// `Type/id` of the resource written.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.kind, self.id)
+    }
+}
+
+/// What a planned version does to the resource's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowWrite {
+    /// A new row.
+    Insert,
+    /// The held row, on the condition that its version is still `base`.
+    Update { base: i64 },
+    /// Only the history (a later version of the same resource carries the row).
+    VersionOnly,
+}
+
+impl HeldResources {
+    /// The versions that upserting `resources` one after another would write, given these held rows: an
+    /// unchanged resource (store meta aside, indexed the same) writes nothing; a changed or new one the
+    /// next version; a resource listed twice two successive versions, of which the last carries the row.
+    pub fn plan_writes(&self, resources: &[(Value, ResourceIndex)]) -> Vec<ResourceWrite> {
+        let now = now_ms();
+        let mut planned: std::collections::HashMap<
+            (String, String),
+            (i64, &Value, &ResourceIndex),
+        > = std::collections::HashMap::new();
+        let mut writes = Vec::new();
+        for (resource, index) in resources {
+            let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+            let key = (kind.to_owned(), id.to_owned());
+            let current = planned.get(&key).copied().or_else(|| {
+                self.rows
+                    .get(&key)
+                    .map(|(stored, held_index)| (stored.version, &stored.body, held_index))
+            });
+            if let Some((_, body, held_index)) = current
+                && same_resource(body, held_index, resource, index)
+            {
+                continue;
+            }
+            let version = current.map_or(1, |(version, _, _)| version + 1);
+            let row = match self.rows.get(&key) {
+                Some((stored, _)) => RowWrite::Update {
+                    base: stored.version,
+                },
+                None => RowWrite::Insert,
+            };
+            // An earlier version of the same resource in this plan keeps only its history entry.
+            for earlier in writes
+                .iter_mut()
+                .filter(|w: &&mut ResourceWrite| w.kind == key.0 && w.id == key.1)
+            {
+                earlier.row = RowWrite::VersionOnly;
+            }
+            writes.push(ResourceWrite {
+                kind: key.0.clone(),
+                id: key.1.clone(),
+                version,
+                text: with_meta(resource, version, now).to_string(),
+                index: index.clone(),
+                row,
+            });
+            planned.insert(key, (version, resource, index));
+        }
+        writes
+    }
 }
 
 /// Whether `resource` with `index` is what is held (its `meta.versionId` and `meta.lastUpdated` aside).

@@ -68,8 +68,11 @@ pub struct Invariant {
     pub needs: Option<&'static str>,
     /// The same check written in Rust, used on an element (an object) instead of evaluating the FHIRPath:
     /// for an invariant checked on every element (ele-1). A test compares the two.
-    pub direct: Option<fn(&Map<String, Value>) -> bool>,
+    pub direct: Option<DirectCheck>,
 }
+
+/// An invariant written in Rust over one element.
+pub type DirectCheck = fn(&Map<String, Value>) -> bool;
 
 const SDOHCC: &str = "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/";
 const SDOHCC_TASK_FOR_PATIENT: &str =

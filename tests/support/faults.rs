@@ -1346,6 +1346,7 @@ impl Roster {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn inject_referral(
     rng: &mut Rng,
     r: &mut Roster,
