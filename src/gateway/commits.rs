@@ -53,6 +53,7 @@ impl Gateway {
     /// One transaction for `batch`: each submission decided in turn, their writes gathered and written
     /// together ([`BatchWrites`]); answers after the commit.
     async fn commit_batch(&self, batch: Vec<Pending>) {
+        let started = std::time::Instant::now();
         let mut tx = match self.store.begin().await {
             Ok(tx) => tx,
             Err(err) => return fail_all(batch, &err),
@@ -83,7 +84,13 @@ impl Gateway {
             }
         }
         metrics::histogram!("onedoor_group_commit_size").record(done.len() as f64);
-        if let Err(err) = self.finish_batch(tx, writes, &head).await {
+        let decided = started.elapsed();
+        let finished = self.finish_batch(tx, writes, &head).await;
+        metrics::histogram!("onedoor_group_commit_seconds", "phase" => "decide")
+            .record(decided.as_secs_f64());
+        metrics::histogram!("onedoor_group_commit_seconds", "phase" => "write_and_commit")
+            .record((started.elapsed() - decided).as_secs_f64());
+        if let Err(err) = finished {
             let replies = done.into_iter().map(|(reply, _)| reply).collect();
             return fail_replies(replies, &err);
         }
@@ -100,8 +107,11 @@ impl Gateway {
         mut writes: BatchWrites,
         head: &ChainHead,
     ) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         writes.write(&self.store, &mut tx).await?;
         self.store.settle_chain(&mut tx, head).await?;
+        metrics::histogram!("onedoor_group_commit_seconds", "phase" => "write")
+            .record(started.elapsed().as_secs_f64());
         tx.commit().await
     }
 }
