@@ -165,8 +165,9 @@ pub enum JobRecord {
 pub const JOB_BATCH: usize = 64;
 
 impl Gateway {
-    /// Accept a job's records (each with its ordinal in the upload) in one transaction: each record under
-    /// a savepoint; one that is not valid FHIR is refused alone and listed in the job's refusals; the job's
+    /// Accept a job's records (each with its ordinal in the upload) in one transaction, their writes
+    /// gathered as a group commit's are; one that is not valid FHIR is refused alone (writing nothing) and
+    /// listed in the job's refusals; the job's
     /// progress is written once, in the same transaction, so after a crash the job resumes after the last
     /// batch committed. Any other failure stops the batch and nothing of it is kept.
     pub async fn accept_job_batch(
