@@ -115,17 +115,8 @@ impl Store {
         };
         let text = body.to_string();
         let sql = self.sql(query);
-        let mut statement = sqlx::query(&sql)
-            .bind(kind)
-            .bind(id)
-            .bind(version)
-            .bind(&text)
-            .bind(index.patient.clone())
-            .bind(index.sender_org.clone())
-            .bind(index.receiver_org.clone())
-            .bind(index.status.clone())
-            .bind(index.focus.clone())
-            .bind(now);
+        let mut statement =
+            bind_resource(sqlx::query(&sql), (kind, id), version, &text, index).bind(now);
         if current.is_some() {
             statement = statement.bind(base.unwrap_or_default());
         }
@@ -238,22 +229,14 @@ impl Store {
         base: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(&self.sql(
+        let sql = self.sql(
             "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2 AND version = $11",
-        ))
-        .bind(&write.kind)
-        .bind(&write.id)
-        .bind(write.version)
-        .bind(&write.text)
-        .bind(write.index.patient.clone())
-        .bind(write.index.sender_org.clone())
-        .bind(write.index.receiver_org.clone())
-        .bind(write.index.status.clone())
-        .bind(write.index.focus.clone())
-        .bind(now)
-        .bind(base)
-        .execute(tx.conn())
-        .await?;
+        );
+        let done = bind_row(sqlx::query(&sql), write)
+            .bind(now)
+            .bind(base)
+            .execute(tx.conn())
+            .await?;
         if done.rows_affected() == 0 {
             return Err(conflict(&write.kind, &write.id, Some(base), None));
         }
@@ -278,18 +261,7 @@ impl Store {
             &["", "", "", "", "", "", "", "", "", "$1"],
             &new,
             now,
-            |query, row| {
-                query
-                    .bind(&row.kind)
-                    .bind(&row.id)
-                    .bind(row.version)
-                    .bind(&row.text)
-                    .bind(row.index.patient.clone())
-                    .bind(row.index.sender_org.clone())
-                    .bind(row.index.receiver_org.clone())
-                    .bind(row.index.status.clone())
-                    .bind(row.index.focus.clone())
-            },
+            |query, row| bind_row(query, row),
         )
         .await
     }
@@ -341,6 +313,37 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Bind a resource row's columns in table order: type, id, version, body, then its index (patient, sender
+/// and receiver organizations, status, focus).
+fn bind_row<'q>(query: AnyQuery<'q>, row: &'q ResourceWrite) -> AnyQuery<'q> {
+    bind_resource(
+        query,
+        (&row.kind, &row.id),
+        row.version,
+        &row.text,
+        &row.index,
+    )
+}
+
+fn bind_resource<'q>(
+    query: AnyQuery<'q>,
+    (kind, id): (&'q str, &'q str),
+    version: i64,
+    text: &'q str,
+    index: &ResourceIndex,
+) -> AnyQuery<'q> {
+    query
+        .bind(kind)
+        .bind(id)
+        .bind(version)
+        .bind(text)
+        .bind(index.patient.clone())
+        .bind(index.sender_org.clone())
+        .bind(index.receiver_org.clone())
+        .bind(index.status.clone())
+        .bind(index.focus.clone())
 }
 
 /// A query on the store's connection, as built with `sqlx::query` and its binds.
