@@ -1,6 +1,7 @@
-//! Accepting a submission: the one transaction that decides whether it is new, a revision or a duplicate,
-//! routes it, asks the consent gate per destination (audited), stores its resources and the message with
-//! its outbox rows, and advances the job it came in — all committed before anything is acknowledged.
+//! Accepting a submission, inside its group commit's transaction: whether it is new, a revision or a
+//! duplicate, where it is routed, the consent gate's decision per destination (audited), and what it stores
+//! (its resources, the message with its outbox rows, gathered with the batch's others in `batch`), and the
+//! job it came in advanced — all committed before anything is acknowledged.
 
 use super::batch::{BatchWrites, SubmissionWrites};
 use super::plan::Plan;
