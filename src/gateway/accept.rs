@@ -70,8 +70,9 @@ impl Gateway {
         prepared: Prepared,
         job: Option<&mut JobCursor>,
     ) -> Result<Result<Accepted, GatewayError>, StoreError> {
-        let keys = prepared.plan.keys(&prepared.bundle);
-        let references: Vec<String> = keys.iter().map(|(k, i)| format!("{k}/{i}")).collect();
+        let references: Vec<String> = (prepared.plan.keys(&prepared.bundle).iter())
+            .map(|(kind, id)| format!("{kind}/{id}"))
+            .collect();
         if batch.touches(&prepared.plan.key, references.iter().map(String::as_str)) {
             batch.write(&self.store, tx).await?;
         }

@@ -7,7 +7,7 @@
 //! head can be exported as a signed checkpoint (Ed25519) an auditor keeps: a chain rewritten behind it no
 //! longer matches it.
 
-use super::{ROWS_PER_STATEMENT, Store, StoreError, WriteTx, now_ms, numbered_rows};
+use super::{Store, StoreError, WriteTx, now_ms};
 use crate::consent::audit::{self, AuditEntry, AuditError, AuditTrail, ChainHead, Disclosure};
 use sqlx::Row;
 
@@ -65,21 +65,19 @@ impl Store {
         tx: &mut WriteTx<'_>,
         entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
-        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-            let sql = self.sql(&format!(
-                "INSERT INTO audit_entries (seq, hash, entry) VALUES {}",
-                numbered_rows(chunk.len(), &["", "", ""], 1)
-            ));
-            let mut query = sqlx::query(&sql);
-            for entry in chunk {
-                query = query
-                    .bind(entry.seq as i64)
-                    .bind(&entry.hash)
-                    .bind(serde_json::to_string(entry)?);
-            }
-            query.execute(tx.conn()).await?;
-        }
-        Ok(())
+        let texts = entries
+            .iter()
+            .map(|entry| Ok((entry, serde_json::to_string(entry)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.insert_many(
+            tx,
+            "audit_entries (seq, hash, entry)",
+            &["", "", ""],
+            &texts,
+            None,
+            |query, (entry, text)| query.bind(entry.seq as i64).bind(&entry.hash).bind(text),
+        )
+        .await
     }
 
     /// Append entries in a transaction of their own.

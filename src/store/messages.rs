@@ -6,7 +6,7 @@
 //! with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic `UPDATE ... RETURNING` on SQLite) so any
 //! node can make it and a crashed node's claims come back when the lease ends.
 
-use super::{Backend, ROWS_PER_STATEMENT, Store, StoreError, WriteTx, now_ms, numbered_rows};
+use super::{Backend, Store, StoreError, WriteTx, now_ms};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -181,23 +181,23 @@ impl Store {
         messages: &[(&Message, &[NewDelivery])],
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        for chunk in messages.chunks(ROWS_PER_STATEMENT) {
-            let sql = self.sql(&format!(
-                "INSERT INTO messages (id, source, referral_key, revision, content_hash, received_at, body) VALUES {}",
-                numbered_rows(chunk.len(), &["", "", "", "", "", "$1", ""], 2)
-            ));
-            let mut query = sqlx::query(&sql).bind(now);
-            for (message, _) in chunk {
-                query = query
+        self.insert_many(
+            tx,
+            "messages (id, source, referral_key, revision, content_hash, received_at, body)",
+            &["", "", "", "", "", "$1", ""],
+            messages,
+            Some(now),
+            |query, (message, _)| {
+                query
                     .bind(&message.id)
                     .bind(&message.source)
                     .bind(&message.referral_key)
                     .bind(message.revision)
                     .bind(&message.content_hash)
-                    .bind(message.body.to_string());
-            }
-            query.execute(tx.conn()).await?;
-        }
+                    .bind(message.body.to_string())
+            },
+        )
+        .await?;
         let deliveries: Vec<(&str, &NewDelivery)> = messages
             .iter()
             .flat_map(|(message, deliveries)| deliveries.iter().map(|d| (message.id.as_str(), d)))
@@ -213,14 +213,14 @@ impl Store {
         deliveries: &[(&str, &NewDelivery)],
         now: i64,
     ) -> Result<(), StoreError> {
-        for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
-            let sql = self.sql(&format!(
-                "INSERT INTO outbox (id, message_id, kind, destination, status, attempts, next_attempt_at, claimed_until, idempotency_key, created_at) VALUES {}",
-                numbered_rows(chunk.len(), &["", "", "", "", "", "0", "$1", "0", "", "$1"], 2)
-            ));
-            let mut query = sqlx::query(&sql).bind(now);
-            for (message_id, delivery) in chunk {
-                query = query
+        self.insert_many(
+            tx,
+            "outbox (id, message_id, kind, destination, status, attempts, next_attempt_at, claimed_until, idempotency_key, created_at)",
+            &["", "", "", "", "", "0", "$1", "0", "", "$1"],
+            deliveries,
+            Some(now),
+            |query, (message_id, delivery)| {
+                query
                     .bind(uuid::Uuid::new_v4().to_string())
                     .bind(*message_id)
                     .bind(delivery.kind.as_str())
@@ -229,11 +229,10 @@ impl Store {
                     .bind(format!(
                         "{message_id}:{}:{}",
                         delivery.destination, delivery.kind
-                    ));
-            }
-            query.execute(tx.conn()).await?;
-        }
-        Ok(())
+                    ))
+            },
+        )
+        .await
     }
 
     /// Which resources each message carries.
@@ -242,7 +241,7 @@ impl Store {
         tx: &mut WriteTx<'_>,
         messages: &[(&Message, &[NewDelivery])],
     ) -> Result<(), StoreError> {
-        let rows: Vec<(&str, &str, &str)> = messages
+        let mut rows: Vec<(&str, &str, &str)> = messages
             .iter()
             .flat_map(|(message, _)| {
                 crate::consent::subject::resources(&message.body)
@@ -253,18 +252,18 @@ impl Store {
                     })
             })
             .collect();
-        for chunk in rows.chunks(3 * ROWS_PER_STATEMENT) {
-            let sql = self.sql(&format!(
-                "INSERT INTO message_resources (message_id, resource_type, resource_id) VALUES {} ON CONFLICT DO NOTHING",
-                numbered_rows(chunk.len(), &["", "", ""], 1)
-            ));
-            let mut query = sqlx::query(&sql);
-            for (message_id, kind, id) in chunk {
-                query = query.bind(*message_id).bind(*kind).bind(*id);
-            }
-            query.execute(tx.conn()).await?;
-        }
-        Ok(())
+        // A resource listed twice in a message is one row.
+        let mut seen = std::collections::HashSet::new();
+        rows.retain(|row| seen.insert(*row));
+        self.insert_many(
+            tx,
+            "message_resources (message_id, resource_type, resource_id)",
+            &["", "", ""],
+            &rows,
+            None,
+            |query, (message_id, kind, id)| query.bind(*message_id).bind(*kind).bind(*id),
+        )
+        .await
     }
 
     /// The newest revision carrying `kind/id` that was delivered to one of `destinations`: the message id

@@ -260,6 +260,38 @@ pub(crate) fn reference_of(resource: &serde_json::Value) -> String {
     )
 }
 
+/// A query on the store's connection, as built with `sqlx::query` and its binds.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+impl Store {
+    /// `INSERT INTO {into} VALUES …` of `rows`, [`ROWS_PER_STATEMENT`] at a time: `columns` as
+    /// [`numbered_rows`] takes them; with `shared`, `$1` is that value (a time every row carries);
+    /// `bind` binds a row's open columns.
+    pub(crate) async fn insert_many<T: Sync>(
+        &self,
+        tx: &mut WriteTx<'_>,
+        into: &str,
+        columns: &[&str],
+        rows: &[T],
+        shared: Option<i64>,
+        bind: impl for<'a> Fn(AnyQuery<'a>, &'a T) -> AnyQuery<'a>,
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let first = if shared.is_some() { 2 } else { 1 };
+            let sql = self.sql(&format!(
+                "INSERT INTO {into} VALUES {}",
+                numbered_rows(chunk.len(), columns, first)
+            ));
+            let query = match shared {
+                Some(value) => sqlx::query(&sql).bind(value),
+                None => sqlx::query(&sql),
+            };
+            chunk.iter().fold(query, &bind).execute(tx.conn()).await?;
+        }
+        Ok(())
+    }
+}
+
 /// At most this many rows in one multi-row statement (a few hundred parameters, well inside SQLite's and
 /// PostgreSQL's limits).
 pub(crate) const ROWS_PER_STATEMENT: usize = 64;

@@ -2,7 +2,7 @@
 //! organizations, patient, status, Task focus), and every version kept in `resource_versions` so a
 //! Task's history shows each change (a status from the receiver, a new revision from the referrer).
 
-use super::{ROWS_PER_STATEMENT, Store, StoreError, WriteTx, now_ms, numbered_rows};
+use super::{AnyQuery, ROWS_PER_STATEMENT, Store, StoreError, WriteTx, now_ms};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -260,7 +260,7 @@ impl Store {
             into,
             &["", "", "", "", "", "", "", "", "", "$1"],
             &new,
-            now,
+            Some(now),
             |query, row| bind_row(query, row),
         )
         .await
@@ -280,7 +280,7 @@ impl Store {
             into,
             &["", "", "", "", "$1"],
             &rows,
-            now,
+            Some(now),
             |query, row| {
                 query
                     .bind(&row.kind)
@@ -290,28 +290,6 @@ impl Store {
             },
         )
         .await
-    }
-
-    /// `INSERT INTO {into} VALUES …` of `rows`, [`ROWS_PER_STATEMENT`] at a time: `columns` as
-    /// [`numbered_rows`] takes them, `$1` being `now`; `bind` binds a row's open columns.
-    async fn insert_many<T: Sync>(
-        &self,
-        tx: &mut WriteTx<'_>,
-        into: &str,
-        columns: &[&str],
-        rows: &[T],
-        now: i64,
-        bind: impl for<'a> Fn(AnyQuery<'a>, &'a T) -> AnyQuery<'a>,
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = self.sql(&format!(
-                "INSERT INTO {into} VALUES {}",
-                numbered_rows(chunk.len(), columns, 2)
-            ));
-            let query = chunk.iter().fold(sqlx::query(&sql).bind(now), &bind);
-            query.execute(tx.conn()).await?;
-        }
-        Ok(())
     }
 }
 
@@ -345,9 +323,6 @@ fn bind_resource<'q>(
         .bind(index.status.clone())
         .bind(index.focus.clone())
 }
-
-/// A query on the store's connection, as built with `sqlx::query` and its binds.
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// A resource version to write, planned against what is held ([`HeldResources::plan_writes`]) and written
 /// later, with others, by [`Store::write_resources`].
