@@ -438,3 +438,41 @@ async fn a_referral_without_a_performer_goes_to_the_directory_service_covering_t
         "two routes to one destination deliver once"
     );
 }
+
+/// A consent is recorded only through `POST /fhir/Consent`, where its custodian is checked: a Consent
+/// carried inside a referral Bundle is refused with the whole Bundle, and the consent gate never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_inside_a_referral_bundle_is_refused() {
+    let (_agency, url) = receiver(0, 0).await;
+    let gateway = Gateway::start(&url, 50).await;
+    let mut bundle = referral(11);
+    let mut consent = support::food_bank_consent();
+    consent["id"] = json!("smuggled-consent");
+    bundle["entry"].as_array_mut().unwrap().push(json!({
+        "fullUrl": "urn:uuid:7d3c1c63-1b1c-4d55-9a3e-3c5f3b0e2a11",
+        "resource": consent,
+        "request": {"method": "PUT", "url": "Consent/smuggled-consent"}
+    }));
+    let response = post_bundle(&gateway, POLICE_KEY, &bundle).await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 403, "refused: {body}");
+    assert!(
+        body.to_string().contains("Consent/smuggled-consent"),
+        "says why: {body}"
+    );
+    assert_eq!(
+        get(&gateway, SCHOOL_KEY, "/fhir/Consent/smuggled-consent")
+            .await
+            .0,
+        404,
+        "nothing of it is stored"
+    );
+    assert_eq!(
+        get(&gateway, POLICE_KEY, "/fhir/ServiceRequest/sr-11")
+            .await
+            .0,
+        404,
+        "nor the referral it came with"
+    );
+}

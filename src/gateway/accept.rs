@@ -47,6 +47,7 @@ impl Gateway {
         bundle: Value,
     ) -> Result<Prepared, GatewayError> {
         self.check(&bundle)?;
+        super::ownership::carries_only_referral_records(&bundle)?;
         let bundle = self.assign_from_directory(bundle).await?;
         let plan = Plan::of(&bundle, sender_org);
         Ok(Prepared {

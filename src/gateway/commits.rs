@@ -217,10 +217,10 @@ impl Gateway {
     }
 }
 
-/// A record's own fault (not valid FHIR): refused, the job goes on.
+/// A record's own fault (not valid FHIR, or something its sender may not write): refused, the job goes on.
 fn is_refusal(error: &GatewayError) -> bool {
     matches!(
         error,
-        GatewayError::Invalid(_) | GatewayError::Unprocessable(_)
+        GatewayError::Invalid(_) | GatewayError::Unprocessable(_) | GatewayError::NotAllowed(_)
     )
 }

@@ -1,5 +1,6 @@
 //! Which records a sender may write: its own (or new ones); another organization's referral, person or
-//! consent is never overwritten, while directory resources are shared.
+//! consent is never overwritten, while directory resources are shared; and never a consent, which is
+//! recorded only through the Consent API, where its custodian is checked.
 
 use super::{Gateway, GatewayError};
 use crate::consent::subject;
@@ -9,6 +10,24 @@ use serde_json::Value;
 /// Resources that describe organizations and services, not people: many senders' referrals share them
 /// (the food bank's Organization is in every referral to it). The consent gate reads them the same way.
 const DIRECTORY_TYPES: &[&str] = crate::consent::codes::DIRECTORY_TYPES;
+
+/// Resources a submission may not carry: the consent gate decides from every stored Consent, so a
+/// Consent is recorded only with `POST`/`PUT /fhir/Consent` (or from the configured folder), where the
+/// custodian of the person's record is checked — never as part of a referral or an upload.
+const RECORDED_APART: &[&str] = &["Consent"];
+
+/// Refuse a submission that carries a resource recorded apart ([`RECORDED_APART`]), naming it.
+pub(super) fn carries_only_referral_records(bundle: &Value) -> Result<(), GatewayError> {
+    for resource in subject::resources(bundle) {
+        let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+        if RECORDED_APART.contains(&kind) {
+            return Err(GatewayError::NotAllowed(format!(
+                "{kind}/{id}: a consent is recorded with POST or PUT /fhir/{kind} by the custodian of the person's record, not inside a referral or an upload"
+            )));
+        }
+    }
+    Ok(())
+}
 
 impl Gateway {
     /// A submission may carry only records that are new or that its sender's organization sent before:
