@@ -3,7 +3,7 @@
 //! (its resources, the message with its outbox rows, gathered with the batch's others in `batch`), and the
 //! job it came in advanced — all committed before anything is acknowledged.
 
-use super::batch::{BatchWrites, SubmissionWrites};
+use super::batch::{BatchReads, BatchWrites, SubmissionWrites};
 use super::plan::Plan;
 use super::{Accepted, Arrival, Gateway, GatewayError, JobCursor};
 use crate::consent::audit::ChainHead;
@@ -17,6 +17,13 @@ pub(super) struct Prepared {
     sender_org: String,
     bundle: Value,
     plan: Plan,
+}
+
+impl Prepared {
+    /// What deciding it reads: its referral's key, and its resources' (and its Task's) types and ids.
+    pub(super) fn reads(&self) -> (&str, Vec<(&str, &str)>) {
+        (&self.plan.key, self.plan.keys(&self.bundle))
+    }
 }
 
 impl Gateway {
@@ -61,6 +68,8 @@ impl Gateway {
     /// An acceptance inside a group commit's transaction `tx`: the arrival is decided, consent asked per
     /// destination, and what it writes (audit entries sealed on `head`, resources, the message and its
     /// outbox rows) gathered into `batch`, written with the batch's others; the job (if any) advanced.
+    /// It is decided on what `reads` read for the whole batch, unless this transaction wrote (or
+    /// gathered) any of that since: then it reads again, after what is gathered is written.
     /// `Ok(Err(_))`: refused (nothing of it gathered); `Err`: the batch's earlier writes, written first
     /// because this submission reads what they wrote, failed: the transaction cannot go on.
     pub(super) async fn accept_into(
@@ -68,16 +77,21 @@ impl Gateway {
         tx: &mut WriteTx<'_>,
         batch: &mut BatchWrites,
         head: &mut ChainHead,
-        prepared: Prepared,
+        (prepared, reads): (Prepared, Option<&BatchReads>),
         job: Option<&mut JobCursor>,
     ) -> Result<Result<Accepted, GatewayError>, StoreError> {
         let references: Vec<String> = (prepared.plan.keys(&prepared.bundle).iter())
             .map(|(kind, id)| format!("{kind}/{id}"))
             .collect();
-        if batch.touches(&prepared.plan.key, references.iter().map(String::as_str)) {
+        let key = prepared.plan.key.as_str();
+        let out_of_date = batch.changed(key, references.iter().map(String::as_str));
+        if batch.touches(key, references.iter().map(String::as_str)) {
             batch.write(&self.store, tx).await?;
         }
-        Ok(self.decide_submission(tx, batch, head, prepared, job).await)
+        let reads = reads.filter(|_| !out_of_date);
+        Ok(self
+            .decide_submission(tx, batch, head, (prepared, reads), job)
+            .await)
     }
 
     async fn decide_submission(
@@ -85,7 +99,7 @@ impl Gateway {
         tx: &mut WriteTx<'_>,
         batch: &mut BatchWrites,
         head: &mut ChainHead,
-        prepared: Prepared,
+        (prepared, reads): (Prepared, Option<&BatchReads>),
         job: Option<&mut JobCursor>,
     ) -> Result<Accepted, GatewayError> {
         let Prepared {
@@ -94,9 +108,15 @@ impl Gateway {
             bundle,
             plan,
         } = prepared;
-        let held = self.store.held_resources(tx, &plan.keys(&bundle)).await?;
-        self.owned_by_sender(&held, &bundle, &sender_org)?;
-        let latest = self.store.latest_revision(tx, &plan.key).await?;
+        let read_now;
+        let (held, latest) = match reads {
+            Some(reads) => (&reads.held, reads.revisions.get(&plan.key).cloned()),
+            None => {
+                read_now = self.store.held_resources(tx, &plan.keys(&bundle)).await?;
+                (&read_now, self.store.latest_revision(tx, &plan.key).await?)
+            }
+        };
+        self.owned_by_sender(held, &bundle, &sender_org)?;
         let (arrival, revision) = arrival_of(latest.as_ref(), &plan);
         if arrival == Arrival::Duplicate {
             advance(job, arrival);
@@ -108,7 +128,7 @@ impl Gateway {
             ));
         }
         let destinations = self.destinations(tx, &plan, &bundle, arrival).await?;
-        let body = self.keep_held_task(&held, bundle, &plan, revision)?;
+        let body = self.keep_held_task(held, bundle, &plan, revision)?;
         let (routed, entries) = self
             .decide_all(tx, &body, &destinations, &sender_org)
             .await?;

@@ -10,7 +10,7 @@
 //! the chain's head.
 
 use super::accept::{Prepared, accepted_now};
-use super::batch::BatchWrites;
+use super::batch::{BatchReads, BatchWrites};
 use super::{Accepted, Gateway, GatewayError};
 use crate::consent::audit::ChainHead;
 use crate::store::{StoreError, WriteTx};
@@ -63,12 +63,24 @@ impl Gateway {
             Ok(head) => head,
             Err(err) => return fail_all(batch, &err),
         };
+        let wanted: Vec<_> = batch.iter().map(|p| p.prepared.reads()).collect();
+        let reads = match BatchReads::read(&self.store, &mut tx, &wanted).await {
+            Ok(reads) => reads,
+            Err(err) => return fail_all(batch, &err),
+        };
+        drop(wanted);
         let mut writes = BatchWrites::default();
         let mut done = Vec::with_capacity(batch.len());
         let mut pending = batch.into_iter();
         while let Some(next) = pending.next() {
             match self
-                .accept_into(&mut tx, &mut writes, &mut head, next.prepared, None)
+                .accept_into(
+                    &mut tx,
+                    &mut writes,
+                    &mut head,
+                    (next.prepared, Some(&reads)),
+                    None,
+                )
                 .await
             {
                 Ok(Ok(accepted)) => done.push((next.reply, accepted)),
@@ -183,12 +195,18 @@ impl Gateway {
         }
         let mut tx = self.store.begin().await?;
         let mut head = self.store.lock_chain(&mut tx).await?;
+        let wanted: Vec<_> = (prepared.iter())
+            .filter_map(|(_, ready)| ready.as_ref().ok().map(Prepared::reads))
+            .collect();
+        let reads = BatchReads::read(&self.store, &mut tx, &wanted).await?;
+        drop(wanted);
         let mut writes = BatchWrites::default();
         let mut outcomes = Vec::with_capacity(prepared.len());
         for (ordinal, ready) in prepared {
             let outcome = match ready {
                 Ok(ready) => {
-                    self.accept_into(&mut tx, &mut writes, &mut head, ready, Some(cursor))
+                    let submission = (ready, Some(&reads));
+                    (self.accept_into(&mut tx, &mut writes, &mut head, submission, Some(cursor)))
                         .await?
                 }
                 Err(refused) => Err(refused),

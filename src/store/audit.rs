@@ -20,6 +20,7 @@ impl Store {
         .bind(now_ms())
         .fetch_one(tx.conn())
         .await?;
+        tx.holds_chain = true;
         Ok(ChainHead {
             length: row.try_get::<i64, _>("seq")? as u64,
             hash: row.try_get("hash")?,

@@ -4,7 +4,9 @@
 //! Consents are FHIR Consent resources (in `resources`, so the FHIR API reads them); every write of a
 //! consent or of the legal bases bumps its counter in `state_versions` in the same transaction. A node
 //! keeps the consent registry in memory and reads the counters inside each decision's transaction: when
-//! they moved, it reloads before deciding (see `gateway::ConsentState`). A consent update names the version
+//! they moved, it reloads before deciding (see `gateway::ConsentState`). Every such write first takes the
+//! audit chain's head, as every deciding transaction does, so a transaction holding the head reads the
+//! counters once (a group commit's submissions are decided on one read). A consent update names the version
 //! it was based on (`If-Match`); when another node changed it meanwhile, the update is refused.
 
 use super::{ResourceIndex, Store, StoreError, WriteTx};
@@ -22,8 +24,22 @@ pub struct StateVersions {
 }
 
 impl Store {
-    /// The counters, read inside `tx`.
+    /// The counters, read inside `tx` (once while `tx` holds the audit chain's head: no consent write can
+    /// change them before it commits).
     pub async fn state_versions(&self, tx: &mut WriteTx<'_>) -> Result<StateVersions, StoreError> {
+        if tx.holds_chain
+            && let Some(versions) = tx.state_versions
+        {
+            return Ok(versions);
+        }
+        let versions = self.read_state_versions(tx).await?;
+        if tx.holds_chain {
+            tx.state_versions = Some(versions);
+        }
+        Ok(versions)
+    }
+
+    async fn read_state_versions(&self, tx: &mut WriteTx<'_>) -> Result<StateVersions, StoreError> {
         let rows = sqlx::query("SELECT name, version FROM state_versions")
             .fetch_all(tx.conn())
             .await?;
@@ -148,7 +164,13 @@ impl Store {
         Ok(true)
     }
 
+    /// Move a counter, after taking the audit chain's head (held to the commit): a transaction deciding
+    /// with the head held never sees the counters move under it.
     async fn bump(&self, tx: &mut WriteTx<'_>, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(tx.conn())
+            .await?;
+        tx.state_versions = None;
         sqlx::query(&self.sql("UPDATE state_versions SET version = version + 1 WHERE name = $1"))
             .bind(name)
             .execute(tx.conn())

@@ -147,6 +147,40 @@ impl Store {
         .transpose()
     }
 
+    /// The newest revision of each of the referrals `keys`, read inside `tx` in one query per
+    /// [`super::ROWS_PER_STATEMENT`] keys (a group commit reads its submissions' together). A key with no
+    /// message is absent.
+    pub async fn latest_revisions(
+        &self,
+        tx: &mut WriteTx<'_>,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, Revision>, StoreError> {
+        let mut latest = std::collections::HashMap::<String, Revision>::new();
+        for chunk in keys.chunks(super::ROWS_PER_STATEMENT) {
+            let wanted: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = self.sql(&format!(
+                "SELECT referral_key, id, revision, content_hash FROM messages WHERE referral_key IN ({})",
+                wanted.join(", ")
+            ));
+            let query = chunk.iter().fold(sqlx::query(&sql), |q, key| q.bind(*key));
+            for row in query.fetch_all(tx.conn()).await? {
+                let revision = Revision {
+                    id: row.try_get("id")?,
+                    revision: row.try_get("revision")?,
+                    content_hash: row.try_get("content_hash")?,
+                };
+                let key: String = row.try_get("referral_key")?;
+                match latest.get(&key) {
+                    Some(held) if held.revision >= revision.revision => {}
+                    _ => {
+                        latest.insert(key, revision);
+                    }
+                }
+            }
+        }
+        Ok(latest)
+    }
+
     /// The destinations that received (or are due to receive) earlier revisions of a referral.
     pub async fn earlier_recipients(
         &self,

@@ -103,6 +103,11 @@ pub struct WriteTx<'a> {
     /// The transaction.
     pub tx: sqlx::Transaction<'static, sqlx::Any>,
     _turn: Option<tokio::sync::MutexGuard<'a, ()>>,
+    /// Set once the transaction holds the audit chain's head ([`Store::lock_chain`]).
+    holds_chain: bool,
+    /// The consent state's counters as read in this transaction, kept while it holds the chain's head:
+    /// every consent write takes the head first, so none can change them until this one commits.
+    state_versions: Option<consents::StateVersions>,
 }
 
 impl WriteTx<'_> {
@@ -222,6 +227,8 @@ impl Store {
         Ok(WriteTx {
             tx: self.pool.begin().await?,
             _turn: turn,
+            holds_chain: false,
+            state_versions: None,
         })
     }
 
