@@ -134,7 +134,7 @@ impl Gateway {
             .await?;
         let resources = held.plan_writes(&plan.indexed(&body));
         let message = Message {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
             source,
             referral_key: plan.key.clone(),
             revision,

@@ -17,7 +17,7 @@ impl Gateway {
     ) -> Result<Value, GatewayError> {
         let invalid = |e: crate::checked::NotAnObject| GatewayError::Invalid(e.to_string());
         if request["id"].as_str().is_none_or(str::is_empty) {
-            let id = json!(uuid::Uuid::new_v4().to_string());
+            let id = json!(uuid::Uuid::now_v7().to_string());
             crate::checked::set(&mut request, "ServiceRequest", "id", id).map_err(invalid)?;
         }
         let sr_id = request["id"].as_str().unwrap_or_default().to_owned();

@@ -255,7 +255,7 @@ impl Store {
             Some(now),
             |query, (message_id, delivery)| {
                 query
-                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(uuid::Uuid::now_v7().to_string())
                     .bind(*message_id)
                     .bind(delivery.kind.as_str())
                     .bind(&delivery.destination)

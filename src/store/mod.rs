@@ -156,6 +156,10 @@ impl Store {
                             "PRAGMA journal_mode=WAL",
                             "PRAGMA synchronous=FULL",
                             "PRAGMA busy_timeout=30000",
+                            // Statement journals (a multi-row insert inside a transaction) in memory,
+                            // not in a temporary file; and a page cache that holds the hot indexes.
+                            "PRAGMA temp_store=MEMORY",
+                            "PRAGMA cache_size=-16384",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
