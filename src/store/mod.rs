@@ -148,6 +148,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(30))
+            // An embedded SQLite connection does not go stale: no ping (a round trip to its thread) on
+            // every acquire. A PostgreSQL connection is checked, so a dropped one is replaced.
+            .test_before_acquire(!sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
