@@ -102,20 +102,22 @@ impl Gateway {
         (prepared, reads): (Prepared, Option<&BatchReads>),
         job: Option<&mut JobCursor>,
     ) -> Result<Accepted, GatewayError> {
+        let read_now;
+        let reads = match reads {
+            Some(reads) => reads,
+            None => {
+                read_now = BatchReads::read(&self.store, tx, &[prepared.reads()]).await?;
+                &read_now
+            }
+        };
         let Prepared {
             source,
             sender_org,
             bundle,
             plan,
         } = prepared;
-        let read_now;
-        let (held, latest) = match reads {
-            Some(reads) => (&reads.held, reads.revisions.get(&plan.key).cloned()),
-            None => {
-                read_now = self.store.held_resources(tx, &plan.keys(&bundle)).await?;
-                (&read_now, self.store.latest_revision(tx, &plan.key).await?)
-            }
-        };
+        let held = &reads.held;
+        let latest = reads.revisions.get(&plan.key).cloned();
         self.owned_by_sender(held, &bundle, &sender_org)?;
         let (arrival, revision) = arrival_of(latest.as_ref(), &plan);
         if arrival == Arrival::Duplicate {

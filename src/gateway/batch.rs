@@ -57,9 +57,9 @@ pub(super) struct BatchWrites {
     messages: Vec<(Message, Vec<NewDelivery>)>,
     /// `Type/id` of the resources written and the referral keys of the messages.
     touched: HashSet<String>,
-    /// The same, of everything written earlier in this transaction (what [`BatchReads`] read of these
-    /// is out of date).
-    written: HashSet<String>,
+    /// The same, of everything gathered or written in this transaction (what [`BatchReads`] read of
+    /// these is out of date).
+    changed: HashSet<String>,
 }
 
 /// What one accepted submission writes.
@@ -88,21 +88,22 @@ impl BatchWrites {
     pub(super) fn changed<'k>(
         &self,
         key: &str,
-        resources: impl Iterator<Item = &'k str> + Clone,
+        mut resources: impl Iterator<Item = &'k str>,
     ) -> bool {
-        self.touches(key, resources.clone())
-            || (!self.written.is_empty()
-                && (self.written.contains(key)
-                    || resources.into_iter().any(|r| self.written.contains(r))))
+        !self.changed.is_empty()
+            && (self.changed.contains(key) || resources.any(|r| self.changed.contains(r)))
     }
 
     /// Gather an accepted submission's writes; its audit entries are sealed after `head`, which advances.
     pub(super) fn add(&mut self, head: &mut ChainHead, writes: SubmissionWrites) {
         self.entries
             .extend(crate::store::audit::seal(head, writes.entries));
-        self.touched
-            .extend(writes.resources.iter().map(ResourceWrite::key));
-        self.touched.insert(writes.message.referral_key.clone());
+        let keys = (writes.resources.iter().map(ResourceWrite::key))
+            .chain([writes.message.referral_key.clone()]);
+        for key in keys {
+            self.changed.insert(key.clone());
+            self.touched.insert(key);
+        }
         self.resources.extend(writes.resources);
         self.messages.push((writes.message, writes.deliveries));
     }
@@ -116,7 +117,7 @@ impl BatchWrites {
         let entries = std::mem::take(&mut self.entries);
         let resources = std::mem::take(&mut self.resources);
         let gathered = std::mem::take(&mut self.messages);
-        self.written.extend(self.touched.drain());
+        self.touched.clear();
         store.insert_sealed(tx, &entries).await?;
         store.write_resources(tx, &resources).await?;
         let messages: Vec<(&Message, &[NewDelivery])> = gathered

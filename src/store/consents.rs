@@ -167,9 +167,7 @@ impl Store {
     /// Move a counter, after taking the audit chain's head (held to the commit): a transaction deciding
     /// with the head held never sees the counters move under it.
     async fn bump(&self, tx: &mut WriteTx<'_>, name: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-            .execute(tx.conn())
-            .await?;
+        self.lock_chain(tx).await?;
         tx.state_versions = None;
         sqlx::query(&self.sql("UPDATE state_versions SET version = version + 1 WHERE name = $1"))
             .bind(name)
