@@ -43,24 +43,21 @@ impl FhirSchema {
     pub fn global() -> &'static FhirSchema {
         static SCHEMA: OnceLock<FhirSchema> = OnceLock::new();
         SCHEMA.get_or_init(|| {
-            let root: Value =
-                serde_json::from_str(SCHEMA_TEXT).expect("the vendored FHIR schema is valid JSON");
-            let definitions = root
-                .get("definitions")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let mut definitions = definitions;
+            let mut definitions = vendored_definitions();
             require_objects(&mut definitions);
             definitions.insert(
                 "ResourceList".to_owned(),
                 json!({"type": "object", "required": ["resourceType"]}),
             );
+            // Built by hand, not with `json!`: that macro would serialize the definitions into a copy.
+            let mut document = serde_json::Map::new();
+            document.insert(
+                "$schema".to_owned(),
+                Value::String("http://json-schema.org/draft-06/schema#".to_owned()),
+            );
+            document.insert("definitions".to_owned(), Value::Object(definitions));
             FhirSchema {
-                document: json!({
-                    "$schema": "http://json-schema.org/draft-06/schema#",
-                    "definitions": Value::Object(definitions),
-                }),
+                document: Value::Object(document),
                 registry: OnceLock::new(),
                 validators: Mutex::new(HashMap::new()),
             }
@@ -165,6 +162,18 @@ impl FhirSchema {
         cache.insert(resource_type.to_owned(), compiled.clone());
         Some(compiled)
     }
+}
+
+/// The vendored schema's definitions, parsed once and moved out of the document (nothing else of it is
+/// kept: its top-level `oneOf` over every resource type is `ResourceList` again).
+fn vendored_definitions() -> serde_json::Map<String, Value> {
+    #[derive(serde::Deserialize)]
+    struct Root {
+        definitions: serde_json::Map<String, Value>,
+    }
+    serde_json::from_str::<Root>(SCHEMA_TEXT)
+        .expect("the vendored FHIR schema is JSON with definitions")
+        .definitions
 }
 
 /// The R4 schema gives its complex types (`Meta`, `HumanName`, every resource) properties but no
