@@ -13,10 +13,30 @@ use uuid::Uuid;
 /// The namespace of onedoor's derived ids.
 const NAMESPACE: Uuid = Uuid::from_u128(0x6f6e_6564_6f6f_7200_8000_0000_0000_0001);
 
+/// Ids derived recently on this thread, at most (then forgotten, and counting starts again).
+const MAX_RECENT: usize = 4_096;
+
+thread_local! {
+    /// The ids derived recently on this thread, by the name hashed: a referral export names the same school,
+    /// staff member and student many times (each reference to them derives the id again), and a UUID v5 is a
+    /// SHA-1 of the name. The map gives the same id the hash would: it is a pure function of the name.
+    static RECENT: std::cell::RefCell<rustc_hash::FxHashMap<String, String>> = Default::default();
+}
+
 /// The FHIR id of the resource of type `resource_type` that stands for `source_id` in `source_system`.
 pub fn resource_id(source_system: &str, resource_type: &str, source_id: &str) -> String {
     let name = format!("{}|{resource_type}|{source_id}", escape(source_system));
-    Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+    RECENT.with_borrow_mut(|recent| {
+        if let Some(id) = recent.get(&name) {
+            return id.clone();
+        }
+        let id = Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string();
+        if recent.len() >= MAX_RECENT {
+            recent.clear();
+        }
+        recent.insert(name, id.clone());
+        id
+    })
 }
 
 /// A source key made of several values (`key(["st-1", "pa-1"])` = `st-1|pa-1`), each escaped so that no
@@ -44,6 +64,24 @@ pub fn reference(source_system: &str, resource_type: &str, source_id: &str) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_id_is_the_derived_one() {
+        let derive = |n: u32| {
+            let name = format!("urn:district:a|Patient|{n}");
+            Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+        };
+        // Past the bound too: the table is cleared and filled again, never wrong.
+        for round in 0..2 {
+            for n in 0..(MAX_RECENT as u32 + 10) {
+                assert_eq!(
+                    resource_id("urn:district:a", "Patient", &n.to_string()),
+                    derive(n),
+                    "round {round}, key {n}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn ids_are_stable_and_distinct_per_system_and_type() {

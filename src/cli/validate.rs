@@ -37,20 +37,23 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             };
             let resource = &record.context["resource"];
             let issues = validator.validate(resource);
-            let label = format!(
-                "{} ({}/{})",
-                record.position,
-                resource["resourceType"].as_str().unwrap_or("?"),
-                record.key
-            );
+            // The label is made only for a line printed (`--quiet` prints failures only).
+            let label = || {
+                format!(
+                    "{} ({}/{})",
+                    record.position,
+                    resource["resourceType"].as_str().unwrap_or("?"),
+                    record.key
+                )
+            };
             if issues.is_empty() {
                 valid += 1;
                 if !args.quiet {
-                    println!("ok      {label}");
+                    println!("ok      {}", label());
                 }
             } else {
                 invalid += 1;
-                println!("INVALID {label}");
+                println!("INVALID {}", label());
                 for issue in issues {
                     println!("        {issue}");
                 }

@@ -11,7 +11,7 @@
 
 use super::{Built, Group, Mapped, Mapper, PipelineError, Plan, Sink, Stage, Summary};
 use crate::mapping::{MappingEngine, MappingError};
-use crate::record::{Decoded, QuirkLog};
+use crate::record::{Decoded, QuirkLog, SourceRecord};
 use crate::validation::Validator;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -128,6 +128,13 @@ impl InOrder<'_, '_> {
     }
 }
 
+/// Settling a mapped record reads only what identifies it (kind, key, group, position): the values it was
+/// mapped from are dropped here, on the worker, not on the reading thread that has everything else to do.
+fn forget_values(record: &mut SourceRecord) {
+    record.context = serde_json::Value::Null;
+    record.related = Vec::new();
+}
+
 fn stopped() -> PipelineError {
     PipelineError::Source("the mapping threads stopped before every record was mapped".to_owned())
 }
@@ -169,13 +176,16 @@ fn work(
         };
         let mapped = batch
             .into_iter()
-            .map(|decoded| {
+            .map(|mut decoded| {
                 let processed = match &decoded {
                     Ok(record) => mapper
                         .process(record)
                         .map(|resources| Built::new(resources, plan.as_text)),
                     Err(error) => Err(error.clone()),
                 };
+                if let Ok(record) = &mut decoded {
+                    forget_values(record);
+                }
                 let events = quirks.take_recorded();
                 let digest = processed.as_ref().ok().and_then(Built::lead_digest);
                 let mapped = Mapped {

@@ -33,7 +33,7 @@ impl ValidMemo {
         if self
             .remembered
             .get(&digest)
-            .is_some_and(|copies| copies.iter().any(|copy| copy == resource))
+            .is_some_and(|copies| copies.iter().any(|copy| same(copy, resource)))
         {
             return Vec::new();
         }
@@ -57,6 +57,24 @@ impl ValidMemo {
                 .push(resource.clone());
             self.count += 1;
         }
+    }
+}
+
+/// Whether two values are the same, keys in the same order: what the digest tells apart (it feeds keys in
+/// their order), compared in order without looking keys up (`==` on a map hashes every key of one to find
+/// it in the other).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((key_a, a), (key_b, b))| key_a == key_b && same(a, b))
+        }
+        _ => a == b,
     }
 }
 
@@ -121,6 +139,12 @@ mod tests {
         for _ in 0..3 {
             assert!(!memo.validate(&validator, &invalid).is_empty());
         }
+        let reordered = json!({"id": "o1", "resourceType": "Organization", "name": "Food bank"});
+        assert!(
+            !same(&reordered, &valid),
+            "keys in another order are compared as another value"
+        );
+        assert!(memo.validate(&validator, &reordered).is_empty());
         let other = json!({"resourceType": "Organization", "id": "o1", "name": "Food bank 2"});
         assert_ne!(digest(&other), digest(&valid));
         assert!(memo.validate(&validator, &other).is_empty());
