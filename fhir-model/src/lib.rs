@@ -13,7 +13,10 @@
 //! R4B JSON is the R4 JSON; [`TYPED_RESOURCE_TYPES`] lists them, and callers should only treat a typed
 //! failure as an error for those.
 
+mod quiet;
+
 use fhir_sdk::r4b::resources::Resource;
+use quiet::Quiet;
 
 /// Resource types whose R4B JSON equals the R4 JSON, so a typed parse failure is a real R4 error.
 pub const TYPED_RESOURCE_TYPES: &[&str] = &[
@@ -56,11 +59,13 @@ pub fn check_value(value: &serde_json::Value) -> Result<(), TypedError> {
 /// deserialized as their own type, chosen by `resourceType`: through the tagged `Resource` enum, serde
 /// would first copy the whole value into its generic buffered content and deserialize that. Both accept
 /// the same documents (the own type reads `resourceType` as its resource type; the enum removes it).
+/// The deserializer is [`Quiet`]: the same visits as serde_json's, without formatting the errors serde
+/// makes and drops on the way.
 fn deserializes(value: &serde_json::Value) -> bool {
     use fhir_sdk::r4b::resources as r;
     use serde::Deserialize;
     fn own<'de, T: Deserialize<'de>>(value: &'de serde_json::Value) -> bool {
-        T::deserialize(value).is_ok()
+        T::deserialize(Quiet(value)).is_ok()
     }
     match value
         .get("resourceType")
@@ -76,7 +81,7 @@ fn deserializes(value: &serde_json::Value) -> bool {
         Some("PractitionerRole") => own::<r::PractitionerRole>(value),
         Some("HealthcareService") => own::<r::HealthcareService>(value),
         Some("Location") => own::<r::Location>(value),
-        _ => Resource::deserialize(value).is_ok(),
+        _ => own::<Resource>(value),
     }
 }
 
@@ -100,10 +105,10 @@ mod tests {
         assert!(check_value(&value).is_ok());
     }
 
-    /// The fast path and the tagged enum agree, on valid documents and on each kind of invalid one.
+    /// The fast path (own types, the quiet deserializer) and serde_json's deserializer of the tagged enum
+    /// (the one `check_value` reports with) agree, on valid documents and on each kind of invalid one.
     #[test]
-    fn the_own_type_and_the_tagged_enum_agree() {
-        use serde::Deserialize;
+    fn quiet_and_serde_json_agree() {
         let documents = [
             TASK.to_owned(),
             TASK.replace("requested", "sleeping"),
@@ -124,13 +129,114 @@ mod tests {
             r#"{"resourceType":"RelatedPerson","patient":{"reference":"Patient/1"}}"#.to_owned(),
             r#"{"resourceType":"HealthcareService","active":true}"#.to_owned(),
             r#"{"resourceType":"PractitionerRole","active":"no"}"#.to_owned(),
+            // Choice elements present, their primitive extensions, and both at once.
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"occurrenceDateTime":"2026-01-01","_occurrenceDateTime":{"extension":[{"url":"http://x","valueString":"y"}]}}"#.to_owned(),
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"occurrencePeriod":{"start":"2026-01-01"},"occurrenceDateTime":"2026-01-02"}"#.to_owned(),
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"asNeededBoolean":"yes"}"#.to_owned(),
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"_status":{"id":"s1"}}"#.to_owned(),
+            // Numbers: exact decimals, integers where a decimal goes, a decimal where an integer goes, huge.
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"quantityQuantity":{"value":3}}"#.to_owned(),
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"quantityQuantity":{"value":0.1000000000000000000001}}"#.to_owned(),
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"quantityQuantity":{"value":1e400}}"#.to_owned(),
+            r#"{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},"quantityQuantity":{"value":"3"}}"#.to_owned(),
+            r#"{"resourceType":"Patient","multipleBirthInteger":2.5}"#.to_owned(),
+            r#"{"resourceType":"Patient","multipleBirthInteger":-3}"#.to_owned(),
+            r#"{"resourceType":"Patient","multipleBirthInteger":99999999999999999999}"#.to_owned(),
+            // Codes: a map where a code goes, null, a list where one value goes, one value where a list goes.
+            r#"{"resourceType":"Patient","gender":{"male":null}}"#.to_owned(),
+            r#"{"resourceType":"Patient","gender":null}"#.to_owned(),
+            r#"{"resourceType":"Patient","gender":["male"]}"#.to_owned(),
+            r#"{"resourceType":"Patient","name":{"family":"Rivera"}}"#.to_owned(),
+            r#"{"resourceType":"Patient","name":[{"given":["A",null]}]}"#.to_owned(),
+            r#"{"resourceType":"Patient","name":[]}"#.to_owned(),
+            r#"{"resourceType":"Patient","active":null,"id":"p1"}"#.to_owned(),
+            // Types read through the tagged enum, nested resources, and no type at all.
+            r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.5}}"#.to_owned(),
+            r#"{"resourceType":"Observation","status":"final"}"#.to_owned(),
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","gender":"female"}}]}"#.to_owned(),
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","gender":"robot"}}]}"#.to_owned(),
+            r##"{"resourceType":"Task","status":"requested","intent":"order","contained":[{"resourceType":"Patient","id":"p"}],"for":{"reference":"#p"}}"##.to_owned(),
+            r#"{"resourceType":"Unknown"}"#.to_owned(),
+            r#"{"status":"active"}"#.to_owned(),
+            r#"[]"#.to_owned(),
         ];
         for text in documents {
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let tagged = Resource::deserialize(&value).is_ok();
+            let tagged = serde_path_to_error::deserialize::<_, Resource>(&value).is_ok();
             assert_eq!(deserializes(&value), tagged, "{text}");
             assert_eq!(check_value(&value).is_ok(), tagged, "{text}");
         }
+    }
+
+    /// The same agreement on every resource in the project's own fixtures (conformance cases, test data),
+    /// Bundle entries and contained resources included, and on each with its elements taken out one by one
+    /// (missing required elements, a choice element left without its value).
+    #[test]
+    fn quiet_and_serde_json_agree_on_every_fixture() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut resources = Vec::new();
+        for folder in ["conformance", "tests", "examples"] {
+            collect_files(&root.join(folder), &mut resources);
+        }
+        let mut compared = 0;
+        for resource in &resources {
+            for variant in std::iter::once(resource.clone()).chain(without_each_element(resource)) {
+                let tagged = serde_path_to_error::deserialize::<_, Resource>(&variant).is_ok();
+                assert_eq!(deserializes(&variant), tagged, "{variant}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 1_000, "only {compared} documents compared");
+    }
+
+    fn collect_files(folder: &std::path::Path, out: &mut Vec<serde_json::Value>) {
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return;
+        };
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            if path.is_dir() {
+                collect_files(&path, out);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let documents: Vec<&str> = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => vec![text.as_str()],
+                Some("ndjson") => text.lines().collect(),
+                _ => continue,
+            };
+            for document in documents {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(document) {
+                    collect_resources(&value, out);
+                }
+            }
+        }
+    }
+
+    fn collect_resources(value: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("resourceType").is_some_and(|t| t.is_string()) {
+                    out.push(value.clone());
+                }
+                map.values().for_each(|v| collect_resources(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect_resources(v, out)),
+            _ => {}
+        }
+    }
+
+    fn without_each_element(resource: &serde_json::Value) -> Vec<serde_json::Value> {
+        let Some(map) = resource.as_object() else {
+            return Vec::new();
+        };
+        map.keys()
+            .filter(|key| *key != "resourceType")
+            .map(|key| {
+                let mut variant = map.clone();
+                variant.remove(key);
+                serde_json::Value::Object(variant)
+            })
+            .collect()
     }
 
     #[test]
