@@ -4,9 +4,10 @@
 //! `contained` resources of any type), which costs minutes of build time for each serde (de)serializer it
 //! is compiled for. Everything typed therefore lives behind one non-generic function of this crate,
 //! [`check_value`], so the cost is paid once per clean build and never by the crates edited every day
-//! (DESIGN.md section 3); and it is paid for two deserializers only (a `serde_json::Value`, and the same
-//! with path tracking for the error), not for parsing from bytes or serializing, which onedoor never does
-//! with the typed model.
+//! (DESIGN.md section 3); and it is paid for one deserializer only ([`quiet`]: over a `serde_json::Value`,
+//! quiet when a resource fits, with message and path when it does not), not for parsing from bytes or
+//! serializing, which onedoor never does with the typed model. (The tests also instantiate serde_json's own
+//! deserializer, as the reference the quiet one is compared with.)
 //!
 //! The types use FHIR R4B. For the resources a referral is made of (ServiceRequest, Task, Consent, Patient,
 //! RelatedPerson, Organization, Practitioner, PractitionerRole, HealthcareService, Bundle, AuditEvent) the
@@ -16,7 +17,7 @@
 mod quiet;
 
 use fhir_sdk::r4b::resources::Resource;
-use quiet::Quiet;
+use quiet::{Quiet, Refused};
 
 /// Resource types whose R4B JSON equals the R4 JSON, so a typed parse failure is a real R4 error.
 pub const TYPED_RESOURCE_TYPES: &[&str] = &[
@@ -45,14 +46,24 @@ pub struct TypedError {
 
 /// Check that a JSON value deserializes into the typed model (required elements present, codes known).
 pub fn check_value(value: &serde_json::Value) -> Result<(), TypedError> {
-    // The fast path: most records are valid. Only a failure pays for path tracking (and the verdict is
-    // always the tagged `Resource` one's: a fast path that fails falls back to it).
-    if deserializes(value) {
+    // Most records are valid and pay for no message; a refused one is read again with messages and path.
+    if fits(value).is_ok() {
         return Ok(());
     }
-    serde_path_to_error::deserialize::<_, Resource>(value)
-        .map(|_| ())
-        .map_err(to_typed_error)
+    let failure = quiet::with_messages(|| fits(value))
+        .err()
+        .and_then(Refused::failure);
+    Err(match failure {
+        Some(failure) => TypedError {
+            path: failure.path(),
+            message: failure.message,
+        },
+        // Not reached: the same deserializer refuses the same value again, now with a message.
+        None => TypedError {
+            path: ".".to_owned(),
+            message: "does not fit the typed FHIR model".to_owned(),
+        },
+    })
 }
 
 /// Whether `value` deserializes into the typed model. The types onedoor emits and reads most are
@@ -60,12 +71,12 @@ pub fn check_value(value: &serde_json::Value) -> Result<(), TypedError> {
 /// would first copy the whole value into its generic buffered content and deserialize that. Both accept
 /// the same documents (the own type reads `resourceType` as its resource type; the enum removes it).
 /// The deserializer is [`Quiet`]: the same visits as serde_json's, without formatting the errors serde
-/// makes and drops on the way.
-fn deserializes(value: &serde_json::Value) -> bool {
+/// makes and drops on the way (unless run [`quiet::with_messages`]).
+fn fits(value: &serde_json::Value) -> Result<(), Refused> {
     use fhir_sdk::r4b::resources as r;
     use serde::Deserialize;
-    fn own<'de, T: Deserialize<'de>>(value: &'de serde_json::Value) -> bool {
-        T::deserialize(Quiet(value)).is_ok()
+    fn own<'de, T: Deserialize<'de>>(value: &'de serde_json::Value) -> Result<(), Refused> {
+        T::deserialize(Quiet(value)).map(|_| ())
     }
     match value
         .get("resourceType")
@@ -85,16 +96,10 @@ fn deserializes(value: &serde_json::Value) -> bool {
     }
 }
 
-fn to_typed_error<E: std::fmt::Display>(err: serde_path_to_error::Error<E>) -> TypedError {
-    TypedError {
-        path: err.path().to_string(),
-        message: err.inner().to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     const TASK: &str = r#"{"resourceType":"Task","status":"requested","intent":"order",
         "code":{"coding":[{"system":"http://hl7.org/fhir/CodeSystem/task-code","code":"fulfill"}]}}"#;
@@ -162,8 +167,8 @@ mod tests {
         ];
         for text in documents {
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let tagged = serde_path_to_error::deserialize::<_, Resource>(&value).is_ok();
-            assert_eq!(deserializes(&value), tagged, "{text}");
+            let tagged = Resource::deserialize(&value).is_ok();
+            assert_eq!(fits(&value).is_ok(), tagged, "{text}");
             assert_eq!(check_value(&value).is_ok(), tagged, "{text}");
         }
     }
@@ -181,8 +186,8 @@ mod tests {
         let mut compared = 0;
         for resource in &resources {
             for variant in std::iter::once(resource.clone()).chain(without_each_element(resource)) {
-                let tagged = serde_path_to_error::deserialize::<_, Resource>(&variant).is_ok();
-                assert_eq!(deserializes(&variant), tagged, "{variant}");
+                let tagged = Resource::deserialize(&variant).is_ok();
+                assert_eq!(fits(&variant).is_ok(), tagged, "{variant}");
                 compared += 1;
             }
         }
@@ -237,6 +242,57 @@ mod tests {
                 serde_json::Value::Object(variant)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_refusal_names_the_element_and_says_what_was_expected() {
+        let cases = [
+            (
+                r#"{"resourceType":"Patient","name":[{"family":1}]}"#,
+                "name[0].family",
+                "invalid type: integer `1`, expected a string",
+            ),
+            (
+                r#"{"resourceType":"Patient","name":[{"given":["A",2]}]}"#,
+                "name[0].given[1]",
+                "invalid type: integer `2`",
+            ),
+            (
+                r#"{"resourceType":"Patient","gender":"robot"}"#,
+                "gender",
+                "robot",
+            ),
+            (
+                r#"{"resourceType":"Patient","active":"yes"}"#,
+                "active",
+                "expected a boolean",
+            ),
+            (
+                r#"{"resourceType":"ServiceRequest","status":"active","intent":"order"}"#,
+                ".",
+                "missing field `subject`",
+            ),
+        ];
+        for (text, path, message) in cases {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let err = check_value(&value).unwrap_err();
+            assert_eq!(err.path, path, "{text}: {err}");
+            assert!(err.message.contains(message), "{text}: {err}");
+            assert!(!err.message.is_empty(), "{text}");
+        }
+        // A type read through the tagged enum is buffered by serde first, so the path stops at the resource
+        // (onedoor checks each Bundle entry as a resource of its own); the message still says what is wrong.
+        let bundle: serde_json::Value = serde_json::from_str(
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","gender":"robot"}}]}"#,
+        )
+        .unwrap();
+        let err = check_value(&bundle).unwrap_err();
+        assert_eq!(err.path, ".", "{err}");
+        assert!(err.message.contains("robot"), "{err}");
+        // Messages are for the run that reports: the next check of a valid resource is quiet again.
+        let valid: serde_json::Value = serde_json::from_str(TASK).unwrap();
+        assert!(check_value(&valid).is_ok());
+        assert!(fits(&valid).is_ok());
     }
 
     #[test]

@@ -1,47 +1,153 @@
-//! A deserializer over a `serde_json::Value` that answers only "does it fit?", for the typed check's fast
-//! path.
+//! The deserializer of the typed check: `serde_json::Value` into fhir-sdk's types, quiet when a resource
+//! fits and precise when it does not.
 //!
 //! It visits exactly what `&serde_json::Value`'s own deserializer visits (the same calls for each JSON
-//! type, numbers handed to `serde_json::Number` itself), but its error is a unit: nothing is formatted or
-//! allocated when a deserializer fails. That matters because fhir-sdk's choice elements (`occurrence[x]`,
-//! `value[x]`) are `#[serde(flatten)]` options, and serde tries each one absent from a resource and throws
-//! the error away: with `serde_json::Error` every such try formats a message into a new boxed error.
+//! type, numbers handed to `serde_json::Number` itself), with two differences:
 //!
-//! A verdict of this deserializer never stands alone where it refuses: [`crate::check_value`] then runs
-//! serde_json's own deserializer with path tracking, whose verdict and message are the ones reported. The
-//! test `quiet_and_serde_json_agree` compares both on documents of every kind the typed check meets.
+//! - **Quiet by default.** Its error formats nothing and allocates nothing unless the check is run
+//!   [`loud`](with_messages). fhir-sdk's choice elements (`occurrence[x]`, `value[x]`) are `#[serde(flatten)]`
+//!   options, and serde tries each one absent from a resource and throws the error away; with
+//!   `serde_json::Error` every such try formatted a message into a new boxed error.
+//! - **Its own path.** A refused resource is deserialized again with messages on, and each member and item
+//!   the error passes on its way out adds itself to the error's path (`name[0].given`), as
+//!   `serde_path_to_error` did. One deserializer serves both runs, so the typed model's serde code is
+//!   compiled once for it (that code is most of this crate's build time).
+//!
+//! The tests `quiet_and_serde_json_agree*` compare its verdict with serde_json's own deserializer on
+//! documents of every kind the typed check meets.
 
 use serde::de::{
-    self, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess, VariantAccess,
-    Visitor,
+    self, DeserializeSeed, EnumAccess, Expected, IntoDeserializer, MapAccess, SeqAccess,
+    Unexpected, VariantAccess, Visitor,
     value::{BorrowedStrDeserializer, StrDeserializer},
 };
 use serde_json::{Map, Value};
+use std::cell::Cell;
 use std::fmt;
+
+thread_local! {
+    /// Whether errors carry their message and path on this thread (only while [`with_messages`] runs).
+    static LOUD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `check` with messages and paths on; quiet again afterwards, even if it panics.
+pub(crate) fn with_messages<T>(check: impl FnOnce() -> T) -> T {
+    struct Quieten;
+    impl Drop for Quieten {
+        fn drop(&mut self) {
+            LOUD.set(false);
+        }
+    }
+    LOUD.set(true);
+    let _quieten = Quieten;
+    check()
+}
 
 /// A `serde_json::Value` to deserialize with a unit error.
 pub(crate) struct Quiet<'de>(pub(crate) &'de Value);
 
-/// The only error: the value does not fit the type.
+/// The value does not fit the type; with messages on, why and where.
 #[derive(Debug)]
-pub(crate) struct Refused;
+pub(crate) struct Refused(Option<Box<Failure>>);
+
+/// Why a value was refused, and the way to the element at fault.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// What serde reported: a missing element, an unknown code, a wrong type.
+    pub(crate) message: String,
+    /// Innermost segment first.
+    path: Vec<Segment>,
+}
+
+#[derive(Debug)]
+enum Segment {
+    Member(String),
+    Item(usize),
+}
+
+impl Refused {
+    /// The failure, when messages were on.
+    pub(crate) fn failure(self) -> Option<Failure> {
+        self.0.map(|failure| *failure)
+    }
+
+    /// The error as seen from the container holding the element it came from.
+    fn within(mut self, segment: impl FnOnce() -> Segment) -> Self {
+        if let Some(failure) = &mut self.0 {
+            failure.path.push(segment());
+        }
+        self
+    }
+}
+
+impl Failure {
+    /// The dotted path of the element (`name[0].given`; `.` for the resource itself).
+    pub(crate) fn path(&self) -> String {
+        if self.path.is_empty() {
+            return ".".to_owned();
+        }
+        let mut out = String::new();
+        for segment in self.path.iter().rev() {
+            match segment {
+                Segment::Item(index) => out.push_str(&format!("[{index}]")),
+                Segment::Member(name) if out.is_empty() => out.push_str(name),
+                Segment::Member(name) => {
+                    out.push('.');
+                    out.push_str(name);
+                }
+            }
+        }
+        out
+    }
+}
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("does not fit the typed model")
+        match &self.0 {
+            Some(failure) => f.write_str(&failure.message),
+            None => f.write_str("does not fit the typed model"),
+        }
     }
 }
 
 impl std::error::Error for Refused {}
 
 impl de::Error for Refused {
-    fn custom<T: fmt::Display>(_: T) -> Self {
-        Refused
+    fn custom<T: fmt::Display>(message: T) -> Self {
+        if !LOUD.get() {
+            return Refused(None);
+        }
+        Refused(Some(Box::new(Failure {
+            message: message.to_string(),
+            path: Vec::new(),
+        })))
     }
 }
 
-fn refused<T>(_: serde_json::Error) -> Result<T, Refused> {
-    Err(Refused)
+/// What serde_json names a value in its messages (`invalid type: string "x", expected a boolean`).
+fn unexpected(value: &Value) -> Unexpected<'_> {
+    match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Unexpected::Unsigned(u),
+            (None, Some(i), _) => Unexpected::Signed(i),
+            (None, None, Some(f)) => Unexpected::Float(f),
+            _ => Unexpected::Other("number"),
+        },
+        Value::String(text) => Unexpected::Str(text),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
+}
+
+/// The value is not of the JSON type `expected` takes.
+fn mismatch(value: &Value, expected: &dyn Expected) -> Refused {
+    de::Error::invalid_type(unexpected(value), expected)
+}
+
+fn refused<T>(error: serde_json::Error) -> Result<T, Refused> {
+    Err(de::Error::custom(error))
 }
 
 /// The number methods: a number is deserialized by `serde_json::Number` itself (exact decimals and all),
@@ -94,14 +200,17 @@ impl<'de> de::Deserializer<'de> for Quiet<'de> {
                 value: None,
             }),
             // An enum in JSON is a map with a single key: the variant.
-            Value::Object(map) if map.len() == 1 => {
-                let (name, value) = map.iter().next().ok_or(Refused)?;
-                visitor.visit_enum(Variant {
+            Value::Object(map) => match map.iter().next() {
+                Some((name, value)) if map.len() == 1 => visitor.visit_enum(Variant {
                     name,
                     value: Some(value),
-                })
-            }
-            _ => Err(Refused),
+                }),
+                _ => Err(de::Error::invalid_value(
+                    Unexpected::Map,
+                    &"map with a single key",
+                )),
+            },
+            other => Err(mismatch(other, &"string or map")),
         }
     }
 
@@ -116,7 +225,7 @@ impl<'de> de::Deserializer<'de> for Quiet<'de> {
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
         match self.0 {
             Value::Bool(value) => visitor.visit_bool(*value),
-            _ => Err(Refused),
+            other => Err(mismatch(other, &visitor)),
         }
     }
 
@@ -127,7 +236,7 @@ impl<'de> de::Deserializer<'de> for Quiet<'de> {
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
         match self.0 {
             Value::String(text) => visitor.visit_borrowed_str(text),
-            _ => Err(Refused),
+            other => Err(mismatch(other, &visitor)),
         }
     }
 
@@ -139,7 +248,7 @@ impl<'de> de::Deserializer<'de> for Quiet<'de> {
         match self.0 {
             Value::String(text) => visitor.visit_borrowed_str(text),
             Value::Array(items) => visit_array(items, visitor),
-            _ => Err(Refused),
+            other => Err(mismatch(other, &visitor)),
         }
     }
 
@@ -150,7 +259,7 @@ impl<'de> de::Deserializer<'de> for Quiet<'de> {
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
         match self.0 {
             Value::Null => visitor.visit_unit(),
-            _ => Err(Refused),
+            other => Err(mismatch(other, &visitor)),
         }
     }
 
@@ -165,7 +274,7 @@ impl<'de> de::Deserializer<'de> for Quiet<'de> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
         match self.0 {
             Value::Array(items) => visit_array(items, visitor),
-            _ => Err(Refused),
+            other => Err(mismatch(other, &visitor)),
         }
     }
 
@@ -189,7 +298,7 @@ impl<'de> de::Deserializer<'de> for Quiet<'de> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
         match self.0 {
             Value::Object(map) => visit_object(map, visitor),
-            _ => Err(Refused),
+            other => Err(mismatch(other, &visitor)),
         }
     }
 
@@ -202,7 +311,7 @@ impl<'de> de::Deserializer<'de> for Quiet<'de> {
         match self.0 {
             Value::Array(items) => visit_array(items, visitor),
             Value::Object(map) => visit_object(map, visitor),
-            _ => Err(Refused),
+            other => Err(mismatch(other, &visitor)),
         }
     }
 
@@ -217,11 +326,17 @@ impl<'de> de::Deserializer<'de> for Quiet<'de> {
 
 /// An array's items in order; every item must be taken.
 fn visit_array<'de, V: Visitor<'de>>(items: &'de [Value], visitor: V) -> Result<V::Value, Refused> {
-    let mut access = Items(items.iter());
+    let mut access = Items {
+        items: items.iter(),
+        index: 0,
+    };
     let value = visitor.visit_seq(&mut access)?;
-    match access.0.len() {
+    match access.items.len() {
         0 => Ok(value),
-        _ => Err(Refused),
+        _ => Err(de::Error::invalid_length(
+            items.len(),
+            &"fewer elements in array",
+        )),
     }
 }
 
@@ -237,11 +352,18 @@ fn visit_object<'de, V: Visitor<'de>>(
     let value = visitor.visit_map(&mut access)?;
     match access.members.len() {
         0 => Ok(value),
-        _ => Err(Refused),
+        _ => Err(de::Error::invalid_length(
+            map.len(),
+            &"fewer elements in map",
+        )),
     }
 }
 
-struct Items<'de>(std::slice::Iter<'de, Value>);
+struct Items<'de> {
+    items: std::slice::Iter<'de, Value>,
+    /// The index of the next item.
+    index: usize,
+}
 
 impl<'de> SeqAccess<'de> for Items<'de> {
     type Error = Refused;
@@ -250,20 +372,25 @@ impl<'de> SeqAccess<'de> for Items<'de> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Refused> {
-        self.0
-            .next()
-            .map(|item| seed.deserialize(Quiet(item)))
-            .transpose()
+        let Some(item) = self.items.next() else {
+            return Ok(None);
+        };
+        let index = self.index;
+        self.index += 1;
+        seed.deserialize(Quiet(item))
+            .map(Some)
+            .map_err(|error| error.within(|| Segment::Item(index)))
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.0.len())
+        Some(self.items.len())
     }
 }
 
 struct Members<'de> {
     members: serde_json::map::Iter<'de>,
-    value: Option<&'de Value>,
+    /// The member whose value is next: its name and value.
+    value: Option<(&'de str, &'de Value)>,
 }
 
 impl<'de> MapAccess<'de> for Members<'de> {
@@ -276,14 +403,19 @@ impl<'de> MapAccess<'de> for Members<'de> {
         let Some((key, value)) = self.members.next() else {
             return Ok(None);
         };
-        self.value = Some(value);
+        self.value = Some((key, value));
         seed.deserialize(BorrowedStrDeserializer::<Refused>::new(key))
             .map(Some)
     }
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Refused> {
-        let value = self.value.take().ok_or(Refused)?;
+        let Some((name, value)) = self.value.take() else {
+            return Err(de::Error::custom(
+                "a member's value asked for before its name",
+            ));
+        };
         seed.deserialize(Quiet(value))
+            .map_err(|error| error.within(|| Segment::Member(name.to_owned())))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -314,19 +446,29 @@ impl<'de> VariantAccess<'de> for Variant<'de> {
     fn unit_variant(self) -> Result<(), Refused> {
         match self.value {
             None | Some(Value::Null) => Ok(()),
-            Some(_) => Err(Refused),
+            Some(other) => Err(mismatch(other, &"unit")),
         }
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Refused> {
-        seed.deserialize(Quiet(self.value.ok_or(Refused)?))
+        match self.value {
+            Some(value) => seed.deserialize(Quiet(value)),
+            None => Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"newtype variant",
+            )),
+        }
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Refused> {
         match self.value {
             Some(Value::Array(items)) if items.is_empty() => visitor.visit_unit(),
             Some(Value::Array(items)) => visit_array(items, visitor),
-            _ => Err(Refused),
+            Some(other) => Err(mismatch(other, &"tuple variant")),
+            None => Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"tuple variant",
+            )),
         }
     }
 
@@ -337,7 +479,11 @@ impl<'de> VariantAccess<'de> for Variant<'de> {
     ) -> Result<V::Value, Refused> {
         match self.value {
             Some(Value::Object(map)) => visit_object(map, visitor),
-            _ => Err(Refused),
+            Some(other) => Err(mismatch(other, &"struct variant")),
+            None => Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"struct variant",
+            )),
         }
     }
 }

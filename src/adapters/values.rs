@@ -1,7 +1,7 @@
 //! Reading the JSON values the XML and JSON adapters build: the trimmed text at a pointer, and one element or
 //! several as a list (XML gives one repeated element as a value, two as a list).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The text at a JSON pointer, trimmed (`None` when absent or empty).
 pub fn text_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
@@ -19,4 +19,17 @@ pub fn each(value: Option<&Value>) -> Vec<&Value> {
         Some(item) => vec![item],
         None => Vec::new(),
     }
+}
+
+/// A JSON object of these members, in this order, the values moved in (`json!` with a variable would
+/// serialize it into a copy).
+pub fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+    Value::Object(Map::from_iter(
+        members.map(|(name, value)| (name.to_owned(), value)),
+    ))
+}
+
+/// A row's values as a JSON object, or null when there is no row.
+pub fn values_or_null(values: Option<Map<String, Value>>) -> Value {
+    values.map_or(Value::Null, Value::Object)
 }

@@ -146,7 +146,7 @@ impl Validator {
     }
 }
 
-/// `name[0].given` (serde_path_to_error) → `/name/0/given`.
+/// `name[0].given` (the typed check's dotted path) → `/name/0/given`.
 fn dotted_to_pointer(path: &str) -> String {
     if path == "." || path.is_empty() {
         return String::new();

@@ -13,8 +13,9 @@
 use super::export::Export;
 use super::tables;
 use crate::adapters::csv_table::{CsvTable, Row, RowOffset, TableError, TableSpec, TextEncoding};
+use crate::adapters::values::{object, values_or_null};
 use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
-use serde_json::json;
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -452,7 +453,10 @@ impl OneRosterSource {
             key: id.clone(),
             group: format!("org:{id}"),
             position: Position::line("orgs.csv", row.line),
-            context: json!({ "org": row.values, "parent": parent.map(|p| &p.values) }),
+            context: object([
+                ("org", Value::Object(row.values.clone())),
+                ("parent", values_or_null(parent.map(|p| p.values.clone()))),
+            ]),
             related: Vec::new(),
             joined: Vec::new(),
         }))
@@ -516,34 +520,48 @@ impl OneRosterSource {
         let school = self.school_for(&row, &entry);
         let guardians = self.guardians_for(&row, &id);
         let position = Position::line(self.users.file(), row.line);
-        let mut out = Vec::with_capacity(1 + guardians.len());
+        let guardian_count = guardians.len();
+        // The guardian links first (each holds a copy of the student's row), so the row moves into the
+        // student's own record; the student's record still comes first.
+        let links: Vec<Decoded> = guardians
+            .into_iter()
+            .map(|(guardian, relationship)| {
+                let guardian_id = guardian.get("sourcedId").unwrap_or_default().to_owned();
+                // The link is the guardian's row joined to the student's: a problem in it is at the guardian's line.
+                Ok(SourceRecord {
+                    kind: "guardian_link",
+                    key: format!("{id}|{guardian_id}"),
+                    group: id.clone(),
+                    position: Position::line(self.users.file(), guardian.line),
+                    context: object([
+                        ("student", Value::Object(row.values.clone())),
+                        ("guardian", Value::Object(guardian.values)),
+                        ("relationship", Value::from(relationship)),
+                    ]),
+                    related: Vec::new(),
+                    joined: Vec::new(),
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(1 + links.len());
         out.push(Ok(SourceRecord {
             kind: "student",
             key: id.clone(),
-            group: id.clone(),
-            position: position.clone(),
-            context: json!({
-                "user": row.values,
-                "demographics": demographics.map(|d| d.values),
-                "school": school.map(|s| &s.values),
-                "guardian_count": guardians.len(),
-            }),
+            group: id,
+            position,
+            context: object([
+                ("user", Value::Object(row.values)),
+                (
+                    "demographics",
+                    values_or_null(demographics.map(|d| d.values)),
+                ),
+                ("school", values_or_null(school.map(|s| s.values.clone()))),
+                ("guardian_count", Value::from(guardian_count)),
+            ]),
             related: Vec::new(),
             joined,
         }));
-        for (guardian, relationship) in guardians {
-            let guardian_id = guardian.get("sourcedId").unwrap_or_default().to_owned();
-            // The link is the guardian's row joined to the student's: a problem in it is at the guardian's line.
-            out.push(Ok(SourceRecord {
-                kind: "guardian_link",
-                key: format!("{id}|{guardian_id}"),
-                group: id.clone(),
-                position: Position::line(self.users.file(), guardian.line),
-                context: json!({ "student": row.values, "guardian": guardian.values, "relationship": relationship }),
-                related: Vec::new(),
-                joined: Vec::new(),
-            }));
-        }
+        out.extend(links);
         out
     }
 

@@ -3,8 +3,9 @@
 use crate::adapters::csv_table::{CsvTable, TableError, TableSpec, TextEncoding};
 use crate::adapters::oneroster::tables as roster_tables;
 use crate::adapters::oneroster::{OneRosterSource, StaffLookup};
+use crate::adapters::values::{object, values_or_null};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
-use serde_json::json;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -127,7 +128,10 @@ impl<'r> ReferralSource<'r> {
                     format!("{why}; expected the sourcedId of a student in the roster"),
                 )
             })?;
-            let student = related.first().map(|r| r.context.clone()).unwrap_or_default();
+            let student = related.first().map(|r| &r.context);
+            let from_student = |name: &str| {
+                student.and_then(|s| s.get(name)).cloned().unwrap_or_default()
+            };
             let line = row.line;
             let mut values = row.values;
             let staff = self.staff(&mut values, line);
@@ -138,23 +142,24 @@ impl<'r> ReferralSource<'r> {
             if let Some((_, at)) = &staff {
                 joined.push(("staff", Position::line(self.roster_users(), *at)));
             }
-            let school_line = student["school"]["sourcedId"]
-                .as_str()
+            let school_line = student
+                .and_then(|s| s.pointer("/school/sourcedId"))
+                .and_then(|id| id.as_str())
                 .and_then(|id| self.roster.org(id))
                 .map(|org| org.line);
             joined.extend(school_line.map(|l| ("school", Position::line("orgs.csv", l))));
-            let staff = staff.map(|(values, _)| values);
+            let context = object([
+                ("referral", Value::Object(values)),
+                ("student", from_student("user")),
+                ("school", from_student("school")),
+                ("staff", values_or_null(staff.map(|(values, _)| values))),
+            ]);
             Ok(SourceRecord {
                 kind: "referral",
                 key: id.clone(),
                 group: id,
                 position,
-                context: json!({
-                    "referral": values,
-                    "student": student["user"],
-                    "school": student["school"],
-                    "staff": staff,
-                }),
+                context,
                 related,
                 joined,
             })
