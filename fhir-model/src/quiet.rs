@@ -43,7 +43,7 @@ pub(crate) fn with_messages<T>(check: impl FnOnce() -> T) -> T {
     check()
 }
 
-/// A `serde_json::Value` to deserialize with a unit error.
+/// A `serde_json::Value` to deserialize; its error carries nothing unless messages are on.
 pub(crate) struct Quiet<'de>(pub(crate) &'de Value);
 
 /// The value does not fit the type; with messages on, why and where.
