@@ -8,6 +8,7 @@
 //! required column) is an error that names the file, the line and the field.
 
 use super::{Position, QuirkLog, RecordError};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::RefCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -107,6 +108,40 @@ pub struct CsvTable {
     /// Later header cells that repeat an earlier column (`givenName`, `GivenName`): (index, index of the first).
     duplicates: Vec<(usize, usize)>,
     random_access: RefCell<Option<csv::Reader<File>>>,
+    recent: RefCell<RecentRows>,
+}
+
+/// Rows read at their offset more than once, kept decoded: a referral export names the same school and staff
+/// member in many rows, and each read at an offset is a seek, a read and a decode. A row is kept the second
+/// time it is read (rows read once, each student's, cost only their offset); both tables are bounded. A
+/// row's quirks were noted at its first read (the quirk log counts a line once anyway).
+#[derive(Default)]
+struct RecentRows {
+    seen_once: FxHashSet<u64>,
+    rows: FxHashMap<u64, Row>,
+}
+
+/// Offsets of rows read once, at most (then forgotten, and counting starts again).
+const MAX_SEEN_OFFSETS: usize = 65_536;
+
+/// Rows kept decoded, at most (then no more are kept).
+const MAX_RECENT_ROWS: usize = 1_024;
+
+impl RecentRows {
+    fn get(&self, byte: u64) -> Option<Row> {
+        self.rows.get(&byte).cloned()
+    }
+
+    fn read(&mut self, byte: u64, row: &Row) {
+        if !self.seen_once.contains(&byte) {
+            if self.seen_once.len() >= MAX_SEEN_OFFSETS {
+                self.seen_once.clear();
+            }
+            self.seen_once.insert(byte);
+        } else if self.rows.len() < MAX_RECENT_ROWS {
+            self.rows.insert(byte, row.clone());
+        }
+    }
 }
 
 impl CsvTable {
@@ -137,6 +172,7 @@ impl CsvTable {
             line_fix: u64::from(uses_crlf(path)),
             duplicates,
             random_access: RefCell::new(None),
+            recent: RefCell::default(),
         })
     }
 
@@ -151,6 +187,7 @@ impl CsvTable {
             line_fix: self.line_fix,
             duplicates: self.duplicates.clone(),
             random_access: RefCell::new(None),
+            recent: RefCell::default(),
         }
     }
 
@@ -235,6 +272,15 @@ impl CsvTable {
 
     /// Read the row that starts at `offset` again.
     pub fn read_at(&self, offset: RowOffset) -> Result<Row, RecordError> {
+        if let Some(row) = self.recent.borrow().get(offset.byte) {
+            return Ok(row);
+        }
+        let row = self.read_from_file(offset)?;
+        self.recent.borrow_mut().read(offset.byte, &row);
+        Ok(row)
+    }
+
+    fn read_from_file(&self, offset: RowOffset) -> Result<Row, RecordError> {
         let mut slot = self.random_access.borrow_mut();
         if slot.is_none() {
             // Each read seeks first, which empties the buffer: a buffer of a few rows (not csv's 8 KiB)
@@ -653,6 +699,34 @@ mod tests {
         let quirks = QuirkLog::default();
         let table = CsvTable::open(&path, &SPEC, encoding, &quirks).unwrap();
         (dir, table, quirks)
+    }
+
+    #[test]
+    fn a_row_read_again_at_its_offset_is_the_same_row_kept_or_not() {
+        let (_dir, table, quirks) = table(
+            b"sourcedId,givenName\n1,Ana\n2,Jos\xe9\n3\n",
+            TextEncoding::Auto,
+        );
+        let rows: Vec<(RowOffset, Row)> = table.rows().unwrap().map(Result::unwrap).collect();
+        let notes_after_reading = quirks.snapshot();
+        // Read each row again four times: the first two from the file, then kept.
+        for _ in 0..4 {
+            for (offset, row) in &rows {
+                let again = table.read_at(*offset).unwrap();
+                assert_eq!((again.line, &again.values), (row.line, &row.values));
+            }
+        }
+        assert_eq!(table.recent.borrow().rows.len(), rows.len());
+        let notes = quirks.snapshot();
+        assert_eq!(notes.len(), notes_after_reading.len());
+        assert!(
+            notes
+                .iter()
+                .zip(&notes_after_reading)
+                .all(|(a, b)| a.message == b.message
+                    && a.count == b.count
+                    && a.first_line == b.first_line)
+        );
     }
 
     #[test]
