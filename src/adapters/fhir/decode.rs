@@ -1,6 +1,7 @@
 //! Reading FHIR JSON and NDJSON files, one resource (or Bundle) per record, streaming NDJSON line by line.
 
 use crate::adapters::csv_table::display_name;
+use crate::adapters::values::object;
 use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use serde_json::Value;
 use std::fs::File;
@@ -181,7 +182,7 @@ fn record(name: String, line: u64, value: Value) -> Decoded {
         group,
         position,
         // Moved in, never copied (`json!` would serialize the whole resource into a new value).
-        context: Value::Object(serde_json::Map::from_iter([("resource".to_owned(), value)])),
+        context: object([("resource", value)]),
         related: Vec::new(),
         joined: Vec::new(),
     })
