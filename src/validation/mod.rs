@@ -8,6 +8,7 @@ pub mod fhirpath;
 pub mod invariants;
 mod memo;
 pub mod numbers;
+mod primitives;
 mod schema;
 
 pub use memo::ValidMemo;

@@ -45,6 +45,7 @@ impl FhirSchema {
         SCHEMA.get_or_init(|| {
             let mut definitions = vendored_definitions();
             require_objects(&mut definitions);
+            super::primitives::move_known_patterns(&mut definitions);
             definitions.insert(
                 "ResourceList".to_owned(),
                 json!({"type": "object", "required": ["resourceType"]}),
@@ -156,6 +157,8 @@ impl FhirSchema {
             .with_registry(registry)
             // The R4 patterns use no look-around or back-references: the plain `regex` engine runs them all.
             .with_pattern_options(jsonschema::PatternOptions::regex())
+            // The primitive types' patterns, written out (`primitives`).
+            .with_keyword(super::primitives::KEYWORD, super::primitives::keyword)
             .build(&schema)
             .ok()?;
         let compiled = Arc::new(compiled);

@@ -1,0 +1,471 @@
+//! The R4 schema's patterns for the primitive types every resource is full of (`string`, `code`, `id`,
+//! `date`, `dateTime`, `instant`, `time`), checked by hand instead of by a regular expression.
+//!
+//! The schema compiler runs each `pattern` through a regex engine (with ECMA-262 meanings for `\s` and
+//! `\S`), shared by every thread through a pool: about 7% of `validate` went there. The schema is loaded
+//! with those patterns moved to the [`KEYWORD`] keyword, whose check is the same language written out;
+//! the refusal reads as the pattern's did (`"x y" does not match "^[^\s]+(\s[^\s]+)*$"`). Any other
+//! pattern stays a pattern. The tests hold each check to the schema compiler's own verdict on the
+//! pattern, over every Unicode character and thousands of edited dates.
+
+use jsonschema::paths::Location;
+use jsonschema::{Keyword, ValidationError};
+use serde_json::{Map, Value};
+
+/// The schema keyword a definition's pattern is moved to; its value is the pattern's text.
+pub const KEYWORD: &str = "x-onedoor-pattern";
+
+/// A primitive type's pattern, known by its exact text in the R4 schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Primitive {
+    /// `^[ \r\n\t\S]+$` (`string`, `markdown`): not empty; no whitespace but space, CR, LF and tab.
+    Text,
+    /// `^[^\s]+(\s[^\s]+)*$` (`code`): words separated by single whitespace characters.
+    Code,
+    /// `^[A-Za-z0-9\-\.]{1,64}$` (`id`).
+    Id,
+    /// `date`: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
+    Date,
+    /// `dateTime`: a date, or a full date with a time and a zone.
+    DateTime,
+    /// `instant`: a full date with a time and a zone.
+    Instant,
+    /// `time`: `hh:mm:ss` with optional fractions, no zone.
+    Time,
+}
+
+const TEXT: &str = r"^[ \r\n\t\S]+$";
+const CODE: &str = r"^[^\s]+(\s[^\s]+)*$";
+const ID: &str = r"^[A-Za-z0-9\-\.]{1,64}$";
+const DATE: &str = r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$";
+const DATE_TIME: &str = r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$";
+const INSTANT: &str = r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$";
+const TIME: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?$";
+
+/// Every pattern checked by hand, with its check.
+pub const KNOWN: &[(&str, Primitive)] = &[
+    (TEXT, Primitive::Text),
+    (CODE, Primitive::Code),
+    (ID, Primitive::Id),
+    (DATE, Primitive::Date),
+    (DATE_TIME, Primitive::DateTime),
+    (INSTANT, Primitive::Instant),
+    (TIME, Primitive::Time),
+];
+
+impl Primitive {
+    /// The check written out for this exact pattern text, if there is one.
+    pub fn for_pattern(pattern: &str) -> Option<Self> {
+        KNOWN
+            .iter()
+            .find(|(text, _)| *text == pattern)
+            .map(|(_, primitive)| *primitive)
+    }
+
+    /// Whether `text` matches the pattern.
+    pub fn matches(self, text: &str) -> bool {
+        match self {
+            Self::Text => {
+                !text.is_empty()
+                    && text
+                        .chars()
+                        .all(|c| !is_space(c) || matches!(c, ' ' | '\r' | '\n' | '\t'))
+            }
+            Self::Code => is_code(text),
+            Self::Id => {
+                (1..=64).contains(&text.len())
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            }
+            Self::Date => whole(text.as_bytes(), date),
+            Self::DateTime => whole(text.as_bytes(), date_time),
+            Self::Instant => whole(text.as_bytes(), instant),
+            Self::Time => whole(text.as_bytes(), time),
+        }
+    }
+}
+
+/// Move every known pattern of the schema's definitions to [`KEYWORD`] (the definitions are the
+/// primitive types', one level down from `definitions`).
+pub fn move_known_patterns(definitions: &mut Map<String, Value>) {
+    for definition in definitions.values_mut() {
+        let Some(definition) = definition.as_object_mut() else {
+            continue;
+        };
+        let known = definition
+            .get("pattern")
+            .and_then(Value::as_str)
+            .is_some_and(|pattern| Primitive::for_pattern(pattern).is_some());
+        if known && let Some(pattern) = definition.remove("pattern") {
+            definition.insert(KEYWORD.to_owned(), pattern);
+        }
+    }
+}
+
+/// The schema compiler's factory for [`KEYWORD`].
+pub fn keyword<'a>(
+    _parent: &'a Map<String, Value>,
+    value: &'a Value,
+    _location: Location,
+) -> Result<Box<dyn for<'i> Keyword<'i>>, ValidationError<'a>> {
+    let pattern = value.as_str().unwrap_or_default();
+    match Primitive::for_pattern(pattern) {
+        Some(primitive) => Ok(Box::new(PatternCheck {
+            primitive,
+            pattern: pattern.to_owned(),
+        })),
+        None => Err(ValidationError::schema(format!(
+            "{KEYWORD}: '{pattern}' is not a pattern checked by hand"
+        ))),
+    }
+}
+
+/// One definition's hand-written pattern check.
+struct PatternCheck {
+    primitive: Primitive,
+    pattern: String,
+}
+
+impl<'i> Keyword<'i> for PatternCheck {
+    fn validate(&self, instance: &'i Value) -> Result<(), ValidationError<'i>> {
+        if self.is_valid(instance) {
+            return Ok(());
+        }
+        Err(ValidationError::custom(format!(
+            r#"{instance} does not match "{}""#,
+            self.pattern
+        )))
+    }
+
+    /// Like `pattern`, this applies to strings only.
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        instance
+            .as_str()
+            .is_none_or(|text| self.primitive.matches(text))
+    }
+}
+
+/// What `\s` means in the schema's patterns (ECMA-262: its WhiteSpace and LineTerminator characters).
+fn is_space(c: char) -> bool {
+    jsonschema_regex::is_ecma_whitespace(c)
+}
+
+/// `^[^\s]+(\s[^\s]+)*$`: not empty, no whitespace at either end, never two in a row.
+fn is_code(text: &str) -> bool {
+    let mut previous_space = true;
+    for c in text.chars() {
+        let space = is_space(c);
+        if space && previous_space {
+            return false;
+        }
+        previous_space = space;
+    }
+    !previous_space
+}
+
+/// A grammar step: the rest after it, or `None` when the text does not go on this way.
+type Step = fn(&[u8]) -> Option<&[u8]>;
+
+fn whole(text: &[u8], step: Step) -> bool {
+    step(text).is_some_and(<[u8]>::is_empty)
+}
+
+/// `YYYY(-MM(-DD)?)?`.
+fn date(text: &[u8]) -> Option<&[u8]> {
+    let rest = year(text)?;
+    let Some(rest) = then(rest, b'-', month) else {
+        return Some(rest);
+    };
+    Some(then(rest, b'-', day).unwrap_or(rest))
+}
+
+/// `YYYY(-MM(-DD(Thh:mm:ss(.s+)?zone)?)?)?`.
+fn date_time(text: &[u8]) -> Option<&[u8]> {
+    let rest = year(text)?;
+    let Some(rest) = then(rest, b'-', month) else {
+        return Some(rest);
+    };
+    let Some(rest) = then(rest, b'-', day) else {
+        return Some(rest);
+    };
+    Some(then(rest, b'T', time).and_then(zone).unwrap_or(rest))
+}
+
+/// `YYYY-MM-DDThh:mm:ss(.s+)?zone`.
+fn instant(text: &[u8]) -> Option<&[u8]> {
+    let rest = then(year(text)?, b'-', month)?;
+    let rest = then(rest, b'-', day)?;
+    zone(then(rest, b'T', time)?)
+}
+
+/// `hh:mm:ss(.s+)?`.
+fn time(text: &[u8]) -> Option<&[u8]> {
+    let rest = two_digits(text, 0, 23)?;
+    let rest = two_digits(rest.strip_prefix(b":")?, 0, 59)?;
+    let rest = two_digits(rest.strip_prefix(b":")?, 0, 60)?;
+    let Some(fraction) = rest.strip_prefix(b".") else {
+        return Some(rest);
+    };
+    let digits = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+    (digits > 0).then(|| &fraction[digits..])
+}
+
+/// `Z`, or `+hh:mm` / `-hh:mm` from 00:00 to 13:59, or 14:00.
+fn zone(text: &[u8]) -> Option<&[u8]> {
+    if let Some(rest) = text.strip_prefix(b"Z") {
+        return Some(rest);
+    }
+    let rest = text
+        .strip_prefix(b"+")
+        .or_else(|| text.strip_prefix(b"-"))?;
+    if let Some(rest) = rest.strip_prefix(b"14:00") {
+        return Some(rest);
+    }
+    let rest = two_digits(rest, 0, 13)?;
+    two_digits(rest.strip_prefix(b":")?, 0, 59)
+}
+
+/// Four digits, not `0000`.
+fn year(text: &[u8]) -> Option<&[u8]> {
+    let (digits, rest) = text.split_at_checked(4)?;
+    (digits.iter().all(u8::is_ascii_digit) && digits != b"0000").then_some(rest)
+}
+
+fn month(text: &[u8]) -> Option<&[u8]> {
+    two_digits(text, 1, 12)
+}
+
+fn day(text: &[u8]) -> Option<&[u8]> {
+    two_digits(text, 1, 31)
+}
+
+/// `separator` then `step`, or `None` (the optional part is absent or does not parse).
+fn then(text: &[u8], separator: u8, step: Step) -> Option<&[u8]> {
+    step(text.strip_prefix(&[separator])?)
+}
+
+/// Two ASCII digits whose value is between `low` and `high`.
+fn two_digits(text: &[u8], low: u8, high: u8) -> Option<&[u8]> {
+    let (&[tens, units], rest) = text.split_first_chunk::<2>()?;
+    let value = (tens.is_ascii_digit() && units.is_ascii_digit())
+        .then(|| (tens - b'0') * 10 + (units - b'0'))?;
+    (low..=high).contains(&value).then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The schema compiler's own verdict on `pattern` (the reference the checks are held to).
+    fn compiled(pattern: &str) -> jsonschema::Validator {
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft6)
+            .with_pattern_options(jsonschema::PatternOptions::regex())
+            .build(&json!({"type": "string", "pattern": pattern}))
+            .expect("the R4 pattern compiles")
+    }
+
+    fn assert_agree(pattern: &str, primitive: Primitive, text: &str) {
+        let expected = compiled_cache(pattern).is_valid(&json!(text));
+        assert_eq!(
+            primitive.matches(text),
+            expected,
+            "{primitive:?} on {text:?} (the compiled pattern says {expected})"
+        );
+    }
+
+    fn compiled_cache(pattern: &str) -> &'static jsonschema::Validator {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        static CACHE: OnceLock<Mutex<HashMap<String, &'static jsonschema::Validator>>> =
+            OnceLock::new();
+        let mut cache = CACHE.get_or_init(Default::default).lock().unwrap();
+        cache
+            .entry(pattern.to_owned())
+            .or_insert_with(|| Box::leak(Box::new(compiled(pattern))))
+    }
+
+    #[test]
+    fn the_known_patterns_are_the_vendored_schemas() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../schemas/fhir.schema.v4.json")).unwrap();
+        let patterns: Vec<&str> = schema["definitions"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|d| d.get("pattern")?.as_str())
+            .collect();
+        for (pattern, primitive) in KNOWN {
+            assert!(
+                patterns.contains(pattern),
+                "{primitive:?}: {pattern} is not in the schema"
+            );
+        }
+    }
+
+    #[test]
+    fn every_character_alone_and_between_letters_is_judged_as_the_pattern_judges_it() {
+        let text_like = [
+            (TEXT, Primitive::Text),
+            (CODE, Primitive::Code),
+            (ID, Primitive::Id),
+        ];
+        let mut checked = 0;
+        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+            for (pattern, primitive) in text_like {
+                for text in [
+                    c.to_string(),
+                    format!("a{c}b"),
+                    format!("a {c}"),
+                    format!("{c}{c}"),
+                ] {
+                    let expected = compiled_cache(pattern).is_valid(&Value::String(text.clone()));
+                    if primitive.matches(&text) != expected {
+                        panic!(
+                            "{primitive:?} on {text:?} (U+{:04X}): the compiled pattern says {expected}",
+                            c as u32
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 13_000_000, "{checked}");
+    }
+
+    #[test]
+    fn texts_around_the_edges_are_judged_as_the_patterns_judge_them() {
+        let long_id = "a".repeat(64);
+        let too_long_id = "a".repeat(65);
+        let samples = [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "a  b",
+            "a b c",
+            "a\tb",
+            "a\t\tb",
+            "a\r\nb",
+            "\n",
+            "ok\u{a0}",
+            "x\u{feff}",
+            "x\u{85}y",
+            "über",
+            "a-b.c",
+            "a_b",
+            &long_id,
+            &too_long_id,
+            "ABC-123",
+            "a/b",
+        ];
+        for text in samples {
+            for (pattern, primitive) in KNOWN {
+                assert_agree(pattern, *primitive, text);
+            }
+        }
+    }
+
+    #[test]
+    fn dates_and_times_edited_every_way_are_judged_as_the_patterns_judge_them() {
+        let seeds = [
+            "2024",
+            "0001",
+            "1000",
+            "2024-01",
+            "2024-12-31",
+            "2024-02-29T23:59:60Z",
+            "2024-06-01T00:00:00.123+14:00",
+            "2024-06-01T10:30:00-13:59",
+            "1999-09-09T09:09:09.9+05:30",
+            "12:00:00",
+            "23:59:59.999",
+            "00:00:60",
+            "2024-06-01T10:30:00",
+            "2024-06-01T10:30Z",
+        ];
+        let alphabet = b"0123456789-:.TZ+ 4x";
+        let mut texts: Vec<String> = Vec::new();
+        for seed in seeds {
+            let bytes = seed.as_bytes();
+            texts.push(seed.to_owned());
+            for at in 0..=bytes.len() {
+                if at < bytes.len() {
+                    let mut removed = bytes.to_vec();
+                    removed.remove(at);
+                    texts.push(String::from_utf8(removed).unwrap());
+                }
+                for &b in alphabet {
+                    let mut inserted = bytes.to_vec();
+                    inserted.insert(at, b);
+                    texts.push(String::from_utf8(inserted).unwrap());
+                    if at < bytes.len() {
+                        let mut replaced = bytes.to_vec();
+                        replaced[at] = b;
+                        texts.push(String::from_utf8(replaced).unwrap());
+                    }
+                }
+            }
+            for end in 0..bytes.len() {
+                texts.push(seed[..end].to_owned());
+            }
+        }
+        for field in 0..100 {
+            texts.push(format!("{field:02}:00:00"));
+            texts.push(format!("2024-{field:02}"));
+            texts.push(format!("2024-01-{field:02}"));
+            texts.push(format!("2024-01-01T00:{field:02}:00+{field:02}:00"));
+            texts.push(format!("2024-01-01T00:00:{field:02}Z"));
+            texts.push(format!("2024-01-01T00:00:00-{field:02}:{field:02}"));
+        }
+        for (pattern, primitive) in KNOWN {
+            for text in &texts {
+                assert_agree(pattern, *primitive, text);
+            }
+        }
+        assert!(texts.len() > 5_000, "{}", texts.len());
+    }
+
+    #[test]
+    fn the_keyword_refuses_as_the_pattern_did_and_leaves_other_json_types_alone() {
+        let mut definitions = Map::new();
+        definitions.insert("code".into(), json!({"pattern": CODE, "type": "string"}));
+        definitions.insert(
+            "oid".into(),
+            json!({"pattern": "^urn:oid:[0-2](\\.(0|[1-9][0-9]*))+$", "type": "string"}),
+        );
+        move_known_patterns(&mut definitions);
+        assert_eq!(
+            definitions["code"],
+            json!({"x-onedoor-pattern": CODE, "type": "string"})
+        );
+        assert!(
+            definitions["oid"].get("pattern").is_some(),
+            "a pattern not written out stays a pattern"
+        );
+        let validator = jsonschema::options()
+            .with_keyword(KEYWORD, keyword)
+            .build(&json!({"properties": {"status": {"x-onedoor-pattern": CODE}}}))
+            .unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&json!({"status": "two  spaces"}))
+            .map(|e| format!("{} {e}", e.instance_path()))
+            .collect();
+        assert_eq!(
+            errors,
+            [format!(r#"/status "two  spaces" does not match "{CODE}""#)]
+        );
+        assert!(validator.is_valid(&json!({"status": 12})));
+        assert!(validator.is_valid(&json!({"status": "active"})));
+        assert!(
+            jsonschema::options()
+                .with_keyword(KEYWORD, keyword)
+                .build(&json!({"x-onedoor-pattern": "^[a-z]+$"}))
+                .is_err(),
+            "an unknown pattern text under the keyword is a schema error"
+        );
+    }
+}
