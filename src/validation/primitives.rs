@@ -65,12 +65,7 @@ impl Primitive {
     /// Whether `text` matches the pattern.
     pub fn matches(self, text: &str) -> bool {
         match self {
-            Self::Text => {
-                !text.is_empty()
-                    && text
-                        .chars()
-                        .all(|c| !is_space(c) || matches!(c, ' ' | '\r' | '\n' | '\t'))
-            }
+            Self::Text => is_text(text),
             Self::Code => is_code(text),
             Self::Id => {
                 (1..=64).contains(&text.len())
@@ -151,11 +146,35 @@ fn is_space(c: char) -> bool {
     jsonschema_regex::is_ecma_whitespace(c)
 }
 
+/// ASCII's whitespace by `\s`'s meaning: tab, LF, VT, FF, CR, space.
+fn is_ascii_space(byte: u8) -> bool {
+    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
+/// `^[ \r\n\t\S]+$`: not empty, no whitespace but space, CR, LF and tab (all-ASCII text read as bytes).
+fn is_text(text: &str) -> bool {
+    let allowed = |c: char| !is_space(c) || matches!(c, ' ' | '\r' | '\n' | '\t');
+    !text.is_empty()
+        && if text.is_ascii() {
+            !text.bytes().any(|b| matches!(b, 0x0b | 0x0c))
+        } else {
+            text.chars().all(allowed)
+        }
+}
+
 /// `^[^\s]+(\s[^\s]+)*$`: not empty, no whitespace at either end, never two in a row.
 fn is_code(text: &str) -> bool {
+    if text.is_ascii() {
+        return words(text.bytes().map(is_ascii_space));
+    }
+    words(text.chars().map(is_space))
+}
+
+/// Whether a text whose characters are whitespace or not as `spaces` says is words separated by single
+/// whitespace characters.
+fn words(spaces: impl Iterator<Item = bool>) -> bool {
     let mut previous_space = true;
-    for c in text.chars() {
-        let space = is_space(c);
+    for space in spaces {
         if space && previous_space {
             return false;
         }
