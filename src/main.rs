@@ -2,22 +2,13 @@
 
 /// mimalloc instead of the system allocator: converting and validating allocate and free millions of small
 /// JSON values, and worker threads free what the reading thread allocated (measured in BENCHMARKS.md).
+/// Built without transparent huge pages (`no_thp` in Cargo.toml), which keeps a short run's peak memory low
+/// with mimalloc's default purge delay: returning freed memory at once instead (`purge_delay` 0, set here
+/// until issue 13's sixth round) cost each multi-threaded run a TLB shootdown per purge, 0.3 s of system
+/// time in a two-thread convert of 20,000 rows.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-unsafe extern "C" {
-    /// mimalloc's `mi_option_set(mi_option_t, long)` (linked in by the `mimalloc` crate).
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the vendored v3 header, libmimalloc-sys 0.1.49).
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-
 fn main() -> std::process::ExitCode {
-    // Freed memory goes back to the system at once instead of 10-100 ms later: the schema compile's
-    // temporary values would otherwise stay resident through a short run (82 MB instead of 61 MB peak
-    // for a one-row convert), at no measurable cost in speed.
-    // SAFETY: sets a process-wide integer option; no memory is touched, any value is accepted.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     onedoor::cli::run()
 }
