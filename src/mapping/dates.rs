@@ -25,16 +25,26 @@ const EXPECTED: &str = "expected YYYY-MM-DD, an ISO date-time, M/D/YYYY or D/M/Y
 pub fn parse_date(text: &str, order: DateOrder) -> Result<(String, Option<DateQuirk>), String> {
     let text = text.trim();
     if let Some(date) = iso_date(text) {
-        return Ok((date.format("%Y-%m-%d").to_string(), None));
+        return Ok((fhir_date(date), None));
     }
     let (date, quirk) = slash_date(text, order)?;
-    Ok((date.format("%Y-%m-%d").to_string(), Some(quirk)))
+    Ok((fhir_date(date), Some(quirk)))
+}
+
+/// `date.format("%Y-%m-%d")`, written out for the years FHIR can hold (four digits); chrono's formatting
+/// (its format string parsed for every date) for any other year.
+fn fhir_date(date: NaiveDate) -> String {
+    use chrono::Datelike;
+    if (0..=9999).contains(&date.year()) {
+        return format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day());
+    }
+    date.format("%Y-%m-%d").to_string()
 }
 
 /// Read a date with an explicit chrono format (`%m/%d/%Y`).
 pub fn parse_date_with(text: &str, format: &str) -> Result<String, String> {
     NaiveDate::parse_from_str(text.trim(), format)
-        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map(fhir_date)
         .map_err(|_| {
             format!(
                 "invalid date '{}' (expected the format {format})",
@@ -111,6 +121,22 @@ fn slash_date(text: &str, order: DateOrder) -> Result<(NaiveDate, DateQuirk), St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_date_is_written_as_chrono_writes_it() {
+        let mut checked = 0;
+        for year in [
+            -10_000, -1, 0, 1, 99, 999, 1000, 1969, 2024, 9999, 10_000, 262_000,
+        ] {
+            for (month, day) in [(1, 1), (2, 29), (6, 15), (12, 31)] {
+                if let Some(date) = NaiveDate::from_ymd_opt(year, month, day) {
+                    assert_eq!(fhir_date(date), date.format("%Y-%m-%d").to_string());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "{checked}");
+    }
 
     #[test]
     fn reads_iso_and_slash_dates() {

@@ -15,6 +15,7 @@
 
 use super::codes::{CodeTables, Coding};
 use super::dates::{self, DateQuirk};
+use super::member::Member;
 use super::model::DateOrder;
 use crate::canonical::ids;
 use minijinja::machinery::ast::{self, BinOpKind, CallArg, CompareOpKind, Expr, UnaryOpKind};
@@ -30,8 +31,8 @@ enum Node {
     /// A string, integer, boolean or `none` literal.
     Literal(Value),
     /// A variable: a record variable, else the `source_system` global.
-    Var(String),
-    Attr(Box<Node>, String),
+    Var(Member),
+    Attr(Box<Node>, Member),
     Index(Box<Node>, usize),
     List(Vec<Node>),
     /// An object literal: its entries in the order they are evaluated (as written), and that order's
@@ -133,10 +134,10 @@ fn compile(expr: &Expr<'_>) -> Option<Node> {
     Some(match expr {
         Expr::Var(var) => match var.id {
             "reference" | "references" | "fhir_id" | "key" | "now" => return None,
-            name => Node::Var(name.to_owned()),
+            name => Node::Var(Member::new(name)),
         },
         Expr::Const(constant) => Node::Literal(literal(&constant.value)?),
-        Expr::GetAttr(attr) => Node::Attr(Box::new(compile(&attr.expr)?), attr.name.to_owned()),
+        Expr::GetAttr(attr) => Node::Attr(Box::new(compile(&attr.expr)?), Member::new(attr.name)),
         Expr::GetItem(item) => {
             let Expr::Const(index) = &item.subscript_expr else {
                 return None;
@@ -301,9 +302,11 @@ impl<'a> Evaluation<'a, '_> {
     fn eval(&mut self, node: &'a Node) -> Result<Val<'a>, Stop> {
         Ok(match node {
             Node::Literal(value) => literal_value(value),
-            Node::Var(name) => match self.record.get(name) {
+            Node::Var(name) => match self.record.as_object().and_then(|record| name.find(record)) {
                 Some(value) => Val::Json(value),
-                None if name == "source_system" => Val::Text(self.scope.source_system.to_owned()),
+                None if name.name() == "source_system" => {
+                    Val::Text(self.scope.source_system.to_owned())
+                }
                 None => Val::Undefined,
             },
             Node::Attr(base, name) => attribute(self.eval(base)?, name)?,
@@ -506,10 +509,11 @@ fn literal_value(value: &Value) -> Val<'_> {
 }
 
 /// `base.name`, chainable on undefined as the mapping environment is.
-fn attribute<'a>(base: Val<'a>, name: &str) -> Result<Val<'a>, Stop> {
+fn attribute<'a>(base: Val<'a>, member: &Member) -> Result<Val<'a>, Stop> {
+    let name = member.name();
     Ok(match base {
         Val::Undefined => Val::Undefined,
-        Val::Json(Value::Object(map)) => map.get(name).map_or(Val::Undefined, Val::Json),
+        Val::Json(Value::Object(map)) => member.find(map).map_or(Val::Undefined, Val::Json),
         Val::Coding(coding) => {
             let field = match name {
                 "system" => &coding.system,

@@ -9,6 +9,7 @@ pub mod dates;
 mod direct;
 pub mod engine;
 pub mod lint;
+mod member;
 pub mod model;
 pub mod path;
 

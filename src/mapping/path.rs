@@ -29,6 +29,9 @@ pub struct Segment {
     pub is_array: bool,
     /// The index written in the path, if any.
     pub index: Option<Index>,
+    /// The path up to this segment (`.name.given`), built once: where `[=]` finds its `[+]`, and what
+    /// an error names.
+    pub prefix: String,
 }
 
 /// A compiled target path.
@@ -69,6 +72,7 @@ impl TargetPath {
                 name: name.to_owned(),
                 is_array: info.is_array,
                 index,
+                prefix: names.iter().map(|name| format!(".{name}")).collect(),
             });
         }
         if segments.is_empty() || text.is_empty() {
@@ -93,18 +97,16 @@ impl TargetPath {
         cursor: &mut Cursor,
     ) -> Result<(), String> {
         let mut node = resource;
-        let mut prefix = String::new();
         let last = self.segments.len() - 1;
         for (i, segment) in self.segments.iter().enumerate() {
-            prefix.push('.');
-            prefix.push_str(&segment.name);
+            let prefix = &segment.prefix;
             let object = node
                 .as_object_mut()
                 .ok_or_else(|| format!("{}: '{}' is not an object", self.text, prefix))?;
             if i == last {
-                return assign(object, segment, value, cursor, &prefix);
+                return assign(object, segment, value, cursor, prefix);
             }
-            node = child(object, segment, cursor, &prefix)?;
+            node = child(object, segment, cursor, prefix)?;
         }
         Ok(())
     }
