@@ -9,6 +9,7 @@
 
 use super::{Position, QuirkLog, RecordError};
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -210,6 +211,16 @@ impl CsvTable {
     pub fn rows(
         &self,
     ) -> Result<impl Iterator<Item = Result<(RowOffset, Row), RecordError>> + '_, TableError> {
+        self.rows_keeping(None)
+    }
+
+    /// The rows as [`rows`](Self::rows) reads them (every field checked: encoding, control characters,
+    /// duplicate columns, and the same quirks noted), each holding only the columns in `keep`: an index
+    /// pass that needs a user's id and role does not copy the rest of the row.
+    pub fn rows_keeping(
+        &self,
+        keep: Option<&'static [&'static str]>,
+    ) -> Result<impl Iterator<Item = Result<(RowOffset, Row), RecordError>> + '_, TableError> {
         let mut reader = reader_for(&self.path, &self.file)?;
         reader.byte_headers().map_err(|err| TableError::Header {
             file: self.file.clone(),
@@ -263,7 +274,7 @@ impl CsvTable {
                         line,
                         record: pos.record(),
                     };
-                    Some(self.decode(&record, line).map(|row| (offset, row)))
+                    Some(self.decode(&record, line, keep).map(|row| (offset, row)))
                 }
                 Err(err) => Some(Err(self.csv_error(err, start.line() + self.line_fix))),
             }
@@ -303,7 +314,7 @@ impl CsvTable {
             .map_err(|err| self.csv_error(err, offset.line))?;
         let mut record = csv::ByteRecord::new();
         match reader.read_byte_record(&mut record) {
-            Ok(true) => self.decode(&record, offset.line),
+            Ok(true) => self.decode(&record, offset.line, None),
             Ok(false) => Err(RecordError::new(
                 Position::line(&self.file, offset.line),
                 "row vanished while reading",
@@ -323,7 +334,12 @@ impl CsvTable {
         )
     }
 
-    fn decode(&self, record: &csv::ByteRecord, line: u64) -> Result<Row, RecordError> {
+    fn decode(
+        &self,
+        record: &csv::ByteRecord,
+        line: u64,
+        keep: Option<&[&str]>,
+    ) -> Result<Row, RecordError> {
         if record.len() > self.columns.len() {
             return Err(RecordError::new(
                 Position::line(&self.file, line),
@@ -366,7 +382,11 @@ impl CsvTable {
                 Some(&(_, first)) => &self.columns[first],
                 None => column,
             };
-            if column.is_empty() || (values.contains_key(column) && raw.trim_ascii().is_empty()) {
+            // An empty field adds nothing; a blank one does not hide the first of two same-named columns.
+            if column.is_empty()
+                || raw.is_empty()
+                || (raw.trim_ascii().is_empty() && values.contains_key(column))
+            {
                 continue;
             }
             let text = self.decode_text(raw, line, column)?;
@@ -384,7 +404,7 @@ impl CsvTable {
                 ));
             }
             let trimmed = text.trim();
-            if !trimmed.is_empty() {
+            if !trimmed.is_empty() && keep.is_none_or(|keep| keep.contains(&column.as_str())) {
                 values.insert(
                     column.clone(),
                     serde_json::Value::String(trimmed.to_owned()),
@@ -394,15 +414,17 @@ impl CsvTable {
         Ok(Row { line, values })
     }
 
-    fn decode_text(&self, raw: &[u8], line: u64, column: &str) -> Result<String, RecordError> {
+    fn decode_text<'r>(
+        &self,
+        raw: &'r [u8],
+        line: u64,
+        column: &str,
+    ) -> Result<Cow<'r, str>, RecordError> {
         if self.encoding == TextEncoding::Windows1252 {
-            return Ok(encoding_rs::WINDOWS_1252
-                .decode_without_bom_handling(raw)
-                .0
-                .into_owned());
+            return Ok(encoding_rs::WINDOWS_1252.decode_without_bom_handling(raw).0);
         }
         match std::str::from_utf8(raw) {
-            Ok(text) => Ok(text.to_owned()),
+            Ok(text) => Ok(Cow::Borrowed(text)),
             Err(err) if self.encoding == TextEncoding::Utf8 => Err(RecordError::new(
                 Position::line(&self.file, line).with_field(column),
                 format!(
@@ -425,7 +447,7 @@ impl CsvTable {
                     ),
                     Some(line),
                 );
-                Ok(text.into_owned())
+                Ok(text)
             }
         }
     }
@@ -726,6 +748,58 @@ mod tests {
                 .all(|(a, b)| a.message == b.message
                     && a.count == b.count
                     && a.first_line == b.first_line)
+        );
+    }
+
+    #[test]
+    fn rows_keeping_some_columns_check_every_field_as_rows_do() {
+        let bytes: &[u8] =
+            b"sourcedId,givenName\n1,Ana\n2,Jos\xe9\n3,Bad\x01\n,Nobody\n4\n5,Eve,extra\n";
+        let read = |keep| {
+            let (_dir, table, quirks) = table(bytes, TextEncoding::Auto);
+            let rows: Vec<Result<(u64, serde_json::Map<String, serde_json::Value>), String>> =
+                table
+                    .rows_keeping(keep)
+                    .unwrap()
+                    .map(|r| {
+                        r.map(|(_, row)| (row.line, row.values))
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect();
+            let notes: Vec<(String, u64, Option<u64>)> = quirks
+                .snapshot()
+                .into_iter()
+                .map(|n| (n.message, n.count, n.first_line))
+                .collect();
+            (rows, notes)
+        };
+        let (all, all_notes) = read(None);
+        let (kept, kept_notes) = read(Some(&["sourcedId"]));
+        assert_eq!(all_notes, kept_notes, "the same quirks noted");
+        assert!(
+            all_notes.iter().any(|n| n.0.contains("Windows-1252")),
+            "{all_notes:?}"
+        );
+        assert_eq!(all.len(), kept.len());
+        for (whole, some) in all.iter().zip(&kept) {
+            match (whole, some) {
+                (Ok((line, values)), Ok((kept_line, kept_values))) => {
+                    assert_eq!(line, kept_line);
+                    let mut expected = values.clone();
+                    expected.retain(|column, _| column == "sourcedId");
+                    assert_eq!(&expected, kept_values, "line {line}");
+                }
+                (Err(error), Err(kept_error)) => assert_eq!(error, kept_error),
+                other => panic!("rows and rows_keeping disagree: {other:?}"),
+            }
+        }
+        assert!(
+            all.iter().any(Result::is_err),
+            "a control character rejects its row either way"
+        );
+        assert!(
+            kept.iter().flatten().any(|(_, values)| values.is_empty()),
+            "a row without sourcedId"
         );
     }
 

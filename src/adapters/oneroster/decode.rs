@@ -274,7 +274,8 @@ impl OneRosterSource {
 
     fn index_roles(&mut self, roles: &CsvTable) -> Result<(), TableError> {
         self.note_table(roles.file(), roles.columns().to_vec());
-        for item in roles.rows()? {
+        const READ: &[&str] = &["status", "userSourcedId", "role", "orgSourcedId"];
+        for item in roles.rows_keeping(Some(READ))? {
             let Ok((_, row)) = item.map_err(|err| self.early_errors.push(err)) else {
                 continue;
             };
@@ -300,7 +301,8 @@ impl OneRosterSource {
 
     fn index_enrollments(&mut self, enrollments: &CsvTable) -> Result<(), TableError> {
         self.note_table(enrollments.file(), enrollments.columns().to_vec());
-        for item in enrollments.rows()? {
+        const READ: &[&str] = &["status", "role", "userSourcedId"];
+        for item in enrollments.rows_keeping(Some(READ))? {
             let Ok((_, row)) = item.map_err(|err| self.early_errors.push(err)) else {
                 continue;
             };
@@ -321,7 +323,8 @@ impl OneRosterSource {
     fn index_users(&mut self) -> Result<(), TableError> {
         // A second handle on users.csv, so rows stream while the index grows (nothing is collected).
         let table = self.users.reopen();
-        for item in table.rows()? {
+        const READ: &[&str] = &["sourcedId", "role", "agentSourcedIds"];
+        for item in table.rows_keeping(Some(READ))? {
             match item {
                 Err(err) => self.early_errors.push(err),
                 Ok((offset, row)) => self.index_user(offset, &row),
@@ -386,7 +389,7 @@ impl OneRosterSource {
         let file = table.file().to_owned();
         let columns = table.columns().to_vec();
         let mut found = Vec::new();
-        for item in table.rows()? {
+        for item in table.rows_keeping(Some(&["sourcedId"]))? {
             match item {
                 Err(err) => self.early_errors.push(err),
                 Ok((offset, row)) => {
