@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod http;
 pub mod jobs;
 pub mod mapping;
+pub mod members;
 pub mod pipeline;
 pub mod record;
 pub mod store;

@@ -4,6 +4,7 @@
 
 use super::task_status::TaskStatus;
 use super::{SDOHCC_SERVICE_REQUEST, SDOHCC_TASK_REFERRAL, SDOHCC_TEMPORARY_CODES};
+use crate::members::Members;
 use serde_json::Value;
 
 /// The SDOH category codes of the SDOHCC category value set.
@@ -45,7 +46,7 @@ pub struct Violation {
 pub fn check(resource: &Value) -> Vec<Violation> {
     let mut issues = Vec::new();
     let kind = resource
-        .get("resourceType")
+        .member("resourceType")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if kind == "ServiceRequest" && claims(resource, SDOHCC_SERVICE_REQUEST) {
@@ -59,8 +60,8 @@ pub fn check(resource: &Value) -> Vec<Violation> {
 
 fn claims(resource: &Value, profile: &str) -> bool {
     resource
-        .get("meta")
-        .and_then(|meta| meta.get("profile"))
+        .member("meta")
+        .and_then(|meta| meta.member("profile"))
         .and_then(Value::as_array)
         .is_some_and(|profiles| {
             profiles.iter().any(|p| {
@@ -123,20 +124,20 @@ fn check_service_request(sr: &Value, issues: &mut Vec<Violation>) {
         );
     }
     let categories = sr
-        .get("category")
+        .member("category")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
     for (i, category) in categories.iter().enumerate() {
         let codings = category
-            .get("coding")
+            .member("coding")
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
         for (j, coding) in codings.iter().enumerate() {
-            let system = coding.get("system").and_then(Value::as_str);
+            let system = coding.member("system").and_then(Value::as_str);
             let code = coding
-                .get("code")
+                .member("code")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             if system == Some(SDOHCC_TEMPORARY_CODES) && !SDOH_CATEGORIES.contains(&code) {
@@ -157,7 +158,7 @@ fn check_referral_task(task: &Value, issues: &mut Vec<Violation>) {
     for element in ["status", "focus", "for", "authoredOn", "requester", "code"] {
         require(task, element, why, issues);
     }
-    match task.get("intent").and_then(Value::as_str) {
+    match task.member("intent").and_then(Value::as_str) {
         Some("order") => {}
         other => issue(
             issues,
@@ -170,12 +171,12 @@ fn check_referral_task(task: &Value, issues: &mut Vec<Violation>) {
         .and_then(Value::as_array)
         .is_some_and(|codings| {
             codings.iter().any(|c| {
-                c.get("system").and_then(Value::as_str)
+                c.member("system").and_then(Value::as_str)
                     == Some("http://hl7.org/fhir/CodeSystem/task-code")
-                    && c.get("code").and_then(Value::as_str) == Some("fulfill")
+                    && c.member("code").and_then(Value::as_str) == Some("fulfill")
             })
         });
-    if task.get("code").is_some() && !fulfill {
+    if task.member("code").is_some() && !fulfill {
         issue(
             issues,
             "/code",
@@ -208,7 +209,7 @@ fn check_referral_task(task: &Value, issues: &mut Vec<Violation>) {
 }
 
 fn check_task_status(task: &Value, issues: &mut Vec<Violation>) {
-    let Some(code) = task.get("status").and_then(Value::as_str) else {
+    let Some(code) = task.member("status").and_then(Value::as_str) else {
         return;
     };
     match code.parse::<TaskStatus>() {
@@ -227,7 +228,7 @@ fn check_task_status(task: &Value, issues: &mut Vec<Violation>) {
             }
         }
     }
-    if task.get("statusReason").is_some() && task.pointer("/statusReason/text").is_none() {
+    if task.member("statusReason").is_some() && task.pointer("/statusReason/text").is_none() {
         issue(
             issues,
             "/statusReason/text",

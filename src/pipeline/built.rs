@@ -5,6 +5,7 @@
 
 use super::Sink;
 use crate::canonical::bundle;
+use crate::members::Members;
 use serde_json::Value;
 use std::hash::Hasher;
 use std::io::Write;
@@ -96,7 +97,7 @@ impl Built {
         match self {
             Self::Values(values) => values
                 .iter()
-                .filter_map(|r| r.get("resourceType").and_then(Value::as_str))
+                .filter_map(|r| r.member("resourceType").and_then(Value::as_str))
                 .collect(),
             Self::Text(texts) => texts.iter().filter_map(|t| t.kind.as_deref()).collect(),
         }

@@ -24,6 +24,7 @@
 use super::fhirpath::{Env, Expression, ParseError};
 use super::numbers;
 use super::{Issue, IssueSource};
+use crate::members::Members;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -573,7 +574,7 @@ impl<'a> Walker<'a, '_> {
 
     fn resource(&mut self, map: &'a Map<String, Value>, scope: Scope<'a>) {
         let kind = map
-            .get("resourceType")
+            .member("resourceType")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let scope = Scope { kind, ..scope };
@@ -637,7 +638,7 @@ impl<'a> Walker<'a, '_> {
         let Value::Object(map) = value else {
             return;
         };
-        if map.get("resourceType").is_some_and(Value::is_string) {
+        if map.member("resourceType").is_some_and(Value::is_string) {
             let root = if key == "contained" {
                 scope.root
             } else {
@@ -680,7 +681,7 @@ impl<'a> Walker<'a, '_> {
         if key == "period" || key.ends_with("Period") {
             self.run_all(&c.period, value, scope);
         }
-        if map.get("reference").is_some_and(Value::is_string) {
+        if map.member("reference").is_some_and(Value::is_string) {
             self.run_all(&c.reference, value, scope);
         }
         if key == "telecom" {
@@ -719,7 +720,7 @@ impl<'a> Walker<'a, '_> {
     fn run(&mut self, index: usize, node: &'a Value, scope: Scope<'a>) {
         let invariant = &INVARIANTS[index];
         if let Some(needed) = invariant.needs
-            && node.get(needed).is_none()
+            && node.member(needed).is_none()
         {
             return;
         }
@@ -798,7 +799,7 @@ fn element_has_children(map: &Map<String, Value>) -> bool {
         })
         .map(|(_, value)| flat(value))
         .sum();
-    let ids: usize = match map.get("id") {
+    let ids: usize = match map.member("id") {
         Some(id) => flat(id),
         None => map
             .iter()
@@ -815,8 +816,8 @@ fn element_has_children(map: &Map<String, Value>) -> bool {
 
 fn claims(map: &Map<String, Value>, url: &str) -> bool {
     debug_assert!(url.starts_with(SDOHCC));
-    map.get("meta")
-        .and_then(|m| m.get("profile"))
+    map.member("meta")
+        .and_then(|m| m.member("profile"))
         .and_then(Value::as_array)
         .is_some_and(|profiles| {
             profiles
@@ -849,7 +850,7 @@ fn locate(key: &str, node: &Value) -> Vec<(String, String)> {
 
 fn entries(bundle: &Value) -> &[Value] {
     bundle
-        .get("entry")
+        .member("entry")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()
@@ -857,7 +858,7 @@ fn entries(bundle: &Value) -> &[Value] {
 
 fn entries_at_fault(key: &str, bundle: &Value) -> Vec<(String, String)> {
     let kind = bundle
-        .get("type")
+        .member("type")
         .and_then(Value::as_str)
         .unwrap_or_default();
     let (element, wanted, rule) = match key {
@@ -901,7 +902,7 @@ fn duplicate_full_urls(bundle: &Value) -> Vec<(String, String)> {
     let mut seen: HashMap<(&str, Option<&str>), usize> = HashMap::new();
     let mut out = Vec::new();
     for (index, entry) in entries(bundle).iter().enumerate() {
-        let Some(full_url) = entry.get("fullUrl").and_then(Value::as_str) else {
+        let Some(full_url) = entry.member("fullUrl").and_then(Value::as_str) else {
             continue;
         };
         let version = entry

@@ -15,6 +15,7 @@ pub use memo::ValidMemo;
 pub use schema::{ElementInfo, FhirSchema};
 
 use crate::canonical::profile;
+use crate::members::Members;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
@@ -88,7 +89,7 @@ impl Validator {
     }
 
     fn validate_at(&self, resource: &Value, prefix: &str, issues: &mut Vec<Issue>) {
-        let Some(kind) = resource.get("resourceType").and_then(Value::as_str) else {
+        let Some(kind) = resource.member("resourceType").and_then(Value::as_str) else {
             issues.push(Issue {
                 path: prefix.to_owned(),
                 message: "no resourceType (expected a FHIR resource)".into(),
@@ -134,12 +135,12 @@ impl Validator {
         }
         if kind == "Bundle" {
             let entries = resource
-                .get("entry")
+                .member("entry")
                 .and_then(Value::as_array)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             for (index, entry) in entries.iter().enumerate() {
-                if let Some(inner) = entry.get("resource") {
+                if let Some(inner) = entry.member("resource") {
                     self.validate_at(inner, &format!("{entry_prefix}{index}/resource"), issues);
                 }
             }

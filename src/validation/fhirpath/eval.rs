@@ -11,6 +11,7 @@
 
 use super::EvalError;
 use super::parser::{BinOp, Call, EnvVar, Expr, Func, TypeOp, compile_regex};
+use crate::members::Members;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -472,7 +473,7 @@ impl<'a> Evaluator<'a> {
     /// else against the fullUrl or `Type/id` of the Bundle's entries. Nothing is fetched.
     fn resolve(&self, item: &Item<'a>) -> Option<Item<'a>> {
         let reference = match item {
-            Item::Node(Value::Object(map)) => map.get("reference")?.as_str()?,
+            Item::Node(Value::Object(map)) => map.member("reference")?.as_str()?,
             Item::Node(Value::String(s)) => s.as_str(),
             _ => return None,
         };
@@ -480,19 +481,19 @@ impl<'a> Evaluator<'a> {
             if id.is_empty() {
                 return Some(Item::Node(self.env.root_resource));
             }
-            let contained = self.env.root_resource.get("contained")?.as_array()?;
+            let contained = self.env.root_resource.member("contained")?.as_array()?;
             return contained
                 .iter()
-                .find(|r| r.get("id").and_then(Value::as_str) == Some(id))
+                .find(|r| r.member("id").and_then(Value::as_str) == Some(id))
                 .map(Item::Node);
         }
-        let entries = self.env.bundle?.get("entry")?.as_array()?;
+        let entries = self.env.bundle?.member("entry")?.as_array()?;
         entries.iter().find_map(|entry| {
-            let resource = entry.get("resource")?;
-            let full_url = entry.get("fullUrl").and_then(Value::as_str);
+            let resource = entry.member("resource")?;
+            let full_url = entry.member("fullUrl").and_then(Value::as_str);
             let matches = full_url == Some(reference) || {
-                let kind = resource.get("resourceType")?.as_str()?;
-                let id = resource.get("id")?.as_str()?;
+                let kind = resource.member("resourceType")?.as_str()?;
+                let id = resource.member("id")?.as_str()?;
                 reference
                     .strip_suffix(id)
                     .and_then(|r| r.strip_suffix('/'))
@@ -545,12 +546,12 @@ fn navigate<'a>(input: &[Item<'a>], name: &str, first: bool) -> Collection<'a> {
             continue;
         };
         if first && name.starts_with(|c: char| c.is_ascii_uppercase()) {
-            if map.get("resourceType").and_then(Value::as_str) == Some(name) {
+            if map.member("resourceType").and_then(Value::as_str) == Some(name) {
                 out.push(item.clone());
             }
             continue;
         }
-        match map.get(name) {
+        match map.member(name) {
             Some(value) => push_flat(&mut out, value),
             None => {
                 // A choice element: `value` finds valueString, valueQuantity...
@@ -943,7 +944,7 @@ fn is_type(item: &Item<'_>, type_name: &str) -> bool {
         .unwrap_or(type_name);
     match (item, item.scalar()) {
         (Item::Node(Value::Object(map)), _) => {
-            map.get("resourceType").and_then(Value::as_str) == Some(name)
+            map.member("resourceType").and_then(Value::as_str) == Some(name)
                 || (name == "Resource" || name == "DomainResource")
                     && map.contains_key("resourceType")
         }
@@ -984,7 +985,9 @@ fn extensions<'a>(focus: &[Item<'a>], url: &[Item<'a>]) -> Res<'a> {
     let all = navigate(focus, "extension", false);
     Ok(all
         .into_iter()
-        .filter(|e| matches!(e, Item::Node(v) if v.get("url").and_then(Value::as_str) == Some(url)))
+        .filter(
+            |e| matches!(e, Item::Node(v) if v.member("url").and_then(Value::as_str) == Some(url)),
+        )
         .collect())
 }
 
