@@ -390,10 +390,7 @@ impl CsvTable {
                 continue;
             }
             let text = self.decode_text(raw, line, column)?;
-            if let Some(at) = text
-                .chars()
-                .position(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-            {
+            if let Some(at) = control_character(&text) {
                 return Err(RecordError::new(
                     Position::line(&self.file, line).with_field(column),
                     format!(
@@ -451,6 +448,16 @@ impl CsvTable {
             }
         }
     }
+}
+
+/// The character position of the first control character other than tab, LF and CR (all-ASCII text,
+/// nearly every field, checked as bytes).
+fn control_character(text: &str) -> Option<usize> {
+    let refused = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+    if text.is_ascii() {
+        return text.bytes().position(|b| refused(char::from(b)));
+    }
+    text.chars().position(refused)
 }
 
 /// Reads raw bytes of a table to tell a multi-line quoted value from a quote that is never closed.

@@ -6,8 +6,8 @@
 //! schema when a mapping is compiled, so a typo is a `file:line` error, not a surprise in production.
 
 use crate::validation::FhirSchema;
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
 /// How a path segment picks a list element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +41,11 @@ pub struct TargetPath {
     segments: Vec<Segment>,
 }
 
-/// Remembers which element each `[+]` appended, for later `[=]`.
+/// Remembers which element each `[+]` appended, for later `[=]` (keyed by the mapping's own path text,
+/// so a fast hash).
 #[derive(Debug, Default)]
 pub struct Cursor {
-    last: HashMap<String, usize>,
+    last: FxHashMap<String, usize>,
 }
 
 impl TargetPath {
@@ -163,7 +164,12 @@ fn position(list: &mut Vec<Value>, index: Index, cursor: &mut Cursor, prefix: &s
         Index::Append => {
             list.push(Value::Object(Map::new()));
             let at = list.len() - 1;
-            cursor.last.insert(prefix.to_owned(), at);
+            match cursor.last.get_mut(prefix) {
+                Some(slot) => *slot = at,
+                None => {
+                    cursor.last.insert(prefix.to_owned(), at);
+                }
+            }
             at
         }
         Index::Last => {
