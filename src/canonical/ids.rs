@@ -25,12 +25,16 @@ thread_local! {
 
 /// The FHIR id of the resource of type `resource_type` that stands for `source_id` in `source_system`.
 pub fn resource_id(source_system: &str, resource_type: &str, source_id: &str) -> String {
-    let name = format!("{}|{resource_type}|{source_id}", escape(source_system));
+    // Joined without the formatting machinery (this runs for every reference of every record).
+    let name = [&escape(source_system), "|", resource_type, "|", source_id].concat();
     RECENT.with_borrow_mut(|recent| {
         if let Some(id) = recent.get(&name) {
             return id.clone();
         }
-        let id = Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string();
+        let id = Uuid::new_v5(&NAMESPACE, name.as_bytes())
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .to_owned();
         if recent.len() >= MAX_RECENT {
             recent.clear();
         }
@@ -55,10 +59,12 @@ fn escape(value: &str) -> std::borrow::Cow<'_, str> {
 
 /// A relative reference (`Patient/<id>`).
 pub fn reference(source_system: &str, resource_type: &str, source_id: &str) -> String {
-    format!(
-        "{resource_type}/{}",
-        resource_id(source_system, resource_type, source_id)
-    )
+    [
+        resource_type,
+        "/",
+        &resource_id(source_system, resource_type, source_id),
+    ]
+    .concat()
 }
 
 #[cfg(test)]

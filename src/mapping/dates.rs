@@ -35,8 +35,21 @@ pub fn parse_date(text: &str, order: DateOrder) -> Result<(String, Option<DateQu
 /// (its format string parsed for every date) for any other year.
 fn fhir_date(date: NaiveDate) -> String {
     use chrono::Datelike;
-    if (0..=9999).contains(&date.year()) {
-        return format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day());
+    if let Ok(year) = u32::try_from(date.year())
+        && year <= 9999
+    {
+        let digit = |value: u32, place: u32| char::from(b'0' + ((value / place) % 10) as u8);
+        let mut text = String::with_capacity(10);
+        text.extend([
+            digit(year, 1000),
+            digit(year, 100),
+            digit(year, 10),
+            digit(year, 1),
+            '-',
+        ]);
+        text.extend([digit(date.month(), 10), digit(date.month(), 1), '-']);
+        text.extend([digit(date.day(), 10), digit(date.day(), 1)]);
+        return text;
     }
     date.format("%Y-%m-%d").to_string()
 }
