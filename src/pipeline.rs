@@ -18,10 +18,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod built;
+mod line_outcomes;
 mod parallel;
 
 use built::Built;
 pub use built::ResourceText;
+use line_outcomes::{LineOutcome, LineOutcomes};
 
 pub use crate::adapters::niem::DEFAULT_HISTORY_SALT;
 pub use crate::record::OutputFormat;
@@ -111,7 +113,8 @@ pub struct Summary {
     #[serde(skip)]
     keep_outcomes: bool,
     #[serde(skip)]
-    lines: BTreeMap<String, BTreeMap<u64, LineOutcome>>,
+    /// Per file (its name in lower case), what became of each line.
+    lines: BTreeMap<String, LineOutcomes>,
 }
 
 /// How the rows of one source file were accounted for.
@@ -135,13 +138,6 @@ pub struct FileTally {
     pub unaccounted: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum LineOutcome {
-    WithoutOutput,
-    Converted,
-    Rejected,
-}
-
 /// What happened to one record (kept for corpus runs).
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordOutcome {
@@ -157,15 +153,19 @@ impl Summary {
     /// What became of the record at `position` (its line, or its element in a JSON array).
     fn tally(&mut self, position: &record::Position, outcome: LineOutcome) {
         let file = &position.file;
-        if let Some(line) = position.unit() {
-            let slot = self
-                .lines
-                .entry(file.to_ascii_lowercase())
-                .or_default()
-                .entry(line)
-                .or_insert(outcome);
-            *slot = (*slot).max(outcome);
-        }
+        let Some(line) = position.unit() else {
+            return;
+        };
+        // Most names are lower case already: no new key for every line.
+        let lines = if file.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.lines.entry(file.to_ascii_lowercase()).or_default()
+        } else {
+            match self.lines.get_mut(file.as_str()) {
+                Some(lines) => lines,
+                None => self.lines.entry(file.clone()).or_default(),
+            }
+        };
+        lines.record(line, outcome);
     }
 
     /// Reconcile, per file, the rows read with what became of them.
@@ -180,7 +180,7 @@ impl Summary {
         let decided = |file: &str, line: u64| {
             self.lines
                 .get(&file.to_ascii_lowercase())
-                .is_some_and(|d| d.contains_key(&line))
+                .is_some_and(|d| d.contains(line))
         };
         self.records_skipped = skipped_lines
             .iter()
@@ -202,13 +202,10 @@ impl Summary {
                 file: file.clone(),
                 ..FileTally::default()
             });
-            for outcome in lines.values() {
-                match outcome {
-                    LineOutcome::Converted => tally.converted += 1,
-                    LineOutcome::WithoutOutput => tally.without_output += 1,
-                    LineOutcome::Rejected => tally.rejected += 1,
-                }
-            }
+            let (without_output, converted, rejected) = lines.counts();
+            tally.without_output += without_output;
+            tally.converted += converted;
+            tally.rejected += rejected;
         }
         for (file, lines) in &skipped_lines {
             let key = file.to_ascii_lowercase();
@@ -219,7 +216,7 @@ impl Summary {
             });
             tally.skipped += lines
                 .iter()
-                .filter(|l| decided.is_none_or(|d| !d.contains_key(l)))
+                .filter(|l| decided.is_none_or(|d| !d.contains(**l)))
                 .count() as u64;
         }
         for (key, tally) in files.iter_mut() {
@@ -351,7 +348,10 @@ impl<W: Write> Sink for NdjsonSink<W> {
         }
         for resource in resources {
             let key = resource.key();
-            if key.as_ref().is_some_and(|k| !self.seen.insert(hash128(k))) {
+            if key
+                .as_ref()
+                .is_some_and(|k| !self.seen.insert(crate::record::id_hash::hash128(k)))
+            {
                 continue;
             }
             self.resources += 1;
@@ -815,7 +815,7 @@ enum Check {
 
 impl BuiltIds {
     fn check(&mut self, key: &str, digest: u64, at: &record::Position) -> Check {
-        let id = hash128(key);
+        let id = crate::record::id_hash::hash128(key);
         if let Some(&(first, file, unit)) = self.ids.get(&id) {
             if first == digest {
                 return Check::Seen;
@@ -850,22 +850,6 @@ fn describe_unit(file: &str, unit: u64) -> String {
         u if u & ELEMENT_UNIT != 0 => format!("{file} element {}", u & !ELEMENT_UNIT),
         line => format!("{file} line {line}"),
     }
-}
-
-fn hash64(text: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// A 128-bit hash (two SipHash passes told apart by a prefix), so that two different ids sharing one
-/// is not a concern even for hundreds of millions of ids.
-fn hash128(text: &str) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let mut second = std::collections::hash_map::DefaultHasher::new();
-    (1u8, text).hash(&mut second);
-    (u128::from(hash64(text)) << 64) | u128::from(second.finish())
 }
 
 struct Group {

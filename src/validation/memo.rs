@@ -4,7 +4,8 @@
 //! referral bundles, identical to the byte. Validation is a pure function of the resource, so an identical
 //! resource gets the verdict it got before: nothing is checked less. A resource is remembered (a copy, to
 //! compare with in full: a digest alone could collide) the second time it is seen valid, so resources that
-//! occur once (each referral's ServiceRequest and Task) cost only a digest; both tables are bounded.
+//! occur once (each referral's ServiceRequest and Task) cost only a digest; both tables are bounded, the
+//! copies by the memory they take (so a long run's memory stops growing once the memo is full).
 
 use super::{Issue, Validator};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -14,15 +15,17 @@ use std::hash::{Hash, Hasher};
 /// Digests of resources seen valid once, at most (then forgotten, and counting starts again).
 const MAX_SEEN: usize = 65_536;
 
-/// Copies of resources seen valid twice or more, at most (then no more are remembered).
-const MAX_REMEMBERED: usize = 4_096;
+/// Memory the copies of resources seen valid twice or more may take, at most (then no more are
+/// remembered): 4 MiB per mapping thread, a few thousand Organizations and Practitioners.
+const MAX_REMEMBERED_BYTES: usize = 4 << 20;
 
 /// The memo of one mapping thread.
 #[derive(Default)]
 pub struct ValidMemo {
     seen_once: FxHashSet<u64>,
     remembered: FxHashMap<u64, Vec<Value>>,
-    count: usize,
+    /// What the copies take, as [`footprint`] counts it.
+    remembered_bytes: usize,
 }
 
 impl ValidMemo {
@@ -50,12 +53,15 @@ impl ValidMemo {
                 self.seen_once.clear();
             }
             self.seen_once.insert(digest);
-        } else if self.count < MAX_REMEMBERED {
-            self.remembered
-                .entry(digest)
-                .or_default()
-                .push(resource.clone());
-            self.count += 1;
+        } else {
+            let bytes = footprint(resource);
+            if self.remembered_bytes + bytes <= MAX_REMEMBERED_BYTES {
+                self.remembered
+                    .entry(digest)
+                    .or_default()
+                    .push(resource.clone());
+                self.remembered_bytes += bytes;
+            }
         }
     }
 }
@@ -75,6 +81,24 @@ fn same(a: &Value, b: &Value) -> bool {
                     .all(|((key_a, a), (key_b, b))| key_a == key_b && same(a, b))
         }
         _ => a == b,
+    }
+}
+
+/// About the heap memory a copy of `value` takes: its text, and a few words for each value, member and
+/// item (what `serde_json::Value` and its ordered maps hold beside the text).
+fn footprint(value: &Value) -> usize {
+    const NODE: usize = 80;
+    match value {
+        Value::String(text) => NODE + text.len(),
+        Value::Number(number) => NODE + number.as_str().len(),
+        Value::Array(items) => NODE + items.iter().map(footprint).sum::<usize>(),
+        Value::Object(map) => {
+            NODE + map
+                .iter()
+                .map(|(key, item)| NODE + key.len() + footprint(item))
+                .sum::<usize>()
+        }
+        Value::Null | Value::Bool(_) => NODE,
     }
 }
 
@@ -131,9 +155,11 @@ mod tests {
             assert!(memo.validate(&validator, &valid).is_empty());
         }
         assert_eq!(
-            memo.count, 1,
+            memo.remembered.values().map(Vec::len).sum::<usize>(),
+            1,
             "remembered once, the second time it was valid"
         );
+        assert_eq!(memo.remembered_bytes, footprint(&valid));
         let invalid =
             json!({"resourceType": "Organization", "id": "o1", "name": "Food bank", "bogus": 1});
         for _ in 0..3 {
@@ -148,5 +174,24 @@ mod tests {
         let other = json!({"resourceType": "Organization", "id": "o1", "name": "Food bank 2"});
         assert_ne!(digest(&other), digest(&valid));
         assert!(memo.validate(&validator, &other).is_empty());
+    }
+
+    #[test]
+    fn the_copies_stop_at_their_memory_budget() {
+        let validator = Validator::new();
+        let mut memo = ValidMemo::default();
+        let note = "x".repeat(4096);
+        for n in 0..2_000 {
+            let org = json!({"resourceType": "Organization", "id": format!("o{n}"), "name": note});
+            memo.validate(&validator, &org);
+            memo.validate(&validator, &org);
+        }
+        assert!(memo.remembered_bytes <= MAX_REMEMBERED_BYTES);
+        assert!(
+            memo.remembered_bytes > MAX_REMEMBERED_BYTES - 8192,
+            "filled to its budget"
+        );
+        let copies: usize = memo.remembered.values().map(Vec::len).sum();
+        assert!((800..1_000).contains(&copies), "{copies} copies");
     }
 }

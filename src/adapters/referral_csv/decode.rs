@@ -110,12 +110,13 @@ impl<'r> ReferralSource<'r> {
 
     /// One record per referral row, or the reason the row cannot be used.
     pub fn records(&self) -> Result<impl Iterator<Item = Decoded> + '_, TableError> {
-        let mut seen: HashMap<String, u64> = HashMap::new();
+        // Each referral id seen, by its 128-bit hash (16 bytes a row, however long the ids).
+        let mut seen: HashMap<u128, u64> = HashMap::new();
         Ok(self.table.rows()?.map(move |item| {
             let (_, row) = item?;
             let position = Position::line(self.table.file(), row.line);
             let id = row.get("referral_id").ok_or_else(|| missing(&position, "referral_id", "the referral's id in the sending system"))?.to_owned();
-            if let Some(first) = seen.insert(id.clone(), row.line) {
+            if let Some(first) = seen.insert(crate::record::id_hash::hash128(&id), row.line) {
                 return Err(RecordError::new(
                     position.with_field("referral_id"),
                     format!("duplicate referral_id '{id}' (first seen on line {first}); expected each referral once"),
