@@ -656,10 +656,12 @@ impl Stage<'_> {
         group: &mut Group,
         summary: &mut Summary,
     ) -> std::io::Result<()> {
-        let processed = processed.and_then(|resources| {
-            self.check_collision(record, &resources, digest)?;
-            Ok(resources)
-        });
+        let processed = match processed {
+            Ok(resources) => self
+                .check_collision(record, &resources, digest)?
+                .map(|()| resources),
+            Err(error) => Err(error),
+        };
         match processed {
             Ok(resources) if resources.is_empty() => {
                 summary.tally(&record.position, LineOutcome::WithoutOutput);
@@ -692,15 +694,15 @@ impl Stage<'_> {
         record: &SourceRecord,
         resources: &Built,
         digest: Option<u64>,
-    ) -> Result<(), RecordError> {
+    ) -> std::io::Result<Result<(), RecordError>> {
         let Some(key) = resources.lead_key().filter(|_| !self.passthrough) else {
-            return Ok(());
+            return Ok(Ok(()));
         };
         let Some(digest) = digest.or_else(|| resources.lead_digest()) else {
-            return Ok(());
+            return Ok(Ok(()));
         };
         let mut built = self.built.borrow_mut();
-        match built.check(&key, digest, &record.position) {
+        Ok(match built.check(&key, digest, &record.position)? {
             Check::Collides(at) => Err(RecordError::new(
                 record.position.clone(),
                 format!(
@@ -717,7 +719,7 @@ impl Stage<'_> {
                 }
                 Ok(())
             }
-        }
+        })
     }
 }
 
@@ -789,18 +791,32 @@ impl Mapper<'_> {
     }
 }
 
-/// How many lead-resource ids the collision check remembers (about 32 bytes each, so at most ~130 MB).
+/// How many lead-resource ids the collision check remembers (40 bytes each, past
+/// [`IN_MEMORY_IDS`] in a temporary file: at most ~230 MB of disk).
 const MAX_TRACKED_IDS: usize = 4_000_000;
 
-/// The ids of the resources built so far, for the collision check, in bounded memory: never the ids or
-/// the content, only a 128-bit hash of the id, a 64-bit digest of the content and where it was built (an
-/// index into the few file names, and the line). At most [`MAX_TRACKED_IDS`] ids are remembered; past
-/// that, new ids are not compared (noted once as a quirk) rather than letting the map grow with the export.
-#[derive(Default)]
+/// How many ids an id table of a run keeps in memory before the rest go to its file (about 5 MB).
+pub(crate) const IN_MEMORY_IDS: usize = 65_536;
+
+/// The ids of the resources built so far, for the collision check: never the ids or the content, only a
+/// 128-bit hash of the id, a 64-bit digest of the content and where it was built (an index into the few
+/// file names, and the line), the first [`IN_MEMORY_IDS`] in memory and the rest on disk
+/// ([`record::id_table`]). At most [`MAX_TRACKED_IDS`] ids are remembered; past that, new ids are not
+/// compared (noted once as a quirk).
 struct BuiltIds {
-    ids: std::collections::HashMap<u128, (u64, u32, u64)>,
+    ids: record::id_table::IdTable,
     files: Vec<String>,
     full: bool,
+}
+
+impl Default for BuiltIds {
+    fn default() -> Self {
+        Self {
+            ids: record::id_table::IdTable::new(IN_MEMORY_IDS),
+            files: Vec::new(),
+            full: false,
+        }
+    }
 }
 
 /// What the collision check found.
@@ -814,19 +830,15 @@ enum Check {
 }
 
 impl BuiltIds {
-    fn check(&mut self, key: &str, digest: u64, at: &record::Position) -> Check {
-        let id = crate::record::id_hash::hash128(key);
-        if let Some(&(first, file, unit)) = self.ids.get(&id) {
-            if first == digest {
-                return Check::Seen;
-            }
-            let file = self.files.get(file as usize).cloned().unwrap_or_default();
-            return Check::Collides(describe_unit(&file, unit));
-        }
+    fn check(&mut self, key: &str, digest: u64, at: &record::Position) -> std::io::Result<Check> {
+        let id = record::id_hash::hash128(key);
         if self.ids.len() >= MAX_TRACKED_IDS {
+            if let Some(first) = self.ids.get(id)? {
+                return Ok(self.compare(first, digest));
+            }
             let untracked = !self.full;
             self.full = true;
-            return Check::New { untracked };
+            return Ok(Check::New { untracked });
         }
         let file = match self.files.iter().position(|f| *f == at.file) {
             Some(index) => index,
@@ -835,10 +847,24 @@ impl BuiltIds {
                 self.files.len() - 1
             }
         };
-        let file = u32::try_from(file).unwrap_or(u32::MAX);
-        self.ids
-            .insert(id, (digest, file, at.unit().unwrap_or_default()));
-        Check::New { untracked: false }
+        let here = [digest, file as u64, at.unit().unwrap_or_default()];
+        Ok(match self.ids.insert(id, here)? {
+            Some(first) => self.compare(first, digest),
+            None => Check::New { untracked: false },
+        })
+    }
+
+    /// The id was built before as `first` (digest, file, unit): the same content, or a collision.
+    fn compare(&self, [first, file, unit]: record::id_table::Values, digest: u64) -> Check {
+        if first == digest {
+            return Check::Seen;
+        }
+        let file = usize::try_from(file)
+            .ok()
+            .and_then(|index| self.files.get(index))
+            .cloned()
+            .unwrap_or_default();
+        Check::Collides(describe_unit(&file, unit))
     }
 }
 
@@ -956,20 +982,46 @@ mod tests {
         let mut built = BuiltIds::default();
         let at = |line| record::Position::line("users.csv", line);
         assert!(matches!(
-            built.check("Patient/a", 1, &at(2)),
+            built.check("Patient/a", 1, &at(2)).unwrap(),
             Check::New { untracked: false }
         ));
-        assert!(matches!(built.check("Patient/a", 1, &at(3)), Check::Seen));
-        match built.check("Patient/a", 2, &at(4)) {
+        assert!(matches!(
+            built.check("Patient/a", 1, &at(3)).unwrap(),
+            Check::Seen
+        ));
+        match built.check("Patient/a", 2, &at(4)).unwrap() {
             Check::Collides(first) => assert_eq!(first, "users.csv line 2"),
             _ => panic!("a collision"),
         }
         assert_eq!(built.files, vec!["users.csv".to_owned()]);
         let element = record::Position::file("students.json").with_field("[3].studentUniqueId");
-        built.check("Patient/b", 1, &element);
-        match built.check("Patient/b", 2, &at(5)) {
+        built.check("Patient/b", 1, &element).unwrap();
+        match built.check("Patient/b", 2, &at(5)).unwrap() {
             Check::Collides(first) => assert_eq!(first, "students.json element 3"),
             _ => panic!("a collision"),
         }
+    }
+
+    /// Past the ids kept in memory, a collision is found (and named) as before.
+    #[test]
+    fn a_collision_past_the_ids_kept_in_memory_names_the_first_row() {
+        let mut built = BuiltIds::default();
+        let at = |line| record::Position::line("referrals.csv", line);
+        let rows = IN_MEMORY_IDS as u64 + 5_000;
+        for line in 2..rows {
+            let check = built.check(&format!("ServiceRequest/{line}"), line, &at(line));
+            assert!(matches!(check.unwrap(), Check::New { untracked: false }));
+        }
+        assert_eq!(built.ids.len() as u64, rows - 2);
+        let late = rows - 10;
+        match built
+            .check(&format!("ServiceRequest/{late}"), 1, &at(rows))
+            .unwrap()
+        {
+            Check::Collides(first) => assert_eq!(first, format!("referrals.csv line {late}")),
+            _ => panic!("a collision"),
+        }
+        let same = built.check(&format!("ServiceRequest/{late}"), late, &at(rows + 1));
+        assert!(matches!(same.unwrap(), Check::Seen));
     }
 }

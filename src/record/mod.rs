@@ -7,6 +7,7 @@
 //! pipeline, the configuration and the store consume them, and none depends on another through them.
 
 pub mod id_hash;
+pub mod id_table;
 pub mod org_ref;
 pub mod quirks;
 pub mod resource_ref;

@@ -5,8 +5,8 @@ use crate::adapters::oneroster::tables as roster_tables;
 use crate::adapters::oneroster::{OneRosterSource, StaffLookup};
 use crate::adapters::values::{object, values_or_null};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
+use crate::record::id_table::IdTable;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const REFERRAL_COLUMNS: &[&str] = &[
@@ -110,13 +110,19 @@ impl<'r> ReferralSource<'r> {
 
     /// One record per referral row, or the reason the row cannot be used.
     pub fn records(&self) -> Result<impl Iterator<Item = Decoded> + '_, TableError> {
-        // Each referral id seen, by its 128-bit hash (16 bytes a row, however long the ids).
-        let mut seen: HashMap<u128, u64> = HashMap::new();
+        // Each referral id seen, by its 128-bit hash, past a number on disk (`IdTable`).
+        let mut seen = IdTable::new(crate::pipeline::IN_MEMORY_IDS);
         Ok(self.table.rows()?.map(move |item| {
             let (_, row) = item?;
             let position = Position::line(self.table.file(), row.line);
             let id = row.get("referral_id").ok_or_else(|| missing(&position, "referral_id", "the referral's id in the sending system"))?.to_owned();
-            if let Some(first) = seen.insert(crate::record::id_hash::hash128(&id), row.line) {
+            let first = seen.insert(crate::record::id_hash::hash128(&id), [row.line, 0, 0]).map_err(|err| {
+                RecordError::new(
+                    position.clone().with_field("referral_id"),
+                    format!("cannot check referral_id '{id}' against the ids seen: {err}"),
+                )
+            })?;
+            if let Some([first, ..]) = first {
                 return Err(RecordError::new(
                     position.with_field("referral_id"),
                     format!("duplicate referral_id '{id}' (first seen on line {first}); expected each referral once"),

@@ -1,0 +1,323 @@
+//! The ids a run has seen, with a few numbers each (a line, a digest), in memory up to a size and past
+//! it in a temporary file, so that a run's memory stops growing with its rows while it still knows every
+//! id: a duplicate row or a collision at the millionth row is found as at the tenth.
+//!
+//! Ids are kept by their 128-bit hash ([`super::id_hash`]). The first [`IdTable::new`]'s `in_memory` ids
+//! live in a hash map; the rest in an open-addressing table on disk, in pages of [`SLOTS`] slots written
+//! and read with positioned writes and reads (the operating system's page cache holds the hot pages; they
+//! are not the process's memory), with a byte a page and a Bloom filter in memory. The file is anonymous (removed as soon as it is made) and holds only hashes,
+//! line numbers and digests: nothing of a record's content.
+
+use rustc_hash::FxHashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+/// What is kept with an id.
+pub type Values = [u64; 3];
+
+/// Bytes of one slot: the id's hash and its values.
+const SLOT: usize = 16 + 8 * 3;
+/// Slots in one page of the file.
+const SLOTS: usize = 4096 / SLOT;
+/// Bytes of one page (the slots; the rest of 4 KiB is unused).
+const PAGE: usize = SLOTS * SLOT;
+
+/// Ids seen, in memory up to a size, then on disk.
+pub struct IdTable {
+    memory: FxHashMap<u128, Values>,
+    in_memory: usize,
+    disk: Option<DiskTable>,
+}
+
+impl IdTable {
+    /// A table that keeps its first `in_memory` ids in memory.
+    pub fn new(in_memory: usize) -> Self {
+        Self {
+            memory: FxHashMap::default(),
+            in_memory,
+            disk: None,
+        }
+    }
+
+    /// The values kept with `id`, if it was seen.
+    pub fn get(&self, id: u128) -> io::Result<Option<Values>> {
+        if let Some(values) = self.memory.get(&id) {
+            return Ok(Some(*values));
+        }
+        match &self.disk {
+            Some(disk) => disk.get(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Keep `values` with `id` unless it was seen: then its values are returned and nothing changes.
+    pub fn insert(&mut self, id: u128, values: Values) -> io::Result<Option<Values>> {
+        if let Some(seen) = self.memory.get(&id) {
+            return Ok(Some(*seen));
+        }
+        if let Some(disk) = &mut self.disk {
+            return disk.insert(id, values);
+        }
+        if self.memory.len() < self.in_memory {
+            self.memory.insert(id, values);
+            return Ok(None);
+        }
+        self.disk.insert(DiskTable::create(64)?).insert(id, values)
+    }
+
+    /// How many ids it holds.
+    pub fn len(&self) -> usize {
+        self.memory.len() + self.disk.as_ref().map_or(0, |d| d.len)
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An open-addressing hash table in an anonymous file: `pages` pages (a power of two) of slots; an id
+/// goes in the first page from its home page on that has a free slot, and a page's slots fill in order.
+/// In memory it keeps only how full each page is (a byte a page) and a Bloom filter of its ids (10 bits
+/// an id): a new id (nearly every one) is written with one positioned write and no read; only an id the
+/// filter may have seen (a repeat, or 1 in 100 new ones) is looked for in the file.
+struct DiskTable {
+    file: File,
+    pages: u64,
+    len: usize,
+    /// Slots used in each page.
+    fill: Vec<u8>,
+    seen: Bloom,
+}
+
+/// Grow when the table is this full (tenths).
+const MAX_LOAD_TENTHS: usize = 7;
+
+impl DiskTable {
+    fn create(pages: u64) -> io::Result<Self> {
+        let file = tempfile::tempfile()?;
+        file.set_len(pages * PAGE as u64)?;
+        let capacity = pages as usize * SLOTS * MAX_LOAD_TENTHS / 10;
+        Ok(Self {
+            file,
+            pages,
+            len: 0,
+            fill: vec![0; pages as usize],
+            seen: Bloom::new(capacity),
+        })
+    }
+
+    fn get(&self, id: u128) -> io::Result<Option<Values>> {
+        let key = stored_key(id);
+        if !self.seen.may_hold(key) {
+            return Ok(None);
+        }
+        self.find(key)
+    }
+
+    /// Keep `values` with `id` unless it is there (then its values).
+    fn insert(&mut self, id: u128, values: Values) -> io::Result<Option<Values>> {
+        let key = stored_key(id);
+        if self.seen.may_hold(key)
+            && let Some(seen) = self.find(key)?
+        {
+            return Ok(Some(seen));
+        }
+        if (self.len + 1) * 10 > self.pages as usize * SLOTS * MAX_LOAD_TENTHS {
+            self.grow()?;
+        }
+        let (page, index) = self.free_slot(key)?;
+        self.file
+            .write_all_at(&slot_bytes(key, values), slot_offset(page, index))?;
+        self.taken(page, key);
+        Ok(None)
+    }
+
+    /// The id's values, read from the pages on its way up to the first page with room (where it would be).
+    fn find(&self, key: u128) -> io::Result<Option<Values>> {
+        let mut page = [0u8; PAGE];
+        for number in self.probe(key) {
+            let used = usize::from(self.fill[number as usize]);
+            let bytes = &mut page[..used * SLOT];
+            self.file.read_exact_at(bytes, number * PAGE as u64)?;
+            if let Some(slot) = bytes.chunks_exact(SLOT).find(|s| slot_key(s) == key) {
+                return Ok(Some(slot_values(slot)));
+            }
+            if used < SLOTS {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The page and slot a new key goes in.
+    fn free_slot(&self, key: u128) -> io::Result<(u64, usize)> {
+        self.probe(key)
+            .find(|&number| usize::from(self.fill[number as usize]) < SLOTS)
+            .map(|number| (number, usize::from(self.fill[number as usize])))
+            .ok_or_else(|| io::Error::other("the on-disk id table is full"))
+    }
+
+    fn taken(&mut self, page: u64, key: u128) {
+        self.fill[page as usize] += 1;
+        self.seen.add(key);
+        self.len += 1;
+    }
+
+    /// Twice the pages: every id moved to a new file, a run of old pages at a time, each new page's new
+    /// slots written together.
+    fn grow(&mut self) -> io::Result<()> {
+        const RUN: u64 = 64;
+        let mut bigger = DiskTable::create(self.pages * 2)?;
+        let mut run = vec![0u8; RUN as usize * PAGE];
+        for first in (0..self.pages).step_by(RUN as usize) {
+            let pages = RUN.min(self.pages - first);
+            let bytes = &mut run[..pages as usize * PAGE];
+            self.file.read_exact_at(bytes, first * PAGE as u64)?;
+            // New slots per new page, in the order they were taken (consecutive in the page).
+            let mut written: std::collections::BTreeMap<u64, (usize, Vec<u8>)> = Default::default();
+            for (offset, page) in bytes.chunks_exact(PAGE).enumerate() {
+                let used = usize::from(self.fill[first as usize + offset]);
+                for slot in page[..used * SLOT].chunks_exact(SLOT) {
+                    let key = slot_key(slot);
+                    let (number, index) = bigger.free_slot(key)?;
+                    let (start, pending) = written.entry(number).or_insert((index, Vec::new()));
+                    debug_assert_eq!(*start + pending.len() / SLOT, index);
+                    pending.extend_from_slice(slot);
+                    bigger.taken(number, key);
+                }
+            }
+            for (number, (start, pending)) in written {
+                bigger
+                    .file
+                    .write_all_at(&pending, slot_offset(number, start))?;
+            }
+        }
+        *self = bigger;
+        Ok(())
+    }
+
+    /// The pages a stored key may be in, from its home page on (every page, at most).
+    fn probe(&self, key: u128) -> impl Iterator<Item = u64> + use<> {
+        let home = (key as u64) & (self.pages - 1);
+        let pages = self.pages;
+        (0..pages).map(move |step| (home + step) & (pages - 1))
+    }
+}
+
+fn slot_offset(page: u64, index: usize) -> u64 {
+    page * PAGE as u64 + (index * SLOT) as u64
+}
+
+fn slot_bytes(key: u128, values: Values) -> [u8; SLOT] {
+    let mut slot = [0u8; SLOT];
+    slot[..16].copy_from_slice(&key.to_le_bytes());
+    for (bytes, value) in slot[16..].chunks_exact_mut(8).zip(values) {
+        bytes.copy_from_slice(&value.to_le_bytes());
+    }
+    slot
+}
+
+/// A Bloom filter of stored keys, 10 bits a key and 7 probes (about 1 false "may hold" in 100), the
+/// probes taken from the key itself (already a hash).
+struct Bloom {
+    bits: Vec<u64>,
+}
+
+impl Bloom {
+    const PROBES: u64 = 7;
+
+    fn new(keys: usize) -> Self {
+        Self {
+            bits: vec![0; (keys * 10).div_ceil(64).max(1)],
+        }
+    }
+
+    fn positions(&self, key: u128) -> impl Iterator<Item = usize> + use<> {
+        let (low, high) = (key as u64, (key >> 64) as u64 | 1);
+        let size = self.bits.len() as u64 * 64;
+        (0..Self::PROBES).map(move |i| (low.wrapping_add(i.wrapping_mul(high)) % size) as usize)
+    }
+
+    fn add(&mut self, key: u128) {
+        for bit in self.positions(key) {
+            self.bits[bit / 64] |= 1 << (bit % 64);
+        }
+    }
+
+    fn may_hold(&self, key: u128) -> bool {
+        self.positions(key)
+            .all(|bit| self.bits[bit / 64] & (1 << (bit % 64)) != 0)
+    }
+}
+
+/// An id whose hash is 0 is kept as 1 (one in 2^128), as in the file a slot of zeros is never read as an
+/// id (only the slots a page's fill says are taken are read).
+fn stored_key(id: u128) -> u128 {
+    id.max(1)
+}
+
+fn slot_key(slot: &[u8]) -> u128 {
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&slot[..16]);
+    u128::from_le_bytes(bytes)
+}
+
+fn slot_values(slot: &[u8]) -> Values {
+    let mut values = [0u64; 3];
+    for (value, bytes) in values.iter_mut().zip(slot[16..].chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(bytes);
+        *value = u64::from_le_bytes(word);
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::id_hash::hash128;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ids_past_the_memory_part_are_found_on_disk_after_it_grows() {
+        let mut table = IdTable::new(1_000);
+        for n in 0..100_000u64 {
+            let id = hash128(&format!("ref-{n}"));
+            assert_eq!(table.insert(id, [n, n * 2, 7]).unwrap(), None, "{n}");
+        }
+        assert_eq!(table.len(), 100_000);
+        assert_eq!(table.memory.len(), 1_000);
+        let disk = table.disk.as_ref().unwrap();
+        assert!(disk.pages > 64, "grew: {} pages", disk.pages);
+        for n in (0..100_000u64).step_by(7) {
+            let id = hash128(&format!("ref-{n}"));
+            assert_eq!(table.get(id).unwrap(), Some([n, n * 2, 7]));
+            assert_eq!(table.insert(id, [0, 0, 0]).unwrap(), Some([n, n * 2, 7]));
+        }
+        assert_eq!(table.get(hash128("ref-100000")).unwrap(), None);
+        assert_eq!(table.len(), 100_000);
+    }
+
+    proptest! {
+        /// The table answers as a map of every id inserted would, whatever the split between memory and disk.
+        #[test]
+        fn answers_as_a_map_does(in_memory in 0usize..20, ids in prop::collection::vec(0u128..400, 0..600)) {
+            let mut table = IdTable::new(in_memory);
+            let mut map = std::collections::HashMap::new();
+            for (n, id) in ids.iter().enumerate() {
+                // Small ids crowd a few home pages: probing past full pages is exercised.
+                let id = id << 64;
+                let values = [n as u64, 1, 2];
+                let expected = map.get(&id).copied();
+                prop_assert_eq!(table.insert(id, values).unwrap(), expected);
+                map.entry(id).or_insert(values);
+            }
+            prop_assert_eq!(table.len(), map.len());
+            for id in 0u128..401 {
+                prop_assert_eq!(table.get(id << 64).unwrap(), map.get(&(id << 64)).copied());
+            }
+        }
+    }
+}
