@@ -13,7 +13,7 @@ use crate::record::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
 use crate::validation::Validator;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -292,8 +292,8 @@ pub trait Sink {
 pub struct NdjsonSink<W: Write> {
     out: W,
     format: OutputFormat,
-    /// 128-bit hashes of the `Type/id` written (16 bytes each, never the ids).
-    seen: HashSet<u128>,
+    /// 128-bit hashes of the `Type/id` written (never the ids), past a number on disk.
+    seen: record::id_table::IdTable,
     lines: u64,
     resources: u64,
 }
@@ -304,7 +304,7 @@ impl<W: Write> NdjsonSink<W> {
         Self {
             out,
             format,
-            seen: HashSet::new(),
+            seen: record::id_table::IdTable::new(IN_MEMORY_IDS),
             lines: 0,
             resources: 0,
         }
@@ -348,9 +348,11 @@ impl<W: Write> Sink for NdjsonSink<W> {
         }
         for resource in resources {
             let key = resource.key();
-            if key
-                .as_ref()
-                .is_some_and(|k| !self.seen.insert(crate::record::id_hash::hash128(k)))
+            if let Some(key) = key
+                && self
+                    .seen
+                    .insert(record::id_hash::hash128(&key), [0; 3])?
+                    .is_some()
             {
                 continue;
             }

@@ -7,6 +7,7 @@ use super::tables;
 use crate::adapters::csv_table::{CsvTable, Row, RowOffset, TableError, TableSpec, TextEncoding};
 use crate::adapters::oneroster::{Export, ExportError};
 use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
+use crate::record::{id_hash, id_table::IdTable};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -258,7 +259,8 @@ impl HmisSource {
             Some(table) => Some(table.rows()?),
             None => None,
         };
-        let mut seen: HashMap<String, u64> = HashMap::new();
+        // Each id seen, by its 128-bit hash, past a number on disk (`IdTable`).
+        let mut seen = IdTable::new(crate::pipeline::IN_MEMORY_IDS);
         Ok(rows
             .into_iter()
             .flatten()
@@ -266,18 +268,25 @@ impl HmisSource {
                 Err(err) => Some(Err(err)),
                 Ok((_, row)) => {
                     let row = self.live(row, file)?;
-                    if let Some(id) = row.get(key)
-                        && let Some(first) = seen.get(id)
-                    {
-                        return Some(Err(RecordError::new(
-                            Position::line(file, row.line).with_field(key),
-                            format!(
-                                "duplicate {key} '{id}' (first seen on line {first}); this row is not used (expected each {key} once)"
-                            ),
-                        )));
-                    }
                     if let Some(id) = row.get(key) {
-                        seen.insert(id.to_owned(), row.line);
+                        let at = Position::line(file, row.line).with_field(key);
+                        match seen.insert(id_hash::hash128(id), [row.line, 0, 0]) {
+                            Ok(None) => {}
+                            Ok(Some([first, ..])) => {
+                                return Some(Err(RecordError::new(
+                                    at,
+                                    format!(
+                                        "duplicate {key} '{id}' (first seen on line {first}); this row is not used (expected each {key} once)"
+                                    ),
+                                )));
+                            }
+                            Err(err) => {
+                                return Some(Err(RecordError::new(
+                                    at,
+                                    format!("cannot check {key} '{id}' against the ids seen: {err}"),
+                                )));
+                            }
+                        }
                     }
                     make(self, row)
                 }
