@@ -304,7 +304,7 @@ impl<W: Write> NdjsonSink<W> {
         Self {
             out,
             format,
-            seen: record::id_table::IdTable::new(IN_MEMORY_IDS),
+            seen: record::id_table::IdTable::default(),
             lines: 0,
             resources: 0,
         }
@@ -349,10 +349,7 @@ impl<W: Write> Sink for NdjsonSink<W> {
         for resource in resources {
             let key = resource.key();
             if let Some(key) = key
-                && self
-                    .seen
-                    .insert(record::id_hash::hash128(&key), [0; 3])?
-                    .is_some()
+                && self.seen.insert(&key, [0; 3])?.is_some()
             {
                 continue;
             }
@@ -794,15 +791,12 @@ impl Mapper<'_> {
 }
 
 /// How many lead-resource ids the collision check remembers (40 bytes each, past
-/// [`IN_MEMORY_IDS`] in a temporary file: at most ~230 MB of disk).
+/// [`record::id_table::IN_MEMORY_IDS`] in a temporary file: at most ~230 MB of disk).
 const MAX_TRACKED_IDS: usize = 4_000_000;
-
-/// How many ids an id table of a run keeps in memory before the rest go to its file (about 5 MB).
-pub(crate) const IN_MEMORY_IDS: usize = 65_536;
 
 /// The ids of the resources built so far, for the collision check: never the ids or the content, only a
 /// 128-bit hash of the id, a 64-bit digest of the content and where it was built (an index into the few
-/// file names, and the line), the first [`IN_MEMORY_IDS`] in memory and the rest on disk
+/// file names, and the line), the first [`record::id_table::IN_MEMORY_IDS`] in memory and the rest on disk
 /// ([`record::id_table`]). At most [`MAX_TRACKED_IDS`] ids are remembered; past that, new ids are not
 /// compared (noted once as a quirk).
 struct BuiltIds {
@@ -814,7 +808,7 @@ struct BuiltIds {
 impl Default for BuiltIds {
     fn default() -> Self {
         Self {
-            ids: record::id_table::IdTable::new(IN_MEMORY_IDS),
+            ids: record::id_table::IdTable::default(),
             files: Vec::new(),
             full: false,
         }
@@ -833,9 +827,8 @@ enum Check {
 
 impl BuiltIds {
     fn check(&mut self, key: &str, digest: u64, at: &record::Position) -> std::io::Result<Check> {
-        let id = record::id_hash::hash128(key);
         if self.ids.len() >= MAX_TRACKED_IDS {
-            if let Some(first) = self.ids.get(id)? {
+            if let Some(first) = self.ids.get(key)? {
                 return Ok(self.compare(first, digest));
             }
             let untracked = !self.full;
@@ -850,7 +843,7 @@ impl BuiltIds {
             }
         };
         let here = [digest, file as u64, at.unit().unwrap_or_default()];
-        Ok(match self.ids.insert(id, here)? {
+        Ok(match self.ids.insert(key, here)? {
             Some(first) => self.compare(first, digest),
             None => Check::New { untracked: false },
         })
@@ -1009,7 +1002,7 @@ mod tests {
     fn a_collision_past_the_ids_kept_in_memory_names_the_first_row() {
         let mut built = BuiltIds::default();
         let at = |line| record::Position::line("referrals.csv", line);
-        let rows = IN_MEMORY_IDS as u64 + 5_000;
+        let rows = record::id_table::IN_MEMORY_IDS as u64 + 5_000;
         for line in 2..rows {
             let check = built.check(&format!("ServiceRequest/{line}"), line, &at(line));
             assert!(matches!(check.unwrap(), Check::New { untracked: false }));

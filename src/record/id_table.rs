@@ -2,7 +2,7 @@
 //! it in a temporary file, so that a run's memory stops growing with its rows while it still knows every
 //! id: a duplicate row or a collision at the millionth row is found as at the tenth.
 //!
-//! Ids are kept by their 128-bit hash ([`super::id_hash`]). The first [`IdTable::new`]'s `in_memory` ids
+//! Ids are kept by their 128-bit hash ([`hash128`]). The first [`IN_MEMORY_IDS`] (or [`IdTable::new`]'s) ids
 //! live in a hash map; the rest in an open-addressing table on disk, in pages of [`SLOTS`] slots written
 //! and read with positioned writes and reads (the operating system's page cache holds the hot pages; they
 //! are not the process's memory), with a byte a page and a Bloom filter in memory. The file is anonymous (removed as soon as it is made) and holds only hashes,
@@ -10,8 +10,22 @@
 
 use rustc_hash::FxHashMap;
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::unix::fs::FileExt;
+
+/// How many ids a table keeps in memory before the rest go to its file (about 5 MB).
+pub const IN_MEMORY_IDS: usize = 65_536;
+
+/// A 128-bit hash of `text` (two SipHash passes told apart by a prefix, with fixed keys: the same in every
+/// run), so that two different ids sharing one is not a concern even for hundreds of millions of ids.
+pub fn hash128(text: &str) -> u128 {
+    let mut first = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut first);
+    let mut second = std::collections::hash_map::DefaultHasher::new();
+    (1u8, text).hash(&mut second);
+    (u128::from(first.finish()) << 64) | u128::from(second.finish())
+}
 
 /// What is kept with an id.
 pub type Values = [u64; 3];
@@ -30,6 +44,13 @@ pub struct IdTable {
     disk: Option<DiskTable>,
 }
 
+impl Default for IdTable {
+    /// A table that keeps its first [`IN_MEMORY_IDS`] ids in memory.
+    fn default() -> Self {
+        Self::new(IN_MEMORY_IDS)
+    }
+}
+
 impl IdTable {
     /// A table that keeps its first `in_memory` ids in memory.
     pub fn new(in_memory: usize) -> Self {
@@ -41,7 +62,16 @@ impl IdTable {
     }
 
     /// The values kept with `id`, if it was seen.
-    pub fn get(&self, id: u128) -> io::Result<Option<Values>> {
+    pub fn get(&self, id: &str) -> io::Result<Option<Values>> {
+        self.get_hashed(hash128(id))
+    }
+
+    /// Keep `values` with `id` unless it was seen: then its values are returned and nothing changes.
+    pub fn insert(&mut self, id: &str, values: Values) -> io::Result<Option<Values>> {
+        self.insert_hashed(hash128(id), values)
+    }
+
+    fn get_hashed(&self, id: u128) -> io::Result<Option<Values>> {
         if let Some(values) = self.memory.get(&id) {
             return Ok(Some(*values));
         }
@@ -51,8 +81,7 @@ impl IdTable {
         }
     }
 
-    /// Keep `values` with `id` unless it was seen: then its values are returned and nothing changes.
-    pub fn insert(&mut self, id: u128, values: Values) -> io::Result<Option<Values>> {
+    fn insert_hashed(&mut self, id: u128, values: Values) -> io::Result<Option<Values>> {
         if let Some(seen) = self.memory.get(&id) {
             return Ok(Some(*seen));
         }
@@ -277,27 +306,35 @@ fn slot_values(slot: &[u8]) -> Values {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::id_hash::hash128;
     use proptest::prelude::*;
 
     #[test]
     fn ids_past_the_memory_part_are_found_on_disk_after_it_grows() {
         let mut table = IdTable::new(1_000);
         for n in 0..100_000u64 {
-            let id = hash128(&format!("ref-{n}"));
-            assert_eq!(table.insert(id, [n, n * 2, 7]).unwrap(), None, "{n}");
+            let id = format!("ref-{n}");
+            assert_eq!(table.insert(&id, [n, n * 2, 7]).unwrap(), None, "{n}");
         }
         assert_eq!(table.len(), 100_000);
         assert_eq!(table.memory.len(), 1_000);
         let disk = table.disk.as_ref().unwrap();
         assert!(disk.pages > 64, "grew: {} pages", disk.pages);
         for n in (0..100_000u64).step_by(7) {
-            let id = hash128(&format!("ref-{n}"));
-            assert_eq!(table.get(id).unwrap(), Some([n, n * 2, 7]));
-            assert_eq!(table.insert(id, [0, 0, 0]).unwrap(), Some([n, n * 2, 7]));
+            let id = format!("ref-{n}");
+            assert_eq!(table.get(&id).unwrap(), Some([n, n * 2, 7]));
+            assert_eq!(table.insert(&id, [0, 0, 0]).unwrap(), Some([n, n * 2, 7]));
         }
-        assert_eq!(table.get(hash128("ref-100000")).unwrap(), None);
+        assert_eq!(table.get("ref-100000").unwrap(), None);
         assert_eq!(table.len(), 100_000);
+    }
+
+    #[test]
+    fn different_ids_hash_apart_and_one_id_always_alike() {
+        let ids: std::collections::HashSet<u128> =
+            (0..100_000).map(|n| hash128(&format!("ref-{n}"))).collect();
+        assert_eq!(ids.len(), 100_000);
+        assert_eq!(hash128("ref-1"), hash128("ref-1"));
+        assert_ne!(hash128(""), hash128("\0"));
     }
 
     proptest! {
@@ -311,12 +348,12 @@ mod tests {
                 let id = id << 64;
                 let values = [n as u64, 1, 2];
                 let expected = map.get(&id).copied();
-                prop_assert_eq!(table.insert(id, values).unwrap(), expected);
+                prop_assert_eq!(table.insert_hashed(id, values).unwrap(), expected);
                 map.entry(id).or_insert(values);
             }
             prop_assert_eq!(table.len(), map.len());
             for id in 0u128..401 {
-                prop_assert_eq!(table.get(id << 64).unwrap(), map.get(&(id << 64)).copied());
+                prop_assert_eq!(table.get_hashed(id << 64).unwrap(), map.get(&(id << 64)).copied());
             }
         }
     }

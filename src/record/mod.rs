@@ -6,7 +6,6 @@
 //! organisation and resource references parsed once at the edge. Adapters produce these, mappings, the
 //! pipeline, the configuration and the store consume them, and none depends on another through them.
 
-pub mod id_hash;
 pub mod id_table;
 pub mod org_ref;
 pub mod quirks;

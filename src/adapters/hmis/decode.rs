@@ -7,7 +7,7 @@ use super::tables;
 use crate::adapters::csv_table::{CsvTable, Row, RowOffset, TableError, TableSpec, TextEncoding};
 use crate::adapters::oneroster::{Export, ExportError};
 use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
-use crate::record::{id_hash, id_table::IdTable};
+use crate::record::id_table::IdTable;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -260,7 +260,7 @@ impl HmisSource {
             None => None,
         };
         // Each id seen, by its 128-bit hash, past a number on disk (`IdTable`).
-        let mut seen = IdTable::new(crate::pipeline::IN_MEMORY_IDS);
+        let mut seen = IdTable::default();
         Ok(rows
             .into_iter()
             .flatten()
@@ -270,7 +270,7 @@ impl HmisSource {
                     let row = self.live(row, file)?;
                     if let Some(id) = row.get(key) {
                         let at = Position::line(file, row.line).with_field(key);
-                        match seen.insert(id_hash::hash128(id), [row.line, 0, 0]) {
+                        match seen.insert(id, [row.line, 0, 0]) {
                             Ok(None) => {}
                             Ok(Some([first, ..])) => {
                                 return Some(Err(RecordError::new(

@@ -111,12 +111,12 @@ impl<'r> ReferralSource<'r> {
     /// One record per referral row, or the reason the row cannot be used.
     pub fn records(&self) -> Result<impl Iterator<Item = Decoded> + '_, TableError> {
         // Each referral id seen, by its 128-bit hash, past a number on disk (`IdTable`).
-        let mut seen = IdTable::new(crate::pipeline::IN_MEMORY_IDS);
+        let mut seen = IdTable::default();
         Ok(self.table.rows()?.map(move |item| {
             let (_, row) = item?;
             let position = Position::line(self.table.file(), row.line);
             let id = row.get("referral_id").ok_or_else(|| missing(&position, "referral_id", "the referral's id in the sending system"))?.to_owned();
-            let first = seen.insert(crate::record::id_hash::hash128(&id), [row.line, 0, 0]).map_err(|err| {
+            let first = seen.insert(&id, [row.line, 0, 0]).map_err(|err| {
                 RecordError::new(
                     position.clone().with_field("referral_id"),
                     format!("cannot check referral_id '{id}' against the ids seen: {err}"),
