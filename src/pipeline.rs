@@ -799,20 +799,11 @@ const MAX_TRACKED_IDS: usize = 4_000_000;
 /// file names, and the line), the first [`record::id_table::IN_MEMORY_IDS`] in memory and the rest on disk
 /// ([`record::id_table`]). At most [`MAX_TRACKED_IDS`] ids are remembered; past that, new ids are not
 /// compared (noted once as a quirk).
+#[derive(Default)]
 struct BuiltIds {
     ids: record::id_table::IdTable,
     files: Vec<String>,
     full: bool,
-}
-
-impl Default for BuiltIds {
-    fn default() -> Self {
-        Self {
-            ids: record::id_table::IdTable::default(),
-            files: Vec::new(),
-            full: false,
-        }
-    }
 }
 
 /// What the collision check found.
