@@ -160,14 +160,17 @@ async fn killing_node_a_mid_job_leaves_node_b_to_finish_it() {
         claim_lease_ms: 1500,
         ..Options::default()
     };
-    let mut cluster = Cluster::start(&url, options).await;
+    // Node B starts only once A is gone: with both running, either may claim the job, and killing A
+    // would then interrupt nothing.
+    let gateway = support::Gateway::prepare(&url, options).await;
+    let mut a = gateway.node("A");
     let csv = referrals_csv("REF-2026-J", REFERRALS);
     let source = "riverside-referrals?filename=referrals-600.csv";
-    let id = start_ingest(&cluster.a, SCHOOL_KEY, source, csv).await;
+    let id = start_ingest(&a, SCHOOL_KEY, source, csv).await;
     // Kill A as soon as it has committed part of the job (a batch or more), never on a timer: a fast
     // machine finishes a few hundred rows within a fixed delay.
-    let before = first_progress(&cluster.a, &id).await;
-    cluster.a.kill9();
+    let before = first_progress(&a, &id).await;
+    a.kill9();
     assert_eq!(
         before["status"], "running",
         "node A was killed mid-job: {before}"
@@ -178,12 +181,12 @@ async fn killing_node_a_mid_job_leaves_node_b_to_finish_it() {
         "node A was killed part-way ({done} of {REFERRALS} rows committed)"
     );
     let stall = Duration::from_secs(30);
-    let (report, seen) =
-        wait_for_job_and_deliveries(&cluster.b, &agency, &id, REFERRALS, stall).await;
+    let b = gateway.node("B");
+    let (report, seen) = wait_for_job_and_deliveries(&b, &agency, &id, REFERRALS, stall).await;
     eprintln!("node A killed mid-job: {}", seen.summary(REFERRALS));
     assert_exactly_once(&seen, REFERRALS);
     assert_done_and_resumed(&report);
-    cluster.gateway.assert_audit_chain_intact();
+    gateway.assert_audit_chain_intact();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
