@@ -14,8 +14,10 @@ use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::unix::fs::FileExt;
 
-/// How many ids a table keeps in memory before the rest go to its file (about 5 MB).
-pub const IN_MEMORY_IDS: usize = 65_536;
+/// How many ids a table keeps in memory before the rest go to its file (about 1.3 MB with the hash map's
+/// spare room): small enough that an export of 20,000 rows already uses the file, so a run's memory is the
+/// same from there on (BENCHMARKS.md, issue 13 target 3).
+pub const IN_MEMORY_IDS: usize = 16_384;
 
 /// A 128-bit hash of `text` (two SipHash passes told apart by a prefix, with fixed keys: the same in every
 /// run), so that two different ids sharing one is not a concern even for hundreds of millions of ids.
