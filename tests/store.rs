@@ -5,6 +5,8 @@ use onedoor::consent::audit::{self, AuditTrail, MemoryTrail};
 use onedoor::consent::{ConsentGate, Disclosing, Registry};
 use std::process::Command;
 
+mod support;
+
 fn onedoor(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_onedoor"))
         .args(args)
@@ -213,5 +215,53 @@ fn resources_written_together_end_as_written_one_by_one() {
             matches!(refused, Err(onedoor::store::StoreError::VersionConflict(_))),
             "{refused:?}"
         );
+    });
+}
+
+/// A group commit's inserts sent together ([`onedoor::store::Store::write_gathered`]) keep every row, with
+/// more rows than one statement takes (several statements in one text) and with more parameters than
+/// are sent together (each insert on its own); on PostgreSQL when `ONEDOOR_TEST_POSTGRES_URL` is set.
+#[test]
+fn a_gathered_write_keeps_every_row_however_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = onedoor::store::Store::connect(&support::database_url(dir.path()).await)
+            .await
+            .unwrap();
+        let index = onedoor::store::ResourceIndex {
+            sender_org: Some("urn:onedoor:schools|riverside".into()),
+            ..Default::default()
+        };
+        for (batch, count) in [("few", 3), ("several-statements", 150), ("many", 1_000)] {
+            let resources: Vec<_> = (0..count)
+                .map(|n| {
+                    let body = serde_json::json!({"resourceType": "Patient", "id": format!("{batch}-{n}"),
+                        "name": [{"family": format!("F{n}")}]});
+                    (body, index.clone())
+                })
+                .collect();
+            let keys: Vec<(&str, &str)> = (resources.iter())
+                .map(|(r, _)| onedoor::canonical::bundle::type_and_id(r))
+                .collect();
+            let mut tx = store.begin().await.unwrap();
+            let held = store.held_resources(&mut tx, &keys).await.unwrap();
+            let writes = held.plan_writes(&resources);
+            store
+                .write_gathered(&mut tx, &[], &writes, &[])
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            for n in 0..count {
+                let id = format!("{batch}-{n}");
+                let held = store.resource("Patient", &id).await.unwrap();
+                let held = held.unwrap_or_else(|| panic!("Patient/{id} missing"));
+                assert_eq!(held.version, 1, "{id}");
+                assert_eq!(held.body["name"][0]["family"], format!("F{n}"), "{id}");
+                if n % 50 == 0 {
+                    assert_eq!(store.history("Patient", &id).await.unwrap().len(), 1, "{id}");
+                }
+            }
+        }
     });
 }

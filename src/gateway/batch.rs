@@ -118,12 +118,12 @@ impl BatchWrites {
         let resources = std::mem::take(&mut self.resources);
         let gathered = std::mem::take(&mut self.messages);
         self.touched.clear();
-        store.insert_sealed(tx, &entries).await?;
-        store.write_resources(tx, &resources).await?;
         let messages: Vec<(&Message, &[NewDelivery])> = gathered
             .iter()
             .map(|(message, deliveries)| (message, deliveries.as_slice()))
             .collect();
-        store.insert_messages(tx, &messages).await
+        store
+            .write_gathered(tx, &entries, &resources, &messages)
+            .await
     }
 }

@@ -7,7 +7,7 @@
 //! head can be exported as a signed checkpoint (Ed25519) an auditor keeps: a chain rewritten behind it no
 //! longer matches it.
 
-use super::{Store, StoreError, WriteTx, now_ms};
+use super::{AnyQuery, Insert, Store, StoreError, WriteTx, now_ms};
 use crate::consent::audit::{self, AuditEntry, AuditError, AuditTrail, ChainHead, Disclosure};
 use sqlx::Row;
 
@@ -66,19 +66,8 @@ impl Store {
         tx: &mut WriteTx<'_>,
         entries: &[AuditEntry],
     ) -> Result<(), StoreError> {
-        let texts = entries
-            .iter()
-            .map(|entry| Ok((entry, serde_json::to_string(entry)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.insert_many(
-            tx,
-            "audit_entries (seq, hash, entry)",
-            &["", "", ""],
-            &texts,
-            None,
-            |query, (entry, text)| query.bind(entry.seq as i64).bind(&entry.hash).bind(text),
-        )
-        .await
+        let rows = sealed_rows(entries)?;
+        self.insert_many(tx, &sealed_insert(&rows)).await
     }
 
     /// Append entries in a transaction of their own.
@@ -395,5 +384,33 @@ pub mod checkpoint {
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
             })
             .collect()
+    }
+}
+
+/// Sealed entries with their JSON text, as [`sealed_insert`] writes them.
+pub(crate) fn sealed_rows(
+    entries: &[AuditEntry],
+) -> Result<Vec<(&AuditEntry, String)>, StoreError> {
+    (entries.iter())
+        .map(|entry| Ok((entry, serde_json::to_string(entry)?)))
+        .collect()
+}
+
+/// The insert of sealed entries (the head row is moved by [`Store::settle_chain`]).
+pub(crate) fn sealed_insert<'r, 'e>(
+    rows: &'r [(&'e AuditEntry, String)],
+) -> Insert<'r, (&'e AuditEntry, String)> {
+    fn bind<'q, 'e>(
+        query: AnyQuery<'q>,
+        (entry, text): &'q (&'e AuditEntry, String),
+    ) -> AnyQuery<'q> {
+        query.bind(entry.seq as i64).bind(&entry.hash).bind(text)
+    }
+    Insert {
+        into: "audit_entries (seq, hash, entry)",
+        columns: &["", "", ""],
+        rows,
+        shared: None,
+        bind,
     }
 }

@@ -6,7 +6,7 @@
 //! with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic `UPDATE ... RETURNING` on SQLite) so any
 //! node can make it and a crashed node's claims come back when the lease ends.
 
-use super::{Backend, Store, StoreError, WriteTx, now_ms};
+use super::{AnyQuery, Backend, Insert, RowsInsert, Store, StoreError, WriteTx, now_ms};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -208,96 +208,17 @@ impl Store {
     }
 
     /// Store messages with their deliveries and the resources each carries inside `tx`, with one
-    /// multi-row insert per table (per [`ROWS_PER_STATEMENT`] rows).
+    /// multi-row insert per table (per [`super::ROWS_PER_STATEMENT`] rows).
     pub async fn insert_messages(
         &self,
         tx: &mut WriteTx<'_>,
         messages: &[(&Message, &[NewDelivery])],
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        self.insert_many(
-            tx,
-            "messages (id, source, referral_key, revision, content_hash, received_at, body)",
-            &["", "", "", "", "", "$1", ""],
-            messages,
-            Some(now),
-            |query, (message, _)| {
-                query
-                    .bind(&message.id)
-                    .bind(&message.source)
-                    .bind(&message.referral_key)
-                    .bind(message.revision)
-                    .bind(&message.content_hash)
-                    .bind(message.body.to_string())
-            },
-        )
-        .await?;
-        let deliveries: Vec<(&str, &NewDelivery)> = messages
-            .iter()
-            .flat_map(|(message, deliveries)| deliveries.iter().map(|d| (message.id.as_str(), d)))
-            .collect();
-        self.insert_outbox(tx, &deliveries, now).await?;
-        self.insert_message_resources(tx, messages).await
-    }
-
-    /// Queue deliveries (message id and delivery), due now.
-    async fn insert_outbox(
-        &self,
-        tx: &mut WriteTx<'_>,
-        deliveries: &[(&str, &NewDelivery)],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.insert_many(
-            tx,
-            "outbox (id, message_id, kind, destination, status, attempts, next_attempt_at, claimed_until, idempotency_key, created_at)",
-            &["", "", "", "", "", "0", "$1", "0", "", "$1"],
-            deliveries,
-            Some(now),
-            |query, (message_id, delivery)| {
-                query
-                    .bind(uuid::Uuid::now_v7().to_string())
-                    .bind(*message_id)
-                    .bind(delivery.kind.as_str())
-                    .bind(&delivery.destination)
-                    .bind(delivery.status.as_str())
-                    .bind(format!(
-                        "{message_id}:{}:{}",
-                        delivery.destination, delivery.kind
-                    ))
-            },
-        )
-        .await
-    }
-
-    /// Which resources each message carries.
-    async fn insert_message_resources(
-        &self,
-        tx: &mut WriteTx<'_>,
-        messages: &[(&Message, &[NewDelivery])],
-    ) -> Result<(), StoreError> {
-        let mut rows: Vec<(&str, &str, &str)> = messages
-            .iter()
-            .flat_map(|(message, _)| {
-                crate::consent::subject::resources(&message.body)
-                    .into_iter()
-                    .map(|resource| {
-                        let (kind, id) = crate::canonical::bundle::type_and_id(resource);
-                        (message.id.as_str(), kind, id)
-                    })
-            })
-            .collect();
-        // A resource listed twice in a message is one row.
-        let mut seen = std::collections::HashSet::new();
-        rows.retain(|row| seen.insert(*row));
-        self.insert_many(
-            tx,
-            "message_resources (message_id, resource_type, resource_id)",
-            &["", "", ""],
-            &rows,
-            None,
-            |query, (message_id, kind, id)| query.bind(*message_id).bind(*kind).bind(*id),
-        )
-        .await
+        let rows = MessageRows::new(messages, now_ms());
+        for insert in rows.inserts(messages).iter() {
+            self.insert_many(tx, insert.as_ref()).await?;
+        }
+        Ok(())
     }
 
     /// The newest revision carrying `kind/id` that was delivered to one of `destinations`: the message id
@@ -683,4 +604,103 @@ fn outbox_json(row: &AnyRow) -> Result<Value, StoreError> {
         "attempts": row.try_get::<i64, _>("attempts")?,
         "last_error": row.try_get::<Option<String>, _>("last_error")?,
     }))
+}
+
+/// The rows messages add to `messages`, `outbox` and `message_resources`, gathered so that their inserts can be
+/// sent one by one ([`Store::insert_messages`]) or with others ([`Store::insert_together`]).
+pub(crate) struct MessageRows<'m> {
+    now: i64,
+    deliveries: Vec<(&'m str, &'m NewDelivery, String)>,
+    resources: Vec<(&'m str, &'m str, &'m str)>,
+}
+
+impl<'m> MessageRows<'m> {
+    /// The deliveries (each with a new time-ordered outbox id) and carried resources of `messages`.
+    pub(crate) fn new(messages: &'m [(&'m Message, &'m [NewDelivery])], now: i64) -> Self {
+        let deliveries = (messages.iter())
+            .flat_map(|(message, deliveries)| {
+                let id = message.id.as_str();
+                deliveries
+                    .iter()
+                    .map(move |d| (id, d, uuid::Uuid::now_v7().to_string()))
+            })
+            .collect();
+        let mut resources: Vec<(&str, &str, &str)> = (messages.iter())
+            .flat_map(|(message, _)| {
+                crate::consent::subject::resources(&message.body)
+                    .into_iter()
+                    .map(|resource| {
+                        let (kind, id) = crate::canonical::bundle::type_and_id(resource);
+                        (message.id.as_str(), kind, id)
+                    })
+            })
+            .collect();
+        // A resource listed twice in a message is one row.
+        let mut seen = std::collections::HashSet::new();
+        resources.retain(|row| seen.insert(*row));
+        Self {
+            now,
+            deliveries,
+            resources,
+        }
+    }
+
+    /// The three inserts, in table order: messages, their outbox rows, the resources each carries.
+    pub(crate) fn inserts<'r>(
+        &'r self,
+        messages: &'r [(&'m Message, &'m [NewDelivery])],
+    ) -> [Box<dyn RowsInsert + 'r>; 3] {
+        [
+            Box::new(Insert {
+                into: "messages (id, source, referral_key, revision, content_hash, received_at, body)",
+                columns: &["", "", "", "", "", "$1", ""],
+                rows: messages,
+                shared: Some(self.now),
+                bind: bind_message,
+            }),
+            Box::new(Insert {
+                into: "outbox (id, message_id, kind, destination, status, attempts, next_attempt_at, claimed_until, idempotency_key, created_at)",
+                columns: &["", "", "", "", "", "0", "$1", "0", "", "$1"],
+                rows: &self.deliveries,
+                shared: Some(self.now),
+                bind: bind_delivery,
+            }),
+            Box::new(Insert {
+                into: "message_resources (message_id, resource_type, resource_id)",
+                columns: &["", "", ""],
+                rows: &self.resources,
+                shared: None,
+                bind: |query, (message_id, kind, id)| query.bind(*message_id).bind(*kind).bind(*id),
+            }),
+        ]
+    }
+}
+
+fn bind_message<'q>(
+    query: AnyQuery<'q>,
+    (message, _): &'q (&Message, &[NewDelivery]),
+) -> AnyQuery<'q> {
+    query
+        .bind(&message.id)
+        .bind(&message.source)
+        .bind(&message.referral_key)
+        .bind(message.revision)
+        .bind(&message.content_hash)
+        .bind(message.body.to_string())
+}
+
+fn bind_delivery<'q>(
+    query: AnyQuery<'q>,
+    (message_id, delivery, outbox_id): &'q (&str, &NewDelivery, String),
+) -> AnyQuery<'q> {
+    query
+        .bind(outbox_id)
+        .bind(*message_id)
+        .bind(delivery.kind.as_str())
+        .bind(&delivery.destination)
+        .bind(delivery.status.as_str())
+        .bind(format!(
+            "{message_id}:{}:{}",
+            delivery.destination, delivery.kind
+        ))
 }

@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod consents;
 pub mod incidents;
+mod inserts;
 pub mod jobs;
 pub mod messages;
 mod migrations;
@@ -24,6 +25,7 @@ pub mod resources;
 pub mod settings;
 pub mod subscriptions;
 
+pub(crate) use inserts::{Insert, ROWS_PER_STATEMENT, RowsInsert};
 pub use messages::{DeliveryKind, DeliveryStatus, Message, OutboxItem};
 pub use resources::{HeldResources, ResourceIndex, StoredResource};
 pub use subscriptions::{StoredSubscription, SubscriptionStatus};
@@ -276,76 +278,3 @@ pub(crate) fn reference_of(resource: &serde_json::Value) -> String {
 
 /// A query on the store's connection, as built with `sqlx::query` and its binds.
 pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
-
-impl Store {
-    /// `INSERT INTO {into} VALUES …` of `rows`, [`ROWS_PER_STATEMENT`] at a time: `columns` as
-    /// [`numbered_rows`] takes them; with `shared`, `$1` is that value (a time every row carries);
-    /// `bind` binds a row's open columns.
-    pub(crate) async fn insert_many<T: Sync>(
-        &self,
-        tx: &mut WriteTx<'_>,
-        into: &str,
-        columns: &[&str],
-        rows: &[T],
-        shared: Option<i64>,
-        bind: impl for<'a> Fn(AnyQuery<'a>, &'a T) -> AnyQuery<'a>,
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let first = if shared.is_some() { 2 } else { 1 };
-            let sql = self.sql(&format!(
-                "INSERT INTO {into} VALUES {}",
-                numbered_rows(chunk.len(), columns, first)
-            ));
-            let query = match shared {
-                Some(value) => sqlx::query(&sql).bind(value),
-                None => sqlx::query(&sql),
-            };
-            chunk.iter().fold(query, &bind).execute(tx.conn()).await?;
-        }
-        Ok(())
-    }
-}
-
-/// At most this many rows in one multi-row statement (a few hundred parameters, well inside SQLite's and
-/// PostgreSQL's limits).
-pub(crate) const ROWS_PER_STATEMENT: usize = 64;
-
-/// `rows` value groups for a multi-row insert: each column of `columns` that is empty gets the next
-/// numbered parameter, from `$first` (parameters before it are shared values the columns name, as `$1`).
-/// `numbered_rows(2, &["", "$1"], 2)` is `($2, $1), ($3, $1)`.
-pub(crate) fn numbered_rows(rows: usize, columns: &[&str], first: usize) -> String {
-    let per_row = columns.iter().filter(|c| c.is_empty()).count();
-    (0..rows)
-        .map(|row| {
-            let mut next = first + row * per_row;
-            let values: Vec<String> = columns
-                .iter()
-                .map(|column| {
-                    if column.is_empty() {
-                        next += 1;
-                        format!("${}", next - 1)
-                    } else {
-                        (*column).to_owned()
-                    }
-                })
-                .collect();
-            format!("({})", values.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-#[cfg(test)]
-mod numbered_rows_tests {
-    #[test]
-    fn open_columns_are_numbered_in_order_after_the_shared_ones() {
-        assert_eq!(
-            super::numbered_rows(2, &["", "$1"], 2),
-            "($2, $1), ($3, $1)"
-        );
-        assert_eq!(
-            super::numbered_rows(2, &["", "0", ""], 1),
-            "($1, 0, $2), ($3, 0, $4)"
-        );
-    }
-}

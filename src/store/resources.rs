@@ -2,7 +2,7 @@
 //! organizations, patient, status, Task focus), and every version kept in `resource_versions` so a
 //! Task's history shows each change (a status from the receiver, a new revision from the referrer).
 
-use super::{AnyQuery, ROWS_PER_STATEMENT, Store, StoreError, WriteTx, now_ms};
+use super::{AnyQuery, Insert, ROWS_PER_STATEMENT, RowsInsert, Store, StoreError, WriteTx, now_ms};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -212,13 +212,28 @@ impl Store {
         writes: &[ResourceWrite],
     ) -> Result<(), StoreError> {
         let now = now_ms();
+        self.update_changed(tx, writes, now).await?;
+        let rows = ResourceRows::new(writes, now);
+        for insert in rows.inserts().iter() {
+            self.insert_many(tx, insert.as_ref()).await?;
+        }
+        Ok(())
+    }
+
+    /// Update each held row `writes` changes, on the condition that its version is still the one read
+    /// (else [`StoreError::VersionConflict`]); the rest of the writes are [`ResourceRows`]' inserts.
+    pub(crate) async fn update_changed(
+        &self,
+        tx: &mut WriteTx<'_>,
+        writes: &[ResourceWrite],
+        now: i64,
+    ) -> Result<(), StoreError> {
         for write in writes {
             if let RowWrite::Update { base } = write.row {
                 self.update_row(tx, write, base, now).await?;
             }
         }
-        self.insert_rows(tx, writes, now).await?;
-        self.insert_versions(tx, writes, now).await
+        Ok(())
     }
 
     /// Update one held row to `write`, on the condition that its version is still `base`.
@@ -242,54 +257,51 @@ impl Store {
         }
         Ok(())
     }
+}
 
-    /// The new resources of `written`, in multi-row inserts.
-    async fn insert_rows(
-        &self,
-        tx: &mut WriteTx<'_>,
-        written: &[ResourceWrite],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let new: Vec<&ResourceWrite> = written
-            .iter()
-            .filter(|w| w.row == RowWrite::Insert)
-            .collect();
-        let into = "resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at)";
-        self.insert_many(
-            tx,
-            into,
-            &["", "", "", "", "", "", "", "", "", "$1"],
-            &new,
-            Some(now),
-            |query, row| bind_row(query, row),
-        )
-        .await
+/// What planned writes insert: the new rows, and every version into the history.
+pub(crate) struct ResourceRows<'w> {
+    now: i64,
+    new: Vec<&'w ResourceWrite>,
+    versions: Vec<&'w ResourceWrite>,
+}
+
+impl<'w> ResourceRows<'w> {
+    /// The inserts of `writes` (their changed rows are updated by [`Store::update_changed`]).
+    pub(crate) fn new(writes: &'w [ResourceWrite], now: i64) -> Self {
+        Self {
+            now,
+            new: (writes.iter())
+                .filter(|w| w.row == RowWrite::Insert)
+                .collect(),
+            versions: writes.iter().collect(),
+        }
     }
 
-    /// Every version of `written` into the history, in multi-row inserts.
-    async fn insert_versions(
-        &self,
-        tx: &mut WriteTx<'_>,
-        written: &[ResourceWrite],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let rows: Vec<&ResourceWrite> = written.iter().collect();
-        let into = "resource_versions (resource_type, id, version, body, updated_at)";
-        self.insert_many(
-            tx,
-            into,
-            &["", "", "", "", "$1"],
-            &rows,
-            Some(now),
-            |query, row| {
-                query
-                    .bind(&row.kind)
-                    .bind(&row.id)
-                    .bind(row.version)
-                    .bind(&row.text)
-            },
-        )
-        .await
+    /// The two inserts, in table order: new rows, then versions.
+    pub(crate) fn inserts<'r>(&'r self) -> [Box<dyn RowsInsert + 'r>; 2] {
+        [
+            Box::new(Insert {
+                into: "resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at)",
+                columns: &["", "", "", "", "", "", "", "", "", "$1"],
+                rows: &self.new,
+                shared: Some(self.now),
+                bind: |query, row| bind_row(query, row),
+            }),
+            Box::new(Insert {
+                into: "resource_versions (resource_type, id, version, body, updated_at)",
+                columns: &["", "", "", "", "$1"],
+                rows: &self.versions,
+                shared: Some(self.now),
+                bind: |query, row| {
+                    query
+                        .bind(&row.kind)
+                        .bind(&row.id)
+                        .bind(row.version)
+                        .bind(&row.text)
+                },
+            }),
+        ]
     }
 }
 
