@@ -52,6 +52,14 @@ pub(crate) trait RowsInsert: Send + Sync {
     fn shared(&self) -> Option<i64>;
     /// Bind the rows in `range`, in order.
     fn bind_rows<'q>(&'q self, query: AnyQuery<'q>, range: Range<usize>) -> AnyQuery<'q>;
+    /// Bind the rows in `range`, each followed by the shared value `shared_per_row` times (for value
+    /// groups whose shared columns come after the open ones, every parameter an anonymous `?`).
+    fn bind_rows_each<'q>(
+        &'q self,
+        query: AnyQuery<'q>,
+        range: Range<usize>,
+        shared_per_row: usize,
+    ) -> AnyQuery<'q>;
 }
 
 impl<T: Sync> RowsInsert for Insert<'_, T> {
@@ -73,6 +81,18 @@ impl<T: Sync> RowsInsert for Insert<'_, T> {
             .unwrap_or_default()
             .iter()
             .fold(query, self.bind)
+    }
+    fn bind_rows_each<'q>(
+        &'q self,
+        query: AnyQuery<'q>,
+        range: Range<usize>,
+        shared_per_row: usize,
+    ) -> AnyQuery<'q> {
+        let shared = self.shared.unwrap_or_default();
+        let rows = self.rows.get(range).unwrap_or_default();
+        rows.iter().fold(query, |query, row| {
+            (0..shared_per_row).fold((self.bind)(query, row), |query, _| query.bind(shared))
+        })
     }
 }
 
@@ -106,31 +126,30 @@ impl Store {
         let parameters: usize = (statements.iter())
             .map(|(insert, rows)| parameter_count(*insert, rows.len()))
             .sum();
-        if statements.len() < 2 || parameters > MAX_PARAMETERS_TOGETHER {
+        let sliceable = statements.iter().all(|(insert, _)| shared_trails(*insert));
+        if statements.len() < 2 || parameters > MAX_PARAMETERS_TOGETHER || !sliceable {
             for insert in inserts {
                 self.insert_many(tx, *insert).await?;
             }
             return Ok(());
         }
         let sql = self.sql(&self.together_text(&statements));
-        // On SQLite each shared value is written into the text (an integer), not bound.
-        let bind_shared = self.backend == Backend::Postgres;
-        let query = (statements.iter()).fold(sqlx::query(&sql), |query, (insert, rows)| {
-            let query = match insert.shared().filter(|_| bind_shared) {
-                Some(value) => query.bind(value),
-                None => query,
-            };
-            insert.bind_rows(query, rows.clone())
+        let query = (statements.iter()).fold(sqlx::query(&sql), |query, (insert, rows)| match self
+            .backend
+        {
+            Backend::Postgres => bind_statement(query, *insert, rows.clone()),
+            Backend::Sqlite => insert.bind_rows_each(query, rows.clone(), shared_columns(*insert)),
         });
-        // The text changes with every batch's row counts and times: not worth a prepared-statement slot.
-        query.persistent(false).execute(tx.conn()).await?;
+        query.execute(tx.conn()).await?;
         Ok(())
     }
 
     /// The text of `statements` (an insert and the rows of it each) together. On PostgreSQL one statement,
     /// numbered as one. On SQLite the statements one after another with anonymous parameters, bound in
     /// order across them (sqlx counts a statement's unnamed parameters on from the previous statement's
-    /// but reads a numbered one from the start of the list, which only works in the first statement).
+    /// but reads a numbered one from the start of the list, which only works in the first statement); a
+    /// shared value is bound again for each of its columns. Either way the text depends only on the row
+    /// counts, so a batch shaped like an earlier one reuses its prepared statement.
     fn together_text(&self, statements: &[(&dyn RowsInsert, Range<usize>)]) -> String {
         match self.backend {
             Backend::Sqlite => (statements.iter())
@@ -149,20 +168,33 @@ impl Store {
     }
 }
 
-/// `INSERT INTO … VALUES …` of `rows` rows of `insert` with a `?` for each open column and the shared
-/// value written as the integer it is.
+/// `INSERT INTO … VALUES …` of `rows` rows of `insert` with a `?` for each open and each shared column.
 fn anonymous_statement(insert: &dyn RowsInsert, rows: usize) -> String {
-    let shared = insert.shared().map(|value| value.to_string());
     let group: Vec<&str> = (insert.columns().iter())
-        .map(|column| match (&shared, *column) {
-            (_, "") => "?",
-            (Some(shared), "$1") => shared.as_str(),
-            _ => column,
+        .map(|column| match *column {
+            "" | "$1" => "?",
+            other => other,
         })
         .collect();
     let group = format!("({})", group.join(", "));
     let values = vec![group; rows].join(", ");
     format!("INSERT INTO {} VALUES {values}", insert.into())
+}
+
+/// How many columns of a value group take the shared value.
+fn shared_columns(insert: &dyn RowsInsert) -> usize {
+    insert.columns().iter().filter(|c| **c == "$1").count()
+}
+
+/// Whether every shared column comes after every open one (as [`RowsInsert::bind_rows_each`] binds them).
+fn shared_trails(insert: &dyn RowsInsert) -> bool {
+    let columns = insert.columns();
+    let last_open = columns.iter().rposition(|c| c.is_empty());
+    let first_shared = columns.iter().position(|c| *c == "$1");
+    match (last_open, first_shared) {
+        (Some(open), Some(shared)) => shared > open,
+        _ => true,
+    }
 }
 
 /// The row ranges of an insert's statements, [`ROWS_PER_STATEMENT`] rows each.
@@ -199,6 +231,8 @@ impl Store {
             outbox.as_ref(),
             carried.as_ref(),
         ];
+        // Else they would go one by one (correct, slower): a test run notices.
+        debug_assert!(inserts.iter().all(|insert| shared_trails(*insert)));
         self.insert_together(tx, &inserts).await
     }
 }
@@ -346,8 +380,14 @@ mod tests {
         assert_eq!(postgres_together(vec!["INSERT 1".into()]), "INSERT 1");
         assert_eq!(
             anonymous_statement(&a, 2),
-            "INSERT INTO a (x, y, at) VALUES (?, ?, 9), (?, ?, 9)"
+            "INSERT INTO a (x, y, at) VALUES (?, ?, ?), (?, ?, ?)"
         );
+        assert!(shared_trails(&a) && shared_trails(&b));
+        let leading = Insert {
+            columns: &["$1", "", ""],
+            ..a
+        };
+        assert!(!shared_trails(&leading));
         assert_eq!(
             anonymous_statement(&b, 1),
             "INSERT INTO b (x, n, y) VALUES (?, 0, ?)"

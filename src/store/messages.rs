@@ -652,15 +652,16 @@ impl<'m> MessageRows<'m> {
     ) -> [Box<dyn RowsInsert + 'r>; 3] {
         [
             Box::new(Insert {
-                into: "messages (id, source, referral_key, revision, content_hash, received_at, body)",
-                columns: &["", "", "", "", "", "$1", ""],
+                // Shared columns last, as inserts sent together bind them (store::inserts).
+                into: "messages (id, source, referral_key, revision, content_hash, body, received_at)",
+                columns: &["", "", "", "", "", "", "$1"],
                 rows: messages,
                 shared: Some(self.now),
                 bind: bind_message,
             }),
             Box::new(Insert {
-                into: "outbox (id, message_id, kind, destination, status, attempts, next_attempt_at, claimed_until, idempotency_key, created_at)",
-                columns: &["", "", "", "", "", "0", "$1", "0", "", "$1"],
+                into: "outbox (id, message_id, kind, destination, status, idempotency_key, attempts, claimed_until, next_attempt_at, created_at)",
+                columns: &["", "", "", "", "", "", "0", "0", "$1", "$1"],
                 rows: &self.deliveries,
                 shared: Some(self.now),
                 bind: bind_delivery,
