@@ -22,7 +22,9 @@ use std::ops::Range;
 pub(crate) const ROWS_PER_STATEMENT: usize = 64;
 
 /// At most this many parameters in inserts sent together (SQLite numbers up to 32,766, PostgreSQL
-/// 65,535); more, and each insert goes on its own.
+/// 65,535); more, and each insert goes on its own. Counted as PostgreSQL numbers them (a shared value
+/// once a statement); SQLite binds a shared value once for each column of each row that takes it, at most
+/// two a row in onedoor's tables, which keeps it far inside SQLite's limit too.
 const MAX_PARAMETERS_TOGETHER: usize = 8_192;
 
 /// One table's rows to insert: `INSERT INTO {into} VALUES …`, one value group per row.
