@@ -400,10 +400,7 @@ pub(crate) fn sealed_rows(
 pub(crate) fn sealed_insert<'r, 'e>(
     rows: &'r [(&'e AuditEntry, String)],
 ) -> Insert<'r, (&'e AuditEntry, String)> {
-    fn bind<'q, 'e>(
-        query: AnyQuery<'q>,
-        (entry, text): &'q (&'e AuditEntry, String),
-    ) -> AnyQuery<'q> {
+    fn bind<'q>(query: AnyQuery<'q>, (entry, text): &'q (&AuditEntry, String)) -> AnyQuery<'q> {
         query.bind(entry.seq as i64).bind(&entry.hash).bind(text)
     }
     Insert {
