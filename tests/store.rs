@@ -136,6 +136,37 @@ fn an_update_that_changes_nothing_keeps_the_version() {
     });
 }
 
+/// On SQLite this process's write transactions run on one connection of their own, which keeps its page
+/// cache between them (another connection's write would drop it): a TEMP table, which only the connection
+/// that made it sees, is there in every later write transaction, however many reads ran on the store
+/// between them.
+#[test]
+fn write_transactions_share_one_sqlite_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = onedoor::store::Store::connect(&url).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("CREATE TEMP TABLE this_connection (n INTEGER)")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        for round in 0..6 {
+            // Reads beside the writes, so the read pool's connections are all opened and in use.
+            let reads = tokio::join!(store.ready(), store.ready(), store.ready(), store.ready());
+            assert!(reads.0 && reads.1 && reads.2 && reads.3);
+            let mut tx = store.begin().await.unwrap();
+            let seen = sqlx::query("SELECT count(*) FROM temp.this_connection")
+                .execute(tx.conn())
+                .await;
+            assert!(seen.is_ok(), "round {round}: another connection: {seen:?}");
+            tx.commit().await.unwrap();
+        }
+    });
+}
+
 /// An acceptance's resources written together (one read, multi-row inserts) end as the same rows and
 /// versions as written one by one: a new one at 1, an unchanged one kept, a changed one at the next
 /// version, a resource listed twice as two successive writes, and a stale read refused as a conflict.

@@ -93,6 +93,8 @@ pub enum Checkpoints {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where write transactions run: on SQLite one connection of its own, on PostgreSQL `pool`.
+    writes: AnyPool,
     backend: Backend,
     /// SQLite has one writer at a time, and a deferred transaction that read first fails at once when it
     /// must wait to write; this process's writers queue here instead. Across processes (the CLI beside a
@@ -145,43 +147,20 @@ impl Store {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
         };
-        let max = if backend == Backend::Sqlite { 4 } else { 10 };
         let sqlite = backend == Backend::Sqlite;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(30))
-            // An embedded SQLite connection does not go stale: no ping (a round trip to its thread) on
-            // every acquire. A PostgreSQL connection is checked, so a dropped one is replaced.
-            .test_before_acquire(!sqlite)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // Durable commits (a referral acknowledged is on disk), readers beside the writer.
-                        for pragma in [
-                            "PRAGMA journal_mode=WAL",
-                            "PRAGMA synchronous=FULL",
-                            "PRAGMA busy_timeout=30000",
-                            // Statement journals (a multi-row insert inside a transaction) in memory,
-                            // not in a temporary file; and a page cache that holds the hot indexes.
-                            "PRAGMA temp_store=MEMORY",
-                            "PRAGMA cache_size=-16384",
-                        ] {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                        if checkpoints == Checkpoints::Background {
-                            // No commit waits for a checkpoint; `checkpoint_wal` does them beside the writer.
-                            sqlx::query("PRAGMA wal_autocheckpoint=0")
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
+        let pool = open_pool(&url, if sqlite { 4 } else { 10 }, sqlite, checkpoints).await?;
+        // SQLite: this process's write transactions take turns on one connection of their own. A
+        // connection drops its page cache whenever another one wrote since its last transaction, so with
+        // writers spread over the pool every group commit read its tables' pages back from the file; the
+        // one connection that writes keeps them (BENCHMARKS.md, tenth round). PostgreSQL: the one pool.
+        let writes = if sqlite {
+            open_pool(&url, 1, sqlite, checkpoints).await?
+        } else {
+            pool.clone()
+        };
         let store = Self {
             pool,
+            writes,
             backend,
             writer: Default::default(),
         };
@@ -234,7 +213,7 @@ impl Store {
             Backend::Postgres => None,
         };
         Ok(WriteTx {
-            tx: self.pool.begin().await?,
+            tx: self.writes.begin().await?,
             _turn: turn,
             holds_chain: false,
             state_versions: None,
@@ -249,6 +228,50 @@ impl Store {
     pub async fn ready(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+/// A pool of at most `max` connections to `url`; SQLite connections made durable (WAL, full sync) with
+/// the checkpointing `checkpoints` says.
+async fn open_pool(
+    url: &str,
+    max: u32,
+    sqlite: bool,
+    checkpoints: Checkpoints,
+) -> Result<AnyPool, StoreError> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        // An embedded SQLite connection does not go stale: no ping (a round trip to its thread) on
+        // every acquire. A PostgreSQL connection is checked, so a dropped one is replaced.
+        .test_before_acquire(!sqlite)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    // Durable commits (a referral acknowledged is on disk), readers beside the writer.
+                    for pragma in [
+                        "PRAGMA journal_mode=WAL",
+                        "PRAGMA synchronous=FULL",
+                        "PRAGMA busy_timeout=30000",
+                        // Statement journals (a multi-row insert inside a transaction) in memory,
+                        // not in a temporary file; and a page cache that holds the hot indexes.
+                        "PRAGMA temp_store=MEMORY",
+                        "PRAGMA cache_size=-16384",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    if checkpoints == Checkpoints::Background {
+                        // No commit waits for a checkpoint; `checkpoint_wal` does them beside the writer.
+                        sqlx::query("PRAGMA wal_autocheckpoint=0")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    Ok(pool)
 }
 
 fn backend_of(url: &str) -> Result<Backend, StoreError> {
