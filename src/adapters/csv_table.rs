@@ -764,15 +764,15 @@ mod tests {
             b"sourcedId,givenName\n1,Ana\n2,Jos\xe9\n3,Bad\x01\n,Nobody\n4\n5,Eve,extra\n";
         let read = |keep| {
             let (_dir, table, quirks) = table(bytes, TextEncoding::Auto);
-            let rows: Vec<Result<(u64, serde_json::Map<String, serde_json::Value>), String>> =
-                table
-                    .rows_keeping(keep)
-                    .unwrap()
-                    .map(|r| {
-                        r.map(|(_, row)| (row.line, row.values))
-                            .map_err(|e| e.to_string())
-                    })
-                    .collect();
+            type Row = (u64, serde_json::Map<String, serde_json::Value>);
+            let rows: Vec<Result<Row, String>> = table
+                .rows_keeping(keep)
+                .unwrap()
+                .map(|r| {
+                    r.map(|(_, row)| (row.line, row.values))
+                        .map_err(|e| e.to_string())
+                })
+                .collect();
             let notes: Vec<(String, u64, Option<u64>)> = quirks
                 .snapshot()
                 .into_iter()
