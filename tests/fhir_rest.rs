@@ -165,6 +165,75 @@ async fn creates_give_location_and_etag_and_vread_serves_that_version() {
     assert_eq!(header(&headers, "etag"), "W/\"1\"");
 }
 
+/// `POST /fhir/ServiceRequest` answers with the ServiceRequest as its acceptance stored it (taken from the
+/// write itself, not read back): the body, `ETag` and `Location` a read gives afterwards, for a new
+/// referral (201), the same one again (200, nothing new) and a changed one (201, the next version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_posted_service_request_is_answered_as_it_was_stored() {
+    let (_agency, gateway) = with_referrals(0).await;
+    let mut request = json!({"resourceType": "ServiceRequest", "id": "posted-1",
+        "status": "active", "intent": "order",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]},
+        "subject": {"reference": "Patient/kill-test-patient"},
+        "performer": [{"identifier": {"system": "urn:onedoor:agencies", "value": "county-food-bank"}}]});
+    let post = |body: Value| {
+        let gateway = &gateway;
+        async move {
+            let bytes = Some(serde_json::to_vec(&body).unwrap());
+            send(
+                gateway,
+                Method::POST,
+                SCHOOL_KEY,
+                "/fhir/ServiceRequest",
+                &[],
+                bytes,
+            )
+            .await
+        }
+    };
+    let changed = {
+        request["note"] = json!([{"text": "changed"}]);
+        request.clone()
+    };
+    let first = request.as_object().map(|o| {
+        let mut o = o.clone();
+        o.remove("note");
+        Value::Object(o)
+    });
+    let first = first.unwrap();
+    for (body, status, version) in [
+        (first.clone(), 201, "1"),
+        (first, 200, "1"),
+        (changed, 201, "2"),
+    ] {
+        let (got, headers, answered) = post(body).await;
+        assert_eq!(got, status, "{answered}");
+        assert_eq!(answered["meta"]["versionId"], version, "{answered}");
+        assert_eq!(header(&headers, "etag"), format!("W/\"{version}\""));
+        assert!(
+            header(&headers, "location")
+                .ends_with(&format!("/fhir/ServiceRequest/posted-1/_history/{version}")),
+            "{headers:?}"
+        );
+        let (read, read_headers, stored) = send(
+            &gateway,
+            Method::GET,
+            SCHOOL_KEY,
+            "/fhir/ServiceRequest/posted-1",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(read, 200, "{stored}");
+        assert_eq!(answered, stored, "the answer is the resource as stored");
+        assert_eq!(header(&read_headers, "etag"), header(&headers, "etag"));
+        assert_eq!(
+            header(&read_headers, "last-modified"),
+            header(&headers, "last-modified")
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_updates_take_if_match_and_a_stale_version_is_412() {
     let (_agency, gateway) = with_referrals(1).await;

@@ -102,6 +102,8 @@ impl Gateway {
         (prepared, reads): (Prepared, Option<&BatchReads>),
         job: Option<&mut JobCursor>,
     ) -> Result<Accepted, GatewayError> {
+        // A job's records are not answered one by one: no stored copy of their ServiceRequest is kept.
+        let answered = job.is_none();
         let read_now;
         let reads = match reads {
             Some(reads) => reads,
@@ -122,12 +124,16 @@ impl Gateway {
         let (arrival, revision) = arrival_of(latest.as_ref(), &plan);
         if arrival == Arrival::Duplicate {
             advance(job, arrival);
-            return Ok(plan.accepted(
+            let mut accepted = plan.accepted(
                 latest.map(|l| l.id).unwrap_or_default(),
                 arrival,
                 revision,
                 Vec::new(),
-            ));
+            );
+            if answered {
+                accepted.service_request_stored = plan.stored_request(held, &[])?;
+            }
+            return Ok(accepted);
         }
         let destinations = self.destinations(tx, &plan, &bundle, arrival).await?;
         let body = self.keep_held_task(held, bundle, &plan, revision)?;
@@ -143,7 +149,10 @@ impl Gateway {
             content_hash: plan.content_hash.clone(),
             body,
         };
-        let accepted = plan.accepted(message.id.clone(), arrival, revision, routed);
+        let mut accepted = plan.accepted(message.id.clone(), arrival, revision, routed);
+        if answered {
+            accepted.service_request_stored = plan.stored_request(held, &resources)?;
+        }
         batch.add(
             head,
             SubmissionWrites {

@@ -91,6 +91,11 @@ pub struct Accepted {
     pub routed: Vec<(String, String)>,
     /// The ServiceRequest id, when the submission is a referral.
     pub service_request: Option<String>,
+    /// That ServiceRequest as this acceptance left it stored (its version and `meta`; the one held when
+    /// nothing of it changed), so the answer to its `POST` needs no read after the commit. Not kept for a
+    /// job's records (nobody answers them one by one).
+    #[serde(skip)]
+    pub service_request_stored: Option<Box<crate::store::StoredResource>>,
     /// The Task id.
     pub task: Option<String>,
 }

@@ -5,7 +5,8 @@
 use super::performer::performer_org;
 use super::{Accepted, Arrival};
 use crate::consent::subject;
-use crate::store::ResourceIndex;
+use crate::store::resources::ResourceWrite;
+use crate::store::{HeldResources, ResourceIndex, StoreError, StoredResource};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -100,8 +101,26 @@ impl Plan {
             revision,
             routed,
             service_request: self.service_request.clone(),
+            service_request_stored: None,
             task: self.task.clone(),
         }
+    }
+
+    /// Its ServiceRequest as an acceptance that writes `writes` leaves it stored: the last of them that
+    /// writes it, else as `held` (unchanged, or a duplicate).
+    pub(super) fn stored_request(
+        &self,
+        held: &HeldResources,
+        writes: &[ResourceWrite],
+    ) -> Result<Option<Box<StoredResource>>, StoreError> {
+        let Some(id) = self.service_request.as_deref() else {
+            return Ok(None);
+        };
+        let stored = match writes.iter().rev().find(|w| w.writes("ServiceRequest", id)) {
+            Some(write) => Some(write.stored()?),
+            None => held.get("ServiceRequest", id).cloned(),
+        };
+        Ok(stored.map(Box::new))
     }
 }
 

@@ -228,16 +228,18 @@ pub async fn create_service_request(
     let accepted = gateway
         .accept(&format!("partner:{}", partner.name), &partner.org, bundle)
         .await?;
-    let id = accepted.service_request.clone().unwrap_or_default();
-    let stored = gateway
-        .store
-        .resource("ServiceRequest", &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
     let status = if accepted.created() {
         StatusCode::CREATED
     } else {
         StatusCode::OK
+    };
+    // As this acceptance left it stored: no read after the commit (which could meet a later version).
+    let stored = match accepted.service_request_stored {
+        Some(stored) => *stored,
+        None => {
+            let id = accepted.service_request.unwrap_or_default();
+            (gateway.store.resource("ServiceRequest", &id).await?).ok_or(ApiError::NotFound)?
+        }
     };
     Ok(created(&state, status, stored))
 }

@@ -355,6 +355,24 @@ impl ResourceWrite {
     pub fn key(&self) -> String {
         format!("{}/{}", self.kind, self.id)
     }
+
+    /// The resource as this write leaves it stored: what a read returns once it has committed (until a
+    /// later write), read from the very text written.
+    pub fn stored(&self) -> Result<StoredResource, StoreError> {
+        Ok(StoredResource {
+            resource_type: self.kind.clone(),
+            id: self.id.clone(),
+            version: self.version,
+            body: serde_json::from_str(&self.text)?,
+            sender_org: self.index.sender_org.clone(),
+            receiver_org: self.index.receiver_org.clone(),
+        })
+    }
+
+    /// Whether this writes `kind`/`id`.
+    pub fn writes(&self, kind: &str, id: &str) -> bool {
+        self.kind == kind && self.id == id
+    }
 }
 
 /// What a planned version does to the resource's row.
