@@ -296,3 +296,62 @@ fn a_gathered_write_keeps_every_row_however_many() {
         }
     });
 }
+
+/// A referral's subject and their guardians are read together: the person if held, and the RelatedPersons
+/// whose patient is the reference given, newest first and at most the limit, none of another person's;
+/// the guardians are found when the person is not held. On PostgreSQL too when
+/// `ONEDOOR_TEST_POSTGRES_URL` is set.
+#[test]
+fn a_person_and_their_guardians_are_read_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = onedoor::store::Store::connect(&support::database_url(dir.path()).await)
+            .await
+            .unwrap();
+        let of = |patient: &str| onedoor::store::ResourceIndex {
+            patient: Some(patient.to_owned()),
+            sender_org: Some("urn:onedoor:schools|riverside".into()),
+            ..Default::default()
+        };
+        let patient = serde_json::json!({"resourceType": "Patient", "id": "p1"});
+        store
+            .put_resource(&patient, &of("Patient/p1"))
+            .await
+            .unwrap();
+        for (id, person) in [("g1", "p1"), ("g2", "p1"), ("g3", "p1"), ("other", "p2")] {
+            let guardian = serde_json::json!({"resourceType": "RelatedPerson", "id": id,
+                "patient": {"reference": format!("Patient/{person}")}});
+            store
+                .put_resource(&guardian, &of(&format!("Patient/{person}")))
+                .await
+                .unwrap();
+            // Distinct update times, so "newest first" is an order to check.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let ids = |found: &[onedoor::store::StoredResource]| -> Vec<String> {
+            found.iter().map(|r| r.id.clone()).collect()
+        };
+        let (person, related) = store
+            .person_and_related(("Patient", "p1"), "Patient/p1", 20)
+            .await
+            .unwrap();
+        assert_eq!(
+            person.map(|p| (p.resource_type, p.id)),
+            Some(("Patient".into(), "p1".into()))
+        );
+        assert_eq!(ids(&related), ["g3", "g2", "g1"]);
+        assert!(related.iter().all(|r| r.resource_type == "RelatedPerson"));
+        let (_, limited) = store
+            .person_and_related(("Patient", "p1"), "Patient/p1", 2)
+            .await
+            .unwrap();
+        assert_eq!(ids(&limited), ["g3", "g2"]);
+        let (nobody, others) = store
+            .person_and_related(("Patient", "p2"), "Patient/p2", 20)
+            .await
+            .unwrap();
+        assert!(nobody.is_none());
+        assert_eq!(ids(&others), ["other"]);
+    });
+}

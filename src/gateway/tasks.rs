@@ -7,6 +7,9 @@ use crate::consent::model::Party;
 use crate::store::HeldResources;
 use serde_json::{Value, json};
 
+/// At most this many guardians (RelatedPersons) of a referral's subject are carried with it.
+const MAX_GUARDIANS: i64 = 20;
+
 impl Gateway {
     /// Build the referral around a ServiceRequest posted on its own: the Patient and guardians already
     /// held, the performer Organization, and a new referral Task (requested, owned by the performer).
@@ -66,24 +69,21 @@ impl Gateway {
         };
         // Only what this sender itself holds here: never another organization's record of the person.
         let own = |r: &crate::store::StoredResource| r.sender_org.as_deref() == Some(sender_org);
-        if let Ok(subject) = crate::record::ResourceRef::parse(patient)
-            && let Some(found) = self
-                .store
-                .resource(subject.kind(), subject.id())
-                .await?
-                .filter(own)
-        {
-            resources.push(found.body);
-        }
-        for guardian in self
-            .store
-            .search("RelatedPerson", &[("patient", patient.to_owned())], 20)
-            .await?
-            .into_iter()
-            .filter(own)
-        {
-            resources.push(guardian.body);
-        }
+        let (person, guardians) = match crate::record::ResourceRef::parse(patient) {
+            // The person and their guardians in one read.
+            Ok(subject) => {
+                (self.store)
+                    .person_and_related((subject.kind(), subject.id()), patient, MAX_GUARDIANS)
+                    .await?
+            }
+            Err(_) => {
+                let filter = [("patient", patient.to_owned())];
+                let guardians = self.store.search("RelatedPerson", &filter, MAX_GUARDIANS);
+                (None, guardians.await?)
+            }
+        };
+        resources.extend(person.filter(own).map(|p| p.body));
+        resources.extend(guardians.into_iter().filter(own).map(|g| g.body));
         Ok(resources)
     }
 

@@ -626,6 +626,42 @@ impl Store {
         rows.iter().map(stored_resource).collect()
     }
 
+    /// A person and those held as related to them, in one read: the resource `kind`/`id` if held, and the
+    /// RelatedPersons whose patient is `reference` (the person's reference as the request gave it), newest
+    /// first, at most `limit` of them.
+    pub async fn person_and_related(
+        &self,
+        (kind, id): (&str, &str),
+        reference: &str,
+        limit: i64,
+    ) -> Result<(Option<StoredResource>, Vec<StoredResource>), StoreError> {
+        let sql = self.sql(
+            "SELECT * FROM (SELECT resources.*, CAST(0 AS BIGINT) AS part FROM resources \
+             WHERE resource_type = $1 AND id = $2 \
+             UNION ALL SELECT * FROM (SELECT resources.*, CAST(1 AS BIGINT) AS part FROM resources \
+             WHERE resource_type = 'RelatedPerson' AND patient = $3 ORDER BY updated_at DESC LIMIT $4) AS related) \
+             AS found ORDER BY part, updated_at DESC",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(kind)
+            .bind(id)
+            .bind(reference)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        let mut person = None;
+        let mut related = Vec::new();
+        for row in &rows {
+            let stored = stored_resource(row)?;
+            if row.try_get::<i64, _>("part")? == 0 {
+                person = Some(stored);
+            } else {
+                related.push(stored);
+            }
+        }
+        Ok((person, related))
+    }
+
     /// Search resources of a type by the indexed fields (`patient`, `status`, `focus`, `sender_org`,
     /// `receiver_org`), limited.
     pub async fn search(
