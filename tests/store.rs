@@ -254,12 +254,7 @@ fn resources_written_together_end_as_written_one_by_one() {
 /// are sent together (each insert on its own); on PostgreSQL when `ONEDOOR_TEST_POSTGRES_URL` is set.
 #[test]
 fn a_gathered_write_keeps_every_row_however_many() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let store = onedoor::store::Store::connect(&support::database_url(dir.path()).await)
-            .await
-            .unwrap();
+    on_a_fresh_store(|store| async move {
         let index = onedoor::store::ResourceIndex {
             sender_org: Some("urn:onedoor:schools|riverside".into()),
             ..Default::default()
@@ -290,7 +285,11 @@ fn a_gathered_write_keeps_every_row_however_many() {
                 assert_eq!(held.version, 1, "{id}");
                 assert_eq!(held.body["name"][0]["family"], format!("F{n}"), "{id}");
                 if n % 50 == 0 {
-                    assert_eq!(store.history("Patient", &id).await.unwrap().len(), 1, "{id}");
+                    assert_eq!(
+                        store.history("Patient", &id).await.unwrap().len(),
+                        1,
+                        "{id}"
+                    );
                 }
             }
         }
@@ -303,12 +302,7 @@ fn a_gathered_write_keeps_every_row_however_many() {
 /// `ONEDOOR_TEST_POSTGRES_URL` is set.
 #[test]
 fn a_person_and_their_guardians_are_read_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let store = onedoor::store::Store::connect(&support::database_url(dir.path()).await)
-            .await
-            .unwrap();
+    on_a_fresh_store(|store| async move {
         let of = |patient: &str| onedoor::store::ResourceIndex {
             patient: Some(patient.to_owned()),
             sender_org: Some("urn:onedoor:schools|riverside".into()),
@@ -353,5 +347,20 @@ fn a_person_and_their_guardians_are_read_together() {
             .unwrap();
         assert!(nobody.is_none());
         assert_eq!(ids(&others), ["other"]);
+    });
+}
+
+/// Run `test` on a fresh store: a SQLite file in a temporary folder, or a fresh PostgreSQL database when
+/// `ONEDOOR_TEST_POSTGRES_URL` is set.
+fn on_a_fresh_store<F: std::future::Future<Output = ()>>(
+    test: impl FnOnce(onedoor::store::Store) -> F,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = onedoor::store::Store::connect(&support::database_url(dir.path()).await)
+            .await
+            .unwrap();
+        test(store).await;
     });
 }
