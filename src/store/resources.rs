@@ -203,21 +203,15 @@ impl Store {
         self.write_resources(tx, &held.plan_writes(resources)).await
     }
 
-    /// Write planned resource versions inside `tx`: new rows and every version with one multi-row insert
-    /// each, and each changed row updated on the condition that its version is still the one read (else
-    /// [`StoreError::VersionConflict`]).
+    /// Write planned resource versions inside `tx`: each changed row updated on the condition that its
+    /// version is still the one read (else [`StoreError::VersionConflict`]), then new rows and every
+    /// version inserted as a group commit's are ([`Store::write_gathered`], with nothing else gathered).
     pub async fn write_resources(
         &self,
         tx: &mut WriteTx<'_>,
         writes: &[ResourceWrite],
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        self.update_changed(tx, writes, now).await?;
-        let rows = ResourceRows::new(writes, now);
-        for insert in rows.inserts().iter() {
-            self.insert_many(tx, insert.as_ref()).await?;
-        }
-        Ok(())
+        self.write_gathered(tx, &[], writes, &[]).await
     }
 
     /// Update each held row `writes` changes, on the condition that its version is still the one read
