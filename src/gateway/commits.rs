@@ -6,14 +6,14 @@
 //! refused writes nothing and is answered with its error), writes what the accepted ones write together
 //! (`batch`), commits once, and only then answers the others: none is
 //! acknowledged before the commit that holds it, and if the commit fails every one of them is answered
-//! with the failure. Several nodes over one PostgreSQL each run a committer; their batches take turns at
-//! the chain's head.
+//! with the failure. On SQLite the committer has a thread of its own (see `CommitQueue::start`). Several
+//! nodes over one PostgreSQL each run a committer; their batches take turns at the chain's head.
 
 use super::accept::{Prepared, accepted_now};
 use super::batch::{BatchReads, BatchWrites};
 use super::{Accepted, Gateway, GatewayError};
 use crate::consent::audit::ChainHead;
-use crate::store::{StoreError, WriteTx};
+use crate::store::{Backend, StoreError, WriteTx};
 use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,7 +30,7 @@ pub(super) struct CommitQueue {
 /// A submission waiting for its transaction, and where its answer goes.
 struct Pending {
     prepared: Prepared,
-    reply: oneshot::Sender<Result<Accepted, GatewayError>>,
+    reply: Reply,
 }
 
 impl Gateway {
@@ -129,11 +129,56 @@ impl Gateway {
 }
 
 impl CommitQueue {
-    /// Start the committer for `gateway` (it holds the gateway weakly and ends with it).
+    /// Start the committer for `gateway` (it holds the gateway weakly and ends with it). On SQLite it runs
+    /// on a thread of its own: each of a commit's statements is a hand-off to the writer connection's
+    /// thread and back, and on the shared workers every return waited behind the HTTP requests being
+    /// parsed and validated there (BENCHMARKS.md, eleventh round). PostgreSQL's connections belong to the
+    /// runtime that opened them, so there it stays a task of the server's runtime.
     fn start(gateway: &Arc<Gateway>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(Arc::downgrade(gateway), receiver));
+        let weak = Arc::downgrade(gateway);
+        if gateway.store.backend() == Backend::Sqlite {
+            match on_own_thread(weak, receiver) {
+                Ok(()) => return Self { sender },
+                Err((weak, receiver, error)) => {
+                    tracing::warn!(%error, "no thread of its own for the committer; it runs among the workers");
+                    tokio::spawn(run(weak, receiver));
+                }
+            }
+        } else {
+            tokio::spawn(run(weak, receiver));
+        }
         Self { sender }
+    }
+}
+
+/// What [`on_own_thread`] gives back when it cannot start: the committer's gateway and queue, and why.
+type NotStarted = (Weak<Gateway>, mpsc::Receiver<Pending>, std::io::Error);
+
+/// Run the committer on a thread of its own, with a single-threaded runtime for its awaits.
+fn on_own_thread(gateway: Weak<Gateway>, queue: mpsc::Receiver<Pending>) -> Result<(), NotStarted> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return Err((gateway, queue, error)),
+    };
+    let (handing, taken) = std::sync::mpsc::channel();
+    let started = std::thread::Builder::new()
+        .name("onedoor-commit".into())
+        .spawn(move || {
+            if let Ok((gateway, queue)) = taken.recv() {
+                runtime.block_on(run(gateway, queue));
+            }
+        });
+    match started {
+        // The thread holds the receiving end, so the send cannot fail while it waits for it.
+        Ok(_) => {
+            let _ = handing.send((gateway, queue));
+            Ok(())
+        }
+        Err(error) => Err((gateway, queue, error)),
     }
 }
 
@@ -158,7 +203,10 @@ fn fail_all(batch: Vec<Pending>, err: &StoreError) {
     fail_replies(batch.into_iter().map(|p| p.reply).collect(), err);
 }
 
-fn fail_replies(replies: Vec<oneshot::Sender<Result<Accepted, GatewayError>>>, err: &StoreError) {
+/// Where a submission's answer goes.
+type Reply = oneshot::Sender<Result<Accepted, GatewayError>>;
+
+fn fail_replies(replies: Vec<Reply>, err: &StoreError) {
     tracing::error!(error = %err, submissions = replies.len(), "group commit failed; nothing of it was stored");
     for reply in replies {
         let _ = reply.send(Err(GatewayError::Store(StoreError::Batch(err.to_string()))));

@@ -225,6 +225,24 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
+    /// The names of the first node's threads (Linux: `/proc/PID/task/*/comm`); empty when it is not
+    /// running.
+    pub fn thread_names(&self) -> Vec<String> {
+        let Some(pid) = self
+            .node
+            .as_ref()
+            .and_then(|n| n.child.as_ref())
+            .map(Child::id)
+        else {
+            return Vec::new();
+        };
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the node's threads");
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect()
+    }
+
     /// Configuration, store, partner keys and a first node, with the default options and `retry_base_ms`.
     pub async fn start(receiver: &str, retry_base_ms: u64) -> Self {
         Self::start_with(
