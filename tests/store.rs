@@ -167,6 +167,44 @@ fn write_transactions_share_one_sqlite_connection() {
     });
 }
 
+/// A write transaction dropped before its commit (an error, a cancelled request) leaves nothing of what it
+/// wrote, and the next one on the same writer begins, sees the store as it was, and commits — on SQLite,
+/// whose writer connection is held rather than pooled, and on PostgreSQL.
+#[test]
+fn a_write_transaction_dropped_uncommitted_leaves_nothing_and_the_next_commits() {
+    on_a_fresh_store(|store| async move {
+        let insert = match store.backend() {
+            onedoor::store::Backend::Postgres => {
+                "INSERT INTO settings (name, value, created_at) VALUES ($1, 'v', 0)"
+            }
+            onedoor::store::Backend::Sqlite => {
+                "INSERT INTO settings (name, value, created_at) VALUES (?1, 'v', 0)"
+            }
+        };
+        let mut dropped = store.begin().await.unwrap();
+        sqlx::query(insert)
+            .bind("dropped")
+            .execute(dropped.conn())
+            .await
+            .unwrap();
+        drop(dropped);
+        for name in ["first", "second"] {
+            let mut tx = store.begin().await.unwrap();
+            sqlx::query(insert)
+                .bind(name)
+                .execute(tx.conn())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        // `setting_or_init` answers the stored value, or stores and answers the candidate.
+        for (name, expected) in [("first", "v"), ("second", "v"), ("dropped", "absent")] {
+            let value = store.setting_or_init(name, "absent").await.unwrap();
+            assert_eq!(value, expected, "{name}");
+        }
+    });
+}
+
 /// An acceptance's resources written together (one read, multi-row inserts) end as the same rows and
 /// versions as written one by one: a new one at 1, an unchanged one kept, a changed one at the next
 /// version, a resource listed twice as two successive writes, and a stale read refused as a conflict.
