@@ -1,8 +1,8 @@
 //! Group commit against a real `onedoor serve`: referrals posted together share transactions
 //! (`onedoor_group_commit_size` shows batches of more than one), each is answered only after the commit
 //! that holds it, one that is refused (another organization's referral) is rolled back alone while the
-//! others in its batch are stored (on SQLite by a committer on a thread of its own), and a SIGKILL in the middle of a burst loses no acknowledged referral
-//! (the audit chain stays intact).
+//! others in its batch are stored (on SQLite by a committer on a thread of its own), and a SIGKILL in the
+//! middle of a burst loses no acknowledged referral (the audit chain stays intact).
 
 mod support;
 

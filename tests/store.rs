@@ -168,8 +168,8 @@ fn write_transactions_share_one_sqlite_connection() {
 }
 
 /// A write transaction dropped before its commit (an error, a cancelled request) leaves nothing of what it
-/// wrote, and the next one on the same writer begins, sees the store as it was, and commits — on SQLite,
-/// whose writer connection is held rather than pooled, and on PostgreSQL.
+/// wrote, and the next one on the same writer begins, sees the store as it was, and commits — on SQLite's
+/// one writer connection, and on PostgreSQL when `ONEDOOR_TEST_POSTGRES_URL` is set.
 #[test]
 fn a_write_transaction_dropped_uncommitted_leaves_nothing_and_the_next_commits() {
     on_a_fresh_store(|store| async move {

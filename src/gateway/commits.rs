@@ -135,51 +135,36 @@ impl CommitQueue {
     /// parsed and validated there (BENCHMARKS.md, eleventh round). PostgreSQL's connections belong to the
     /// runtime that opened them, so there it stays a task of the server's runtime.
     fn start(gateway: &Arc<Gateway>) -> Self {
-        let (sender, receiver) = mpsc::channel(QUEUE);
         let weak = Arc::downgrade(gateway);
-        if gateway.store.backend() == Backend::Sqlite {
-            match on_own_thread(weak, receiver) {
-                Ok(()) => return Self { sender },
-                Err((weak, receiver, error)) => {
-                    tracing::warn!(%error, "no thread of its own for the committer; it runs among the workers");
-                    tokio::spawn(run(weak, receiver));
-                }
-            }
-        } else {
-            tokio::spawn(run(weak, receiver));
+        if gateway.store.backend() == Backend::Sqlite
+            && let Some(sender) = on_own_thread(weak.clone())
+        {
+            return Self { sender };
         }
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(run(weak, receiver));
         Self { sender }
     }
 }
 
-/// What [`on_own_thread`] gives back when it cannot start: the committer's gateway and queue, and why.
-type NotStarted = (Weak<Gateway>, mpsc::Receiver<Pending>, std::io::Error);
-
-/// Run the committer on a thread of its own, with a single-threaded runtime for its awaits.
-fn on_own_thread(gateway: Weak<Gateway>, queue: mpsc::Receiver<Pending>) -> Result<(), NotStarted> {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// Run a committer on a thread of its own, with a single-threaded runtime for its awaits; its queue, or
+/// `None` (logged) when the thread cannot be made.
+fn on_own_thread(gateway: Weak<Gateway>) -> Option<mpsc::Sender<Pending>> {
+    let cannot = |error: std::io::Error| {
+        tracing::warn!(%error, "no thread of its own for the committer; it runs among the workers");
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return Err((gateway, queue, error)),
-    };
-    let (handing, taken) = std::sync::mpsc::channel();
-    let started = std::thread::Builder::new()
+        .map_err(cannot)
+        .ok()?;
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    std::thread::Builder::new()
         .name("onedoor-commit".into())
-        .spawn(move || {
-            if let Ok((gateway, queue)) = taken.recv() {
-                runtime.block_on(run(gateway, queue));
-            }
-        });
-    match started {
-        // The thread holds the receiving end, so the send cannot fail while it waits for it.
-        Ok(_) => {
-            let _ = handing.send((gateway, queue));
-            Ok(())
-        }
-        Err(error) => Err((gateway, queue, error)),
-    }
+        .spawn(move || runtime.block_on(run(gateway, receiver)))
+        .map_err(cannot)
+        .ok()?;
+    Some(sender)
 }
 
 /// The committer: wait for a submission, take every other one queued (up to [`MAX_BATCH`]), commit them.
