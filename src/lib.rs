@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod adapters;
+pub mod allocator;
 pub mod canonical;
 pub mod checked;
 pub mod cli;
