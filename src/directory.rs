@@ -10,6 +10,7 @@
 //! service area is eligible everywhere but ranks last; a service whose area names none of them is not
 //! eligible. Ties go to the service id that sorts first, so the choice is reproducible.
 
+use crate::members::Members;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -149,22 +150,22 @@ fn area_coverage(
         names.push((location["name"].as_str(), None));
         names.push((
             location
-                .pointer("/address/postalCode")
+                .at(&["address", "postalCode"])
                 .and_then(Value::as_str),
             Some(Coverage::PostalCode),
         ));
         names.push((
-            location.pointer("/address/city").and_then(Value::as_str),
+            location.at(&["address", "city"]).and_then(Value::as_str),
             Some(Coverage::City),
         ));
         names.push((
             location
-                .pointer("/address/district")
+                .at(&["address", "district"])
                 .and_then(Value::as_str),
             None,
         ));
         names.push((
-            location.pointer("/address/state").and_then(Value::as_str),
+            location.at(&["address", "state"]).and_then(Value::as_str),
             Some(Coverage::State),
         ));
     }

@@ -79,7 +79,7 @@ fn issue(issues: &mut Vec<Violation>, path: &str, message: impl Into<String>) {
 }
 
 fn require(resource: &Value, element: &str, why: &str, issues: &mut Vec<Violation>) {
-    if resource.get(element).is_none_or(is_empty) {
+    if resource.member(element).is_none_or(is_empty) {
         issue(
             issues,
             &format!("/{element}"),
@@ -104,7 +104,7 @@ fn check_service_request(sr: &Value, issues: &mut Vec<Violation>) {
         require(sr, element, why, issues);
     }
     for forbidden in ["specimen", "bodySite"] {
-        if sr.get(forbidden).is_some() {
+        if sr.member(forbidden).is_some() {
             issue(
                 issues,
                 &format!("/{forbidden}"),
@@ -112,7 +112,7 @@ fn check_service_request(sr: &Value, issues: &mut Vec<Violation>) {
             );
         }
     }
-    if let Some(subject) = sr.pointer("/subject/reference").and_then(Value::as_str)
+    if let Some(subject) = sr.at(&["subject", "reference"]).and_then(Value::as_str)
         && !["Patient/", "Group/", "Location/"]
             .iter()
             .any(|p| subject.starts_with(p))
@@ -167,7 +167,7 @@ fn check_referral_task(task: &Value, issues: &mut Vec<Violation>) {
         ),
     }
     let fulfill = task
-        .pointer("/code/coding")
+        .at(&["code", "coding"])
         .and_then(Value::as_array)
         .is_some_and(|codings| {
             codings.iter().any(|c| {
@@ -183,7 +183,7 @@ fn check_referral_task(task: &Value, issues: &mut Vec<Violation>) {
             "code must carry http://hl7.org/fhir/CodeSystem/task-code#fulfill",
         );
     }
-    if let Some(focus) = task.pointer("/focus/reference").and_then(Value::as_str)
+    if let Some(focus) = task.at(&["focus", "reference"]).and_then(Value::as_str)
         && !focus.starts_with("ServiceRequest/")
         && !focus.starts_with("urn:uuid:")
     {
@@ -193,7 +193,7 @@ fn check_referral_task(task: &Value, issues: &mut Vec<Violation>) {
             format!("focus must reference the ServiceRequest (found '{focus}')"),
         );
     }
-    if let Some(requester) = task.pointer("/requester/reference").and_then(Value::as_str)
+    if let Some(requester) = task.at(&["requester", "reference"]).and_then(Value::as_str)
         && !requester.starts_with("PractitionerRole/")
         && !requester.starts_with("Organization/")
     {
@@ -216,7 +216,7 @@ fn check_task_status(task: &Value, issues: &mut Vec<Violation>) {
         Err(why) => issue(issues, "/status", why),
         Ok(status) => {
             let has_reason = task
-                .pointer("/statusReason/text")
+                .at(&["statusReason", "text"])
                 .and_then(Value::as_str)
                 .is_some_and(|t| !t.trim().is_empty());
             if status.needs_reason() && !has_reason {
@@ -228,7 +228,7 @@ fn check_task_status(task: &Value, issues: &mut Vec<Violation>) {
             }
         }
     }
-    if task.member("statusReason").is_some() && task.pointer("/statusReason/text").is_none() {
+    if task.member("statusReason").is_some() && task.at(&["statusReason", "text"]).is_none() {
         issue(
             issues,
             "/statusReason/text",

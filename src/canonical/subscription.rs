@@ -5,6 +5,7 @@
 //! [`ChannelRequest`], and the notification Bundles sent on the channel (handshake, heartbeat,
 //! event-notification), which carry ids only: the subscriber reads the Task with its own credentials.
 
+use crate::members::Members;
 use serde_json::{Value, json};
 
 /// The topic: a referral Task's status changed (the referrer learns whether help arrived).
@@ -146,7 +147,7 @@ fn payload(channel: &Value) -> Result<(), SubscriptionError> {
         )));
     }
     let content = channel
-        .pointer("/_payload/extension")
+        .at(&["_payload", "extension"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -222,7 +223,7 @@ fn heartbeat(channel: &Value) -> Result<u64, SubscriptionError> {
 /// The filter criteria: none, or `Task?status=a,b` (the statuses a subscriber wants to hear of).
 fn filter(subscription: &Value) -> Result<Vec<String>, SubscriptionError> {
     let filters: Vec<&str> = subscription
-        .pointer("/_criteria/extension")
+        .at(&["_criteria", "extension"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

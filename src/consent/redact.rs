@@ -22,6 +22,7 @@ use super::codes::{
 };
 use super::decision::Decision;
 use super::subject::Record;
+use crate::members::Members;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
 
@@ -381,7 +382,7 @@ fn attach_notice(record: &mut Value) {
     add_notice(record);
     let part2 = |resource: &Value| {
         resource
-            .pointer("/meta/security")
+            .at(&["meta", "security"])
             .and_then(Value::as_array)
             .into_iter()
             .flatten()

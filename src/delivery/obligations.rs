@@ -18,6 +18,7 @@
 use super::file::append_line;
 use crate::consent::Released;
 use crate::consent::codes::{self, REDISCLOSURE_OBLIGATION, V3_ACT_CODE};
+use crate::members::Members;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -96,7 +97,7 @@ fn carries_obligation(record: &Value) -> bool {
 
 fn security(resource: &Value) -> &[Value] {
     resource
-        .pointer("/meta/security")
+        .at(&["meta", "security"])
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()

@@ -7,6 +7,7 @@ use crate::canonical::bundle;
 use crate::config::Route;
 use crate::consent::model::{Party, identifier_key};
 use crate::consent::subject;
+use crate::members::Members;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -92,7 +93,7 @@ impl Gateway {
 
     async fn provider_of(&self, service: &Value) -> Result<Option<Value>, GatewayError> {
         let Some(id) = service
-            .pointer("/providedBy/reference")
+            .at(&["providedBy", "reference"])
             .and_then(Value::as_str)
             .and_then(|r| r.strip_prefix("Organization/"))
         else {
@@ -109,7 +110,7 @@ impl Gateway {
 /// The Patient the ServiceRequest's subject names, among the bundle's resources.
 fn patient_of<'a>(resources: &[&'a Value], request: &Value) -> Option<&'a Value> {
     let subject = request
-        .pointer("/subject/reference")
+        .at(&["subject", "reference"])
         .and_then(Value::as_str);
     resources
         .iter()
@@ -183,7 +184,7 @@ pub fn performer_org(bundle: &Value, request: &Value) -> Option<String> {
     };
     let mut found = find(&party.reference?)?;
     if found["resourceType"] == "HealthcareService" {
-        found = find(found.pointer("/providedBy/reference")?.as_str()?)?;
+        found = find(found.at(&["providedBy", "reference"])?.as_str()?)?;
     }
     found["identifier"]
         .as_array()?

@@ -5,6 +5,7 @@
 use super::performer::performer_org;
 use super::{Accepted, Arrival};
 use crate::consent::subject;
+use crate::members::Members;
 use crate::store::resources::ResourceWrite;
 use crate::store::{HeldResources, ResourceIndex, StoreError, StoredResource};
 use serde_json::Value;
@@ -46,7 +47,7 @@ impl Plan {
             content_hash: content_hash(&resources),
             performer: request.and_then(|sr| performer_org(bundle, sr)),
             patient: request
-                .and_then(|sr| sr.pointer("/subject/reference"))
+                .and_then(|sr| sr.at(&["subject", "reference"]))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             sender_org: sender_org.to_owned(),

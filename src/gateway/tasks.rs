@@ -4,6 +4,7 @@
 use super::plan::Plan;
 use super::{Gateway, GatewayError};
 use crate::consent::model::Party;
+use crate::members::Members;
 use crate::store::HeldResources;
 use serde_json::{Value, json};
 
@@ -62,7 +63,7 @@ impl Gateway {
     ) -> Result<Vec<Value>, GatewayError> {
         let mut resources = Vec::new();
         let Some(patient) = request
-            .pointer("/subject/reference")
+            .at(&["subject", "reference"])
             .and_then(Value::as_str)
         else {
             return Ok(resources);

@@ -5,6 +5,7 @@
 use super::{Gateway, GatewayError};
 use crate::access::Reader;
 use crate::canonical::task_status::{Actor, TaskStatus};
+use crate::members::Members;
 use crate::store::{ResourceIndex, StoreError, StoredResource};
 use serde_json::{Value, json};
 
@@ -101,7 +102,7 @@ fn status_change(
     }
     if old != new {
         let has_reason = task
-            .pointer("/statusReason/text")
+            .at(&["statusReason", "text"])
             .and_then(Value::as_str)
             .is_some_and(|t| !t.trim().is_empty());
         old.transition(new, actor, has_reason)
@@ -123,14 +124,14 @@ fn status_of(task: &Value) -> Result<TaskStatus, GatewayError> {
 fn task_index(task: &Value, stored: &StoredResource, new: TaskStatus) -> ResourceIndex {
     ResourceIndex {
         patient: task
-            .pointer("/for/reference")
+            .at(&["for", "reference"])
             .and_then(Value::as_str)
             .map(str::to_owned),
         sender_org: stored.sender_org.clone(),
         receiver_org: stored.receiver_org.clone(),
         status: Some(new.code().to_owned()),
         focus: task
-            .pointer("/focus/reference")
+            .at(&["focus", "reference"])
             .and_then(Value::as_str)
             .map(str::to_owned),
     }

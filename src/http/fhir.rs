@@ -14,6 +14,7 @@ use super::auth::Partner;
 use super::error::{ApiError, outcome};
 use crate::access::{self, Reader};
 use crate::consent::model;
+use crate::members::Members;
 use crate::store::{ResourceIndex, StoredResource};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -49,7 +50,7 @@ impl Version {
 
     pub(super) fn from_body(id: i64, body: &Value) -> Self {
         let updated = body
-            .pointer("/meta/lastUpdated")
+            .at(&["meta", "lastUpdated"])
             .and_then(Value::as_str)
             .map(str::to_owned);
         Self { id, updated }
@@ -340,7 +341,7 @@ pub async fn task_history(
         .await?
         .into_iter()
         .map(|body| {
-            let version = body.pointer("/meta/versionId").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let version = body.at(&["meta", "versionId"]).and_then(Value::as_str).unwrap_or_default().to_owned();
             json!({"fullUrl": format!("{base}/fhir/Task/{id}/_history/{version}"), "resource": body})
         })
         .collect();
@@ -375,7 +376,7 @@ pub async fn update_task(
         .update_task(&reader, &id, task, if_match)
         .await?;
     let version = updated
-        .pointer("/meta/versionId")
+        .at(&["meta", "versionId"])
         .and_then(Value::as_str)
         .and_then(|v| v.parse().ok())
         .unwrap_or_default();

@@ -11,6 +11,7 @@
 
 use super::{ResourceIndex, Store, StoreError, WriteTx};
 use crate::consent::bases::LegalBasis;
+use crate::members::Members;
 use serde_json::Value;
 use sqlx::Row;
 
@@ -124,7 +125,7 @@ impl Store {
                 // A consent from the configured folder belongs to the custodian it names.
                 sender_org: crate::consent::model::custodian(consent),
                 patient: consent
-                    .pointer("/patient/reference")
+                    .at(&["patient", "reference"])
                     .and_then(Value::as_str)
                     .map(str::to_owned),
                 status: consent

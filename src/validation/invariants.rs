@@ -906,7 +906,7 @@ fn duplicate_full_urls(bundle: &Value) -> Vec<(String, String)> {
             continue;
         };
         let version = entry
-            .pointer("/resource/meta/versionId")
+            .at(&["resource", "meta", "versionId"])
             .and_then(Value::as_str);
         if let Some(first) = seen.insert((full_url, version), index) {
             out.push((

@@ -11,6 +11,7 @@
 
 use crate::adapters::values::text_at;
 use crate::adapters::{Decoded, Position, QuirkLog, RecordError, SourceRecord};
+use crate::members::Members;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -169,7 +170,7 @@ fn current_schools(associations: &[Found], out: &mut Vec<Decoded>) -> HashMap<St
         let student = item.text("/studentReference/studentUniqueId");
         let school = item
             .value
-            .pointer("/schoolReference/schoolId")
+            .at(&["schoolReference", "schoolId"])
             .and_then(|v| {
                 v.as_i64()
                     .map(|n| n.to_string())

@@ -9,6 +9,7 @@ use crate::adapters::oneroster::Export;
 use crate::adapters::values::text_at;
 use crate::adapters::xml::{self, Element};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
+use crate::members::Members;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -441,7 +442,7 @@ fn program_record(element: Element) -> Decoded {
     let position = Position::line("StudentProgram.xml", element.line);
     let value = &element.value;
     let student = text_at(value, "/StudentReference/StudentIdentity/StudentUniqueId");
-    let identity = value.pointer("/ProgramReference/ProgramIdentity");
+    let identity = value.at(&["ProgramReference", "ProgramIdentity"]);
     let program_org = identity.and_then(|i| {
         text_at(
             i,
@@ -572,7 +573,7 @@ fn contact_links(elements: Vec<Result<Element, String>>, quirks: &QuirkLog) -> V
         let position = Position::line("Contact.xml", link.line);
         let student = link
             .value
-            .pointer("/StudentReference/StudentIdentity/StudentUniqueId")
+            .at(&["StudentReference", "StudentIdentity", "StudentUniqueId"])
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();

@@ -5,6 +5,7 @@ use crate::adapters::oneroster::tables as roster_tables;
 use crate::adapters::oneroster::{OneRosterSource, StaffLookup};
 use crate::adapters::values::{object, values_or_null};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
+use crate::members::Members;
 use crate::record::id_table::IdTable;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -150,7 +151,7 @@ impl<'r> ReferralSource<'r> {
                 joined.push(("staff", Position::line(self.roster_users(), *at)));
             }
             let school_line = student
-                .and_then(|s| s.pointer("/school/sourcedId"))
+                .and_then(|s| s.at(&["school", "sourcedId"]))
                 .and_then(|id| id.as_str())
                 .and_then(|id| self.roster.org(id))
                 .map(|org| org.line);

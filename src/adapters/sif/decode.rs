@@ -6,6 +6,7 @@ use super::namespace;
 use crate::adapters::values::each;
 use crate::adapters::xml::{self, Element};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
+use crate::members::Members;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -575,11 +576,11 @@ fn categories(value: &Value) -> Vec<String> {
         }
     };
     push(value.get("WellbeingAlertCategory"));
-    for category in each(value.pointer("/WellbeingEventCategoryList/WellbeingEventCategory")) {
+    for category in each(value.at(&["WellbeingEventCategoryList", "WellbeingEventCategory"])) {
         push(category.get("EventCategory"));
-        push(category.pointer("/WellbeingEventSubCategoryList/WellbeingEventSubCategory"));
+        push(category.at(&["WellbeingEventSubCategoryList", "WellbeingEventSubCategory"]));
     }
-    for action in each(value.pointer("/FollowUpActionList/FollowUpAction")) {
+    for action in each(value.at(&["FollowUpActionList", "FollowUpAction"])) {
         push(action.get("FollowUpActionCategory"));
     }
     let mut seen = HashSet::new();
