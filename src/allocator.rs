@@ -150,7 +150,7 @@ mod tests {
                 let layout = Layout::from_size_align(size, align).unwrap();
                 // SAFETY: a non-zero size; the block is kept in `live` and freed once below.
                 let block = unsafe { MiMallocPlain.alloc(layout) };
-                assert!(!block.is_null() && block as usize % align == 0);
+                assert!(!block.is_null() && (block as usize).is_multiple_of(align));
                 live.push((block as usize, layout));
             }
             let mut addresses: Vec<usize> = live.iter().map(|(a, _)| *a).collect();

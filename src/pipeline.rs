@@ -59,9 +59,16 @@ pub enum PipelineError {
     /// The input cannot be opened.
     #[error("{0}")]
     Source(String),
-    /// Writing the output failed.
+    /// Writing the output failed (the message holds the cause, so it is not also given as the error's
+    /// source: a chain printed with `{:#}` would say it twice).
     #[error("writing output: {0}")]
-    Output(#[from] std::io::Error),
+    Output(std::io::Error),
+}
+
+impl From<std::io::Error> for PipelineError {
+    fn from(err: std::io::Error) -> Self {
+        Self::Output(err)
+    }
 }
 
 /// Columns of one source table, read or not by the mapping.
@@ -564,7 +571,7 @@ const SEQUENTIAL_FIRST: usize = 256;
 impl Stage<'_> {
     fn run(
         &self,
-        records: impl Iterator<Item = Decoded>,
+        records: impl Iterator<Item = Decoded> + Send,
         sink: &mut dyn Sink,
         summary: &mut Summary,
     ) -> Result<(), PipelineError> {

@@ -500,6 +500,80 @@ fn a_successful_convert_replaces_the_output_and_leaves_no_temporary_file() {
     }
 }
 
+/// An output that is no regular file is written where it points: a symbolic link stays a link (its file gets
+/// the output), a FIFO is written to (a rename would have replaced both with a file, and a device such as
+/// `/dev/full` too), and a device that fails the writes fails the run with the reason.
+#[cfg(unix)]
+#[test]
+fn an_output_that_is_a_link_a_pipe_or_a_device_is_written_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path| {
+        onedoor(&[
+            "convert",
+            "--mapping",
+            "student-referrals",
+            "--input",
+            "examples/referrals.csv",
+            "--roster",
+            "examples/district-export",
+            "--format",
+            "bundle",
+            "--output",
+            out.to_str().unwrap(),
+        ])
+    };
+    let real = dir.path().join("real.ndjson");
+    std::fs::write(&real, "older\n".repeat(500)).unwrap();
+    let link = dir.path().join("link.ndjson");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let run = args(&link);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        ndjson(&real).len(),
+        3,
+        "the linked file holds the output, nothing older"
+    );
+
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let run = args(&fifo);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(reader.join().unwrap().lines().count(), 3);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+
+    if Path::new("/dev/full").exists() {
+        let run = args(Path::new("/dev/full"));
+        assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+        assert!(
+            text(&run.stderr).contains("No space left on device"),
+            "{}",
+            text(&run.stderr)
+        );
+        let full = std::fs::symlink_metadata("/dev/full").unwrap();
+        assert!(!full.is_file(), "/dev/full is still a device");
+    }
+}
+
 #[test]
 fn an_export_read_from_standard_input_converts_as_the_file_does() {
     use std::io::Write;

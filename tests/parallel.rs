@@ -168,3 +168,45 @@ fn worker_threads_give_the_output_and_report_of_one_thread() {
         );
     }
 }
+
+/// An output that cannot be written stops a run on worker threads with the error, at once: the workers,
+/// waiting for room to take more records, are let go (they neither hang the process nor read the rest).
+#[test]
+fn an_output_that_fails_stops_the_workers_with_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, roster) = write_export(dir.path());
+    let mut run = Command::new(env!("CARGO_BIN_EXE_onedoor"))
+        .args([
+            "convert",
+            "--mapping",
+            "student-referrals",
+            "--format",
+            "bundle",
+            "--output",
+            "/dev/full",
+        ])
+        .arg("--input")
+        .arg(&input)
+        .arg("--roster")
+        .arg(&roster)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ONEDOOR_MAPPINGS")
+        .env_remove("ONEDOOR_LOG")
+        .env("ONEDOOR_THREADS", "2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("onedoor runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while run.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            run.kill().unwrap();
+            panic!("convert with an unwritable output did not end within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}

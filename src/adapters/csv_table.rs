@@ -10,9 +10,9 @@
 use super::{Position, QuirkLog, RecordError};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// What a table is expected to hold.
 #[derive(Debug, Clone, Copy)]
@@ -108,8 +108,10 @@ pub struct CsvTable {
     line_fix: u64,
     /// Later header cells that repeat an earlier column (`givenName`, `GivenName`): (index, index of the first).
     duplicates: Vec<(usize, usize)>,
-    random_access: RefCell<Option<csv::Reader<File>>>,
-    recent: RefCell<RecentRows>,
+    /// Behind locks so that a table can be read from the thread decoding the next records (the pipeline's
+    /// workers take turns; the locks are never contended).
+    random_access: Mutex<Option<csv::Reader<File>>>,
+    recent: Mutex<RecentRows>,
 }
 
 /// Rows read at their offset more than once, kept decoded: a referral export names the same school and staff
@@ -172,8 +174,8 @@ impl CsvTable {
             quirks: quirks.clone(),
             line_fix: u64::from(uses_crlf(path)),
             duplicates,
-            random_access: RefCell::new(None),
-            recent: RefCell::default(),
+            random_access: Mutex::new(None),
+            recent: Mutex::default(),
         })
     }
 
@@ -187,8 +189,8 @@ impl CsvTable {
             quirks: self.quirks.clone(),
             line_fix: self.line_fix,
             duplicates: self.duplicates.clone(),
-            random_access: RefCell::new(None),
-            recent: RefCell::default(),
+            random_access: Mutex::new(None),
+            recent: Mutex::default(),
         }
     }
 
@@ -283,16 +285,16 @@ impl CsvTable {
 
     /// Read the row that starts at `offset` again.
     pub fn read_at(&self, offset: RowOffset) -> Result<Row, RecordError> {
-        if let Some(row) = self.recent.borrow().get(offset.byte) {
+        if let Some(row) = locked(&self.recent).get(offset.byte) {
             return Ok(row);
         }
         let row = self.read_from_file(offset)?;
-        self.recent.borrow_mut().read(offset.byte, &row);
+        locked(&self.recent).read(offset.byte, &row);
         Ok(row)
     }
 
     fn read_from_file(&self, offset: RowOffset) -> Result<Row, RecordError> {
-        let mut slot = self.random_access.borrow_mut();
+        let mut slot = locked(&self.random_access);
         if slot.is_none() {
             // Each read seeks first, which empties the buffer: a buffer of a few rows (not csv's 8 KiB)
             // is refilled for each row read.
@@ -710,6 +712,12 @@ fn check_required(columns: &[String], spec: &TableSpec, file: &str) -> Result<()
     })
 }
 
+/// A table's cache or reader, locked (a panic while it was held leaves nothing half-written that matters:
+/// the cache holds whole rows, the reader is positioned again before each read).
+fn locked<T>(slot: &Mutex<T>) -> MutexGuard<'_, T> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,7 +753,7 @@ mod tests {
                 assert_eq!((again.line, &again.values), (row.line, &row.values));
             }
         }
-        assert_eq!(table.recent.borrow().rows.len(), rows.len());
+        assert_eq!(locked(&table.recent).rows.len(), rows.len());
         let notes = quirks.snapshot();
         assert_eq!(notes.len(), notes_after_reading.len());
         assert!(

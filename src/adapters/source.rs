@@ -47,9 +47,10 @@ impl SourceError {
 }
 
 /// The consumer a source hands its records to: the rest of the pipeline. It returns
-/// [`SourceError::Stopped`] when it cannot go on.
+/// [`SourceError::Stopped`] when it cannot go on. The records are `Send`: on a long run, the pipeline's
+/// worker threads take them from the iterator in turn (one at a time, under a lock, in order).
 pub type Consumer<'c> =
-    dyn FnMut(&mut dyn Iterator<Item = Decoded>) -> Result<(), SourceError> + 'c;
+    dyn FnMut(&mut (dyn Iterator<Item = Decoded> + Send)) -> Result<(), SourceError> + 'c;
 
 /// One adapter: a format onedoor reads.
 pub trait Source: Sync {

@@ -5,7 +5,9 @@
 //! Output files are never damaged by a failed run: `--output` (a file, or with `--to hmis-csv` a folder) and
 //! `--report` are written into a temporary file (or folder) beside the target, fsynced, and renamed over it
 //! only when the run completes (exit 0, or 1 with some records rejected: the output is complete). A run that
-//! fails (exit 2) leaves the earlier output as it was and removes its temporary files.
+//! fails (exit 2) leaves the earlier output as it was and removes its temporary files. A target that is not a
+//! regular file — a device or a pipe (`/dev/stdout`, a FIFO), or a symbolic link — is written in place: there
+//! is nothing to rename over it, and renaming would replace the device or the link with a file.
 
 use super::{Cli, exit_code};
 use crate::adapters::niem::IncidentHistory;
@@ -260,7 +262,7 @@ fn convert_gated(
     report_gate(&sink, recipient, args);
     drop(sink);
     let written = match &side {
-        Some(staged) => staged.temp.as_file().metadata()?.len() > 0,
+        Some(staged) => staged.file().metadata()?.len() > 0,
         None => false,
     };
     Ok((summary, side.filter(|_| written)))
@@ -363,22 +365,36 @@ fn create_output(args: &Args) -> anyhow::Result<Output> {
 /// The summary as JSON, staged beside `path`.
 fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<StagedFile> {
     let staged = StagedFile::create(path)?;
-    serde_json::to_writer_pretty(staged.temp.as_file(), summary)
+    serde_json::to_writer_pretty(staged.file(), summary)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(staged)
 }
 
-/// A temporary file in the target's folder, renamed over the target on commit, deleted when dropped.
+/// A temporary file in the target's folder, renamed over the target on commit, deleted when dropped; or,
+/// for a target that is no regular file, the target itself.
 struct StagedFile {
-    temp: NamedTempFile,
+    staging: Staging,
     target: PathBuf,
+}
+
+enum Staging {
+    /// Renamed over the target on commit.
+    Temp(NamedTempFile),
+    /// A device, a pipe or a symbolic link, written in place.
+    InPlace(File),
 }
 
 impl StagedFile {
     /// Create the temporary file (and the target's folder if needed), with the target's permissions when
-    /// it exists, else those a new file gets.
+    /// it exists, else those a new file gets; or open the target itself when it is no regular file.
     fn create(target: &Path) -> anyhow::Result<Self> {
         anyhow::ensure!(!target.is_dir(), "{} is a folder", target.display());
+        if let Some(file) = open_in_place(target)? {
+            return Ok(Self {
+                staging: Staging::InPlace(file),
+                target: target.to_owned(),
+            });
+        }
         let temp = new_file_permissions(temp_builder())
             .tempfile_in(parent_folder(target)?)
             .with_context(|| {
@@ -390,27 +406,53 @@ impl StagedFile {
                 .with_context(|| format!("cannot create {}", target.display()))?;
         }
         Ok(Self {
-            temp,
+            staging: Staging::Temp(temp),
             target: target.to_owned(),
         })
     }
 
+    /// The file written.
+    fn file(&self) -> &File {
+        match &self.staging {
+            Staging::Temp(temp) => temp.as_file(),
+            Staging::InPlace(file) => file,
+        }
+    }
+
     fn handle(&self) -> anyhow::Result<File> {
-        let file = self.temp.as_file().try_clone();
+        let file = self.file().try_clone();
         file.with_context(|| format!("cannot write {}", self.target.display()))
     }
 
-    /// Fsync the temporary file and rename it over the target.
+    /// Fsync the temporary file and rename it over the target (a target written in place is done).
     fn commit(self) -> anyhow::Result<()> {
         let target = self.target;
         let cannot = || format!("cannot write {}", target.display());
-        self.temp.as_file().sync_all().with_context(cannot)?;
-        self.temp
-            .persist(&target)
+        let Staging::Temp(temp) = self.staging else {
+            return Ok(());
+        };
+        temp.as_file().sync_all().with_context(cannot)?;
+        temp.persist(&target)
             .map_err(|e| e.error)
             .with_context(cannot)?;
         sync_folder(&folder_of(&target))
     }
+}
+
+/// The target opened for writing when it exists and is no regular file (a device, a pipe, a symbolic link).
+fn open_in_place(target: &Path) -> anyhow::Result<Option<File>> {
+    let Ok(found) = std::fs::symlink_metadata(target) else {
+        return Ok(None);
+    };
+    if found.is_file() {
+        return Ok(None);
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(target)
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    Ok(Some(file))
 }
 
 /// A temporary folder beside the target folder, holding copies of the target's CSV files (the HMIS

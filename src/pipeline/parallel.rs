@@ -1,13 +1,18 @@
-//! Mapping and validating the records of a long run on worker threads, with the same output, summary and
-//! quirk log as on one thread.
+//! Decoding, mapping and validating the records of a long run on worker threads, with the same output,
+//! summary and quirk log as on one thread.
 //!
-//! The reading thread keeps everything that depends on order: it reads the records, hands them out in
-//! numbered batches, and settles the mapped batches strictly in their order (grouping, the id collision
-//! check, the summary, the output). Each worker compiles its own copy of the mapping, with its own date
-//! filters' position and a quirk log that records its calls; the calls of each record are applied to the
-//! run's log when the record is settled, and dropped with the record's mapping when it follows a rejected
-//! lead record (which one thread would not have mapped at all). At most [`IN_FLIGHT`] batches are out at
-//! once, so memory stays bounded whatever the size of the export.
+//! Each worker takes the next numbered batch of records from the source itself, under one lock, so the
+//! records are decoded one after the other in the source's order (the source's duplicate checks and quirk
+//! notes see them as on one thread), and maps, validates and serializes them on the thread that decoded
+//! them: a record's values are made, read and freed on one core (decoded on a reading thread and mapped on
+//! a worker, the two-thread run spent 13–40% more CPU than one thread; BENCHMARKS.md, issue 13 twelfth
+//! round). The calling thread keeps everything that depends on order: it settles the mapped batches
+//! strictly in their order (grouping, the id collision check, the summary, the output). Each worker compiles
+//! its own copy of the mapping, with its own date filters' position and a quirk log that records its calls;
+//! the calls of each record are applied to the run's log when the record is settled, and dropped with the
+//! record's mapping when it follows a rejected lead record (which one thread would not have mapped at all).
+//! At most [`IN_FLIGHT`] batches are taken and not yet settled, so memory stays bounded whatever the size
+//! of the export.
 
 use super::{Built, Group, Mapped, Mapper, PipelineError, Plan, Sink, Stage, Summary};
 use crate::mapping::{MappingEngine, MappingError};
@@ -15,16 +20,13 @@ use crate::record::{Decoded, QuirkLog, SourceRecord};
 use crate::validation::Validator;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-/// Records per batch handed to a worker.
+/// Records per batch a worker takes.
 const BATCH: usize = 32;
 
-/// Batches handed out and not yet settled, at most.
+/// Batches taken and not yet settled, at most.
 const IN_FLIGHT: u64 = 16;
-
-/// A numbered batch of records.
-type Job = (u64, Vec<Decoded>);
 
 /// A numbered batch of records with what mapping each gave.
 type Done = (u64, Vec<(Decoded, Mapped)>);
@@ -38,24 +40,127 @@ pub(super) fn threads() -> usize {
         .clamp(1, 64)
 }
 
+/// The source's records and how far the run is, shared by the workers and the settling thread.
+struct Reading<I> {
+    records: I,
+    /// The number the next batch taken gets.
+    next: u64,
+    /// Batches settled so far (the settling thread's count).
+    settled: u64,
+    /// The source has no more records.
+    exhausted: bool,
+    /// The run ended early (an error while settling, a worker that panicked): workers take no more batches.
+    stopped: bool,
+}
+
+/// [`Reading`] behind its lock, with the condition a worker waits on while [`IN_FLIGHT`] batches are out.
+struct Shared<I> {
+    reading: Mutex<Reading<I>>,
+    settled_more: Condvar,
+}
+
+impl<I: Iterator<Item = Decoded>> Shared<I> {
+    fn new(records: I) -> Self {
+        Self {
+            reading: Mutex::new(Reading {
+                records,
+                next: 0,
+                settled: 0,
+                exhausted: false,
+                stopped: false,
+            }),
+            settled_more: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Reading<I>> {
+        self.reading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next batch, decoded in order under the lock; `None` once the source is read or the run stopped.
+    fn take(&self) -> Option<(u64, Vec<Decoded>)> {
+        let mut reading = self.lock();
+        while !reading.stopped && reading.next - reading.settled >= IN_FLIGHT {
+            reading = self
+                .settled_more
+                .wait(reading)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if reading.stopped || reading.exhausted {
+            return None;
+        }
+        let batch: Vec<Decoded> = reading.records.by_ref().take(BATCH).collect();
+        if batch.is_empty() {
+            reading.exhausted = true;
+            return None;
+        }
+        let number = reading.next;
+        reading.next += 1;
+        Some((number, batch))
+    }
+
+    /// `settled` batches are settled: workers waiting for room may take more.
+    fn settled(&self, settled: u64) {
+        self.lock().settled = settled;
+        self.settled_more.notify_all();
+    }
+
+    fn stop(&self) {
+        self.lock().stopped = true;
+        self.settled_more.notify_all();
+    }
+
+    /// Whether every batch taken was settled and the source has no more records.
+    fn finished(&self, settled: u64) -> bool {
+        let reading = self.lock();
+        reading.exhausted && reading.next == settled
+    }
+}
+
+/// Stops the run when dropped: the settling side leaving (done or failed), or a worker unwinding from a
+/// panic, so that no worker waits for room that will never come.
+struct StopOnDrop<'s, I: Iterator<Item = Decoded>> {
+    shared: &'s Shared<I>,
+    /// Stop only when unwinding (a worker's guard), or always (the settling side's).
+    only_on_panic: bool,
+}
+
+impl<I: Iterator<Item = Decoded>> Drop for StopOnDrop<'_, I> {
+    fn drop(&mut self) {
+        if !self.only_on_panic || std::thread::panicking() {
+            self.shared.stop();
+        }
+    }
+}
+
 /// Map `records` on the plan's worker threads, settling them in order into `group`, `sink` and `summary`.
 pub(super) fn run(
     stage: &Stage<'_>,
-    records: impl Iterator<Item = Decoded>,
+    records: impl Iterator<Item = Decoded> + Send,
     group: &mut Group,
     sink: &mut dyn Sink,
     summary: &mut Summary,
 ) -> Result<(), PipelineError> {
     let (plan, passthrough) = (&stage.plan, stage.passthrough);
+    let shared = Shared::new(records);
     std::thread::scope(|scope| {
-        let (jobs, queue) = channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
         let (done, results) = channel::<Done>();
         for _ in 0..plan.threads {
-            let (queue, done) = (queue.clone(), done.clone());
-            scope.spawn(move || work(plan, passthrough, &queue, &done));
+            let (shared, done) = (&shared, done.clone());
+            scope.spawn(move || {
+                let _stop = StopOnDrop {
+                    shared,
+                    only_on_panic: true,
+                };
+                work(plan, passthrough, shared, &done)
+            });
         }
         drop(done);
+        // Dropped on the way out, an error included, before the scope waits for the workers.
+        let _stop = StopOnDrop {
+            shared: &shared,
+            only_on_panic: false,
+        };
         let mut order = InOrder {
             stage,
             group,
@@ -64,8 +169,7 @@ pub(super) fn run(
             next: 0,
             waiting: BTreeMap::new(),
         };
-        // Dropping `jobs` on the way out (an error included) lets the workers finish.
-        order.feed(records, jobs, &results)
+        order.settle_all(&shared, &results)
     })
 }
 
@@ -81,42 +185,29 @@ struct InOrder<'s, 'm> {
 }
 
 impl InOrder<'_, '_> {
-    fn feed(
+    /// Settle every batch the workers map, until they have all finished.
+    fn settle_all<I: Iterator<Item = Decoded>>(
         &mut self,
-        mut records: impl Iterator<Item = Decoded>,
-        jobs: Sender<Job>,
+        shared: &Shared<I>,
         results: &Receiver<Done>,
     ) -> Result<(), PipelineError> {
-        let mut sent = 0u64;
-        loop {
-            let batch: Vec<Decoded> = records.by_ref().take(BATCH).collect();
-            if batch.is_empty() {
-                break;
-            }
-            while sent - self.next >= IN_FLIGHT {
-                self.receive(results)?;
-            }
-            jobs.send((sent, batch)).map_err(|_| stopped())?;
-            sent += 1;
-            while let Ok(done) = results.try_recv() {
-                self.settle(done)?;
+        // The channel closes when the last worker is done: the source read, or every worker gone.
+        while let Ok((number, mapped)) = results.recv() {
+            self.waiting.insert(number, mapped);
+            let before = self.next;
+            self.settle_ready()?;
+            if self.next != before {
+                shared.settled(self.next);
             }
         }
-        drop(jobs);
-        while self.next < sent {
-            self.receive(results)?;
+        if shared.finished(self.next) {
+            Ok(())
+        } else {
+            Err(stopped())
         }
-        Ok(())
     }
 
-    /// Wait for one mapped batch and settle what is ready.
-    fn receive(&mut self, results: &Receiver<Done>) -> Result<(), PipelineError> {
-        let done = results.recv().map_err(|_| stopped())?;
-        self.settle(done)
-    }
-
-    fn settle(&mut self, (number, mapped): Done) -> Result<(), PipelineError> {
-        self.waiting.insert(number, mapped);
+    fn settle_ready(&mut self) -> Result<(), PipelineError> {
         while let Some(batch) = self.waiting.remove(&self.next) {
             for (decoded, mapped) in batch {
                 self.stage
@@ -129,7 +220,7 @@ impl InOrder<'_, '_> {
 }
 
 /// Settling a mapped record reads only what identifies it (kind, key, group, position): the values it was
-/// mapped from are dropped here, on the worker, not on the reading thread that has everything else to do.
+/// decoded into and mapped from are dropped here, on the worker that made them, not on the settling thread.
 fn forget_values(record: &mut SourceRecord) {
     record.context = serde_json::Value::Null;
     record.related = Vec::new();
@@ -139,11 +230,11 @@ fn stopped() -> PipelineError {
     PipelineError::Source("the mapping threads stopped before every record was mapped".to_owned())
 }
 
-/// A worker: its own mapping engines and validator; batches in, mapped batches out, until the queue closes.
-fn work(
+/// A worker: its own mapping engines and validator; it takes batches and maps them until the source is read.
+fn work<I: Iterator<Item = Decoded>>(
     plan: &Plan<'_>,
     passthrough: bool,
-    queue: &Mutex<Receiver<Job>>,
+    shared: &Shared<I>,
     done: &Sender<Done>,
 ) -> Result<(), MappingError> {
     let quirks = QuirkLog::recorder();
@@ -169,35 +260,40 @@ fn work(
         memo: Default::default(),
         quirks: quirks.clone(),
     };
-    loop {
-        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok((number, batch)) = job else {
-            return Ok(());
-        };
+    while let Some((number, batch)) = shared.take() {
         let mapped = batch
             .into_iter()
-            .map(|mut decoded| {
-                let processed = match &decoded {
-                    Ok(record) => mapper
-                        .process(record)
-                        .map(|resources| Built::new(resources, plan.as_text)),
-                    Err(error) => Err(error.clone()),
-                };
-                if let Ok(record) = &mut decoded {
-                    forget_values(record);
-                }
-                let events = quirks.take_recorded();
-                let digest = processed.as_ref().ok().and_then(Built::lead_digest);
-                let mapped = Mapped {
-                    processed,
-                    events,
-                    digest,
-                };
-                (decoded, mapped)
-            })
+            .map(|decoded| map_one(&mapper, plan, &quirks, decoded))
             .collect();
         if done.send((number, mapped)).is_err() {
             return Ok(());
         }
     }
+    Ok(())
+}
+
+/// One record mapped on a worker, with the quirk log calls it made.
+fn map_one(
+    mapper: &Mapper<'_>,
+    plan: &Plan<'_>,
+    quirks: &QuirkLog,
+    mut decoded: Decoded,
+) -> (Decoded, Mapped) {
+    let processed = match &decoded {
+        Ok(record) => mapper
+            .process(record)
+            .map(|resources| Built::new(resources, plan.as_text)),
+        Err(error) => Err(error.clone()),
+    };
+    if let Ok(record) = &mut decoded {
+        forget_values(record);
+    }
+    let events = quirks.take_recorded();
+    let digest = processed.as_ref().ok().and_then(Built::lead_digest);
+    let mapped = Mapped {
+        processed,
+        events,
+        digest,
+    };
+    (decoded, mapped)
 }

@@ -55,7 +55,8 @@ impl FhirSource {
     ) -> impl Iterator<Item = Decoded> + 's {
         self.files.iter().flat_map(move |path| {
             let name = display_name(path);
-            let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+            // Shared by the two halves of the chain; atomic so that the records can be read on any thread.
+            let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
             let counter = count.clone();
             let quirks = quirks.clone();
             file_records(path)
@@ -65,18 +66,18 @@ impl FhirSource {
                         .as_ref()
                         .map_or_else(|e| e.position.unit().is_some(), |_| true)
                     {
-                        counter.set(counter.get() + 1);
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 })
                 .chain(std::iter::from_fn(move || {
-                    quirks.rows_read(&name, count.get());
+                    quirks.rows_read(&name, count.load(std::sync::atomic::Ordering::Relaxed));
                     None
                 }))
         })
     }
 }
 
-fn file_records(path: &Path) -> Box<dyn Iterator<Item = Decoded>> {
+fn file_records(path: &Path) -> Box<dyn Iterator<Item = Decoded> + Send> {
     let name = display_name(path);
     let file = match File::open(path) {
         Ok(f) => f,

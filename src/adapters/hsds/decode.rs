@@ -88,7 +88,7 @@ impl HsdsSource {
         let mut seen: std::collections::HashMap<String, String> = Default::default();
         let quirks = self.quirks.clone();
         let counting = self.quirks;
-        let decoded: Box<dyn Iterator<Item = Decoded>> = match self.tabular {
+        let decoded: Box<dyn Iterator<Item = Decoded> + Send> = match self.tabular {
             Some(records) => Box::new(records.into_iter()),
             None => Box::new(
                 self.files
