@@ -31,11 +31,9 @@ fn ndjson(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn quick_start_converts_the_example_referrals_into_valid_bundles() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("referrals.ndjson");
-    let run = onedoor(&[
+/// The quick start's conversion (the example referrals and district export, as Bundles) into `out`.
+fn convert_examples(out: &Path) -> Output {
+    onedoor(&[
         "convert",
         "--mapping",
         "student-referrals",
@@ -47,7 +45,14 @@ fn quick_start_converts_the_example_referrals_into_valid_bundles() {
         "bundle",
         "--output",
         out.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn quick_start_converts_the_example_referrals_into_valid_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("referrals.ndjson");
+    let run = convert_examples(&out);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let bundles = ndjson(&out);
     assert_eq!(bundles.len(), 3);
@@ -470,19 +475,7 @@ fn a_successful_convert_replaces_the_output_and_leaves_no_temporary_file() {
         "an older, longer output that must not survive as a tail\n".repeat(200),
     )
     .unwrap();
-    let run = onedoor(&[
-        "convert",
-        "--mapping",
-        "student-referrals",
-        "--input",
-        "examples/referrals.csv",
-        "--roster",
-        "examples/district-export",
-        "--format",
-        "bundle",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let run = convert_examples(&out);
     assert!(run.status.success(), "{}", text(&run.stderr));
     assert_eq!(ndjson(&out).len(), 3);
     assert_eq!(listing(out.parent().unwrap()), ["out.ndjson"]);
@@ -507,26 +500,11 @@ fn a_successful_convert_replaces_the_output_and_leaves_no_temporary_file() {
 #[test]
 fn an_output_that_is_a_link_a_pipe_or_a_device_is_written_in_place() {
     let dir = tempfile::tempdir().unwrap();
-    let args = |out: &Path| {
-        onedoor(&[
-            "convert",
-            "--mapping",
-            "student-referrals",
-            "--input",
-            "examples/referrals.csv",
-            "--roster",
-            "examples/district-export",
-            "--format",
-            "bundle",
-            "--output",
-            out.to_str().unwrap(),
-        ])
-    };
     let real = dir.path().join("real.ndjson");
     std::fs::write(&real, "older\n".repeat(500)).unwrap();
     let link = dir.path().join("link.ndjson");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let run = args(&link);
+    let run = convert_examples(&link);
     assert!(run.status.success(), "{}", text(&run.stderr));
     assert!(
         std::fs::symlink_metadata(&link)
@@ -550,7 +528,7 @@ fn an_output_that_is_a_link_a_pipe_or_a_device_is_written_in_place() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
-    let run = args(&fifo);
+    let run = convert_examples(&fifo);
     assert!(run.status.success(), "{}", text(&run.stderr));
     assert_eq!(reader.join().unwrap().lines().count(), 3);
     use std::os::unix::fs::FileTypeExt;
@@ -562,7 +540,7 @@ fn an_output_that_is_a_link_a_pipe_or_a_device_is_written_in_place() {
     );
 
     if Path::new("/dev/full").exists() {
-        let run = args(Path::new("/dev/full"));
+        let run = convert_examples(Path::new("/dev/full"));
         assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
         assert!(
             text(&run.stderr).contains("No space left on device"),

@@ -101,11 +101,10 @@ fn write_export(dir: &Path) -> (PathBuf, PathBuf) {
     (input, roster)
 }
 
-/// `convert` with `threads` worker threads: (process output, the NDJSON, the report).
-fn convert(dir: &Path, input: &Path, roster: &Path, threads: &str) -> (Output, Vec<u8>, Vec<u8>) {
-    let out = dir.join(format!("out-{threads}.ndjson"));
-    let report = dir.join(format!("report-{threads}.json"));
-    let run = Command::new(env!("CARGO_BIN_EXE_onedoor"))
+/// `convert` of the export to bundles with `threads` worker threads, its output and report left to add.
+fn convert_command(input: &Path, roster: &Path, threads: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_onedoor"));
+    command
         .args([
             "convert",
             "--mapping",
@@ -117,14 +116,22 @@ fn convert(dir: &Path, input: &Path, roster: &Path, threads: &str) -> (Output, V
         .arg(input)
         .arg("--roster")
         .arg(roster)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ONEDOOR_MAPPINGS")
+        .env_remove("ONEDOOR_LOG")
+        .env("ONEDOOR_THREADS", threads);
+    command
+}
+
+/// `convert` with `threads` worker threads: (process output, the NDJSON, the report).
+fn convert(dir: &Path, input: &Path, roster: &Path, threads: &str) -> (Output, Vec<u8>, Vec<u8>) {
+    let out = dir.join(format!("out-{threads}.ndjson"));
+    let report = dir.join(format!("report-{threads}.json"));
+    let run = convert_command(input, roster, threads)
         .arg("--output")
         .arg(&out)
         .arg("--report")
         .arg(&report)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("ONEDOOR_MAPPINGS")
-        .env_remove("ONEDOOR_LOG")
-        .env("ONEDOOR_THREADS", threads)
         .output()
         .expect("onedoor runs");
     let read = |path: &Path| std::fs::read(path).unwrap_or_default();
@@ -175,24 +182,8 @@ fn worker_threads_give_the_output_and_report_of_one_thread() {
 fn an_output_that_fails_stops_the_workers_with_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let (input, roster) = write_export(dir.path());
-    let mut run = Command::new(env!("CARGO_BIN_EXE_onedoor"))
-        .args([
-            "convert",
-            "--mapping",
-            "student-referrals",
-            "--format",
-            "bundle",
-            "--output",
-            "/dev/full",
-        ])
-        .arg("--input")
-        .arg(&input)
-        .arg("--roster")
-        .arg(&roster)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("ONEDOOR_MAPPINGS")
-        .env_remove("ONEDOOR_LOG")
-        .env("ONEDOOR_THREADS", "2")
+    let mut run = convert_command(&input, &roster, "2")
+        .args(["--output", "/dev/full"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
