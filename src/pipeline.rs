@@ -551,7 +551,7 @@ struct Plan<'m> {
     loaded: &'m LoadedMapping,
     roster: Option<&'m LoadedMapping>,
     options: &'m EngineOptions,
-    /// Worker threads (1: every record is mapped on the reading thread).
+    /// Worker threads (1: every record is read and mapped on the calling thread).
     threads: usize,
     /// Whether the sink takes resources as JSON text (serialized where they are mapped).
     as_text: bool,
@@ -565,7 +565,8 @@ struct Mapped {
     digest: Option<u64>,
 }
 
-/// Records mapped on the reading thread before worker threads are started (a short run never starts them).
+/// Records read and mapped on the calling thread before worker threads are started (a short run never starts
+/// them).
 const SEQUENTIAL_FIRST: usize = 256;
 
 impl Stage<'_> {
@@ -626,12 +627,7 @@ impl Stage<'_> {
                 self.quirks.replay(events);
                 (processed, digest)
             }
-            None => (
-                self.mapper
-                    .process(&record)
-                    .map(|resources| Built::new(resources, self.plan.as_text)),
-                None,
-            ),
+            None => (self.mapper.build(&record, self.plan.as_text), None),
         };
         self.add(&record, processed, digest, group, summary)?;
         Ok(())
@@ -730,7 +726,34 @@ impl Stage<'_> {
 }
 
 impl Mapper<'_> {
-    fn process(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
+    /// The record's resources, each validated, in the form the sink takes: serialized once when `as_text`
+    /// (and then asked of the memo by that text).
+    fn build(&self, record: &SourceRecord, as_text: bool) -> Result<Built, RecordError> {
+        let resources = self.map(record)?;
+        if !as_text {
+            for resource in &resources {
+                let issues = self.memo.borrow_mut().validate(&self.validator, resource);
+                verdict(issues, resource, record)?;
+            }
+            return Ok(Built::Values(resources));
+        }
+        let texts = resources
+            .iter()
+            .map(|resource| {
+                let text = ResourceText::of(resource);
+                let issues = self.memo.borrow_mut().validate_serialized(
+                    &self.validator,
+                    resource,
+                    text.json(),
+                );
+                verdict(issues, resource, record).map(|()| text)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Built::Text(texts))
+    }
+
+    /// The resources the record and the records it carries map to, not yet validated.
+    fn map(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
         let mut resources = if self.passthrough {
             vec![record.context.get("resource").cloned().unwrap_or_default()]
         } else {
@@ -765,36 +788,37 @@ impl Mapper<'_> {
                 }
             }
         }
-        for resource in &resources {
-            self.check(resource, record)?;
-        }
         Ok(resources)
     }
+}
 
-    fn check(&self, resource: &Value, record: &SourceRecord) -> Result<(), RecordError> {
-        let issues = self.memo.borrow_mut().validate(&self.validator, resource);
-        if issues.is_empty() {
-            return Ok(());
-        }
-        let label = resource_key(resource)
-            .or_else(|| {
-                resource
-                    .get("resourceType")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        let listed: Vec<String> = issues.iter().take(5).map(ToString::to_string).collect();
-        let more = if issues.len() > 5 {
-            format!(" (and {} more)", issues.len() - 5)
-        } else {
-            String::new()
-        };
-        Err(RecordError::new(
-            record.position.clone(),
-            format!("{label} is not valid FHIR R4: {}{more}", listed.join("; ")),
-        ))
+/// The record's rejection when its resource has `issues` (the first five listed).
+fn verdict(
+    issues: Vec<crate::validation::Issue>,
+    resource: &Value,
+    record: &SourceRecord,
+) -> Result<(), RecordError> {
+    if issues.is_empty() {
+        return Ok(());
     }
+    let label = resource_key(resource)
+        .or_else(|| {
+            resource
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let listed: Vec<String> = issues.iter().take(5).map(ToString::to_string).collect();
+    let more = if issues.len() > 5 {
+        format!(" (and {} more)", issues.len() - 5)
+    } else {
+        String::new()
+    };
+    Err(RecordError::new(
+        record.position.clone(),
+        format!("{label} is not valid FHIR R4: {}{more}", listed.join("; ")),
+    ))
 }
 
 /// How many lead-resource ids the collision check remembers (40 bytes each, past

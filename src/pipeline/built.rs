@@ -1,6 +1,6 @@
 //! A record's resources on their way to the sink: as JSON values, or — for a sink that writes JSON text
 //! ([`Sink::takes_text`]) — serialized once, where they were mapped. On a worker thread that matters: the
-//! worker frees the values it allocated (hundreds of small allocations per record) and the reading thread
+//! worker frees the values it allocated (hundreds of small allocations per record) and the settling thread
 //! only writes bytes, instead of every value being freed across threads.
 
 use super::Sink;
@@ -21,7 +21,12 @@ pub struct ResourceText {
 impl ResourceText {
     /// `resource` serialized as `serde_json::to_vec` does.
     pub fn of(resource: &Value) -> Self {
-        let text = |key: &str| resource.get(key).and_then(Value::as_str).map(str::to_owned);
+        let text = |key: &str| {
+            resource
+                .member(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         Self {
             kind: text("resourceType"),
             id: text("id"),

@@ -280,9 +280,7 @@ fn map_one(
     mut decoded: Decoded,
 ) -> (Decoded, Mapped) {
     let processed = match &decoded {
-        Ok(record) => mapper
-            .process(record)
-            .map(|resources| Built::new(resources, plan.as_text)),
+        Ok(record) => mapper.build(record, plan.as_text),
         Err(error) => Err(error.clone()),
     };
     if let Ok(record) = &mut decoded {

@@ -6,6 +6,10 @@
 //! compare with in full: a digest alone could collide) the second time it is seen valid, so resources that
 //! occur once (each referral's ServiceRequest and Task) cost only a digest; both tables are bounded, the
 //! copies by the memory they take (so a long run's memory stops growing once the memo is full).
+//!
+//! A run that writes JSON text serializes each resource anyway; it asks with the text
+//! ([`ValidMemo::validate_serialized`]), which is digested and compared as bytes: cheaper than walking the
+//! value, and the same verdicts, since two values serialize to the same text exactly when [`same`] holds.
 
 use super::{Issue, Validator};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -25,7 +29,9 @@ const MAX_REMEMBERED_BYTES: usize = 1 << 20;
 pub struct ValidMemo {
     seen_once: FxHashSet<u64>,
     remembered: FxHashMap<u64, Vec<Value>>,
-    /// What the copies take, as [`footprint`] counts it.
+    /// Texts of resources seen valid twice or more, by the digest of the text.
+    remembered_texts: FxHashMap<u64, Vec<Box<[u8]>>>,
+    /// What the copies take, as [`footprint`] counts it (a text: its length and a few words).
     remembered_bytes: usize,
 }
 
@@ -48,23 +54,71 @@ impl ValidMemo {
         issues
     }
 
-    fn remember(&mut self, digest: u64, resource: &Value) {
-        if !self.seen_once.contains(&digest) {
-            if self.seen_once.len() >= MAX_SEEN {
-                self.seen_once.clear();
-            }
-            self.seen_once.insert(digest);
-        } else {
-            let bytes = footprint(resource);
+    /// Every issue of `resource`, serialized as `json` (`serde_json::to_vec`), as [`Validator::validate`]
+    /// gives them; none when a resource of the same text was found valid before.
+    pub fn validate_serialized(
+        &mut self,
+        validator: &Validator,
+        resource: &Value,
+        json: &[u8],
+    ) -> Vec<Issue> {
+        let digest = text_digest(json);
+        if self
+            .remembered_texts
+            .get(&digest)
+            .is_some_and(|copies| copies.iter().any(|copy| **copy == *json))
+        {
+            return Vec::new();
+        }
+        let issues = validator.validate(resource);
+        if issues.is_empty() && self.seen_before(digest) {
+            let bytes = TEXT_OVERHEAD + json.len();
             if self.remembered_bytes + bytes <= MAX_REMEMBERED_BYTES {
-                self.remembered
+                self.remembered_texts
                     .entry(digest)
                     .or_default()
-                    .push(resource.clone());
+                    .push(json.into());
                 self.remembered_bytes += bytes;
             }
         }
+        issues
     }
+
+    fn remember(&mut self, digest: u64, resource: &Value) {
+        if !self.seen_before(digest) {
+            return;
+        }
+        let bytes = footprint(resource);
+        if self.remembered_bytes + bytes <= MAX_REMEMBERED_BYTES {
+            self.remembered
+                .entry(digest)
+                .or_default()
+                .push(resource.clone());
+            self.remembered_bytes += bytes;
+        }
+    }
+
+    /// Whether `digest` was seen valid before; noted as seen when not.
+    fn seen_before(&mut self, digest: u64) -> bool {
+        if self.seen_once.contains(&digest) {
+            return true;
+        }
+        if self.seen_once.len() >= MAX_SEEN {
+            self.seen_once.clear();
+        }
+        self.seen_once.insert(digest);
+        false
+    }
+}
+
+/// What a remembered text takes beside its bytes (its box, its place in the table's list).
+const TEXT_OVERHEAD: usize = 32;
+
+/// A 64-bit digest of a resource's JSON text. A fast hash: a match is confirmed by comparing the texts.
+fn text_digest(json: &[u8]) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(json);
+    hasher.finish()
 }
 
 /// Whether two values are the same, keys in the same order: what the digest tells apart (it feeds keys in
@@ -175,6 +229,35 @@ mod tests {
         let other = json!({"resourceType": "Organization", "id": "o1", "name": "Food bank 2"});
         assert_ne!(digest(&other), digest(&valid));
         assert!(memo.validate(&validator, &other).is_empty());
+    }
+
+    /// Asked with the text, the memo gives the verdicts it gives asked with the value, for the same values.
+    #[test]
+    fn a_resource_asked_by_its_text_gets_the_verdict_of_its_value() {
+        let validator = Validator::new();
+        let (mut by_value, mut by_text) = (ValidMemo::default(), ValidMemo::default());
+        let resources = [
+            json!({"resourceType": "Organization", "id": "o1", "name": "Food bank"}),
+            json!({"resourceType": "Organization", "id": "o1", "name": "Food bank", "bogus": 1}),
+            json!({"id": "o1", "resourceType": "Organization", "name": "Food bank"}),
+            json!({"resourceType": "Organization", "id": "o1", "name": "Food bank 2"}),
+            json!({"resourceType": "Patient", "id": "p", "gender": "robot"}),
+            json!({"resourceType": "Patient", "id": "p", "multipleBirthInteger": 2}),
+            json!({"resourceType": "Patient", "id": "p", "multipleBirthInteger": 2.0}),
+        ];
+        for round in 0..3 {
+            for resource in &resources {
+                let json = serde_json::to_vec(resource).unwrap();
+                assert_eq!(
+                    by_text.validate_serialized(&validator, resource, &json),
+                    by_value.validate(&validator, resource),
+                    "round {round}: {resource}"
+                );
+            }
+        }
+        let texts: usize = by_text.remembered_texts.values().map(Vec::len).sum();
+        assert_eq!(texts, 4, "the valid ones, each remembered once");
+        assert!(by_text.remembered_bytes <= by_value.remembered_bytes);
     }
 
     #[test]
