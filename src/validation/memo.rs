@@ -48,8 +48,15 @@ impl ValidMemo {
             return Vec::new();
         }
         let issues = validator.validate(resource);
-        if issues.is_empty() {
-            self.remember(digest, resource);
+        if issues.is_empty() && self.seen_before(digest) {
+            let bytes = footprint(resource);
+            keep(
+                &mut self.remembered,
+                &mut self.remembered_bytes,
+                digest,
+                bytes,
+                || resource.clone(),
+            );
         }
         issues
     }
@@ -73,29 +80,15 @@ impl ValidMemo {
         let issues = validator.validate(resource);
         if issues.is_empty() && self.seen_before(digest) {
             let bytes = TEXT_OVERHEAD + json.len();
-            if self.remembered_bytes + bytes <= MAX_REMEMBERED_BYTES {
-                self.remembered_texts
-                    .entry(digest)
-                    .or_default()
-                    .push(json.into());
-                self.remembered_bytes += bytes;
-            }
+            keep(
+                &mut self.remembered_texts,
+                &mut self.remembered_bytes,
+                digest,
+                bytes,
+                || json.into(),
+            );
         }
         issues
-    }
-
-    fn remember(&mut self, digest: u64, resource: &Value) {
-        if !self.seen_before(digest) {
-            return;
-        }
-        let bytes = footprint(resource);
-        if self.remembered_bytes + bytes <= MAX_REMEMBERED_BYTES {
-            self.remembered
-                .entry(digest)
-                .or_default()
-                .push(resource.clone());
-            self.remembered_bytes += bytes;
-        }
     }
 
     /// Whether `digest` was seen valid before; noted as seen when not.
@@ -108,6 +101,20 @@ impl ValidMemo {
         }
         self.seen_once.insert(digest);
         false
+    }
+}
+
+/// A copy made by `copy`, taking `bytes`, kept under `digest` in `table` while the copies' budget allows.
+fn keep<T>(
+    table: &mut FxHashMap<u64, Vec<T>>,
+    remembered_bytes: &mut usize,
+    digest: u64,
+    bytes: usize,
+    copy: impl FnOnce() -> T,
+) {
+    if *remembered_bytes + bytes <= MAX_REMEMBERED_BYTES {
+        table.entry(digest).or_default().push(copy());
+        *remembered_bytes += bytes;
     }
 }
 
