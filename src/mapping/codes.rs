@@ -2,8 +2,9 @@
 //! `source_code,system,code,display`, used by the `code('table')` filter to turn a source code into a FHIR
 //! Coding. Source codes match without regard to case or surrounding spaces.
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// One Coding a source code maps to.
@@ -19,17 +20,26 @@ pub struct Coding {
     pub display: String,
 }
 
-/// A loaded code table.
+/// A loaded code table. Its keys come from the mapping's own files, so the fast hasher is safe here (a
+/// lookup is one per coded field of every record).
 #[derive(Debug, Clone, Default)]
 pub struct CodeTable {
-    entries: HashMap<String, Coding>,
+    entries: FxHashMap<String, Coding>,
     source_codes: Vec<String>,
 }
 
 impl CodeTable {
     /// The Coding for a source code.
     pub fn lookup(&self, source_code: &str) -> Option<&Coding> {
-        self.entries.get(&normalize(source_code))
+        let code = source_code.trim();
+        // Most codes are already lower-case ASCII: looked up as they are, without a lower-cased copy.
+        if code
+            .bytes()
+            .all(|byte| byte.is_ascii() && !byte.is_ascii_uppercase())
+        {
+            return self.entries.get(code);
+        }
+        self.entries.get(&normalize(code))
     }
 
     /// The source codes, in file order (for error messages).

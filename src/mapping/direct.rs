@@ -30,6 +30,8 @@ pub(super) struct Direct(Node);
 enum Node {
     /// A string, integer, boolean or `none` literal.
     Literal(Value),
+    /// A list or object literal of literals only, built once when compiled: evaluating it gives a copy.
+    Constant(Value),
     /// A variable: a record variable, else the `source_system` global.
     Var(Member),
     Attr(Box<Node>, Member),
@@ -145,8 +147,10 @@ fn compile(expr: &Expr<'_>) -> Option<Node> {
             let index = usize::try_from(i64::try_from(index.value.clone()).ok()?).ok()?;
             Node::Index(Box::new(compile(&item.expr)?), index)
         }
-        Expr::List(list) => Node::List(list.items.iter().map(compile).collect::<Option<_>>()?),
-        Expr::Map(map) => compile_map(map)?,
+        Expr::List(list) => folded(Node::List(
+            list.items.iter().map(compile).collect::<Option<_>>()?,
+        )),
+        Expr::Map(map) => folded(compile_map(map)?),
         Expr::BinOp(op) => compile_binop(op)?,
         Expr::Compare(compare) => compile_compare(compare)?,
         Expr::UnaryOp(op) => match op.op {
@@ -165,6 +169,32 @@ fn compile(expr: &Expr<'_>) -> Option<Node> {
         Expr::Call(call) => compile_call(call)?,
         Expr::Slice(_) | Expr::Test(_) => return None,
     })
+}
+
+/// A list or object literal whose items are all literals, as the value it always evaluates to (the one
+/// [`Evaluation::eval`] builds for it: an object's keys in their sorted order); any other node as it is.
+fn folded(node: Node) -> Node {
+    let constant = |node: &Node| match node {
+        Node::Literal(value) | Node::Constant(value) => Some(value.clone()),
+        _ => None,
+    };
+    let value = match &node {
+        Node::List(items) => items
+            .iter()
+            .map(constant)
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
+        Node::Map(entries, sorted) => sorted
+            .iter()
+            .map(|&at| {
+                let (key, value) = entries.get(at)?;
+                Some((key.clone(), constant(value)?))
+            })
+            .collect::<Option<Map<_, _>>>()
+            .map(Value::Object),
+        _ => None,
+    };
+    value.map_or(node, Node::Constant)
 }
 
 /// A literal MiniJinja constant as JSON: strings, integers, booleans and `none` only.
@@ -302,6 +332,7 @@ impl<'a> Evaluation<'a, '_> {
     fn eval(&mut self, node: &'a Node) -> Result<Val<'a>, Stop> {
         Ok(match node {
             Node::Literal(value) => literal_value(value),
+            Node::Constant(value) => Val::Built(value.clone()),
             Node::Var(name) => match self.record.as_object().and_then(|record| name.find(record)) {
                 Some(value) => Val::Json(value),
                 None if name.name() == "source_system" => {
@@ -641,5 +672,43 @@ pub(super) fn id_text(value: &Val<'_>) -> Result<String, Stop> {
     match value {
         Val::Json(Value::Null) => Ok("none".to_owned()),
         other => display(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn compiled(source: &str) -> Node {
+        Direct::compile(source).unwrap().0
+    }
+
+    /// A list or object of literals is built when compiled, its keys in the order evaluation gives them;
+    /// one holding anything else is evaluated each time.
+    #[test]
+    fn a_literal_object_is_built_once() {
+        let Node::Constant(value) = compiled("{'b': 1, 'a': ['x', none, true], 'c': {'z': 'y'}}")
+        else {
+            panic!("not folded");
+        };
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            r#"{"a":["x",null,true],"b":1,"c":{"z":"y"}}"#
+        );
+        assert!(matches!(compiled("{'a': 'x', 'b': row.b}"), Node::Map(..)));
+        assert!(matches!(compiled("['x', row.b]"), Node::List(..)));
+        let record = json!({});
+        let scope = Scope {
+            codes: &CodeTables::default(),
+            source_system: "urn:s",
+            now: "2026-01-01",
+            date_order: DateOrder::default(),
+        };
+        let direct = Direct::compile("[{'k': 'v'}, {'k': 'v'}]").unwrap();
+        let Ok(Val::Built(built)) = direct.eval(&record, &scope, &mut Vec::new()) else {
+            panic!("no value");
+        };
+        assert_eq!(built, json!([{"k": "v"}, {"k": "v"}]));
     }
 }

@@ -142,13 +142,34 @@ fn split_index(raw: &str) -> Result<(&str, Option<Index>), String> {
     Ok((&raw[..open], Some(index)))
 }
 
+/// Objects with at most this many members are searched in order before their index is used.
+const SEARCHED_IN_ORDER: usize = 8;
+
+/// The member `name` of `object`, added as `make()` when absent. A small object's names are compared in
+/// order first: most members a path passes through exist already (`meta` for the second `meta.security`),
+/// and found that way the name is neither copied nor hashed.
+fn member_or_insert<'a>(
+    object: &'a mut Map<String, Value>,
+    name: &str,
+    make: impl FnOnce() -> Value,
+) -> Result<&'a mut Value, String> {
+    let found = (object.len() <= SEARCHED_IN_ORDER)
+        .then(|| object.keys().position(|key| key == name))
+        .flatten();
+    match found {
+        Some(at) => object
+            .values_mut()
+            .nth(at)
+            .ok_or_else(|| format!("'{name}' is missing from its object")),
+        None => Ok(object.entry(name.to_owned()).or_insert_with(make)),
+    }
+}
+
 fn list_slot<'a>(
     object: &'a mut Map<String, Value>,
     name: &str,
 ) -> Result<&'a mut Vec<Value>, String> {
-    let slot = object
-        .entry(name.to_owned())
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let slot = member_or_insert(object, name, || Value::Array(Vec::new()))?;
     slot.as_array_mut()
         .ok_or_else(|| format!("'{name}' already holds a single value"))
 }
@@ -193,9 +214,7 @@ fn child<'a>(
     prefix: &str,
 ) -> Result<&'a mut Value, String> {
     if !segment.is_array {
-        return Ok(object
-            .entry(segment.name.clone())
-            .or_insert_with(|| Value::Object(Map::new())));
+        return member_or_insert(object, &segment.name, || Value::Object(Map::new()));
     }
     let list = list_slot(object, &segment.name)?;
     let at = position(list, segment.index.unwrap_or(Index::Last), cursor, prefix);

@@ -30,9 +30,7 @@ impl ResourceText {
         Self {
             kind: text("resourceType"),
             id: text("id"),
-            // A `Value` always serializes (its map keys are strings); an empty text would be the only
-            // trace of a failure that cannot happen.
-            json: serde_json::to_vec(resource).unwrap_or_default(),
+            json: crate::json_text::to_vec(resource),
         }
     }
 

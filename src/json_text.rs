@@ -1,0 +1,276 @@
+//! The JSON text of a `serde_json::Value`, byte for byte what `serde_json::to_vec` writes, checking a
+//! string's bytes for escapes eight at a time.
+//!
+//! serde_json looks each byte of a string up in its escape table; a `convert` writes about 4.7 KB of text a
+//! row, nearly all of it strings that need no escape, and that lookup was 6.5% of the run's instructions
+//! (BENCHMARKS.md, issue 13 thirteenth round). Here a string is copied in runs between the bytes that need
+//! an escape, found a machine word at a time. The form is serde_json's compact one: no spaces; `"` and `\`
+//! escaped with a backslash; the control characters U+0000–U+001F as `\b \t \n \f \r` or `\u00xx` (lower-case
+//! hex); everything else, `/` and non-ASCII included, as it is. Numbers are written as the text
+//! `arbitrary_precision` keeps for them (the digits as read), which is what serde_json writes too.
+//!
+//! `tests::the_text_is_serde_jsons` compares the two on generated values.
+
+use serde_json::Value;
+
+/// `value` as compact JSON text (`serde_json::to_vec`).
+pub fn to_vec(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write(value, &mut out);
+    out
+}
+
+/// Append `value` as compact JSON text to `out`.
+pub fn write(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(number) => out.extend_from_slice(number.as_str().as_bytes()),
+        Value::String(text) => write_str(text, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (at, item) in items.iter().enumerate() {
+                if at > 0 {
+                    out.push(b',');
+                }
+                write(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(members) => {
+            out.push(b'{');
+            for (at, (name, item)) in members.iter().enumerate() {
+                if at > 0 {
+                    out.push(b',');
+                }
+                write_str(name, out);
+                out.push(b':');
+                write(item, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// A JSON string: quoted, with the bytes that need it escaped.
+fn write_str(text: &str, out: &mut Vec<u8>) {
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    let mut rest = text.as_bytes();
+    loop {
+        let (run, tail) = rest
+            .split_at_checked(clean_prefix(rest))
+            .unwrap_or((rest, &[]));
+        out.extend_from_slice(run);
+        let Some((&byte, after)) = tail.split_first() else {
+            break;
+        };
+        if let Some(escape) = Escape::of(byte) {
+            escape.write(out);
+        }
+        rest = after;
+    }
+    out.push(b'"');
+}
+
+/// How many bytes `bytes` starts with that need no escape: eight at a time, then one at a time.
+fn clean_prefix(bytes: &[u8]) -> usize {
+    let mut clean = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        if may_need_escape(word) {
+            break;
+        }
+        clean += 8;
+    }
+    let rest = bytes.get(clean..).unwrap_or_default();
+    clean
+        + rest
+            .iter()
+            .position(|&byte| NEEDS_ESCAPE[usize::from(byte)])
+            .unwrap_or(rest.len())
+}
+
+/// The bytes a JSON string escapes: the control characters, `"` and `\`.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether one of the eight bytes of `word` is a control character, `"` or `\` (each test below is exact
+/// in whether any byte matches; only which bytes it flags can be off, and the caller looks again).
+fn may_need_escape(word: u64) -> bool {
+    let below = |limit: u8| word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGH_BITS;
+    let equal = |byte: u8| {
+        let zeroed = word ^ (ONES * u64::from(byte));
+        zeroed.wrapping_sub(ONES) & !zeroed & HIGH_BITS
+    };
+    below(0x20) | equal(b'"') | equal(b'\\') != 0
+}
+
+/// How a byte is escaped in a JSON string.
+enum Escape {
+    /// A backslash and this letter (or the byte itself, for `"` and `\`).
+    Short(u8),
+    /// `\u00` and the byte in two lower-case hex digits.
+    Unicode(u8),
+}
+
+impl Escape {
+    fn of(byte: u8) -> Option<Escape> {
+        Some(match byte {
+            b'"' | b'\\' => Escape::Short(byte),
+            0x08 => Escape::Short(b'b'),
+            b'\t' => Escape::Short(b't'),
+            b'\n' => Escape::Short(b'n'),
+            0x0C => Escape::Short(b'f'),
+            b'\r' => Escape::Short(b'r'),
+            0x00..=0x1F => Escape::Unicode(byte),
+            _ => return None,
+        })
+    }
+
+    fn write(self, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        match self {
+            Escape::Short(letter) => out.extend_from_slice(&[b'\\', letter]),
+            Escape::Unicode(byte) => {
+                let digit = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
+                out.extend_from_slice(b"\\u00");
+                out.extend_from_slice(&[digit(byte >> 4), digit(byte & 0x0F)]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn same_as_serde_json(value: &Value) {
+        let ours = to_vec(value);
+        let theirs = serde_json::to_vec(value).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
+    }
+
+    /// Every byte that needs an escape, at every position of a word and around word boundaries.
+    #[test]
+    fn each_escaped_byte_anywhere_in_a_string() {
+        let specials: Vec<char> = (0u8..0x20)
+            .map(char::from)
+            .chain([
+                '"', '\\', '/', '\u{7f}', 'é', '€', '😀', ' ', '!', '#', '[', ']',
+            ])
+            .collect();
+        for special in specials {
+            for before in 0..18 {
+                for after in [0, 1, 7, 8, 9] {
+                    let text = format!("{}{special}{}", "a".repeat(before), "b".repeat(after));
+                    same_as_serde_json(&Value::String(text));
+                }
+            }
+        }
+        same_as_serde_json(&Value::String(String::new()));
+        same_as_serde_json(&Value::String("\"\\\n\u{0}\u{1f}".repeat(5)));
+    }
+
+    /// Numbers keep their digits as read (an exponent as serde_json writes it), as serde_json writes them.
+    #[test]
+    fn numbers_as_read() {
+        let text =
+            r#"[0,-0,1.50,1e400,-3.25E-10,12345678901234567890123,0.1000000000000000000001,-7]"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        same_as_serde_json(&value);
+        assert_eq!(
+            String::from_utf8(to_vec(&value)).unwrap(),
+            text.replace("1e400", "1e+400").replace("E-10", "e-10")
+        );
+        same_as_serde_json(&serde_json::json!([1.5f64, 2u64, -3i64, f64::MAX]));
+    }
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let text = prop_oneof![
+            "\\PC*",
+            any::<String>(),
+            proptest::collection::vec(0u8..0x80, 0..40)
+                .prop_map(|bytes| bytes.into_iter().map(char::from).collect()),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            text.clone().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                proptest::collection::vec((text.clone(), inner), 0..8)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_text_is_serde_jsons(value in any_value()) {
+            let ours = to_vec(&value);
+            prop_assert_eq!(ours, serde_json::to_vec(&value).unwrap());
+        }
+    }
+
+    /// The project's own resources (conformance cases, examples, test data), written both ways.
+    #[test]
+    fn every_fixture_is_written_as_serde_json_writes_it() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut compared = 0;
+        let mut folders = vec![
+            root.join("conformance"),
+            root.join("examples"),
+            root.join("tests"),
+        ];
+        while let Some(folder) = folders.pop() {
+            for path in std::fs::read_dir(&folder)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+            {
+                if path.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let documents: Vec<&str> = match path.extension().and_then(|e| e.to_str()) {
+                    Some("json") => vec![text.as_str()],
+                    Some("ndjson") => text.lines().collect(),
+                    _ => continue,
+                };
+                for document in documents {
+                    if let Ok(value) = serde_json::from_str::<Value>(document) {
+                        same_as_serde_json(&value);
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 200, "only {compared} documents compared");
+    }
+}
