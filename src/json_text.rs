@@ -12,6 +12,7 @@
 //! `tests::the_text_is_serde_jsons` compares the two on generated values.
 
 use serde_json::Value;
+use std::io::Write;
 
 /// `value` as compact JSON text (`serde_json::to_vec`).
 pub fn to_vec(value: &Value) -> Vec<u8> {
@@ -57,21 +58,36 @@ pub fn write(value: &Value, out: &mut Vec<u8>) {
 fn write_str(text: &str, out: &mut Vec<u8>) {
     out.reserve(text.len() + 2);
     out.push(b'"');
+    // Writing into a Vec cannot fail.
+    let _ = write_escaped(text, out);
+    out.push(b'"');
+}
+
+/// The JSON string of `parts` joined (`"urn:uuid:" + id`) written to `out`, without joining them first.
+pub fn write_joined<W: Write>(out: &mut W, parts: &[&str]) -> std::io::Result<()> {
+    out.write_all(b"\"")?;
+    for part in parts {
+        write_escaped(part, out)?;
+    }
+    out.write_all(b"\"")
+}
+
+/// `text` inside a JSON string: runs that need no escape copied as they are, the other bytes escaped.
+fn write_escaped<W: Write>(text: &str, out: &mut W) -> std::io::Result<()> {
     let mut rest = text.as_bytes();
     loop {
         let (run, tail) = rest
             .split_at_checked(clean_prefix(rest))
             .unwrap_or((rest, &[]));
-        out.extend_from_slice(run);
+        out.write_all(run)?;
         let Some((&byte, after)) = tail.split_first() else {
-            break;
+            return Ok(());
         };
         if let Some(escape) = Escape::of(byte) {
-            escape.write(out);
+            escape.write(out)?;
         }
         rest = after;
     }
-    out.push(b'"');
 }
 
 /// How many bytes `bytes` starts with that need no escape: eight at a time, then one at a time.
@@ -141,14 +157,20 @@ impl Escape {
         })
     }
 
-    fn write(self, out: &mut Vec<u8>) {
+    fn write<W: Write>(self, out: &mut W) -> std::io::Result<()> {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         match self {
-            Escape::Short(letter) => out.extend_from_slice(&[b'\\', letter]),
+            Escape::Short(letter) => out.write_all(&[b'\\', letter]),
             Escape::Unicode(byte) => {
                 let digit = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
-                out.extend_from_slice(b"\\u00");
-                out.extend_from_slice(&[digit(byte >> 4), digit(byte & 0x0F)]);
+                out.write_all(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    digit(byte >> 4),
+                    digit(byte & 0x0F),
+                ])
             }
         }
     }
@@ -233,6 +255,14 @@ mod tests {
         fn the_text_is_serde_jsons(value in any_value()) {
             let ours = to_vec(&value);
             prop_assert_eq!(ours, serde_json::to_vec(&value).unwrap());
+        }
+
+        #[test]
+        fn joined_parts_are_the_string_of_their_join(parts in proptest::collection::vec(any::<String>(), 0..4)) {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let mut ours = Vec::new();
+            write_joined(&mut ours, &parts).unwrap();
+            prop_assert_eq!(ours, serde_json::to_vec(&parts.concat()).unwrap());
         }
     }
 

@@ -28,6 +28,7 @@ pub mod members;
 pub mod pipeline;
 pub mod record;
 pub mod store;
+pub mod text;
 pub mod validation;
 
 #[cfg(test)]

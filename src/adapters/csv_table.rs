@@ -402,7 +402,7 @@ impl CsvTable {
                     ),
                 ));
             }
-            let trimmed = text.trim();
+            let trimmed = crate::text::trim(&text);
             if !trimmed.is_empty() && keep.is_none_or(|keep| keep.contains(&column.as_str())) {
                 values.insert(
                     column.clone(),

@@ -54,11 +54,11 @@ pub fn write_entries<W: Write, T>(
         }
         let (kind, id) = parts(item);
         out.write_all(br#"{"fullUrl":"#)?;
-        serde_json::to_writer(&mut *out, &["urn:uuid:", id].concat())?;
+        crate::json_text::write_joined(out, &["urn:uuid:", id])?;
         out.write_all(br#","resource":"#)?;
         resource(out, item)?;
         out.write_all(br#","request":{"method":"PUT","url":"#)?;
-        serde_json::to_writer(&mut *out, &[kind, "/", id].concat())?;
+        crate::json_text::write_joined(out, &[kind, "/", id])?;
         out.write_all(b"}}")?;
     }
     out.write_all(b"]}")

@@ -50,7 +50,7 @@ pub fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 fn escape(value: &str) -> std::borrow::Cow<'_, str> {
-    if value.contains(['\\', '|']) {
+    if value.bytes().any(|byte| byte == b'\\' || byte == b'|') {
         value.replace('\\', "\\\\").replace('|', "\\|").into()
     } else {
         value.into()

@@ -31,7 +31,7 @@ pub struct CodeTable {
 impl CodeTable {
     /// The Coding for a source code.
     pub fn lookup(&self, source_code: &str) -> Option<&Coding> {
-        let code = source_code.trim();
+        let code = crate::text::trim(source_code);
         // Most codes are already lower-case ASCII: looked up as they are, without a lower-cased copy.
         if code
             .bytes()

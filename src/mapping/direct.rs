@@ -567,7 +567,7 @@ fn attribute<'a>(base: Val<'a>, member: &Member) -> Result<Val<'a>, Stop> {
 pub(super) fn is_empty(value: &Val<'_>) -> bool {
     match value {
         Val::Undefined | Val::Json(Value::Null) => true,
-        Val::Json(Value::String(text)) | Val::Text(text) => text.trim().is_empty(),
+        Val::Json(Value::String(text)) | Val::Text(text) => crate::text::is_blank(text),
         _ => false,
     }
 }

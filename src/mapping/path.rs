@@ -256,7 +256,7 @@ pub fn prune(mut value: Value) -> Option<Value> {
 fn keeps(value: &mut Value) -> bool {
     match value {
         Value::Null => false,
-        Value::String(s) => !s.trim().is_empty(),
+        Value::String(s) => !crate::text::is_blank(s),
         Value::Array(items) => {
             items.retain_mut(keeps);
             !items.is_empty()
