@@ -10,8 +10,11 @@
 
 use serde_json::{Map, Value};
 
-/// Objects with at most this many members are searched in order.
-const SEARCHED: usize = 8;
+/// Objects with at most this many members are searched in order: a resource's top level too (a
+/// ServiceRequest of a referral has 10–17 members). Names of another length are passed over at the cost of
+/// a comparison; 24 names compared cost less than one SipHash of a name (BENCHMARKS.md, issue 13 thirteenth
+/// round: 8 before).
+const SEARCHED: usize = 24;
 
 /// Members of a larger object compared in order before its index is used (`resourceType`, `id`).
 const LEADING: usize = 2;
@@ -65,13 +68,15 @@ mod tests {
     #[test]
     fn a_member_is_what_get_gives_for_objects_of_every_size_and_other_values() {
         let mut values = vec![json!(null), json!("text"), json!([1, 2]), json!({})];
-        for size in [1, 2, 7, 8, 9, 20] {
+        for size in [1, 2, 7, 8, 9, 20, 24, 25, 40] {
             let members: Map<String, Value> =
                 (0..size).map(|at| (format!("k{at}"), json!(at))).collect();
             values.push(Value::Object(members));
         }
         for value in &values {
-            for name in ["k0", "k1", "k7", "k8", "k19", "missing", ""] {
+            for name in [
+                "k0", "k1", "k7", "k8", "k19", "k23", "k24", "k39", "missing", "",
+            ] {
                 assert_eq!(value.member(name), value.get(name), "{name} in {value}");
             }
         }

@@ -108,6 +108,8 @@ pub struct CsvTable {
     line_fix: u64,
     /// Later header cells that repeat an earlier column (`givenName`, `GivenName`): (index, index of the first).
     duplicates: Vec<(usize, usize)>,
+    /// When no column repeats another: every named column in order, each holding null, the start of a row.
+    shape: Option<serde_json::Map<String, serde_json::Value>>,
     /// Behind locks so that a table can be read from the thread decoding the next records (the pipeline's
     /// workers take turns; the locks are never contended).
     random_access: Mutex<Option<csv::Reader<File>>>,
@@ -166,6 +168,13 @@ impl CsvTable {
         let mut columns = resolve_header(header, spec, &file, quirks);
         let duplicates = duplicate_columns(&mut columns, header, &file, quirks);
         check_required(&columns, spec, &file)?;
+        let shape = duplicates.is_empty().then(|| {
+            columns
+                .iter()
+                .filter(|column| !column.is_empty())
+                .map(|column| (column.clone(), serde_json::Value::Null))
+                .collect()
+        });
         Ok(Self {
             file,
             path: path.to_owned(),
@@ -174,6 +183,7 @@ impl CsvTable {
             quirks: quirks.clone(),
             line_fix: u64::from(uses_crlf(path)),
             duplicates,
+            shape,
             random_access: Mutex::new(None),
             recent: Mutex::default(),
         })
@@ -189,6 +199,7 @@ impl CsvTable {
             quirks: self.quirks.clone(),
             line_fix: self.line_fix,
             duplicates: self.duplicates.clone(),
+            shape: self.shape.clone(),
             random_access: Mutex::new(None),
             recent: Mutex::default(),
         }
@@ -378,6 +389,9 @@ impl CsvTable {
                 ));
             }
         }
+        if let (Some(shape), None) = (&self.shape, keep) {
+            return self.decode_into_shape(shape, record, line);
+        }
         let mut values = serde_json::Map::new();
         for (index, (column, raw)) in self.columns.iter().zip(record.iter()).enumerate() {
             let column = match self.duplicates.iter().find(|(later, _)| *later == index) {
@@ -391,26 +405,65 @@ impl CsvTable {
             {
                 continue;
             }
-            let text = self.decode_text(raw, line, column)?;
-            if let Some(at) = control_character(&text) {
-                return Err(RecordError::new(
-                    Position::line(&self.file, line).with_field(column),
-                    format!(
-                        "control character U+{:04X} at character {} of the field (expected text; a NUL or other control character cannot be carried in FHIR)",
-                        u32::from(text.chars().nth(at).unwrap_or_default()),
-                        at + 1
-                    ),
-                ));
-            }
+            let text = self.field_text(raw, line, column)?;
             let trimmed = crate::text::trim(&text);
             if !trimmed.is_empty() && keep.is_none_or(|keep| keep.contains(&column.as_str())) {
-                values.insert(
-                    column.clone(),
-                    serde_json::Value::String(trimmed.to_owned()),
-                );
+                values.insert(column.clone(), trimmed.into());
             }
         }
         Ok(Row { line, values })
+    }
+
+    /// A row of a table whose columns all have names of their own, every column kept: the table's
+    /// [`shape`](CsvTable::shape) copied and filled in place, its empty fields then taken out (a copy and a
+    /// removal keep each name's hash; inserting computes it, for every field of every row).
+    fn decode_into_shape(
+        &self,
+        shape: &serde_json::Map<String, serde_json::Value>,
+        record: &csv::ByteRecord,
+        line: u64,
+    ) -> Result<Row, RecordError> {
+        let mut values = shape.clone();
+        let mut slots = values.values_mut();
+        for (column, raw) in self.columns.iter().zip(record.iter()) {
+            if column.is_empty() {
+                continue;
+            }
+            let Some(slot) = slots.next() else {
+                break;
+            };
+            if raw.is_empty() {
+                continue;
+            }
+            let text = self.field_text(raw, line, column)?;
+            let trimmed = crate::text::trim(&text);
+            if !trimmed.is_empty() {
+                *slot = trimmed.into();
+            }
+        }
+        values.retain(|_, value| !value.is_null());
+        Ok(Row { line, values })
+    }
+
+    /// A field's text as decoded; an error for bytes that are not text.
+    fn field_text<'r>(
+        &self,
+        raw: &'r [u8],
+        line: u64,
+        column: &str,
+    ) -> Result<Cow<'r, str>, RecordError> {
+        let text = self.decode_text(raw, line, column)?;
+        if let Some(at) = control_character(&text) {
+            return Err(RecordError::new(
+                Position::line(&self.file, line).with_field(column),
+                format!(
+                    "control character U+{:04X} at character {} of the field (expected text; a NUL or other control character cannot be carried in FHIR)",
+                    u32::from(text.chars().nth(at).unwrap_or_default()),
+                    at + 1
+                ),
+            ));
+        }
+        Ok(text)
     }
 
     fn decode_text<'r>(
@@ -736,6 +789,40 @@ mod tests {
         let quirks = QuirkLog::default();
         let table = CsvTable::open(&path, &SPEC, encoding, &quirks).unwrap();
         (dir, table, quirks)
+    }
+
+    /// A row made from the table's shape (every column kept) is the row made by inserting its fields, in
+    /// the same order: empty, blank, missing and extra-spaced fields, text to decode, unnamed columns.
+    #[test]
+    fn a_row_from_the_shape_is_the_row_from_inserts() {
+        let bytes: &[u8] = b"sourcedId,givenName,,familyName,email\n\
+            1,Ana,x,Ng,a@x\n2,,y, ,\n 3 ,Jos\xe9\n4\n,,,,\n5,\t Eve\t,,Li,\n";
+        let (_dir, table, _quirks) = table(bytes, TextEncoding::Auto);
+        assert!(table.shape.is_some());
+        const ALL: &[&str] = &["sourcedId", "givenName", "familyName", "email"];
+        let read = |keep| -> Vec<(u64, Vec<(String, String)>)> {
+            table
+                .rows_keeping(keep)
+                .unwrap()
+                .map(|row| {
+                    let (_, row) = row.unwrap();
+                    let values = row.values.iter().map(|(k, v)| (k.clone(), v.to_string()));
+                    (row.line, values.collect())
+                })
+                .collect()
+        };
+        let shaped = read(None);
+        assert_eq!(shaped, read(Some(ALL)));
+        assert_eq!(shaped.len(), 6);
+        let third: Vec<(&str, &str)> = shaped[2]
+            .1
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            third,
+            [("sourcedId", "\"3\""), ("givenName", "\"Jos\u{e9}\"")]
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ enum Node {
     List(Vec<Node>),
     /// An object literal: its entries in the order they are evaluated (as written), and that order's
     /// permutation into the order MiniJinja's maps keep their keys (sorted).
-    Map(Vec<(String, Node)>, Vec<usize>),
+    Map(Vec<(String, Node)>, Vec<usize>, Shape),
     Concat(Box<Node>, Box<Node>),
     Or(Box<Node>, Box<Node>),
     And(Box<Node>, Box<Node>),
@@ -64,6 +64,11 @@ enum Node {
     Key(Vec<Node>),
     Now,
 }
+
+/// An object literal's keys in their sorted order, each holding null: copied for each evaluation and
+/// filled in place, so the keys are not hashed again (a copy keeps the hashes; an insert computes one).
+#[derive(Debug)]
+struct Shape(Map<String, Value>);
 
 #[derive(Debug)]
 enum Filter {
@@ -184,7 +189,7 @@ fn folded(node: Node) -> Node {
             .map(constant)
             .collect::<Option<Vec<_>>>()
             .map(Value::Array),
-        Node::Map(entries, sorted) => sorted
+        Node::Map(entries, sorted, _) => sorted
             .iter()
             .map(|&at| {
                 let (key, value) = entries.get(at)?;
@@ -225,7 +230,12 @@ fn compile_map(map: &ast::Map<'_>) -> Option<Node> {
     {
         return None;
     }
-    Some(Node::Map(entries, sorted))
+    let shape = sorted
+        .iter()
+        .filter_map(|&at| entries.get(at))
+        .map(|(key, _)| (key.clone(), Value::Null))
+        .collect();
+    Some(Node::Map(entries, sorted, Shape(shape)))
 }
 
 fn compile_binop(op: &ast::BinOp<'_>) -> Option<Node> {
@@ -354,15 +364,16 @@ impl<'a> Evaluation<'a, '_> {
                     .map(|item| self.eval(item).and_then(to_json))
                     .collect::<Result<_, _>>()?,
             )),
-            Node::Map(entries, sorted) => {
+            Node::Map(entries, sorted, Shape(shape)) => {
                 let mut values = Vec::with_capacity(entries.len());
                 for (_, value) in entries {
                     values.push(Some(to_json(self.eval(value)?)?));
                 }
-                let mut map = Map::with_capacity(entries.len());
-                for &at in sorted {
-                    let value = values.get_mut(at).and_then(Option::take);
-                    map.insert(entries[at].0.clone(), value.unwrap_or(Value::Null));
+                let mut map = shape.clone();
+                for (slot, &at) in map.values_mut().zip(sorted) {
+                    if let Some(value) = values.get_mut(at).and_then(Option::take) {
+                        *slot = value;
+                    }
                 }
                 Val::Built(Value::Object(map))
             }

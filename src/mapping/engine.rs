@@ -26,7 +26,7 @@ use crate::validation::FhirSchema;
 use minijinja::{
     Environment, Error, ErrorKind, Expression, UndefinedBehavior, Value as JinjaValue,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -122,6 +122,20 @@ struct CompiledResource<'e> {
     id: Compiled<'e>,
     when: Option<Compiled<'e>>,
     rules: Vec<CompiledRule<'e>>,
+    /// What every resource built starts as: its type, its id to come, its profile. Copied for each record
+    /// (a copy keeps the members' hashes, which building it again would compute).
+    start: Map<String, Value>,
+}
+
+/// `{"resourceType": type, "id": null, "meta": {"profile": [profile]}}`, the meta when there is a profile.
+fn resource_start(resource_type: &str, profile: Option<&str>) -> Map<String, Value> {
+    let mut start = Map::new();
+    start.insert("resourceType".into(), Value::from(resource_type));
+    start.insert("id".into(), Value::Null);
+    if let Some(profile) = profile {
+        start.insert("meta".into(), json!({ "profile": [profile] }));
+    }
+    start
 }
 
 struct CompiledRule<'e> {
@@ -249,6 +263,7 @@ impl MappingEngine {
                     id,
                     when,
                     rules,
+                    start: resource_start(spec.resource_type.get_ref(), spec.profile.as_deref()),
                 });
             }
         }
@@ -398,10 +413,11 @@ impl CompiledMapping<'_> {
                 ),
             ));
         }
-        let mut built = json!({ "resourceType": resource_type, "id": ids::resource_id(&self.engine.source_system, resource_type, &source_id) });
-        if let Some(profile) = &resource.spec.profile {
-            built["meta"] = json!({ "profile": [profile] });
+        let mut start = resource.start.clone();
+        if let Some(id) = start.values_mut().nth(1) {
+            *id = ids::resource_id(&self.engine.source_system, resource_type, &source_id).into();
         }
+        let mut built = Value::Object(start);
         let mut cursor = Cursor::default();
         for rule in &resource.rules {
             // A rule reading only a joined row (demographics) notes its date quirks at that row.
