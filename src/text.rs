@@ -23,6 +23,22 @@ pub fn is_blank(text: &str) -> bool {
     }
 }
 
+/// Whether every byte of `text` is ASCII and at least `lowest` (`0x21`: no whitespace, no control
+/// character), eight bytes at a time. A quick yes for the checks of FHIR's primitive types, which look at
+/// the characters when it says no.
+pub fn is_ascii_from(text: &str, lowest: u8) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let chunks = text.as_bytes().chunks_exact(8);
+    let rest = chunks.remainder();
+    // A byte below `lowest` borrows into its high bit; a byte of 0x80 or more has it already.
+    let out_of_range = |word: u64| (word.wrapping_sub(ONES * u64::from(lowest)) | word) & HIGH_BITS;
+    chunks
+        .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
+        .all(|word| out_of_range(word) == 0)
+        && rest.iter().all(|byte| (lowest..0x80).contains(byte))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,7 +71,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn ascii_from_a_lowest_byte_is_each_byte_in_range() {
+        let texts = [
+            "",
+            "a",
+            "abcdefgh",
+            "abcdefghi",
+            "abc defghij",
+            "abcdefg\u{7f}",
+            "é",
+            "abcdefgé",
+        ];
+        for text in texts {
+            for lowest in [0x00, 0x20, 0x21, 0x61, 0x80] {
+                let expected = text.bytes().all(|b| (lowest..0x80).contains(&b));
+                assert_eq!(
+                    is_ascii_from(text, lowest),
+                    expected,
+                    "{text:?} from {lowest:#x}"
+                );
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn any_text_is_ascii_from_as_its_bytes_say(text in any::<String>(), lowest in 0u8..=0x80) {
+            let expected = text.bytes().all(|b| (lowest..0x80).contains(&b));
+            prop_assert_eq!(is_ascii_from(&text, lowest), expected);
+        }
+
         #[test]
         fn any_text_trims_as_str_trims(text in any::<String>()) {
             prop_assert_eq!(trim(&text), text.trim());
