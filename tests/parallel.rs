@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Rows: enough that most of them go through the worker threads (the first 256 records are mapped on the
+/// Rows: enough that most of them go through the worker threads (the first 64 records are mapped on the
 /// reading thread).
 const ROWS: usize = 1500;
 

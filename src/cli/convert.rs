@@ -9,6 +9,7 @@
 //! regular file — a device or a pipe (`/dev/stdout`, a FIFO), or a symbolic link — is written in place: there
 //! is nothing to rename over it, and renaming would replace the device or the link with a file.
 
+use super::writeback::Writeback;
 use super::{Cli, exit_code};
 use crate::adapters::niem::IncidentHistory;
 use crate::config;
@@ -319,7 +320,7 @@ impl Output {
     /// A writer into the output (a second handle on the staged file).
     fn writer(&self) -> anyhow::Result<Box<dyn Write>> {
         match self {
-            Output::File(staged) => Ok(Box::new(staged.handle()?)),
+            Output::File(staged) => Ok(Box::new(Writeback::new(staged.handle()?))),
             _ => Ok(Box::new(std::io::stdout().lock())),
         }
     }
@@ -327,7 +328,7 @@ impl Output {
     /// A writer into the output that can move between threads (a destination's).
     fn stream(&self) -> anyhow::Result<Box<dyn Write + Send>> {
         match self {
-            Output::File(staged) => Ok(Box::new(staged.handle()?)),
+            Output::File(staged) => Ok(Box::new(Writeback::new(staged.handle()?))),
             _ => Ok(Box::new(std::io::stdout())),
         }
     }

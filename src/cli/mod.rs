@@ -11,6 +11,7 @@ mod partners;
 mod serve;
 mod store;
 mod validate;
+mod writeback;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

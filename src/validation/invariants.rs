@@ -452,6 +452,11 @@ struct Compiled {
     profiles: Vec<(&'static str, &'static str, usize)>,
 }
 
+/// Compile the invariants now (see [`super::prepare`]).
+pub(super) fn prepare() {
+    compiled();
+}
+
 fn compiled() -> &'static Compiled {
     static COMPILED: OnceLock<Compiled> = OnceLock::new();
     COMPILED.get_or_init(|| {

@@ -20,6 +20,17 @@ use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
 
+/// Compile ahead what validating resources of these types needs: the schema (parsed once), its validator
+/// for each type, the invariants. `convert` on more than one core calls this on a thread of its own while
+/// the source is opened, instead of the first record paying for it on the thread every other waits for.
+pub fn prepare(resource_types: &[String]) {
+    let schema = schema::FhirSchema::global();
+    for resource_type in resource_types {
+        schema.prepare(resource_type);
+    }
+    invariants::prepare();
+}
+
 /// Which check found an issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

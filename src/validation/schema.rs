@@ -139,6 +139,11 @@ impl FhirSchema {
             .as_ref()
     }
 
+    /// Compile the validator of a resource type now, if it is one (see [`super::prepare`]).
+    pub fn prepare(&'static self, resource_type: &str) {
+        self.validator(resource_type);
+    }
+
     fn validator(&'static self, resource_type: &str) -> Option<Arc<jsonschema::Validator>> {
         let mut cache = self.validators.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(found) = cache.get(resource_type) {
