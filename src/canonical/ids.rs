@@ -31,7 +31,7 @@ pub fn resource_id(source_system: &str, resource_type: &str, source_id: &str) ->
         if let Some(id) = recent.get(&name) {
             return id.clone();
         }
-        let id = Uuid::new_v5(&NAMESPACE, name.as_bytes())
+        let id = uuid_v5(name.as_bytes())
             .hyphenated()
             .encode_lower(&mut Uuid::encode_buffer())
             .to_owned();
@@ -41,6 +41,22 @@ pub fn resource_id(source_system: &str, resource_type: &str, source_id: &str) ->
         recent.insert(name, id.clone());
         id
     })
+}
+
+/// The UUID v5 of `name` in onedoor's namespace (RFC 9562: the SHA-1 of the namespace and the name, the
+/// version and variant set), as `Uuid::new_v5` gives it; the SHA-1 is the `sha1` crate's, which uses the
+/// processor's SHA instructions where it has them (uuid's own is portable code).
+fn uuid_v5(name: &[u8]) -> Uuid {
+    use sha1::Digest;
+    let digest = sha1::Sha1::new()
+        .chain_update(NAMESPACE.as_bytes())
+        .chain_update(name)
+        .finalize();
+    let mut bytes = [0; 16];
+    for (byte, hashed) in bytes.iter_mut().zip(digest) {
+        *byte = hashed;
+    }
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 /// A source key made of several values (`key(["st-1", "pa-1"])` = `st-1|pa-1`), each escaped so that no
@@ -70,6 +86,16 @@ pub fn reference(source_system: &str, resource_type: &str, source_id: &str) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_v5_uuid_is_uuids_own() {
+        let long = "x".repeat(55);
+        let accented = "é".repeat(200);
+        for name in ["", "a", "urn:district:a|Patient|1", &long, &accented] {
+            let ours = uuid_v5(name.as_bytes());
+            assert_eq!(ours, Uuid::new_v5(&NAMESPACE, name.as_bytes()), "{name}");
+        }
+    }
 
     #[test]
     fn a_remembered_id_is_the_derived_one() {
