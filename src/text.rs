@@ -23,6 +23,23 @@ pub fn is_blank(text: &str) -> bool {
     }
 }
 
+/// Whether every byte of `text` is printable ASCII or space (0x20 to 0x7E: no control character, DEL
+/// included), eight bytes at a time.
+pub fn is_printable_ascii(text: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // DEL, 0x7F, is the one byte from 0x20 up that is not printable: added one, it alone reaches 0x80.
+    let chunks = text.as_bytes().chunks_exact(8);
+    let rest = chunks.remainder();
+    chunks
+        .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
+        .all(|word| {
+            let below_space = word.wrapping_sub(ONES * 0x20);
+            (below_space | word | (word & !HIGH_BITS).wrapping_add(ONES)) & HIGH_BITS == 0
+        })
+        && rest.iter().all(|byte| (0x20..0x7F).contains(byte))
+}
+
 /// Whether every byte of `text` is ASCII and at least `lowest` (`0x21`: no whitespace, no control
 /// character), eight bytes at a time. A quick yes for the checks of FHIR's primitive types, which look at
 /// the characters when it says no.
@@ -95,7 +112,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn printable_ascii_is_each_byte_from_space_to_tilde() {
+        for byte in 0u8..=0xFF {
+            for at in [0, 3, 7, 8, 12] {
+                let mut bytes = b"abcdefghijklmno".to_vec();
+                if let Some(slot) = bytes.get_mut(at) {
+                    *slot = byte;
+                }
+                let Ok(text) = String::from_utf8(bytes.clone()) else {
+                    continue;
+                };
+                let expected = bytes.iter().all(|b| (0x20..0x7F).contains(b));
+                assert_eq!(is_printable_ascii(&text), expected, "{byte:#x} at {at}");
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn any_text_is_printable_ascii_as_its_bytes_say(text in any::<String>()) {
+            let expected = text.bytes().all(|b| (0x20..0x7F).contains(&b));
+            prop_assert_eq!(is_printable_ascii(&text), expected);
+        }
+
         #[test]
         fn any_text_is_ascii_from_as_its_bytes_say(text in any::<String>(), lowest in 0u8..=0x80) {
             let expected = text.bytes().all(|b| (lowest..0x80).contains(&b));

@@ -76,7 +76,8 @@ pub struct Row {
 impl Row {
     /// A field's text, if present and not empty.
     pub fn get(&self, column: &str) -> Option<&str> {
-        self.values.get(column).and_then(|v| v.as_str())
+        use crate::members::Members;
+        self.values.member(column).and_then(|v| v.as_str())
     }
 }
 
@@ -509,6 +510,9 @@ impl CsvTable {
 /// nearly every field, checked as bytes).
 fn control_character(text: &str) -> Option<usize> {
     let refused = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+    if crate::text::is_printable_ascii(text) {
+        return None;
+    }
     if text.is_ascii() {
         return text.bytes().position(|b| refused(char::from(b)));
     }
