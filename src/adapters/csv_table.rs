@@ -243,6 +243,13 @@ impl CsvTable {
         let mut record = csv::ByteRecord::new();
         let mut raw = RawReader::default();
         let mut count = 0u64;
+        // Which columns are kept, by position: asked once, not for every field of every row.
+        let kept: Option<Vec<bool>> = keep.map(|keep| {
+            let positions = 0..self.columns.len();
+            positions
+                .map(|at| keep.contains(&self.column_name(at)))
+                .collect()
+        });
         Ok(std::iter::from_fn(move || {
             let start = reader.position().clone();
             let read = reader.read_byte_record(&mut record);
@@ -288,7 +295,10 @@ impl CsvTable {
                         line,
                         record: pos.record(),
                     };
-                    Some(self.decode(&record, line, keep).map(|row| (offset, row)))
+                    Some(
+                        self.decode(&record, line, kept.as_deref())
+                            .map(|row| (offset, row)),
+                    )
                 }
                 Err(err) => Some(Err(self.csv_error(err, start.line() + self.line_fix))),
             }
@@ -348,11 +358,13 @@ impl CsvTable {
         )
     }
 
+    /// A row's fields by column name; with `kept` (by column position), only the kept columns' (every
+    /// field is checked either way).
     fn decode(
         &self,
         record: &csv::ByteRecord,
         line: u64,
-        keep: Option<&[&str]>,
+        kept: Option<&[bool]>,
     ) -> Result<Row, RecordError> {
         if record.len() > self.columns.len() {
             return Err(RecordError::new(
@@ -390,15 +402,12 @@ impl CsvTable {
                 ));
             }
         }
-        if let (Some(shape), None) = (&self.shape, keep) {
+        if let (Some(shape), None) = (&self.shape, kept) {
             return self.decode_into_shape(shape, record, line);
         }
         let mut values = serde_json::Map::new();
-        for (index, (column, raw)) in self.columns.iter().zip(record.iter()).enumerate() {
-            let column = match self.duplicates.iter().find(|(later, _)| *later == index) {
-                Some(&(_, first)) => &self.columns[first],
-                None => column,
-            };
+        for (index, raw) in record.iter().enumerate().take(self.columns.len()) {
+            let column = self.column_name(index);
             // An empty field adds nothing; a blank one does not hide the first of two same-named columns.
             if column.is_empty()
                 || raw.is_empty()
@@ -408,11 +417,22 @@ impl CsvTable {
             }
             let text = self.field_text(raw, line, column)?;
             let trimmed = crate::text::trim(&text);
-            if !trimmed.is_empty() && keep.is_none_or(|keep| keep.contains(&column.as_str())) {
-                values.insert(column.clone(), trimmed.into());
+            let is_kept = |kept: &[bool]| kept.get(index).copied().unwrap_or(false);
+            if !trimmed.is_empty() && kept.is_none_or(is_kept) {
+                values.insert(column.to_owned(), trimmed.into());
             }
         }
         Ok(Row { line, values })
+    }
+
+    /// The name a column's fields are read under: its own, or for a column that repeats an earlier one,
+    /// the earlier one's (empty for a column without a name).
+    fn column_name(&self, at: usize) -> &str {
+        let at = match self.duplicates.iter().find(|(later, _)| *later == at) {
+            Some(&(_, first)) => first,
+            None => at,
+        };
+        self.columns.get(at).map_or("", String::as_str)
     }
 
     /// A row of a table whose columns all have names of their own, every column kept: the table's
