@@ -66,7 +66,7 @@ pub fn key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 fn escape(value: &str) -> std::borrow::Cow<'_, str> {
-    if value.bytes().any(|byte| byte == b'\\' || byte == b'|') {
+    if memchr::memchr2(b'\\', b'|', value.as_bytes()).is_some() {
         value.replace('\\', "\\\\").replace('|', "\\|").into()
     } else {
         value.into()
