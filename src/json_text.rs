@@ -11,6 +11,7 @@
 //!
 //! `tests::the_text_is_serde_jsons` compares the two on generated values.
 
+use crate::text::{HIGH_BITS, ONES};
 use serde_json::Value;
 use std::io::Write;
 
@@ -120,9 +121,6 @@ static NEEDS_ESCAPE: [bool; 256] = {
     table[b'\\' as usize] = true;
     table
 };
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
 /// Whether one of the eight bytes of `word` is a control character, `"` or `\` (each test below is exact
 /// in whether any byte matches; only which bytes it flags can be off, and the caller looks again).

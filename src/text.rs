@@ -23,37 +23,41 @@ pub fn is_blank(text: &str) -> bool {
     }
 }
 
+/// Eight ones, one in each byte of a word: `ONES * n` puts `n` in every byte.
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every byte of a word.
+pub(crate) const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
 /// Whether every byte of `text` is printable ASCII or space (0x20 to 0x7E: no control character, DEL
 /// included), eight bytes at a time.
 pub fn is_printable_ascii(text: &str) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
     // DEL, 0x7F, is the one byte from 0x20 up that is not printable: added one, it alone reaches 0x80.
-    let chunks = text.as_bytes().chunks_exact(8);
-    let rest = chunks.remainder();
-    chunks
-        .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
-        .all(|word| {
-            let below_space = word.wrapping_sub(ONES * 0x20);
-            (below_space | word | (word & !HIGH_BITS).wrapping_add(ONES)) & HIGH_BITS == 0
-        })
-        && rest.iter().all(|byte| (0x20..0x7F).contains(byte))
+    let printable = |word: u64| {
+        let below_space = word.wrapping_sub(ONES * 0x20);
+        (below_space | word | (word & !HIGH_BITS).wrapping_add(ONES)) & HIGH_BITS == 0
+    };
+    every_word(text, printable, |byte| (0x20..0x7F).contains(&byte))
 }
 
 /// Whether every byte of `text` is ASCII and at least `lowest` (`0x21`: no whitespace, no control
 /// character), eight bytes at a time. A quick yes for the checks of FHIR's primitive types, which look at
 /// the characters when it says no.
 pub fn is_ascii_from(text: &str, lowest: u8) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // A byte below `lowest` borrows into its high bit; a byte of 0x80 or more has it already.
+    let in_range =
+        |word: u64| (word.wrapping_sub(ONES * u64::from(lowest)) | word) & HIGH_BITS == 0;
+    every_word(text, in_range, |byte| (lowest..0x80).contains(&byte))
+}
+
+/// Whether `word_ok` holds for each eight bytes of `text` (read as a little-endian word) and `byte_ok`
+/// for each of the last bytes that make no whole word.
+fn every_word(text: &str, word_ok: impl Fn(u64) -> bool, byte_ok: impl Fn(u8) -> bool) -> bool {
     let chunks = text.as_bytes().chunks_exact(8);
     let rest = chunks.remainder();
-    // A byte below `lowest` borrows into its high bit; a byte of 0x80 or more has it already.
-    let out_of_range = |word: u64| (word.wrapping_sub(ONES * u64::from(lowest)) | word) & HIGH_BITS;
     chunks
         .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
-        .all(|word| out_of_range(word) == 0)
-        && rest.iter().all(|byte| (lowest..0x80).contains(byte))
+        .all(word_ok)
+        && rest.iter().all(|&byte| byte_ok(byte))
 }
 
 #[cfg(test)]
