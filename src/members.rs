@@ -19,6 +19,15 @@ const SEARCHED: usize = 24;
 /// Members of a larger object compared in order before its index is used (`resourceType`, `id`).
 const LEADING: usize = 2;
 
+/// Where `name` is among the members of a small object (at most [`SEARCHED`] members, compared in order);
+/// `None` when the object has no such member or is larger (then ask its index: `get`, `entry`).
+pub fn position_in_small(object: &Map<String, Value>, name: &str) -> Option<usize> {
+    if object.len() > SEARCHED {
+        return None;
+    }
+    object.keys().position(|key| key == name)
+}
+
 /// `get(name)` for JSON objects, searching small objects in order.
 pub trait Members {
     /// The member named `name`, as `get(name)` gives it.
@@ -64,6 +73,19 @@ impl Members for Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_position_is_found_in_small_objects_only() {
+        for size in [0, 1, 8, 24, 25] {
+            let members: Map<String, Value> =
+                (0..size).map(|at| (format!("k{at}"), json!(at))).collect();
+            for at in 0..size {
+                let expected = (size <= SEARCHED).then_some(at);
+                assert_eq!(position_in_small(&members, &format!("k{at}")), expected);
+            }
+            assert_eq!(position_in_small(&members, "missing"), None);
+        }
+    }
 
     #[test]
     fn a_member_is_what_get_gives_for_objects_of_every_size_and_other_values() {

@@ -142,9 +142,6 @@ fn split_index(raw: &str) -> Result<(&str, Option<Index>), String> {
     Ok((&raw[..open], Some(index)))
 }
 
-/// Objects with at most this many members are searched in order before their index is used.
-const SEARCHED_IN_ORDER: usize = 8;
-
 /// The member `name` of `object`, added as `make()` when absent. A small object's names are compared in
 /// order first: most members a path passes through exist already (`meta` for the second `meta.security`),
 /// and found that way the name is neither copied nor hashed.
@@ -153,10 +150,7 @@ fn member_or_insert<'a>(
     name: &str,
     make: impl FnOnce() -> Value,
 ) -> Result<&'a mut Value, String> {
-    let found = (object.len() <= SEARCHED_IN_ORDER)
-        .then(|| object.keys().position(|key| key == name))
-        .flatten();
-    match found {
+    match crate::members::position_in_small(object, name) {
         Some(at) => object
             .values_mut()
             .nth(at)
