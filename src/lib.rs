@@ -22,6 +22,7 @@ pub mod example_receiver;
 pub mod gateway;
 pub mod http;
 pub mod jobs;
+pub mod json_reuse;
 pub mod json_text;
 pub mod mapping;
 pub mod members;

@@ -190,9 +190,41 @@ pub fn fhir_json(data: &[u8]) {
         .join(if ndjson { "input.ndjson" } else { "input.json" });
     std::fs::write(&input, data).expect("write json");
     convert("fhir-r4", &input, None);
+    same_resources_lent_as_read(&input);
     if let Ok(value) = serde_json::from_slice::<Value>(data) {
         received_json(&value);
     }
+}
+
+/// `validate`'s reading (each NDJSON line parsed into the value the line before left,
+/// `FhirSource::for_each_resource`) gives what `FhirSource::records` gives: the same resources at the same
+/// positions with the same keys, the same errors. A difference is a finding (panic).
+fn same_resources_lent_as_read(input: &Path) {
+    let source = onedoor::adapters::fhir::FhirSource::open(input).expect("open the input");
+    let mut read = source.records();
+    source.for_each_resource(|lent| {
+        let Some(record) = read.next() else {
+            panic!("a resource lent that was not read");
+        };
+        match (lent, record) {
+            (Ok(lent), Ok(record)) => {
+                assert_eq!(lent.position(), record.position);
+                assert_eq!(lent.key(), record.key);
+                let resource = record
+                    .context
+                    .get("resource")
+                    .expect("the record's resource");
+                assert_eq!(lent.resource.to_string(), resource.to_string());
+            }
+            (Err(lent), Err(record)) => assert_eq!(lent, record),
+            (lent, record) => panic!(
+                "lent {:?}, read {:?}",
+                lent.map(|l| l.key()),
+                record.map(|r| r.key)
+            ),
+        }
+    });
+    assert!(read.next().is_none(), "a resource read that was not lent");
 }
 
 /// A FHIRPath expression (the invariants' engine): compiled, and when it compiles, evaluated on a small

@@ -26,24 +26,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for path in &args.files {
         let source = FhirSource::open(path)
             .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
-        for record in source.records() {
-            let record = match record {
-                Ok(record) => record,
+        source.for_each_resource(|lent| {
+            let lent = match lent {
+                Ok(lent) => lent,
                 Err(error) => {
                     invalid += 1;
                     println!("INVALID {error}");
-                    continue;
+                    return;
                 }
             };
-            let resource = &record.context["resource"];
-            let issues = validator.validate(resource);
+            let issues = validator.validate(lent.resource);
             // The label is made only for a line printed (`--quiet` prints failures only).
             let label = || {
                 format!(
                     "{} ({}/{})",
-                    record.position,
-                    resource["resourceType"].as_str().unwrap_or("?"),
-                    record.key
+                    lent.position(),
+                    lent.resource
+                        .get("resourceType")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("?"),
+                    lent.key()
                 )
             };
             if issues.is_empty() {
@@ -58,7 +60,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     println!("        {issue}");
                 }
             }
-        }
+        });
     }
     println!("{valid} valid, {invalid} invalid");
     Ok(exit_code(invalid > 0))

@@ -77,27 +77,119 @@ impl FhirSource {
     }
 }
 
-fn file_records(path: &Path) -> Box<dyn Iterator<Item = Decoded> + Send> {
+/// A resource lent by [`FhirSource::for_each_resource`]: where it is and the value.
+pub struct LentResource<'a> {
+    /// The file's name, as positions name it.
+    pub file: &'a str,
+    /// Its line (1 for a JSON file).
+    pub line: u64,
+    /// The resource or Bundle.
+    pub resource: &'a Value,
+}
+
+impl LentResource<'_> {
+    /// Where it is.
+    pub fn position(&self) -> Position {
+        Position::line(self.file, self.line)
+    }
+
+    /// Its key as [`FhirSource::records`] gives it: its id, or its file and line.
+    pub fn key(&self) -> String {
+        record_key(self.resource, self.file, self.line)
+    }
+}
+
+impl FhirSource {
+    /// Every resource of every file, in order, as [`FhirSource::records`] gives them (the same resources,
+    /// the same errors), each lent to `visit`. NDJSON lines are parsed into one value reused from line to
+    /// line ([`crate::json_reuse`]), so a long file of resources of one shape costs no map built by insert
+    /// and no allocation a line; `validate` reads this way.
+    pub fn for_each_resource(&self, mut visit: impl FnMut(Result<LentResource<'_>, RecordError>)) {
+        let mut reused = Value::Null;
+        for path in &self.files {
+            match open_file(path) {
+                Opened::Ndjson(mut lines) => {
+                    while let Some(line) = lines.next_line() {
+                        visit(line.and_then(|line| lend(line, &mut reused)));
+                    }
+                }
+                opened => {
+                    for decoded in opened.records() {
+                        visit(
+                            decoded
+                                .as_ref()
+                                .map_err(Clone::clone)
+                                .map(|record| LentResource {
+                                    file: &record.position.file,
+                                    line: record.position.line.unwrap_or(1),
+                                    resource: record
+                                        .context
+                                        .get("resource")
+                                        .unwrap_or(&Value::Null),
+                                }),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An NDJSON line parsed into `reused` and lent.
+fn lend<'a>(line: Line<'a>, reused: &'a mut Value) -> Result<LentResource<'a>, RecordError> {
+    crate::json_reuse::parse_into(line.text, reused)
+        .map_err(|err| ndjson_error(line.file, line.number, &err))?;
+    let resource = &*reused;
+    resource_kind(resource, line.file, line.number)?;
+    Ok(LentResource {
+        file: line.file,
+        line: line.number,
+        resource,
+    })
+}
+
+/// A file opened for reading: NDJSON line by line, JSON whole, or why it cannot be read.
+enum Opened {
+    Ndjson(NdjsonLines),
+    Json(String, File),
+    Failed(RecordError),
+}
+
+impl Opened {
+    fn records(self) -> Box<dyn Iterator<Item = Decoded> + Send> {
+        match self {
+            Opened::Ndjson(mut lines) => Box::new(std::iter::from_fn(move || {
+                let line = lines.next_line()?;
+                Some(line.and_then(|line| ndjson_record(line.file, line.number, line.text)))
+            })),
+            Opened::Json(name, file) => Box::new(std::iter::once(json_record(name, file))),
+            Opened::Failed(error) => Box::new(std::iter::once(Err(error))),
+        }
+    }
+}
+
+fn open_file(path: &Path) -> Opened {
     let name = display_name(path);
     let file = match File::open(path) {
         Ok(f) => f,
         Err(err) => {
-            return Box::new(std::iter::once(Err(RecordError::new(
+            return Opened::Failed(RecordError::new(
                 Position::file(&name),
                 format!("cannot read: {err}"),
-            ))));
+            ));
         }
     };
     if let Some(why) = crate::adapters::csv_table::utf16_file(path) {
-        return Box::new(std::iter::once(Err(RecordError::new(
-            Position::line(&name, 1),
-            why,
-        ))));
+        return Opened::Failed(RecordError::new(Position::line(&name, 1), why));
     }
     if path.extension().is_some_and(|e| e == "ndjson") {
-        return Box::new(ndjson_records(name, file));
+        return Opened::Ndjson(NdjsonLines::new(name, file));
     }
-    Box::new(std::iter::once(json_record(name, file)))
+    Opened::Json(name, file)
+}
+
+fn file_records(path: &Path) -> Box<dyn Iterator<Item = Decoded> + Send> {
+    open_file(path).records()
 }
 
 fn json_record(name: String, file: File) -> Decoded {
@@ -121,70 +213,187 @@ fn json_record(name: String, file: File) -> Decoded {
     record(name, 1, value)
 }
 
-fn ndjson_records(name: String, file: File) -> impl Iterator<Item = Decoded> {
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    // One line buffer for the whole file, not a new String per line.
-    let mut line = String::new();
-    let mut number = 0u64;
-    let mut ended = false;
-    std::iter::from_fn(move || {
-        while !ended {
-            line.clear();
-            number += 1;
-            match reader.read_line(&mut line) {
+/// One non-blank line of an NDJSON file.
+struct Line<'a> {
+    file: &'a str,
+    number: u64,
+    text: &'a str,
+}
+
+/// The non-blank lines of an NDJSON file, read into one buffer.
+struct NdjsonLines {
+    name: String,
+    reader: BufReader<File>,
+    line: String,
+    /// The number of the line last read.
+    number: u64,
+    ended: bool,
+}
+
+impl NdjsonLines {
+    fn new(name: String, file: File) -> Self {
+        Self {
+            name,
+            reader: BufReader::with_capacity(256 * 1024, file),
+            // One line buffer for the whole file, not a new String per line.
+            line: String::new(),
+            number: 0,
+            ended: false,
+        }
+    }
+
+    /// The next non-blank line, or why it could not be read.
+    fn next_line(&mut self) -> Option<Result<Line<'_>, RecordError>> {
+        while !self.ended {
+            self.line.clear();
+            self.number += 1;
+            match self.reader.read_line(&mut self.line) {
                 Ok(0) => return None,
-                Ok(_) if line.trim().is_empty() => continue,
-                Ok(_) => return Some(ndjson_record(&name, number, &line)),
+                Ok(_) if crate::text::is_blank(&self.line) => continue,
+                Ok(_) => {
+                    return Some(Ok(Line {
+                        file: &self.name,
+                        number: self.number,
+                        text: &self.line,
+                    }));
+                }
                 Err(err) => {
                     // A line that is not UTF-8 is reported and passed over; any other read error is
                     // reported once and ends the file.
-                    ended = err.kind() != std::io::ErrorKind::InvalidData;
+                    self.ended = err.kind() != std::io::ErrorKind::InvalidData;
                     return Some(Err(RecordError::new(
-                        Position::line(&name, number),
+                        Position::line(&self.name, self.number),
                         format!("cannot read line: {err}"),
                     )));
                 }
             }
         }
         None
-    })
+    }
+}
+
+fn ndjson_error(name: &str, number: u64, err: &serde_json::Error) -> RecordError {
+    RecordError::new(
+        Position::line(name, number),
+        format!(
+            "invalid JSON at column {}: {err} (expected one resource per line)",
+            err.column()
+        ),
+    )
 }
 
 fn ndjson_record(name: &str, number: u64, line: &str) -> Decoded {
-    let value = serde_json::from_str::<Value>(line).map_err(|err| {
-        RecordError::new(
-            Position::line(name, number),
-            format!(
-                "invalid JSON at column {}: {err} (expected one resource per line)",
-                err.column()
-            ),
-        )
-    })?;
+    let value =
+        serde_json::from_str::<Value>(line).map_err(|err| ndjson_error(name, number, &err))?;
     record(name.to_owned(), number, value)
 }
 
-fn record(name: String, line: u64, value: Value) -> Decoded {
-    let position = Position::line(&name, line);
-    let Some(kind) = value.get("resourceType").and_then(Value::as_str) else {
-        return Err(RecordError::new(
-            position.with_field("resourceType"),
-            "no resourceType (expected a FHIR resource)",
-        ));
-    };
-    let key = value
+/// The resource's type, or the error of a record without one.
+fn resource_kind<'v>(value: &'v Value, name: &str, line: u64) -> Result<&'v str, RecordError> {
+    value
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            RecordError::new(
+                Position::line(name, line).with_field("resourceType"),
+                "no resourceType (expected a FHIR resource)",
+            )
+        })
+}
+
+/// A resource's key: its id, or its file and line.
+fn record_key(value: &Value, name: &str, line: u64) -> String {
+    value
         .get("id")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("{name}:{line}"));
+        .unwrap_or_else(|| format!("{name}:{line}"))
+}
+
+fn record(name: String, line: u64, value: Value) -> Decoded {
+    let kind = resource_kind(&value, &name, line)?;
+    let key = record_key(&value, &name, line);
     let group = format!("{kind}/{key}");
     Ok(SourceRecord {
         kind: "resource",
         key,
         group,
-        position,
+        position: Position::line(&name, line),
         // Moved in, never copied (`json!` would serialize the whole resource into a new value).
         context: object([("resource", value)]),
         related: Vec::new(),
         joined: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `records` gives, as text: position, key and resource, or the error.
+    fn read(source: &FhirSource) -> Vec<String> {
+        source
+            .records()
+            .map(|record| match record {
+                Ok(record) => format!(
+                    "{} {} {}",
+                    record.position, record.key, record.context["resource"]
+                ),
+                Err(error) => format!("error {error}"),
+            })
+            .collect()
+    }
+
+    /// What `for_each_resource` lends, in the same form.
+    fn lent(source: &FhirSource) -> Vec<String> {
+        let mut lent = Vec::new();
+        source.for_each_resource(|resource| {
+            lent.push(match resource {
+                Ok(resource) => format!(
+                    "{} {} {}",
+                    resource.position(),
+                    resource.key(),
+                    resource.resource
+                ),
+                Err(error) => format!("error {error}"),
+            });
+        });
+        lent
+    }
+
+    #[test]
+    fn resources_lent_line_by_line_are_the_records_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ndjson = concat!(
+            r#"{"resourceType":"Patient","id":"p1","name":[{"family":"Ng","given":["Ana"]}]}"#,
+            "\n",
+            r#"{"resourceType":"Patient","id":"p2","name":[{"family":"Li"}],"active":true}"#,
+            "\n   \n",
+            r#"{"resourceType":"Patient","name":[{"given":["Bo","Cy"],"family":"Ek"}]}"#,
+            "\n",
+            r#"{"resourceType":"Patient","id":"p4""#,
+            "\n",
+            r#"{"id":"no-type"}"#,
+            "\n",
+            r#"{"resourceType":"Observation","id":"o1","valueQuantity":{"value":1.50}}"#,
+            "\n",
+            r#"{"resourceType":"Patient","id":"p5","id":"p6"}"#,
+            "\n",
+        )
+        .as_bytes()
+        .to_vec();
+        ndjson.extend_from_slice(b"{\"resourceType\":\"Patient\",\"id\":\"\xff\"}\n");
+        ndjson.extend_from_slice(br#"{"resourceType":"Patient","id":"p7"}"#);
+        std::fs::write(dir.path().join("a.ndjson"), ndjson).unwrap();
+        std::fs::write(
+            dir.path().join("b.json"),
+            r#"{"resourceType":"Bundle","type":"collection","entry":[]}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("c.json"), "{").unwrap();
+        let source = FhirSource::open(dir.path()).unwrap();
+        let expected = read(&source);
+        assert_eq!(expected.len(), 11, "{expected:#?}");
+        assert_eq!(lent(&source), expected);
+    }
 }

@@ -3,7 +3,7 @@
 
 mod decode;
 
-pub use decode::{FhirSource, RECORD_KINDS};
+pub use decode::{FhirSource, LentResource, RECORD_KINDS};
 
 use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
 use crate::record::ContextTable;
