@@ -167,6 +167,57 @@ fn write_transactions_share_one_sqlite_connection() {
     });
 }
 
+/// The server's write-ahead log stays bounded under sustained writes: its writer checkpoints once the log
+/// is long, so SQLite starts the log again from its beginning. With the checkpoints beside the writer only,
+/// the log grew as long as the load lasted (2.4 GB in 15 s of `benches/server_load.sh`): a checkpoint on
+/// another connection never catches up with a writer that commits every few milliseconds.
+#[test]
+fn the_servers_write_ahead_log_stays_bounded_under_sustained_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("onedoor.db");
+    let url = format!("sqlite://{}", path.display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store =
+            onedoor::store::Store::connect_with(&url, onedoor::store::Checkpoints::Background)
+                .await
+                .unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let checkpoints = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .checkpoint_wal(std::time::Duration::from_millis(500), stopped)
+                    .await
+            }
+        });
+        let value = "x".repeat(64 * 1024);
+        let mut longest = 0;
+        for n in 0..1_200 {
+            // Reads beside the writes, as the server's requests make them.
+            assert!(store.ready().await);
+            let mut tx = store.begin().await.unwrap();
+            sqlx::query("INSERT INTO settings (name, value, created_at) VALUES (?1, ?2, 0)")
+                .bind(format!("load-{n}"))
+                .bind(&value)
+                .execute(tx.conn())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let wal = std::fs::metadata(dir.path().join("onedoor.db-wal")).map_or(0, |m| m.len());
+            longest = longest.max(wal);
+        }
+        stop.send(true).unwrap();
+        checkpoints.await.unwrap();
+        // About 75 MB went through the log; the writer checkpoints at 2,048 pages (8 MiB).
+        let limit = 4 * u64::from(onedoor::store::WRITER_CHECKPOINT_PAGES) * 4096;
+        assert!(
+            longest > 0 && longest <= limit,
+            "the write-ahead log reached {longest} bytes (at most {limit} expected)"
+        );
+    });
+}
+
 /// A write transaction dropped before its commit (an error, a cancelled request) leaves nothing of what it
 /// wrote, and the next one on the same writer begins, sees the store as it was, and commits — on SQLite's
 /// one writer connection, and on PostgreSQL when `ONEDOOR_TEST_POSTGRES_URL` is set.

@@ -85,8 +85,28 @@ pub enum StoreError {
 pub enum Checkpoints {
     /// SQLite, in the commit that fills the log past 1,000 pages (that commit waits for it): the CLI.
     InCommit,
-    /// A background task ([`Store::checkpoint_wal`]): the server, whose commits must not stall.
+    /// A background task ([`Store::checkpoint_wal`]) copies the log into the database file beside the
+    /// writer: the server, whose commits should not stall. The writer's own connection checkpoints as well
+    /// once the log holds [`WRITER_CHECKPOINT_PAGES`], in the commit that fills it, so that under
+    /// sustained load the log starts again from its beginning instead of growing: a checkpoint on another
+    /// connection never catches up with a writer that commits every few milliseconds, and SQLite restarts
+    /// the log only when a write begins with every frame copied (BENCHMARKS.md, issue 13 fourteenth round:
+    /// the log grew by 160 MB a second under `benches/server_load.sh`, 2.4 GB in 15 s).
     Background,
+}
+
+/// Pages (4 KiB) of write-ahead log after which the server's writer checkpoints in its commit (8 MiB).
+pub const WRITER_CHECKPOINT_PAGES: u32 = 2048;
+
+/// Bytes SQLite truncates the write-ahead log file to when it restarts or checkpoints it, so that one
+/// large transaction does not leave a large file behind.
+const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Which of a store's pools connections are for: on SQLite the writer has one connection of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PoolRole {
+    Reads,
+    Writes,
 }
 
 /// The store.
@@ -148,13 +168,14 @@ impl Store {
             _ => url.to_owned(),
         };
         let sqlite = backend == Backend::Sqlite;
-        let pool = open_pool(&url, if sqlite { 4 } else { 10 }, sqlite, checkpoints).await?;
+        let max = if sqlite { 4 } else { 10 };
+        let pool = open_pool(&url, max, sqlite, checkpoints, PoolRole::Reads).await?;
         // SQLite: this process's write transactions take turns on one connection of their own. A
         // connection drops its page cache whenever another one wrote since its last transaction, so with
         // writers spread over the pool every group commit read its tables' pages back from the file; the
         // one connection that writes keeps them (BENCHMARKS.md, tenth round). PostgreSQL: the one pool.
         let writes = if sqlite {
-            open_pool(&url, 1, sqlite, checkpoints).await?
+            open_pool(&url, 1, sqlite, checkpoints, PoolRole::Writes).await?
         } else {
             pool.clone()
         };
@@ -169,8 +190,9 @@ impl Store {
     }
 
     /// Copy what the SQLite write-ahead log holds into the database file, without blocking the writer
-    /// (a passive checkpoint), every `every` until `stop` turns true: with [`Checkpoints::Background`] no
-    /// commit pays for a checkpoint. PostgreSQL: returns at once.
+    /// (a passive checkpoint), every `every` until `stop` turns true: with [`Checkpoints::Background`] the
+    /// commits pay only for what this has not copied when the log reaches [`WRITER_CHECKPOINT_PAGES`], and
+    /// an idle server's log is copied. PostgreSQL: returns at once.
     pub async fn checkpoint_wal(
         &self,
         every: Duration,
@@ -231,13 +253,24 @@ impl Store {
 }
 
 /// A pool of at most `max` connections to `url`; SQLite connections made durable (WAL, full sync) with
-/// the checkpointing `checkpoints` says.
+/// the checkpointing `checkpoints` says for connections of `role`.
 async fn open_pool(
     url: &str,
     max: u32,
     sqlite: bool,
     checkpoints: Checkpoints,
+    role: PoolRole,
 ) -> Result<AnyPool, StoreError> {
+    let size_limit = format!("PRAGMA journal_size_limit={WAL_SIZE_LIMIT}");
+    let autocheckpoint = match (checkpoints, role) {
+        (Checkpoints::InCommit, _) => None,
+        (Checkpoints::Background, PoolRole::Reads) => {
+            Some("PRAGMA wal_autocheckpoint=0".to_owned())
+        }
+        (Checkpoints::Background, PoolRole::Writes) => Some(format!(
+            "PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}"
+        )),
+    };
     let pool = AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
@@ -245,6 +278,8 @@ async fn open_pool(
         // every acquire. A PostgreSQL connection is checked, so a dropped one is replaced.
         .test_before_acquire(!sqlite)
         .after_connect(move |conn, _| {
+            let size_limit = size_limit.clone();
+            let autocheckpoint = autocheckpoint.clone();
             Box::pin(async move {
                 if sqlite {
                     // Durable commits (a referral acknowledged is on disk), readers beside the writer.
@@ -259,11 +294,11 @@ async fn open_pool(
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
-                    if checkpoints == Checkpoints::Background {
-                        // No commit waits for a checkpoint; `checkpoint_wal` does them beside the writer.
-                        sqlx::query("PRAGMA wal_autocheckpoint=0")
-                            .execute(&mut *conn)
-                            .await?;
+                    sqlx::query(&size_limit).execute(&mut *conn).await?;
+                    if let Some(autocheckpoint) = &autocheckpoint {
+                        // Readers never checkpoint (`checkpoint_wal` does it beside the writer); the
+                        // writer does once the log is long (see `Checkpoints::Background`).
+                        sqlx::query(autocheckpoint).execute(&mut *conn).await?;
                     }
                 }
                 Ok(())
