@@ -9,9 +9,11 @@
 //! of that object is built by insert, as `serde_json` builds it, and members left over are removed.
 //!
 //! The text is read by serde_json's own parser, so what is accepted, escapes, numbers and depth are its own.
-//! The result is the value `serde_json::from_str` gives, member order included; on any error (and for the
-//! two private keys `serde_json` reads as a number or a raw value) the text is parsed again by
-//! `serde_json::from_str`, so errors and those values are its own too. `tests` holds the two to each other on
+//! Numbers come as serde_json's parser hands them to any visitor: integers as integers, any other (with
+//! `arbitrary_precision`) as a one-member object holding the number's text, read as its own visitor
+//! reads it. The result is the value
+//! `serde_json::from_str` gives, member order included; on any error (and for serde_json's private raw-value
+//! key) the text is parsed again by `serde_json::from_str`, so errors and that value are its own too. `tests` holds the two to each other on
 //! generated sequences of texts, malformed ones included.
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -21,6 +23,10 @@ use std::fmt;
 /// The prefix of the member names `serde_json` reads specially when first in an object (its
 /// `arbitrary_precision` number and its raw value).
 const PRIVATE_KEY_PREFIX: &str = "$serde_json::private::";
+
+/// The one member of the object `serde_json`'s parser hands a number to a visitor as, with the
+/// `arbitrary_precision` feature: the number's text as its value.
+const NUMBER_KEY: &str = "$serde_json::private::Number";
 
 /// Parse `text` into `place`, reusing the allocations `place` holds. Afterwards `place` is what
 /// `serde_json::from_str(text)` returns; on error, that function's error is returned and `place` holds some
@@ -134,7 +140,15 @@ impl<'de> Visitor<'de> for Reuse<'_> {
             Value::Object(members) => members,
             _ => Map::new(),
         };
-        let (matched, first_new) = reuse_members(&mut members, &mut map)?;
+        let (matched, first_new) = match reuse_members(&mut members, &mut map)? {
+            Reused::Number => {
+                // A number, as `serde_json`'s own visitor reads it: the text parsed as a `Number`.
+                let text: String = map.next_value()?;
+                *self.0 = Value::Number(text.parse().map_err(de::Error::custom)?);
+                return Ok(());
+            }
+            Reused::Members(matched, first_new) => (matched, first_new),
+        };
         keep_first(&mut members, matched);
         if let Some(name) = first_new {
             members.insert(name, map.next_value()?);
@@ -147,12 +161,20 @@ impl<'de> Visitor<'de> for Reuse<'_> {
     }
 }
 
-/// Parses the members whose names are the old ones, in order, into the old values: how many were, and the
-/// name of the first member that is not (its value not yet read), if any.
+/// What [`reuse_members`] found.
+enum Reused {
+    /// How many members had the old names, in order, and were parsed into the old values; the name of the
+    /// first member that did not (its value not yet read), if any.
+    Members(usize, Option<String>),
+    /// Not an object but a number, handed over as serde_json's private one-member object.
+    Number,
+}
+
+/// Parses the members whose names are the old ones, in order, into the old values.
 fn reuse_members<'de, A: MapAccess<'de>>(
     members: &mut Map<String, Value>,
     map: &mut A,
-) -> Result<(usize, Option<String>), A::Error> {
+) -> Result<Reused, A::Error> {
     let mut slots = members.iter_mut();
     let mut matched = 0;
     loop {
@@ -162,12 +184,13 @@ fn reuse_members<'de, A: MapAccess<'de>>(
             first: matched == 0,
         };
         match (map.next_key_seed(seed)?, slot) {
-            (None, _) => return Ok((matched, None)),
+            (None, _) => return Ok(Reused::Members(matched, None)),
             (Some(Name::Expected), Some((_, value))) => {
                 map.next_value_seed(Reuse(value))?;
                 matched += 1;
             }
-            (Some(Name::Other(name)), _) => return Ok((matched, Some(name))),
+            (Some(Name::Other(name)), _) => return Ok(Reused::Members(matched, Some(name))),
+            (Some(Name::Number), _) => return Ok(Reused::Number),
             (Some(Name::Private | Name::Expected), _) => {
                 return Err(de::Error::custom("a member name serde_json reads itself"));
             }
@@ -188,10 +211,12 @@ fn keep_first(members: &mut Map<String, Value>, count: usize) {
     }
 }
 
-/// A member name as read: the one expected at its position, another, or one of serde_json's own.
+/// A member name as read: the one expected at its position, another, serde_json's number, or another of
+/// serde_json's own (read again by `serde_json::from_str`).
 enum Name {
     Expected,
     Other(String),
+    Number,
     Private,
 }
 
@@ -217,7 +242,9 @@ impl Visitor<'_> for NameSeed<'_> {
     }
 
     fn visit_str<E>(self, name: &str) -> Result<Name, E> {
-        Ok(if self.first && name.starts_with(PRIVATE_KEY_PREFIX) {
+        Ok(if self.first && name == NUMBER_KEY {
+            Name::Number
+        } else if self.first && name.starts_with(PRIVATE_KEY_PREFIX) {
             Name::Private
         } else if self.expected == Some(name) {
             Name::Expected
@@ -375,11 +402,30 @@ mod tests {
     #[test]
     fn strings_keep_their_buffer_when_the_shape_repeats() {
         let mut place = Value::Null;
-        parse_into(r#"{"id":"a much longer first identifier"}"#, &mut place).unwrap();
+        parse_into(
+            r#"{"id":"a much longer first identifier","value":{"n":1.5}}"#,
+            &mut place,
+        )
+        .unwrap();
         let before = place["id"].as_str().unwrap().as_ptr();
-        parse_into(r#"{"id":"short"}"#, &mut place).unwrap();
-        assert_eq!(place["id"], "short");
+        // Numbers too are read in place (had they made the text be parsed again, the string would be new).
+        parse_into(r#"{"id":"short","value":{"n":-2.25}}"#, &mut place).unwrap();
+        assert_eq!(place.to_string(), r#"{"id":"short","value":{"n":-2.25}}"#);
         assert_eq!(place["id"].as_str().unwrap().as_ptr(), before);
+    }
+
+    #[test]
+    fn numbers_are_read_as_serde_json_reads_them() {
+        let texts = [
+            r#"{"value":1.50,"n":[0,-0,1e400,-3.25E-10,12345678901234567890123]}"#,
+            r#"{"value":"1.50","n":[7,{"a":1}]}"#,
+            r#"{"value":2.5e-3,"n":[8,9,10,11,12,13]}"#,
+            r#"{"value":{"$serde_json::private::Number":"4.0"},"n":-1}"#,
+            r#"{"value":{"$serde_json::private::Number":"x"}}"#,
+            r#"{"value":{"$serde_json::private::Number":"4","a":1}}"#,
+        ];
+        let texts: Vec<String> = texts.iter().map(|text| (*text).to_owned()).collect();
+        same_as_serde_json(&texts).unwrap();
     }
 
     #[test]
