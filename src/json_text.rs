@@ -22,6 +22,13 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
     out
 }
 
+/// `value` as compact JSON text in a `String` (`serde_json::to_string`, `Value`'s `Display`).
+pub fn to_string(value: &Value) -> String {
+    // The text is UTF-8: strings are copied whole or escaped in ASCII, everything else is ASCII.
+    String::from_utf8(to_vec(value))
+        .unwrap_or_else(|text| String::from_utf8_lossy(text.as_bytes()).into_owned())
+}
+
 /// Append `value` as compact JSON text to `out`.
 pub fn write(value: &Value, out: &mut Vec<u8>) {
     match value {
@@ -253,6 +260,7 @@ mod tests {
         fn the_text_is_serde_jsons(value in any_value()) {
             let ours = to_vec(&value);
             prop_assert_eq!(ours, serde_json::to_vec(&value).unwrap());
+            prop_assert_eq!(to_string(&value), value.to_string());
         }
 
         #[test]

@@ -142,8 +142,11 @@ fn content_hash(resources: &[&Value]) -> String {
         .collect();
     kept.sort_by(|a, b| a.0.cmp(&b.0));
     let mut hasher = Sha256::new();
+    let mut text = Vec::new();
     for (_, resource) in &kept {
-        hasher.update(resource.to_string().as_bytes());
+        text.clear();
+        crate::json_text::write(resource, &mut text);
+        hasher.update(&text);
         hasher.update(b"\n");
     }
     format!("{:x}", hasher.finalize())

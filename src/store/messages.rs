@@ -687,7 +687,7 @@ fn bind_message<'q>(
         .bind(&message.referral_key)
         .bind(message.revision)
         .bind(&message.content_hash)
-        .bind(message.body.to_string())
+        .bind(crate::json_text::to_string(&message.body))
 }
 
 fn bind_delivery<'q>(

@@ -113,7 +113,7 @@ impl Store {
         } else {
             "INSERT INTO resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         };
-        let text = body.to_string();
+        let text = crate::json_text::to_string(&body);
         let sql = self.sql(query);
         let mut statement =
             bind_resource(sqlx::query(&sql), (kind, id), version, &text, index).bind(now);
@@ -422,7 +422,7 @@ impl HeldResources {
                 kind: key.0.clone(),
                 id: key.1.clone(),
                 version,
-                text: with_meta(resource, version, now).to_string(),
+                text: crate::json_text::to_string(&with_meta(resource, version, now)),
                 index: index.clone(),
                 row,
             });
