@@ -261,15 +261,11 @@ async fn open_pool(
     checkpoints: Checkpoints,
     role: PoolRole,
 ) -> Result<AnyPool, StoreError> {
-    let size_limit = format!("PRAGMA journal_size_limit={WAL_SIZE_LIMIT}");
-    let autocheckpoint = match (checkpoints, role) {
+    // Pages of log after which a commit on the connection checkpoints; `None`: SQLite's default.
+    let autocheckpoint_pages = match (checkpoints, role) {
         (Checkpoints::InCommit, _) => None,
-        (Checkpoints::Background, PoolRole::Reads) => {
-            Some("PRAGMA wal_autocheckpoint=0".to_owned())
-        }
-        (Checkpoints::Background, PoolRole::Writes) => Some(format!(
-            "PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}"
-        )),
+        (Checkpoints::Background, PoolRole::Reads) => Some(0),
+        (Checkpoints::Background, PoolRole::Writes) => Some(WRITER_CHECKPOINT_PAGES),
     };
     let pool = AnyPoolOptions::new()
         .max_connections(max)
@@ -278,8 +274,6 @@ async fn open_pool(
         // every acquire. A PostgreSQL connection is checked, so a dropped one is replaced.
         .test_before_acquire(!sqlite)
         .after_connect(move |conn, _| {
-            let size_limit = size_limit.clone();
-            let autocheckpoint = autocheckpoint.clone();
             Box::pin(async move {
                 if sqlite {
                     // Durable commits (a referral acknowledged is on disk), readers beside the writer.
@@ -294,11 +288,13 @@ async fn open_pool(
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
+                    let size_limit = format!("PRAGMA journal_size_limit={WAL_SIZE_LIMIT}");
                     sqlx::query(&size_limit).execute(&mut *conn).await?;
-                    if let Some(autocheckpoint) = &autocheckpoint {
+                    if let Some(pages) = autocheckpoint_pages {
                         // Readers never checkpoint (`checkpoint_wal` does it beside the writer); the
                         // writer does once the log is long (see `Checkpoints::Background`).
-                        sqlx::query(autocheckpoint).execute(&mut *conn).await?;
+                        let autocheckpoint = format!("PRAGMA wal_autocheckpoint={pages}");
+                        sqlx::query(&autocheckpoint).execute(&mut *conn).await?;
                     }
                 }
                 Ok(())

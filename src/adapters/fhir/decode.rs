@@ -115,19 +115,14 @@ impl FhirSource {
                 }
                 opened => {
                     for decoded in opened.records() {
-                        visit(
-                            decoded
-                                .as_ref()
-                                .map_err(Clone::clone)
-                                .map(|record| LentResource {
-                                    file: &record.position.file,
-                                    line: record.position.line.unwrap_or(1),
-                                    resource: record
-                                        .context
-                                        .get("resource")
-                                        .unwrap_or(&Value::Null),
-                                }),
-                        );
+                        match decoded {
+                            Ok(record) => visit(Ok(LentResource {
+                                file: &record.position.file,
+                                line: record.position.line.unwrap_or(1),
+                                resource: record.context.get("resource").unwrap_or(&Value::Null),
+                            })),
+                            Err(error) => visit(Err(error)),
+                        }
                     }
                 }
             }
