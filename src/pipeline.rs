@@ -7,6 +7,7 @@ use crate::adapters::registry;
 use crate::adapters::source::{OpenSource, Source, SourceError, SourceRequest, Tables};
 use crate::mapping::{
     self, CompiledMapping, EngineOptions, LoadedMapping, MappingEngine, MappingError,
+    reuse::{Product, ReuseMemo},
 };
 use crate::record::quirks::{QuirkEvent, Skipped};
 use crate::record::{self, Decoded, Quirk, QuirkLog, RecordError, SourceRecord};
@@ -428,6 +429,7 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
             passthrough,
             validator: Validator::new(),
             memo: Default::default(),
+            reuse: Default::default(),
             quirks: quirks.clone(),
         },
         passthrough,
@@ -544,6 +546,8 @@ struct Mapper<'m> {
     validator: Validator,
     /// Resources this thread already found valid (the same school on every referral).
     memo: std::cell::RefCell<crate::validation::ValidMemo>,
+    /// Resources this thread built, kept to be taken again by records that read the same values.
+    reuse: std::cell::RefCell<Reuse>,
     /// Where mapping problems of joined rows are reported.
     quirks: QuirkLog,
 }
@@ -750,35 +754,72 @@ impl Mapper<'_> {
     /// The record's resources, each validated, in the form the sink takes: serialized once when `as_text`
     /// (and then asked of the memo by that text).
     fn build(&self, record: &SourceRecord, as_text: bool) -> Result<Built, RecordError> {
-        let resources = self.map(record)?;
-        if !as_text {
-            for resource in &resources {
-                let issues = self.memo.borrow_mut().validate(&self.validator, resource);
-                verdict(issues, resource, record)?;
-            }
-            return Ok(Built::Values(resources));
+        if as_text {
+            return self.build_text(record).map(Built::Text);
         }
-        let texts = resources
-            .iter()
-            .map(|resource| {
-                let text = ResourceText::of(resource);
-                let issues = self.memo.borrow_mut().validate_serialized(
-                    &self.validator,
-                    resource,
-                    text.json(),
-                );
-                verdict(issues, resource, record).map(|()| text)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Built::Text(texts))
+        let resources = self.map(record, |mapping, record, _| mapping.map(record), |v| v)?;
+        for resource in &resources {
+            let issues = self.memo.borrow_mut().validate(&self.validator, resource);
+            verdict(issues, resource, record)?;
+        }
+        Ok(Built::Values(resources))
     }
 
-    /// The resources the record and the records it carries map to, not yet validated.
-    fn map(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
+    /// The record's resources as JSON text, each validated; a resource an earlier record built from the
+    /// same values is taken from it ([`crate::mapping::reuse`]), and one built is kept for the next once
+    /// found valid.
+    fn build_text(&self, record: &SourceRecord) -> Result<Vec<ResourceText>, RecordError> {
+        let mut reuse = self.reuse.borrow_mut();
+        let products = self.map(
+            record,
+            |mapping, record, role| {
+                let products = mapping.map_reusing(record, reuse.of(role))?;
+                Ok(products
+                    .into_iter()
+                    .map(|product| (role, product))
+                    .collect())
+            },
+            |resource| (MappingRole::Main, Product::Built(resource, None)),
+        )?;
+        products
+            .into_iter()
+            .map(|(role, product)| match product {
+                Product::Again(text) => Ok(text),
+                Product::Built(resource, key) => {
+                    let text = ResourceText::of(&resource);
+                    let issues = self.memo.borrow_mut().validate_serialized(
+                        &self.validator,
+                        &resource,
+                        text.json(),
+                    );
+                    verdict(issues, &resource, record)?;
+                    if let Some(key) = key {
+                        reuse.of(role).keep(key, text.footprint(), || text.clone());
+                    }
+                    Ok(text)
+                }
+            })
+            .collect()
+    }
+
+    /// The resources the record and the records it carries map to (each mapped by `each`), not yet
+    /// validated; a passthrough record's resource made one by `passed`.
+    fn map<P>(
+        &self,
+        record: &SourceRecord,
+        mut each: impl FnMut(
+            &CompiledMapping<'_>,
+            &SourceRecord,
+            MappingRole,
+        ) -> Result<Vec<P>, RecordError>,
+        passed: impl FnOnce(Value) -> P,
+    ) -> Result<Vec<P>, RecordError> {
         let mut resources = if self.passthrough {
-            vec![record.context.get("resource").cloned().unwrap_or_default()]
+            vec![passed(
+                record.context.get("resource").cloned().unwrap_or_default(),
+            )]
         } else {
-            self.compiled.map(record)?
+            each(self.compiled, record, MappingRole::Main)?
         };
         // Related records (the student of a referral, the client of an HMIS event) travel with a record that
         // builds something; a record that builds nothing brings nothing with it.
@@ -786,7 +827,7 @@ impl Mapper<'_> {
         // the link left out; it never rejects the record it travels with.
         if let Some(roster) = self.roster.filter(|_| !resources.is_empty()) {
             for related in &record.related {
-                match roster.map(related) {
+                match each(roster, related, MappingRole::Roster) {
                     Ok(mapped) => resources.extend(mapped),
                     Err(err) if related.kind == "guardian_link" => {
                         self.quirks.reject_joined(RecordError::new(
@@ -810,6 +851,29 @@ impl Mapper<'_> {
             }
         }
         Ok(resources)
+    }
+}
+
+/// Which of a run's mappings built a resource: the source's own, or the roster's (the related records).
+#[derive(Debug, Clone, Copy)]
+enum MappingRole {
+    Main,
+    Roster,
+}
+
+/// The resources kept for reuse by one thread, one memo per mapping (their resource numbers differ).
+#[derive(Default)]
+struct Reuse {
+    main: ReuseMemo<ResourceText>,
+    roster: ReuseMemo<ResourceText>,
+}
+
+impl Reuse {
+    fn of(&mut self, role: MappingRole) -> &mut ReuseMemo<ResourceText> {
+        match role {
+            MappingRole::Main => &mut self.main,
+            MappingRole::Roster => &mut self.roster,
+        }
     }
 }
 

@@ -119,6 +119,7 @@ fn convert_command(input: &Path, roster: &Path, threads: &str) -> Command {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("ONEDOOR_MAPPINGS")
         .env_remove("ONEDOOR_LOG")
+        .env_remove("ONEDOOR_NO_REUSE")
         .env("ONEDOOR_THREADS", threads);
     command
 }
@@ -172,6 +173,54 @@ fn worker_threads_give_the_output_and_report_of_one_thread() {
         assert_eq!(
             String::from_utf8_lossy(&many_report),
             String::from_utf8_lossy(&one_report)
+        );
+    }
+}
+
+/// The schools, agencies and staff members repeated across the referrals are built once and taken again
+/// (src/mapping/reuse.rs): the output, report and messages are those of a run that builds every resource of
+/// every record, on one thread and on several.
+#[test]
+fn reused_resources_give_the_output_and_report_of_building_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, roster) = write_export(dir.path());
+    for threads in ["1", "2"] {
+        let run = |reuse: bool| {
+            let name = format!("{threads}-{reuse}");
+            let (out, report) = (
+                dir.path().join(format!("out-{name}.ndjson")),
+                dir.path().join(format!("report-{name}.json")),
+            );
+            let mut command = convert_command(&input, &roster, threads);
+            if !reuse {
+                command.env("ONEDOOR_NO_REUSE", "1");
+            }
+            let run = command
+                .arg("--output")
+                .arg(&out)
+                .arg("--report")
+                .arg(&report)
+                .output()
+                .expect("onedoor runs");
+            let read = |path: &Path| std::fs::read(path).unwrap_or_default();
+            (run, read(&out), read(&report))
+        };
+        let (built, built_out, built_report) = run(false);
+        let (reused, reused_out, reused_report) = run(true);
+        assert!(built_out.len() > 1_000_000, "{built:?}");
+        assert_eq!(reused.status.code(), built.status.code());
+        assert_eq!(
+            String::from_utf8_lossy(&reused.stderr),
+            String::from_utf8_lossy(&built.stderr)
+        );
+        assert_eq!(reused.stdout, built.stdout);
+        assert!(
+            reused_out == built_out,
+            "the NDJSON differs with reuse on {threads} threads"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&reused_report),
+            String::from_utf8_lossy(&built_report)
         );
     }
 }

@@ -20,6 +20,7 @@ use super::dates::{self, DateQuirk};
 use super::direct::{self, Direct, Stop};
 use super::model::{DateOrder, MappingFile, ResourceMap, Rule, line_of};
 use super::path::{Cursor, TargetPath, prune};
+use super::reuse::{Inputs, Lookup, Product, ReuseMemo};
 use crate::canonical::ids;
 use crate::record::{Position, QuirkLog, RecordError, SourceRecord};
 use crate::validation::FhirSchema;
@@ -125,6 +126,8 @@ struct CompiledResource<'e> {
     /// What every resource built starts as: its type, its id to come, its profile. Copied for each record
     /// (a copy keeps the members' hashes, which building it again would compute).
     start: Map<String, Value>,
+    /// The record values its expressions read: the key it is reused by ([`super::reuse`]).
+    inputs: Inputs,
 }
 
 /// `{"resourceType": type, "id": null, "meta": {"profile": [profile]}}`, the meta when there is a profile.
@@ -258,12 +261,23 @@ impl MappingEngine {
                 }
             }
             if let Some(id) = id {
+                let inputs = Inputs::of(
+                    std::iter::once(&id)
+                        .chain(&when)
+                        .chain(
+                            rules
+                                .iter()
+                                .flat_map(|rule| std::iter::once(&rule.value).chain(&rule.when)),
+                        )
+                        .map(|compiled| &compiled.jinja),
+                );
                 resources.push(CompiledResource {
                     spec,
                     id,
                     when,
                     rules,
                     start: resource_start(spec.resource_type.get_ref(), spec.profile.as_deref()),
+                    inputs,
                 });
             }
         }
@@ -335,30 +349,68 @@ pub fn source_fields(expr: &Expression<'_, '_>) -> BTreeSet<String> {
         .collect()
 }
 
-impl CompiledMapping<'_> {
+impl<'e> CompiledMapping<'e> {
     /// Build the resources of one record. A rule that fails, or a required value that is empty, rejects
     /// the record with the position, the target element, the source fields and what was expected.
     pub fn map(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
-        *self
-            .engine
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = record.position.clone();
-        let scope = RecordScope {
-            record,
-            jinja: OnceCell::new(),
-        };
+        let scope = self.scope(record);
         let mut out = Vec::new();
-        for resource in self
-            .resources
-            .iter()
-            .filter(|r| r.spec.from.get_ref() == record.kind)
-        {
+        for resource in self.resources_of(record) {
             if let Some(built) = self.build(resource, &scope)? {
                 out.push(built);
             }
         }
         Ok(out)
+    }
+
+    /// [`Self::map`], each resource taken from `memo` when an earlier record built it from the same
+    /// values; a resource built may be kept under the key given with it, once found valid
+    /// ([`ReuseMemo::keep`]).
+    pub fn map_reusing<T: Clone>(
+        &self,
+        record: &SourceRecord,
+        memo: &mut ReuseMemo<T>,
+    ) -> Result<Vec<Product<T>>, RecordError> {
+        let scope = self.scope(record);
+        let mut out = Vec::new();
+        for (index, resource) in self.resources.iter().enumerate() {
+            if resource.spec.from.get_ref() != record.kind {
+                continue;
+            }
+            let key = match memo.look_up(index, &resource.inputs, &record.context) {
+                Lookup::Found(kept) => {
+                    out.push(Product::Again(kept.clone()));
+                    continue;
+                }
+                Lookup::Missing(key) => Some(key),
+                Lookup::NotTried => None,
+            };
+            let calls = self.engine.quirks.calls();
+            if let Some(built) = self.build(resource, &scope)? {
+                // Building noted something (a tolerated date): each record that reads it notes it again.
+                let key = key.filter(|_| self.engine.quirks.calls() == calls);
+                out.push(Product::Built(built, key));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The record being mapped, its position noted for the date filters.
+    fn scope<'r>(&self, record: &'r SourceRecord) -> RecordScope<'r> {
+        self.engine.set_current(record.position.clone());
+        RecordScope {
+            record,
+            jinja: OnceCell::new(),
+        }
+    }
+
+    fn resources_of<'s>(
+        &'s self,
+        record: &'s SourceRecord,
+    ) -> impl Iterator<Item = &'s CompiledResource<'e>> + 's {
+        self.resources
+            .iter()
+            .filter(|r| r.spec.from.get_ref() == record.kind)
     }
 
     /// Whether the mapping builds anything from records of this kind.
@@ -982,6 +1034,212 @@ mod tests {
         Value::Object(context)
     }
 
+    /// Every resource of every shipped mapping, mapped from generated records that repeat and differ in
+    /// one value at a time: taken from the memo ([`CompiledMapping::map_reusing`], every resource built kept
+    /// as if found valid) it is the resource built for the record, and both runs note the same quirks.
+    #[test]
+    fn a_reused_resource_is_the_one_built() {
+        let mappings = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let (mut again, mut products) = (0, 0);
+        for path in catalog::mapping_files(&mappings) {
+            let loaded = catalog::load(&path).unwrap();
+            let codes: Vec<String> = loaded
+                .codes
+                .values()
+                .flat_map(|t| t.source_codes().iter().cloned())
+                .collect();
+            let options = EngineOptions {
+                now: "2026-01-01T00:00:00Z".into(),
+                source_system: None,
+            };
+            let (built_log, reused_log) = (QuirkLog::default(), QuirkLog::default());
+            let engine =
+                |log| MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, log);
+            let (building, reusing) = (engine(&built_log), engine(&reused_log));
+            let (built, reused) = (compile(&building, &loaded), compile(&reusing, &loaded));
+            let mut memo = ReuseMemo::new(true);
+            for (index, resource) in built.resources.iter().enumerate() {
+                let kind: &'static str =
+                    Box::leak(resource.spec.from.get_ref().clone().into_boxed_str());
+                let mut fields = BTreeSet::new();
+                for (expression, _) in resource_expressions(resource) {
+                    fields.extend(source_fields(&expression.jinja));
+                }
+                let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (index as u64 + 1));
+                let bases: Vec<Value> = (0..4).map(|_| record(&fields, &codes, &mut rng)).collect();
+                for line in 0..160u64 {
+                    let mut context = bases[rng.below(bases.len())].clone();
+                    if rng.below(2) == 0 {
+                        let other = record(&fields, &codes, &mut rng);
+                        if let (Some(field), Value::Object(into), Value::Object(from)) = (
+                            fields.iter().nth(rng.below(fields.len().max(1))),
+                            &mut context,
+                            other,
+                        ) {
+                            let variable = field.split('.').next().unwrap_or_default();
+                            match from.get(variable) {
+                                Some(value) => into.insert(variable.to_owned(), value.clone()),
+                                None => into.remove(variable),
+                            };
+                        }
+                    }
+                    let source = SourceRecord {
+                        kind,
+                        key: String::new(),
+                        group: String::new(),
+                        position: Position::line("test.csv", line + 2),
+                        context,
+                        related: Vec::new(),
+                        joined: Vec::new(),
+                    };
+                    let expected = built.map(&source).map_err(|e| e.to_string());
+                    let got = reused
+                        .map_reusing(&source, &mut memo)
+                        .map(|resources| {
+                            resources
+                                .into_iter()
+                                .map(|product| match product {
+                                    Product::Built(value, key) => {
+                                        if let Some(key) = key {
+                                            memo_keep(&mut memo, key, &value);
+                                        }
+                                        value
+                                    }
+                                    Product::Again(value) => {
+                                        again += 1;
+                                        value
+                                    }
+                                })
+                                .inspect(|_| products += 1)
+                                .collect::<Vec<_>>()
+                        })
+                        .map_err(|e| e.to_string());
+                    assert_eq!(
+                        got,
+                        expected,
+                        "{}: {} on {}",
+                        path.display(),
+                        kind,
+                        source.context
+                    );
+                }
+            }
+            assert_eq!(
+                reused_log.snapshot(),
+                built_log.snapshot(),
+                "{}",
+                path.display()
+            );
+        }
+        eprintln!("{again} of {products} resources taken from the memo");
+        assert!(
+            again * 4 >= products,
+            "only {again} of {products} resources reused"
+        );
+    }
+
+    /// A resource whose building notes a tolerated date is built again for every record that reads the
+    /// date, so each notes it; the resource beside it that notes nothing is reused.
+    #[test]
+    fn a_resource_that_notes_a_quirk_is_built_for_each_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("schools.toml");
+        std::fs::write(
+            &path,
+            r#"
+[mapping]
+name = "schools"
+adapter = "referral-csv"
+title = "schools"
+description = "schools"
+source_system = "urn:test"
+
+[[resources]]
+name = "school"
+from = "referral"
+type = "Organization"
+id = "school.id"
+
+[[resources.rules]]
+target = "name"
+value = "school.name ~ ' since ' ~ (school.opened | date)"
+
+[[resources]]
+name = "agency"
+from = "referral"
+type = "Organization"
+id = "school.id ~ '-agency'"
+
+[[resources.rules]]
+target = "name"
+value = "school.name"
+"#,
+        )
+        .unwrap();
+        let loaded = catalog::load(&path).unwrap();
+        let options = EngineOptions {
+            now: "2026-01-01T00:00:00Z".into(),
+            source_system: None,
+        };
+        let log = QuirkLog::default();
+        let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, &log);
+        let mapping = compile(&engine, &loaded);
+        let mut memo = ReuseMemo::new(true);
+        let mut again = Vec::new();
+        for line in 2..8 {
+            let source = SourceRecord {
+                kind: "referral",
+                key: String::new(),
+                group: String::new(),
+                position: Position::line("referrals.csv", line),
+                context: json!({"school": {"id": "s1", "name": "North", "opened": "03/04/2020"}}),
+                related: Vec::new(),
+                joined: Vec::new(),
+            };
+            let products = mapping.map_reusing(&source, &mut memo).unwrap();
+            for (index, product) in products.into_iter().enumerate() {
+                match product {
+                    Product::Built(value, key) => {
+                        assert!(index == 1 || key.is_none(), "the school may not be kept");
+                        if let Some(key) = key {
+                            memo_keep(&mut memo, key, &value);
+                        }
+                    }
+                    Product::Again(_) => again.push((line, index)),
+                }
+            }
+        }
+        assert_eq!(again, [(4, 1), (5, 1), (6, 1), (7, 1)]);
+        let quirks = log.snapshot();
+        assert_eq!(quirks.len(), 1, "{quirks:?}");
+        assert_eq!(quirks[0].count, 6, "{quirks:?}");
+    }
+
+    fn compile<'e>(
+        engine: &'e MappingEngine,
+        loaded: &'e catalog::LoadedMapping,
+    ) -> CompiledMapping<'e> {
+        let compiled = engine.compile(&loaded.file, &loaded.text, &loaded.display_path());
+        compiled.unwrap_or_else(|problems| panic!("{problems:?}"))
+    }
+
+    fn memo_keep(memo: &mut ReuseMemo<Value>, key: crate::mapping::reuse::ReuseKey, value: &Value) {
+        memo.keep(key, 0, || value.clone());
+    }
+
+    /// A resource's expressions (id, when, each rule's value and when), with what each is.
+    fn resource_expressions<'r, 'e>(
+        resource: &'r CompiledResource<'e>,
+    ) -> Vec<(&'r Compiled<'e>, String)> {
+        let mut all = vec![(&resource.id, resource.spec.id.get_ref().clone())];
+        all.extend(resource.when.iter().map(|w| (w, "when".to_owned())));
+        for rule in &resource.rules {
+            all.push((&rule.value, rule.spec.value.get_ref().clone()));
+            all.extend(rule.when.iter().map(|w| (w, "when".to_owned())));
+        }
+        all
+    }
+
     #[test]
     fn direct_and_template_evaluation_agree() {
         let mappings = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
@@ -1008,15 +1266,11 @@ mod tests {
             let mapping = engine
                 .compile(&loaded.file, &loaded.text, &loaded.display_path())
                 .unwrap();
-            let mut all: Vec<(&Compiled<'_>, String)> = Vec::new();
-            for resource in &mapping.resources {
-                all.push((&resource.id, resource.spec.id.get_ref().clone()));
-                all.extend(resource.when.iter().map(|w| (w, "when".to_owned())));
-                for rule in &resource.rules {
-                    all.push((&rule.value, rule.spec.value.get_ref().clone()));
-                    all.extend(rule.when.iter().map(|w| (w, "when".to_owned())));
-                }
-            }
+            let all: Vec<(&Compiled<'_>, String)> = mapping
+                .resources
+                .iter()
+                .flat_map(resource_expressions)
+                .collect();
             for (index, (expr, text)) in all.into_iter().enumerate() {
                 expressions += 1;
                 if expr.direct.is_none() {

@@ -12,6 +12,7 @@ pub mod lint;
 mod member;
 pub mod model;
 pub mod path;
+pub mod reuse;
 
 pub use catalog::{LoadedMapping, MappingError};
 pub use engine::{CompiledMapping, EngineOptions, MappingEngine, MappingProblem};

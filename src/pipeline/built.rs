@@ -34,6 +34,12 @@ impl ResourceText {
         }
     }
 
+    /// About the memory it takes: the text, the type and id, and a few words.
+    pub fn footprint(&self) -> usize {
+        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        self.json.len() + text(&self.kind) + text(&self.id) + 96
+    }
+
     /// `Type/id`, when the resource has both.
     pub fn key(&self) -> Option<String> {
         Some(format!("{}/{}", self.kind.as_deref()?, self.id.as_deref()?))

@@ -258,6 +258,7 @@ fn work<I: Iterator<Item = Decoded>>(
         passthrough,
         validator: Validator::new(),
         memo: Default::default(),
+        reuse: Default::default(),
         quirks: quirks.clone(),
     };
     while let Some((number, batch)) = shared.take() {

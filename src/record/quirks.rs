@@ -4,6 +4,7 @@
 use super::RecordError;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One kind of tolerated quirk, with how often it was seen and where first.
@@ -103,6 +104,8 @@ pub struct QuirkLog {
     /// A recorder keeps the calls instead, to be replayed into the run's log in record order (records
     /// mapped on several threads leave the same log as one after the other).
     recorded: Option<Arc<Mutex<Vec<QuirkEvent>>>>,
+    /// Calls made on this log (and its clones) so far: whether something was noted meanwhile.
+    calls: Arc<AtomicU64>,
 }
 
 /// One call made on a recording [`QuirkLog`].
@@ -122,6 +125,7 @@ impl QuirkLog {
     /// Record a quirk (messages must not contain personal data: name the file, column and kind of quirk).
     /// The same quirk at the same line is one occurrence, however often the row is read.
     pub fn note(&self, message: impl Into<String>, line: Option<u64>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let message = message.into();
         if self.record(|| QuirkEvent::Note(message.clone(), line)) {
             return;
@@ -151,6 +155,7 @@ impl QuirkLog {
 
     /// An element read and not converted, on purpose, where it is (a line, or an element of a JSON array).
     pub fn skip_at(&self, position: &super::Position, reason: impl Into<String>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let reason = reason.into();
         if self.record(|| QuirkEvent::Skip(position.clone(), reason.clone())) {
             return;
@@ -185,6 +190,7 @@ impl QuirkLog {
     /// value that is not valid): rejected at its own line and left out of the record that reads it, which
     /// still converts. Reported once per row and field, however many records read it.
     pub fn reject_joined(&self, error: RecordError) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let error = match &self.recorded {
             Some(recorded) => {
                 return recorded
@@ -210,11 +216,18 @@ impl QuirkLog {
 
     /// A complete pass over a table read `rows` data rows (every pass reads the same rows).
     pub fn rows_read(&self, file: &str, rows: u64) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         if self.record(|| QuirkEvent::RowsRead(file.to_owned(), rows)) {
             return;
         }
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         ledger.rows_read.insert(file.to_owned(), rows);
+    }
+
+    /// How many calls were made on this log and its clones so far (a record's mapping compares it before
+    /// and after, to know whether it noted anything).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// A log that records every call instead of applying it (see [`QuirkLog::take_recorded`]).
