@@ -76,6 +76,9 @@ pub fn parse_datetime(
     offset: Option<&str>,
 ) -> Result<(String, Option<DateQuirk>), String> {
     let text = text.trim();
+    if let Some(date) = plain_iso_date(text) {
+        return Ok((fhir_date(date), None));
+    }
     if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
         return Ok((text.to_owned(), None));
     }
@@ -99,6 +102,9 @@ pub fn parse_datetime(
 }
 
 fn iso_date(text: &str) -> Option<NaiveDate> {
+    if let Some(date) = plain_iso_date(text) {
+        return Some(date);
+    }
     let date_part = text.split('T').next()?;
     if date_part.len() != 10 {
         return None;
@@ -106,6 +112,24 @@ fn iso_date(text: &str) -> Option<NaiveDate> {
     let date = NaiveDate::parse_from_str(date_part, "%Y-%m-%d").ok()?;
     let rest = &text[date_part.len()..];
     (rest.is_empty() || chrono::DateTime::parse_from_rfc3339(text).is_ok()).then_some(date)
+}
+
+/// `YYYY-MM-DD` and nothing else, read without chrono's format parser (most dates of an export are
+/// written so): the date `NaiveDate::parse_from_str(text, "%Y-%m-%d")` gives for such a text; `None` for
+/// anything else, and for a day that does not exist (the callers then read the text as before).
+fn plain_iso_date(text: &str) -> Option<NaiveDate> {
+    let bytes: &[u8; 10] = text.as_bytes().try_into().ok()?;
+    let digits = |range: std::ops::Range<usize>| {
+        bytes.get(range)?.iter().try_fold(0u32, |number, &byte| {
+            byte.is_ascii_digit()
+                .then(|| number * 10 + u32::from(byte - b'0'))
+        })
+    };
+    if bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let year = i32::try_from(digits(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)
 }
 
 fn slash_date(text: &str, order: DateOrder) -> Result<(NaiveDate, DateQuirk), String> {
@@ -149,6 +173,68 @@ mod tests {
             }
         }
         assert!(checked > 40, "{checked}");
+    }
+
+    /// The plain ISO date read by hand is chrono's, and whatever chrono does not read as one is left to
+    /// the callers' chrono path.
+    #[test]
+    fn a_plain_iso_date_is_chronos() {
+        let mut texts: Vec<String> = Vec::new();
+        for year in [
+            "0000", "0001", "1999", "2024", "9999", "20 4", "+202", "-001",
+        ] {
+            for month in ["00", "01", "02", "09", "12", "13", "1 ", "+1"] {
+                for day in ["00", "01", "28", "29", "30", "31", "32", "-1"] {
+                    texts.push(format!("{year}-{month}-{day}"));
+                }
+            }
+        }
+        texts.extend(
+            [
+                "2024/01/01",
+                "2024-01-0a",
+                "2024-01-011",
+                "2024-1-01",
+                "é024-01-0",
+            ]
+            .map(String::from),
+        );
+        let mut read = 0;
+        for text in &texts {
+            let chrono = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+            if let Some(date) = plain_iso_date(text) {
+                read += 1;
+                assert_eq!(Some(date), chrono, "{text}");
+            }
+            assert_eq!(
+                parse_datetime(text, DateOrder::Mdy, None),
+                old_parse_datetime(text),
+                "{text}"
+            );
+        }
+        assert!(read > 60, "{read}");
+    }
+
+    /// `parse_datetime` as it was before the plain ISO date was read by hand.
+    fn old_parse_datetime(text: &str) -> Result<(String, Option<DateQuirk>), String> {
+        let text = text.trim();
+        if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
+            return Ok((text.to_owned(), None));
+        }
+        if let Ok(local) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S") {
+            return Ok((
+                local.format("%Y-%m-%d").to_string(),
+                Some(DateQuirk::NoOffset),
+            ));
+        }
+        let date_part = text.split('T').next().unwrap_or_default();
+        if date_part.len() == 10
+            && let Ok(date) = NaiveDate::parse_from_str(date_part, "%Y-%m-%d")
+            && (text.len() == 10 || chrono::DateTime::parse_from_rfc3339(text).is_ok())
+        {
+            return Ok((fhir_date(date), None));
+        }
+        slash_date(text, DateOrder::Mdy).map(|(date, quirk)| (fhir_date(date), Some(quirk)))
     }
 
     #[test]
