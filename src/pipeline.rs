@@ -423,15 +423,7 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
     };
     let passthrough = loaded.file.mapping.passthrough;
     let stage = Stage {
-        mapper: Mapper {
-            compiled: &compiled,
-            roster: roster_compiled.as_ref(),
-            passthrough,
-            validator: Validator::new(),
-            memo: Default::default(),
-            reuse: Default::default(),
-            quirks: quirks.clone(),
-        },
+        mapper: Mapper::new(&compiled, roster_compiled.as_ref(), passthrough, &quirks),
         passthrough,
         quirks: quirks.clone(),
         built: Default::default(),
@@ -750,7 +742,25 @@ impl Stage<'_> {
     }
 }
 
-impl Mapper<'_> {
+impl<'m> Mapper<'m> {
+    /// A thread's mapper: its own validator and memos.
+    fn new(
+        compiled: &'m CompiledMapping<'m>,
+        roster: Option<&'m CompiledMapping<'m>>,
+        passthrough: bool,
+        quirks: &QuirkLog,
+    ) -> Self {
+        Self {
+            compiled,
+            roster,
+            passthrough,
+            validator: Validator::new(),
+            memo: Default::default(),
+            reuse: std::cell::RefCell::new(Reuse::new()),
+            quirks: quirks.clone(),
+        }
+    }
+
     /// The record's resources, each validated, in the form the sink takes: serialized once when `as_text`
     /// (and then asked of the memo by that text).
     fn build(&self, record: &SourceRecord, as_text: bool) -> Result<Built, RecordError> {
@@ -862,13 +872,21 @@ enum MappingRole {
 }
 
 /// The resources kept for reuse by one thread, one memo per mapping (their resource numbers differ).
-#[derive(Default)]
 struct Reuse {
     main: ReuseMemo<ResourceText>,
     roster: ReuseMemo<ResourceText>,
 }
 
 impl Reuse {
+    /// Empty memos, reusing unless the run's environment says not to.
+    fn new() -> Self {
+        let enabled = mapping::reuse::enabled_by_environment();
+        Self {
+            main: ReuseMemo::new(enabled),
+            roster: ReuseMemo::new(enabled),
+        }
+    }
+
     fn of(&mut self, role: MappingRole) -> &mut ReuseMemo<ResourceText> {
         match role {
             MappingRole::Main => &mut self.main,

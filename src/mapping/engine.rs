@@ -126,8 +126,46 @@ struct CompiledResource<'e> {
     /// What every resource built starts as: its type, its id to come, its profile. Copied for each record
     /// (a copy keeps the members' hashes, which building it again would compute).
     start: Map<String, Value>,
-    /// The record values its expressions read: the key it is reused by ([`super::reuse`]).
-    inputs: Inputs,
+    /// The record values its expressions read: the key it is reused by ([`super::reuse`]); `None` when
+    /// it is not reused.
+    inputs: Option<Inputs>,
+}
+
+impl CompiledResource<'_> {
+    /// Every expression of the resource: its id, its `when`, each rule's value and `when`.
+    fn expressions(&self) -> impl Iterator<Item = &Compiled<'_>> {
+        self.expressions_with_text().map(|(compiled, _)| compiled)
+    }
+
+    /// [`Self::expressions`], each with its text in the mapping file.
+    fn expressions_with_text(&self) -> impl Iterator<Item = (&Compiled<'_>, &str)> {
+        fn text(spanned: &Spanned<String>) -> &str {
+            spanned.get_ref()
+        }
+        let rules = self.rules.iter().flat_map(move |rule| {
+            std::iter::once((&rule.value, text(&rule.spec.value)))
+                .chain(rule.when.iter().zip(rule.spec.when.iter().map(text)))
+        });
+        std::iter::once((&self.id, text(&self.spec.id)))
+            .chain(self.when.iter().zip(self.spec.when.iter().map(text)))
+            .chain(rules)
+    }
+
+    /// What the resource is reused by, when every expression evaluated for a record has a direct form:
+    /// those read nothing but the variables and attribute paths MiniJinja reports (a slice's value, or
+    /// `debug()`'s whole context, is not reported, and neither has a direct form).
+    fn reuse_inputs(&self) -> Option<Inputs> {
+        let per_record = |compiled: &&Compiled<'_>| {
+            !self
+                .rules
+                .iter()
+                .any(|rule| rule.constant.is_some() && std::ptr::eq(&rule.value, *compiled))
+        };
+        self.expressions()
+            .filter(per_record)
+            .all(|compiled| compiled.direct.is_some())
+            .then(|| Inputs::of(self.expressions().map(|compiled| &compiled.jinja)))
+    }
 }
 
 /// `{"resourceType": type, "id": null, "meta": {"profile": [profile]}}`, the meta when there is a profile.
@@ -246,7 +284,9 @@ impl MappingEngine {
                     let fields = source_fields(&value.jinja);
                     let variable = only_variable(&fields);
                     let sources = fields.into_iter().collect::<Vec<_>>().join(", ");
-                    let constant = (rule_when.is_none())
+                    // Only an expression with a direct form is known to read nothing MiniJinja's
+                    // analysis leaves out (a slice's value: `referral.name[:40]` reads `referral`).
+                    let constant = (rule_when.is_none() && value.direct.is_some())
                         .then(|| constant_value(rule.value.get_ref(), &value.jinja))
                         .flatten();
                     rules.push(CompiledRule {
@@ -261,24 +301,16 @@ impl MappingEngine {
                 }
             }
             if let Some(id) = id {
-                let inputs = Inputs::of(
-                    std::iter::once(&id)
-                        .chain(&when)
-                        .chain(
-                            rules
-                                .iter()
-                                .flat_map(|rule| std::iter::once(&rule.value).chain(&rule.when)),
-                        )
-                        .map(|compiled| &compiled.jinja),
-                );
-                resources.push(CompiledResource {
+                let mut resource = CompiledResource {
                     spec,
                     id,
                     when,
                     rules,
                     start: resource_start(spec.resource_type.get_ref(), spec.profile.as_deref()),
-                    inputs,
-                });
+                    inputs: None,
+                };
+                resource.inputs = resource.reuse_inputs();
+                resources.push(resource);
             }
         }
         if problems.is_empty() {
@@ -349,18 +381,18 @@ pub fn source_fields(expr: &Expression<'_, '_>) -> BTreeSet<String> {
         .collect()
 }
 
-impl<'e> CompiledMapping<'e> {
+impl CompiledMapping<'_> {
     /// Build the resources of one record. A rule that fails, or a required value that is empty, rejects
     /// the record with the position, the target element, the source fields and what was expected.
     pub fn map(&self, record: &SourceRecord) -> Result<Vec<Value>, RecordError> {
-        let scope = self.scope(record);
-        let mut out = Vec::new();
-        for resource in self.resources_of(record) {
-            if let Some(built) = self.build(resource, &scope)? {
-                out.push(built);
-            }
-        }
-        Ok(out)
+        let products = self.map_reusing(record, &mut ReuseMemo::<()>::new(false))?;
+        Ok(products
+            .into_iter()
+            .filter_map(|product| match product {
+                Product::Built(resource, _) => Some(resource),
+                Product::Again(()) => None,
+            })
+            .collect())
     }
 
     /// [`Self::map`], each resource taken from `memo` when an earlier record built it from the same
@@ -377,7 +409,14 @@ impl<'e> CompiledMapping<'e> {
             if resource.spec.from.get_ref() != record.kind {
                 continue;
             }
-            let key = match memo.look_up(index, &resource.inputs, &record.context) {
+            let Some(inputs) = &resource.inputs else {
+                out.extend(
+                    self.build(resource, &scope)?
+                        .map(|built| Product::Built(built, None)),
+                );
+                continue;
+            };
+            let key = match memo.look_up(index, inputs, &record.context) {
                 Lookup::Found(kept) => {
                     out.push(Product::Again(kept.clone()));
                     continue;
@@ -404,15 +443,6 @@ impl<'e> CompiledMapping<'e> {
         }
     }
 
-    fn resources_of<'s>(
-        &'s self,
-        record: &'s SourceRecord,
-    ) -> impl Iterator<Item = &'s CompiledResource<'e>> + 's {
-        self.resources
-            .iter()
-            .filter(|r| r.spec.from.get_ref() == record.kind)
-    }
-
     /// Whether the mapping builds anything from records of this kind.
     pub fn handles(&self, kind: &str) -> bool {
         self.resources.iter().any(|r| r.spec.from.get_ref() == kind)
@@ -420,17 +450,11 @@ impl<'e> CompiledMapping<'e> {
 
     /// Every record field the mapping reads (for coverage).
     pub fn fields_read(&self) -> BTreeSet<String> {
-        let mut fields = BTreeSet::new();
-        let of = |compiled: &Compiled<'_>| source_fields(&compiled.jinja);
-        for resource in &self.resources {
-            fields.extend(of(&resource.id));
-            fields.extend(resource.when.iter().flat_map(of));
-            for rule in &resource.rules {
-                fields.extend(of(&rule.value));
-                fields.extend(rule.when.iter().flat_map(of));
-            }
-        }
-        fields
+        self.resources
+            .iter()
+            .flat_map(CompiledResource::expressions)
+            .flat_map(|compiled| source_fields(&compiled.jinja))
+            .collect()
     }
 
     fn build(
@@ -1062,7 +1086,7 @@ mod tests {
                 let kind: &'static str =
                     Box::leak(resource.spec.from.get_ref().clone().into_boxed_str());
                 let mut fields = BTreeSet::new();
-                for (expression, _) in resource_expressions(resource) {
+                for expression in resource.expressions() {
                     fields.extend(source_fields(&expression.jinja));
                 }
                 let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (index as u64 + 1));
@@ -1215,6 +1239,78 @@ value = "school.name"
         assert_eq!(quirks[0].count, 6, "{quirks:?}");
     }
 
+    /// A resource with an expression that has no direct form (a slice, whose value MiniJinja's analysis
+    /// does not report; `debug()`, which reads the whole record) is never looked up: each record builds it.
+    #[test]
+    fn a_resource_reading_what_the_analysis_cannot_see_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slices.toml");
+        let resource = |name: &str, id: &str, value: &str| {
+            format!(
+                "[[resources]]\nname = \"{name}\"\nfrom = \"referral\"\ntype = \"Organization\"\n\
+                 id = \"{id}\"\n\n[[resources.rules]]\ntarget = \"name\"\nvalue = \"{value}\"\n\n"
+            )
+        };
+        let text = [
+            "[mapping]\nname = \"slices\"\nadapter = \"referral-csv\"\ntitle = \"t\"\ndescription = \"d\"\nsource_system = \"urn:test\"\n\n"
+                .to_owned(),
+            resource("sliced id", "referral.id[:3]", "'x'"),
+            resource("sliced name", "referral.id", "referral.name[:40]"),
+            resource("debug", "referral.id", "debug() ~ ''"),
+            resource("plain", "referral.kind", "referral.name"),
+        ]
+        .concat();
+        std::fs::write(&path, text).unwrap();
+        let loaded = catalog::load(&path).unwrap();
+        let options = EngineOptions {
+            now: "2026-01-01T00:00:00Z".into(),
+            source_system: None,
+        };
+        let log = QuirkLog::default();
+        let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, &log);
+        let mapping = compile(&engine, &loaded);
+        let reused: Vec<bool> = mapping
+            .resources
+            .iter()
+            .map(|r| r.inputs.is_some())
+            .collect();
+        assert_eq!(reused, [false, false, false, true]);
+        let mut memo = ReuseMemo::new(true);
+        let mut again = 0;
+        for (line, name) in [(2, "North"), (3, "North"), (4, "North"), (5, "South")] {
+            let source = SourceRecord {
+                kind: "referral",
+                key: String::new(),
+                group: String::new(),
+                position: Position::line("referrals.csv", line),
+                context: json!({"referral": {"id": format!("r-{line}"), "kind": "k", "name": name}}),
+                related: Vec::new(),
+                joined: Vec::new(),
+            };
+            let products = mapping.map_reusing(&source, &mut memo).unwrap();
+            assert_eq!(products.len(), 4);
+            for (index, product) in products.into_iter().enumerate() {
+                match product {
+                    Product::Built(value, Some(key)) => memo_keep(&mut memo, key, &value),
+                    Product::Built(_, None) => {
+                        assert!(index < 3, "line {line}: the plain one is keyed")
+                    }
+                    Product::Again(_) => {
+                        assert_eq!(
+                            index, 3,
+                            "line {line}: resource {index} taken from the memo"
+                        );
+                        again += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            again, 1,
+            "the plain resource is reused at line 4 (North again), not at 5"
+        );
+    }
+
     fn compile<'e>(
         engine: &'e MappingEngine,
         loaded: &'e catalog::LoadedMapping,
@@ -1225,19 +1321,6 @@ value = "school.name"
 
     fn memo_keep(memo: &mut ReuseMemo<Value>, key: crate::mapping::reuse::ReuseKey, value: &Value) {
         memo.keep(key, 0, || value.clone());
-    }
-
-    /// A resource's expressions (id, when, each rule's value and when), with what each is.
-    fn resource_expressions<'r, 'e>(
-        resource: &'r CompiledResource<'e>,
-    ) -> Vec<(&'r Compiled<'e>, String)> {
-        let mut all = vec![(&resource.id, resource.spec.id.get_ref().clone())];
-        all.extend(resource.when.iter().map(|w| (w, "when".to_owned())));
-        for rule in &resource.rules {
-            all.push((&rule.value, rule.spec.value.get_ref().clone()));
-            all.extend(rule.when.iter().map(|w| (w, "when".to_owned())));
-        }
-        all
     }
 
     #[test]
@@ -1266,10 +1349,10 @@ value = "school.name"
             let mapping = engine
                 .compile(&loaded.file, &loaded.text, &loaded.display_path())
                 .unwrap();
-            let all: Vec<(&Compiled<'_>, String)> = mapping
+            let all: Vec<(&Compiled<'_>, &str)> = mapping
                 .resources
                 .iter()
-                .flat_map(resource_expressions)
+                .flat_map(CompiledResource::expressions_with_text)
                 .collect();
             for (index, (expr, text)) in all.into_iter().enumerate() {
                 expressions += 1;

@@ -9,6 +9,10 @@
 //! that differ are never taken for the same). A record whose key was kept gets the kept resource.
 //!
 //! What keeps the result the same as building every time:
+//! - only a resource whose every expression evaluated per record has a direct form (`super::direct`) is
+//!   reused: such an expression reads nothing but variables, attribute paths, constant indexes and the
+//!   project's filters' arguments, all of which MiniJinja's analysis reports (a slice's value, or
+//!   `debug()`'s whole context, it does not, and neither has a direct form);
 //! - the values read are every variable and attribute path MiniJinja reports for the expressions
 //!   (`school.sourcedId`, or `school` whole when it is indexed or passed on); a path is followed while the
 //!   value is an object, and the value where it stops is written whole, so the key holds at least what the
@@ -44,6 +48,11 @@ const MAX_SEEN: usize = 65_536;
 
 /// Set to any value, no resource is reused (to compare a run with one that builds everything).
 pub const NO_REUSE_VARIABLE: &str = "ONEDOOR_NO_REUSE";
+
+/// Whether this run reuses resources: unless [`NO_REUSE_VARIABLE`] is set.
+pub fn enabled_by_environment() -> bool {
+    std::env::var_os(NO_REUSE_VARIABLE).is_none()
+}
 
 /// The record values a resource's expressions read: each a variable and its attribute path.
 #[derive(Debug, Default)]
@@ -117,7 +126,7 @@ struct Tries {
 
 impl Tries {
     fn worth_it(self) -> bool {
-        self.looked_up < TRIED_BEFORE_GIVING_UP || self.found * WORTH_ONE_IN >= self.looked_up
+        self.looked_up < TRIED_BEFORE_GIVING_UP || self.found >= self.looked_up / WORTH_ONE_IN
     }
 }
 
@@ -132,13 +141,6 @@ pub struct ReuseMemo<T> {
     /// The key being looked up (written here, copied only when it is to be kept).
     scratch: Vec<u8>,
     enabled: bool,
-}
-
-impl<T> Default for ReuseMemo<T> {
-    /// A memo that reuses unless [`NO_REUSE_VARIABLE`] is set.
-    fn default() -> Self {
-        Self::new(std::env::var_os(NO_REUSE_VARIABLE).is_none())
-    }
 }
 
 /// What looking a resource up gave.

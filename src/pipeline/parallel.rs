@@ -17,7 +17,6 @@
 use super::{Built, Group, Mapped, Mapper, PipelineError, Plan, Sink, Stage, Summary};
 use crate::mapping::{MappingEngine, MappingError};
 use crate::record::{Decoded, QuirkLog, SourceRecord};
-use crate::validation::Validator;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -252,15 +251,7 @@ fn work<I: Iterator<Item = Decoded>>(
         (Some(engine), Some(loaded)) => Some(super::compile(engine, loaded)?),
         _ => None,
     };
-    let mapper = Mapper {
-        compiled: &compiled,
-        roster: roster.as_ref(),
-        passthrough,
-        validator: Validator::new(),
-        memo: Default::default(),
-        reuse: Default::default(),
-        quirks: quirks.clone(),
-    };
+    let mapper = Mapper::new(&compiled, roster.as_ref(), passthrough, &quirks);
     while let Some((number, batch)) = shared.take() {
         let mapped = batch
             .into_iter()
