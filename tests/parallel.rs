@@ -124,11 +124,19 @@ fn convert_command(input: &Path, roster: &Path, threads: &str) -> Command {
     command
 }
 
+/// A run's process output, NDJSON and report.
+type Run = (Output, Vec<u8>, Vec<u8>);
+
 /// `convert` with `threads` worker threads: (process output, the NDJSON, the report).
-fn convert(dir: &Path, input: &Path, roster: &Path, threads: &str) -> (Output, Vec<u8>, Vec<u8>) {
-    let out = dir.join(format!("out-{threads}.ndjson"));
-    let report = dir.join(format!("report-{threads}.json"));
-    let run = convert_command(input, roster, threads)
+fn convert(dir: &Path, input: &Path, roster: &Path, threads: &str) -> Run {
+    convert_named(convert_command(input, roster, threads), dir, threads)
+}
+
+/// Run `command` with an output and report named after `name` in `dir`.
+fn convert_named(mut command: Command, dir: &Path, name: &str) -> Run {
+    let out = dir.join(format!("out-{name}.ndjson"));
+    let report = dir.join(format!("report-{name}.json"));
+    let run = command
         .arg("--output")
         .arg(&out)
         .arg("--report")
@@ -137,6 +145,23 @@ fn convert(dir: &Path, input: &Path, roster: &Path, threads: &str) -> (Output, V
         .expect("onedoor runs");
     let read = |path: &Path| std::fs::read(path).unwrap_or_default();
     (run, read(&out), read(&report))
+}
+
+/// Two runs gave the same exit, messages, output and report (`what` says how they differ).
+fn assert_same_runs((a, a_out, a_report): &Run, (b, b_out, b_report): &Run, what: &str) {
+    assert_eq!(a.status.code(), b.status.code(), "{what}");
+    assert_eq!(
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr),
+        "{what}"
+    );
+    assert_eq!(a.stdout, b.stdout, "{what}");
+    assert!(a_out == b_out, "the NDJSON differs: {what}");
+    assert_eq!(
+        String::from_utf8_lossy(a_report),
+        String::from_utf8_lossy(b_report),
+        "{what}"
+    );
 }
 
 #[test]
@@ -158,22 +183,10 @@ fn worker_threads_give_the_output_and_report_of_one_thread() {
     assert!(text.contains("demographics.csv"), "{report}");
     assert!(text.contains("nowhere"), "{report}");
     assert!(one_out.len() > 1_000_000);
+    let one = (one, one_out, one_report);
     for threads in ["2", "3"] {
-        let (many, many_out, many_report) = convert(dir.path(), &input, &roster, threads);
-        assert_eq!(many.status.code(), one.status.code());
-        assert_eq!(
-            String::from_utf8_lossy(&many.stderr),
-            String::from_utf8_lossy(&one.stderr)
-        );
-        assert_eq!(many.stdout, one.stdout);
-        assert!(
-            many_out == one_out,
-            "the NDJSON differs with {threads} threads"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&many_report),
-            String::from_utf8_lossy(&one_report)
-        );
+        let many = convert(dir.path(), &input, &roster, threads);
+        assert_same_runs(&many, &one, &format!("{threads} threads against one"));
     }
 }
 
@@ -185,43 +198,13 @@ fn reused_resources_give_the_output_and_report_of_building_each() {
     let dir = tempfile::tempdir().unwrap();
     let (input, roster) = write_export(dir.path());
     for threads in ["1", "2"] {
-        let run = |reuse: bool| {
-            let name = format!("{threads}-{reuse}");
-            let (out, report) = (
-                dir.path().join(format!("out-{name}.ndjson")),
-                dir.path().join(format!("report-{name}.json")),
-            );
-            let mut command = convert_command(&input, &roster, threads);
-            if !reuse {
-                command.env("ONEDOOR_NO_REUSE", "1");
-            }
-            let run = command
-                .arg("--output")
-                .arg(&out)
-                .arg("--report")
-                .arg(&report)
-                .output()
-                .expect("onedoor runs");
-            let read = |path: &Path| std::fs::read(path).unwrap_or_default();
-            (run, read(&out), read(&report))
-        };
-        let (built, built_out, built_report) = run(false);
-        let (reused, reused_out, reused_report) = run(true);
-        assert!(built_out.len() > 1_000_000, "{built:?}");
-        assert_eq!(reused.status.code(), built.status.code());
-        assert_eq!(
-            String::from_utf8_lossy(&reused.stderr),
-            String::from_utf8_lossy(&built.stderr)
-        );
-        assert_eq!(reused.stdout, built.stdout);
-        assert!(
-            reused_out == built_out,
-            "the NDJSON differs with reuse on {threads} threads"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&reused_report),
-            String::from_utf8_lossy(&built_report)
-        );
+        let mut building = convert_command(&input, &roster, threads);
+        building.env("ONEDOOR_NO_REUSE", "1");
+        let built = convert_named(building, dir.path(), &format!("{threads}-built"));
+        assert!(built.1.len() > 1_000_000, "{:?}", built.0);
+        let reusing = convert_command(&input, &roster, threads);
+        let reused = convert_named(reusing, dir.path(), &format!("{threads}-reused"));
+        assert_same_runs(&reused, &built, &format!("reuse on {threads} threads"));
     }
 }
 

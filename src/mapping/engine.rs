@@ -1067,15 +1067,8 @@ mod tests {
         let (mut again, mut products) = (0, 0);
         for path in catalog::mapping_files(&mappings) {
             let loaded = catalog::load(&path).unwrap();
-            let codes: Vec<String> = loaded
-                .codes
-                .values()
-                .flat_map(|t| t.source_codes().iter().cloned())
-                .collect();
-            let options = EngineOptions {
-                now: "2026-01-01T00:00:00Z".into(),
-                source_system: None,
-            };
+            let codes = source_codes(&loaded);
+            let options = test_options();
             let (built_log, reused_log) = (QuirkLog::default(), QuirkLog::default());
             let engine =
                 |log| MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, log);
@@ -1107,15 +1100,7 @@ mod tests {
                             };
                         }
                     }
-                    let source = SourceRecord {
-                        kind,
-                        key: String::new(),
-                        group: String::new(),
-                        position: Position::line("test.csv", line + 2),
-                        context,
-                        related: Vec::new(),
-                        joined: Vec::new(),
-                    };
+                    let source = record_at(kind, Position::line("test.csv", line + 2), context);
                     let expected = built.map(&source).map_err(|e| e.to_string());
                     let got = reused
                         .map_reusing(&source, &mut memo)
@@ -1201,25 +1186,15 @@ value = "school.name"
         )
         .unwrap();
         let loaded = catalog::load(&path).unwrap();
-        let options = EngineOptions {
-            now: "2026-01-01T00:00:00Z".into(),
-            source_system: None,
-        };
+        let options = test_options();
         let log = QuirkLog::default();
         let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, &log);
         let mapping = compile(&engine, &loaded);
         let mut memo = ReuseMemo::new(true);
         let mut again = Vec::new();
         for line in 2..8 {
-            let source = SourceRecord {
-                kind: "referral",
-                key: String::new(),
-                group: String::new(),
-                position: Position::line("referrals.csv", line),
-                context: json!({"school": {"id": "s1", "name": "North", "opened": "03/04/2020"}}),
-                related: Vec::new(),
-                joined: Vec::new(),
-            };
+            let context = json!({"school": {"id": "s1", "name": "North", "opened": "03/04/2020"}});
+            let source = record_at("referral", Position::line("referrals.csv", line), context);
             let products = mapping.map_reusing(&source, &mut memo).unwrap();
             for (index, product) in products.into_iter().enumerate() {
                 match product {
@@ -1262,10 +1237,7 @@ value = "school.name"
         .concat();
         std::fs::write(&path, text).unwrap();
         let loaded = catalog::load(&path).unwrap();
-        let options = EngineOptions {
-            now: "2026-01-01T00:00:00Z".into(),
-            source_system: None,
-        };
+        let options = test_options();
         let log = QuirkLog::default();
         let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, &log);
         let mapping = compile(&engine, &loaded);
@@ -1278,15 +1250,9 @@ value = "school.name"
         let mut memo = ReuseMemo::new(true);
         let mut again = 0;
         for (line, name) in [(2, "North"), (3, "North"), (4, "North"), (5, "South")] {
-            let source = SourceRecord {
-                kind: "referral",
-                key: String::new(),
-                group: String::new(),
-                position: Position::line("referrals.csv", line),
-                context: json!({"referral": {"id": format!("r-{line}"), "kind": "k", "name": name}}),
-                related: Vec::new(),
-                joined: Vec::new(),
-            };
+            let context =
+                json!({"referral": {"id": format!("r-{line}"), "kind": "k", "name": name}});
+            let source = record_at("referral", Position::line("referrals.csv", line), context);
             let products = mapping.map_reusing(&source, &mut memo).unwrap();
             assert_eq!(products.len(), 4);
             for (index, product) in products.into_iter().enumerate() {
@@ -1323,6 +1289,35 @@ value = "school.name"
         memo.keep(key, 0, || value.clone());
     }
 
+    /// The codes of a mapping's code tables (offered to the generated records so that lookups find some).
+    fn source_codes(loaded: &catalog::LoadedMapping) -> Vec<String> {
+        loaded
+            .codes
+            .values()
+            .flat_map(|t| t.source_codes().iter().cloned())
+            .collect()
+    }
+
+    fn test_options() -> EngineOptions {
+        EngineOptions {
+            now: "2026-01-01T00:00:00Z".into(),
+            source_system: None,
+        }
+    }
+
+    /// A record of `kind` at `position` holding `context`, with nothing related or joined.
+    fn record_at(kind: &'static str, position: Position, context: Value) -> SourceRecord {
+        SourceRecord {
+            kind,
+            key: String::new(),
+            group: String::new(),
+            position,
+            context,
+            related: Vec::new(),
+            joined: Vec::new(),
+        }
+    }
+
     #[test]
     fn direct_and_template_evaluation_agree() {
         let mappings = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
@@ -1331,15 +1326,8 @@ value = "school.name"
         let (mut compared, mut deferred, mut direct_forms, mut expressions) = (0, 0, 0, 0);
         for path in files {
             let loaded = catalog::load(&path).unwrap();
-            let codes: Vec<String> = loaded
-                .codes
-                .values()
-                .flat_map(|t| t.source_codes().iter().cloned())
-                .collect();
-            let options = EngineOptions {
-                now: "2026-01-01T00:00:00Z".into(),
-                source_system: None,
-            };
+            let codes = source_codes(&loaded);
+            let options = test_options();
             let engine = MappingEngine::new(
                 &loaded.file,
                 loaded.codes.clone(),
@@ -1364,15 +1352,7 @@ value = "school.name"
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1));
                 for round in 0..48 {
                     let context = record(&fields, &codes, &mut rng);
-                    let source = SourceRecord {
-                        kind: "test",
-                        key: String::new(),
-                        group: String::new(),
-                        position: Position::file("test.csv"),
-                        context,
-                        related: Vec::new(),
-                        joined: Vec::new(),
-                    };
+                    let source = record_at("test", Position::file("test.csv"), context);
                     let scope = RecordScope {
                         record: &source,
                         jinja: OnceCell::new(),
