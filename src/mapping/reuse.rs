@@ -5,7 +5,7 @@
 //! Organizations and Practitioner built from them are the same to the byte in every bundle. A resource is a
 //! function of the record values its expressions read — its `id`, its `when` and its rules' values and
 //! `when`s — and of what is fixed for the run (the code tables, `source_system`, `now()`). So the values it
-//! reads are the key: their exact JSON text in the order the mapping names them, not a digest (two keys
+//! reads are the key: their exact JSON text, path by path in a fixed order, not a digest (two keys
 //! that differ are never taken for the same). A record whose key was kept gets the kept resource.
 //!
 //! What keeps the result the same as building every time:
