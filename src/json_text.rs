@@ -62,26 +62,13 @@ pub fn write(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// A JSON string: quoted, with the bytes that need it escaped (most need none: copied in one piece).
+/// A JSON string: quoted, with the bytes that need it escaped.
 fn write_str(text: &str, out: &mut Vec<u8>) {
-    let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(text.len() + 2);
     out.push(b'"');
-    if needs_no_escape(bytes) {
-        out.extend_from_slice(bytes);
-    } else {
-        // Writing into a Vec cannot fail.
-        let _ = write_escaped(text, out);
-    }
+    // Writing into a Vec cannot fail.
+    let _ = write_escaped(text, out);
     out.push(b'"');
-}
-
-/// Whether no byte of `bytes` needs an escape: a test of every byte without stopping early, which the
-/// compiler turns into vector instructions (sixteen bytes a step with SSE2).
-fn needs_no_escape(bytes: &[u8]) -> bool {
-    !bytes.iter().fold(false, |found, &byte| {
-        found | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
-    })
 }
 
 /// The JSON string of `parts` joined (`"urn:uuid:" + id`) written to `out`, without joining them first.

@@ -151,18 +151,11 @@ impl CompiledResource<'_> {
             .chain(rules)
     }
 
-    /// What the resource is reused by, when every expression evaluated for a record has a direct form:
-    /// those read nothing but the variables and attribute paths MiniJinja reports (a slice's value, or
-    /// `debug()`'s whole context, is not reported, and neither has a direct form).
+    /// What the resource is reused by, when every expression has a direct form: those read nothing but
+    /// the variables and attribute paths MiniJinja reports (a slice's value, or `debug()`'s whole context,
+    /// is not reported, and neither has a direct form; a constant rule has one too).
     fn reuse_inputs(&self) -> Option<Inputs> {
-        let per_record = |compiled: &&Compiled<'_>| {
-            !self
-                .rules
-                .iter()
-                .any(|rule| rule.constant.is_some() && std::ptr::eq(&rule.value, *compiled))
-        };
         self.expressions()
-            .filter(per_record)
             .all(|compiled| compiled.direct.is_some())
             .then(|| Inputs::of(self.expressions().map(|compiled| &compiled.jinja)))
     }
@@ -409,14 +402,11 @@ impl CompiledMapping<'_> {
             if resource.spec.from.get_ref() != record.kind {
                 continue;
             }
-            let Some(inputs) = &resource.inputs else {
-                out.extend(
-                    self.build(resource, &scope)?
-                        .map(|built| Product::Built(built, None)),
-                );
-                continue;
+            let lookup = match &resource.inputs {
+                Some(inputs) => memo.look_up(index, inputs, &record.context),
+                None => Lookup::NotTried,
             };
-            let key = match memo.look_up(index, inputs, &record.context) {
+            let key = match lookup {
                 Lookup::Found(kept) => {
                     out.push(Product::Again(kept.clone()));
                     continue;
@@ -1152,40 +1142,17 @@ mod tests {
     #[test]
     fn a_resource_that_notes_a_quirk_is_built_for_each_record() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("schools.toml");
-        std::fs::write(
-            &path,
-            r#"
-[mapping]
-name = "schools"
-adapter = "referral-csv"
-title = "schools"
-description = "schools"
-source_system = "urn:test"
-
-[[resources]]
-name = "school"
-from = "referral"
-type = "Organization"
-id = "school.id"
-
-[[resources.rules]]
-target = "name"
-value = "school.name ~ ' since ' ~ (school.opened | date)"
-
-[[resources]]
-name = "agency"
-from = "referral"
-type = "Organization"
-id = "school.id ~ '-agency'"
-
-[[resources.rules]]
-target = "name"
-value = "school.name"
-"#,
-        )
-        .unwrap();
-        let loaded = catalog::load(&path).unwrap();
+        let loaded = referral_mapping(
+            dir.path(),
+            &[
+                (
+                    "school",
+                    "school.id",
+                    "school.name ~ ' since ' ~ (school.opened | date)",
+                ),
+                ("agency", "school.id ~ '-agency'", "school.name"),
+            ],
+        );
         let options = test_options();
         let log = QuirkLog::default();
         let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, &log);
@@ -1219,24 +1186,15 @@ value = "school.name"
     #[test]
     fn a_resource_reading_what_the_analysis_cannot_see_is_not_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("slices.toml");
-        let resource = |name: &str, id: &str, value: &str| {
-            format!(
-                "[[resources]]\nname = \"{name}\"\nfrom = \"referral\"\ntype = \"Organization\"\n\
-                 id = \"{id}\"\n\n[[resources.rules]]\ntarget = \"name\"\nvalue = \"{value}\"\n\n"
-            )
-        };
-        let text = [
-            "[mapping]\nname = \"slices\"\nadapter = \"referral-csv\"\ntitle = \"t\"\ndescription = \"d\"\nsource_system = \"urn:test\"\n\n"
-                .to_owned(),
-            resource("sliced id", "referral.id[:3]", "'x'"),
-            resource("sliced name", "referral.id", "referral.name[:40]"),
-            resource("debug", "referral.id", "debug() ~ ''"),
-            resource("plain", "referral.kind", "referral.name"),
-        ]
-        .concat();
-        std::fs::write(&path, text).unwrap();
-        let loaded = catalog::load(&path).unwrap();
+        let loaded = referral_mapping(
+            dir.path(),
+            &[
+                ("sliced id", "referral.id[:3]", "'x'"),
+                ("sliced name", "referral.id", "referral.name[:40]"),
+                ("debug", "referral.id", "debug() ~ ''"),
+                ("plain", "referral.kind", "referral.name"),
+            ],
+        );
         let options = test_options();
         let log = QuirkLog::default();
         let engine = MappingEngine::new(&loaded.file, loaded.codes.clone(), &options, &log);
@@ -1275,6 +1233,24 @@ value = "school.name"
             again, 1,
             "the plain resource is reused at line 4 (North again), not at 5"
         );
+    }
+
+    /// A mapping of referral records written to `dir` and loaded: one Organization per `(name, id, value)`,
+    /// its id and its `name` element from those expressions.
+    fn referral_mapping(dir: &Path, resources: &[(&str, &str, &str)]) -> catalog::LoadedMapping {
+        let mut text = String::from(
+            "[mapping]\nname = \"test\"\nadapter = \"referral-csv\"\ntitle = \"t\"\n\
+             description = \"d\"\nsource_system = \"urn:test\"\n\n",
+        );
+        for (name, id, value) in resources {
+            text.push_str(&format!(
+                "[[resources]]\nname = \"{name}\"\nfrom = \"referral\"\ntype = \"Organization\"\n\
+                 id = \"{id}\"\n\n[[resources.rules]]\ntarget = \"name\"\nvalue = \"{value}\"\n\n"
+            ));
+        }
+        let path = dir.join("test.toml");
+        std::fs::write(&path, text).unwrap();
+        catalog::load(&path).unwrap()
     }
 
     fn compile<'e>(
