@@ -446,10 +446,11 @@ fn on_a_fresh_store<F: std::future::Future<Output = ()>>(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = runtime.block_on(support::database_url(dir.path()));
     runtime.block_on(async {
-        let store = onedoor::store::Store::connect(&support::database_url(dir.path()).await)
-            .await
-            .unwrap();
+        let store = onedoor::store::Store::connect(&url).await.unwrap();
         test(store).await;
     });
+    drop(runtime);
+    support::drop_test_database(&url);
 }

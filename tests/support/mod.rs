@@ -219,8 +219,44 @@ pub fn postgres_or_skip(test: &str) -> bool {
 }
 
 impl Drop for Gateway {
+    /// Stops the node, then drops the test's PostgreSQL database (a test that failed keeps it, named on
+    /// stderr, for a look; `.ci/run` drops what is left at its start and end).
     fn drop(&mut self) {
         self.node.take();
+        if std::thread::panicking() {
+            if self.database_url.starts_with("postgres") {
+                eprintln!("kept for a look: {}", self.database_url);
+            }
+            return;
+        }
+        drop_test_database(&self.database_url);
+    }
+}
+
+/// Drops the PostgreSQL database `url` names if it is a test database this harness made; nothing for SQLite
+/// (its file goes with the temporary folder). Runs on its own thread: a drop may happen inside a runtime.
+pub fn drop_test_database(url: &str) {
+    let (Some(admin), Some((_, name))) = (postgres_admin_url(), url.rsplit_once('/')) else {
+        return;
+    };
+    if !url.starts_with("postgres") || !name.starts_with("onedoor_test_") {
+        return;
+    }
+    let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    let dropped = std::thread::spawn(move || {
+        use sqlx::Connection;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime to drop the test database");
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin).await?;
+            sqlx::query(&statement).execute(&mut conn).await.map(|_| ())
+        })
+    })
+    .join();
+    if let Ok(Err(error)) = dropped {
+        eprintln!("could not drop the test database {name}: {error}");
     }
 }
 
