@@ -9,6 +9,7 @@ pub mod error;
 pub mod fhir;
 pub mod guard;
 pub mod ingest;
+pub mod jwt_crypto;
 pub mod listener;
 pub mod ops;
 pub mod params;

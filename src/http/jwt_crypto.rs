@@ -1,0 +1,228 @@
+//! The cryptography `jsonwebtoken` verifies SMART client assertions with, from `ring`: the library that is
+//! already onedoor's TLS crypto (rustls), instead of a second one. `jsonwebtoken` 10+ takes its crypto from a
+//! [`CryptoProvider`]; its own two are aws-lc-rs (a C and CMake build) and RustCrypto (about forty crates,
+//! 43 s of a clean release build's CPU, and the `rsa` crate with RUSTSEC-2023-0071). This one does what
+//! onedoor asks of a JWT library and nothing more: verify RS384 (RSASSA-PKCS1-v1_5, SHA-384, 2048 to 8192
+//! bit keys) and ES384 (P-384, SHA-384, fixed-length signatures), the two algorithms SMART Backend Services
+//! requires servers to support. onedoor never signs a JWT (its access tokens are opaque), so signing and
+//! deriving public keys from private ones are refused with an error, and every other algorithm too.
+
+use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
+use jsonwebtoken::errors::{ErrorKind, Result};
+use jsonwebtoken::jwk::ThumbprintHash;
+use jsonwebtoken::signature::{Error as SignatureError, Verifier};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
+use ring::signature::{
+    ECDSA_P384_SHA384_FIXED, RSA_PKCS1_2048_8192_SHA384, RsaPublicKeyComponents, UnparsedPublicKey,
+};
+
+/// The provider: RS384 and ES384 verification from `ring`.
+pub static PROVIDER: CryptoProvider = CryptoProvider {
+    signer_factory: refuse_to_sign,
+    verifier_factory: verifier,
+    key_utils: KeyUtils {
+        rsa_pub_components_from_private_key: |_| Err(ErrorKind::InvalidKeyFormat.into()),
+        rsa_pub_components_from_public_key: |_| Err(ErrorKind::InvalidKeyFormat.into()),
+        ec_pub_components_from_private_key: |_, _| Err(ErrorKind::InvalidKeyFormat.into()),
+        ed_pub_components_from_private_key: |_, _| Err(ErrorKind::InvalidKeyFormat.into()),
+        compute_digest: digest,
+    },
+};
+
+/// Make [`PROVIDER`] the process's `jsonwebtoken` crypto, once; before any JWT is read. (A build with
+/// another provider compiled in and already chosen, as the tests' RustCrypto signer, keeps that one.)
+pub fn install() {
+    let _ = PROVIDER.install_default();
+}
+
+fn refuse_to_sign(_: &Algorithm, _: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
+    Err(ErrorKind::InvalidAlgorithm.into())
+}
+
+fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+    let family = match algorithm {
+        Algorithm::RS384 => AlgorithmFamily::Rsa,
+        Algorithm::ES384 => AlgorithmFamily::Ec,
+        _ => return Err(ErrorKind::InvalidAlgorithm.into()),
+    };
+    if key.family() != family {
+        return Err(ErrorKind::InvalidKeyFormat.into());
+    }
+    Ok(Box::new(RingVerifier {
+        algorithm: *algorithm,
+        key: key.clone(),
+    }))
+}
+
+/// One RS384 or ES384 key, checked by [`verifier`] to be of its algorithm's family.
+struct RingVerifier {
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+impl Verifier<Vec<u8>> for RingVerifier {
+    fn verify(
+        &self,
+        message: &[u8],
+        signature: &Vec<u8>,
+    ) -> std::result::Result<(), SignatureError> {
+        let checked = match (self.algorithm, self.key.kind()) {
+            (Algorithm::RS384, DecodingKeyKind::RsaModulusExponent { n, e }) => {
+                RsaPublicKeyComponents { n, e }.verify(
+                    &RSA_PKCS1_2048_8192_SHA384,
+                    message,
+                    signature,
+                )
+            }
+            // An RSAPublicKey (PKCS#1) in DER, as `DecodingKey::from_rsa_pem` and `from_rsa_der` hold it.
+            (Algorithm::RS384, DecodingKeyKind::SecretOrDer(der)) => {
+                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA384, der).verify(message, signature)
+            }
+            // The uncompressed point (0x04, x, y), as `DecodingKey::from_jwk` and `from_ec_pem` hold it.
+            (Algorithm::ES384, DecodingKeyKind::SecretOrDer(point)) => {
+                UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, point).verify(message, signature)
+            }
+            _ => return Err(SignatureError::new()),
+        };
+        checked.map_err(|_| SignatureError::new())
+    }
+}
+
+impl JwtVerifier for RingVerifier {
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+/// A JWK thumbprint's hash (RFC 7638).
+fn digest(data: &[u8], hash: ThumbprintHash) -> Result<Vec<u8>> {
+    let algorithm = match hash {
+        ThumbprintHash::SHA256 => &ring::digest::SHA256,
+        ThumbprintHash::SHA384 => &ring::digest::SHA384,
+        ThumbprintHash::SHA512 => &ring::digest::SHA512,
+        _ => return Err(ErrorKind::InvalidAlgorithm.into()),
+    };
+    Ok(ring::digest::digest(algorithm, data).as_ref().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    //! RustCrypto signs (jsonwebtoken's `rust_crypto`, a dev-dependency feature), `ring` verifies: two
+    //! implementations agreeing on real keys, and refusing what they must.
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    const RSA_PRIVATE: &str = include_str!("testdata/rs384-private.pem");
+    const RSA_PUBLIC: &str = include_str!("testdata/rs384-public.pem");
+    const EC_PRIVATE: &str = include_str!("testdata/es384-private.pem");
+    const EC_PUBLIC: &str = include_str!("testdata/es384-public.pem");
+
+    fn sign(algorithm: Algorithm, key: &EncodingKey) -> String {
+        let claims = json!({"iss": "partner", "sub": "partner", "aud": "x", "exp": 4_102_444_800_u64, "jti": "1"});
+        jsonwebtoken::encode(&Header::new(algorithm), &claims, key).unwrap()
+    }
+
+    /// Verify `token` with [`PROVIDER`] directly (whatever this test process's default provider is).
+    fn verifies(token: &str, algorithm: Algorithm, key: &DecodingKey) -> bool {
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        let signature = base64_url(signature);
+        (PROVIDER.verifier_factory)(&algorithm, key)
+            .is_ok_and(|v| v.verify(message.as_bytes(), &signature).is_ok())
+    }
+
+    fn base64_url(text: &str) -> Vec<u8> {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .unwrap()
+    }
+
+    fn tampered(token: &str) -> String {
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        let mut signature = base64_url(signature);
+        signature[10] ^= 1;
+        use base64::Engine;
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+        format!("{message}.{signature}")
+    }
+
+    fn jwk(public_pem: &str, algorithm: Algorithm) -> DecodingKey {
+        // The JWKS a partner registers: its public key's parameters.
+        let key = match algorithm {
+            Algorithm::RS384 => DecodingKey::from_rsa_pem(public_pem.as_bytes()),
+            _ => DecodingKey::from_ec_pem(public_pem.as_bytes()),
+        };
+        key.unwrap()
+    }
+
+    #[test]
+    fn verifies_rs384_and_es384_from_pem_and_from_jwk_components() {
+        let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+        let ec = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap();
+        let (rs_token, es_token) = (sign(Algorithm::RS384, &rsa), sign(Algorithm::ES384, &ec));
+        let rsa_key = jwk(RSA_PUBLIC, Algorithm::RS384);
+        let ec_key = jwk(EC_PUBLIC, Algorithm::ES384);
+        assert!(verifies(&rs_token, Algorithm::RS384, &rsa_key));
+        assert!(verifies(&es_token, Algorithm::ES384, &ec_key));
+        for (token, algorithm, key) in [
+            (&rs_token, Algorithm::RS384, &rsa_key),
+            (&es_token, Algorithm::ES384, &ec_key),
+        ] {
+            assert!(
+                !verifies(&tampered(token), algorithm, key),
+                "{algorithm:?}: a changed signature"
+            );
+            let (message, signature) = token.rsplit_once('.').unwrap();
+            let other = format!("{}x.{signature}", message);
+            assert!(
+                !verifies(&other, algorithm, key),
+                "{algorithm:?}: a changed message"
+            );
+        }
+        // The same keys as a partner's JWKS holds them (n and e; x and y), read by jsonwebtoken.
+        let jwks: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(include_str!("testdata/jwks.json")).unwrap();
+        let by_kid = |kid: &str| DecodingKey::from_jwk(jwks.find(kid).unwrap()).unwrap();
+        assert!(verifies(&rs_token, Algorithm::RS384, &by_kid("rsa-test")));
+        assert!(verifies(&es_token, Algorithm::ES384, &by_kid("ec-test")));
+        assert!(!verifies(&es_token, Algorithm::ES384, &by_kid("rsa-test")));
+    }
+
+    #[test]
+    fn refuses_other_algorithms_the_wrong_key_family_and_signing() {
+        let rsa_key = jwk(RSA_PUBLIC, Algorithm::RS384);
+        let ec_key = jwk(EC_PUBLIC, Algorithm::ES384);
+        for algorithm in [
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::HS256,
+            Algorithm::PS384,
+            Algorithm::EdDSA,
+        ] {
+            assert!(
+                (PROVIDER.verifier_factory)(&algorithm, &rsa_key).is_err(),
+                "{algorithm:?}"
+            );
+            assert!(
+                (PROVIDER.verifier_factory)(&algorithm, &ec_key).is_err(),
+                "{algorithm:?}"
+            );
+        }
+        assert!((PROVIDER.verifier_factory)(&Algorithm::RS384, &ec_key).is_err());
+        assert!((PROVIDER.verifier_factory)(&Algorithm::ES384, &rsa_key).is_err());
+        let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+        assert!((PROVIDER.signer_factory)(&Algorithm::RS384, &rsa).is_err());
+        // A token signed with one key does not verify with another key of the same algorithm.
+        let es_token = sign(
+            Algorithm::ES384,
+            &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+        );
+        let other_ec = DecodingKey::from_ec_components(
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .unwrap();
+        assert!(!verifies(&es_token, Algorithm::ES384, &other_ec));
+    }
+}
