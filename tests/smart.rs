@@ -1,7 +1,8 @@
 //! SMART Backend Services against a real server: a partner registers its public keys (a JWKS file, made
 //! here from key pairs openssl generates), signs assertions (ES384 and RS384) and gets short-lived access
 //! tokens at `POST /auth/token`; replayed, expired, far-future, wrong-audience, wrong-key and wrong-algorithm
-//! assertions are refused with `invalid_client`; scopes beyond the partner's are not granted; a token is
+//! assertions, and one signed with a registered RSA key under 2048 bits (which shows the server verifies with
+//! `ring`: RustCrypto, which signs here, takes it), are refused with `invalid_client`; scopes beyond the partner's are not granted; a token is
 //! used only within its scopes; discovery and the CapabilityStatement advertise the endpoint.
 
 mod support;
@@ -21,14 +22,17 @@ struct Keys {
     ec: EncodingKey,
     rsa: EncodingKey,
     stranger: EncodingKey,
+    /// RSA 1024, registered: RustCrypto (which signs here) takes it, the server's `ring` does not.
+    short: EncodingKey,
 }
 
-/// Key pairs (P-384, RSA 2048, and a P-384 pair nobody registered) and the partner's JWKS file.
+/// Key pairs (P-384, RSA 2048, a P-384 pair nobody registered, RSA 1024) and the partner's JWKS file.
 fn keys(dir: &Path) -> Keys {
     for (file, algorithm, option) in [
         ("ec.pem", "EC", "ec_paramgen_curve:P-384"),
         ("stranger.pem", "EC", "ec_paramgen_curve:P-384"),
         ("rsa.pem", "RSA", "rsa_keygen_bits:2048"),
+        ("short.pem", "RSA", "rsa_keygen_bits:1024"),
     ] {
         openssl(
             dir,
@@ -48,13 +52,16 @@ fn keys(dir: &Path) -> Keys {
         ec: EncodingKey::from_ec_pem(&read("ec.pem")).unwrap(),
         rsa: EncodingKey::from_rsa_pem(&read("rsa.pem")).unwrap(),
         stranger: EncodingKey::from_ec_pem(&read("stranger.pem")).unwrap(),
+        short: EncodingKey::from_rsa_pem(&read("short.pem")).unwrap(),
     };
     let mut ec = Jwk::from_encoding_key(&keys.ec, Algorithm::ES384).unwrap();
     ec.common.key_id = Some("ec-1".into());
     let mut rsa = Jwk::from_encoding_key(&keys.rsa, Algorithm::RS384).unwrap();
     rsa.common.key_id = Some("rsa-1".into());
+    let mut short = Jwk::from_encoding_key(&keys.short, Algorithm::RS384).unwrap();
+    short.common.key_id = Some("rsa-short".into());
     let jwks = JwkSet {
-        keys: vec![ec, rsa],
+        keys: vec![ec, rsa, short],
     };
     std::fs::write(dir.join("jwks.json"), serde_json::to_string(&jwks).unwrap()).unwrap();
     keys
@@ -274,6 +281,12 @@ async fn bad_assertions_are_refused_as_invalid_client() {
         (
             "the RSA key named for the EC one",
             sign(&keys.rsa, Algorithm::RS384, "ec-1", &claims()),
+            "key",
+        ),
+        (
+            // SMART asks for keys of at least 2048 bits; a server verifying with RustCrypto would take it.
+            "a registered RSA key of 1024 bits",
+            sign(&keys.short, Algorithm::RS384, "rsa-short", &claims()),
             "key",
         ),
         (

@@ -92,6 +92,11 @@ async fn connect_with(url: &str, checkpoints: Checkpoints) -> anyhow::Result<Sto
 
 async fn serve(args: &Args) -> anyhow::Result<()> {
     http::guard::install_panic_hook();
+    if !http::jwt_crypto::install() {
+        tracing::warn!(
+            "SMART client assertions are verified by another jsonwebtoken crypto provider than ring's"
+        );
+    }
     let (config, url) = load(args)?;
     let store = connect_with(&url, Checkpoints::Background).await?;
     prepare_store(&config, &store).await?;

@@ -29,10 +29,12 @@ pub static PROVIDER: CryptoProvider = CryptoProvider {
     },
 };
 
-/// Make [`PROVIDER`] the process's `jsonwebtoken` crypto, once; before any JWT is read. (A build with
-/// another provider compiled in and already chosen, as the tests' RustCrypto signer, keeps that one.)
-pub fn install() {
+/// Make [`PROVIDER`] the process's `jsonwebtoken` crypto, once, before any JWT is read (`serve` calls it at
+/// start, the token endpoint again before each assertion); whether it is the one in effect. It is not only
+/// when another provider was compiled in and chosen first (a test process's RustCrypto signer).
+pub fn install() -> bool {
     let _ = PROVIDER.install_default();
+    CryptoProvider::try_get_default().is_some_and(|current| std::ptr::eq(current, &PROVIDER))
 }
 
 fn refuse_to_sign(_: &Algorithm, _: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
@@ -68,6 +70,7 @@ impl Verifier<Vec<u8>> for RingVerifier {
     ) -> std::result::Result<(), SignatureError> {
         let checked = match (self.algorithm, self.key.kind()) {
             (Algorithm::RS384, DecodingKeyKind::RsaModulusExponent { n, e }) => {
+                let (n, e) = (minimal(n), minimal(e));
                 RsaPublicKeyComponents { n, e }.verify(
                     &RSA_PKCS1_2048_8192_SHA384,
                     message,
@@ -86,6 +89,14 @@ impl Verifier<Vec<u8>> for RingVerifier {
         };
         checked.map_err(|_| SignatureError::new())
     }
+}
+
+/// An unsigned integer's big-endian bytes without leading zero bytes. A JWK's `n` and `e` must be written in
+/// as few bytes as they need (RFC 7518, Base64urlUInt), but some key tools write a leading zero; `ring` takes
+/// only the minimal form, so a partner's otherwise valid key is read as its producer meant it.
+fn minimal(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
 }
 
 impl JwtVerifier for RingVerifier {
@@ -110,7 +121,7 @@ mod tests {
     //! RustCrypto signs (jsonwebtoken's `rust_crypto`, a dev-dependency feature), `ring` verifies: two
     //! implementations agreeing on real keys, and refusing what they must.
     use super::*;
-    use jsonwebtoken::{EncodingKey, Header};
+    use jsonwebtoken::EncodingKey;
     use serde_json::json;
 
     const RSA_PRIVATE: &str = include_str!("testdata/rs384-private.pem");
@@ -118,9 +129,22 @@ mod tests {
     const EC_PRIVATE: &str = include_str!("testdata/es384-private.pem");
     const EC_PUBLIC: &str = include_str!("testdata/es384-public.pem");
 
+    /// A token signed with RustCrypto's provider itself, whatever this test process's default provider is.
     fn sign(algorithm: Algorithm, key: &EncodingKey) -> String {
         let claims = json!({"iss": "partner", "sub": "partner", "aud": "x", "exp": 4_102_444_800_u64, "jti": "1"});
-        jsonwebtoken::encode(&Header::new(algorithm), &claims, key).unwrap()
+        let header = json!({"alg": format!("{algorithm:?}"), "typ": "JWT"});
+        let message = format!("{}.{}", base64_url_text(&header), base64_url_text(&claims));
+        let rust_crypto = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+        let signer = (rust_crypto.signer_factory)(&algorithm, key).unwrap();
+        let signature = signer.try_sign(message.as_bytes()).unwrap();
+        use base64::Engine;
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+        format!("{message}.{signature}")
+    }
+
+    fn base64_url_text(value: &serde_json::Value) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
     }
 
     /// Verify `token` with [`PROVIDER`] directly (whatever this test process's default provider is).
@@ -187,6 +211,18 @@ mod tests {
         assert!(verifies(&rs_token, Algorithm::RS384, &by_kid("rsa-test")));
         assert!(verifies(&es_token, Algorithm::ES384, &by_kid("ec-test")));
         assert!(!verifies(&es_token, Algorithm::ES384, &by_kid("rsa-test")));
+        // A modulus written with a leading zero byte (not minimal, as some key tools write it) is the same key.
+        let Some(jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa)) =
+            jwks.find("rsa-test").map(|k| &k.algorithm)
+        else {
+            panic!("the test JWKS holds an RSA key rsa-test");
+        };
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut padded = vec![0u8];
+        padded.extend(engine.decode(&rsa.n).unwrap());
+        let key = DecodingKey::from_rsa_components(&engine.encode(&padded), &rsa.e).unwrap();
+        assert!(verifies(&rs_token, Algorithm::RS384, &key));
     }
 
     #[test]
@@ -213,16 +249,20 @@ mod tests {
         assert!((PROVIDER.verifier_factory)(&Algorithm::ES384, &rsa_key).is_err());
         let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
         assert!((PROVIDER.signer_factory)(&Algorithm::RS384, &rsa).is_err());
-        // A token signed with one key does not verify with another key of the same algorithm.
+        // A token signed with one key does not verify with another real key of the same algorithm.
         let es_token = sign(
             Algorithm::ES384,
             &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
         );
-        let other_ec = DecodingKey::from_ec_components(
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        )
-        .unwrap();
+        let other_ec =
+            DecodingKey::from_ec_pem(include_bytes!("testdata/es384-other-public.pem")).unwrap();
         assert!(!verifies(&es_token, Algorithm::ES384, &other_ec));
+        let rs_token = sign(
+            Algorithm::RS384,
+            &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
+        );
+        let other_rsa =
+            DecodingKey::from_rsa_pem(include_bytes!("testdata/rs384-other-public.pem")).unwrap();
+        assert!(!verifies(&rs_token, Algorithm::RS384, &other_rsa));
     }
 }

@@ -264,7 +264,7 @@ fn granted(config: &Config, partner: &str, requested: &str) -> Result<Vec<String
 
 /// Verify a client assertion: its signature with one of the partner's registered keys, and its claims.
 fn verify_assertion(config: &Config, assertion: &str) -> Result<Claims, OAuthError> {
-    super::jwt_crypto::install();
+    let _ = super::jwt_crypto::install();
     let invalid = |why: &str| OAuthError::InvalidClient(why.to_owned());
     if assertion.is_empty() {
         return Err(OAuthError::InvalidRequest(

@@ -224,8 +224,10 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.node.take();
         if std::thread::panicking() {
-            if self.database_url.starts_with("postgres") {
-                eprintln!("kept for a look: {}", self.database_url);
+            if let Some((_, name)) = self.database_url.rsplit_once('/')
+                && self.database_url.starts_with("postgres")
+            {
+                eprintln!("kept for a look: the PostgreSQL database {name}");
             }
             return;
         }
@@ -806,9 +808,10 @@ pub fn referral(i: usize) -> Value {
 
 /// Two `onedoor serve` nodes, A and B, over one configuration and one store.
 pub struct Cluster {
-    pub gateway: Gateway,
+    // Fields drop in this order: the nodes stop before the gateway drops the store they use.
     pub a: Node,
     pub b: Node,
+    pub gateway: Gateway,
 }
 
 impl Cluster {
