@@ -816,6 +816,52 @@ mod tests {
     }
 
     #[test]
+    fn a_partner_jwks_without_a_key_that_can_verify_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p256 = r#"{"kty": "EC", "kid": "p256", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+        let good = include_str!("http/testdata/jwks.json");
+        let files = [
+            ("only-p256.json", format!(r#"{{"keys": [{p256}]}}"#)),
+            (
+                "mixed.json",
+                good.replace(r#""keys": ["#, &format!(r#""keys": [{p256}, "#)),
+            ),
+            ("broken.json", "{\"keys\": [".to_owned()),
+        ];
+        for (name, text) in &files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let partner = |name: &str, file: &str| {
+            format!(
+                "[partners.{name}]\norg = \"s|{name}\"\njwks_file = \"{}\"\nscopes = [\"system/*.read\"]\n",
+                dir.path().join(file).display()
+            )
+        };
+        let text = ["only-p256", "mixed", "broken", "missing"]
+            .iter()
+            .map(|name| partner(name, &format!("{name}.json")))
+            .collect::<String>();
+        let file = write(&text);
+        let err = load_with_env(file.path(), std::iter::empty())
+            .unwrap_err()
+            .0;
+        let about = |name: &str| {
+            err.iter()
+                .filter(|e| e.contains(&format!("partners.{name}.jwks_file")))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(about("only-p256").len(), 1, "{err:?}");
+        assert!(about("only-p256")[0].ends_with("no key that can verify an RS384 or ES384 assertion (key 0 'p256': a P-256 key (ES384 needs P-384))"), "{err:?}");
+        assert!(
+            about("mixed").is_empty(),
+            "a JWKS with a usable key besides: {err:?}"
+        );
+        assert!(about("broken")[0].contains("not a JWKS"), "{err:?}");
+        assert!(about("missing")[0].ends_with("does not exist"), "{err:?}");
+    }
+
+    #[test]
     fn environment_overrides_values() {
         let file = write(
             "[gateway]\nmappings = \".\"\n[destinations.food-bank]\nkind = \"webhook\"\nendpoint = \"http://a\"\norg = \"s|v\"\n",

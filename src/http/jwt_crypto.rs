@@ -9,7 +9,7 @@
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{ErrorKind, Result};
-use jsonwebtoken::jwk::ThumbprintHash;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
 use jsonwebtoken::signature::{Error as SignatureError, Verifier};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
 use ring::signature::{
@@ -102,6 +102,38 @@ fn minimal(bytes: &[u8]) -> &[u8] {
 impl JwtVerifier for RingVerifier {
     fn algorithm(&self) -> Algorithm {
         self.algorithm
+    }
+}
+
+/// Why a partner's registered key can never verify an assertion here, if it cannot (`config check` says so
+/// rather than every token request failing with `invalid_client`): RS384 needs an RSA key of 2048 to 8192
+/// bits, ES384 a P-384 key.
+pub fn unusable(jwk: &Jwk) -> Option<String> {
+    let key = match DecodingKey::from_jwk(jwk) {
+        Ok(key) => key,
+        Err(err) => return Some(format!("cannot be read ({err})")),
+    };
+    match (&jwk.algorithm, key.kind()) {
+        (AlgorithmParameters::RSA(_), DecodingKeyKind::RsaModulusExponent { n, .. }) => {
+            let n = minimal(n);
+            let bits =
+                (n.len() * 8).saturating_sub(n.first().map_or(8, |b| b.leading_zeros() as usize));
+            (!(2048..=8192).contains(&bits))
+                .then(|| format!("an RSA key of {bits} bits (RS384 needs 2048 to 8192)"))
+        }
+        (AlgorithmParameters::EllipticCurve(ec), _) if ec.curve != EllipticCurve::P384 => {
+            let curve = match ec.curve {
+                EllipticCurve::P256 => "P-256",
+                EllipticCurve::P521 => "P-521",
+                EllipticCurve::Ed25519 => "Ed25519",
+                _ => "another curve's",
+            };
+            Some(format!("a {curve} key (ES384 needs P-384)"))
+        }
+        (AlgorithmParameters::EllipticCurve(_) | AlgorithmParameters::RSA(_), _) => None,
+        _ => Some(
+            "neither an RSA nor an EC key (assertions are signed with RS384 or ES384)".to_owned(),
+        ),
     }
 }
 
@@ -223,6 +255,29 @@ mod tests {
         padded.extend(engine.decode(&rsa.n).unwrap());
         let key = DecodingKey::from_rsa_components(&engine.encode(&padded), &rsa.e).unwrap();
         assert!(verifies(&rs_token, Algorithm::RS384, &key));
+    }
+
+    #[test]
+    fn a_key_that_can_never_verify_is_named() {
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(json!({"keys": [
+            {"kty": "RSA", "kid": "short", "n": "wUhw5JiVydzvXJT6I8rpUXb1zKRbZELm44UBOvvJdB1fdMRTLg4s9d8H0eKmgrLRvQOA9qE5KI6fF_8aPKHKaw", "e": "AQAB"},
+            {"kty": "EC", "kid": "p256", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "oct", "kid": "secret", "k": "c2VjcmV0"}
+        ]})).unwrap();
+        let said = |kid: &str| unusable(jwks.find(kid).unwrap()).unwrap_or_default();
+        assert_eq!(
+            said("short"),
+            "an RSA key of 512 bits (RS384 needs 2048 to 8192)"
+        );
+        assert_eq!(said("p256"), "a P-256 key (ES384 needs P-384)");
+        assert!(
+            said("secret").contains("neither an RSA nor an EC key"),
+            "{}",
+            said("secret")
+        );
+        let good: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(include_str!("testdata/jwks.json")).unwrap();
+        assert!(good.keys.iter().all(|k| unusable(k).is_none()));
     }
 
     #[test]

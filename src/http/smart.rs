@@ -373,8 +373,42 @@ pub fn parse_jwks(value: &Value) -> Result<JwkSet, String> {
     parsed.map_err(|e| format!("not a JWKS ({{\"keys\": [...]}}): {e}"))
 }
 
-/// Configuration checks for the partners' credentials: a readable JWKS with the scopes that may be
-/// granted, scopes that parse, and no certificate binding shared by two partners.
+/// What is wrong with a partner's JWKS: that it does not parse, or that none of its keys can ever verify an
+/// assertion (each named with why). A JWKS may hold other keys beside the ones it signs with: those are
+/// passed over at the token endpoint and not reported.
+fn jwks_problems(at: &str, jwks: Result<JwkSet, String>) -> Vec<String> {
+    let jwks = match jwks {
+        Err(why) => return vec![format!("{at}: {why}")],
+        Ok(jwks) => jwks,
+    };
+    if jwks
+        .keys
+        .iter()
+        .any(|jwk| super::jwt_crypto::unusable(jwk).is_none())
+    {
+        return Vec::new();
+    }
+    let reasons: Vec<String> = jwks
+        .keys
+        .iter()
+        .enumerate()
+        .filter_map(|(index, jwk)| {
+            let kid = jwk.common.key_id.as_deref().unwrap_or("(no kid)");
+            super::jwt_crypto::unusable(jwk).map(|why| format!("key {index} '{kid}': {why}"))
+        })
+        .collect();
+    let reasons = if reasons.is_empty() {
+        "it holds none".to_owned()
+    } else {
+        reasons.join("; ")
+    };
+    vec![format!(
+        "{at}: no key that can verify an RS384 or ES384 assertion ({reasons})"
+    )]
+}
+
+/// Configuration checks for the partners' credentials: a readable JWKS whose keys can verify assertions, with
+/// the scopes that may be granted, scopes that parse, and no certificate binding shared by two partners.
 pub fn check_partners(config: &Config, shown: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let mut bindings: HashMap<String, &str> = HashMap::new();
@@ -383,11 +417,18 @@ pub fn check_partners(config: &Config, shown: &str) -> Vec<String> {
         if partner.jwks.is_some() && partner.jwks_file.is_some() {
             problems.push(format!("{at}: give jwks or jwks_file, not both"));
         }
-        if let Some(Err(why)) = partner.jwks.as_ref().map(parse_jwks) {
-            problems.push(format!("{at}.jwks: {why}"));
+        if let Some(inline) = &partner.jwks {
+            problems.extend(jwks_problems(&format!("{at}.jwks"), parse_jwks(inline)));
         }
-        if let Some(path) = partner.jwks_file.as_ref().filter(|p| !p.is_file()) {
-            problems.push(format!("{at}.jwks_file: {} does not exist", path.display()));
+        if let Some(path) = &partner.jwks_file {
+            let at = format!("{at}.jwks_file");
+            match std::fs::read_to_string(path) {
+                Err(_) if !path.is_file() => {
+                    problems.push(format!("{at}: {} does not exist", path.display()))
+                }
+                Err(err) => problems.push(format!("{at}: {}: {err}", path.display())),
+                Ok(text) => problems.extend(jwks_problems(&at, parse_jwks(&Value::String(text)))),
+            }
         }
         let smart = partner.jwks.is_some() || partner.jwks_file.is_some();
         if smart && partner.scopes.is_empty() {
