@@ -1,6 +1,6 @@
 //! The cryptography `jsonwebtoken` verifies SMART client assertions with, from `ring`: the library that is
 //! already onedoor's TLS crypto (rustls), instead of a second one. `jsonwebtoken` 10+ takes its crypto from a
-//! [`CryptoProvider`]; its own two are aws-lc-rs (a C and CMake build) and RustCrypto (about forty crates,
+//! [`CryptoProvider`]; its own two are aws-lc-rs (a C and CMake build) and RustCrypto (36 crates,
 //! 43 s of a clean release build's CPU, and the `rsa` crate with RUSTSEC-2023-0071). This one does what
 //! onedoor asks of a JWT library and nothing more: verify RS384 (RSASSA-PKCS1-v1_5, SHA-384, 2048 to 8192
 //! bit keys) and ES384 (P-384, SHA-384, fixed-length signatures), the two algorithms SMART Backend Services
@@ -153,6 +153,8 @@ mod tests {
     //! RustCrypto signs (jsonwebtoken's `rust_crypto`, a dev-dependency feature), `ring` verifies: two
     //! implementations agreeing on real keys, and refusing what they must.
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64_URL;
     use jsonwebtoken::EncodingKey;
     use serde_json::json;
 
@@ -169,56 +171,53 @@ mod tests {
         let rust_crypto = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
         let signer = (rust_crypto.signer_factory)(&algorithm, key).unwrap();
         let signature = signer.try_sign(message.as_bytes()).unwrap();
-        use base64::Engine;
-        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
-        format!("{message}.{signature}")
+        format!("{message}.{}", BASE64_URL.encode(signature))
     }
 
     fn base64_url_text(value: &serde_json::Value) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+        BASE64_URL.encode(value.to_string())
     }
 
     /// Verify `token` with [`PROVIDER`] directly (whatever this test process's default provider is).
     fn verifies(token: &str, algorithm: Algorithm, key: &DecodingKey) -> bool {
         let (message, signature) = token.rsplit_once('.').unwrap();
-        let signature = base64_url(signature);
+        let signature = BASE64_URL.decode(signature).unwrap();
         (PROVIDER.verifier_factory)(&algorithm, key)
             .is_ok_and(|v| v.verify(message.as_bytes(), &signature).is_ok())
     }
 
-    fn base64_url(text: &str) -> Vec<u8> {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .unwrap()
-    }
-
     fn tampered(token: &str) -> String {
         let (message, signature) = token.rsplit_once('.').unwrap();
-        let mut signature = base64_url(signature);
+        let mut signature = BASE64_URL.decode(signature).unwrap();
         signature[10] ^= 1;
-        use base64::Engine;
-        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
-        format!("{message}.{signature}")
+        format!("{message}.{}", BASE64_URL.encode(signature))
     }
 
-    fn jwk(public_pem: &str, algorithm: Algorithm) -> DecodingKey {
-        // The JWKS a partner registers: its public key's parameters.
+    /// A public key from its PEM file (RS384: RSA; ES384: P-384).
+    fn public_key(public_pem: &[u8], algorithm: Algorithm) -> DecodingKey {
         let key = match algorithm {
-            Algorithm::RS384 => DecodingKey::from_rsa_pem(public_pem.as_bytes()),
-            _ => DecodingKey::from_ec_pem(public_pem.as_bytes()),
+            Algorithm::RS384 => DecodingKey::from_rsa_pem(public_pem),
+            _ => DecodingKey::from_ec_pem(public_pem),
+        };
+        key.unwrap()
+    }
+
+    /// A private key from its PEM file, for RustCrypto to sign with.
+    fn private_key(private_pem: &str, algorithm: Algorithm) -> EncodingKey {
+        let key = match algorithm {
+            Algorithm::RS384 => EncodingKey::from_rsa_pem(private_pem.as_bytes()),
+            _ => EncodingKey::from_ec_pem(private_pem.as_bytes()),
         };
         key.unwrap()
     }
 
     #[test]
     fn verifies_rs384_and_es384_from_pem_and_from_jwk_components() {
-        let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
-        let ec = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap();
+        let rsa = private_key(RSA_PRIVATE, Algorithm::RS384);
+        let ec = private_key(EC_PRIVATE, Algorithm::ES384);
         let (rs_token, es_token) = (sign(Algorithm::RS384, &rsa), sign(Algorithm::ES384, &ec));
-        let rsa_key = jwk(RSA_PUBLIC, Algorithm::RS384);
-        let ec_key = jwk(EC_PUBLIC, Algorithm::ES384);
+        let rsa_key = public_key(RSA_PUBLIC.as_bytes(), Algorithm::RS384);
+        let ec_key = public_key(EC_PUBLIC.as_bytes(), Algorithm::ES384);
         assert!(verifies(&rs_token, Algorithm::RS384, &rsa_key));
         assert!(verifies(&es_token, Algorithm::ES384, &ec_key));
         for (token, algorithm, key) in [
@@ -249,11 +248,9 @@ mod tests {
         else {
             panic!("the test JWKS holds an RSA key rsa-test");
         };
-        use base64::Engine;
-        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mut padded = vec![0u8];
-        padded.extend(engine.decode(&rsa.n).unwrap());
-        let key = DecodingKey::from_rsa_components(&engine.encode(&padded), &rsa.e).unwrap();
+        padded.extend(BASE64_URL.decode(&rsa.n).unwrap());
+        let key = DecodingKey::from_rsa_components(&BASE64_URL.encode(&padded), &rsa.e).unwrap();
         assert!(verifies(&rs_token, Algorithm::RS384, &key));
     }
 
@@ -282,8 +279,8 @@ mod tests {
 
     #[test]
     fn refuses_other_algorithms_the_wrong_key_family_and_signing() {
-        let rsa_key = jwk(RSA_PUBLIC, Algorithm::RS384);
-        let ec_key = jwk(EC_PUBLIC, Algorithm::ES384);
+        let rsa_key = public_key(RSA_PUBLIC.as_bytes(), Algorithm::RS384);
+        let ec_key = public_key(EC_PUBLIC.as_bytes(), Algorithm::ES384);
         for algorithm in [
             Algorithm::RS256,
             Algorithm::ES256,
@@ -302,22 +299,24 @@ mod tests {
         }
         assert!((PROVIDER.verifier_factory)(&Algorithm::RS384, &ec_key).is_err());
         assert!((PROVIDER.verifier_factory)(&Algorithm::ES384, &rsa_key).is_err());
-        let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+        let rsa = private_key(RSA_PRIVATE, Algorithm::RS384);
         assert!((PROVIDER.signer_factory)(&Algorithm::RS384, &rsa).is_err());
         // A token signed with one key does not verify with another real key of the same algorithm.
-        let es_token = sign(
-            Algorithm::ES384,
-            &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
-        );
-        let other_ec =
-            DecodingKey::from_ec_pem(include_bytes!("testdata/es384-other-public.pem")).unwrap();
-        assert!(!verifies(&es_token, Algorithm::ES384, &other_ec));
-        let rs_token = sign(
-            Algorithm::RS384,
-            &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
-        );
-        let other_rsa =
-            DecodingKey::from_rsa_pem(include_bytes!("testdata/rs384-other-public.pem")).unwrap();
-        assert!(!verifies(&rs_token, Algorithm::RS384, &other_rsa));
+        for (algorithm, private, other_public) in [
+            (
+                Algorithm::ES384,
+                EC_PRIVATE,
+                &include_bytes!("testdata/es384-other-public.pem")[..],
+            ),
+            (
+                Algorithm::RS384,
+                RSA_PRIVATE,
+                &include_bytes!("testdata/rs384-other-public.pem")[..],
+            ),
+        ] {
+            let token = sign(algorithm, &private_key(private, algorithm));
+            let other = public_key(other_public, algorithm);
+            assert!(!verifies(&token, algorithm, &other), "{algorithm:?}");
+        }
     }
 }

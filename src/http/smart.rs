@@ -353,9 +353,7 @@ fn registered_keys(config: &Config, partner: &str) -> Result<JwkSet, OAuthError>
     let settings = config.partners.get(partner).ok_or_else(unknown)?;
     let jwks = match (&settings.jwks, &settings.jwks_file) {
         (Some(inline), _) => parse_jwks(inline),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|text| parse_jwks(&Value::String(text))),
+        (None, Some(path)) => read_jwks(path),
         (None, None) => return Err(unknown()),
     };
     jwks.map_err(|why| {
@@ -373,6 +371,15 @@ pub fn parse_jwks(value: &Value) -> Result<JwkSet, String> {
     parsed.map_err(|e| format!("not a JWKS ({{\"keys\": [...]}}): {e}"))
 }
 
+/// A JWKS file: read and parsed, or why it cannot be.
+fn read_jwks(path: &std::path::Path) -> Result<JwkSet, String> {
+    match std::fs::read_to_string(path) {
+        Err(_) if !path.is_file() => Err(format!("{} does not exist", path.display())),
+        Err(err) => Err(format!("{}: {err}", path.display())),
+        Ok(text) => parse_jwks(&Value::String(text)),
+    }
+}
+
 /// What is wrong with a partner's JWKS: that it does not parse, or that none of its keys can ever verify an
 /// assertion (each named with why). A JWKS may hold other keys beside the ones it signs with: those are
 /// passed over at the token endpoint and not reported.
@@ -381,22 +388,14 @@ fn jwks_problems(at: &str, jwks: Result<JwkSet, String>) -> Vec<String> {
         Err(why) => return vec![format!("{at}: {why}")],
         Ok(jwks) => jwks,
     };
-    if jwks
-        .keys
-        .iter()
-        .any(|jwk| super::jwt_crypto::unusable(jwk).is_none())
-    {
-        return Vec::new();
+    let mut reasons = Vec::new();
+    for (index, jwk) in jwks.keys.iter().enumerate() {
+        let Some(why) = super::jwt_crypto::unusable(jwk) else {
+            return Vec::new();
+        };
+        let kid = jwk.common.key_id.as_deref().unwrap_or("(no kid)");
+        reasons.push(format!("key {index} '{kid}': {why}"));
     }
-    let reasons: Vec<String> = jwks
-        .keys
-        .iter()
-        .enumerate()
-        .filter_map(|(index, jwk)| {
-            let kid = jwk.common.key_id.as_deref().unwrap_or("(no kid)");
-            super::jwt_crypto::unusable(jwk).map(|why| format!("key {index} '{kid}': {why}"))
-        })
-        .collect();
     let reasons = if reasons.is_empty() {
         "it holds none".to_owned()
     } else {
@@ -421,14 +420,7 @@ pub fn check_partners(config: &Config, shown: &str) -> Vec<String> {
             problems.extend(jwks_problems(&format!("{at}.jwks"), parse_jwks(inline)));
         }
         if let Some(path) = &partner.jwks_file {
-            let at = format!("{at}.jwks_file");
-            match std::fs::read_to_string(path) {
-                Err(_) if !path.is_file() => {
-                    problems.push(format!("{at}: {} does not exist", path.display()))
-                }
-                Err(err) => problems.push(format!("{at}: {}: {err}", path.display())),
-                Ok(text) => problems.extend(jwks_problems(&at, parse_jwks(&Value::String(text)))),
-            }
+            problems.extend(jwks_problems(&format!("{at}.jwks_file"), read_jwks(path)));
         }
         let smart = partner.jwks.is_some() || partner.jwks_file.is_some();
         if smart && partner.scopes.is_empty() {

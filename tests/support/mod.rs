@@ -224,9 +224,7 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.node.take();
         if std::thread::panicking() {
-            if let Some((_, name)) = self.database_url.rsplit_once('/')
-                && self.database_url.starts_with("postgres")
-            {
+            if let Some(name) = test_database_name(&self.database_url) {
                 eprintln!("kept for a look: the PostgreSQL database {name}");
             }
             return;
@@ -235,15 +233,18 @@ impl Drop for Gateway {
     }
 }
 
+/// The name of the PostgreSQL database `url` names, if it is one [`database_url`] made.
+fn test_database_name(url: &str) -> Option<&str> {
+    let (_, name) = url.rsplit_once('/')?;
+    (url.starts_with("postgres") && name.starts_with("onedoor_test_")).then_some(name)
+}
+
 /// Drops the PostgreSQL database `url` names if it is a test database this harness made; nothing for SQLite
 /// (its file goes with the temporary folder). Runs on its own thread: a drop may happen inside a runtime.
 pub fn drop_test_database(url: &str) {
-    let (Some(admin), Some((_, name))) = (postgres_admin_url(), url.rsplit_once('/')) else {
+    let (Some(admin), Some(name)) = (postgres_admin_url(), test_database_name(url)) else {
         return;
     };
-    if !url.starts_with("postgres") || !name.starts_with("onedoor_test_") {
-        return;
-    }
     let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
     let dropped = std::thread::spawn(move || {
         use sqlx::Connection;
