@@ -7,7 +7,9 @@
 //! them: a record's values are made, read and freed on one core (decoded on a reading thread and mapped on
 //! a worker, the two-thread run spent 13–40% more CPU than one thread; BENCHMARKS.md, issue 13 twelfth
 //! round). The calling thread keeps everything that depends on order: it settles the mapped batches
-//! strictly in their order (grouping, the id collision check, the summary, the output). Each worker compiles
+//! strictly in their order (grouping, the id collision check, the summary, the output), and while none is
+//! ready to settle it takes and maps the next batch itself, as a worker does: a run on N threads is N - 1
+//! workers and the calling thread, so N cores are not shared by N + 1 busy threads. Each mapping thread compiles
 //! its own copy of the mapping, with its own date filters' position and a quirk log that records its calls;
 //! the calls of each record are applied to the run's log when the record is settled, and dropped with the
 //! record's mapping when it follows a rejected lead record (which one thread would not have mapped at all).
@@ -18,7 +20,7 @@ use super::{Built, Group, Mapped, Mapper, PipelineError, Plan, Sink, Stage, Summ
 use crate::mapping::{MappingEngine, MappingError};
 use crate::record::{Decoded, QuirkLog, SourceRecord};
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Records per batch a worker takes.
@@ -85,6 +87,19 @@ impl<I: Iterator<Item = Decoded>> Shared<I> {
                 .wait(reading)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        Self::next_batch(&mut reading)
+    }
+
+    /// The next batch if one may be taken now (without waiting for room); `None` otherwise.
+    fn take_if_room(&self) -> Option<(u64, Vec<Decoded>)> {
+        let mut reading = self.lock();
+        if reading.next - reading.settled >= IN_FLIGHT {
+            return None;
+        }
+        Self::next_batch(&mut reading)
+    }
+
+    fn next_batch(reading: &mut Reading<I>) -> Option<(u64, Vec<Decoded>)> {
         if reading.stopped || reading.exhausted {
             return None;
         }
@@ -144,7 +159,8 @@ pub(super) fn run(
     let shared = Shared::new(records);
     std::thread::scope(|scope| {
         let (done, results) = channel::<Done>();
-        for _ in 0..plan.threads {
+        // The calling thread maps too, between settling: one worker fewer than the threads asked for.
+        for _ in 1..plan.threads {
             let (shared, done) = (&shared, done.clone());
             scope.spawn(move || {
                 let _stop = StopOnDrop {
@@ -168,7 +184,10 @@ pub(super) fn run(
             next: 0,
             waiting: BTreeMap::new(),
         };
-        order.settle_all(&shared, &results)
+        with_own_mapper(plan, passthrough, |mapper, quirks| {
+            let map = |batch| map_batch(mapper, plan, quirks, batch);
+            order.settle_all(&shared, &results, map)
+        })?
     })
 }
 
@@ -184,14 +203,16 @@ struct InOrder<'s, 'm> {
 }
 
 impl InOrder<'_, '_> {
-    /// Settle every batch the workers map, until they have all finished.
+    /// Settle every batch the workers map, until they have all finished; while none is waiting to be
+    /// settled, take the next batch and `map` it here (so the threads asked for are the threads busy).
     fn settle_all<I: Iterator<Item = Decoded>>(
         &mut self,
         shared: &Shared<I>,
         results: &Receiver<Done>,
+        map: impl Fn(Vec<Decoded>) -> Vec<(Decoded, Mapped)>,
     ) -> Result<(), PipelineError> {
         // The channel closes when the last worker is done: the source read, or every worker gone.
-        while let Ok((number, mapped)) = results.recv() {
+        while let Some((number, mapped)) = next_done(shared, results, &map) {
             self.waiting.insert(number, mapped);
             let before = self.next;
             self.settle_ready()?;
@@ -229,13 +250,49 @@ fn stopped() -> PipelineError {
     PipelineError::Source("the mapping threads stopped before every record was mapped".to_owned())
 }
 
-/// A worker: its own mapping engines and validator; it takes batches and maps them until the source is read.
+/// The next mapped batch: one a worker sent, else one taken and mapped here, else (no room to take one,
+/// or the source read) the next a worker sends; `None` once every worker is done.
+fn next_done<I: Iterator<Item = Decoded>>(
+    shared: &Shared<I>,
+    results: &Receiver<Done>,
+    map: &impl Fn(Vec<Decoded>) -> Vec<(Decoded, Mapped)>,
+) -> Option<Done> {
+    match results.try_recv() {
+        Ok(done) => Some(done),
+        Err(TryRecvError::Disconnected) => None,
+        Err(TryRecvError::Empty) => match shared.take_if_room() {
+            Some((number, batch)) => Some((number, map(batch))),
+            None => results.recv().ok(),
+        },
+    }
+}
+
+/// A worker: it takes batches and maps them until the source is read.
 fn work<I: Iterator<Item = Decoded>>(
     plan: &Plan<'_>,
     passthrough: bool,
     shared: &Shared<I>,
     done: &Sender<Done>,
 ) -> Result<(), MappingError> {
+    with_own_mapper(plan, passthrough, |mapper, quirks| {
+        while let Some((number, batch)) = shared.take() {
+            if done
+                .send((number, map_batch(mapper, plan, quirks, batch)))
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
+}
+
+/// Run `body` with a mapper of this thread's own (its own mapping engines and validator) and the quirk
+/// log that records its calls.
+fn with_own_mapper<R>(
+    plan: &Plan<'_>,
+    passthrough: bool,
+    body: impl FnOnce(&Mapper<'_>, &QuirkLog) -> R,
+) -> Result<R, MappingError> {
     let quirks = QuirkLog::recorder();
     let engine = MappingEngine::new(
         &plan.loaded.file,
@@ -252,16 +309,18 @@ fn work<I: Iterator<Item = Decoded>>(
         _ => None,
     };
     let mapper = Mapper::new(&compiled, roster.as_ref(), passthrough, &quirks);
-    while let Some((number, batch)) = shared.take() {
-        let mapped = batch
-            .into_iter()
-            .map(|decoded| map_one(&mapper, plan, &quirks, decoded))
-            .collect();
-        if done.send((number, mapped)).is_err() {
-            return Ok(());
-        }
-    }
-    Ok(())
+    Ok(body(&mapper, &quirks))
+}
+
+fn map_batch(
+    mapper: &Mapper<'_>,
+    plan: &Plan<'_>,
+    quirks: &QuirkLog,
+    batch: Vec<Decoded>,
+) -> Vec<(Decoded, Mapped)> {
+    (batch.into_iter())
+        .map(|decoded| map_one(mapper, plan, quirks, decoded))
+        .collect()
 }
 
 /// One record mapped on a worker, with the quirk log calls it made.
