@@ -13,22 +13,14 @@ use sqlx::Row;
 
 impl Store {
     /// Take the chain's head for this transaction (every other appender waits until it ends).
-    /// The consent state's counters come back with it (one statement, one hand-off to the database): a
-    /// transaction holding the head reads them once ([`Store::state_versions`]).
     pub async fn lock_chain(&self, tx: &mut WriteTx<'_>) -> Result<ChainHead, StoreError> {
-        let row = sqlx::query(&self.sql(
-            "UPDATE audit_head SET updated_at = $1 WHERE id = 1 RETURNING seq, hash, \
-             (SELECT version FROM state_versions WHERE name = 'consents') AS consents_version, \
-             (SELECT version FROM state_versions WHERE name = 'bases') AS bases_version",
-        ))
+        let row = sqlx::query(
+            &self.sql("UPDATE audit_head SET updated_at = $1 WHERE id = 1 RETURNING seq, hash"),
+        )
         .bind(now_ms())
         .fetch_one(tx.conn())
         .await?;
         tx.holds_chain = true;
-        tx.state_versions = Some(super::consents::StateVersions {
-            consents: row.try_get::<Option<i64>, _>("consents_version")?.unwrap_or_default(),
-            bases: row.try_get::<Option<i64>, _>("bases_version")?.unwrap_or_default(),
-        });
         Ok(ChainHead {
             length: row.try_get::<i64, _>("seq")? as u64,
             hash: row.try_get("hash")?,
