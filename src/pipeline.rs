@@ -274,7 +274,7 @@ pub trait Sink {
     /// Take one group's resources (`passthrough`: FHIR input, written as it came).
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()>;
     /// Whether the sink writes JSON text: then each record's resources are serialized where they were
-    /// mapped (on the worker thread) and handed over with [`Sink::accept_text`].
+    /// mapped (on the thread that mapped them) and handed over with [`Sink::accept_text`].
     fn takes_text(&self) -> bool {
         false
     }
@@ -519,14 +519,14 @@ fn read_source(
 }
 
 /// The records of a run, in order: grouping, the id collision check, the summary and the output, with the
-/// mapping and validation of each record done here or, for a long run, on worker threads (`parallel`).
+/// mapping and validation of each record done here or, for a long run, on several threads (`parallel`).
 struct Stage<'m> {
     mapper: Mapper<'m>,
     passthrough: bool,
     quirks: QuirkLog,
     /// The id of each record's lead resource, with a digest of its content and where it was built.
     built: std::cell::RefCell<BuiltIds>,
-    /// How worker threads build their own mapping, and how many there are.
+    /// How the mapping threads build their own mapping, and how many there are.
     plan: Plan<'m>,
 }
 
@@ -544,19 +544,20 @@ struct Mapper<'m> {
     quirks: QuirkLog,
 }
 
-/// What a worker thread builds its own mapping engines from (each thread has its own: the date filters note
+/// What a mapping thread builds its own mapping engines from (each thread has its own: the date filters note
 /// their quirks at the position of the record being mapped).
 struct Plan<'m> {
     loaded: &'m LoadedMapping,
     roster: Option<&'m LoadedMapping>,
     options: &'m EngineOptions,
-    /// Worker threads (1: every record is read and mapped on the calling thread).
+    /// Threads, the calling thread among them (1: every record is read and mapped on the calling thread;
+    /// N: N - 1 workers beside it).
     threads: usize,
     /// Whether the sink takes resources as JSON text (serialized where they are mapped).
     as_text: bool,
 }
 
-/// A record mapped on a worker thread: the resources (or why not) and the quirk log calls made meanwhile.
+/// A record mapped on a thread of the run's own mapping (`parallel`): the resources (or why not) and the quirk log calls made meanwhile.
 struct Mapped {
     processed: Result<Built, RecordError>,
     events: Vec<QuirkEvent>,
@@ -582,7 +583,7 @@ fn prepare_validation(
     let _ = preparing.spawn(move || crate::validation::prepare(&resource_types));
 }
 
-/// Records read and mapped on the calling thread before worker threads are started (a short run never starts
+/// Records read and mapped on the calling thread before the worker threads are started (a short run never starts
 /// them).
 const SEQUENTIAL_FIRST: usize = 64;
 
@@ -610,7 +611,7 @@ impl Stage<'_> {
         Ok(())
     }
 
-    /// One record, in order: mapped here, or `mapped` on a worker thread already (with the quirk log calls
+    /// One record, in order: mapped here, or `mapped` already by a mapping thread of `parallel` (with the quirk log calls
     /// that made, applied now; dropped with the mapping when the record follows a rejected lead record).
     fn settle(
         &self,

@@ -101,7 +101,8 @@ fn write_export(dir: &Path) -> (PathBuf, PathBuf) {
     (input, roster)
 }
 
-/// `convert` of the export to bundles with `threads` worker threads, its output and report left to add.
+/// `convert` of the export to bundles on `threads` threads (`threads` - 1 workers beside the calling
+/// thread), its output and report left to add.
 fn convert_command(input: &Path, roster: &Path, threads: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_onedoor"));
     command
@@ -127,7 +128,7 @@ fn convert_command(input: &Path, roster: &Path, threads: &str) -> Command {
 /// A run's process output, NDJSON and report.
 type Run = (Output, Vec<u8>, Vec<u8>);
 
-/// `convert` with `threads` worker threads: (process output, the NDJSON, the report).
+/// `convert` on `threads` threads: (process output, the NDJSON, the report).
 fn convert(dir: &Path, input: &Path, roster: &Path, threads: &str) -> Run {
     convert_named(convert_command(input, roster, threads), dir, threads)
 }

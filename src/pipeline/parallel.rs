@@ -1,4 +1,4 @@
-//! Decoding, mapping and validating the records of a long run on worker threads, with the same output,
+//! Decoding, mapping and validating the records of a long run on several threads, with the same output,
 //! summary and quirk log as on one thread.
 //!
 //! Each worker takes the next numbered batch of records from the source itself, under one lock, so the
@@ -32,7 +32,8 @@ const IN_FLIGHT: u64 = 16;
 /// A numbered batch of records with what mapping each gave.
 type Done = (u64, Vec<(Decoded, Mapped)>);
 
-/// Worker threads for a run: `ONEDOOR_THREADS` when set, else the cores this process may run on.
+/// Threads for a run (the calling thread among them): `ONEDOOR_THREADS` when set, else the cores this
+/// process may run on.
 pub(super) fn threads() -> usize {
     std::env::var("ONEDOOR_THREADS")
         .ok()
@@ -41,7 +42,7 @@ pub(super) fn threads() -> usize {
         .clamp(1, 64)
 }
 
-/// The source's records and how far the run is, shared by the workers and the settling thread.
+/// The source's records and how far the run is, shared by the workers and the calling thread.
 struct Reading<I> {
     records: I,
     /// The number the next batch taken gets.
@@ -99,6 +100,8 @@ impl<I: Iterator<Item = Decoded>> Shared<I> {
         Self::next_batch(&mut reading)
     }
 
+    /// The next batch (numbered), decoded under the lock `reading` is; `None` once the source is read or
+    /// the run stopped.
     fn next_batch(reading: &mut Reading<I>) -> Option<(u64, Vec<Decoded>)> {
         if reading.stopped || reading.exhausted {
             return None;
@@ -147,7 +150,8 @@ impl<I: Iterator<Item = Decoded>> Drop for StopOnDrop<'_, I> {
     }
 }
 
-/// Map `records` on the plan's worker threads, settling them in order into `group`, `sink` and `summary`.
+/// Map `records` on the plan's threads (workers and this one), settling them in order into `group`, `sink`
+/// and `summary`.
 pub(super) fn run(
     stage: &Stage<'_>,
     records: impl Iterator<Item = Decoded> + Send,
@@ -167,7 +171,9 @@ pub(super) fn run(
                     shared,
                     only_on_panic: true,
                 };
-                work(plan, passthrough, shared, &done)
+                if let Err(error) = work(plan, passthrough, shared, &done) {
+                    tracing::warn!(%error, "a mapping thread could not start; the others map its share");
+                }
             });
         }
         drop(done);
@@ -203,8 +209,9 @@ struct InOrder<'s, 'm> {
 }
 
 impl InOrder<'_, '_> {
-    /// Settle every batch the workers map, until they have all finished; while none is waiting to be
-    /// settled, take the next batch and `map` it here (so the threads asked for are the threads busy).
+    /// Settle every batch the workers map, until they have all finished; while no mapped batch has
+    /// arrived and fewer than [`IN_FLIGHT`] are out, take the next batch and `map` it here (so the threads
+    /// asked for are the threads busy).
     fn settle_all<I: Iterator<Item = Decoded>>(
         &mut self,
         shared: &Shared<I>,
@@ -251,19 +258,22 @@ fn stopped() -> PipelineError {
 }
 
 /// The next mapped batch: one a worker sent, else one taken and mapped here, else (no room to take one,
-/// or the source read) the next a worker sends; `None` once every worker is done.
+/// or the source read) the next a worker sends; `None` once every worker is done and nothing is left that
+/// this thread may take (workers that could not start leave the source to this thread).
 fn next_done<I: Iterator<Item = Decoded>>(
     shared: &Shared<I>,
     results: &Receiver<Done>,
     map: &impl Fn(Vec<Decoded>) -> Vec<(Decoded, Mapped)>,
 ) -> Option<Done> {
-    match results.try_recv() {
-        Ok(done) => Some(done),
-        Err(TryRecvError::Disconnected) => None,
-        Err(TryRecvError::Empty) => match shared.take_if_room() {
-            Some((number, batch)) => Some((number, map(batch))),
-            None => results.recv().ok(),
-        },
+    let workers_done = match results.try_recv() {
+        Ok(done) => return Some(done),
+        Err(TryRecvError::Empty) => false,
+        Err(TryRecvError::Disconnected) => true,
+    };
+    match shared.take_if_room() {
+        Some((number, batch)) => Some((number, map(batch))),
+        None if workers_done => None,
+        None => results.recv().ok(),
     }
 }
 
@@ -312,6 +322,7 @@ fn with_own_mapper<R>(
     Ok(body(&mapper, &quirks))
 }
 
+/// A batch's records mapped in order by `mapper`, each with the quirk log calls it made.
 fn map_batch(
     mapper: &Mapper<'_>,
     plan: &Plan<'_>,
