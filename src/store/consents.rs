@@ -26,7 +26,10 @@ pub struct StateVersions {
 
 impl Store {
     /// The counters, read inside `tx` (once while `tx` holds the audit chain's head: no consent write can
-    /// change them before it commits).
+    /// change them before it commits). Read by a statement of their own, begun once the head is held: on
+    /// PostgreSQL (Read Committed) a statement reads with the snapshot it began with, so the head's own
+    /// `UPDATE … RETURNING` would return the counters from before a consent write it waited for
+    /// (BENCHMARKS.md, issue 13 seventeenth round).
     pub async fn state_versions(&self, tx: &mut WriteTx<'_>) -> Result<StateVersions, StoreError> {
         if tx.holds_chain
             && let Some(versions) = tx.state_versions
