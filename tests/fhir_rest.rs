@@ -692,3 +692,95 @@ async fn a_search_discloses_its_page_not_every_match_it_counts() {
         "only the two resources handed over are recorded as disclosed, not the {total} counted"
     );
 }
+
+/// A ServiceRequest posted on its own gets a Task whose id follows the ServiceRequest's (time-ordered when
+/// the gateway assigned the request's id), and a revision of a referral stored by an earlier onedoor, whose
+/// Task has the id derived the earlier way, keeps that Task: one Task for the referral, not a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept() {
+    let (_agency, gateway) = with_referrals(0).await;
+    let request = |id: Option<&str>, note: &str| {
+        let mut request = json!({"resourceType": "ServiceRequest",
+            "status": "active", "intent": "order",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]},
+            "subject": {"reference": "Patient/kill-test-patient"},
+            "note": [{"text": note}],
+            "performer": [{"identifier": {"system": "urn:onedoor:agencies", "value": "county-food-bank"}}]});
+        if let Some(id) = id {
+            request["id"] = json!(id);
+        }
+        request
+    };
+    let tasks_of = |id: String| {
+        let gateway = &gateway;
+        async move {
+            let path = format!("/fhir/Task?focus=ServiceRequest/{id}");
+            let (status, found) = get(gateway, SCHOOL_KEY, &path).await;
+            assert_eq!(status, 200, "{found}");
+            let entries = found["entry"].as_array().cloned().unwrap_or_default();
+            let ids: Vec<String> = entries
+                .iter()
+                .filter_map(|e| e.pointer("/resource/id").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect();
+            ids
+        }
+    };
+    // An id assigned here: the Task's id begins with the request's time (its first 48 bits).
+    let (status, created) = send_json(
+        &gateway,
+        Method::POST,
+        SCHOOL_KEY,
+        "/fhir/ServiceRequest",
+        &request(None, "first"),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let sr_id = created["id"].as_str().unwrap_or_default().to_owned();
+    let task_id = onedoor::gateway::referral_task_id(&sr_id);
+    assert_eq!(tasks_of(sr_id.clone()).await, vec![task_id.clone()]);
+    assert_eq!(task_id[..13], sr_id[..13], "{task_id} follows {sr_id}");
+    assert_ne!(task_id, onedoor::gateway::legacy_task_id(&sr_id));
+
+    // A referral as an earlier onedoor stored it: its Task under the earlier id.
+    let earlier = uuid::Uuid::now_v7().to_string();
+    let legacy = onedoor::gateway::legacy_task_id(&earlier);
+    let mut bundle = referral(0);
+    let entries = bundle["entry"]
+        .as_array_mut()
+        .expect("a transaction bundle");
+    entries[0]["resource"]["id"] = json!(earlier);
+    entries[0]["request"]["url"] = json!(format!("ServiceRequest/{earlier}"));
+    entries.push(json!({"fullUrl": format!("urn:uuid:{legacy}"), "resource": {
+        "resourceType": "Task", "id": legacy,
+        "meta": {"profile": ["http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement"]},
+        "status": "requested", "intent": "order",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
+        "focus": {"reference": format!("ServiceRequest/{earlier}")},
+        "for": {"reference": "Patient/kill-test-patient"},
+        "authoredOn": "2026-12-01T00:00:00Z",
+        "requester": {"reference": "Organization/org-food"},
+        "owner": {"reference": "Organization/org-food"}},
+        "request": {"method": "PUT", "url": format!("Task/{legacy}")}}));
+    let response = post_bundle(&gateway, SCHOOL_KEY, &bundle).await;
+    let stored_status = response.status().as_u16();
+    assert_eq!(
+        stored_status,
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    assert_eq!(tasks_of(earlier.clone()).await, vec![legacy.clone()]);
+    // Its revision, posted on its own: the earlier Task carries it.
+    let (status, revised) = send_json(
+        &gateway,
+        Method::POST,
+        SCHOOL_KEY,
+        "/fhir/ServiceRequest",
+        &request(Some(&earlier), "revised"),
+    )
+    .await;
+    assert_eq!(status, 201, "{revised}");
+    assert_eq!(revised["meta"]["versionId"], "2", "{revised}");
+    assert_eq!(tasks_of(earlier).await, vec![legacy]);
+}

@@ -29,6 +29,7 @@ mod workflow;
 pub use commits::{JOB_BATCH, JobRecord};
 pub use notifications::shortcut_id;
 pub use performer::performer_org;
+pub use tasks::{legacy_task_id, referral_task_id};
 
 use crate::config::Config;
 use crate::store::jobs::ClaimedJob;

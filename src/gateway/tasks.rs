@@ -20,11 +20,13 @@ impl Gateway {
         sender_org: &str,
     ) -> Result<Value, GatewayError> {
         let invalid = |e: crate::checked::NotAnObject| GatewayError::Invalid(e.to_string());
-        if request["id"].as_str().is_none_or(str::is_empty) {
+        let assigned_here = request["id"].as_str().is_none_or(str::is_empty);
+        if assigned_here {
             let id = json!(uuid::Uuid::now_v7().to_string());
             crate::checked::set(&mut request, "ServiceRequest", "id", id).map_err(invalid)?;
         }
         let sr_id = request["id"].as_str().unwrap_or_default().to_owned();
+        let task_id = self.task_id_for(&sr_id, assigned_here).await?;
         let mut resources = vec![request.clone()];
         resources.extend(self.held_for_subject(&request, sender_org).await?);
         let performer = request["performer"]
@@ -44,7 +46,7 @@ impl Gateway {
         }
         resources.push(referral_task(
             &request,
-            &sr_id,
+            (&sr_id, &task_id),
             requester_ref,
             performer_ref,
         ));
@@ -53,6 +55,22 @@ impl Gateway {
             .map(|r| crate::mapping::path::prune(r).unwrap_or_default())
             .collect();
         Ok(crate::canonical::bundle::transaction(&resources))
+    }
+
+    /// The id of the referral Task made for the ServiceRequest `sr_id` ([`referral_task_id`]). A referral
+    /// first stored by an earlier onedoor has its Task named by [`legacy_task_id`]; while that Task is held,
+    /// a revision keeps it. Only a ServiceRequest whose id the sender chose can have one (an id assigned
+    /// here is new), and only a UUID's Task is named differently now.
+    async fn task_id_for(&self, sr_id: &str, assigned_here: bool) -> Result<String, GatewayError> {
+        let task_id = referral_task_id(sr_id);
+        let legacy = legacy_task_id(sr_id);
+        if !assigned_here
+            && task_id != legacy
+            && self.store.resource("Task", &legacy).await?.is_some()
+        {
+            return Ok(legacy);
+        }
+        Ok(task_id)
     }
 
     /// The request's Patient and its guardians (RelatedPersons), as far as this sender itself holds them.
@@ -116,16 +134,38 @@ impl Gateway {
     }
 }
 
-/// A new referral Task for the request: requested, owned by the performer when there is one.
+/// The id of the referral Task of the ServiceRequest `sr_id`: a UUID derived from it, as
+/// [`legacy_task_id`] is, but when `sr_id` is itself a UUID its first 48 bits are the ServiceRequest's
+/// (UUIDv8). The ids the gateway assigns are time-ordered UUIDs (v7), so a new referral's Task then lands,
+/// as its ServiceRequest does, on the last page of each b-tree keyed by resource id instead of on a page of
+/// its own in each (BENCHMARKS.md, issue 13 seventeenth round). Any other id: [`legacy_task_id`].
+pub fn referral_task_id(sr_id: &str) -> String {
+    let legacy = legacy_task_id(sr_id);
+    let (Ok(request), Ok(derived)) = (uuid::Uuid::try_parse(sr_id), uuid::Uuid::try_parse(&legacy))
+    else {
+        return legacy;
+    };
+    let mut bytes = *derived.as_bytes();
+    bytes[..6].copy_from_slice(&request.as_bytes()[..6]);
+    uuid::Uuid::new_v8(bytes).hyphenated().to_string()
+}
+
+/// The id onedoor gave the referral Task of the ServiceRequest `sr_id` before [`referral_task_id`].
+pub fn legacy_task_id(sr_id: &str) -> String {
+    crate::canonical::ids::resource_id("urn:onedoor:gateway", "Task", sr_id)
+}
+
+/// A new referral Task (`task_id`) for the request (`sr_id`): requested, owned by the performer when there
+/// is one.
 fn referral_task(
     request: &Value,
-    sr_id: &str,
+    (sr_id, task_id): (&str, &str),
     requester_ref: String,
     performer_ref: Option<String>,
 ) -> Value {
     json!({
         "resourceType": "Task",
-        "id": crate::canonical::ids::resource_id("urn:onedoor:gateway", "Task", sr_id),
+        "id": task_id,
         "meta": {"profile": [crate::canonical::SDOHCC_TASK_REFERRAL]},
         "status": "requested",
         "intent": "order",
