@@ -693,9 +693,10 @@ async fn a_search_discloses_its_page_not_every_match_it_counts() {
     );
 }
 
-/// A ServiceRequest posted on its own gets a Task whose id follows the ServiceRequest's (time-ordered when
-/// the gateway assigned the request's id), and a revision of a referral stored by an earlier onedoor, whose
-/// Task has the id derived the earlier way, keeps that Task: one Task for the referral, not a second.
+/// A ServiceRequest posted on its own gets a Task whose id follows the ServiceRequest's (a UUIDv8 with the
+/// request's first 48 bits: time-ordered when the gateway assigned the request's id), and a revision of a
+/// referral stored by an earlier onedoor, whose Task has the id derived the earlier way, keeps that Task
+/// with the status it had and a note of the revision: one Task for the referral, not a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept() {
     let (_agency, gateway) = with_referrals(0).await;
@@ -711,20 +712,14 @@ async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept
         }
         request
     };
-    let tasks_of = |id: String| {
-        let gateway = &gateway;
-        async move {
-            let path = format!("/fhir/Task?focus=ServiceRequest/{id}");
-            let (status, found) = get(gateway, SCHOOL_KEY, &path).await;
-            assert_eq!(status, 200, "{found}");
-            let entries = found["entry"].as_array().cloned().unwrap_or_default();
-            let ids: Vec<String> = entries
-                .iter()
-                .filter_map(|e| e.pointer("/resource/id").and_then(Value::as_str))
-                .map(str::to_owned)
-                .collect();
-            ids
-        }
+    let assert_follows = |task_id: &str, sr_id: &str| {
+        assert_eq!(task_id[..13], sr_id[..13], "{task_id} follows {sr_id}");
+        assert_eq!(&task_id[14..15], "8", "{task_id} is a UUIDv8");
+        assert!(
+            "89ab".contains(&task_id[19..20]),
+            "{task_id} has the RFC variant"
+        );
+        assert_ne!(task_id, onedoor::gateway::legacy_task_id(sr_id));
     };
     // An id assigned here: the Task's id begins with the request's time (its first 48 bits).
     let (status, created) = send_json(
@@ -738,9 +733,28 @@ async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept
     assert_eq!(status, 201, "{created}");
     let sr_id = created["id"].as_str().unwrap_or_default().to_owned();
     let task_id = onedoor::gateway::referral_task_id(&sr_id);
-    assert_eq!(tasks_of(sr_id.clone()).await, vec![task_id.clone()]);
-    assert_eq!(task_id[..13], sr_id[..13], "{task_id} follows {sr_id}");
-    assert_ne!(task_id, onedoor::gateway::legacy_task_id(&sr_id));
+    assert_eq!(
+        ids(&tasks_focused_on(&gateway, &sr_id).await),
+        vec![task_id.clone()]
+    );
+    assert_follows(&task_id, &sr_id);
+    // An id the sender chose, a random UUID (v4): its Task follows it as well.
+    let chosen = uuid::Uuid::new_v4().to_string();
+    let (status, created) = send_json(
+        &gateway,
+        Method::POST,
+        SCHOOL_KEY,
+        "/fhir/ServiceRequest",
+        &request(Some(&chosen), "chosen"),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let task_id = onedoor::gateway::referral_task_id(&chosen);
+    assert_eq!(
+        ids(&tasks_focused_on(&gateway, &chosen).await),
+        vec![task_id.clone()]
+    );
+    assert_follows(&task_id, &chosen);
 
     // A referral as an earlier onedoor stored it: its Task under the earlier id.
     let earlier = uuid::Uuid::now_v7().to_string();
@@ -754,7 +768,7 @@ async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept
     entries.push(json!({"fullUrl": format!("urn:uuid:{legacy}"), "resource": {
         "resourceType": "Task", "id": legacy,
         "meta": {"profile": ["http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement"]},
-        "status": "requested", "intent": "order",
+        "status": "accepted", "intent": "order",
         "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
         "focus": {"reference": format!("ServiceRequest/{earlier}")},
         "for": {"reference": "Patient/kill-test-patient"},
@@ -770,7 +784,10 @@ async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept
         "{}",
         response.text().await.unwrap_or_default()
     );
-    assert_eq!(tasks_of(earlier.clone()).await, vec![legacy.clone()]);
+    assert_eq!(
+        ids(&tasks_focused_on(&gateway, &earlier).await),
+        vec![legacy.clone()]
+    );
     // Its revision, posted on its own: the earlier Task carries it.
     let (status, revised) = send_json(
         &gateway,
@@ -782,5 +799,33 @@ async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept
     .await;
     assert_eq!(status, 201, "{revised}");
     assert_eq!(revised["meta"]["versionId"], "2", "{revised}");
-    assert_eq!(tasks_of(earlier).await, vec![legacy]);
+    let tasks = tasks_focused_on(&gateway, &earlier).await;
+    assert_eq!(ids(&tasks), vec![legacy]);
+    assert_eq!(
+        tasks[0]["status"], "accepted",
+        "the status it had: {}",
+        tasks[0]
+    );
+    assert!(
+        tasks[0]["note"].to_string().contains("revision 2"),
+        "the revision noted: {}",
+        tasks[0]
+    );
+}
+
+/// The Tasks focused on `ServiceRequest/{id}`, as the district reads them.
+async fn tasks_focused_on(gateway: &Gateway, id: &str) -> Vec<Value> {
+    let path = format!("/fhir/Task?focus=ServiceRequest/{id}");
+    let (status, found) = get(gateway, SCHOOL_KEY, &path).await;
+    assert_eq!(status, 200, "{found}");
+    (found["entry"].as_array().into_iter().flatten())
+        .filter_map(|entry| entry.get("resource").cloned())
+        .collect()
+}
+
+/// The ids of `resources`.
+fn ids(resources: &[Value]) -> Vec<String> {
+    (resources.iter())
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect()
 }

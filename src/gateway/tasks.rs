@@ -26,7 +26,7 @@ impl Gateway {
             crate::checked::set(&mut request, "ServiceRequest", "id", id).map_err(invalid)?;
         }
         let sr_id = request["id"].as_str().unwrap_or_default().to_owned();
-        let task_id = self.task_id_for(&sr_id, assigned_here).await?;
+        let task_id = (self.task_id_for(&sr_id, sender_org, assigned_here)).await?;
         let mut resources = vec![request.clone()];
         resources.extend(self.held_for_subject(&request, sender_org).await?);
         let performer = request["performer"]
@@ -46,7 +46,7 @@ impl Gateway {
         }
         resources.push(referral_task(
             &request,
-            (&sr_id, &task_id),
+            &task_id,
             requester_ref,
             performer_ref,
         ));
@@ -58,16 +58,23 @@ impl Gateway {
     }
 
     /// The id of the referral Task made for the ServiceRequest `sr_id` ([`referral_task_id`]). A referral
-    /// first stored by an earlier onedoor has its Task named by [`legacy_task_id`]; while that Task is held,
-    /// a revision keeps it. Only a ServiceRequest whose id the sender chose can have one (an id assigned
-    /// here is new), and only a UUID's Task is named differently now.
-    async fn task_id_for(&self, sr_id: &str, assigned_here: bool) -> Result<String, GatewayError> {
-        let task_id = referral_task_id(sr_id);
+    /// first stored by an earlier onedoor has its Task named by [`legacy_task_id`]; while `sender_org` holds
+    /// that Task of this request, a revision keeps it. Only a ServiceRequest whose id the sender chose can
+    /// have one (an id assigned here is new), and only a UUID's Task is named differently now. Read before
+    /// the group commit's transaction: stored Tasks are never deleted, and no onedoor since makes one under
+    /// the earlier id (nodes sharing a store run one version: README, Deployment).
+    async fn task_id_for(
+        &self,
+        sr_id: &str,
+        sender_org: &str,
+        assigned_here: bool,
+    ) -> Result<String, GatewayError> {
         let legacy = legacy_task_id(sr_id);
-        if !assigned_here
-            && task_id != legacy
-            && self.store.resource("Task", &legacy).await?.is_some()
-        {
+        let Some(task_id) = time_ordered_task_id(sr_id, &legacy) else {
+            return Ok(legacy);
+        };
+        let focus = format!("ServiceRequest/{sr_id}");
+        if !assigned_here && (self.store.holds_task_of(&legacy, sender_org, &focus)).await? {
             return Ok(legacy);
         }
         Ok(task_id)
@@ -141,13 +148,18 @@ impl Gateway {
 /// its own in each (BENCHMARKS.md, issue 13 seventeenth round). Any other id: [`legacy_task_id`].
 pub fn referral_task_id(sr_id: &str) -> String {
     let legacy = legacy_task_id(sr_id);
-    let (Ok(request), Ok(derived)) = (uuid::Uuid::try_parse(sr_id), uuid::Uuid::try_parse(&legacy))
-    else {
-        return legacy;
-    };
-    let mut bytes = *derived.as_bytes();
+    time_ordered_task_id(sr_id, &legacy).unwrap_or(legacy)
+}
+
+/// [`referral_task_id`] when `sr_id` is a UUID written as FHIR ids are (36 characters, hyphenated); `legacy`
+/// is its [`legacy_task_id`].
+fn time_ordered_task_id(sr_id: &str, legacy: &str) -> Option<String> {
+    let request = uuid::Uuid::try_parse(sr_id)
+        .ok()
+        .filter(|_| sr_id.len() == 36)?;
+    let mut bytes = *uuid::Uuid::try_parse(legacy).ok()?.as_bytes();
     bytes[..6].copy_from_slice(&request.as_bytes()[..6]);
-    uuid::Uuid::new_v8(bytes).hyphenated().to_string()
+    Some(uuid::Uuid::new_v8(bytes).hyphenated().to_string())
 }
 
 /// The id onedoor gave the referral Task of the ServiceRequest `sr_id` before [`referral_task_id`].
@@ -155,14 +167,17 @@ pub fn legacy_task_id(sr_id: &str) -> String {
     crate::canonical::ids::resource_id("urn:onedoor:gateway", "Task", sr_id)
 }
 
-/// A new referral Task (`task_id`) for the request (`sr_id`): requested, owned by the performer when there
-/// is one.
+/// A new referral Task, `task_id`, for the request: requested, owned by the performer when there is one.
 fn referral_task(
     request: &Value,
-    (sr_id, task_id): (&str, &str),
+    task_id: &str,
     requester_ref: String,
     performer_ref: Option<String>,
 ) -> Value {
+    let sr_id = request
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     json!({
         "resourceType": "Task",
         "id": task_id,

@@ -514,6 +514,26 @@ impl Store {
 }
 
 impl Store {
+    /// Whether `sender_org` sent a Task `id` whose focus is `focus` (a `Type/id` reference): an index
+    /// lookup, no body read.
+    pub async fn holds_task_of(
+        &self,
+        id: &str,
+        sender_org: &str,
+        focus: &str,
+    ) -> Result<bool, StoreError> {
+        let found = sqlx::query(&self.sql(
+            "SELECT 1 FROM resources WHERE resource_type = 'Task' AND id = $1 \
+             AND sender_org = $2 AND focus = $3",
+        ))
+        .bind(id)
+        .bind(sender_org)
+        .bind(focus)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// A resource by type and id.
     pub async fn resource(
         &self,
