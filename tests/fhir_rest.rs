@@ -721,40 +721,18 @@ async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept
         );
         assert_ne!(task_id, onedoor::gateway::legacy_task_id(sr_id));
     };
-    // An id assigned here: the Task's id begins with the request's time (its first 48 bits).
-    let (status, created) = send_json(
-        &gateway,
-        Method::POST,
-        SCHOOL_KEY,
-        "/fhir/ServiceRequest",
-        &request(None, "first"),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    let sr_id = created["id"].as_str().unwrap_or_default().to_owned();
-    let task_id = onedoor::gateway::referral_task_id(&sr_id);
-    assert_eq!(
-        ids(&tasks_focused_on(&gateway, &sr_id).await),
-        vec![task_id.clone()]
-    );
-    assert_follows(&task_id, &sr_id);
-    // An id the sender chose, a random UUID (v4): its Task follows it as well.
+    // An id assigned here (the Task's id then begins with the request's time, its first 48 bits), and an
+    // id the sender chose, a random UUID (v4): each Task follows its request.
     let chosen = uuid::Uuid::new_v4().to_string();
-    let (status, created) = send_json(
-        &gateway,
-        Method::POST,
-        SCHOOL_KEY,
-        "/fhir/ServiceRequest",
-        &request(Some(&chosen), "chosen"),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    let task_id = onedoor::gateway::referral_task_id(&chosen);
-    assert_eq!(
-        ids(&tasks_focused_on(&gateway, &chosen).await),
-        vec![task_id.clone()]
-    );
-    assert_follows(&task_id, &chosen);
+    for (id, note) in [(None, "first"), (Some(chosen.as_str()), "chosen")] {
+        let (status, created) = post_request(&gateway, &request(id, note)).await;
+        assert_eq!(status, 201, "{created}");
+        let sr_id = created["id"].as_str().unwrap_or_default().to_owned();
+        let task_id = onedoor::gateway::referral_task_id(&sr_id);
+        let tasks = tasks_focused_on(&gateway, &sr_id).await;
+        assert_eq!(ids(&tasks), vec![task_id.clone()]);
+        assert_follows(&task_id, &sr_id);
+    }
 
     // A referral as an earlier onedoor stored it: its Task under the earlier id.
     let earlier = uuid::Uuid::now_v7().to_string();
@@ -789,14 +767,7 @@ async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept
         vec![legacy.clone()]
     );
     // Its revision, posted on its own: the earlier Task carries it.
-    let (status, revised) = send_json(
-        &gateway,
-        Method::POST,
-        SCHOOL_KEY,
-        "/fhir/ServiceRequest",
-        &request(Some(&earlier), "revised"),
-    )
-    .await;
+    let (status, revised) = post_request(&gateway, &request(Some(&earlier), "revised")).await;
     assert_eq!(status, 201, "{revised}");
     assert_eq!(revised["meta"]["versionId"], "2", "{revised}");
     let tasks = tasks_focused_on(&gateway, &earlier).await;
@@ -811,6 +782,18 @@ async fn a_posted_referrals_task_follows_its_request_and_an_earlier_task_is_kept
         "the revision noted: {}",
         tasks[0]
     );
+}
+
+/// `POST /fhir/ServiceRequest` of `request` by the district: status and body.
+async fn post_request(gateway: &Gateway, request: &Value) -> (u16, Value) {
+    send_json(
+        gateway,
+        Method::POST,
+        SCHOOL_KEY,
+        "/fhir/ServiceRequest",
+        request,
+    )
+    .await
 }
 
 /// The Tasks focused on `ServiceRequest/{id}`, as the district reads them.
