@@ -62,7 +62,7 @@ impl Gateway {
     /// that Task of this request, a revision keeps it. Only a ServiceRequest whose id the sender chose can
     /// have one (an id assigned here is new), and only a UUID's Task is named differently now. Read before
     /// the group commit's transaction: stored Tasks are never deleted, and no onedoor since makes one under
-    /// the earlier id (nodes sharing a store run one version: README, Deployment).
+    /// the earlier id (nodes sharing a store run one version: README, "Several nodes over one PostgreSQL").
     async fn task_id_for(
         &self,
         sr_id: &str,
