@@ -4,7 +4,9 @@
 
 use crate::adapters::niem::IncidentHistory;
 use crate::adapters::registry;
-use crate::adapters::source::{OpenSource, Source, SourceError, SourceRequest, Tables};
+use crate::adapters::source::{
+    self, OpenSource, Records, Source, SourceError, SourceRequest, Tables,
+};
 use crate::mapping::{
     self, CompiledMapping, EngineOptions, LoadedMapping, MappingEngine, MappingError,
     reuse::{Product, ReuseMemo},
@@ -560,6 +562,10 @@ struct Plan<'m> {
 /// A record mapped on a thread of the run's own mapping (`parallel`): the resources (or why not) and the quirk log calls made meanwhile.
 struct Mapped {
     processed: Result<Built, RecordError>,
+    /// The quirk log calls finishing the record made ([`source::Completion`]): applied whatever becomes of it, as
+    /// the reading's are.
+    completion_events: Vec<QuirkEvent>,
+    /// The quirk log calls mapping it made.
     events: Vec<QuirkEvent>,
     /// [`Built::lead_digest`], for the collision check.
     digest: Option<u64>,
@@ -590,22 +596,24 @@ const SEQUENTIAL_FIRST: usize = 64;
 impl Stage<'_> {
     fn run(
         &self,
-        records: impl Iterator<Item = Decoded> + Send,
+        records: Records<'_>,
         sink: &mut dyn Sink,
         summary: &mut Summary,
     ) -> Result<(), PipelineError> {
         let mut group = Group::new(String::new(), self.plan.as_text);
-        let mut records = records.peekable();
+        let completion = records.completion;
+        let mut read = records.read.peekable();
         let first = if self.plan.threads > 1 {
             SEQUENTIAL_FIRST
         } else {
             usize::MAX
         };
-        for decoded in records.by_ref().take(first) {
+        for decoded in read.by_ref().take(first) {
+            let decoded = source::complete(completion, decoded);
             self.settle(decoded, None, &mut group, sink, summary)?;
         }
-        if self.plan.threads > 1 && records.peek().is_some() {
-            parallel::run(self, records, &mut group, sink, summary)?;
+        if self.plan.threads > 1 && read.peek().is_some() {
+            parallel::run(self, (read, completion), &mut group, sink, summary)?;
         }
         group.flush(sink, self.passthrough)?;
         Ok(())
@@ -616,12 +624,16 @@ impl Stage<'_> {
     fn settle(
         &self,
         decoded: Decoded,
-        mapped: Option<Mapped>,
+        mut mapped: Option<Mapped>,
         group: &mut Group,
         sink: &mut dyn Sink,
         summary: &mut Summary,
     ) -> Result<(), PipelineError> {
         summary.records_in += 1;
+        if let Some(mapped) = &mut mapped {
+            self.quirks
+                .replay(std::mem::take(&mut mapped.completion_events));
+        }
         let record = match decoded {
             Ok(record) => record,
             Err(error) => {
@@ -641,6 +653,7 @@ impl Stage<'_> {
                 processed,
                 events,
                 digest,
+                ..
             }) => {
                 self.quirks.replay(events);
                 (processed, digest)

@@ -111,9 +111,9 @@ pub struct CsvTable {
     duplicates: Vec<(usize, usize)>,
     /// When no column repeats another: every named column in order, each holding null, the start of a row.
     shape: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Behind locks so that a table can be read from the thread decoding the next records (the pipeline's
-    /// workers take turns; the locks are never contended).
-    random_access: Mutex<Option<csv::Reader<File>>>,
+    /// Readers for rows read at their offset, each taken by one thread for one read: a long run's threads
+    /// read a referral's roster rows at once (the source's completion), each with a reader of its own.
+    random_access: Mutex<Vec<csv::Reader<File>>>,
     recent: Mutex<RecentRows>,
 }
 
@@ -185,7 +185,7 @@ impl CsvTable {
             line_fix: u64::from(uses_crlf(path)),
             duplicates,
             shape,
-            random_access: Mutex::new(None),
+            random_access: Mutex::default(),
             recent: Mutex::default(),
         })
     }
@@ -201,7 +201,7 @@ impl CsvTable {
             line_fix: self.line_fix,
             duplicates: self.duplicates.clone(),
             shape: self.shape.clone(),
-            random_access: Mutex::new(None),
+            random_access: Mutex::default(),
             recent: Mutex::default(),
         }
     }
@@ -316,28 +316,28 @@ impl CsvTable {
     }
 
     fn read_from_file(&self, offset: RowOffset) -> Result<Row, RecordError> {
-        let mut slot = locked(&self.random_access);
-        if slot.is_none() {
+        let mut reader = match locked(&self.random_access).pop() {
+            Some(reader) => reader,
             // Each read seeks first, which empties the buffer: a buffer of a few rows (not csv's 8 KiB)
             // is refilled for each row read.
-            let reader = csv::ReaderBuilder::new()
+            None => csv::ReaderBuilder::new()
                 .flexible(true)
                 .has_headers(false)
                 .buffer_capacity(RANDOM_ACCESS_BUFFER)
                 .from_path(&self.path)
-                .map_err(|err| self.csv_error(err, offset.line))?;
-            *slot = Some(reader);
-        }
-        let reader = slot.as_mut().expect("reader was just set");
+                .map_err(|err| self.csv_error(err, offset.line))?,
+        };
         let mut pos = csv::Position::new();
         pos.set_byte(offset.byte)
             .set_line(offset.line)
             .set_record(offset.record);
-        reader
-            .seek(pos)
-            .map_err(|err| self.csv_error(err, offset.line))?;
         let mut record = csv::ByteRecord::new();
-        match reader.read_byte_record(&mut record) {
+        let read = (reader.seek(pos)).and_then(|()| reader.read_byte_record(&mut record));
+        // A reader that failed is dropped: the next read opens the file again.
+        if read.is_ok() {
+            locked(&self.random_access).push(reader);
+        }
+        match read {
             Ok(true) => self.decode(&record, offset.line, None),
             Ok(false) => Err(RecordError::new(
                 Position::line(&self.file, offset.line),

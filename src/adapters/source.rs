@@ -4,7 +4,7 @@
 //! ingest reach every adapter through this trait and the [`registry`](super::registry).
 
 use super::niem::IncidentHistory;
-use crate::record::{Decoded, QuirkLog, SourceDescription, TextEncoding};
+use crate::record::{Decoded, QuirkLog, SourceDescription, SourceRecord, TextEncoding};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -47,10 +47,57 @@ impl SourceError {
 }
 
 /// The consumer a source hands its records to: the rest of the pipeline. It returns
-/// [`SourceError::Stopped`] when it cannot go on. The records are `Send`: on a long run, the pipeline's
-/// worker threads take them from the iterator in turn (one at a time, under a lock, in order).
-pub type Consumer<'c> =
-    dyn FnMut(&mut (dyn Iterator<Item = Decoded> + Send)) -> Result<(), SourceError> + 'c;
+/// [`SourceError::Stopped`] when it cannot go on.
+pub type Consumer<'c> = dyn FnMut(Records<'_>) -> Result<(), SourceError> + 'c;
+
+/// The records a source hands on, in its order. A source may leave the part of decoding that reads other
+/// tables (the roster rows a referral joins) to a [`Completion`], which the pipeline runs on whichever
+/// thread maps the record: on a long run the threads take the records from `read` in turn, under a lock,
+/// and only that reading is done one record after another.
+pub struct Records<'r> {
+    /// The records as read, in order (`Send`: a long run's threads take them in turn).
+    pub read: &'r mut (dyn Iterator<Item = Decoded> + Send),
+    /// What finishes each record read; `None`: they are read finished.
+    pub completion: Option<&'r dyn Completion>,
+}
+
+impl<'r> Records<'r> {
+    /// Records read finished.
+    pub fn finished(read: &'r mut (dyn Iterator<Item = Decoded> + Send)) -> Self {
+        Self {
+            read,
+            completion: None,
+        }
+    }
+
+    /// Records each finished by `completion` before it is mapped.
+    pub fn completed_by(
+        read: &'r mut (dyn Iterator<Item = Decoded> + Send),
+        completion: &'r dyn Completion,
+    ) -> Self {
+        Self {
+            read,
+            completion: Some(completion),
+        }
+    }
+}
+
+/// The second half of a source's decoding, done for each record read before it is mapped, on the thread
+/// that maps it. It notes its quirks in the source's [`QuirkLog`] as the reading does; a thread mapping for
+/// a long run records them and they are applied in the records' order
+/// ([`QuirkLog::recording_into`]), so the log is the same on any number of threads.
+pub trait Completion: Sync {
+    /// The record `read` finished (its joins made), or why it cannot be used.
+    fn complete(&self, read: SourceRecord) -> Decoded;
+}
+
+/// `decoded` finished by `completion`, if there is one (a record that could not be read stays as it is).
+pub fn complete(completion: Option<&dyn Completion>, decoded: Decoded) -> Decoded {
+    match (completion, decoded) {
+        (Some(completion), Ok(read)) => completion.complete(read),
+        (_, decoded) => decoded,
+    }
+}
 
 /// One adapter: a format onedoor reads.
 pub trait Source: Sync {

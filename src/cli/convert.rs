@@ -366,8 +366,13 @@ fn create_output(args: &Args) -> anyhow::Result<Output> {
 /// The summary as JSON, staged beside `path`.
 fn write_report(path: &Path, summary: &Summary) -> anyhow::Result<StagedFile> {
     let staged = StagedFile::create(path)?;
-    serde_json::to_writer_pretty(staged.file(), summary)
+    // Buffered: serde_json writes each token apart (a system call each, thousands for a short report).
+    let mut writer = BufWriter::new(staged.file());
+    serde_json::to_writer_pretty(&mut writer, summary)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writer.flush())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    drop(writer);
     Ok(staged)
 }
 

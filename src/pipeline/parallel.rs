@@ -2,22 +2,25 @@
 //! summary and quirk log as on one thread.
 //!
 //! Each worker takes the next numbered batch of records from the source itself, under one lock, so the
-//! records are decoded one after the other in the source's order (the source's duplicate checks and quirk
-//! notes see them as on one thread), and maps, validates and serializes them on the thread that decoded
-//! them: a record's values are made, read and freed on one core (decoded on a reading thread and mapped on
-//! a worker, the two-thread run spent 13–40% more CPU than one thread; BENCHMARKS.md, issue 13 twelfth
-//! round). The calling thread keeps everything that depends on order: it settles the mapped batches
+//! records are read one after the other in the source's order (the source's duplicate checks and quirk
+//! notes see them as on one thread), and finishes them (the source's [`Completion`]: a referral's roster
+//! joins, outside the lock), maps, validates and serializes them on the thread that read them: a record's
+//! values are made, read and freed on one core (decoded on a reading thread and mapped on a worker, the
+//! two-thread run spent 13–40% more CPU than one thread; BENCHMARKS.md, issue 13 twelfth round). The calling thread keeps everything that depends on order: it settles the mapped batches
 //! strictly in their order (grouping, the id collision check, the summary, the output), and while none is
 //! ready to settle it takes and maps the next batch itself, as a worker does: a run on N threads is N - 1
 //! workers and the calling thread, so N cores are not shared by N + 1 busy threads. Each mapping thread compiles
-//! its own copy of the mapping, with its own date filters' position and a quirk log that records its calls;
-//! the calls of each record are applied to the run's log when the record is settled, and dropped with the
-//! record's mapping when it follows a rejected lead record (which one thread would not have mapped at all).
+//! its own copy of the mapping, with its own date filters' position and a quirk log that records its calls
+//! (and, while it finishes a record, the source's calls: [`QuirkLog::recording_into`]); the calls of each
+//! record are applied to the run's log when the record is settled, the mapping's dropped with the record's
+//! mapping when it follows a rejected lead record (which one thread would not have mapped at all).
 //! At most [`IN_FLIGHT`] batches are taken and not yet settled, so memory stays bounded whatever the size
 //! of the export.
 
 use super::{Built, Group, Mapped, Mapper, PipelineError, Plan, Sink, Stage, Summary};
+use crate::adapters::source::{self, Completion};
 use crate::mapping::{MappingEngine, MappingError};
+use crate::record::quirks::QuirkEvent;
 use crate::record::{Decoded, QuirkLog, SourceRecord};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
@@ -154,7 +157,10 @@ impl<I: Iterator<Item = Decoded>> Drop for StopOnDrop<'_, I> {
 /// and `summary`.
 pub(super) fn run(
     stage: &Stage<'_>,
-    records: impl Iterator<Item = Decoded> + Send,
+    (records, completion): (
+        impl Iterator<Item = Decoded> + Send,
+        Option<&dyn Completion>,
+    ),
     group: &mut Group,
     sink: &mut dyn Sink,
     summary: &mut Summary,
@@ -171,7 +177,7 @@ pub(super) fn run(
                     shared,
                     only_on_panic: true,
                 };
-                if let Err(error) = work(plan, passthrough, shared, &done) {
+                if let Err(error) = work((plan, completion), passthrough, shared, &done) {
                     tracing::warn!(%error, "a mapping thread could not start; the others map its share");
                 }
             });
@@ -191,7 +197,7 @@ pub(super) fn run(
             waiting: BTreeMap::new(),
         };
         with_own_mapper(plan, passthrough, |mapper, quirks| {
-            let map = |batch| map_batch(mapper, plan, quirks, batch);
+            let map = |batch| map_batch(mapper, (plan, completion), quirks, batch);
             order.settle_all(&shared, &results, map)
         })?
     })
@@ -279,7 +285,7 @@ fn next_done<I: Iterator<Item = Decoded>>(
 
 /// A worker: it takes batches and maps them until the source is read.
 fn work<I: Iterator<Item = Decoded>>(
-    plan: &Plan<'_>,
+    (plan, completion): (&Plan<'_>, Option<&dyn Completion>),
     passthrough: bool,
     shared: &Shared<I>,
     done: &Sender<Done>,
@@ -287,7 +293,7 @@ fn work<I: Iterator<Item = Decoded>>(
     with_own_mapper(plan, passthrough, |mapper, quirks| {
         while let Some((number, batch)) = shared.take() {
             if done
-                .send((number, map_batch(mapper, plan, quirks, batch)))
+                .send((number, map_batch(mapper, (plan, completion), quirks, batch)))
                 .is_err()
             {
                 return;
@@ -322,24 +328,30 @@ fn with_own_mapper<R>(
     Ok(body(&mapper, &quirks))
 }
 
-/// A batch's records mapped in order by `mapper`, each with the quirk log calls it made.
+/// A batch's records finished and mapped in order by `mapper`, each with the quirk log calls it made.
 fn map_batch(
     mapper: &Mapper<'_>,
-    plan: &Plan<'_>,
+    (plan, completion): (&Plan<'_>, Option<&dyn Completion>),
     quirks: &QuirkLog,
     batch: Vec<Decoded>,
 ) -> Vec<(Decoded, Mapped)> {
     (batch.into_iter())
-        .map(|decoded| map_one(mapper, plan, quirks, decoded))
+        .map(|read| {
+            // Every call finishing it makes, on the source's log too, is recorded for its turn.
+            let decoded = QuirkLog::recording_into(quirks, || source::complete(completion, read));
+            let completion_events = quirks.take_recorded();
+            map_one(mapper, plan, quirks, decoded, completion_events)
+        })
         .collect()
 }
 
-/// One record mapped on a worker, with the quirk log calls it made.
+/// One record mapped on a worker, with the quirk log calls finishing and mapping it made.
 fn map_one(
     mapper: &Mapper<'_>,
     plan: &Plan<'_>,
     quirks: &QuirkLog,
     mut decoded: Decoded,
+    completion_events: Vec<QuirkEvent>,
 ) -> (Decoded, Mapped) {
     let processed = match &decoded {
         Ok(record) => mapper.build(record, plan.as_text),
@@ -352,6 +364,7 @@ fn map_one(
     let digest = processed.as_ref().ok().and_then(Built::lead_digest);
     let mapped = Mapped {
         processed,
+        completion_events,
         events,
         digest,
     };

@@ -94,6 +94,12 @@ impl Occurrences {
     }
 }
 
+thread_local! {
+    /// Where this thread's calls on every log go while [`QuirkLog::recording_into`] runs.
+    static RECORDING_INTO: std::cell::RefCell<Option<Arc<Mutex<Vec<QuirkEvent>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// A shared, thread-safe collection of quirks, deduplicated by message and counted once per occurrence
 /// (per line); also the ledger of skipped rows and of how many rows each table holds, for the summary's
 /// reconciliation.
@@ -258,16 +264,44 @@ impl QuirkLog {
         }
     }
 
-    /// Record the call when this log is a recorder (`true`: recorded, not to be applied).
+    /// Run `work` with every call this thread makes on any log meanwhile recorded by `recorder` (a
+    /// [`QuirkLog::recorder`]) instead of applied: a source's [`Completion`](crate::adapters::source::Completion)
+    /// notes in the log the source was opened with, and on a thread mapping for a long run those notes
+    /// must wait for their record's turn like the mapping's. Calls on other threads are not affected.
+    pub fn recording_into<R>(recorder: &QuirkLog, work: impl FnOnce() -> R) -> R {
+        /// Ends the recording when `work` returns or unwinds.
+        struct Restore(Option<Arc<Mutex<Vec<QuirkEvent>>>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                RECORDING_INTO.with(|slot| *slot.borrow_mut() = self.0.take());
+            }
+        }
+        let earlier =
+            RECORDING_INTO.with(|slot| slot.replace(recorder.recorded.as_ref().map(Arc::clone)));
+        let _restore = Restore(earlier);
+        work()
+    }
+
+    /// Record the call when this log is a recorder, or this thread records every log's calls
+    /// ([`QuirkLog::recording_into`]); `true`: recorded, not to be applied.
     fn record(&self, event: impl FnOnce() -> QuirkEvent) -> bool {
-        let Some(recorded) = &self.recorded else {
-            return false;
+        let push = |recorded: &Mutex<Vec<QuirkEvent>>| {
+            recorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(event());
         };
-        recorded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(event());
-        true
+        if let Some(recorded) = &self.recorded {
+            push(recorded);
+            return true;
+        }
+        RECORDING_INTO.with(|slot| match &*slot.borrow() {
+            Some(recorded) => {
+                push(recorded);
+                true
+            }
+            None => false,
+        })
     }
 
     /// The skipped rows kept, the lines skipped per file, the rows each fully read table holds, and the
@@ -345,5 +379,40 @@ mod tests {
         assert_eq!(a.rows_read, b.rows_read);
         assert_eq!(a.joined_problems, b.joined_problems);
         assert_eq!(a.joined_problems.len(), 1);
+    }
+
+    #[test]
+    fn calls_on_any_log_are_recorded_while_this_thread_records_into_a_recorder() {
+        let source_log = QuirkLog::default();
+        let recorder = QuirkLog::recorder();
+        let answer = QuirkLog::recording_into(&recorder, || {
+            source_log.note("users.csv: short rows", Some(12));
+            source_log.skip("users.csv", 13, "not a student");
+            // Another thread's calls meanwhile are applied as usual.
+            std::thread::scope(|scope| {
+                scope.spawn(|| source_log.note("orgs.csv: blank header cells", Some(1)));
+            });
+            7
+        });
+        assert_eq!(answer, 7);
+        let noted: Vec<_> = (source_log.snapshot().into_iter())
+            .map(|q| q.message)
+            .collect();
+        assert_eq!(noted, ["orgs.csv: blank header cells"]);
+        assert!(source_log.ledger().skipped.is_empty());
+        let recorded = recorder.take_recorded();
+        assert!(
+            matches!(&recorded[..], [QuirkEvent::Note(m, Some(12)), QuirkEvent::Skip(_, _)] if m == "users.csv: short rows"),
+            "{recorded:?}"
+        );
+        // After it (and after a panic inside it), calls are applied again.
+        source_log.note("users.csv: after", Some(20));
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            QuirkLog::recording_into(&recorder, || panic!("a completion that panics"))
+        }));
+        assert!(unwound.is_err());
+        source_log.note("users.csv: after the panic", Some(21));
+        assert_eq!(source_log.snapshot().len(), 3);
+        assert!(recorder.take_recorded().is_empty());
     }
 }

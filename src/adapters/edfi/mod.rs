@@ -12,7 +12,7 @@ mod decode;
 
 pub use decode::{CONTEXT, EdfiSource, RECORD_KINDS};
 
-use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use super::source::{Deferred, OpenSource, Records, Source, SourceError, SourceRequest};
 use crate::record::SourceDescription;
 
 /// The `edfi` source.
@@ -37,7 +37,7 @@ impl Source for EdFi {
         Ok(Deferred::boxed(request, |request, consume| {
             let source =
                 EdfiSource::open(request.input, request.quirks).map_err(SourceError::Open)?;
-            consume(&mut source.records())?;
+            consume(Records::finished(&mut source.records()))?;
             Ok(Vec::new())
         }))
     }

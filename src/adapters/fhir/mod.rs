@@ -5,7 +5,7 @@ mod decode;
 
 pub use decode::{FhirSource, LentResource, RECORD_KINDS};
 
-use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use super::source::{Deferred, OpenSource, Records, Source, SourceError, SourceRequest};
 use crate::record::ContextTable;
 use crate::record::SourceDescription;
 
@@ -38,7 +38,9 @@ impl Source for Fhir {
             let source = FhirSource::open(request.input).map_err(|e| {
                 SourceError::Open(format!("{}: cannot read: {e}", request.input.display()))
             })?;
-            consume(&mut source.counted_records(request.quirks))?;
+            consume(Records::finished(
+                &mut source.counted_records(request.quirks),
+            ))?;
             Ok(Vec::new())
         }))
     }

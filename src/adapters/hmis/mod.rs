@@ -11,7 +11,7 @@ pub mod tables;
 pub use decode::{HmisError, HmisSource};
 pub use encode::HmisCsvEncoder;
 
-use super::source::{Consumer, Tables};
+use super::source::{Consumer, Records, Tables};
 use super::source::{OpenSource, Source, SourceError, SourceRequest};
 use crate::record::SourceDescription;
 
@@ -68,7 +68,9 @@ impl OpenSource for HmisSource {
     }
 
     fn read(self: Box<Self>, consume: &mut Consumer<'_>) -> Result<Tables, SourceError> {
-        consume(&mut self.records().map_err(SourceError::open)?)?;
+        consume(Records::finished(
+            &mut self.records().map_err(SourceError::open)?,
+        ))?;
         Ok(self.tables().to_vec())
     }
 }

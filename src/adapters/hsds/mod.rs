@@ -11,7 +11,7 @@ mod records;
 
 pub use decode::{CONTEXT, HsdsSource, RECORD_KINDS};
 
-use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use super::source::{Deferred, OpenSource, Records, Source, SourceError, SourceRequest};
 use crate::record::SourceDescription;
 
 /// The `hsds` source.
@@ -36,7 +36,7 @@ impl Source for Hsds {
         Ok(Deferred::boxed(request, |request, consume| {
             let source = HsdsSource::open(request.input, request.encoding, request.quirks)
                 .map_err(SourceError::Open)?;
-            consume(&mut source.records())?;
+            consume(Records::finished(&mut source.records()))?;
             Ok(Vec::new())
         }))
     }

@@ -11,7 +11,7 @@ mod report;
 pub use decode::{CONTEXT, NIBRS_2019, NiemOptions, NiemSource, RECORD_KINDS};
 pub use history::IncidentHistory;
 
-use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use super::source::{Deferred, OpenSource, Records, Source, SourceError, SourceRequest};
 use crate::record::SourceDescription;
 use std::sync::{Arc, Mutex};
 
@@ -50,7 +50,7 @@ impl Source for Niem {
             };
             let source = NiemSource::open(request.input, request.quirks, options)
                 .map_err(SourceError::Open)?;
-            consume(&mut source.records())?;
+            consume(Records::finished(&mut source.records()))?;
             Ok(Vec::new())
         }))
     }

@@ -8,7 +8,7 @@ pub mod tables;
 pub use decode::{OneRosterError, OneRosterSource, StaffLookup};
 pub use export::{Export, ExportError};
 
-use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use super::source::{Deferred, OpenSource, Records, Source, SourceError, SourceRequest};
 use crate::record::SourceDescription;
 
 /// The `oneroster` source.
@@ -33,7 +33,9 @@ impl Source for OneRoster {
         Ok(Deferred::boxed(request, |request, consume| {
             let source = OneRosterSource::open(request.input, request.encoding, request.quirks)
                 .map_err(SourceError::open)?;
-            consume(&mut source.records().map_err(SourceError::open)?)?;
+            consume(Records::finished(
+                &mut source.records().map_err(SourceError::open)?,
+            ))?;
             Ok(source.tables().to_vec())
         }))
     }

@@ -3,6 +3,7 @@
 use crate::adapters::csv_table::{CsvTable, TableError, TableSpec, TextEncoding};
 use crate::adapters::oneroster::tables as roster_tables;
 use crate::adapters::oneroster::{OneRosterSource, StaffLookup};
+use crate::adapters::source::Completion;
 use crate::adapters::values::{object, values_or_null};
 use crate::adapters::{ContextTable, Decoded, Position, QuirkLog, RecordError, SourceRecord};
 use crate::members::Members;
@@ -109,8 +110,9 @@ impl<'r> ReferralSource<'r> {
         self.table.file()
     }
 
-    /// One record per referral row, or the reason the row cannot be used.
-    pub fn records(&self) -> Result<impl Iterator<Item = Decoded> + '_, TableError> {
+    /// One record per referral row as read (its id checked once, its values), or the reason the row
+    /// cannot be used; each is finished by [`Completion::complete`], which joins it to the roster.
+    pub fn records(&self) -> Result<impl Iterator<Item = Decoded> + Send + '_, TableError> {
         // Each referral id seen, by its 128-bit hash, past a number on disk (`IdTable`).
         let mut seen = IdTable::default();
         Ok(self.table.rows()?.map(move |item| {
@@ -129,49 +131,85 @@ impl<'r> ReferralSource<'r> {
                     format!("duplicate referral_id '{id}' (first seen on line {first}); expected each referral once"),
                 ));
             }
-            let student_id = row.get("student_id").ok_or_else(|| missing(&position, "student_id", "the student's sourcedId in the roster"))?;
-            let related = self.roster.student(student_id).map_err(|why| {
-                RecordError::new(
-                    position.clone().with_field("student_id"),
-                    format!("{why}; expected the sourcedId of a student in the roster"),
-                )
-            })?;
-            let student = related.first().map(|r| &r.context);
-            let from_student = |name: &str| {
-                student.and_then(|s| s.get(name)).cloned().unwrap_or_default()
-            };
-            let line = row.line;
-            let mut values = row.values;
-            let staff = self.staff(&mut values, line);
-            // The roster rows the referral reads: a value of one of them that cannot be mapped is that row's
-            // problem, reported at its line (the referral converts without it unless the element is required).
-            let mut joined: Vec<(&'static str, Position)> = Vec::new();
-            joined.extend(related.first().map(|r| ("student", r.position.clone())));
-            if let Some((_, at)) = &staff {
-                joined.push(("staff", Position::line(self.roster_users(), *at)));
+            if row.get("student_id").is_none() {
+                return Err(missing(&position, "student_id", "the student's sourcedId in the roster"));
             }
-            let school_line = student
-                .and_then(|s| s.at(&["school", "sourcedId"]))
-                .and_then(|id| id.as_str())
-                .and_then(|id| self.roster.org(id))
-                .map(|org| org.line);
-            joined.extend(school_line.map(|l| ("school", Position::line("orgs.csv", l))));
-            let context = object([
-                ("referral", Value::Object(values)),
-                ("student", from_student("user")),
-                ("school", from_student("school")),
-                ("staff", values_or_null(staff.map(|(values, _)| values))),
-            ]);
             Ok(SourceRecord {
                 kind: "referral",
                 key: id.clone(),
                 group: id,
                 position,
-                context,
-                related,
-                joined,
+                context: Value::Object(row.values),
+                related: Vec::new(),
+                joined: Vec::new(),
             })
         }))
+    }
+}
+
+impl Completion for ReferralSource<'_> {
+    /// The referral row joined to its student, the student's school and the referring staff member.
+    fn complete(&self, read: SourceRecord) -> Decoded {
+        let SourceRecord {
+            key,
+            group,
+            position,
+            context,
+            ..
+        } = read;
+        let Value::Object(mut values) = context else {
+            return Err(RecordError::new(
+                position,
+                "a referral row read as something other than its values",
+            ));
+        };
+        let student_id = values
+            .get("student_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let related = self.roster.student(student_id).map_err(|why| {
+            RecordError::new(
+                position.clone().with_field("student_id"),
+                format!("{why}; expected the sourcedId of a student in the roster"),
+            )
+        })?;
+        let student = related.first().map(|r| &r.context);
+        let from_student = |name: &str| {
+            student
+                .and_then(|s| s.get(name))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let line = position.line.unwrap_or_default();
+        let staff = self.staff(&mut values, line);
+        // The roster rows the referral reads: a value of one of them that cannot be mapped is that row's
+        // problem, reported at its line (the referral converts without it unless the element is required).
+        let mut joined: Vec<(&'static str, Position)> = Vec::new();
+        joined.extend(related.first().map(|r| ("student", r.position.clone())));
+        if let Some((_, at)) = &staff {
+            joined.push(("staff", Position::line(self.roster_users(), *at)));
+        }
+        let school_line = student
+            .and_then(|s| s.at(&["school", "sourcedId"]))
+            .and_then(|id| id.as_str())
+            .and_then(|id| self.roster.org(id))
+            .map(|org| org.line);
+        joined.extend(school_line.map(|l| ("school", Position::line("orgs.csv", l))));
+        let context = object([
+            ("referral", Value::Object(values)),
+            ("student", from_student("user")),
+            ("school", from_student("school")),
+            ("staff", values_or_null(staff.map(|(values, _)| values))),
+        ]);
+        Ok(SourceRecord {
+            kind: "referral",
+            key,
+            group,
+            position,
+            context,
+            related,
+            joined,
+        })
     }
 }
 

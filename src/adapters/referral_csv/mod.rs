@@ -7,7 +7,7 @@ mod decode;
 pub use decode::{CONTEXT, RECORD_KINDS, REFERRALS, ReferralSource};
 
 use super::oneroster::OneRosterSource;
-use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use super::source::{Deferred, OpenSource, Records, Source, SourceError, SourceRequest};
 use crate::record::SourceDescription;
 
 /// The `referral-csv` source.
@@ -45,7 +45,10 @@ impl Source for ReferralCsv {
                 .map_err(|e| SourceError::Open(format!("roster: {e}")))?;
             let source = ReferralSource::open(request.input, &roster, encoding, quirks)
                 .map_err(SourceError::open)?;
-            consume(&mut source.records().map_err(SourceError::open)?)?;
+            consume(Records::completed_by(
+                &mut source.records().map_err(SourceError::open)?,
+                &source,
+            ))?;
             for problem in roster.problems() {
                 quirks.note(
                     format!("roster: a row that cannot be used: {problem}"),

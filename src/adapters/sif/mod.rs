@@ -15,7 +15,7 @@ mod namespace;
 
 pub use decode::{CONTEXT, RECORD_KINDS, SifSource};
 
-use super::source::{Deferred, OpenSource, Source, SourceError, SourceRequest};
+use super::source::{Deferred, OpenSource, Records, Source, SourceError, SourceRequest};
 use crate::record::SourceDescription;
 
 /// The `sif` source.
@@ -40,7 +40,7 @@ impl Source for Sif {
         Ok(Deferred::boxed(request, |request, consume| {
             let source =
                 SifSource::open(request.input, request.quirks).map_err(SourceError::Open)?;
-            consume(&mut source.records())?;
+            consume(Records::finished(&mut source.records()))?;
             Ok(Vec::new())
         }))
     }
