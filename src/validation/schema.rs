@@ -3,9 +3,11 @@
 
 use super::{Issue, IssueSource};
 use jsonschema::Registry;
+use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 const SCHEMA_TEXT: &str = include_str!("../../schemas/fhir.schema.v4.json");
 const MAX_MESSAGE: usize = 300;
@@ -32,7 +34,17 @@ pub struct FhirSchema {
     /// The document, indexed once and shared by the validators of every resource type (each compiles only
     /// the definitions its type reaches, each definition once).
     registry: OnceLock<Option<Registry<'static>>>,
-    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+    /// Each resource type's validator, compiled once and kept for the life of the process (the schema is
+    /// the process's): borrowed for `'static`, so looking one up changes no shared count.
+    validators: Mutex<HashMap<String, &'static jsonschema::Validator>>,
+}
+
+thread_local! {
+    /// The validators this thread has looked up: a long run's threads each validate ~120,000 resources,
+    /// and a lookup behind the shared lock made the two threads of a run wait on each other (and bounced
+    /// the lock's cache line between their cores).
+    static LOOKED_UP: RefCell<FxHashMap<String, &'static jsonschema::Validator>> =
+        RefCell::default();
 }
 
 /// The URI the shared schema document is registered under.
@@ -144,10 +156,24 @@ impl FhirSchema {
         self.validator(resource_type);
     }
 
-    fn validator(&'static self, resource_type: &str) -> Option<Arc<jsonschema::Validator>> {
+    fn validator(&'static self, resource_type: &str) -> Option<&'static jsonschema::Validator> {
+        let known = LOOKED_UP.with(|cache| cache.borrow().get(resource_type).copied());
+        if known.is_some() {
+            return known;
+        }
+        let found = self.shared_validator(resource_type)?;
+        LOOKED_UP.with(|cache| cache.borrow_mut().insert(resource_type.to_owned(), found));
+        Some(found)
+    }
+
+    /// The validator every thread shares, compiled by the first to ask.
+    fn shared_validator(
+        &'static self,
+        resource_type: &str,
+    ) -> Option<&'static jsonschema::Validator> {
         let mut cache = self.validators.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(found) = cache.get(resource_type) {
-            return Some(found.clone());
+            return Some(found);
         }
         if !self.is_resource_type(resource_type) {
             return None;
@@ -166,8 +192,9 @@ impl FhirSchema {
             .with_keyword(super::primitives::KEYWORD, super::primitives::keyword)
             .build(&schema)
             .ok()?;
-        let compiled = Arc::new(compiled);
-        cache.insert(resource_type.to_owned(), compiled.clone());
+        // At most one per resource type, for the life of the process.
+        let compiled: &'static jsonschema::Validator = Box::leak(Box::new(compiled));
+        cache.insert(resource_type.to_owned(), compiled);
         Some(compiled)
     }
 }
