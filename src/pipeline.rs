@@ -619,8 +619,9 @@ impl Stage<'_> {
         Ok(())
     }
 
-    /// One record, in order: mapped here, or `mapped` already by a mapping thread of `parallel` (with the quirk log calls
-    /// that made, applied now; dropped with the mapping when the record follows a rejected lead record).
+    /// One record, in order: mapped here, or `mapped` already by a mapping thread of `parallel`, with the
+    /// quirk log calls finishing and mapping it made, applied now (those of mapping it dropped with the
+    /// mapping when the record follows a rejected lead record).
     fn settle(
         &self,
         decoded: Decoded,

@@ -114,6 +114,8 @@ pub struct CsvTable {
     /// Readers for rows read at their offset, each taken by one thread for one read: a long run's threads
     /// read a referral's roster rows at once (the source's completion), each with a reader of its own.
     random_access: Mutex<Vec<csv::Reader<File>>>,
+    /// Rows read more than once, shared by the threads reading (held for a lookup or an insert only). Which
+    /// thread reads a row first changes nothing noted: the row's quirks were noted when it was indexed.
     recent: Mutex<RecentRows>,
 }
 
@@ -316,7 +318,8 @@ impl CsvTable {
     }
 
     fn read_from_file(&self, offset: RowOffset) -> Result<Row, RecordError> {
-        let mut reader = match locked(&self.random_access).pop() {
+        let pooled = locked(&self.random_access).pop();
+        let mut reader = match pooled {
             Some(reader) => reader,
             // Each read seeks first, which empties the buffer: a buffer of a few rows (not csv's 8 KiB)
             // is refilled for each row read.

@@ -1,19 +1,23 @@
-//! Decoding, mapping and validating the records of a long run on several threads, with the same output,
-//! summary and quirk log as on one thread.
+//! Reading, finishing, mapping and validating the records of a long run on several threads, with the same
+//! output, summary and quirk log as on one thread.
 //!
 //! Each worker takes the next numbered batch of records from the source itself, under one lock, so the
 //! records are read one after the other in the source's order (the source's duplicate checks and quirk
-//! notes see them as on one thread), and finishes them (the source's [`Completion`]: a referral's roster
-//! joins, outside the lock), maps, validates and serializes them on the thread that read them: a record's
-//! values are made, read and freed on one core (decoded on a reading thread and mapped on a worker, the
-//! two-thread run spent 13–40% more CPU than one thread; BENCHMARKS.md, issue 13 twelfth round). The calling thread keeps everything that depends on order: it settles the mapped batches
-//! strictly in their order (grouping, the id collision check, the summary, the output), and while none is
-//! ready to settle it takes and maps the next batch itself, as a worker does: a run on N threads is N - 1
-//! workers and the calling thread, so N cores are not shared by N + 1 busy threads. Each mapping thread compiles
-//! its own copy of the mapping, with its own date filters' position and a quirk log that records its calls
-//! (and, while it finishes a record, the source's calls: [`QuirkLog::recording_into`]); the calls of each
-//! record are applied to the run's log when the record is settled, the mapping's dropped with the record's
-//! mapping when it follows a rejected lead record (which one thread would not have mapped at all).
+//! notes see them as on one thread). Outside the lock it finishes them (the source's [`Completion`]: a
+//! referral's roster joins), maps, validates and serializes them: a record's values are made, read and
+//! freed on one core (decoded on a reading thread and mapped on a worker, the two-thread run spent 13–40%
+//! more CPU than one thread; BENCHMARKS.md, issue 13 twelfth round).
+//!
+//! The calling thread keeps everything that depends on order: it settles the mapped batches strictly in
+//! their order (grouping, the id collision check, the summary, the output), and while none is ready to
+//! settle it takes and maps the next batch itself, as a worker does: a run on N threads is N - 1 workers and
+//! the calling thread, so N cores are not shared by N + 1 busy threads.
+//!
+//! Each mapping thread compiles its own copy of the mapping, with its own date filters' position and a
+//! quirk log that records its calls; while it finishes a record, every call it makes on any log (the
+//! source's included) is recorded too ([`QuirkLog::recording_into`]). Each record's calls are applied to the
+//! run's log when the record is settled: those of finishing it always (one thread reads every record), those
+//! of mapping it unless it follows a rejected lead record (which one thread would not have mapped at all).
 //! At most [`IN_FLIGHT`] batches are taken and not yet settled, so memory stays bounded whatever the size
 //! of the export.
 
@@ -82,7 +86,7 @@ impl<I: Iterator<Item = Decoded>> Shared<I> {
         self.reading.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The next batch, decoded in order under the lock; `None` once the source is read or the run stopped.
+    /// The next batch, read in order under the lock; `None` once the source is read or the run stopped.
     fn take(&self) -> Option<(u64, Vec<Decoded>)> {
         let mut reading = self.lock();
         while !reading.stopped && reading.next - reading.settled >= IN_FLIGHT {
@@ -103,8 +107,8 @@ impl<I: Iterator<Item = Decoded>> Shared<I> {
         Self::next_batch(&mut reading)
     }
 
-    /// The next batch (numbered), decoded under the lock `reading` is; `None` once the source is read or
-    /// the run stopped.
+    /// The next batch (numbered), read under the lock `reading` is; `None` once the source is read or the
+    /// run stopped.
     fn next_batch(reading: &mut Reading<I>) -> Option<(u64, Vec<Decoded>)> {
         if reading.stopped || reading.exhausted {
             return None;

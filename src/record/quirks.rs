@@ -132,10 +132,9 @@ impl QuirkLog {
     /// The same quirk at the same line is one occurrence, however often the row is read.
     pub fn note(&self, message: impl Into<String>, line: Option<u64>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let message = message.into();
-        if self.record(|| QuirkEvent::Note(message.clone(), line)) {
+        let Some(message) = self.record(message.into(), |m| QuirkEvent::Note(m, line)) else {
             return;
-        }
+        };
         let mut guard = self
             .inner
             .lock()
@@ -162,10 +161,10 @@ impl QuirkLog {
     /// An element read and not converted, on purpose, where it is (a line, or an element of a JSON array).
     pub fn skip_at(&self, position: &super::Position, reason: impl Into<String>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let reason = reason.into();
-        if self.record(|| QuirkEvent::Skip(position.clone(), reason.clone())) {
+        let Some(reason) = self.record(reason.into(), |r| QuirkEvent::Skip(position.clone(), r))
+        else {
             return;
-        }
+        };
         let Some(unit) = position.unit() else { return };
         let file = &position.file;
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
@@ -197,14 +196,8 @@ impl QuirkLog {
     /// still converts. Reported once per row and field, however many records read it.
     pub fn reject_joined(&self, error: RecordError) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let error = match &self.recorded {
-            Some(recorded) => {
-                return recorded
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(QuirkEvent::RejectJoined(error));
-            }
-            None => error,
+        let Some(error) = self.record(error, QuirkEvent::RejectJoined) else {
+            return;
         };
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         let Some(line) = error.position.line else {
@@ -223,7 +216,7 @@ impl QuirkLog {
     /// A complete pass over a table read `rows` data rows (every pass reads the same rows).
     pub fn rows_read(&self, file: &str, rows: u64) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        if self.record(|| QuirkEvent::RowsRead(file.to_owned(), rows)) {
+        if (self.record((), |()| QuirkEvent::RowsRead(file.to_owned(), rows))).is_none() {
             return;
         }
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
@@ -269,6 +262,10 @@ impl QuirkLog {
     /// notes in the log the source was opened with, and on a thread mapping for a long run those notes
     /// must wait for their record's turn like the mapping's. Calls on other threads are not affected.
     pub fn recording_into<R>(recorder: &QuirkLog, work: impl FnOnce() -> R) -> R {
+        debug_assert!(
+            recorder.recorded.is_some(),
+            "recording into a log that applies"
+        );
         /// Ends the recording when `work` returns or unwinds.
         struct Restore(Option<Arc<Mutex<Vec<QuirkEvent>>>>);
         impl Drop for Restore {
@@ -282,25 +279,25 @@ impl QuirkLog {
         work()
     }
 
-    /// Record the call when this log is a recorder, or this thread records every log's calls
-    /// ([`QuirkLog::recording_into`]); `true`: recorded, not to be applied.
-    fn record(&self, event: impl FnOnce() -> QuirkEvent) -> bool {
-        let push = |recorded: &Mutex<Vec<QuirkEvent>>| {
+    /// Record the call (`event` of its `value`) when this log is a recorder, or this thread records every
+    /// log's calls ([`QuirkLog::recording_into`]): `None`. Otherwise `value` back, to be applied.
+    fn record<T>(&self, value: T, event: impl FnOnce(T) -> QuirkEvent) -> Option<T> {
+        let push = |recorded: &Mutex<Vec<QuirkEvent>>, event: QuirkEvent| {
             recorded
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(event());
+                .push(event);
         };
         if let Some(recorded) = &self.recorded {
-            push(recorded);
-            return true;
+            push(recorded, event(value));
+            return None;
         }
         RECORDING_INTO.with(|slot| match &*slot.borrow() {
             Some(recorded) => {
-                push(recorded);
-                true
+                push(recorded, event(value));
+                None
             }
-            None => false,
+            None => Some(value),
         })
     }
 
@@ -388,6 +385,10 @@ mod tests {
         let answer = QuirkLog::recording_into(&recorder, || {
             source_log.note("users.csv: short rows", Some(12));
             source_log.skip("users.csv", 13, "not a student");
+            source_log.reject_joined(RecordError::new(
+                super::super::Position::line("demographics.csv", 14),
+                "birthDate before 1900",
+            ));
             // Another thread's calls meanwhile are applied as usual.
             std::thread::scope(|scope| {
                 scope.spawn(|| source_log.note("orgs.csv: blank header cells", Some(1)));
@@ -400,9 +401,10 @@ mod tests {
             .collect();
         assert_eq!(noted, ["orgs.csv: blank header cells"]);
         assert!(source_log.ledger().skipped.is_empty());
+        assert!(source_log.ledger().joined_problems.is_empty());
         let recorded = recorder.take_recorded();
         assert!(
-            matches!(&recorded[..], [QuirkEvent::Note(m, Some(12)), QuirkEvent::Skip(_, _)] if m == "users.csv: short rows"),
+            matches!(&recorded[..], [QuirkEvent::Note(m, Some(12)), QuirkEvent::Skip(_, _), QuirkEvent::RejectJoined(_)] if m == "users.csv: short rows"),
             "{recorded:?}"
         );
         // After it (and after a panic inside it), calls are applied again.

@@ -112,7 +112,9 @@ impl<'r> ReferralSource<'r> {
 
     /// One record per referral row as read (its id checked once, its values), or the reason the row
     /// cannot be used; each is finished by [`Completion::complete`], which joins it to the roster.
-    pub fn records(&self) -> Result<impl Iterator<Item = Decoded> + Send + '_, TableError> {
+    pub(crate) fn read_records(
+        &self,
+    ) -> Result<impl Iterator<Item = Decoded> + Send + '_, TableError> {
         // Each referral id seen, by its 128-bit hash, past a number on disk (`IdTable`).
         let mut seen = IdTable::default();
         Ok(self.table.rows()?.map(move |item| {

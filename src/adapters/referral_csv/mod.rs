@@ -46,7 +46,7 @@ impl Source for ReferralCsv {
             let source = ReferralSource::open(request.input, &roster, encoding, quirks)
                 .map_err(SourceError::open)?;
             consume(Records::completed_by(
-                &mut source.records().map_err(SourceError::open)?,
+                &mut source.read_records().map_err(SourceError::open)?,
                 &source,
             ))?;
             for problem in roster.problems() {
