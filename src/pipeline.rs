@@ -559,11 +559,12 @@ struct Plan<'m> {
     as_text: bool,
 }
 
-/// A record mapped on a thread of the run's own mapping (`parallel`): the resources (or why not) and the quirk log calls made meanwhile.
+/// A record mapped by a mapping thread of `parallel`: the resources (or why not) and the quirk log calls
+/// made meanwhile.
 struct Mapped {
     processed: Result<Built, RecordError>,
-    /// The quirk log calls finishing the record made ([`source::Completion`]): applied whatever becomes of it, as
-    /// the reading's are.
+    /// The quirk log calls finishing the record made ([`source::Completion`]): applied whatever becomes of
+    /// it, as the reading's are.
     completion_events: Vec<QuirkEvent>,
     /// The quirk log calls mapping it made.
     events: Vec<QuirkEvent>,
@@ -589,8 +590,8 @@ fn prepare_validation(
     let _ = preparing.spawn(move || crate::validation::prepare(&resource_types));
 }
 
-/// Records read and mapped on the calling thread before the worker threads are started (a short run never starts
-/// them).
+/// Records read and mapped on the calling thread before the worker threads are started (a short run never
+/// starts them).
 const SEQUENTIAL_FIRST: usize = 64;
 
 impl Stage<'_> {

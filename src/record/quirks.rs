@@ -258,9 +258,10 @@ impl QuirkLog {
     }
 
     /// Run `work` with every call this thread makes on any log meanwhile recorded by `recorder` (a
-    /// [`QuirkLog::recorder`]) instead of applied: a source's [`Completion`](crate::adapters::source::Completion)
-    /// notes in the log the source was opened with, and on a thread mapping for a long run those notes
-    /// must wait for their record's turn like the mapping's. Calls on other threads are not affected.
+    /// [`QuirkLog::recorder`]) instead of applied: a source's
+    /// [`Completion`](crate::adapters::source::Completion) notes in the log the source was opened with,
+    /// and on a thread mapping for a long run those notes must wait for their record's turn like the
+    /// mapping's. Calls on other threads are not affected.
     pub fn recording_into<R>(recorder: &QuirkLog, work: impl FnOnce() -> R) -> R {
         debug_assert!(
             recorder.recorded.is_some(),
