@@ -148,13 +148,16 @@ impl CommitQueue {
 }
 
 /// Run a committer on a thread of its own, with a single-threaded runtime for its awaits; its queue, or
-/// `None` (logged) when the thread cannot be made.
+/// `None` (logged) when the thread cannot be made. The runtime has timers but no I/O driver (SQLite's
+/// connection answers through a channel, not a socket): parked, it waits on a futex, and each statement's
+/// answer wakes it without a write to an eventfd and a return from `epoll_wait` (BENCHMARKS.md, issue 13,
+/// nineteenth round).
 fn on_own_thread(gateway: Weak<Gateway>) -> Option<mpsc::Sender<Pending>> {
     let cannot = |error: std::io::Error| {
         tracing::warn!(%error, "no thread of its own for the committer; it runs among the workers");
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .build()
         .map_err(cannot)
         .ok()?;
