@@ -10,6 +10,7 @@ mod memo;
 pub mod numbers;
 mod primitives;
 mod schema;
+mod schema_text;
 
 pub use memo::ValidMemo;
 pub use schema::{ElementInfo, FhirSchema};

@@ -86,20 +86,45 @@ impl Primitive {
     }
 }
 
-/// Move every known pattern of the schema's definitions to [`KEYWORD`] (the definitions are the
-/// primitive types', one level down from `definitions`).
-pub fn move_known_patterns(definitions: &mut Map<String, Value>) {
+/// Prepare the patterns of the schema's definitions, at every depth (a primitive type's definition, and the
+/// same patterns written again on the properties that inline them, such as `Extension.valueCode`): a known
+/// pattern moves to [`KEYWORD`], checked by hand; a pattern beside a `type` that is not `string` (the
+/// schema's `boolean`, `integer`, `decimal`, `positiveInt` and `unsignedInt`: `number` or `boolean`) is
+/// removed, as `pattern` applies to strings only and such a `type` refuses every string already. Every
+/// instance is valid or not as before, and no regular expression is compiled for either (each resource
+/// type's validator compiled its own: 150 at the start of a referral conversion, a quarter of its
+/// start-up's instructions; BENCHMARKS.md, issue 13, nineteenth round). Patterns that are neither stay.
+pub fn prepare_patterns(definitions: &mut Map<String, Value>) {
     for definition in definitions.values_mut() {
-        let Some(definition) = definition.as_object_mut() else {
-            continue;
-        };
-        let known = definition
-            .get("pattern")
-            .and_then(Value::as_str)
-            .is_some_and(|pattern| Primitive::for_pattern(pattern).is_some());
-        if known && let Some(pattern) = definition.remove("pattern") {
-            definition.insert(KEYWORD.to_owned(), pattern);
+        prepare_patterns_in(definition);
+    }
+}
+
+fn prepare_patterns_in(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            prepare_pattern(object);
+            object.values_mut().for_each(prepare_patterns_in);
         }
+        Value::Array(items) => items.iter_mut().for_each(prepare_patterns_in),
+        _ => {}
+    }
+}
+
+/// One schema object's `pattern` (a string; a property named `pattern` holds an object and is left).
+fn prepare_pattern(object: &mut Map<String, Value>) {
+    let Some(pattern) = object.get("pattern").and_then(Value::as_str) else {
+        return;
+    };
+    let not_for_strings = object
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|kind| matches!(kind, "number" | "integer" | "boolean"));
+    let known = Primitive::for_pattern(pattern).is_some();
+    if not_for_strings {
+        object.remove("pattern");
+    } else if known && let Some(pattern) = object.remove("pattern") {
+        object.insert(KEYWORD.to_owned(), pattern);
     }
 }
 
@@ -485,17 +510,39 @@ mod tests {
     }
 
     #[test]
-    fn the_keyword_refuses_as_the_pattern_did_and_leaves_other_json_types_alone() {
+    fn patterns_are_prepared_at_every_depth_and_the_keyword_refuses_as_the_pattern_did() {
         let mut definitions = Map::new();
         definitions.insert("code".into(), json!({"pattern": CODE, "type": "string"}));
         definitions.insert(
             "oid".into(),
             json!({"pattern": "^urn:oid:[0-2](\\.(0|[1-9][0-9]*))+$", "type": "string"}),
         );
-        move_known_patterns(&mut definitions);
+        definitions.insert(
+            "Extension".into(),
+            json!({"properties": {
+                "valueCode": {"pattern": CODE, "type": "string"},
+                "valueBoolean": {"pattern": "^true|false$", "type": "boolean"},
+                "valueInteger": {"pattern": "^-?([0]|([1-9][0-9]*))$", "type": "number"},
+                "valueOid": {"pattern": "^urn:oid:[0-2](\\.(0|[1-9][0-9]*))+$", "type": "string"},
+                "pattern": {"$ref": "#/definitions/code"}
+            }}),
+        );
+        prepare_patterns(&mut definitions);
         assert_eq!(
             definitions["code"],
             json!({"x-onedoor-pattern": CODE, "type": "string"})
+        );
+        assert_eq!(
+            definitions["Extension"]["properties"],
+            json!({
+                "valueCode": {"x-onedoor-pattern": CODE, "type": "string"},
+                "valueBoolean": {"type": "boolean"},
+                "valueInteger": {"type": "number"},
+                "valueOid": {"pattern": "^urn:oid:[0-2](\\.(0|[1-9][0-9]*))+$", "type": "string"},
+                "pattern": {"$ref": "#/definitions/code"}
+            }),
+            "known patterns moved at any depth, those beside a type that is not string dropped, others kept, \
+             a property named pattern left"
         );
         assert!(
             definitions["oid"].get("pattern").is_some(),

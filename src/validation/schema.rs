@@ -57,7 +57,7 @@ impl FhirSchema {
         SCHEMA.get_or_init(|| {
             let mut definitions = vendored_definitions();
             require_objects(&mut definitions);
-            super::primitives::move_known_patterns(&mut definitions);
+            super::primitives::prepare_patterns(&mut definitions);
             definitions.insert(
                 "ResourceList".to_owned(),
                 json!({"type": "object", "required": ["resourceType"]}),
@@ -202,13 +202,8 @@ impl FhirSchema {
 /// The vendored schema's definitions, parsed once and moved out of the document (nothing else of it is
 /// kept: its top-level `oneOf` over every resource type is `ResourceList` again).
 fn vendored_definitions() -> serde_json::Map<String, Value> {
-    #[derive(serde::Deserialize)]
-    struct Root {
-        definitions: serde_json::Map<String, Value>,
-    }
-    serde_json::from_str::<Root>(SCHEMA_TEXT)
+    super::schema_text::definitions(SCHEMA_TEXT)
         .expect("the vendored FHIR schema is JSON with definitions")
-        .definitions
 }
 
 /// The R4 schema gives its complex types (`Meta`, `HumanName`, every resource) properties but no
