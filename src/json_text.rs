@@ -62,13 +62,39 @@ pub fn write(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// A JSON string: quoted, with the bytes that need it escaped.
+/// A JSON string: quoted, with the bytes that need it escaped. Most strings need none (member names,
+/// codes, ids, URLs): those are checked a word at a time to their last byte and copied whole.
 fn write_str(text: &str, out: &mut Vec<u8>) {
     out.reserve(text.len() + 2);
     out.push(b'"');
-    // Writing into a Vec cannot fail.
-    let _ = write_escaped(text, out);
+    if needs_no_escape(text.as_bytes()) {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = write_escaped(text, out);
+    }
     out.push(b'"');
+}
+
+/// Whether no byte of `bytes` needs an escape, a word at a time: the last word read overlaps the one
+/// before it, and fewer bytes than a word are read padded with a byte that needs none.
+fn needs_no_escape(bytes: &[u8]) -> bool {
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+    let Some(last) = bytes
+        .len()
+        .checked_sub(8)
+        .and_then(|start| bytes.get(start..))
+    else {
+        let mut padded = [b'a'; 8];
+        if let Some(head) = padded.get_mut(..bytes.len()) {
+            head.copy_from_slice(bytes);
+        }
+        return !may_need_escape(u64::from_le_bytes(padded));
+    };
+    bytes
+        .chunks_exact(8)
+        .all(|chunk| !may_need_escape(word(chunk)))
+        && !may_need_escape(word(last))
 }
 
 /// The JSON string of `parts` joined (`"urn:uuid:" + id`) written to `out`, without joining them first.
@@ -214,6 +240,28 @@ mod tests {
         }
         same_as_serde_json(&Value::String(String::new()));
         same_as_serde_json(&Value::String("\"\\\n\u{0}\u{1f}".repeat(5)));
+    }
+
+    /// The word-at-a-time check against the byte table, for every length up to three words and a byte
+    /// that needs an escape (or one that does not) at every position.
+    #[test]
+    fn a_clean_string_is_told_from_one_that_needs_an_escape_at_any_length() {
+        for length in 0..=24 {
+            let clean = vec![b'a'; length];
+            assert!(needs_no_escape(&clean), "{length} clean bytes");
+            for at in 0..length {
+                for byte in [0x00, 0x1f, b'"', b'\\', b' ', 0x7f, 0x80, 0xff] {
+                    let mut bytes = clean.clone();
+                    bytes[at] = byte;
+                    let expected = !NEEDS_ESCAPE[usize::from(byte)];
+                    assert_eq!(
+                        needs_no_escape(&bytes),
+                        expected,
+                        "{byte:#04x} at {at} of {length}"
+                    );
+                }
+            }
+        }
     }
 
     /// Numbers keep their digits as read (an exponent as serde_json writes it), as serde_json writes them.

@@ -4,15 +4,17 @@
 //! The schema compiler runs each `pattern` through a regex engine (with ECMA-262 meanings for `\s` and
 //! `\S`), shared by every thread through a pool: about 7% of `validate` went there. The schema is loaded
 //! with those patterns moved to the [`KEYWORD`] keyword, whose check is the same language written out;
-//! the refusal reads as the pattern's did (`"x y" does not match "^[^\s]+(\s[^\s]+)*$"`). Any other
-//! pattern stays a pattern. The tests hold each check to the schema compiler's own verdict on the
+//! the refusal reads as the pattern's did (`"x y" does not match "^[^\s]+(\s[^\s]+)*$"`), wherever the
+//! schema writes it. A pattern beside a `number` or `boolean` type is dropped (it can never apply); any
+//! other pattern stays a pattern. The tests hold each check to the schema compiler's own verdict on the
 //! pattern, over every Unicode character and thousands of edited dates.
 
 use jsonschema::paths::Location;
 use jsonschema::{Keyword, ValidationError};
 use serde_json::{Map, Value};
 
-/// The schema keyword a definition's pattern is moved to; its value is the pattern's text.
+/// The schema keyword a known pattern is moved to (a definition's, or a property's that repeats it); its
+/// value is the pattern's text.
 pub const KEYWORD: &str = "x-onedoor-pattern";
 
 /// A primitive type's pattern, known by its exact text in the R4 schema.
@@ -88,9 +90,9 @@ impl Primitive {
 
 /// Prepare the patterns of the schema's definitions, at every depth (a primitive type's definition, and the
 /// same patterns written again on the properties that inline them, such as `Extension.valueCode`): a known
-/// pattern moves to [`KEYWORD`], checked by hand; a pattern beside a `type` that is not `string` (the
-/// schema's `boolean`, `integer`, `decimal`, `positiveInt` and `unsignedInt`: `number` or `boolean`) is
-/// removed, as `pattern` applies to strings only and such a `type` refuses every string already. Every
+/// pattern moves to [`KEYWORD`], checked by hand; a pattern beside a `type` of `number`, `integer` or
+/// `boolean` (the schema's `boolean`, `integer`, `decimal`, `positiveInt` and `unsignedInt`) is removed,
+/// as `pattern` applies to strings only and such a `type` refuses every string already. Every
 /// instance is valid or not as before, and no regular expression is compiled for either (each resource
 /// type's validator compiled its own: 150 at the start of a referral conversion, a quarter of its
 /// start-up's instructions; BENCHMARKS.md, issue 13, nineteenth round). Patterns that are neither stay.
@@ -100,11 +102,16 @@ pub fn prepare_patterns(definitions: &mut Map<String, Value>) {
     }
 }
 
+/// Keywords whose values are instances, not schemas: a `pattern` inside them is data, left as it is.
+const INSTANCE_KEYWORDS: [&str; 4] = ["enum", "const", "default", "examples"];
+
 fn prepare_patterns_in(schema: &mut Value) {
     match schema {
         Value::Object(object) => {
             prepare_pattern(object);
-            object.values_mut().for_each(prepare_patterns_in);
+            (object.iter_mut())
+                .filter(|(name, _)| !INSTANCE_KEYWORDS.contains(&name.as_str()))
+                .for_each(|(_, value)| prepare_patterns_in(value));
         }
         Value::Array(items) => items.iter_mut().for_each(prepare_patterns_in),
         _ => {}
@@ -524,7 +531,8 @@ mod tests {
                 "valueBoolean": {"pattern": "^true|false$", "type": "boolean"},
                 "valueInteger": {"pattern": "^-?([0]|([1-9][0-9]*))$", "type": "number"},
                 "valueOid": {"pattern": "^urn:oid:[0-2](\\.(0|[1-9][0-9]*))+$", "type": "string"},
-                "pattern": {"$ref": "#/definitions/code"}
+                "pattern": {"$ref": "#/definitions/code"},
+                "valueData": {"enum": [{"pattern": CODE, "type": "boolean"}], "const": {"pattern": CODE}}
             }}),
         );
         prepare_patterns(&mut definitions);
@@ -539,10 +547,11 @@ mod tests {
                 "valueBoolean": {"type": "boolean"},
                 "valueInteger": {"type": "number"},
                 "valueOid": {"pattern": "^urn:oid:[0-2](\\.(0|[1-9][0-9]*))+$", "type": "string"},
-                "pattern": {"$ref": "#/definitions/code"}
+                "pattern": {"$ref": "#/definitions/code"},
+                "valueData": {"enum": [{"pattern": CODE, "type": "boolean"}], "const": {"pattern": CODE}}
             }),
             "known patterns moved at any depth, those beside a type that is not string dropped, others kept, \
-             a property named pattern left"
+             a property named pattern and instances under enum and const left"
         );
         assert!(
             definitions["oid"].get("pattern").is_some(),
