@@ -15,20 +15,27 @@ pub fn type_and_id(resource: &Value) -> (&str, &str) {
     (text("resourceType"), text("id"))
 }
 
-/// Wrap resources into a transaction Bundle. Each resource must have `resourceType` and `id`.
-pub fn transaction(resources: &[Value]) -> Value {
-    let entries: Vec<Value> = resources
-        .iter()
-        .map(|resource| {
-            let (kind, id) = type_and_id(resource);
-            json!({
-                "fullUrl": format!("urn:uuid:{id}"),
-                "resource": resource,
-                "request": { "method": "PUT", "url": format!("{kind}/{id}") },
-            })
-        })
-        .collect();
-    json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
+/// Wrap resources into a transaction Bundle. Each resource must have `resourceType` and `id`. The resources
+/// move into their entries: nothing is copied (serde_json's `json!` would serialize each one into a new value).
+pub fn transaction(resources: Vec<Value>) -> Value {
+    let entries: Vec<Value> = resources.into_iter().map(entry).collect();
+    let mut bundle = serde_json::Map::with_capacity(3);
+    bundle.insert("resourceType".into(), "Bundle".into());
+    bundle.insert("type".into(), "transaction".into());
+    bundle.insert("entry".into(), Value::Array(entries));
+    Value::Object(bundle)
+}
+
+/// A transaction Bundle's entry that `PUT`s `resource` at its id, the resource moved into it.
+pub fn entry(resource: Value) -> Value {
+    let (kind, id) = type_and_id(&resource);
+    let request = json!({ "method": "PUT", "url": format!("{kind}/{id}") });
+    let full_url = Value::String(format!("urn:uuid:{id}"));
+    let mut entry = serde_json::Map::with_capacity(3);
+    entry.insert("fullUrl".into(), full_url);
+    entry.insert("resource".into(), resource);
+    entry.insert("request".into(), request);
+    Value::Object(entry)
 }
 
 /// Write [`transaction`]`(resources)` as one line of JSON, byte for byte what serializing it gives, without
@@ -70,7 +77,7 @@ pub fn group_record(resources: Vec<Value>, passthrough: bool) -> Value {
     if passthrough && resources.len() == 1 {
         resources.into_iter().next().unwrap_or_default()
     } else {
-        transaction(&resources)
+        transaction(resources)
     }
 }
 
@@ -80,7 +87,7 @@ mod tests {
 
     #[test]
     fn entries_put_each_resource_at_its_id() {
-        let bundle = transaction(&[json!({"resourceType": "Patient", "id": "abc"})]);
+        let bundle = transaction(vec![json!({"resourceType": "Patient", "id": "abc"})]);
         assert_eq!(bundle["type"], "transaction");
         assert_eq!(bundle["entry"][0]["request"]["url"], "Patient/abc");
         assert_eq!(bundle["entry"][0]["fullUrl"], "urn:uuid:abc");
@@ -96,7 +103,7 @@ mod tests {
         for count in 0..=resources.len() {
             let mut written = Vec::new();
             write_transaction(&mut written, &resources[..count]).unwrap();
-            let expected = serde_json::to_vec(&transaction(&resources[..count])).unwrap();
+            let expected = serde_json::to_vec(&transaction(resources[..count].to_vec())).unwrap();
             assert_eq!(String::from_utf8(written), String::from_utf8(expected));
         }
     }

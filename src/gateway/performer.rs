@@ -156,13 +156,9 @@ fn assign_performer(bundle: &mut Value, service: &Value, added: Vec<Value>) {
             )
         })
         .collect();
-    let missing: Vec<Value> = added
-        .into_iter()
-        .filter(|r| !present.contains(&(r["resourceType"].clone(), r["id"].clone())))
-        .collect();
-    if let Some(new_entries) = bundle::transaction(&missing)["entry"].as_array() {
-        entries.extend(new_entries.iter().cloned());
-    }
+    let missing = (added.into_iter())
+        .filter(|r| !present.contains(&(r["resourceType"].clone(), r["id"].clone())));
+    entries.extend(missing.map(bundle::entry));
 }
 
 /// The performer organization of a ServiceRequest, as `system|value`, resolved in the bundle (through

@@ -27,8 +27,8 @@ impl Gateway {
         }
         let sr_id = request["id"].as_str().unwrap_or_default().to_owned();
         let task_id = (self.task_id_for(&sr_id, sender_org, assigned_here)).await?;
-        let mut resources = vec![request.clone()];
-        resources.extend(self.held_for_subject(&request, sender_org).await?);
+        // Everything but the request itself, which moves in first once its performer is set.
+        let mut others = self.held_for_subject(&request, sender_org).await?;
         let performer = request["performer"]
             .as_array()
             .and_then(|p| p.first())
@@ -36,25 +36,23 @@ impl Gateway {
             .and_then(|p| p.identifier);
         let performer_ref = performer
             .as_deref()
-            .map(|org| organization_for(org, &mut resources));
-        let requester_ref = organization_for(sender_org, &mut resources);
+            .map(|org| organization_for(org, &mut others));
+        let requester_ref = organization_for(sender_org, &mut others);
         if let Some(reference) = &performer_ref {
             let performer = json!([{"reference": reference}]);
             crate::checked::set(&mut request, "ServiceRequest", "performer", performer)
                 .map_err(invalid)?;
-            resources[0] = request.clone();
         }
-        resources.push(referral_task(
-            &request,
-            &task_id,
-            requester_ref,
-            performer_ref,
-        ));
+        let task = referral_task(&request, &task_id, requester_ref, performer_ref);
+        let mut resources = Vec::with_capacity(others.len() + 2);
+        resources.push(request);
+        resources.extend(others);
+        resources.push(task);
         let resources: Vec<Value> = resources
             .into_iter()
             .map(|r| crate::mapping::path::prune(r).unwrap_or_default())
             .collect();
-        Ok(crate::canonical::bundle::transaction(&resources))
+        Ok(crate::canonical::bundle::transaction(resources))
     }
 
     /// The id of the referral Task made for the ServiceRequest `sr_id` ([`referral_task_id`]). A referral
