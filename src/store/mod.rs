@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod messages;
 mod migrations;
 pub mod partners;
+mod reads;
 pub mod resources;
 pub mod settings;
 pub mod subscriptions;
@@ -112,7 +113,8 @@ enum PoolRole {
 /// The store.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    /// Reads outside a transaction (`reads`).
+    pool: reads::Reads,
     /// Where write transactions run: on SQLite one connection of its own, on PostgreSQL `pool`.
     writes: AnyPool,
     backend: Backend,
@@ -169,7 +171,7 @@ impl Store {
         };
         let sqlite = backend == Backend::Sqlite;
         let max = if sqlite { 4 } else { 10 };
-        let pool = open_pool(&url, max, sqlite, checkpoints, PoolRole::Reads).await?;
+        let read_pool = open_pool(&url, max, sqlite, checkpoints, PoolRole::Reads).await?;
         // SQLite: this process's write transactions take turns on one connection of their own. A
         // connection drops its page cache whenever another one wrote since its last transaction, so with
         // writers spread over the pool every group commit read its tables' pages back from the file; the
@@ -177,10 +179,10 @@ impl Store {
         let writes = if sqlite {
             open_pool(&url, 1, sqlite, checkpoints, PoolRole::Writes).await?
         } else {
-            pool.clone()
+            read_pool.clone()
         };
         let store = Self {
-            pool,
+            pool: reads::Reads::new(read_pool, max, sqlite),
             writes,
             backend,
             writer: Default::default(),
@@ -242,7 +244,7 @@ impl Store {
         })
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
+    pub(crate) fn pool(&self) -> &reads::Reads {
         &self.pool
     }
 

@@ -540,8 +540,10 @@ impl Store {
         kind: &str,
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        self.resource_on(&mut conn, kind, id).await
+        let mut conn = self.pool().connection().await?;
+        let found = self.resource_on(conn.conn(), kind, id).await?;
+        conn.give_back();
+        Ok(found)
     }
 
     /// A resource as stored now, read inside `tx`.
