@@ -96,6 +96,9 @@ pub enum Checkpoints {
     Background,
 }
 
+/// How long a read or a transaction waits for a connection before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Pages (4 KiB) of write-ahead log after which the server's writer checkpoints in its commit (8 MiB).
 pub const WRITER_CHECKPOINT_PAGES: u32 = 2048;
 
@@ -271,7 +274,7 @@ async fn open_pool(
     };
     let pool = AnyPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         // An embedded SQLite connection does not go stale: no ping (a round trip to its thread) on
         // every acquire. A PostgreSQL connection is checked, so a dropped one is replaced.
         .test_before_acquire(!sqlite)

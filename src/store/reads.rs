@@ -73,7 +73,11 @@ impl Reads {
                 _turn: None,
             });
         };
-        let turn = (kept.turns.acquire().await).map_err(|_| sqlx::Error::PoolClosed)?;
+        // As long as the pool waits for a connection (its acquire timeout), then the same error.
+        let turn = tokio::time::timeout(super::ACQUIRE_TIMEOUT, kept.turns.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
         let idle = kept
             .idle
             .lock()
