@@ -111,12 +111,38 @@ pub struct CsvTable {
     duplicates: Vec<(usize, usize)>,
     /// When no column repeats another: every named column in order, each holding null, the start of a row.
     shape: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Readers for rows read at their offset, each taken by one thread for one read: a long run's threads
-    /// read a referral's roster rows at once (the source's completion), each with a reader of its own.
-    random_access: Mutex<Vec<csv::Reader<File>>>,
-    /// Rows read more than once, shared by the threads reading (held for a lookup or an insert only). Which
-    /// thread reads a row first changes nothing noted: the row's quirks were noted when it was indexed.
+    /// What reading rows at their offset keeps, one slot per reading thread (a thread's slot is
+    /// [`thread_slot`] of [`SLOTS`]): a long run's threads read a referral's roster rows at once (the
+    /// source's completion), and each locks a slot, on a cache line, of its own.
+    slots: Box<[Slot]>,
+}
+
+/// Slots of a table's random access: more than the threads a run maps on, at most a few threads share one.
+const SLOTS: usize = 8;
+
+/// One thread's readers and recent rows, alone on its cache lines (the lock taken each read is not moved
+/// between the cores' caches by the other threads' reads).
+#[repr(align(128))]
+#[derive(Default)]
+struct Slot {
+    /// Readers for rows read at their offset, each taken for one read.
+    readers: Mutex<Vec<csv::Reader<File>>>,
+    /// Rows read more than once (held for a lookup or an insert only). Which thread reads a row first
+    /// changes nothing noted: the row's quirks were noted when it was indexed.
     recent: Mutex<RecentRows>,
+}
+
+/// This thread's slot number, handed out in the order threads first read a table at an offset.
+fn thread_slot() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    SLOT.with(|slot| *slot) % SLOTS
+}
+
+fn new_slots() -> Box<[Slot]> {
+    (0..SLOTS).map(|_| Slot::default()).collect()
 }
 
 /// Rows read at their offset more than once, kept decoded: a referral export names the same school and staff
@@ -187,8 +213,7 @@ impl CsvTable {
             line_fix: u64::from(uses_crlf(path)),
             duplicates,
             shape,
-            random_access: Mutex::default(),
-            recent: Mutex::default(),
+            slots: new_slots(),
         })
     }
 
@@ -203,8 +228,7 @@ impl CsvTable {
             line_fix: self.line_fix,
             duplicates: self.duplicates.clone(),
             shape: self.shape.clone(),
-            random_access: Mutex::default(),
-            recent: Mutex::default(),
+            slots: new_slots(),
         }
     }
 
@@ -309,16 +333,22 @@ impl CsvTable {
 
     /// Read the row that starts at `offset` again.
     pub fn read_at(&self, offset: RowOffset) -> Result<Row, RecordError> {
-        if let Some(row) = locked(&self.recent).get(offset.byte) {
+        let slot = self.slot();
+        if let Some(row) = locked(&slot.recent).get(offset.byte) {
             return Ok(row);
         }
-        let row = self.read_from_file(offset)?;
-        locked(&self.recent).read(offset.byte, &row);
+        let row = self.read_from_file(slot, offset)?;
+        locked(&slot.recent).read(offset.byte, &row);
         Ok(row)
     }
 
-    fn read_from_file(&self, offset: RowOffset) -> Result<Row, RecordError> {
-        let pooled = locked(&self.random_access).pop();
+    /// This thread's slot.
+    fn slot(&self) -> &Slot {
+        &self.slots[thread_slot() % self.slots.len()]
+    }
+
+    fn read_from_file(&self, slot: &Slot, offset: RowOffset) -> Result<Row, RecordError> {
+        let pooled = locked(&slot.readers).pop();
         let mut reader = match pooled {
             Some(reader) => reader,
             // Each read seeks first, which empties the buffer: a buffer of a few rows (not csv's 8 KiB)
@@ -338,7 +368,7 @@ impl CsvTable {
         let read = (reader.seek(pos)).and_then(|()| reader.read_byte_record(&mut record));
         // A reader that failed is dropped: the next read opens the file again.
         if read.is_ok() {
-            locked(&self.random_access).push(reader);
+            locked(&slot.readers).push(reader);
         }
         match read {
             Ok(true) => self.decode(&record, offset.line, None),
@@ -867,7 +897,7 @@ mod tests {
                 assert_eq!((again.line, &again.values), (row.line, &row.values));
             }
         }
-        assert_eq!(locked(&table.recent).rows.len(), rows.len());
+        assert_eq!(locked(&table.slot().recent).rows.len(), rows.len());
         let notes = quirks.snapshot();
         assert_eq!(notes.len(), notes_after_reading.len());
         assert!(
