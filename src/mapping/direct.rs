@@ -117,6 +117,7 @@ pub(super) type Quirks = Vec<DateQuirk>;
 impl Direct {
     /// Compile a MiniJinja expression, or `None` when it uses something not evaluated here.
     pub(super) fn compile(source: &str) -> Option<Direct> {
+        super::engine::closed_early(source).ok()?;
         let parsed = minijinja::machinery::parse_expr(source).ok()?;
         compile(&parsed).map(Direct)
     }

@@ -321,6 +321,10 @@ impl MappingEngine {
         source: &Spanned<String>,
         problem: &mut impl FnMut(std::ops::Range<usize>, String),
     ) -> Option<Compiled<'_>> {
+        if let Err(why) = closed_early(source.get_ref()) {
+            problem(source.span(), why);
+            return None;
+        }
         match self.env.compile_expression_owned(source.get_ref().clone()) {
             Ok(jinja) => Some(Compiled {
                 jinja,
@@ -907,11 +911,44 @@ impl MappingEngine {
 impl MappingEngine {
     /// The record fields an expression reads, or why it does not compile.
     pub fn fields_of(&self, expression: &str) -> Result<BTreeSet<String>, String> {
+        closed_early(expression)?;
         self.env
             .compile_expression_owned(expression.to_owned())
             .map(|e| source_fields(&e))
             .map_err(|e| e.to_string())
     }
+}
+
+/// Refuse an expression holding `}}` outside its string literals and brackets. MiniJinja's lexer reads such
+/// a `}}` as the end of a `{{ ... }}` block, and minijinja 2.24 panics on what follows it ("empty lexer
+/// stack": found by the `mapping_toml` fuzz target, `fuzz/regressions/mapping_toml/`), so that expression
+/// never reaches MiniJinja. The scan follows the lexer: strings (with their escapes) are skipped, and `}}`
+/// ends the expression only where every `(`, `[` and `{` before it is closed (`{'a': {'b': 1}}` is one
+/// expression).
+pub(super) fn closed_early(expression: &str) -> Result<(), String> {
+    let mut quote = None;
+    let mut open_brackets = 0_isize;
+    let mut chars = expression.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(open), c) if c == open => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '}') if open_brackets == 0 && chars.peek() == Some(&'}') => {
+                return Err(format!(
+                    "expression '{expression}' does not compile: '}}}}' ends it early (expected one expression; \
+                     a mapping's expressions are written without '{{{{ }}}}')"
+                ));
+            }
+            (None, '(' | '[' | '{') => open_brackets += 1,
+            (None, ')' | ']' | '}') => open_brackets -= 1,
+            (None, _) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A record's JSON as a template value. With serde_json's `arbitrary_precision`, a number would reach the
@@ -976,6 +1013,36 @@ mod tests {
     //! The direct evaluation of expressions (`super::direct`) against MiniJinja's, on every expression
     //! of the shipped mappings and generated records.
     use super::*;
+
+    #[test]
+    fn an_expression_closed_early_is_refused_before_minijinja_reads_it() {
+        for refused in [
+            "organiza}}}}tion.name",
+            "a }} b",
+            "a -}}",
+            "a }}",
+            "(a) }} ~ b",
+        ] {
+            let why = closed_early(refused).expect_err(refused);
+            assert!(why.contains("'}}' ends it early"), "{why}");
+        }
+        for accepted in [
+            "organization.name",
+            "{'a': {'b': 1}}",
+            "[{'a': 1}]",
+            "'}}' ~ a",
+            "\"}}\" ~ a",
+            "'it\\'s }}' ~ a",
+            "f({'a': 1}) ~ '}'",
+        ] {
+            assert_eq!(closed_early(accepted), Ok(()), "{accepted}");
+        }
+        // What MiniJinja makes of each accepted one: no panic (an error at most).
+        let env = minijinja::Environment::new();
+        for accepted in ["{'a': {'b': 1}}", "'}}' ~ a", "'it\\'s }}' ~ a"] {
+            env.compile_expression(accepted).expect(accepted);
+        }
+    }
     use crate::mapping::catalog;
     use std::path::Path;
 
