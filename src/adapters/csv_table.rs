@@ -132,13 +132,14 @@ struct Slot {
     recent: Mutex<RecentRows>,
 }
 
-/// This thread's slot number, handed out in the order threads first read a table at an offset.
+/// This thread's number, handed out in the order threads first read a table at an offset (its slot is the
+/// number modulo the slots).
 fn thread_slot() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     thread_local! {
         static SLOT: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    SLOT.with(|slot| *slot) % SLOTS
+    SLOT.with(|slot| *slot)
 }
 
 fn new_slots() -> Box<[Slot]> {

@@ -1014,6 +1014,9 @@ mod tests {
     //! of the shipped mappings and generated records.
     use super::*;
 
+    use crate::mapping::catalog;
+    use std::path::Path;
+
     #[test]
     fn an_expression_closed_early_is_refused_before_minijinja_reads_it() {
         for refused in [
@@ -1037,14 +1040,12 @@ mod tests {
         ] {
             assert_eq!(closed_early(accepted), Ok(()), "{accepted}");
         }
-        // What MiniJinja makes of each accepted one: no panic (an error at most).
+        // MiniJinja compiles them as one expression each.
         let env = minijinja::Environment::new();
         for accepted in ["{'a': {'b': 1}}", "'}}' ~ a", "'it\\'s }}' ~ a"] {
             env.compile_expression(accepted).expect(accepted);
         }
     }
-    use crate::mapping::catalog;
-    use std::path::Path;
 
     /// Values a record field takes in the generated records (text, codes, dates, numbers, none, nested).
     const POOL: &[&str] = &[
