@@ -454,3 +454,100 @@ fn on_a_fresh_store<F: std::future::Future<Output = ()>>(
     drop(runtime);
     support::drop_test_database(&url);
 }
+
+/// A database as onedoor left it before migration 8 (every version of a resource in `resource_versions`,
+/// the current one included; `message_resources` keyed by message): once migrated, a resource's history,
+/// each of its versions and what was delivered with a message read as before, and what is written after
+/// reads the same way.
+#[test]
+fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("onedoor.db"))
+            .create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+        schema_seven(&mut conn).await;
+        let body = |version: i64| {
+            format!(r#"{{"resourceType":"Task","id":"t1","status":"requested","meta":{{"versionId":"{version}"}}}}"#)
+        };
+        let statements = [
+            format!("INSERT INTO resources (resource_type, id, version, body, updated_at) VALUES ('Task', 't1', 2, '{}', 2)", body(2)),
+            format!("INSERT INTO resource_versions VALUES ('Task', 't1', 1, '{}', 1)", body(1)),
+            format!("INSERT INTO resource_versions VALUES ('Task', 't1', 2, '{}', 2)", body(2)),
+            "INSERT INTO messages (id, source, referral_key, revision, content_hash, received_at, body) VALUES ('m1', 'sis', 'ServiceRequest/s1', 1, 'h', 1, '{}')".to_owned(),
+            "INSERT INTO outbox (id, message_id, kind, destination, status, attempts, next_attempt_at, claimed_until, idempotency_key, created_at, delivered_at) VALUES ('o1', 'm1', 'referral', 'food-bank', 'delivered', 1, 0, 0, 'k', 1, 2)".to_owned(),
+            "INSERT INTO message_resources VALUES ('m1', 'Task', 't1')".to_owned(),
+        ];
+        for statement in statements {
+            sqlx::query(&statement).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+
+        let store = onedoor::store::Store::connect(&url).await.unwrap();
+        let versions = |history: Vec<serde_json::Value>| -> Vec<String> {
+            (history.iter())
+                .map(|v| v["meta"]["versionId"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        assert_eq!(versions(store.history("Task", "t1").await.unwrap()), ["2", "1"]);
+        for version in [1, 2] {
+            let read = store.resource_at("Task", "t1", version).await.unwrap().unwrap();
+            assert_eq!(read["meta"]["versionId"], version.to_string());
+        }
+        assert!(store.resource_at("Task", "t1", 3).await.unwrap().is_none());
+        let delivered = store
+            .delivered_with("Task", "t1", &["food-bank".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(delivered, Some(("m1".to_owned(), "food-bank".to_owned())));
+
+        // An update after the migration keeps the version it supersedes, once.
+        let updated = serde_json::json!({"resourceType": "Task", "id": "t1", "status": "accepted"});
+        let index = onedoor::store::ResourceIndex::default();
+        assert_eq!(store.put_resource(&updated, &index).await.unwrap(), 3);
+        let history = store.history("Task", "t1").await.unwrap();
+        assert_eq!(versions(history.clone()), ["3", "2", "1"]);
+        assert_eq!(history[0]["status"], "accepted");
+        assert_eq!(history[1]["status"], "requested");
+    });
+}
+
+/// The schema migrations 1 to 7 made, applied to `conn` as onedoor applied them.
+async fn schema_seven(conn: &mut sqlx::SqliteConnection) {
+    let files = [
+        include_str!("../src/store/migrations/0001_core.sql"),
+        include_str!("../src/store/migrations/0002_incident_sightings.sql"),
+        include_str!("../src/store/migrations/0003_one_source_of_truth.sql"),
+        include_str!("../src/store/migrations/0004_credentials.sql"),
+        include_str!("../src/store/migrations/0005_settings.sql"),
+        include_str!("../src/store/migrations/0006_reads_and_rights.sql"),
+        include_str!("../src/store/migrations/0007_subscriptions.sql"),
+    ];
+    sqlx::query(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    for (number, text) in files.iter().enumerate() {
+        let code: String = (text.lines())
+            .filter(|line| !line.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for statement in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(&statement.replace("{blob}", "BLOB"))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, description) VALUES ($1, 'earlier')")
+            .bind(number as i64 + 1)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+}

@@ -5,10 +5,11 @@
 //! Sending them together matters for a group commit: on SQLite, sqlx hands every statement to its worker
 //! thread and waits for the answer (two thread wake-ups, 100–450 µs on the 2-core machine, where SQLite's
 //! own work for a small insert is tens of µs), and on PostgreSQL every statement is a network round trip.
-//! Together, a batch's audit entries, resources, versions, messages, outbox rows and message resources are
-//! one hand-off: on SQLite the statements one after another in one query (sqlx runs each in turn on its
-//! thread), on PostgreSQL one statement whose first inserts are data-modifying `WITH` clauses. Parameters
-//! are numbered across the whole text (`?N` / `$N`), so one argument list serves every statement.
+//! Together, a batch's audit entries, new resources, superseded versions, messages, outbox rows and
+//! message resources are one hand-off: on SQLite the statements one after another in one query (sqlx runs
+//! each in turn on its thread), on PostgreSQL one statement whose first inserts are data-modifying `WITH`
+//! clauses. Parameters are numbered across the whole text (`?N` / `$N`), so one argument list serves every
+//! statement.
 
 use super::audit::{sealed_insert, sealed_rows};
 use super::messages::{MessageRows, NewDelivery};
@@ -207,9 +208,9 @@ fn chunks(rows: usize) -> impl Iterator<Item = Range<usize>> {
 }
 
 impl Store {
-    /// What a group commit gathered, written inside `tx`: sealed audit entries, resource versions (changed
-    /// rows updated first, each on its version) and messages with their deliveries, the inserts of all six
-    /// tables sent together.
+    /// What a group commit gathered, written inside `tx`: sealed audit entries, resources (changed rows
+    /// updated first, each on its version, the version superseded kept in the history) and messages with
+    /// their deliveries, the inserts of all six tables sent together.
     pub async fn write_gathered(
         &self,
         tx: &mut WriteTx<'_>,
@@ -223,12 +224,12 @@ impl Store {
         let audit = sealed_insert(&audit_rows);
         let resource_rows = ResourceRows::new(resources, now);
         let message_rows = MessageRows::new(messages, now);
-        let [rows, versions] = resource_rows.inserts();
+        let [rows, superseded] = resource_rows.inserts();
         let [message, outbox, carried] = message_rows.inserts(messages);
         let inserts: [&dyn RowsInsert; 6] = [
             &audit,
             rows.as_ref(),
-            versions.as_ref(),
+            superseded.as_ref(),
             message.as_ref(),
             outbox.as_ref(),
             carried.as_ref(),

@@ -1,5 +1,6 @@
-//! Migrations: SQL files under `src/store/migrations/`, the same for SQLite and PostgreSQL (the one
-//! dialect difference, the binary column type, is the `{blob}` placeholder), embedded in the binary and
+//! Migrations: SQL files under `src/store/migrations/`, the same for SQLite and PostgreSQL (the dialect
+//! differences are placeholders: `{blob}`, the binary column type, and `{without_rowid}`, which makes a
+//! table keyed by its primary key alone on SQLite and is nothing on PostgreSQL), embedded in the binary and
 //! applied in order at start-up, each in one transaction and recorded in `schema_migrations` so it runs
 //! once. A database that records a version this build does not know was migrated by a newer onedoor and
 //! is refused rather than used.
@@ -40,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_subscriptions.sql",
         include_str!("migrations/0007_subscriptions.sql"),
     ),
+    (
+        8,
+        "0008_one_copy_of_each_version.sql",
+        include_str!("migrations/0008_one_copy_of_each_version.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.
@@ -77,17 +83,18 @@ pub async fn run(store: &Store) -> Result<(), StoreError> {
 }
 
 async fn apply(store: &Store, version: i64, name: &str, sql: &str) -> Result<(), StoreError> {
-    let blob = match store.backend() {
-        Backend::Sqlite => "BLOB",
-        Backend::Postgres => "BYTEA",
+    let (blob, without_rowid) = match store.backend() {
+        Backend::Sqlite => ("BLOB", " WITHOUT ROWID"),
+        Backend::Postgres => ("BYTEA", ""),
     };
     let mut tx = store.begin().await?;
     // Another node may be migrating at the same moment: the first to record the version wins, the other's
     // transaction fails on the primary key and rolls back, and it finds the version applied.
     for statement in statements(sql) {
-        sqlx::query(&statement.replace("{blob}", blob))
-            .execute(tx.conn())
-            .await?;
+        let statement = statement
+            .replace("{blob}", blob)
+            .replace("{without_rowid}", without_rowid);
+        sqlx::query(&statement).execute(tx.conn()).await?;
     }
     sqlx::query(&store.sql("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)"))
         .bind(version)

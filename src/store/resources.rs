@@ -1,6 +1,9 @@
 //! FHIR resources as the gateway holds them, with what access control needs (sender and receiver
-//! organizations, patient, status, Task focus), and every version kept in `resource_versions` so a
-//! Task's history shows each change (a status from the receiver, a new revision from the referrer).
+//! organizations, patient, status, Task focus), and every earlier version kept so a Task's history shows
+//! each change (a status from the receiver, a new revision from the referrer). A resource's current
+//! version is its row in `resources`, stored once; the update that supersedes a version copies it into
+//! `resource_versions` (BENCHMARKS.md, issue 13, twenty-first round: a new referral no longer writes its
+//! resources' bodies twice).
 
 use super::{AnyQuery, Insert, ROWS_PER_STATEMENT, RowsInsert, Store, StoreError, WriteTx, now_ms};
 use serde_json::Value;
@@ -69,7 +72,7 @@ impl Store {
         row.map(|r| Ok(r.try_get::<i64, _>("version")?)).transpose()
     }
 
-    /// Insert or update a resource inside `tx`; the new version is also kept in its history.
+    /// Insert or update a resource inside `tx`; the version it supersedes is kept in its history.
     pub async fn upsert_resource(
         &self,
         tx: &mut WriteTx<'_>,
@@ -120,20 +123,13 @@ impl Store {
         if current.is_some() {
             statement = statement.bind(base.unwrap_or_default());
         }
+        if let Some(current) = current {
+            self.keep_superseded(tx, (kind, id), current).await?;
+        }
         let done = statement.execute(tx.conn()).await?;
         if done.rows_affected() == 0 {
             return Err(conflict(kind, id, current, expected));
         }
-        sqlx::query(&self.sql(
-            "INSERT INTO resource_versions (resource_type, id, version, body, updated_at) VALUES ($1, $2, $3, $4, $5)",
-        ))
-        .bind(kind)
-        .bind(id)
-        .bind(version)
-        .bind(&text)
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
         Ok(version)
     }
 }
@@ -241,6 +237,8 @@ impl Store {
         let sql = self.sql(
             "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2 AND version = $11",
         );
+        self.keep_superseded(tx, (&write.kind, &write.id), base)
+            .await?;
         let done = bind_row(sqlx::query(&sql), write)
             .bind(now)
             .bind(base)
@@ -253,26 +251,52 @@ impl Store {
     }
 }
 
-/// What planned writes insert: the new rows, and every version into the history.
+impl Store {
+    /// Copy version `version` of `kind/id`, about to be superseded, from its row into the history, inside
+    /// `tx` and before the update. A copy already there is left as it is: on PostgreSQL the second of two
+    /// simultaneous updates waits here for the first, then its update finds the version changed
+    /// ([`StoreError::VersionConflict`]).
+    async fn keep_superseded(
+        &self,
+        tx: &mut WriteTx<'_>,
+        (kind, id): (&str, &str),
+        version: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "INSERT INTO resource_versions (resource_type, id, version, body, updated_at) \
+             SELECT resource_type, id, version, body, updated_at FROM resources \
+             WHERE resource_type = $1 AND id = $2 AND version = $3 ON CONFLICT DO NOTHING",
+        ))
+        .bind(kind)
+        .bind(id)
+        .bind(version)
+        .execute(tx.conn())
+        .await?;
+        Ok(())
+    }
+}
+
+/// What planned writes insert: the new rows, and into the history the versions a later one of the same
+/// plan supersedes ([`RowWrite::VersionOnly`]). The held versions their updates supersede are copied into
+/// the history by [`Store::update_changed`].
 pub(crate) struct ResourceRows<'w> {
     now: i64,
     new: Vec<&'w ResourceWrite>,
-    versions: Vec<&'w ResourceWrite>,
+    superseded: Vec<&'w ResourceWrite>,
 }
 
 impl<'w> ResourceRows<'w> {
     /// The inserts of `writes` (their changed rows are updated by [`Store::update_changed`]).
     pub(crate) fn new(writes: &'w [ResourceWrite], now: i64) -> Self {
+        let rows = |kind: RowWrite| writes.iter().filter(move |w| w.row == kind);
         Self {
             now,
-            new: (writes.iter())
-                .filter(|w| w.row == RowWrite::Insert)
-                .collect(),
-            versions: writes.iter().collect(),
+            new: rows(RowWrite::Insert).collect(),
+            superseded: rows(RowWrite::VersionOnly).collect(),
         }
     }
 
-    /// The two inserts, in table order: new rows, then versions.
+    /// The two inserts, in table order: new rows, then superseded versions.
     pub(crate) fn inserts<'r>(&'r self) -> [Box<dyn RowsInsert + 'r>; 2] {
         [
             Box::new(Insert {
@@ -285,7 +309,7 @@ impl<'w> ResourceRows<'w> {
             Box::new(Insert {
                 into: "resource_versions (resource_type, id, version, body, updated_at)",
                 columns: &["", "", "", "", "$1"],
-                rows: &self.versions,
+                rows: &self.superseded,
                 shared: Some(self.now),
                 bind: |query, row| {
                     query
@@ -571,10 +595,12 @@ impl Store {
         row.as_ref().map(stored_resource).transpose()
     }
 
-    /// Every version of a resource, newest first.
+    /// Every version of a resource, newest first: the current one, then those it superseded.
     pub async fn history(&self, kind: &str, id: &str) -> Result<Vec<Value>, StoreError> {
         let rows = sqlx::query(&self.sql(
-            "SELECT body FROM resource_versions WHERE resource_type = $1 AND id = $2 ORDER BY version DESC",
+            "SELECT body, version FROM resources WHERE resource_type = $1 AND id = $2 \
+             UNION ALL SELECT body, version FROM resource_versions WHERE resource_type = $1 AND id = $2 \
+             ORDER BY version DESC",
         ))
         .bind(kind)
         .bind(id)
@@ -593,7 +619,8 @@ impl Store {
         version: i64,
     ) -> Result<Option<Value>, StoreError> {
         let row = sqlx::query(&self.sql(
-            "SELECT body FROM resource_versions WHERE resource_type = $1 AND id = $2 AND version = $3",
+            "SELECT body FROM resources WHERE resource_type = $1 AND id = $2 AND version = $3 \
+             UNION ALL SELECT body FROM resource_versions WHERE resource_type = $1 AND id = $2 AND version = $3",
         ))
         .bind(kind)
         .bind(id)
