@@ -1,5 +1,6 @@
 //! The store as an operator meets it: a database a newer onedoor migrated is refused with a clear
-//! message, and an audit folder of an earlier version is migrated into the store's chain once.
+//! message, a database of an earlier schema is migrated with its history intact, and an audit folder of an
+//! earlier version is migrated into the store's chain once.
 
 use onedoor::consent::audit::{self, AuditTrail, MemoryTrail};
 use onedoor::consent::{ConsentGate, Disclosing, Registry};
@@ -458,19 +459,22 @@ fn on_a_fresh_store<F: std::future::Future<Output = ()>>(
 /// A database as onedoor left it before migration 8 (every version of a resource in `resource_versions`,
 /// the current one included; `message_resources` keyed by message): once migrated, a resource's history,
 /// each of its versions and what was delivered with a message read as before, and what is written after
-/// reads the same way.
+/// reads the same way. On SQLite, and on PostgreSQL when `ONEDOOR_TEST_POSTGRES_URL` names one (CI).
 #[test]
 fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    // SQLite, or a database of its own on the PostgreSQL `ONEDOOR_TEST_POSTGRES_URL` names (CI runs both).
+    let url = runtime.block_on(support::database_url(dir.path()));
     runtime.block_on(async {
         use sqlx::Connection;
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(dir.path().join("onedoor.db"))
-            .create_if_missing(true);
-        let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
-        schema_seven(&mut conn).await;
+        sqlx::any::install_default_drivers();
+        let (connect, blob) = match url.strip_prefix("sqlite://") {
+            Some(path) => (format!("sqlite://{path}?mode=rwc"), "BLOB"),
+            None => (url.clone(), "BYTEA"),
+        };
+        let mut conn = sqlx::AnyConnection::connect(&connect).await.unwrap();
+        schema_seven(&mut conn, blob).await;
         let body = |version: i64| {
             format!(r#"{{"resourceType":"Task","id":"t1","status":"requested","meta":{{"versionId":"{version}"}}}}"#)
         };
@@ -514,10 +518,12 @@ fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
         assert_eq!(history[0]["status"], "accepted");
         assert_eq!(history[1]["status"], "requested");
     });
+    support::drop_test_database(&url);
 }
 
-/// The schema migrations 1 to 7 made, applied to `conn` as onedoor applied them.
-async fn schema_seven(conn: &mut sqlx::SqliteConnection) {
+/// The schema migrations 1 to 7 made, applied to `conn` as onedoor applied them (`blob`: the backend's
+/// binary column type).
+async fn schema_seven(conn: &mut sqlx::AnyConnection, blob: &str) {
     let files = [
         include_str!("../src/store/migrations/0001_core.sql"),
         include_str!("../src/store/migrations/0002_incident_sightings.sql"),
@@ -539,7 +545,7 @@ async fn schema_seven(conn: &mut sqlx::SqliteConnection) {
             .collect::<Vec<_>>()
             .join("\n");
         for statement in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(&statement.replace("{blob}", "BLOB"))
+            sqlx::query(&statement.replace("{blob}", blob))
                 .execute(&mut *conn)
                 .await
                 .unwrap();
