@@ -123,6 +123,7 @@ impl Store {
         if current.is_some() {
             statement = statement.bind(base.unwrap_or_default());
         }
+        // The version this one supersedes goes into the history first, in the same transaction.
         if let Some(current) = current {
             self.keep_superseded(tx, (kind, id), current).await?;
         }
