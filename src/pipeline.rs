@@ -464,8 +464,9 @@ pub fn convert(request: &ConvertRequest, sink: &mut dyn Sink) -> Result<Summary,
     );
     summary.reconcile(&quirks, |file| source.is_record_table(file));
     summary.quirks = quirks.snapshot();
-    (summary.lines_out, summary.resources_out) = sink.written();
+    // Finished first: a sink that stores in batches (an ingest job) writes its last batch here.
     sink.finish()?;
+    (summary.lines_out, summary.resources_out) = sink.written();
     tracing::info!(
         mapping = %summary.mapping,
         records_in = summary.records_in,

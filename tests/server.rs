@@ -27,6 +27,10 @@ async fn referral_goes_from_ingest_to_delivery_and_status_comes_back() {
     .await;
     assert_eq!(report["status"], "done", "{report}");
     assert_eq!(report["report"]["accepted"], 3, "{report}");
+    // The summary counts what the last batch stored too (it commits when the conversion ends).
+    let summary = &report["report"]["summary"];
+    assert_eq!(summary["lines_out"], 3, "{report}");
+    assert_eq!(summary["records_converted"], 3, "{report}");
 
     wait_until("the food bank's delivery", Duration::from_secs(20), || {
         !agency.accepted_on("/food-bank").is_empty()
