@@ -120,11 +120,10 @@ impl Store {
         let sql = self.sql(query);
         let mut statement =
             bind_resource(sqlx::query(&sql), (kind, id), version, &text, index).bind(now);
-        if current.is_some() {
-            statement = statement.bind(base.unwrap_or_default());
-        }
-        // The version this one supersedes goes into the history first, in the same transaction.
+        // An update binds the version it is based on, and the version it supersedes goes into the history
+        // first, in the same transaction.
         if let Some(current) = current {
+            statement = statement.bind(base.unwrap_or_default());
             self.keep_superseded(tx, (kind, id), current).await?;
         }
         let done = statement.execute(tx.conn()).await?;
@@ -250,9 +249,7 @@ impl Store {
         }
         Ok(())
     }
-}
 
-impl Store {
     /// Copy version `version` of `kind/id`, about to be superseded, from its row into the history, inside
     /// `tx` and before the update. A copy already there is left as it is: on PostgreSQL the second of two
     /// simultaneous updates waits here for the first, then its update finds the version changed
