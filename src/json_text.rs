@@ -24,8 +24,13 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
 
 /// `value` as compact JSON text in a `String` (`serde_json::to_string`, `Value`'s `Display`).
 pub fn to_string(value: &Value) -> String {
+    into_string(to_vec(value))
+}
+
+/// Text written by this module as a `String`.
+pub fn into_string(text: Vec<u8>) -> String {
     // The text is UTF-8: strings are copied whole or escaped in ASCII, everything else is ASCII.
-    String::from_utf8(to_vec(value))
+    String::from_utf8(text)
         .unwrap_or_else(|text| String::from_utf8_lossy(text.as_bytes()).into_owned())
 }
 
@@ -64,7 +69,7 @@ pub fn write(value: &Value, out: &mut Vec<u8>) {
 
 /// A JSON string: quoted, with the bytes that need it escaped. Most strings need none (member names,
 /// codes, ids, URLs): those are checked a word at a time to their last byte and copied whole.
-fn write_str(text: &str, out: &mut Vec<u8>) {
+pub fn write_str(text: &str, out: &mut Vec<u8>) {
     out.reserve(text.len() + 2);
     out.push(b'"');
     if needs_no_escape(text.as_bytes()) {

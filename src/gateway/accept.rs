@@ -131,7 +131,7 @@ impl Gateway {
                 Vec::new(),
             );
             if answered {
-                accepted.service_request_stored = plan.stored_request(held, &[])?;
+                accepted.service_request_stored = plan.stored_request(held, &[]);
             }
             return Ok(accepted);
         }
@@ -151,7 +151,7 @@ impl Gateway {
         };
         let mut accepted = plan.accepted(message.id.clone(), arrival, revision, routed);
         if answered {
-            accepted.service_request_stored = plan.stored_request(held, &resources)?;
+            accepted.service_request_stored = plan.stored_request(held, &resources);
         }
         batch.add(
             head,

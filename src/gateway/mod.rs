@@ -96,7 +96,7 @@ pub struct Accepted {
     /// nothing of it changed), so the answer to its `POST` needs no read after the commit. Not kept for a
     /// job's records (nobody answers them one by one).
     #[serde(skip)]
-    pub service_request_stored: Option<Box<crate::store::StoredResource>>,
+    pub service_request_stored: Option<Box<crate::store::StoredNow>>,
     /// The Task id.
     pub task: Option<String>,
 }

@@ -7,7 +7,7 @@ use super::{Accepted, Arrival};
 use crate::consent::subject;
 use crate::members::Members;
 use crate::store::resources::ResourceWrite;
-use crate::store::{HeldResources, ResourceIndex, StoreError, StoredResource};
+use crate::store::{HeldResources, ResourceIndex, StoredNow};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -74,7 +74,7 @@ impl Plan {
         keys
     }
 
-    pub(super) fn indexed(&self, bundle: &Value) -> Vec<(Value, ResourceIndex)> {
+    pub(super) fn indexed<'b>(&self, bundle: &'b Value) -> Vec<(&'b Value, ResourceIndex)> {
         subject::resources(bundle)
             .into_iter()
             .map(|r| {
@@ -84,7 +84,7 @@ impl Plan {
                     &self.sender_org,
                     self.performer.clone(),
                 );
-                (r.clone(), index)
+                (r, index)
             })
             .collect()
     }
@@ -113,15 +113,13 @@ impl Plan {
         &self,
         held: &HeldResources,
         writes: &[ResourceWrite],
-    ) -> Result<Option<Box<StoredResource>>, StoreError> {
-        let Some(id) = self.service_request.as_deref() else {
-            return Ok(None);
-        };
+    ) -> Option<Box<StoredNow>> {
+        let id = self.service_request.as_deref()?;
         let stored = match writes.iter().rev().find(|w| w.writes("ServiceRequest", id)) {
-            Some(write) => Some(write.stored()?),
-            None => held.get("ServiceRequest", id).cloned(),
+            Some(write) => StoredNow::Written(write.clone()),
+            None => StoredNow::Held(held.get("ServiceRequest", id)?.clone()),
         };
-        Ok(stored.map(Box::new))
+        Some(Box::new(stored))
     }
 }
 

@@ -29,7 +29,7 @@ pub(super) fn fhir(status: StatusCode, body: Value) -> Response {
     (
         status,
         [("content-type", "application/fhir+json")],
-        body.to_string(),
+        crate::json_text::to_string(&body),
     )
         .into_response()
 }
@@ -236,7 +236,7 @@ pub async fn create_service_request(
     };
     // As this acceptance left it stored: no read after the commit (which could meet a later version).
     let stored = match accepted.service_request_stored {
-        Some(stored) => *stored,
+        Some(stored) => stored.resource()?,
         None => {
             let id = accepted.service_request.unwrap_or_default();
             (gateway.store.resource("ServiceRequest", &id).await?).ok_or(ApiError::NotFound)?

@@ -24,11 +24,12 @@ pub mod partners;
 mod reads;
 pub mod resources;
 pub mod settings;
+mod store_meta;
 pub mod subscriptions;
 
 pub(crate) use inserts::{Insert, ROWS_PER_STATEMENT, RowsInsert};
 pub use messages::{DeliveryKind, DeliveryStatus, Message, OutboxItem};
-pub use resources::{HeldResources, ResourceIndex, StoredResource};
+pub use resources::{HeldResources, ResourceIndex, StoredNow, StoredResource};
 pub use subscriptions::{StoredSubscription, SubscriptionStatus};
 
 use sqlx::AnyPool;

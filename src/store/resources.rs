@@ -5,6 +5,7 @@
 //! `resource_versions` (BENCHMARKS.md, issue 13, twenty-first round: a new referral no longer writes its
 //! resources' bodies twice).
 
+use super::store_meta::{same_but_store_meta, stored_text};
 use super::{AnyQuery, Insert, ROWS_PER_STATEMENT, RowsInsert, Store, StoreError, WriteTx, now_ms};
 use serde_json::Value;
 use sqlx::Row;
@@ -109,14 +110,13 @@ impl Store {
         }
         let version = base.map_or(1, |v| v + 1);
         let now = now_ms();
-        let body = with_meta(resource, version, now);
         // An update is conditional on the version read (or expected) in this transaction.
         let query = if current.is_some() {
             "UPDATE resources SET version = $3, body = $4, patient = $5, sender_org = $6, receiver_org = $7, status = $8, focus = $9, updated_at = $10 WHERE resource_type = $1 AND id = $2 AND version = $11"
         } else {
             "INSERT INTO resources (resource_type, id, version, body, patient, sender_org, receiver_org, status, focus, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         };
-        let text = crate::json_text::to_string(&body);
+        let text = stored_text(resource, version, now);
         let sql = self.sql(query);
         let mut statement =
             bind_resource(sqlx::query(&sql), (kind, id), version, &text, index).bind(now);
@@ -391,6 +391,26 @@ impl ResourceWrite {
     }
 }
 
+/// A resource as an acceptance leaves it stored, for its answer: as held, or the text just written, read
+/// by whoever answers ([`StoredNow::resource`]) rather than inside the group commit.
+#[derive(Debug, Clone)]
+pub enum StoredNow {
+    /// Held, unchanged by the acceptance.
+    Held(StoredResource),
+    /// Written by the acceptance.
+    Written(ResourceWrite),
+}
+
+impl StoredNow {
+    /// The resource.
+    pub fn resource(self) -> Result<StoredResource, StoreError> {
+        match self {
+            Self::Held(held) => Ok(held),
+            Self::Written(write) => write.stored(),
+        }
+    }
+}
+
 /// What a planned version does to the resource's row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RowWrite {
@@ -406,7 +426,10 @@ impl HeldResources {
     /// The versions that upserting `resources` one after another would write, given these held rows: an
     /// unchanged resource (store meta aside, indexed the same) writes nothing; a changed or new one the
     /// next version; a resource listed twice two successive versions, of which the last carries the row.
-    pub fn plan_writes(&self, resources: &[(Value, ResourceIndex)]) -> Vec<ResourceWrite> {
+    pub fn plan_writes<R: std::borrow::Borrow<Value>>(
+        &self,
+        resources: &[(R, ResourceIndex)],
+    ) -> Vec<ResourceWrite> {
         let now = now_ms();
         let mut planned: std::collections::HashMap<
             (String, String),
@@ -414,6 +437,7 @@ impl HeldResources {
         > = std::collections::HashMap::new();
         let mut writes = Vec::new();
         for (resource, index) in resources {
+            let resource = resource.borrow();
             let (kind, id) = crate::canonical::bundle::type_and_id(resource);
             let key = (kind.to_owned(), id.to_owned());
             let current = planned.get(&key).copied().or_else(|| {
@@ -444,7 +468,7 @@ impl HeldResources {
                 kind: key.0.clone(),
                 id: key.1.clone(),
                 version,
-                text: crate::json_text::to_string(&with_meta(resource, version, now)),
+                text: stored_text(resource, version, now),
                 index: index.clone(),
                 row,
             });
@@ -466,7 +490,7 @@ fn same_resource(
         && held_index.receiver_org == index.receiver_org
         && held_index.status == index.status
         && held_index.focus == index.focus
-        && without_store_meta(held.clone()) == without_store_meta(resource.clone())
+        && same_but_store_meta(held, resource)
 }
 
 /// What the store holds of a resource, to tell a no-op update.
@@ -482,25 +506,6 @@ impl Held {
         serde_json::from_str::<Value>(&self.body)
             .is_ok_and(|held| same_resource(&held, &self.index, resource, index))
     }
-}
-
-/// A resource without the store's own `meta.versionId` and `meta.lastUpdated` (and without `meta` when
-/// nothing else is in it).
-fn without_store_meta(mut resource: Value) -> Value {
-    if let Some(object) = resource.as_object_mut() {
-        let empty = object
-            .get_mut("meta")
-            .and_then(Value::as_object_mut)
-            .map(|meta| {
-                meta.remove("versionId");
-                meta.remove("lastUpdated");
-                meta.is_empty()
-            });
-        if empty == Some(true) {
-            object.remove("meta");
-        }
-    }
-    resource
 }
 
 impl Store {
@@ -756,32 +761,6 @@ fn indexed_column(column: &str) -> Result<&'static str, StoreError> {
         .into_iter()
         .find(|c| *c == column)
         .ok_or_else(|| StoreError::Corrupt(format!("'{column}' is not an indexed column")))
-}
-
-/// The resource with `meta.versionId` and `meta.lastUpdated` set (a `meta` that is not an object is
-/// replaced).
-fn with_meta(resource: &Value, version: i64, now_ms: i64) -> Value {
-    let mut body = resource.clone();
-    if let Some(object) = body.as_object_mut() {
-        let meta = object
-            .entry("meta")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if !meta.is_object() {
-            *meta = Value::Object(Default::default());
-        }
-        if let Some(meta) = meta.as_object_mut() {
-            meta.insert("versionId".into(), Value::String(version.to_string()));
-            meta.insert(
-                "lastUpdated".into(),
-                Value::String(
-                    chrono::DateTime::from_timestamp_millis(now_ms)
-                        .unwrap_or_default()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                ),
-            );
-        }
-    }
-    body
 }
 
 fn stored_resource(row: &AnyRow) -> Result<StoredResource, StoreError> {
