@@ -508,6 +508,8 @@ fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
             .await
             .unwrap();
         assert_eq!(delivered, Some(("m1".to_owned(), "food-bank".to_owned())));
+        let whole = store.message("m1").await.unwrap().expect("the message of before");
+        assert_eq!((whole.body, whole.versions), (serde_json::json!({}), vec![]));
 
         // An update after the migration keeps the version it supersedes, once.
         let updated = serde_json::json!({"resourceType": "Task", "id": "t1", "status": "accepted"});
@@ -517,6 +519,92 @@ fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
         assert_eq!(versions(history.clone()), ["3", "2", "1"]);
         assert_eq!(history[0]["status"], "accepted");
         assert_eq!(history[1]["status"], "requested");
+    });
+    support::drop_test_database(&url);
+}
+
+/// A referral's message keeps its bundle naming the versions its transaction stored, not a second copy of
+/// each: the stored text holds none of the resources' content, and reading the message gives the bundle as
+/// accepted, each resource at the version it carried, after later versions of them (and with a resource
+/// it carried unchanged naming the version held). On SQLite, and on PostgreSQL when
+/// `ONEDOOR_TEST_POSTGRES_URL` is set.
+#[test]
+fn a_message_names_the_versions_it_carries_and_reads_them_back_after_they_change() {
+    use onedoor::store::messages::{Message, NewDelivery};
+    use onedoor::store::{DeliveryKind, DeliveryStatus};
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = runtime.block_on(support::database_url(dir.path()));
+    runtime.block_on(async {
+        let store = onedoor::store::Store::connect(&url).await.unwrap();
+        let index = onedoor::store::ResourceIndex::default();
+        let patient = json!({"resourceType": "Patient", "id": "p1", "meta": {"security": [{"code": "R"}]}, "name": [{"family": "Rivera"}]});
+        let task = |status: &str| json!({"resourceType": "Task", "id": "t1", "status": status, "intent": "order"});
+        let bundle = |task: Value| {
+            onedoor::canonical::bundle::transaction(vec![patient.clone(), task])
+        };
+        let accept = |id: &'static str, body: Value| {
+            let (store, index) = (&store, index.clone());
+            async move {
+                let resources: Vec<(&Value, _)> = (onedoor::consent::subject::resources(&body))
+                    .into_iter()
+                    .map(|r| (r, index.clone()))
+                    .collect();
+                let keys: Vec<(&str, &str)> = (resources.iter())
+                    .map(|(r, _)| onedoor::canonical::bundle::type_and_id(r))
+                    .collect();
+                let mut tx = store.begin().await.unwrap();
+                let held = store.held_resources(&mut tx, &keys).await.unwrap();
+                let (writes, versions) = held.plan_versions(&resources);
+                store.write_resources(&mut tx, &writes).await.unwrap();
+                let message = Message {
+                    id: id.into(),
+                    source: "source:sis".into(),
+                    referral_key: format!("ServiceRequest/{id}"),
+                    revision: 1,
+                    content_hash: id.into(),
+                    body: body.clone(),
+                    versions: versions.clone(),
+                };
+                let delivery = NewDelivery {
+                    kind: DeliveryKind::Referral,
+                    destination: "food-bank".into(),
+                    status: DeliveryStatus::Pending,
+                };
+                store.insert_message(&mut tx, &message, &[delivery]).await.unwrap();
+                tx.commit().await.unwrap();
+                versions
+            }
+        };
+        let (first, second) = (bundle(task("requested")), bundle(task("accepted")));
+        assert_eq!(accept("m1", first.clone()).await, [1, 1]);
+        // The Patient unchanged names the version held; the Task changed names its new one.
+        assert_eq!(accept("m2", second.clone()).await, [1, 2]);
+        let later = task("completed");
+        assert_eq!(store.put_resource(&later, &index).await.unwrap(), 3);
+
+        for (id, body, versions) in [("m1", &first, [1, 1]), ("m2", &second, [1, 2])] {
+            let read = store.message(id).await.unwrap().expect("stored");
+            assert_eq!(&read.body, body, "{id} reads as accepted");
+            assert_eq!(read.versions, versions);
+        }
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT body, names_versions FROM messages ORDER BY id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        for (text, names) in &rows {
+            assert_eq!(*names, 1, "{text}");
+            for content in ["Rivera", "requested", "accepted", "security"] {
+                assert!(!text.contains(content), "no second copy of {content}: {text}");
+            }
+        }
+        assert_eq!(rows.len(), 2);
+        conn.close().await.unwrap();
     });
     support::drop_test_database(&url);
 }

@@ -140,7 +140,7 @@ impl Gateway {
         let (routed, entries) = self
             .decide_all(tx, &body, &destinations, &sender_org)
             .await?;
-        let resources = held.plan_writes(&plan.indexed(&body));
+        let (resources, versions) = held.plan_versions(&plan.indexed(&body));
         let message = Message {
             id: uuid::Uuid::now_v7().to_string(),
             source,
@@ -148,6 +148,7 @@ impl Gateway {
             revision,
             content_hash: plan.content_hash.clone(),
             body,
+            versions,
         };
         let mut accepted = plan.accepted(message.id.clone(), arrival, revision, routed);
         if answered {

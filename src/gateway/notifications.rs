@@ -63,6 +63,7 @@ impl Gateway {
                 revision: 1,
                 content_hash: String::new(),
                 body,
+                versions: Vec::new(),
             };
             let delivery = NewDelivery {
                 kind: DeliveryKind::Notification,

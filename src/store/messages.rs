@@ -6,10 +6,14 @@
 //! with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic `UPDATE ... RETURNING` on SQLite) so any
 //! node can make it and a crashed node's claims come back when the lease ends.
 
-use super::{AnyQuery, Backend, Insert, RowsInsert, Store, StoreError, WriteTx, now_ms};
+use super::{
+    AnyQuery, Backend, Insert, ROWS_PER_STATEMENT, RowsInsert, Store, StoreError, WriteTx, carried,
+    now_ms,
+};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::collections::HashMap;
 
 /// What a delivery carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +83,10 @@ pub struct Message {
     pub content_hash: String,
     /// The bundle.
     pub body: Value,
+    /// The stored version of each resource it carries (in the order [`crate::consent::subject::resources`]
+    /// lists them), written in the same transaction: the store keeps the bundle naming them rather than a
+    /// second copy of each ([`super::carried`]). Empty: the body is kept whole.
+    pub versions: Vec<i64>,
 }
 
 /// The newest stored revision of a referral.
@@ -275,22 +283,71 @@ impl Store {
     /// A message by id.
     pub async fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
         let row = sqlx::query(&self.sql(
-            "SELECT id, source, referral_key, revision, content_hash, body FROM messages WHERE id = $1",
+            "SELECT id, source, referral_key, revision, content_hash, body, names_versions FROM messages WHERE id = $1",
         ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|row| -> Result<Message, StoreError> {
-            Ok(Message {
-                id: row.try_get("id")?,
-                source: row.try_get("source")?,
-                referral_key: row.try_get("referral_key")?,
-                revision: row.try_get("revision")?,
-                content_hash: row.try_get("content_hash")?,
-                body: serde_json::from_str(&row.try_get::<String, _>("body")?)?,
-            })
-        })
-        .transpose()
+        let Some(row) = row else { return Ok(None) };
+        let mut message = Message {
+            id: row.try_get("id")?,
+            source: row.try_get("source")?,
+            referral_key: row.try_get("referral_key")?,
+            revision: row.try_get("revision")?,
+            content_hash: row.try_get("content_hash")?,
+            body: serde_json::from_str(&row.try_get::<String, _>("body")?)?,
+            versions: Vec::new(),
+        };
+        if row.try_get::<i64, _>("names_versions")? != 0 {
+            let named = carried::names(&message.id, &message.body)?;
+            let versions = self.versions_of(&named).await?;
+            let body = std::mem::take(&mut message.body);
+            (message.body, message.versions) = carried::put_back(&message.id, body, &versions)?;
+        }
+        Ok(Some(message))
+    }
+
+    /// The bodies of the resource versions `named`, as stored, read together (current and superseded).
+    async fn versions_of(
+        &self,
+        named: &[carried::Named],
+    ) -> Result<HashMap<carried::Named, Value>, StoreError> {
+        let mut found = HashMap::with_capacity(named.len());
+        for chunk in named.chunks(ROWS_PER_STATEMENT) {
+            let condition = (0..chunk.len())
+                .map(|i| {
+                    let at = 3 * i;
+                    format!(
+                        "(resource_type = ${} AND id = ${} AND version = ${})",
+                        at + 1,
+                        at + 2,
+                        at + 3
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let query = format!(
+                "SELECT resource_type, id, version, body FROM resources WHERE {condition} \
+                 UNION ALL SELECT resource_type, id, version, body FROM resource_versions WHERE {condition}"
+            );
+            let sql = self.sql(&query);
+            let mut q = sqlx::query(&sql);
+            for name in chunk {
+                q = q.bind(&name.kind).bind(&name.id).bind(name.version);
+            }
+            for row in q.fetch_all(self.pool()).await? {
+                let name = carried::Named {
+                    kind: row.try_get("resource_type")?,
+                    id: row.try_get("id")?,
+                    version: row.try_get("version")?,
+                };
+                found.insert(
+                    name,
+                    serde_json::from_str(&row.try_get::<String, _>("body")?)?,
+                );
+            }
+        }
+        Ok(found)
     }
 
     /// Claim up to `limit` due deliveries for `lease_ms`. Another worker (or node) cannot claim them until
@@ -653,8 +710,8 @@ impl<'m> MessageRows<'m> {
         [
             Box::new(Insert {
                 // Shared columns last, as inserts sent together bind them (store::inserts).
-                into: "messages (id, source, referral_key, revision, content_hash, body, received_at)",
-                columns: &["", "", "", "", "", "", "$1"],
+                into: "messages (id, source, referral_key, revision, content_hash, body, names_versions, received_at)",
+                columns: &["", "", "", "", "", "", "", "$1"],
                 rows: messages,
                 shared: Some(self.now),
                 bind: bind_message,
@@ -681,13 +738,16 @@ fn bind_message<'q>(
     query: AnyQuery<'q>,
     (message, _): &'q (&Message, &[NewDelivery]),
 ) -> AnyQuery<'q> {
-    query
+    let query = query
         .bind(&message.id)
         .bind(&message.source)
         .bind(&message.referral_key)
         .bind(message.revision)
-        .bind(&message.content_hash)
-        .bind(crate::json_text::to_string(&message.body))
+        .bind(&message.content_hash);
+    match carried::naming_versions(&message.body, &message.versions) {
+        Some(naming) => query.bind(naming).bind(1_i64),
+        None => (query.bind(crate::json_text::to_string(&message.body))).bind(0_i64),
+    }
 }
 
 fn bind_delivery<'q>(

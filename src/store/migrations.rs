@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0008_one_copy_of_each_version.sql",
         include_str!("migrations/0008_one_copy_of_each_version.sql"),
     ),
+    (
+        9,
+        "0009_messages_name_versions.sql",
+        include_str!("migrations/0009_messages_name_versions.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -14,6 +14,7 @@
 //! Everything a partner sends is committed here before it is acknowledged.
 
 pub mod audit;
+mod carried;
 pub mod consents;
 pub mod incidents;
 mod inserts;

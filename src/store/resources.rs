@@ -430,7 +430,17 @@ impl HeldResources {
         &self,
         resources: &[(R, ResourceIndex)],
     ) -> Vec<ResourceWrite> {
+        self.plan_versions(resources).0
+    }
+
+    /// [`HeldResources::plan_writes`], with the version each of `resources` is stored at once they are
+    /// written: the one written for it, or the one held (or planned before it) that it is the same as.
+    pub fn plan_versions<R: std::borrow::Borrow<Value>>(
+        &self,
+        resources: &[(R, ResourceIndex)],
+    ) -> (Vec<ResourceWrite>, Vec<i64>) {
         let now = now_ms();
+        let mut versions = Vec::with_capacity(resources.len());
         let mut planned: std::collections::HashMap<
             (String, String),
             (i64, &Value, &ResourceIndex),
@@ -445,9 +455,10 @@ impl HeldResources {
                     .get(&key)
                     .map(|(stored, held_index)| (stored.version, &stored.body, held_index))
             });
-            if let Some((_, body, held_index)) = current
+            if let Some((held_version, body, held_index)) = current
                 && same_resource(body, held_index, resource, index)
             {
+                versions.push(held_version);
                 continue;
             }
             let version = current.map_or(1, |(version, _, _)| version + 1);
@@ -473,8 +484,9 @@ impl HeldResources {
                 row,
             });
             planned.insert(key, (version, resource, index));
+            versions.push(version);
         }
-        writes
+        (writes, versions)
     }
 }
 

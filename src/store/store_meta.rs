@@ -128,6 +128,23 @@ fn besides_store_meta(meta: Option<&Value>) -> Option<&Value> {
     })
 }
 
+/// `resource` without the store's `meta.versionId` and `meta.lastUpdated` (and without `meta` when that
+/// leaves it empty): a version as it was accepted.
+pub fn without_store_meta(mut resource: Value) -> Value {
+    if let Some(object) = resource.as_object_mut() {
+        let empty = (object.get_mut("meta").and_then(Value::as_object_mut)).map(|meta| {
+            STORE_META.iter().for_each(|name| {
+                meta.shift_remove(*name);
+            });
+            meta.is_empty()
+        });
+        if empty == Some(true) {
+            object.shift_remove("meta");
+        }
+    }
+    resource
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,21 +166,6 @@ mod tests {
             }
         }
         body
-    }
-
-    /// The comparison it replaces: copies with the store's members (and an emptied `meta`) removed.
-    fn without_store_meta(mut resource: Value) -> Value {
-        if let Some(object) = resource.as_object_mut() {
-            let empty = (object.get_mut("meta").and_then(Value::as_object_mut)).map(|meta| {
-                meta.remove("versionId");
-                meta.remove("lastUpdated");
-                meta.is_empty()
-            });
-            if empty == Some(true) {
-                object.remove("meta");
-            }
-        }
-        resource
     }
 
     fn shapes() -> Vec<Value> {
