@@ -634,3 +634,62 @@ async fn the_gateway_takes_the_source_from_the_sending_partner() {
         );
     }
 }
+
+/// A referral is decided on the consent state its own transaction reads. The gateway decided the first
+/// referral on the school's consent; the consent is then revoked (in the store, as another node or the
+/// CLI would); the next referral for the same student is withheld when it is accepted. Decisions made
+/// before the transaction, on the consent state the node had loaded, are kept only if the store's counters
+/// still say that state: here they do not, and keeping them would route the referral as pending.
+#[tokio::test]
+async fn a_referral_accepted_after_a_revocation_is_withheld_at_once() {
+    let case = "permit-by-actor";
+    let school = "urn:onedoor:source:lakeview/orgs|s-1";
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("onedoor.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[gateway]\nmappings = {:?}\n[destinations.food]\nkind = \"file\"\nendpoint = {:?}\norg = \"urn:onedoor:agencies|county-food-bank\"\n[[routes]]\nperformer = \"urn:onedoor:agencies|county-food-bank\"\ndestination = \"food\"\n[partners.sender]\norg = {school:?}\n",
+            root().join("mappings").display().to_string(),
+            dir.path().join("food.ndjson").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let config = onedoor::config::load(&config_path).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.sync_consents(&consents_of(case)).await.unwrap();
+    let gateway = onedoor::gateway::Gateway::new(store, config);
+    let routed = |status: &str| vec![("food".to_owned(), status.to_owned())];
+
+    let first = gateway
+        .accept("partner:sender", school, bundle(case))
+        .await
+        .unwrap();
+    assert_eq!(first.routed, routed("pending"), "permitted by the consent");
+
+    let mut revoked = consents_of(case);
+    for consent in &mut revoked {
+        consent["status"] = serde_json::json!("inactive");
+    }
+    gateway.store.sync_consents(&revoked).await.unwrap();
+    // The next referral: its own ServiceRequest and Task, for the same student.
+    let mut next = bundle(case);
+    for entry in next["entry"].as_array_mut().unwrap() {
+        let resource = &mut entry["resource"];
+        match resource["resourceType"].as_str() {
+            Some("ServiceRequest") => resource["id"] = serde_json::json!("sr-2"),
+            Some("Task") => {
+                resource["id"] = serde_json::json!("task-2");
+                resource["focus"] = serde_json::json!({"reference": "ServiceRequest/sr-2"});
+            }
+            _ => {}
+        }
+    }
+    let second = gateway
+        .accept("partner:sender", school, next)
+        .await
+        .unwrap();
+    assert_eq!(second.revision, 1, "a new referral, not a revision");
+    assert_eq!(second.routed, routed("withheld"), "the consent was revoked");
+}

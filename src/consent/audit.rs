@@ -155,8 +155,8 @@ pub struct Audited<'a> {
     pub time: &'a str,
 }
 
-/// Where the gate writes its entries and disclosures.
-pub trait AuditTrail: Send {
+/// Where the gate writes its entries and disclosures (`Sync`: a gate is shared by the tasks deciding with it).
+pub trait AuditTrail: Send + Sync {
     /// Append an entry (its `seq`, `prev` and `hash` are set by the trail).
     fn record(&mut self, entry: AuditEntry) -> Result<(), AuditError>;
     /// Record a disclosure (the receiver has the record).

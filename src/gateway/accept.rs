@@ -4,6 +4,7 @@
 //! job it came in advanced — all committed before anything is acknowledged.
 
 use super::batch::{BatchReads, BatchWrites, SubmissionWrites};
+use super::disclosure::DecidedEarly;
 use super::plan::Plan;
 use super::{Accepted, Arrival, Gateway, GatewayError, JobCursor};
 use crate::consent::audit::ChainHead;
@@ -17,6 +18,8 @@ pub(super) struct Prepared {
     sender_org: String,
     bundle: Value,
     plan: Plan,
+    /// Its consent decisions as a new referral, made on the consent state this node had loaded.
+    early: Option<DecidedEarly>,
 }
 
 impl Prepared {
@@ -46,7 +49,8 @@ impl Gateway {
     }
 
     /// What is worked out before the transaction: the bundle validated (once, here), its performer from
-    /// the directory, its plan.
+    /// the directory, its plan, and its consent decisions as a new referral (kept inside the transaction
+    /// if it is one and the consent state has not changed since: off the group commit's serial path).
     pub(super) async fn prepare(
         &self,
         source: &str,
@@ -57,11 +61,14 @@ impl Gateway {
         super::ownership::carries_only_referral_records(&bundle)?;
         let bundle = self.assign_from_directory(bundle).await?;
         let plan = Plan::of(&bundle, sender_org);
+        let routes = self.routes_for(plan.performer.as_deref(), plan.request(&bundle));
+        let early = self.decide_early(&bundle, routes, sender_org).await;
         Ok(Prepared {
             source: source.to_owned(),
             sender_org: sender_org.to_owned(),
             bundle,
             plan,
+            early,
         })
     }
 
@@ -117,6 +124,7 @@ impl Gateway {
             sender_org,
             bundle,
             plan,
+            early,
         } = prepared;
         let held = &reads.held;
         let latest = reads.revisions.get(&plan.key).cloned();
@@ -136,9 +144,13 @@ impl Gateway {
             return Ok(accepted);
         }
         let destinations = self.destinations(tx, &plan, &bundle, arrival).await?;
+        // Decided early as a new referral: still so if it is one and keeps its bundle (no Task held).
+        let as_prepared = arrival == Arrival::New
+            && (plan.task.as_deref()).is_none_or(|task| held.get("Task", task).is_none());
+        let early = early.filter(|_| as_prepared);
         let body = self.keep_held_task(held, bundle, &plan, revision)?;
         let (routed, entries) = self
-            .decide_all(tx, &body, &destinations, &sender_org)
+            .decide_all(tx, &body, &destinations, &sender_org, early)
             .await?;
         let (resources, versions) = held.plan_versions(&plan.indexed(&body));
         let message = Message {

@@ -5,13 +5,14 @@ use super::{Gateway, GatewayError};
 use crate::consent::{ConsentGate, Registry, model};
 use crate::store::WriteTx;
 use crate::store::consents::StateVersions;
+use std::sync::Arc;
 
 /// The consent registry and legal bases this node decided from last, with the store's counters they
 /// were loaded at. Every decision reads the counters in its own transaction and reloads when another
 /// node (or the CLI) changed consents or bases.
 pub(super) struct ConsentState {
     versions: Option<StateVersions>,
-    gate: ConsentGate,
+    gate: Arc<ConsentGate>,
 }
 
 impl ConsentState {
@@ -19,7 +20,7 @@ impl ConsentState {
     pub(super) fn unloaded() -> Self {
         Self {
             versions: None,
-            gate: ConsentGate::new(Registry::new(), Vec::new(), None),
+            gate: Arc::new(ConsentGate::new(Registry::new(), Vec::new(), None)),
         }
     }
 }
@@ -36,7 +37,7 @@ impl Gateway {
         let versions = self.store.state_versions(tx).await?;
         let mut state = self.consents.lock().await;
         if state.versions != Some(versions) {
-            state.gate = self.load_gate(tx).await?;
+            state.gate = Arc::new(self.load_gate(tx).await?);
             state.versions = Some(versions);
             tracing::debug!(
                 consents = versions.consents,
@@ -45,6 +46,14 @@ impl Gateway {
             );
         }
         Ok(decide(&state.gate))
+    }
+
+    /// The gate as this node last loaded it, with the counters it was loaded at, without reading the
+    /// store (`None` before the first load): for deciding before a transaction, the decision kept only if
+    /// the counters read inside it are still these.
+    pub(super) async fn gate_as_loaded(&self) -> Option<(StateVersions, Arc<ConsentGate>)> {
+        let state = self.consents.lock().await;
+        Some((state.versions?, Arc::clone(&state.gate)))
     }
 
     async fn load_gate(&self, tx: &mut WriteTx<'_>) -> Result<ConsentGate, GatewayError> {

@@ -10,6 +10,7 @@
 
 use super::StoreError;
 use crate::consent::subject;
+use crate::json_text;
 use serde_json::{Map, Value};
 
 /// A resource version a message names.
@@ -28,49 +29,69 @@ pub(crate) fn naming_versions(body: &Value, versions: &[i64]) -> Option<String> 
     if versions.is_empty() || carried.len() != versions.len() {
         return None;
     }
-    let mut versions = versions.iter();
-    let mut name = |resource: &Value| versions.next().map(|v| named(resource, *v));
-    let skeleton = if is_bundle(body) {
-        let mut bundle = Map::with_capacity(body.as_object().map_or(0, Map::len));
-        for (key, value) in body.as_object()? {
-            let value = match (key.as_str(), value.as_array()) {
-                ("entry", Some(entries)) => Value::Array(
-                    (entries.iter())
-                        .map(|entry| entry_naming(entry, &mut name))
-                        .collect::<Option<_>>()?,
-                ),
-                _ => value.clone(),
-            };
-            bundle.insert(key.clone(), value);
-        }
-        Value::Object(bundle)
-    } else {
-        name(body)?
-    };
-    Some(crate::json_text::to_string(&skeleton))
-}
-
-/// One entry of a bundle with its resource (if any) named.
-fn entry_naming(entry: &Value, name: &mut impl FnMut(&Value) -> Option<Value>) -> Option<Value> {
-    let Some(members) = entry.as_object().filter(|e| e.contains_key("resource")) else {
-        return Some(entry.clone());
-    };
-    let mut named = Map::with_capacity(members.len());
-    for (key, value) in members {
-        let value = if key == "resource" {
-            name(value)?
-        } else {
-            value.clone()
-        };
-        named.insert(key.clone(), value);
+    let mut versions = versions.iter().copied();
+    let mut out = Vec::with_capacity(128 + 96 * carried.len());
+    match body.as_object().filter(|_| is_bundle(body)) {
+        Some(bundle) => write_object(bundle, &mut out, |name, value, out| {
+            match value.as_array() {
+                Some(entries) if name == "entry" => write_entries(entries, &mut versions, out),
+                _ => json_text::write(value, out),
+            }
+        }),
+        None => write_named(body, versions.next()?, &mut out),
     }
-    Some(Value::Object(named))
+    Some(json_text::into_string(out))
 }
 
-/// What stands for `resource` stored at `version`.
-fn named(resource: &Value, version: i64) -> Value {
+/// A bundle's entries, each entry's resource named at the next of `versions`.
+fn write_entries(entries: &[Value], versions: &mut impl Iterator<Item = i64>, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (at, entry) in entries.iter().enumerate() {
+        if at > 0 {
+            out.push(b',');
+        }
+        match entry.as_object() {
+            Some(members) => write_object(members, out, |name, value, out| {
+                // As many versions as resources: checked by the caller.
+                match (name == "resource").then(|| versions.next()).flatten() {
+                    Some(version) => write_named(value, version, out),
+                    None => json_text::write(value, out),
+                }
+            }),
+            None => json_text::write(entry, out),
+        }
+    }
+    out.push(b']');
+}
+
+/// An object's members, each value written by `value`.
+fn write_object(
+    members: &Map<String, Value>,
+    out: &mut Vec<u8>,
+    mut value: impl FnMut(&str, &Value, &mut Vec<u8>),
+) {
+    out.push(b'{');
+    for (at, (name, member)) in members.iter().enumerate() {
+        if at > 0 {
+            out.push(b',');
+        }
+        json_text::write_str(name, out);
+        out.push(b':');
+        value(name, member, out);
+    }
+    out.push(b'}');
+}
+
+/// What stands for `resource` stored at `version`: `{"resourceType", "id", "meta": {"versionId"}}`.
+fn write_named(resource: &Value, version: i64, out: &mut Vec<u8>) {
     let (kind, id) = crate::canonical::bundle::type_and_id(resource);
-    serde_json::json!({"resourceType": kind, "id": id, "meta": {"versionId": version.to_string()}})
+    out.extend_from_slice(br#"{"resourceType":"#);
+    json_text::write_str(kind, out);
+    out.extend_from_slice(br#","id":"#);
+    json_text::write_str(id, out);
+    out.extend_from_slice(br#","meta":{"versionId":""#);
+    out.extend_from_slice(version.to_string().as_bytes());
+    out.extend_from_slice(br#""}}"#);
 }
 
 fn is_bundle(body: &Value) -> bool {
