@@ -48,6 +48,25 @@ impl Gateway {
         self.commit_grouped(prepared).await
     }
 
+    /// Accept a referral built around a ServiceRequest posted on its own ([`Gateway::referral_from_request`]),
+    /// as [`Gateway::accept`] does, the request not validated a second time: each other resource of the
+    /// bundle is, on its own (the Bundle around them is the gateway's).
+    pub async fn accept_built(
+        self: &std::sync::Arc<Self>,
+        source: &str,
+        sender_org: &str,
+        built: super::tasks::BuiltReferral,
+    ) -> Result<Accepted, GatewayError> {
+        let issues = self.validator.validate_entries_from(&built.bundle, 1);
+        if !issues.is_empty() {
+            return Err(GatewayError::Unprocessable(issues));
+        }
+        let prepared = self
+            .prepare_checked(source, sender_org, built.bundle)
+            .await?;
+        self.commit_grouped(prepared).await
+    }
+
     /// What is worked out before the transaction: the bundle validated (once, here), its performer from
     /// the directory, its plan, and its consent decisions as a new referral (kept inside the transaction
     /// if it is one and the consent state has not changed since: off the group commit's serial path).
@@ -58,6 +77,16 @@ impl Gateway {
         bundle: Value,
     ) -> Result<Prepared, GatewayError> {
         self.check(&bundle)?;
+        self.prepare_checked(source, sender_org, bundle).await
+    }
+
+    /// [`Gateway::prepare`] for a bundle already validated.
+    async fn prepare_checked(
+        &self,
+        source: &str,
+        sender_org: &str,
+        bundle: Value,
+    ) -> Result<Prepared, GatewayError> {
         super::ownership::carries_only_referral_records(&bundle)?;
         let bundle = self.assign_from_directory(bundle).await?;
         let plan = Plan::of(&bundle, sender_org);

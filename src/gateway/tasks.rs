@@ -11,14 +11,22 @@ use serde_json::{Value, json};
 /// At most this many guardians (RelatedPersons) of a referral's subject are carried with it.
 const MAX_GUARDIANS: i64 = 20;
 
+/// A referral the gateway built around a ServiceRequest posted on its own, which it validated as posted:
+/// the request is the bundle's first entry ([`Gateway::accept_built`] validates every other one).
+pub struct BuiltReferral {
+    pub(super) bundle: Value,
+}
+
 impl Gateway {
-    /// Build the referral around a ServiceRequest posted on its own: the Patient and guardians already
-    /// held, the performer Organization, and a new referral Task (requested, owned by the performer).
+    /// Build the referral around a ServiceRequest posted on its own, once it is valid FHIR (422 with the
+    /// issues, at the request's own paths, when not): the Patient and guardians already held, the
+    /// performer Organization, and a new referral Task (requested, owned by the performer).
     pub async fn referral_from_request(
         &self,
         mut request: Value,
         sender_org: &str,
-    ) -> Result<Value, GatewayError> {
+    ) -> Result<BuiltReferral, GatewayError> {
+        self.check(&request)?;
         let invalid = |e: crate::checked::NotAnObject| GatewayError::Invalid(e.to_string());
         let assigned_here = request["id"].as_str().is_none_or(str::is_empty);
         if assigned_here {
@@ -52,7 +60,10 @@ impl Gateway {
             .into_iter()
             .map(|r| crate::mapping::path::prune(r).unwrap_or_default())
             .collect();
-        Ok(crate::canonical::bundle::transaction(resources))
+        // The request first: the entry already validated.
+        Ok(BuiltReferral {
+            bundle: crate::canonical::bundle::transaction(resources),
+        })
     }
 
     /// The id of the referral Task made for the ServiceRequest `sr_id` ([`referral_task_id`]). A referral

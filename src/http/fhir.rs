@@ -223,11 +223,12 @@ pub async fn create_service_request(
     partner: Partner,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let request = parse_resource(&body, "ServiceRequest")?;
+    // Validated once, as posted, by the gateway that builds the referral around it.
+    let request = parse_of_type(&body, "ServiceRequest")?;
     let gateway = &state.gateway;
-    let bundle = gateway.referral_from_request(request, &partner.org).await?;
+    let built = gateway.referral_from_request(request, &partner.org).await?;
     let accepted = gateway
-        .accept(&format!("partner:{}", partner.name), &partner.org, bundle)
+        .accept_built(&format!("partner:{}", partner.name), &partner.org, built)
         .await?;
     let status = if accepted.created() {
         StatusCode::CREATED

@@ -100,6 +100,28 @@ impl Validator {
         issues
     }
 
+    /// The resources of `bundle`'s entries from the `first`, each validated on its own as
+    /// [`Validator::validate`] validates a resource (issues at `/entry/N/resource/...`); the Bundle itself
+    /// and the entries before `first` are not: for a bundle the gateway assembled around a resource it has
+    /// just validated.
+    pub fn validate_entries_from(&self, bundle: &Value, first: usize) -> Vec<Issue> {
+        let entries = (bundle.member("entry").and_then(Value::as_array))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut issues = Vec::new();
+        for (index, entry) in entries.iter().enumerate().skip(first) {
+            let Some(resource) = entry.member("resource") else {
+                continue;
+            };
+            let prefix = format!("/entry/{index}/resource");
+            issues.extend(self.validate(resource).into_iter().map(|issue| Issue {
+                path: format!("{prefix}{}", issue.path),
+                ..issue
+            }));
+        }
+        issues
+    }
+
     fn validate_at(&self, resource: &Value, prefix: &str, issues: &mut Vec<Issue>) {
         let Some(kind) = resource.member("resourceType").and_then(Value::as_str) else {
             issues.push(Issue {
