@@ -590,6 +590,31 @@ fn the_part2_notice_travels_beside_hmis_csv_and_file_drops() {
     assert!(!hmis.join(obligations::HMIS_SIDE_FILE).exists());
 }
 
+/// A gateway over a fresh store in `dir` holding `case`'s consents: one destination (a file) for the county
+/// food bank, and the partner `sender` of the organization `org` (`custodian_for`: more of its TOML).
+async fn gateway_for(
+    case: &str,
+    dir: &Path,
+    org: &str,
+    custodian_for: &str,
+) -> std::sync::Arc<onedoor::gateway::Gateway> {
+    let config_path = dir.join("onedoor.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[gateway]\nmappings = {:?}\n[destinations.food]\nkind = \"file\"\nendpoint = {:?}\norg = \"urn:onedoor:agencies|county-food-bank\"\n[[routes]]\nperformer = \"urn:onedoor:agencies|county-food-bank\"\ndestination = \"food\"\n[partners.sender]\norg = {org:?}\n{custodian_for}\n",
+            root().join("mappings").display().to_string(),
+            dir.join("food.ndjson").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let config = onedoor::config::load(&config_path).unwrap();
+    let url = format!("sqlite://{}", dir.join("onedoor.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.sync_consents(&consents_of(case)).await.unwrap();
+    onedoor::gateway::Gateway::new(store, config)
+}
+
 /// The gateway decides with the sending partner's organization as the source: the school's own key, and a
 /// district key that is custodian for the school (`custodian_for`), release what the school's consent
 /// permits; another organization sending the same record does not (the consent covers the school's data).
@@ -608,21 +633,7 @@ async fn the_gateway_takes_the_source_from_the_sending_partner() {
         ("urn:onedoor:agencies|family-services", "", "withheld"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("onedoor.toml");
-        std::fs::write(
-            &config_path,
-            format!(
-                "[gateway]\nmappings = {:?}\n[destinations.food]\nkind = \"file\"\nendpoint = {:?}\norg = \"urn:onedoor:agencies|county-food-bank\"\n[[routes]]\nperformer = \"urn:onedoor:agencies|county-food-bank\"\ndestination = \"food\"\n[partners.sender]\norg = {sender:?}\n{custodian_for}\n",
-                root().join("mappings").display().to_string(),
-                dir.path().join("food.ndjson").display().to_string(),
-            ),
-        )
-        .unwrap();
-        let config = onedoor::config::load(&config_path).unwrap();
-        let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        store.sync_consents(&consents_of(case)).await.unwrap();
-        let gateway = onedoor::gateway::Gateway::new(store, config);
+        let gateway = gateway_for(case, dir.path(), sender, custodian_for).await;
         let accepted = gateway
             .accept("partner:sender", sender, bundle(case))
             .await
@@ -645,21 +656,7 @@ async fn a_referral_accepted_after_a_revocation_is_withheld_at_once() {
     let case = "permit-by-actor";
     let school = "urn:onedoor:source:lakeview/orgs|s-1";
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("onedoor.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[gateway]\nmappings = {:?}\n[destinations.food]\nkind = \"file\"\nendpoint = {:?}\norg = \"urn:onedoor:agencies|county-food-bank\"\n[[routes]]\nperformer = \"urn:onedoor:agencies|county-food-bank\"\ndestination = \"food\"\n[partners.sender]\norg = {school:?}\n",
-            root().join("mappings").display().to_string(),
-            dir.path().join("food.ndjson").display().to_string(),
-        ),
-    )
-    .unwrap();
-    let config = onedoor::config::load(&config_path).unwrap();
-    let url = format!("sqlite://{}", dir.path().join("onedoor.db").display());
-    let store = Store::connect(&url).await.unwrap();
-    store.sync_consents(&consents_of(case)).await.unwrap();
-    let gateway = onedoor::gateway::Gateway::new(store, config);
+    let gateway = gateway_for(case, dir.path(), school, "").await;
     let routed = |status: &str| vec![("food".to_owned(), status.to_owned())];
 
     let first = gateway

@@ -4,7 +4,8 @@
 //! it came by), with the hash of its content: an identical copy finds the stored revision (a duplicate), a
 //! changed copy is stored as the next revision and delivered again. Each delivery is an outbox row, claimed
 //! with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic `UPDATE ... RETURNING` on SQLite) so any
-//! node can make it and a crashed node's claims come back when the lease ends.
+//! node can make it and a crashed node's claims come back when the lease ends. A referral's message names the
+//! resource versions it carries rather than holding a second copy of them ([`super::carried`]).
 
 use super::{
     AnyQuery, Backend, Insert, ROWS_PER_STATEMENT, RowsInsert, Store, StoreError, WriteTx, carried,

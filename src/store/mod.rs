@@ -8,7 +8,8 @@
 //! their version history), [`consents`] (consents, legal bases in force, and the version counters that
 //! tell a node another changed them), [`audit`] (the hash-chained audit log, its anchored head and the
 //! disclosure log), [`partners`] (partners and their credentials), [`jobs`] (ingest jobs and their
-//! uploads), [`incidents`] (repeat-incident history). Migrations are SQL files under `migrations/`, the
+//! uploads), [`incidents`] (repeat-incident history); beside them, how a message keeps the versions it
+//! carries (`carried`) and the store's own meta on a version (`store_meta`). Migrations are SQL files under `migrations/`, the
 //! same for both databases, applied at start-up; a store migrated by a newer onedoor is refused.
 //!
 //! Everything a partner sends is committed here before it is acknowledged.
