@@ -445,13 +445,19 @@ fn a_person_and_their_guardians_are_read_together() {
 fn on_a_fresh_store<F: std::future::Future<Output = ()>>(
     test: impl FnOnce(onedoor::store::Store) -> F,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let url = runtime.block_on(support::database_url(dir.path()));
-    runtime.block_on(async {
+    on_a_fresh_database(|url| async move {
         let store = onedoor::store::Store::connect(&url).await.unwrap();
         test(store).await;
     });
+}
+
+/// Run `test` with the URL of a fresh database, not yet migrated: a SQLite file in a temporary folder, or
+/// a PostgreSQL database of its own when `ONEDOOR_TEST_POSTGRES_URL` is set (dropped afterwards).
+fn on_a_fresh_database<F: std::future::Future<Output = ()>>(test: impl FnOnce(String) -> F) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = runtime.block_on(support::database_url(dir.path()));
+    runtime.block_on(test(url.clone()));
     drop(runtime);
     support::drop_test_database(&url);
 }
@@ -462,11 +468,8 @@ fn on_a_fresh_store<F: std::future::Future<Output = ()>>(
 /// reads the same way. On SQLite, and on PostgreSQL when `ONEDOOR_TEST_POSTGRES_URL` names one (CI).
 #[test]
 fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     // SQLite, or a database of its own on the PostgreSQL `ONEDOOR_TEST_POSTGRES_URL` names (CI runs both).
-    let url = runtime.block_on(support::database_url(dir.path()));
-    runtime.block_on(async {
+    on_a_fresh_database(|url| async move {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
         let (connect, blob) = match url.strip_prefix("sqlite://") {
@@ -476,7 +479,9 @@ fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
         let mut conn = sqlx::AnyConnection::connect(&connect).await.unwrap();
         schema_seven(&mut conn, blob).await;
         let body = |version: i64| {
-            format!(r#"{{"resourceType":"Task","id":"t1","status":"requested","meta":{{"versionId":"{version}"}}}}"#)
+            format!(
+                r#"{{"resourceType":"Task","id":"t1","status":"requested","meta":{{"versionId":"{version}"}}}}"#
+            )
         };
         let statements = [
             format!("INSERT INTO resources (resource_type, id, version, body, updated_at) VALUES ('Task', 't1', 2, '{}', 2)", body(2)),
@@ -494,12 +499,24 @@ fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
         let store = onedoor::store::Store::connect(&url).await.unwrap();
         let versions = |history: Vec<serde_json::Value>| -> Vec<String> {
             (history.iter())
-                .map(|v| v["meta"]["versionId"].as_str().unwrap_or_default().to_owned())
+                .map(|v| {
+                    v["meta"]["versionId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
                 .collect()
         };
-        assert_eq!(versions(store.history("Task", "t1").await.unwrap()), ["2", "1"]);
+        assert_eq!(
+            versions(store.history("Task", "t1").await.unwrap()),
+            ["2", "1"]
+        );
         for version in [1, 2] {
-            let read = store.resource_at("Task", "t1", version).await.unwrap().unwrap();
+            let read = store
+                .resource_at("Task", "t1", version)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(read["meta"]["versionId"], version.to_string());
         }
         assert!(store.resource_at("Task", "t1", 3).await.unwrap().is_none());
@@ -508,8 +525,15 @@ fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
             .await
             .unwrap();
         assert_eq!(delivered, Some(("m1".to_owned(), "food-bank".to_owned())));
-        let whole = store.message("m1").await.unwrap().expect("the message of before");
-        assert_eq!((whole.body, whole.versions), (serde_json::json!({}), vec![]));
+        let whole = store
+            .message("m1")
+            .await
+            .unwrap()
+            .expect("the message of before");
+        assert_eq!(
+            (whole.body, whole.versions),
+            (serde_json::json!({}), vec![])
+        );
 
         // An update after the migration keeps the version it supersedes, once.
         let updated = serde_json::json!({"resourceType": "Task", "id": "t1", "status": "accepted"});
@@ -520,7 +544,6 @@ fn a_store_of_schema_seven_keeps_its_history_and_deliveries_when_migrated() {
         assert_eq!(history[0]["status"], "accepted");
         assert_eq!(history[1]["status"], "requested");
     });
-    support::drop_test_database(&url);
 }
 
 /// A referral's message keeps its bundle naming the versions its transaction stored, not a second copy of
@@ -533,17 +556,13 @@ fn a_message_names_the_versions_it_carries_and_reads_them_back_after_they_change
     use onedoor::store::messages::{Message, NewDelivery};
     use onedoor::store::{DeliveryKind, DeliveryStatus};
     use serde_json::{Value, json};
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let url = runtime.block_on(support::database_url(dir.path()));
-    runtime.block_on(async {
+    on_a_fresh_database(|url| async move {
         let store = onedoor::store::Store::connect(&url).await.unwrap();
         let index = onedoor::store::ResourceIndex::default();
         let patient = json!({"resourceType": "Patient", "id": "p1", "meta": {"security": [{"code": "R"}]}, "name": [{"family": "Rivera"}]});
         let task = |status: &str| json!({"resourceType": "Task", "id": "t1", "status": status, "intent": "order"});
-        let bundle = |task: Value| {
-            onedoor::canonical::bundle::transaction(vec![patient.clone(), task])
-        };
+        let bundle =
+            |task: Value| onedoor::canonical::bundle::transaction(vec![patient.clone(), task]);
         let accept = |id: &'static str, body: Value| {
             let (store, index) = (&store, index.clone());
             async move {
@@ -572,7 +591,10 @@ fn a_message_names_the_versions_it_carries_and_reads_them_back_after_they_change
                     destination: "food-bank".into(),
                     status: DeliveryStatus::Pending,
                 };
-                store.insert_message(&mut tx, &message, &[delivery]).await.unwrap();
+                store
+                    .insert_message(&mut tx, &message, &[delivery])
+                    .await
+                    .unwrap();
                 tx.commit().await.unwrap();
                 versions
             }
@@ -600,13 +622,15 @@ fn a_message_names_the_versions_it_carries_and_reads_them_back_after_they_change
         for (text, names) in &rows {
             assert_eq!(*names, 1, "{text}");
             for content in ["Rivera", "requested", "accepted", "security"] {
-                assert!(!text.contains(content), "no second copy of {content}: {text}");
+                assert!(
+                    !text.contains(content),
+                    "no second copy of {content}: {text}"
+                );
             }
         }
         assert_eq!(rows.len(), 2);
         conn.close().await.unwrap();
     });
-    support::drop_test_database(&url);
 }
 
 /// The schema migrations 1 to 7 made, applied to `conn` as onedoor applied them (`blob`: the backend's
