@@ -386,6 +386,55 @@ fn a_gathered_write_keeps_every_row_however_many() {
     });
 }
 
+/// A gathered write that fails on its last row (a resource another writer stored after this transaction
+/// read it as absent) is an error, the rows written before it in the same statement and in the statement
+/// before are gone with the transaction, and the store's writer goes on: the next transaction writes and
+/// commits (SQLite's inserts are `INSERT OR FAIL`, `src/store/inserts.rs`). On PostgreSQL too when
+/// `ONEDOOR_TEST_POSTGRES_URL` is set.
+#[test]
+fn a_failed_gathered_write_leaves_nothing_and_the_store_goes_on() {
+    on_a_fresh_store(|store| async move {
+        let index = onedoor::store::ResourceIndex::default();
+        let patient =
+            |n: usize| serde_json::json!({"resourceType": "Patient", "id": format!("p{n}")});
+        // 70 rows: a statement of 64 and one of 6 (the last the row that fails), sent together.
+        let mut resources: Vec<_> = (0..69).map(|n| (patient(n), index.clone())).collect();
+        let taken = serde_json::json!({"resourceType": "Organization", "id": "taken"});
+        resources.push((taken.clone(), index.clone()));
+        let keys: Vec<(&str, &str)> = (resources.iter())
+            .map(|(r, _)| onedoor::canonical::bundle::type_and_id(r))
+            .collect();
+        let mut tx = store.begin().await.unwrap();
+        let absent = store.held_resources(&mut tx, &keys).await.unwrap();
+        tx.commit().await.unwrap();
+        store.put_resource(&taken, &index).await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        let writes = absent.plan_writes(&resources);
+        let failed = store.write_gathered(&mut tx, &[], &writes, &[]).await;
+        assert!(
+            matches!(failed, Err(onedoor::store::StoreError::Database(_))),
+            "{failed:?}"
+        );
+        drop(tx);
+        for n in [0, 63, 64, 68] {
+            let id = format!("p{n}");
+            assert!(
+                store.resource("Patient", &id).await.unwrap().is_none(),
+                "{id}"
+            );
+        }
+        assert_eq!(
+            store.history("Organization", "taken").await.unwrap().len(),
+            1
+        );
+
+        store.put_resource(&patient(0), &index).await.unwrap();
+        let held = store.resource("Patient", "p0").await.unwrap().expect("p0");
+        assert_eq!(held.version, 1);
+    });
+}
+
 /// A referral's subject and their guardians are read together: the person if held, and the RelatedPersons
 /// whose patient is the reference given, newest first and at most the limit, none of another person's;
 /// the guardians are found when the person is not held. On PostgreSQL too when

@@ -10,6 +10,15 @@
 //! each in turn on its thread), on PostgreSQL one statement whose first inserts are data-modifying `WITH`
 //! clauses. Parameters are numbered across the whole text (`?N` / `$N`), so one argument list serves every
 //! statement.
+//!
+//! On SQLite every insert here is `INSERT OR FAIL`. A multi-row insert that may stop halfway (a key taken)
+//! otherwise opens a statement journal to undo its own rows: 5% of the writer connection's time under
+//! `benches/server_load.sh` (BENCHMARKS.md, issue 13, twenty-third round). With `OR FAIL` a failing row
+//! stops the statement and leaves the rows before it in the transaction, and nothing here goes on with a
+//! transaction whose write failed: every caller returns the error, and the transaction is rolled back
+//! whole (`tests/store.rs`, `a_failed_gathered_write_leaves_nothing_and_the_store_goes_on`). Not `OR
+//! ROLLBACK`: SQLite would end the transaction itself, sqlx's own rollback of it would then fail, and sqlx
+//! would go on counting a transaction open, beginning the next as a savepoint (sqlx-sqlite 0.8's worker).
 
 use super::audit::{sealed_insert, sealed_rows};
 use super::messages::{MessageRows, NewDelivery};
@@ -108,7 +117,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         for rows in chunks(insert.len()) {
             let mut numbering = Numbering::default();
-            let sql = self.sql(&numbering.statement(insert, rows.len()));
+            let sql = self.sql(&numbering.statement(self.insert_into(), insert, rows.len()));
             let query = bind_statement(sqlx::query(&sql), insert, rows);
             query.execute(tx.conn()).await?;
         }
@@ -163,7 +172,7 @@ impl Store {
                 let mut numbering = Numbering::default();
                 postgres_together(
                     (statements.iter())
-                        .map(|(insert, rows)| numbering.statement(*insert, rows.len()))
+                        .map(|(insert, rows)| numbering.statement(INSERT, *insert, rows.len()))
                         .collect(),
                 )
             }
@@ -171,7 +180,8 @@ impl Store {
     }
 }
 
-/// `INSERT INTO … VALUES …` of `rows` rows of `insert` with a `?` for each open and each shared column.
+/// `INSERT OR FAIL INTO … VALUES …` (SQLite) of `rows` rows of `insert` with a `?` for each open and each
+/// shared column.
 fn anonymous_statement(insert: &dyn RowsInsert, rows: usize) -> String {
     let group: Vec<&str> = (insert.columns().iter())
         .map(|column| match *column {
@@ -181,7 +191,22 @@ fn anonymous_statement(insert: &dyn RowsInsert, rows: usize) -> String {
         .collect();
     let group = format!("({})", group.join(", "));
     let values = vec![group; rows].join(", ");
-    format!("INSERT INTO {} VALUES {values}", insert.into())
+    format!("{SQLITE_INSERT} {} VALUES {values}", insert.into())
+}
+
+/// How a statement here begins on PostgreSQL.
+const INSERT: &str = "INSERT INTO";
+/// How a statement here begins on SQLite (see the module's documentation).
+const SQLITE_INSERT: &str = "INSERT OR FAIL INTO";
+
+impl Store {
+    /// How an insert statement begins on this store's database.
+    fn insert_into(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => SQLITE_INSERT,
+            Backend::Postgres => INSERT,
+        }
+    }
 }
 
 /// How many columns of a value group take the shared value.
@@ -281,9 +306,9 @@ struct Numbering {
 }
 
 impl Numbering {
-    /// `INSERT INTO … VALUES …` of `rows` rows of `insert`: its shared value (if any) takes the next number,
-    /// then each row's open columns theirs.
-    fn statement(&mut self, insert: &dyn RowsInsert, rows: usize) -> String {
+    /// `{verb} … VALUES …` of `rows` rows of `insert`: its shared value (if any) takes the next number, then
+    /// each row's open columns theirs.
+    fn statement(&mut self, verb: &str, insert: &dyn RowsInsert, rows: usize) -> String {
         let shared = insert.shared().map(|_| {
             self.used += 1;
             format!("${}", self.used)
@@ -296,7 +321,7 @@ impl Numbering {
             .collect();
         let values = numbered_rows(rows, &columns, self.used + 1);
         self.used += rows * columns.iter().filter(|c| c.is_empty()).count();
-        format!("INSERT INTO {} VALUES {values}", insert.into())
+        format!("{verb} {} VALUES {values}", insert.into())
     }
 }
 
@@ -362,11 +387,11 @@ mod tests {
         };
         let mut numbering = Numbering::default();
         assert_eq!(
-            numbering.statement(&a, 2),
+            numbering.statement(INSERT, &a, 2),
             "INSERT INTO a (x, y, at) VALUES ($2, $3, $1), ($4, $5, $1)"
         );
         assert_eq!(
-            numbering.statement(&b, 1),
+            numbering.statement(INSERT, &b, 1),
             "INSERT INTO b (x, n, y) VALUES ($6, 0, $7)"
         );
         assert_eq!(parameter_count(&a, 2) + parameter_count(&b, 1), 7);
@@ -383,7 +408,7 @@ mod tests {
         assert_eq!(postgres_together(vec!["INSERT 1".into()]), "INSERT 1");
         assert_eq!(
             anonymous_statement(&a, 2),
-            "INSERT INTO a (x, y, at) VALUES (?, ?, ?), (?, ?, ?)"
+            "INSERT OR FAIL INTO a (x, y, at) VALUES (?, ?, ?), (?, ?, ?)"
         );
         assert!(shared_trails(&a) && shared_trails(&b));
         let leading = Insert {
@@ -393,7 +418,7 @@ mod tests {
         assert!(!shared_trails(&leading));
         assert_eq!(
             anonymous_statement(&b, 1),
-            "INSERT INTO b (x, n, y) VALUES (?, 0, ?)"
+            "INSERT OR FAIL INTO b (x, n, y) VALUES (?, 0, ?)"
         );
     }
 }
