@@ -143,6 +143,11 @@ pub struct Server {
     /// How long one notification attempt may take before it counts as failed and is retried (default 10 s).
     #[serde(default = "default_timeout")]
     pub notify_timeout_ms: u64,
+    /// Threads serving requests (the runtime's workers). Default: on SQLite one fewer than the machine's
+    /// cores (at least one), leaving a core to the group commit's committer and SQLite's writer thread; on
+    /// PostgreSQL one a core.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 /// `[server.tls]`.
@@ -182,6 +187,7 @@ impl Default for Server {
             max_in_flight: default_max_in_flight(),
             destination_max_in_flight: default_destination_max_in_flight(),
             notify_timeout_ms: default_timeout(),
+            workers: None,
         }
     }
 }
@@ -575,6 +581,7 @@ const SERVER: &[&str] = &[
     "max_in_flight",
     "destination_max_in_flight",
     "notify_timeout_ms",
+    "workers",
 ];
 const SERVER_TLS: &[&str] = &["cert", "key", "client_ca"];
 const CONSENT: &[&str] = &[
@@ -683,6 +690,11 @@ fn unknown_keys(value: &Value, shown: &str) -> Vec<String> {
 
 fn check(config: &Config, shown: &str) -> Vec<String> {
     let mut problems = Vec::new();
+    if config.server.workers == Some(0) {
+        problems.push(format!(
+            "{shown}: server.workers: 0 (expected at least 1 thread, or no value for the default)"
+        ));
+    }
     if !config.gateway.mappings.is_dir() {
         problems.push(format!(
             "{shown}: gateway.mappings: {} is not a folder",
@@ -802,7 +814,7 @@ mod tests {
         let err = load_with_env(file.path(), std::iter::empty())
             .unwrap_err()
             .0;
-        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, retry_max_delay_ms, retry_window_ms, dead_letter_probe_ms, claim_lease_ms, tls, max_json_bytes, max_header_bytes, header_read_timeout_ms, body_read_timeout_ms, max_connections, shutdown_grace_ms, max_in_flight, destination_max_in_flight, notify_timeout_ms)")), "{err:?}");
+        assert!(err.iter().any(|e| e.ends_with("server.lisen: unknown key (expected one of: listen, database_url, base_url, max_upload_bytes, outbox_poll_ms, max_attempts, retry_base_ms, retry_max_delay_ms, retry_window_ms, dead_letter_probe_ms, claim_lease_ms, tls, max_json_bytes, max_header_bytes, header_read_timeout_ms, body_read_timeout_ms, max_connections, shutdown_grace_ms, max_in_flight, destination_max_in_flight, notify_timeout_ms, workers)")), "{err:?}");
         assert!(
             err.iter()
                 .any(|e| e.contains("destinations.a.colour: unknown key")),

@@ -136,7 +136,10 @@ async fn receive(
         file.write_all(&chunk)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
-    file.sync_all()
+    // The fsync on a blocking thread: it can take milliseconds, and the runtime may have one worker.
+    tokio::task::spawn_blocking(move || file.sync_all())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((path, size, head))
 }
