@@ -807,6 +807,19 @@ mod tests {
     }
 
     #[test]
+    fn no_worker_threads_is_refused() {
+        let file = write("[server]\nworkers = 0\n");
+        let err = load_with_env(file.path(), std::iter::empty())
+            .unwrap_err()
+            .0;
+        assert!(
+            err.iter()
+                .any(|e| e.contains("server.workers: 0 (expected at least 1 thread")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn every_unknown_key_is_reported_with_its_path() {
         let file = write(
             "[server]\nlisen = 1\n[destinations.a]\nkind = \"file\"\nendpoint = \"x\"\norg = \"s|v\"\ncolour = 1\n[[routes]]\ndestination = \"a\"\nweight = 2\n",

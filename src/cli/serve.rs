@@ -50,8 +50,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 /// The threads serving requests: `configured`, else on SQLite one fewer than the machine's cores (at least
 /// one) and on PostgreSQL one a core. On SQLite a group commit's serial path is two threads of the server's
 /// own (the committer and the writer connection's), which wait for a core whenever every core runs a
-/// worker: with one worker on the 2-core machine, 8–11% more referrals a second and 10% less CPU each; on
-/// PostgreSQL, whose commits run in its own processes, 4–5% fewer (BENCHMARKS.md, issue 13,
+/// worker: with one worker on the 2-core machine, 4–13% more referrals a second and 6–14% less CPU each;
+/// on PostgreSQL, whose commits run in its own processes, 4–5% fewer (BENCHMARKS.md, issue 13,
 /// twenty-third round).
 fn http_workers(configured: Option<usize>, url: &str) -> usize {
     if let Some(workers) = configured {
@@ -285,4 +285,21 @@ pub(crate) async fn prepare_store(config: &Config, store: &Store) -> anyhow::Res
     };
     store.sync_legal_bases(&legal).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_workers;
+
+    #[test]
+    fn sqlite_leaves_a_core_to_its_commits_and_a_configured_count_wins() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(
+            http_workers(None, "sqlite://var/onedoor.db"),
+            (cores - 1).max(1)
+        );
+        assert_eq!(http_workers(None, "postgres://db/onedoor"), cores);
+        assert_eq!(http_workers(Some(3), "sqlite://var/onedoor.db"), 3);
+        assert_eq!(http_workers(Some(3), "postgres://db/onedoor"), 3);
+    }
 }
