@@ -1,4 +1,11 @@
-//! What the benches share: the resident-memory high-water mark of a phase (Linux `/proc`).
+//! What the benches share: the binary's allocator, and the resident-memory high-water mark of a phase
+//! (Linux `/proc`).
+
+/// The allocator the `onedoor` binary runs with (`src/main.rs`), so that a bench measures the product as
+/// shipped: without it a bench ran on the system allocator, which took ~24% of the OneRoster bench's time
+/// (BENCHMARKS.md, issue 13, twenty-fourth round).
+#[global_allocator]
+static ALLOCATOR: onedoor::allocator::MiMallocPlain = onedoor::allocator::MiMallocPlain;
 
 /// Reset the high-water mark, so the next reading covers only what follows.
 pub fn reset_peak() {
