@@ -5,7 +5,9 @@
 //! Ids are kept by their 128-bit hash ([`hash128`]). The first [`IN_MEMORY_IDS`] (or [`IdTable::new`]'s) ids
 //! live in a hash map; the rest in an open-addressing table on disk, in pages of [`SLOTS`] slots written
 //! and read with positioned writes and reads (the operating system's page cache holds the hot pages; they
-//! are not the process's memory), with a byte a page and a Bloom filter in memory. The file is anonymous (removed as soon as it is made) and holds only hashes,
+//! are not the process's memory), with a byte a page and a Bloom filter in memory. New slots wait in
+//! memory, up to [`PENDING_SLOTS`], and are written a page's run at a time: one write a slot cost a
+//! converted OneRoster student a twentieth of its time (BENCHMARKS.md, issue 13, twenty-fourth round). The file is anonymous (removed as soon as it is made) and holds only hashes,
 //! line numbers and digests: nothing of a record's content.
 
 use rustc_hash::FxHashMap;
@@ -18,6 +20,9 @@ use std::os::unix::fs::FileExt;
 /// spare room): small enough that an export of 20,000 rows already uses the file, so a run's memory is the
 /// same from there on (BENCHMARKS.md, issue 13 target 3).
 pub const IN_MEMORY_IDS: usize = 16_384;
+
+/// How many new slots the file's table keeps in memory before it writes them (about 1 MB).
+const PENDING_SLOTS: usize = 16_384;
 
 /// A 128-bit hash of `text` (two SipHash passes told apart by a prefix, with fixed keys: the same in every
 /// run), so that two different ids sharing one is not a concern even for hundreds of millions of ids.
@@ -44,6 +49,8 @@ pub struct IdTable {
     memory: FxHashMap<u128, Values>,
     in_memory: usize,
     disk: Option<DiskTable>,
+    /// New slots the file's table keeps before writing them.
+    pending_slots: usize,
 }
 
 impl Default for IdTable {
@@ -60,6 +67,7 @@ impl IdTable {
             memory: FxHashMap::default(),
             in_memory,
             disk: None,
+            pending_slots: PENDING_SLOTS,
         }
     }
 
@@ -94,7 +102,9 @@ impl IdTable {
             self.memory.insert(id, values);
             return Ok(None);
         }
-        self.disk.insert(DiskTable::create(64)?).insert(id, values)
+        (self.disk)
+            .insert(DiskTable::create(64, self.pending_slots)?)
+            .insert(id, values)
     }
 
     /// How many ids it holds.
@@ -112,21 +122,26 @@ impl IdTable {
 /// goes in the first page from its home page on that has a free slot, and a page's slots fill in order.
 /// In memory it keeps only how full each page is (a byte a page) and a Bloom filter of its ids (10 bits
 /// an id): a new id (nearly every one) is written with one positioned write and no read; only an id the
-/// filter may have seen (a repeat, or 1 in 100 new ones) is looked for in the file.
+/// filter may have seen (a repeat, or 1 in 100 new ones) is looked for among the slots not yet written,
+/// then in the file.
 struct DiskTable {
     file: File,
     pages: u64,
     len: usize,
-    /// Slots used in each page.
+    /// Slots used in each page (those not yet written included).
     fill: Vec<u8>,
     seen: Bloom,
+    /// Slots taken and not yet written, by key: their page, their place in it and their values.
+    pending: FxHashMap<u128, (u64, usize, Values)>,
+    /// At this many, the pending slots are written.
+    pending_slots: usize,
 }
 
 /// Grow when the table is this full (tenths).
 const MAX_LOAD_TENTHS: usize = 7;
 
 impl DiskTable {
-    fn create(pages: u64) -> io::Result<Self> {
+    fn create(pages: u64, pending_slots: usize) -> io::Result<Self> {
         let file = tempfile::tempfile()?;
         file.set_len(pages * PAGE as u64)?;
         let capacity = pages as usize * SLOTS * MAX_LOAD_TENTHS / 10;
@@ -136,6 +151,8 @@ impl DiskTable {
             len: 0,
             fill: vec![0; pages as usize],
             seen: Bloom::new(capacity),
+            pending: FxHashMap::default(),
+            pending_slots,
         })
     }
 
@@ -159,14 +176,41 @@ impl DiskTable {
             self.grow()?;
         }
         let (page, index) = self.free_slot(key)?;
-        self.file
-            .write_all_at(&slot_bytes(key, values), slot_offset(page, index))?;
+        self.pending.insert(key, (page, index, values));
         self.taken(page, key);
+        if self.pending.len() >= self.pending_slots {
+            self.write_pending()?;
+        }
         Ok(None)
     }
 
-    /// The id's values, read from the pages on its way up to the first page with room (where it would be).
+    /// Write the pending slots, each page's (consecutive in it) with one write.
+    fn write_pending(&mut self) -> io::Result<()> {
+        let mut slots: Vec<(u64, usize, [u8; SLOT])> = (self.pending.drain())
+            .map(|(key, (page, index, values))| (page, index, slot_bytes(key, values)))
+            .collect();
+        slots.sort_unstable_by_key(|&(page, index, _)| (page, index));
+        let mut run: Vec<u8> = Vec::with_capacity(PAGE);
+        for (position, (page, index, bytes)) in slots.iter().enumerate() {
+            run.extend_from_slice(bytes);
+            let next = slots.get(position + 1);
+            if next.is_none_or(|&(next_page, next_index, _)| {
+                (next_page, next_index) != (*page, index + 1)
+            }) {
+                let first = index + 1 - run.len() / SLOT;
+                self.file.write_all_at(&run, slot_offset(*page, first))?;
+                run.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// The id's values: among the slots not yet written, or read from the pages on its way up to the
+    /// first page with room (where it would be).
     fn find(&self, key: u128) -> io::Result<Option<Values>> {
+        if let Some(&(_, _, values)) = self.pending.get(&key) {
+            return Ok(Some(values));
+        }
         let mut page = [0u8; PAGE];
         for number in self.probe(key) {
             let used = usize::from(self.fill[number as usize]);
@@ -200,7 +244,8 @@ impl DiskTable {
     /// slots written together.
     fn grow(&mut self) -> io::Result<()> {
         const RUN: u64 = 64;
-        let mut bigger = DiskTable::create(self.pages * 2)?;
+        self.write_pending()?;
+        let mut bigger = DiskTable::create(self.pages * 2, self.pending_slots)?;
         let mut run = vec![0u8; RUN as usize * PAGE];
         for first in (0..self.pages).step_by(RUN as usize) {
             let pages = RUN.min(self.pages - first);
@@ -312,7 +357,10 @@ mod tests {
 
     #[test]
     fn ids_past_the_memory_part_are_found_on_disk_after_it_grows() {
-        let mut table = IdTable::new(1_000);
+        let mut table = IdTable {
+            pending_slots: 333,
+            ..IdTable::new(1_000)
+        };
         for n in 0..100_000u64 {
             let id = format!("ref-{n}");
             assert_eq!(table.insert(&id, [n, n * 2, 7]).unwrap(), None, "{n}");
@@ -342,8 +390,8 @@ mod tests {
     proptest! {
         /// The table answers as a map of every id inserted would, whatever the split between memory and disk.
         #[test]
-        fn answers_as_a_map_does(in_memory in 0usize..20, ids in prop::collection::vec(0u128..400, 0..600)) {
-            let mut table = IdTable::new(in_memory);
+        fn answers_as_a_map_does(in_memory in 0usize..20, pending_slots in 1usize..40, ids in prop::collection::vec(0u128..400, 0..600)) {
+            let mut table = IdTable { pending_slots, ..IdTable::new(in_memory) };
             let mut map = std::collections::HashMap::new();
             for (n, id) in ids.iter().enumerate() {
                 // Small ids crowd a few home pages: probing past full pages is exercised.
