@@ -172,22 +172,25 @@ impl DiskTable {
         {
             return Ok(Some(seen));
         }
+        // Written before the id is taken: an id whose insert failed is not kept, and a slot whose write
+        // failed stays pending (found, and written again next time), so no id is ever lost.
+        if self.pending.len() >= self.pending_slots {
+            self.write_pending()?;
+        }
         if (self.len + 1) * 10 > self.pages as usize * SLOTS * MAX_LOAD_TENTHS {
             self.grow()?;
         }
         let (page, index) = self.free_slot(key)?;
         self.pending.insert(key, (page, index, values));
         self.taken(page, key);
-        if self.pending.len() >= self.pending_slots {
-            self.write_pending()?;
-        }
         Ok(None)
     }
 
-    /// Write the pending slots, each page's (consecutive in it) with one write.
+    /// Write the pending slots, each page's (consecutive in it) with one write; they stop being pending
+    /// once every write succeeded.
     fn write_pending(&mut self) -> io::Result<()> {
-        let mut slots: Vec<(u64, usize, [u8; SLOT])> = (self.pending.drain())
-            .map(|(key, (page, index, values))| (page, index, slot_bytes(key, values)))
+        let mut slots: Vec<(u64, usize, [u8; SLOT])> = (self.pending.iter())
+            .map(|(&key, &(page, index, values))| (page, index, slot_bytes(key, values)))
             .collect();
         slots.sort_unstable_by_key(|&(page, index, _)| (page, index));
         let mut run: Vec<u8> = Vec::with_capacity(PAGE);
@@ -202,6 +205,7 @@ impl DiskTable {
                 run.clear();
             }
         }
+        self.pending.clear();
         Ok(())
     }
 
@@ -376,6 +380,48 @@ mod tests {
         }
         assert_eq!(table.get("ref-100000").unwrap(), None);
         assert_eq!(table.len(), 100_000);
+    }
+
+    #[test]
+    fn a_failed_write_loses_no_id_and_keeps_none_it_refused() {
+        let mut table = IdTable {
+            pending_slots: 4,
+            ..IdTable::new(0)
+        };
+        for n in 0..4u64 {
+            assert_eq!(table.insert(&format!("id-{n}"), [n, 0, 0]).unwrap(), None);
+        }
+        let disk = table.disk.as_mut().unwrap();
+        // A file that cannot be written (opened for reading only) in place of the table's.
+        let readable = tempfile::NamedTempFile::new().unwrap();
+        let writable = std::mem::replace(&mut disk.file, File::open(readable.path()).unwrap());
+        assert!(table.insert("id-4", [4, 0, 0]).is_err(), "the write fails");
+        assert_eq!(
+            table.get("id-4").unwrap(),
+            None,
+            "an id whose insert failed is not kept"
+        );
+        for n in 0..4u64 {
+            assert_eq!(
+                table.get(&format!("id-{n}")).unwrap(),
+                Some([n, 0, 0]),
+                "still pending"
+            );
+        }
+        table.disk.as_mut().unwrap().file = writable;
+        assert_eq!(table.insert("id-4", [4, 0, 0]).unwrap(), None);
+        for n in 0..5u64 {
+            let id = format!("id-{n}");
+            assert_eq!(
+                table.insert(&id, [9, 9, 9]).unwrap(),
+                Some([n, 0, 0]),
+                "{id}"
+            );
+        }
+        assert!(
+            table.disk.as_ref().unwrap().pending.len() < 4,
+            "written since"
+        );
     }
 
     #[test]
