@@ -157,10 +157,14 @@ struct RecentRows {
 }
 
 /// Offsets of rows read once, at most (then forgotten, and counting starts again).
-const MAX_SEEN_OFFSETS: usize = 65_536;
+const MAX_SEEN_OFFSETS: usize = 16_384;
 
-/// Rows kept decoded, at most (then no more are kept).
-const MAX_RECENT_ROWS: usize = 1_024;
+/// Rows kept decoded, at most (then no more are kept): the staff members and schools a referral export
+/// names again and again are among the first rows read twice. A slot keeps them until it is full, so a run
+/// whose students come back (a second referral) filled it with students' rows: 1,024 a slot took 5 MB more
+/// in a two-thread run of 100,000 referrals on a roster of 20,000 than in one of 20,000 (BENCHMARKS.md,
+/// issue 13, twenty-fourth round).
+const MAX_RECENT_ROWS: usize = 256;
 
 impl RecentRows {
     fn get(&self, byte: u64) -> Option<Row> {

@@ -40,11 +40,17 @@ pub const TRIED_BEFORE_GIVING_UP: u32 = 1024;
 /// Below one reuse in this many lookups (after [`TRIED_BEFORE_GIVING_UP`]), a resource is not looked up again.
 const WORTH_ONE_IN: u32 = 16;
 
-/// What the kept resources may take, at most, per memo (one per mapping and thread).
-pub const MAX_KEPT_BYTES: usize = 4 << 20;
+/// What the kept resources may take, at most, per memo (one per mapping and thread): 1 MiB, room for
+/// several hundred of the Organizations and Practitioners a referral export repeats in every row. A memo
+/// fills at the first resources that repeat, and a run whose students come back (a second referral) kept
+/// students' Patients until it was full: with 4 MiB a memo, a two-thread run of 100,000 referrals on a roster
+/// of 20,000 took 15 MB more than one of 20,000 (BENCHMARKS.md, issue 13, twenty-fourth round), while holding
+/// under a twentieth of those Patients.
+pub const MAX_KEPT_BYTES: usize = 1 << 20;
 
-/// Keys seen once remembered, at most (then forgotten, and counting starts again).
-const MAX_SEEN: usize = 65_536;
+/// Keys seen once remembered, at most (then forgotten, and counting starts again); as the validation
+/// memo's (`crate::validation::memo`).
+const MAX_SEEN: usize = 16_384;
 
 /// Set to any value, no resource is reused (to compare a run with one that builds everything).
 pub const NO_REUSE_VARIABLE: &str = "ONEDOOR_NO_REUSE";
