@@ -7,8 +7,9 @@
 //! and read with positioned writes and reads (the operating system's page cache holds the hot pages; they
 //! are not the process's memory), with a byte a page and a Bloom filter in memory. New slots wait in
 //! memory, up to [`PENDING_SLOTS`], and are written a page's run at a time: one write a slot cost a
-//! converted OneRoster student a twentieth of its time (BENCHMARKS.md, issue 13, twenty-fourth round). The file is anonymous (removed as soon as it is made) and holds only hashes,
-//! line numbers and digests: nothing of a record's content.
+//! converted OneRoster student a twentieth of its time (BENCHMARKS.md, issue 13, twenty-fourth round).
+//! The file is anonymous (removed as soon as it is made) and holds only hashes, line numbers and digests:
+//! nothing of a record's content.
 
 use rustc_hash::FxHashMap;
 use std::fs::File;
@@ -122,9 +123,9 @@ impl IdTable {
 /// An open-addressing hash table in an anonymous file: `pages` pages (a power of two) of slots; an id
 /// goes in the first page from its home page on that has a free slot, and a page's slots fill in order.
 /// In memory it keeps only how full each page is (a byte a page) and a Bloom filter of its ids (10 bits
-/// an id): a new id (nearly every one) is written with one positioned write and no read; only an id the
-/// filter may have seen (a repeat, or 1 in 100 new ones) is looked for among the slots not yet written,
-/// then in the file.
+/// an id): a new id (nearly every one) waits among the pending slots and is written with its page's
+/// others, and nothing is read; only an id the filter may have seen (a repeat, or 1 in 100 new ones) is
+/// looked for among the slots not yet written, then in the file.
 struct DiskTable {
     file: File,
     pages: u64,
