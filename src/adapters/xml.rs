@@ -202,7 +202,7 @@ impl<R: BufRead> Interchange<R> {
                     if self.root_objects.contains(&name.as_str()) {
                         let line = self.line_of_tag(start.len() + 2);
                         return Some(
-                            self.element(start, 1, "")
+                            self.element(start, 1, &mut String::new())
                                 .map(|value| Element { name, line, value })
                                 .map_err(|why| format!("line {line}: {why}")),
                         );
@@ -216,7 +216,7 @@ impl<R: BufRead> Interchange<R> {
                     let line = self.line_of_tag(start.len() + 2);
                     let name = local_name(&start);
                     return Some(
-                        self.element(start, 2, "")
+                        self.element(start, 2, &mut String::new())
                             .map(|value| Element { name, line, value })
                             .map_err(|why| format!("line {line}: {why}")),
                     );
@@ -242,11 +242,13 @@ impl<R: BufRead> Interchange<R> {
         self.reader.get_mut().line_at(end.saturating_sub(tag_len))
     }
 
+    /// The element `start` opened, as a value; `path` is its path below the record's element (`a/b`),
+    /// extended for each child while it is read and given back as it came.
     fn element(
         &mut self,
         start: BytesStart<'static>,
         depth: usize,
-        path: &str,
+        path: &mut String,
     ) -> Result<Value, String> {
         if depth > MAX_DEPTH {
             return Err(format!("elements nested deeper than {MAX_DEPTH}"));
@@ -268,13 +270,14 @@ impl<R: BufRead> Interchange<R> {
             {
                 Event::Start(child) => {
                     let name = local_name(&child);
-                    let child_path = if path.is_empty() {
-                        name.clone()
-                    } else {
-                        format!("{path}/{name}")
-                    };
-                    let value = self.element(child, depth + 1, &child_path)?;
-                    insert(&mut object, name, value);
+                    let parent = path.len();
+                    if parent > 0 {
+                        path.push('/');
+                    }
+                    path.push_str(&name);
+                    let value = self.element(child, depth + 1, path);
+                    path.truncate(parent);
+                    insert(&mut object, name, value?);
                 }
                 Event::Empty(child) => insert(
                     &mut object,
@@ -305,7 +308,7 @@ impl<R: BufRead> Interchange<R> {
         if trimmed.len() != text.len() && !trimmed.is_empty() && !text.contains('\n') {
             self.untrimmed.push(Untrimmed {
                 line: self.reader.get_mut().line_at(begin),
-                path: path.to_owned(),
+                path: path.clone(),
                 raw: text.clone(),
             });
         }
