@@ -42,10 +42,9 @@ const WORTH_ONE_IN: u32 = 16;
 
 /// What the kept resources may take, at most, per memo (one per mapping and thread): 1 MiB, room for
 /// several hundred of the Organizations and Practitioners a referral export repeats in every row. A memo
-/// fills at the first resources that repeat, and a run whose students come back (a second referral) kept
-/// students' Patients until it was full: with 4 MiB a memo, a two-thread run of 100,000 referrals on a roster
-/// of 20,000 took 15 MB more than one of 20,000 (BENCHMARKS.md, issue 13, twenty-fourth round), while holding
-/// under a twentieth of those Patients.
+/// fills with whatever repeats first, and once a run's students come back (a second referral) that is their
+/// Patients: at 4 MiB a memo this was one of the bounded caches that grew a two-thread run's memory past
+/// 20,000 rows (BENCHMARKS.md, issue 13, twenty-fourth round).
 pub const MAX_KEPT_BYTES: usize = 1 << 20;
 
 /// Keys seen once remembered, at most (then forgotten, and counting starts again); as the validation
