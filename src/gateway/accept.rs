@@ -25,7 +25,7 @@ pub(super) struct Prepared {
 impl Prepared {
     /// What deciding it reads: its referral's key, and its resources' (and its Task's) types and ids.
     pub(super) fn reads(&self) -> (&str, Vec<(&str, &str)>) {
-        (&self.plan.key, self.plan.keys(&self.bundle))
+        (&self.plan.key, self.plan.keys())
     }
 }
 
@@ -116,9 +116,7 @@ impl Gateway {
         (prepared, reads): (Prepared, Option<&BatchReads>),
         job: Option<&mut JobCursor>,
     ) -> Result<Result<Accepted, GatewayError>, StoreError> {
-        let references: Vec<String> = (prepared.plan.keys(&prepared.bundle).iter())
-            .map(|(kind, id)| format!("{kind}/{id}"))
-            .collect();
+        let references = prepared.plan.references();
         let key = prepared.plan.key.as_str();
         let out_of_date = batch.changed(key, references.iter().map(String::as_str));
         if batch.touches(key, references.iter().map(String::as_str)) {

@@ -22,6 +22,9 @@ pub(super) struct Plan {
     sender_org: String,
     service_request: Option<String>,
     pub(super) task: Option<String>,
+    /// `Type/id` of each resource and of the referral's Task (which a revision keeps): what deciding it
+    /// reads, worked out here, before the group commit's serial path.
+    references: Vec<String>,
 }
 
 impl Plan {
@@ -34,6 +37,16 @@ impl Plan {
                 .copied()
         };
         let request = first_of("ServiceRequest");
+        let task = first_of("Task")
+            .and_then(|t| t.get("id"))
+            .and_then(Value::as_str);
+        let mut references: Vec<String> = (resources.iter())
+            .map(|r| {
+                let (kind, id) = crate::canonical::bundle::type_and_id(r);
+                format!("{kind}/{id}")
+            })
+            .collect();
+        references.extend(task.map(|task| format!("Task/{task}")));
         let id_of = |r: Option<&Value>| {
             r.and_then(|r| r.get("id"))
                 .and_then(Value::as_str)
@@ -52,7 +65,8 @@ impl Plan {
                 .map(str::to_owned),
             sender_org: sender_org.to_owned(),
             service_request: id_of(request),
-            task: id_of(first_of("Task")),
+            task: task.map(str::to_owned),
+            references,
         }
     }
 
@@ -62,16 +76,16 @@ impl Plan {
             .find(|r| r.get("resourceType").and_then(Value::as_str) == Some("ServiceRequest"))
     }
 
-    /// The type and id of each resource of `bundle`, and of the referral's Task (which a revision keeps).
-    pub(super) fn keys<'b>(&'b self, bundle: &'b Value) -> Vec<(&'b str, &'b str)> {
-        let mut keys: Vec<(&str, &str)> = subject::resources(bundle)
-            .into_iter()
-            .map(crate::canonical::bundle::type_and_id)
-            .collect();
-        if let Some(task) = self.task.as_deref() {
-            keys.push(("Task", task));
-        }
-        keys
+    /// `Type/id` of each resource of the bundle, and of the referral's Task (which a revision keeps).
+    pub(super) fn references(&self) -> &[String] {
+        &self.references
+    }
+
+    /// The type and id of each resource of the bundle, and of the referral's Task.
+    pub(super) fn keys(&self) -> Vec<(&str, &str)> {
+        (self.references.iter())
+            .map(|r| r.split_once('/').unwrap_or((r.as_str(), "")))
+            .collect()
     }
 
     pub(super) fn indexed<'b>(&self, bundle: &'b Value) -> Vec<(&'b Value, ResourceIndex)> {
