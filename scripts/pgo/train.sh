@@ -48,14 +48,22 @@ key=$("$bin" partners add riverside-sis --config "$server/onedoor.toml" 2>/dev/n
 "$bin" serve --config "$server/onedoor.toml" > "$server/serve.log" 2>&1 &
 serving=$!
 trap 'kill $serving 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/fhir/metadata" >/dev/null && break; sleep 0.2; done
+ready=no
+for _ in $(seq 1 50); do
+  if curl -sf "http://127.0.0.1:$port/fhir/metadata" >/dev/null; then ready=yes; break; fi
+  sleep 0.2
+done
+[ "$ready" = yes ] || { echo "the server did not answer on port $port (ONEDOOR_PGO_PORT); its log:" >&2; cat "$server/serve.log" >&2; exit 1; }
 request='{"resourceType":"ServiceRequest","status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"3457005"}]},"subject":{"reference":"Patient/training-patient"},"performer":[{"identifier":{"system":"urn:onedoor:agencies","value":"county-food-bank"}}]}'
+quoted=$(printf '%s' "$request" | sed 's/["\\]/\\&/g; s/.*/"&"/')
 for i in $(seq 1 "$posts"); do
   [ "$i" = 1 ] || echo next
   printf 'url = "http://127.0.0.1:%s/fhir/ServiceRequest"\nrequest = "POST"\nheader = "Content-Type: application/fhir+json"\nheader = "Authorization: Bearer %s"\ndata = %s\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' \
-    "$port" "$key" "$(printf '%s' "$request" | sed 's/["\\]/\\&/g; s/.*/"&"/')"
+    "$port" "$key" "$quoted"
 done > "$server/posts.curl"
-curl --no-progress-meter --parallel --parallel-max 8 --config "$server/posts.curl" | sort | uniq -c
+created=$(curl --no-progress-meter --parallel --parallel-max 8 --config "$server/posts.curl" | grep -c '^201$' || true)
+echo "$created of $posts answered 201 Created"
+[ "$created" = "$posts" ] || { echo "a training post was not accepted; the server's log:" >&2; tail -20 "$server/serve.log" >&2; exit 1; }
 curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/fhir/ServiceRequest?_count=50" >/dev/null
 kill -TERM "$serving"
 wait "$serving" || true
