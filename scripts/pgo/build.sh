@@ -26,8 +26,11 @@ mkdir -p "$work/profiles" "$target/pgo"
 
 # Each build has a target folder of its own: their flags differ, and one would rebuild the other's
 # dependencies every time. `--target` keeps the flags off build scripts and procedural macros.
+# The instrumented build's flags never change (each run's counts go where LLVM_PROFILE_FILE says), so an
+# unchanged source reuses it; the optimised build's flags name this run's counts, a new file each time, so
+# cargo builds it again whenever the counts may differ.
 echo "== 1/3 the instrumented build" >&2
-RUSTFLAGS="-Cprofile-generate=$work/profiles" CARGO_TARGET_DIR="$target/pgo-generate" \
+RUSTFLAGS="-Cprofile-generate=$target/pgo-generate/profiles" CARGO_TARGET_DIR="$target/pgo-generate" \
   cargo build --release --bin onedoor --target "$host"
 
 echo "== 2/3 the training workload" >&2
