@@ -37,21 +37,16 @@ impl Plan {
                 .copied()
         };
         let request = first_of("ServiceRequest");
-        let task = first_of("Task")
-            .and_then(|t| t.get("id"))
-            .and_then(Value::as_str);
-        let mut references: Vec<String> = (resources.iter())
-            .map(|r| {
-                let (kind, id) = crate::canonical::bundle::type_and_id(r);
-                format!("{kind}/{id}")
-            })
-            .collect();
-        references.extend(task.map(|task| format!("Task/{task}")));
         let id_of = |r: Option<&Value>| {
             r.and_then(|r| r.get("id"))
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
+        let task = id_of(first_of("Task"));
+        let mut references: Vec<String> = (resources.iter().copied())
+            .map(crate::store::reference_of)
+            .collect();
+        references.extend(task.as_deref().map(|task| format!("Task/{task}")));
         Self {
             key: request
                 .or(resources.first().copied())
@@ -65,7 +60,7 @@ impl Plan {
                 .map(str::to_owned),
             sender_org: sender_org.to_owned(),
             service_request: id_of(request),
-            task: task.map(str::to_owned),
+            task,
             references,
         }
     }
