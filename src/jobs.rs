@@ -6,8 +6,9 @@
 //! and its report counts the resumption. Re-ingesting the same records never duplicates them (the gateway knows each referral).
 
 use crate::adapters::niem::IncidentHistory;
-use crate::canonical::bundle;
-use crate::gateway::{Arrival, Gateway, GatewayError, JOB_BATCH, JobCursor, JobRecord};
+use crate::gateway::{
+    Arrival, AssembledRecord, Gateway, GatewayError, JOB_BATCH, JobCursor, JobRecord,
+};
 use crate::mapping::EngineOptions;
 use crate::pipeline::{self, Sink};
 use crate::store::StoreError;
@@ -214,7 +215,7 @@ struct GatewaySink {
     resources: u64,
     stopped: Option<JobError>,
     /// Records waiting for the next batch commit, with their ordinals.
-    pending: Vec<(i64, Value)>,
+    pending: Vec<(i64, AssembledRecord)>,
 }
 
 impl GatewaySink {
@@ -277,9 +278,10 @@ impl Sink for GatewaySink {
         if self.seen <= self.skip || self.stopped.is_some() {
             return Ok(());
         }
-        let record = bundle::group_record(resources, passthrough);
-        crate::http::guard::test_panic_if_marked(&record, crate::http::guard::TEST_PANIC_JOB);
-        self.resources += crate::consent::subject::resources(&record).len() as u64;
+        let record = AssembledRecord::of_group(resources, passthrough);
+        let value = record.value();
+        crate::http::guard::test_panic_if_marked(value, crate::http::guard::TEST_PANIC_JOB);
+        self.resources += crate::consent::subject::resources(value).len() as u64;
         self.pending.push((self.seen, record));
         if self.pending.len() >= JOB_BATCH {
             return self.flush();

@@ -273,7 +273,8 @@ impl Summary {
 
 /// Where converted resources go: each group (a referral, a student with their guardians) at once.
 pub trait Sink {
-    /// Take one group's resources (`passthrough`: FHIR input, written as it came).
+    /// Take one group's resources, each validated by the pipeline (a record with an invalid one is
+    /// rejected, never handed over) (`passthrough`: FHIR input, written as it came).
     fn accept(&mut self, resources: Vec<Value>, passthrough: bool) -> std::io::Result<()>;
     /// Whether the sink writes JSON text: then each record's resources are serialized where they were
     /// mapped (on the thread that mapped them) and handed over with [`Sink::accept_text`].

@@ -436,6 +436,77 @@ fn the_validator_reports_invariants_with_their_paths() {
     );
 }
 
+/// The invariant keys among `issues`, each with where it was raised.
+fn raised_at(issues: &[onedoor::validation::Issue]) -> Vec<(String, String)> {
+    issues
+        .iter()
+        .filter(|issue| issue.source == onedoor::validation::IssueSource::Invariant)
+        .map(|issue| {
+            let key = issue.message.split(':').next().unwrap_or_default();
+            (key.to_owned(), issue.path.clone())
+        })
+        .collect()
+}
+
+/// A job's record is a transaction Bundle the gateway assembles around resources the pipeline validated;
+/// the gateway checks what assembling added (`Validator::validate_assembled`): the rules that see the
+/// whole Bundle — a fullUrl twice (bdl-7), a Task's focus resolved to another entry (SDOH-Task-3) — are
+/// raised where validating the Bundle in full raises them, and a Bundle of valid resources gives what
+/// that gives: nothing.
+#[test]
+fn an_assembled_bundle_raises_what_assembling_added() {
+    let validator = Validator::new();
+    let task = patient_task(
+        "review-material",
+        json!({"id": "t", "for": {"reference": "Patient/p"}, "focus": {"reference": "Questionnaire/q"}}),
+    );
+    let questionnaire = json!({"resourceType": "Questionnaire", "id": "q", "status": "active"});
+    let entry = |resource: &Value, url: &str| json!({"fullUrl": url, "resource": resource, "request": {"method": "PUT", "url": "x"}});
+    let alone = raised_at(&validator.validate(&task));
+    assert!(
+        !alone.iter().any(|(key, _)| key == "SDOH-Task-3"),
+        "the Task alone resolves no focus: {alone:?}"
+    );
+    let focus_is_an_entry = bundle(
+        "transaction",
+        json!([
+            entry(&task, "urn:uuid:t"),
+            entry(&questionnaire, "urn:uuid:q")
+        ]),
+    );
+    let twice = bundle(
+        "transaction",
+        json!([
+            entry(&questionnaire, "urn:uuid:q"),
+            entry(&questionnaire, "urn:uuid:q")
+        ]),
+    );
+    for record in [&focus_is_an_entry, &twice] {
+        let assembled = raised_at(&validator.validate_assembled(record));
+        let full = raised_at(&validator.validate(record));
+        assert!(!assembled.is_empty(), "{record}");
+        assert_eq!(assembled, full, "{record}");
+    }
+    let expected = ("SDOH-Task-3".to_owned(), "/entry/0/resource".to_owned());
+    let raised = raised_at(&validator.validate_assembled(&focus_is_an_entry));
+    assert!(raised.contains(&expected), "{raised:?}");
+    let raised = raised_at(&validator.validate_assembled(&twice));
+    assert!(raised.iter().any(|(key, _)| key == "bdl-7"), "{raised:?}");
+
+    let valid = bundle(
+        "transaction",
+        json!([
+            entry(&questionnaire, "urn:uuid:q"),
+            entry(
+                &json!({"resourceType": "Organization", "id": "o", "name": "Food bank"}),
+                "urn:uuid:o"
+            )
+        ]),
+    );
+    assert_eq!(validator.validate(&valid), Vec::new());
+    assert_eq!(validator.validate_assembled(&valid), Vec::new());
+}
+
 /// The cost of the invariant walk per resource, on the NDJSON file named by `ONEDOOR_INVARIANTS_BENCH`
 /// (run with `cargo test --release --test invariants -- --ignored --nocapture`).
 #[test]

@@ -12,6 +12,26 @@ use crate::store::messages::{NewDelivery, Revision};
 use crate::store::{DeliveryKind, DeliveryStatus, Message, StoreError, WriteTx};
 use serde_json::Value;
 
+/// One group's resources as the pipeline built them, each validated, made one record (a transaction
+/// Bundle, or a passthrough record's own resource): what a job hands the gateway. Only the pipeline's sinks
+/// make one, so the gateway checks only what assembling added ([`Gateway::prepare_assembled`]).
+pub struct AssembledRecord(Value);
+
+impl AssembledRecord {
+    /// The record of a group the pipeline handed its sink ([`crate::pipeline::Sink::accept`]).
+    pub(crate) fn of_group(resources: Vec<Value>, passthrough: bool) -> Self {
+        Self(crate::canonical::bundle::group_record(
+            resources,
+            passthrough,
+        ))
+    }
+
+    /// The record.
+    pub fn value(&self) -> &Value {
+        &self.0
+    }
+}
+
 /// A submission checked and planned, ready for its transaction.
 pub(super) struct Prepared {
     source: String,
@@ -78,6 +98,21 @@ impl Gateway {
     ) -> Result<Prepared, GatewayError> {
         self.check(&bundle)?;
         self.prepare_checked(source, sender_org, bundle).await
+    }
+
+    /// [`Gateway::prepare`] for a job's record, whose resources the pipeline validated: only what
+    /// assembling them into the record added is checked ([`crate::validation::Validator::validate_assembled`]).
+    pub(super) async fn prepare_assembled(
+        &self,
+        source: &str,
+        sender_org: &str,
+        record: AssembledRecord,
+    ) -> Result<Prepared, GatewayError> {
+        let issues = self.validator.validate_assembled(&record.0);
+        if !issues.is_empty() {
+            return Err(GatewayError::Unprocessable(issues));
+        }
+        self.prepare_checked(source, sender_org, record.0).await
     }
 
     /// [`Gateway::prepare`] for a bundle already validated.

@@ -9,7 +9,7 @@
 //! with the failure. On SQLite the committer has a thread of its own (see `CommitQueue::start`). Several
 //! nodes over one PostgreSQL each run a committer; their batches take turns at the chain's head.
 
-use super::accept::{Prepared, accepted_now};
+use super::accept::{AssembledRecord, Prepared, accepted_now};
 use super::batch::{BatchReads, BatchWrites};
 use super::{Accepted, Gateway, GatewayError};
 use crate::consent::audit::ChainHead;
@@ -214,20 +214,22 @@ pub const JOB_BATCH: usize = 64;
 
 impl Gateway {
     /// Accept a job's records (each with its ordinal in the upload) in one transaction, their writes
-    /// gathered as a group commit's are; one that is not valid FHIR is refused alone (writing nothing) and
-    /// listed in the job's refusals; the job's
+    /// gathered as a group commit's are; each is checked for what assembling it added to the resources the
+    /// pipeline validated ([`AssembledRecord`]); one that is not valid FHIR is refused alone (writing
+    /// nothing) and listed in the job's refusals; the job's
     /// progress is written once, in the same transaction, so after a crash the job resumes after the last
     /// batch committed. Any other failure stops the batch and nothing of it is kept.
     pub async fn accept_job_batch(
         &self,
         source: &str,
         sender_org: &str,
-        records: Vec<(i64, serde_json::Value)>,
+        records: Vec<(i64, AssembledRecord)>,
         cursor: &mut super::JobCursor,
     ) -> Result<Vec<JobRecord>, GatewayError> {
         let mut prepared = Vec::with_capacity(records.len());
         for (ordinal, record) in records {
-            prepared.push((ordinal, self.prepare(source, sender_org, record).await));
+            let ready = self.prepare_assembled(source, sender_org, record).await;
+            prepared.push((ordinal, ready));
         }
         let mut tx = self.store.begin().await?;
         let mut head = self.store.lock_chain(&mut tx).await?;

@@ -26,6 +26,7 @@ mod routing;
 mod tasks;
 mod workflow;
 
+pub use accept::AssembledRecord;
 pub use commits::{JOB_BATCH, JobRecord};
 pub use notifications::shortcut_id;
 pub use performer::performer_org;

@@ -122,16 +122,54 @@ impl Validator {
         issues
     }
 
+    /// Every issue of a Bundle assembled around resources each already validated as
+    /// [`Validator::validate`] validates a resource, the same values (a job's records: the pipeline
+    /// validated every resource it built before the job's sink wrapped them in a transaction Bundle).
+    /// What validating the Bundle adds to that is checked: its own schema and profile checks and the
+    /// invariants of the whole document, evaluated in the Bundle (where a reference resolves to another
+    /// entry, as `SDOH-Task` rules ask). Each entry's schema, typed-model and profile checks are not
+    /// repeated: they are functions of the resource alone and found nothing in it already, so the issues
+    /// are those [`Validator::validate`] would give. A record that is not a Bundle is checked whole (its
+    /// own checks are all there are).
+    pub fn validate_assembled(&self, record: &Value) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        self.validate_own(record, "", &mut issues);
+        issues
+    }
+
     fn validate_at(&self, resource: &Value, prefix: &str, issues: &mut Vec<Issue>) {
+        if self.validate_own(resource, prefix, issues) != Some("Bundle") {
+            return;
+        }
+        let entry_prefix = format!("{prefix}/entry/");
+        let entries = resource
+            .member("entry")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for (index, entry) in entries.iter().enumerate() {
+            if let Some(inner) = entry.member("resource") {
+                self.validate_at(inner, &format!("{entry_prefix}{index}/resource"), issues);
+            }
+        }
+    }
+
+    /// The checks of `resource` itself, not of the resources in a Bundle's entries (the invariants of the
+    /// whole document when it is the root); its type (`None`: it has none, which is the issue).
+    fn validate_own<'r>(
+        &self,
+        resource: &'r Value,
+        prefix: &str,
+        issues: &mut Vec<Issue>,
+    ) -> Option<&'r str> {
         let Some(kind) = resource.member("resourceType").and_then(Value::as_str) else {
             issues.push(Issue {
                 path: prefix.to_owned(),
                 message: "no resourceType (expected a FHIR resource)".into(),
                 source: IssueSource::Schema,
             });
-            return;
+            return None;
         };
-        let entry_prefix = format!("{prefix}/entry/");
         for issue in self.schema.validate(kind, resource) {
             // Errors inside a Bundle entry's resource are opaque there (a oneOf over every resource type);
             // each entry is validated against its own type below instead.
@@ -167,18 +205,7 @@ impl Validator {
                 source: IssueSource::Profile,
             });
         }
-        if kind == "Bundle" {
-            let entries = resource
-                .member("entry")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            for (index, entry) in entries.iter().enumerate() {
-                if let Some(inner) = entry.member("resource") {
-                    self.validate_at(inner, &format!("{entry_prefix}{index}/resource"), issues);
-                }
-            }
-        }
+        Some(kind)
     }
 }
 
